@@ -1,0 +1,108 @@
+# lego - one build for everything: `make`, `make test`, `make bench`, `make bench-NAME`.
+# Missing Debian packages are installed by mk/deps.sh (apt-get) before the first build.
+
+CC      ?= gcc
+BUILD   := build
+V       ?= 0
+Q       := $(if $(filter 1,$(V)),,@)
+
+DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev clang-format
+
+CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wno-missing-field-initializers -D_GNU_SOURCE -pthread \
+           -MMD -MP -Icommon -Ivmm -Iguest/payloads -Itests/lib
+LDLIBS  := -pthread -ljansson
+
+# Payloads: freestanding, static, linked at LP_LOAD_ADDR and flattened.
+PAYLOAD_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-pic -fno-pie \
+                  -fno-stack-protector -fno-asynchronous-unwind-tables -fcf-protection=none \
+                  -mno-red-zone -mcmodel=small -fno-builtin -MMD -MP -Iguest/payloads/rt
+PAYLOAD_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,--no-warn-rwx-segments -Wl,-z,noexecstack -Wl,-T,guest/payloads/rt/payload.ld
+
+COMMON_SRCS := $(wildcard common/*.c)
+VMM_SRCS    := $(filter-out vmm/main.c,$(wildcard vmm/*.c))
+RT_SRCS     := $(wildcard guest/payloads/rt/*.c) guest/payloads/rt/crt0.S
+PAYLOADS    := $(basename $(notdir $(wildcard guest/payloads/*.c)))
+TEST_LIB    := $(wildcard tests/lib/*.c)
+TESTS       := $(basename $(wildcard tests/unit/*.c tests/vmm/*.c))
+BENCHES     := $(basename $(wildcard tests/bench/bench_*.c))
+
+COMMON_LIB  := $(BUILD)/lib/libcommon.a
+VMM_LIB     := $(BUILD)/lib/libvmm.a
+BINS        := $(BUILD)/bin/lego-vmm
+PAYLOAD_BINS := $(PAYLOADS:%=$(BUILD)/guest/payloads/%.bin)
+TEST_BINS   := $(TESTS:%=$(BUILD)/%)
+BENCH_BINS  := $(BENCHES:%=$(BUILD)/%)
+DEPS_STAMP  := $(BUILD)/.deps-installed
+
+.PHONY: all deps test check bench format format-check clean
+all: $(BINS) $(PAYLOAD_BINS)
+
+# Order-only: installing packages never makes objects stale.
+$(DEPS_STAMP): mk/deps.sh
+	$(Q)mkdir -p $(BUILD)
+	$(Q)mk/deps.sh $(DEB_PACKAGES)
+	$(Q)touch $@
+deps: $(DEPS_STAMP)
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(COMMON_LIB): $(COMMON_SRCS:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(Q)$(AR) rcs $@ $^
+$(VMM_LIB): $(VMM_SRCS:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/bin/lego-vmm: $(BUILD)/vmm/main.o $(VMM_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $^ $(LDLIBS)
+
+# --- guest payloads ---
+$(BUILD)/payload-obj/%.o: guest/payloads/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (payload)"
+	$(Q)$(CC) $(PAYLOAD_CFLAGS) -c -o $@ $<
+$(BUILD)/payload-obj/rt/%.o: guest/payloads/rt/%.S | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PAYLOAD_CFLAGS) -c -o $@ $<
+RT_OBJS := $(patsubst guest/payloads/%,$(BUILD)/payload-obj/%.o,$(basename $(RT_SRCS)))
+$(BUILD)/guest/payloads/%.elf: $(BUILD)/payload-obj/%.o $(RT_OBJS) guest/payloads/rt/payload.ld
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PAYLOAD_CFLAGS) $(PAYLOAD_LDFLAGS) -o $@ $(RT_OBJS) $< -lgcc
+$(BUILD)/guest/payloads/%.bin: $(BUILD)/guest/payloads/%.elf
+	@echo "  PAYLOAD $@"
+	$(Q)objcopy -O binary $< $@
+
+# --- tests and benchmarks ---
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/lib/libtest.a $(VMM_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -o $@ $^ $(LDLIBS)
+$(BUILD)/lib/libtest.a: $(TEST_LIB:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(Q)$(AR) rcs $@ $^
+
+test check: all $(TEST_BINS)
+	$(Q)tests/run.sh $(BUILD) $(TEST_BINS)
+
+bench: all $(BENCH_BINS)
+	$(Q)for b in $(BENCH_BINS); do echo "== $$b"; $$b $(BUILD) || exit 1; done
+bench-%: all $(BUILD)/tests/bench/bench_%
+	$(Q)$(BUILD)/tests/bench/bench_$* $(BUILD)
+
+# --- style ---
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common vmm guest tests -name '*.[ch]')
+format: | $(DEPS_STAMP)
+	$(Q)clang-format -i $(FORMAT_FILES)
+format-check: | $(DEPS_STAMP)
+	$(Q)clang-format --dry-run -Werror $(FORMAT_FILES) && echo "format-check: ok"
+
+clean:
+	rm -rf $(BUILD)
+
+.SECONDARY:
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,36 @@
+/* util.h - small helpers shared by every component: sizes, time, containers. */
+#ifndef LEGO_UTIL_H
+#define LEGO_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define ARRAY_SIZE(a)			(sizeof(a) / sizeof((a)[0]))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define ALIGN_UP(x, a)			(((x) + (a)-1) & ~((__typeof__(x))(a)-1))
+#define ALIGN_DOWN(x, a)		((x) & ~((__typeof__(x))(a)-1))
+
+#define KiB (1024ULL)
+#define MiB (1024ULL * KiB)
+#define GiB (1024ULL * MiB)
+
+/*
+ * parse_size - parse "64M", "2G", "4096", "512K" (binary units, optional "iB"/"B")
+ * into *@out bytes. Returns 0, or -EINVAL for malformed text, -ERANGE on overflow.
+ */
+int parse_size(const char *text, uint64_t *out);
+
+/* format_size - write @bytes as "64 MiB" or "1.5 GiB" into @buf; returns @buf. */
+char *format_size(uint64_t bytes, char *buf, size_t len);
+
+/* now_ns - CLOCK_MONOTONIC in nanoseconds. */
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+#endif

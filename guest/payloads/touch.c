@@ -1,0 +1,217 @@
+/*
+ * touch.c - the page-touch workload: every vCPU touches its share of a working
+ * set, one access per 4 KiB page, in sequential, random or Zipf order.
+ *
+ * args (all optional):
+ *   op=read|write|verify  verify (default) writes every chosen page with a
+ *                         pattern derived from its address and a version,
+ *                         then checks every page of the set
+ *   mode=seq|rand|zipf    page order (default seq); seq and rand visit each
+ *                         page once per pass, zipf draws `accesses` pages
+ *   size=BYTES            working set, split between the vCPUs (default: all
+ *                         free memory less the version table)
+ *   passes=N              repeat N times (default 1); verify bumps versions
+ *   accesses=N            draws per pass and vCPU for zipf (default 4 x pages)
+ *   theta=0.99            Zipf skew; seed=N
+ *
+ * Reports per vCPU: pages, and per pass pN_ns_per_page (and pN_verify_ns_per_page),
+ * then mismatches. Exit status 0, or 1 if any page failed verification.
+ */
+#include "rt.h"
+
+#define PAGE  4096ULL
+#define WORDS (PAGE / 8)
+
+enum { MODE_SEQ, MODE_RAND, MODE_ZIPF };
+enum { OP_READ, OP_WRITE, OP_VERIFY };
+
+struct slice {
+	uint64_t base; /* guest address of the first page of this vCPU's share */
+	uint64_t pages;
+	uint32_t *versions; /* verify: version last written to each page, 0 = never */
+	uint64_t rng;
+	/* random permutation of [0, pages): a bijection on [0, 2^bits), cycle-walked */
+	unsigned bits;
+	uint64_t mask, k1, k2;
+	/* zipf */
+	double theta, zetan, alpha, eta;
+};
+
+static uint64_t mix(uint64_t a, uint64_t b)
+{
+	uint64_t z = a * 0x9e3779b97f4a7c15ULL ^ (b + 0x632be59bd9b4e019ULL);
+
+	z = (z ^ (z >> 29)) * 0xbf58476d1ce4e5b9ULL;
+	return z ^ (z >> 32);
+}
+
+static uint64_t perm(const struct slice *s, uint64_t i)
+{
+	do {
+		i = (i * 0x5851f42d4c957f2dULL + s->k1) & s->mask;
+		i ^= i >> (s->bits / 2 + 1);
+		i = (i * 0x2545f4914f6cdd1dULL + s->k2) & s->mask;
+		i ^= i >> (s->bits / 2 + 1);
+	} while (i >= s->pages);
+	return i;
+}
+
+/* Zipf by the method of Gray et al. ("Quickly generating billion-record
+ * synthetic databases"): rank 0 is the hottest page. */
+static void zipf_init(struct slice *s, double theta)
+{
+	double zeta2 = 1 + rt_pow(0.5, theta);
+
+	s->theta = theta;
+	s->zetan = 0;
+	for (uint64_t i = 1; i <= s->pages; i++)
+		s->zetan += 1 / rt_pow((double)i, theta);
+	s->alpha = 1 / (1 - theta);
+	s->eta = (1 - rt_pow(2.0 / s->pages, 1 - theta)) / (1 - zeta2 / s->zetan);
+}
+
+static uint64_t zipf_next(struct slice *s)
+{
+	double u = (double)(rt_rand(&s->rng) >> 11) / (double)(1ULL << 53);
+	double uz = u * s->zetan;
+	uint64_t r;
+
+	if (uz < 1)
+		return 0;
+	if (uz < 1 + rt_pow(0.5, s->theta))
+		return 1;
+	r = (uint64_t)(s->pages * rt_pow(s->eta * u - s->eta + 1, s->alpha));
+	return r < s->pages ? r : s->pages - 1;
+}
+
+static uint64_t page_index(struct slice *s, int mode, uint64_t i)
+{
+	switch (mode) {
+	case MODE_RAND:
+		return perm(s, i);
+	case MODE_ZIPF:
+		/* scatter hot ranks over the set, so hot pages are not neighbours */
+		return perm(s, zipf_next(s));
+	default:
+		return i;
+	}
+}
+
+static void fill_page(uint64_t *p, uint64_t addr, uint64_t version)
+{
+	uint64_t h = mix(addr, version);
+
+	p[0] = addr;
+	p[1] = version;
+	p[2] = h;
+	for (uint64_t w = 3; w < WORDS; w++)
+		p[w] = h + w * 0x100000001b3ULL;
+}
+
+static int check_page(const uint64_t *p, uint64_t addr, uint64_t version)
+{
+	uint64_t h;
+
+	if (version == 0) {
+		for (uint64_t w = 0; w < WORDS; w++)
+			if (p[w])
+				return 0;
+		return 1;
+	}
+	h = mix(addr, version);
+	if (p[0] != addr || p[1] != version || p[2] != h)
+		return 0;
+	for (uint64_t w = 3; w < WORDS; w++)
+		if (p[w] != h + w * 0x100000001b3ULL)
+			return 0;
+	return 1;
+}
+
+static void report_pass(unsigned pass, const char *what, uint64_t cycles, uint64_t n)
+{
+	char key[LP_REPORT_KEY_MAX];
+
+	rt_snprintf(key, sizeof(key), "p%u_%sns_per_page", pass, what);
+	rt_report(key, n ? rt_cycles_to_ns(cycles) / n : 0);
+}
+
+int main(unsigned vcpu)
+{
+	const struct lp_info *info = rt_info();
+	unsigned ncpu = info->nr_vcpus;
+	int op = rt_arg_is("op", "read", 0)    ? OP_READ
+		 : rt_arg_is("op", "write", 0) ? OP_WRITE
+					       : OP_VERIFY;
+	int mode = rt_arg_is("mode", "rand", 0)	  ? MODE_RAND
+		   : rt_arg_is("mode", "zipf", 0) ? MODE_ZIPF
+						  : MODE_SEQ;
+	uint64_t passes = rt_arg_u64("passes", 1);
+	uint64_t free_bytes = info->free_end - info->free_base;
+	/* the version table takes 4 bytes a page, in front of the working set */
+	uint64_t max_pages = free_bytes / (PAGE + 4) - 2;
+	uint64_t total = rt_arg_u64("size", max_pages * PAGE) / PAGE;
+	uint64_t table = (info->free_base + total * 4 + PAGE - 1) & ~(PAGE - 1);
+	uint64_t mismatches = 0, sum = 0;
+	struct slice s;
+
+	if (total > max_pages || total < ncpu) {
+		if (vcpu == 0)
+			rt_printf("touch: size=%lu pages does not fit: between %u and %lu pages\n",
+				  (unsigned long)total, ncpu, (unsigned long)max_pages);
+		return 2;
+	}
+	s.pages = total / ncpu;
+	s.base = table + vcpu * s.pages * PAGE;
+	s.versions = (uint32_t *)info->free_base + vcpu * s.pages;
+	s.rng = mix(rt_arg_u64("seed", 1), vcpu);
+	for (s.bits = 1; (1ULL << s.bits) < s.pages; s.bits++)
+		;
+	s.mask = (1ULL << s.bits) - 1;
+	s.k1 = rt_rand(&s.rng);
+	s.k2 = rt_rand(&s.rng);
+	if (mode == MODE_ZIPF)
+		zipf_init(&s, rt_arg_double("theta", 0.99));
+	uint64_t draws = mode == MODE_ZIPF ? rt_arg_u64("accesses", 4 * s.pages) : s.pages;
+
+	rt_report("pages", s.pages);
+	for (unsigned pass = 1; pass <= passes; pass++) {
+		uint64_t t0, t1;
+
+		rt_barrier();
+		t0 = rt_rdtsc();
+		for (uint64_t i = 0; i < draws; i++) {
+			uint64_t idx = page_index(&s, mode, i);
+			uint64_t *p = (uint64_t *)(s.base + idx * PAGE);
+
+			if (op == OP_READ)
+				sum += *(volatile uint64_t *)p;
+			else if (op == OP_WRITE)
+				*(volatile uint64_t *)p = pass;
+			else
+				fill_page(p, (uint64_t)p, ++s.versions[idx]);
+		}
+		t1 = rt_rdtsc();
+		report_pass(pass, "", t1 - t0, draws);
+		if (op != OP_VERIFY)
+			continue;
+		rt_barrier();
+		t0 = rt_rdtsc();
+		for (uint64_t idx = 0; idx < s.pages; idx++) {
+			uint64_t *p = (uint64_t *)(s.base + idx * PAGE);
+
+			if (!check_page(p, (uint64_t)p, s.versions[idx])) {
+				if (mismatches < 5)
+					rt_printf("touch: vCPU %u: page %p holds version %lu, "
+						  "expected %u\n",
+						  vcpu, (void *)p, (unsigned long)p[1],
+						  s.versions[idx]);
+				mismatches++;
+			}
+		}
+		t1 = rt_rdtsc();
+		report_pass(pass, "verify_", t1 - t0, s.pages);
+	}
+	rt_report("mismatches", mismatches);
+	(void)sum;
+	return mismatches ? 1 : 0;
+}

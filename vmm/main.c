@@ -1,0 +1,306 @@
+/* main.c - lego-vmm's command line: build the VM, run it, report how it ended. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "payload.h"
+#include "pvm_compat.h"
+#include "util.h"
+#include "vm.h"
+
+#define LEGO_VERSION "0.1.0"
+
+struct vmm_options {
+	const char *payload;
+	const char *args;
+	const char *control;
+	uint64_t mem_size;
+	int nr_vcpus;
+	bool stats;
+	bool no_pvm_compat;
+	enum log_level level;
+};
+
+struct vmm {
+	struct vm vm;
+	struct payload_dev payload;
+	struct ctl *ctl;
+	const struct vmm_options *opt;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: lego-vmm --payload FILE [options]\n"
+		"\n"
+		"Run a vNode's processor component: a KVM guest with its RAM and vCPUs.\n"
+		"\n"
+		"  --payload FILE   run a freestanding test payload (guest/payloads/, built by\n"
+		"                   make into build/guest/payloads/) in 64-bit ring 3 on every "
+		"vCPU\n"
+		"  --args TEXT      argument text handed to the payload, e.g. \"mode=seq "
+		"pages=1024\"\n"
+		"  --memory SIZE    guest RAM, e.g. 64M, 2G (default 256M)\n"
+		"  --cpus N         number of vCPUs, one host thread each (default 1)\n"
+		"  --control PATH   serve the JSON control socket at PATH (try "
+		"{\"cmd\":\"help\"})\n"
+		"  --stats          print run statistics as one JSON line on stderr at exit\n"
+		"  --no-pvm-compat  on a kvm_pvm host (no hardware virtualisation), do not apply\n"
+		"                   the workarounds of vmm/pvm_compat.c (on by default there)\n"
+		"  -v, --verbose    more messages; -q, --quiet fewer\n"
+		"  -h, --help       this text; --version the version\n"
+		"\n"
+		"Exit status: the status the guest reports (0-255), %d for a wrong command line,\n"
+		"%d when the host cannot run the VM, %d when the guest had to be stopped for a\n"
+		"fault (the message and the guest's registers are on stderr). SIGTERM or SIGINT\n"
+		"stops the guest and exits 0.\n",
+		VM_EXIT_USAGE, VM_EXIT_VMM_ERROR, VM_EXIT_GUEST_FAULT);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "lego-vmm: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'lego-vmm --help'.\n");
+	return VM_EXIT_USAGE;
+}
+
+static int parse_options(int argc, char **argv, struct vmm_options *opt)
+{
+	enum {
+		OPT_PAYLOAD = 256,
+		OPT_ARGS,
+		OPT_MEMORY,
+		OPT_CPUS,
+		OPT_CONTROL,
+		OPT_STATS,
+		OPT_VERSION,
+		OPT_NO_PVM_COMPAT
+	};
+	static const struct option longopts[] = {
+		{"payload", required_argument, NULL, OPT_PAYLOAD},
+		{"args", required_argument, NULL, OPT_ARGS},
+		{"memory", required_argument, NULL, OPT_MEMORY},
+		{"cpus", required_argument, NULL, OPT_CPUS},
+		{"control", required_argument, NULL, OPT_CONTROL},
+		{"stats", no_argument, NULL, OPT_STATS},
+		{"no-pvm-compat", no_argument, NULL, OPT_NO_PVM_COMPAT},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	*opt = (struct vmm_options){.mem_size = 256 * MiB, .nr_vcpus = 1, .level = LOG_INFO};
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
+		char *end;
+		long n;
+
+		switch (c) {
+		case OPT_PAYLOAD:
+			opt->payload = optarg;
+			break;
+		case OPT_ARGS:
+			opt->args = optarg;
+			break;
+		case OPT_MEMORY:
+			if (parse_size(optarg, &opt->mem_size))
+				return usage_error("--memory: '%s' is not a size (e.g. 512M, 2G)",
+						   optarg);
+			break;
+		case OPT_CPUS:
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 1 || n > VM_MAX_VCPUS)
+				return usage_error("--cpus: '%s' is not a vCPU count from 1 to 64",
+						   optarg);
+			opt->nr_vcpus = (int)n;
+			break;
+		case OPT_CONTROL:
+			opt->control = optarg;
+			break;
+		case OPT_STATS:
+			opt->stats = true;
+			break;
+		case OPT_NO_PVM_COMPAT:
+			opt->no_pvm_compat = true;
+			break;
+		case 'v':
+			opt->level = LOG_DEBUG;
+			break;
+		case 'q':
+			opt->level = LOG_ERR;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("lego-vmm %s\n", LEGO_VERSION);
+			exit(0);
+		case ':':
+			return usage_error("%s needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!opt->payload)
+		return usage_error("%snothing to run: give --payload FILE", "");
+	return 0;
+}
+
+static const char *vcpu_state_name(int state)
+{
+	static const char *const names[] = {"created", "running", "done", "stopped"};
+
+	return state >= 0 && state < (int)ARRAY_SIZE(names) ? names[state] : "?";
+}
+
+static json_t *vmm_stats(struct vmm *v)
+{
+	struct vm *vm = &v->vm;
+	json_t *vcpus = json_array();
+	uint64_t first = vm->first_guest_ns;
+	bool stopping;
+	int status;
+
+	for (int i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *c = &vm->vcpus[i];
+
+		json_array_append_new(vcpus, json_pack("{s:i,s:s,s:I,s:I,s:I}", "index", i, "state",
+						       vcpu_state_name(c->state), "exits",
+						       (json_int_t)c->nr_exits, "pio_exits",
+						       (json_int_t)c->nr_pio, "mmio_exits",
+						       (json_int_t)c->nr_mmio));
+	}
+	pthread_mutex_lock(&vm->lock);
+	stopping = vm->stopping;
+	status = vm->exit_status;
+	pthread_mutex_unlock(&vm->lock);
+	return json_pack("{s:s,s:s,s:i,s:I,s:i,s:I,s:I,s:I,s:I,s:o,s:o}", "state",
+			 stopping ? "stopping" : "running", "mode", "payload", "pid", (int)getpid(),
+			 "memory_bytes", (json_int_t)vm->mem.size, "nr_vcpus", vm->nr_vcpus,
+			 "tsc_khz", (json_int_t)vm->tsc_khz, "uptime_ms",
+			 (json_int_t)((now_ns() - vm->created_ns) / 1000000), "first_guest_ns",
+			 (json_int_t)first, "reports", (json_int_t)v->payload.nr_reports,
+			 "exit_status", stopping ? json_integer(status) : json_null(), "vcpus",
+			 vcpus);
+}
+
+static json_t *vmm_ctl_status(void *opaque, json_t *req, char *err, size_t errlen)
+{
+	(void)req, (void)err, (void)errlen;
+	return vmm_stats(opaque);
+}
+
+/* Wait for the guest to stop by itself or for SIGTERM/SIGINT/SIGHUP to stop it. */
+static void vmm_wait_for_stop(struct vmm *v, int sfd)
+{
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = v->vm.stop_fd, .events = POLLIN},
+					{.fd = sfd, .events = POLLIN}};
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			vm_stop(&v->vm, VM_EXIT_VMM_ERROR, "poll: %s", strerror(errno));
+			return;
+		}
+		if (pfd[0].revents)
+			return;
+		if (pfd[1].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				log_info("%s: stopping the guest", strsignal(si.ssi_signo));
+				vm_stop(&v->vm, 0, "stopped by %s", strsignal(si.ssi_signo));
+				return;
+			}
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct vmm_options opt;
+	struct vmm v = {.opt = &opt};
+	struct vm_config cfg;
+	sigset_t sigs;
+	int sfd, ret, status;
+
+	ret = parse_options(argc, argv, &opt);
+	if (ret)
+		return ret;
+	log_init("lego-vmm", opt.level);
+
+	/* Blocked here so every thread inherits it: only the signalfd sees them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	signal(SIGPIPE, SIG_IGN);
+
+	cfg = (struct vm_config){
+		.mem_size = opt.mem_size, .nr_vcpus = opt.nr_vcpus, .strict_io = true};
+	if (pvm_compat_host()) {
+		cfg.pvm_compat = !opt.no_pvm_compat;
+		log_info("kvm_pvm host (no hardware virtualisation): pvm_compat workarounds %s",
+			 cfg.pvm_compat ? "on (--no-pvm-compat turns them off)" : "off");
+	}
+	if (vm_create(&v.vm, &cfg))
+		return VM_EXIT_VMM_ERROR;
+	status = VM_EXIT_VMM_ERROR;
+	if (payload_dev_init(&v.payload, &v.vm, stdout, NULL, NULL))
+		goto out_vm;
+	if (payload_load(&v.vm, opt.payload, opt.args))
+		goto out_payload;
+	if (opt.control) {
+		v.ctl = ctl_create(opt.control);
+		if (!v.ctl)
+			goto out_payload;
+		ctl_register(v.ctl, "status", vmm_ctl_status, &v,
+			     "state, memory, vCPUs and their exit counters");
+		if (ctl_start(v.ctl))
+			goto out_ctl;
+	}
+	log_debug("running %s on %d vCPU(s) with %llu MiB", opt.payload, opt.nr_vcpus,
+		  (unsigned long long)(opt.mem_size / MiB));
+	if (vm_start(&v.vm) == 0)
+		vmm_wait_for_stop(&v, sfd);
+	status = vm_wait(&v.vm);
+	if (status == VM_EXIT_GUEST_FAULT || status == VM_EXIT_VMM_ERROR)
+		log_err("%s (exit status %d)", v.vm.stop_reason, status);
+	else
+		log_debug("%s (exit status %d)", v.vm.stop_reason, status);
+	if (opt.stats) {
+		json_t *s = vmm_stats(&v);
+		char *text = json_dumps(s, JSON_COMPACT);
+
+		fprintf(stderr, "STATS %s\n", text ? text : "{}");
+		free(text);
+		json_decref(s);
+	}
+out_ctl:
+	ctl_destroy(v.ctl);
+out_payload:
+	payload_dev_exit(&v.payload);
+out_vm:
+	vm_destroy(&v.vm);
+	if (sfd >= 0)
+		close(sfd);
+	return status;
+}

@@ -1,0 +1,30 @@
+/*
+ * pvm_compat.h - workarounds for KVM without hardware virtualisation (the
+ * kvm_pvm module), kept apart from the plainly correct VMM. Enabled only
+ * where /sys/module/kvm_pvm exists, announced on stderr, and switched off
+ * with --no-pvm-compat. On hardware-virtualised KVM nothing here runs.
+ */
+#ifndef LEGO_VMM_PVM_COMPAT_H
+#define LEGO_VMM_PVM_COMPAT_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+
+#include "vm.h"
+
+/* pvm_compat_host - true when this host's KVM is kvm_pvm. */
+bool pvm_compat_host(void);
+
+/*
+ * pvm_compat_user_pio - kvm_pvm runs guest ring 3 natively on the host CPU,
+ * which does not honour the guest's IOPL: an in/out that the guest was
+ * allowed raises #GP, and the IOPL it was given does not even show in the
+ * RFLAGS of the exception frame. Given the user context @r of such a #GP and
+ * the IOPL @iopl that the guest really has (its kernel, here the VMM, knows),
+ * emulate the instruction if it is a port access and @iopl is 3, advancing
+ * @r->rip (and setting @r->rax for an in). Returns 1 when emulated, 0 when the
+ * instruction is not one this emulates (the #GP is then the guest's).
+ */
+int pvm_compat_user_pio(struct vcpu *vcpu, struct kvm_regs *r, unsigned iopl);
+
+#endif

@@ -1,0 +1,223 @@
+/* vm.c - creating and tearing down the KVM VM, its RAM and its vCPUs; stopping it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+#include "vcpu.h"
+#include "vm.h"
+
+static int vm_setup_memory(struct vm *vm, uint64_t size)
+{
+	struct gmem *mem = &vm->mem;
+	uint64_t low = size < GMEM_LOW_LIMIT ? size : GMEM_LOW_LIMIT;
+
+	/* One anonymous private mapping: the ExCache later registers exactly this
+	 * range with userfaultfd and drops pages from it with MADV_DONTNEED. */
+	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem->base == MAP_FAILED) {
+		mem->base = NULL;
+		return -errno;
+	}
+	mem->size = size;
+	mem->regions[mem->nr++] = (struct gmem_region){0, low, mem->base};
+	if (size > low)
+		mem->regions[mem->nr++] =
+			(struct gmem_region){GMEM_HIGH_BASE, size - low, mem->base + low};
+	for (int i = 0; i < mem->nr; i++) {
+		struct kvm_userspace_memory_region slot = {
+			.slot = i,
+			.guest_phys_addr = mem->regions[i].gpa,
+			.memory_size = mem->regions[i].size,
+			.userspace_addr = (uint64_t)(uintptr_t)mem->regions[i].hva,
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int vm_check_kvm(struct vm *vm)
+{
+	int version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+
+	if (version != KVM_API_VERSION) {
+		log_err("/dev/kvm speaks API version %d, lego-vmm needs %d", version,
+			KVM_API_VERSION);
+		return -EINVAL;
+	}
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY) <= 0 ||
+	    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IMMEDIATE_EXIT) <= 0) {
+		log_err("this KVM lacks user memory or immediate exit support");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	char size_text[32];
+	int ret, max_vcpus;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	bus_init(&vm->pio, "port I/O");
+	bus_init(&vm->mmio, "MMIO");
+	vm->created_ns = now_ns();
+	vm->strict_io = cfg->strict_io;
+	vm->pvm_compat = cfg->pvm_compat;
+
+	if (cfg->mem_size < 4 * MiB || cfg->mem_size % (4 * KiB)) {
+		log_err("guest memory must be a multiple of 4 KiB and at least 4 MiB, not %s",
+			format_size(cfg->mem_size, size_text, sizeof(size_text)));
+		return -EINVAL;
+	}
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		ret = -errno;
+		log_err("cannot open /dev/kvm: %s (is the kvm module loaded, and may this user "
+			"use it?)",
+			strerror(errno));
+		return ret;
+	}
+	ret = vm_check_kvm(vm);
+	if (ret)
+		goto fail;
+	max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (max_vcpus <= 0)
+		max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	if (max_vcpus > VM_MAX_VCPUS || max_vcpus <= 0)
+		max_vcpus = VM_MAX_VCPUS;
+	if (cfg->nr_vcpus < 1 || cfg->nr_vcpus > max_vcpus) {
+		log_err("%d vCPUs asked for; this KVM and lego-vmm allow 1 to %d", cfg->nr_vcpus,
+			max_vcpus);
+		ret = -EINVAL;
+		goto fail;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		ret = -errno;
+		log_err("KVM_CREATE_VM: %s", strerror(errno));
+		goto fail;
+	}
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = vm_setup_memory(vm, cfg->mem_size);
+	if (ret) {
+		log_err("cannot set up %s of guest memory: %s",
+			format_size(cfg->mem_size, size_text, sizeof(size_text)), strerror(-ret));
+		goto fail;
+	}
+	ret = vcpus_create(vm, cfg->nr_vcpus);
+	if (ret)
+		goto fail;
+	return 0;
+fail:
+	vm_destroy(vm);
+	return ret;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpus) {
+		vm_stop(vm, 0, "VM destroyed");
+		vm_wait(vm);
+		vcpus_destroy(vm);
+	}
+	bus_exit(&vm->pio);
+	bus_exit(&vm->mmio);
+	if (vm->mem.base)
+		munmap(vm->mem.base, vm->mem.size);
+	vm->mem.base = NULL;
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+	if (vm->stop_fd >= 0)
+		close(vm->stop_fd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->stop_fd = vm->vm_fd = vm->kvm_fd = -1;
+}
+
+int vm_start(struct vm *vm)
+{
+	return vcpus_start(vm);
+}
+
+bool vm_stopping(struct vm *vm)
+{
+	bool stopping;
+
+	pthread_mutex_lock(&vm->lock);
+	stopping = vm->stopping;
+	pthread_mutex_unlock(&vm->lock);
+	return stopping;
+}
+
+void vm_stop(struct vm *vm, int status, const char *fmt, ...)
+{
+	char reason[sizeof(vm->stop_reason)];
+	uint64_t one = 1;
+	bool first;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+
+	pthread_mutex_lock(&vm->lock);
+	first = !vm->stopping;
+	if (first) {
+		vm->stopping = true;
+		vm->exit_status = status;
+		snprintf(vm->stop_reason, sizeof(vm->stop_reason), "%s", reason);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (!first) {
+		log_debug("already stopping; also: %s", reason);
+		return;
+	}
+	log_debug("stopping (status %d): %s", status, reason);
+	vcpus_kick(vm);
+	if (write(vm->stop_fd, &one, sizeof(one)) < 0)
+		log_warn("cannot signal the VM's stop: %s", strerror(errno));
+}
+
+int vm_wait(struct vm *vm)
+{
+	vcpus_join(vm);
+	return vm->exit_status;
+}
+
+void vcpu_finish(struct vcpu *vcpu, int status)
+{
+	struct vm *vm = vcpu->vm;
+	bool all;
+	int final;
+
+	vcpu->finished = true;
+	pthread_mutex_lock(&vm->lock);
+	if (status && !vm->finished_status)
+		vm->finished_status = status;
+	all = ++vm->nr_finished == vm->nr_vcpus;
+	final = vm->finished_status;
+	pthread_mutex_unlock(&vm->lock);
+	if (all)
+		vm_stop(vm, final, "every vCPU finished");
+}

@@ -1,0 +1,153 @@
+/*
+ * vm.h - the machine: one KVM VM, its guest RAM, its buses and its vCPUs.
+ * No globals: everything a device or a vCPU needs hangs off struct vm.
+ */
+#ifndef LEGO_VMM_VM_H
+#define LEGO_VMM_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+
+/* lego-vmm's own exit statuses; a guest-reported status passes through. */
+#define VM_EXIT_USAGE	    2	/* wrong command line */
+#define VM_EXIT_VMM_ERROR   125 /* the host could not run the VM (KVM, memory, files) */
+#define VM_EXIT_GUEST_FAULT 126 /* the guest did something the VMM had to stop it for */
+
+#define VM_MAX_VCPUS 64
+
+/* Guest RAM above this physical address continues at 4 GiB (PCI hole). */
+#define GMEM_LOW_LIMIT 0xc0000000ULL
+#define GMEM_HIGH_BASE 0x100000000ULL
+
+struct gmem_region {
+	uint64_t gpa, size;
+	uint8_t *hva;
+};
+
+/* Guest RAM: one host mapping, split into at most two guest-physical regions. */
+struct gmem {
+	uint8_t *base;
+	uint64_t size;
+	int nr;
+	struct gmem_region regions[2];
+};
+
+/*
+ * gmem_ptr - the host address of guest-physical [@gpa, @gpa + @len), or NULL
+ * when any byte of it is outside guest RAM. The only way the VMM reaches
+ * guest memory: a bad guest address is the guest's error, never a VMM crash.
+ */
+void *gmem_ptr(const struct gmem *mem, uint64_t gpa, uint64_t len);
+
+/* gmem_read - copy guest [@gpa, +@len) to @dst; -EFAULT if outside RAM. */
+int gmem_read(const struct gmem *mem, uint64_t gpa, void *dst, uint64_t len);
+
+/*
+ * gmem_write - copy @src to guest [@gpa, +@len); -EFAULT if outside RAM.
+ * Every write the VMM makes into guest memory goes through here, so that a
+ * memory backend that must see writes (the ExCache) has one place to hook.
+ */
+int gmem_write(struct gmem *mem, uint64_t gpa, const void *src, uint64_t len);
+
+/*
+ * gmem_read_str - copy the NUL-terminated guest string at @gpa into @buf
+ * (@size bytes, NUL included). Returns its length, -EFAULT if it leaves
+ * guest RAM, -E2BIG if no NUL within @size bytes.
+ */
+int gmem_read_str(const struct gmem *mem, uint64_t gpa, char *buf, uint64_t size);
+
+enum vcpu_state { VCPU_CREATED, VCPU_RUNNING, VCPU_DONE, VCPU_STOPPED };
+
+struct vcpu {
+	struct vm *vm;
+	int index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+	_Atomic int state; /* enum vcpu_state */
+	bool finished;	   /* set by vcpu_finish on this vCPU's own thread */
+	_Atomic uint64_t nr_exits, nr_pio, nr_mmio;
+};
+
+struct vm_config {
+	uint64_t mem_size;
+	int nr_vcpus;
+	bool strict_io;	 /* an access no device claims stops the guest (payload mode) */
+	bool pvm_compat; /* kvm_pvm workarounds (pvm_compat.h); false on hardware KVM */
+};
+
+struct vm {
+	int kvm_fd, vm_fd;
+	int run_size;
+	struct gmem mem;
+	struct bus pio, mmio;
+	int nr_vcpus;
+	struct vcpu *vcpus;
+	struct kvm_cpuid2 *cpuid;
+	bool strict_io;
+	bool pvm_compat;
+	uint64_t tsc_khz;
+	uint64_t created_ns;
+	_Atomic uint64_t first_guest_ns; /* CLOCK_MONOTONIC of the guest's start marker */
+
+	pthread_mutex_t lock; /* protects the stop state below */
+	bool stopping;
+	int exit_status;
+	char stop_reason[512];
+	int nr_finished;
+	int finished_status;
+	int stop_fd; /* eventfd, readable once the VM is stopping */
+};
+
+/* vm_create - open KVM and build the VM of @cfg: RAM, memslots, vCPUs. -errno, logged. */
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+
+/* vm_destroy - stop the vCPU threads if running and free everything. */
+void vm_destroy(struct vm *vm);
+
+/* vm_start - start one thread per vCPU. */
+int vm_start(struct vm *vm);
+
+/*
+ * vm_stop - stop the guest with exit @status; the first call wins, later ones
+ * only log. @fmt says why (shown to the user when @status is an error).
+ */
+void vm_stop(struct vm *vm, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* vm_stopping - true once vm_stop was called. */
+bool vm_stopping(struct vm *vm);
+
+/* vm_wait - join every vCPU thread; returns the exit status. */
+int vm_wait(struct vm *vm);
+
+/*
+ * vcpu_finish - called on @vcpu's thread: this vCPU has nothing more to run
+ * (status @status). When every vCPU has finished the VM stops with the first
+ * non-zero status, or 0.
+ */
+void vcpu_finish(struct vcpu *vcpu, int status);
+
+/*
+ * vcpu_fault - called on @vcpu's thread: the guest did something it must be
+ * stopped for. Logs @fmt with the vCPU's registers and instruction bytes,
+ * then stops the VM with VM_EXIT_GUEST_FAULT.
+ */
+void vcpu_fault(struct vcpu *vcpu, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * vcpu_pio - one port access of @size bytes at @port by @vcpu, dispatched on
+ * the port bus; @data is read or filled. An unclaimed port stops a strict VM
+ * (-ENOENT) and reads all-ones otherwise.
+ */
+int vcpu_pio(struct vcpu *vcpu, uint16_t port, void *data, uint32_t size, bool is_write);
+
+/* vcpu_read_virt - read @len bytes at guest virtual @gva through @vcpu's page tables. */
+int vcpu_read_virt(struct vcpu *vcpu, uint64_t gva, void *dst, uint64_t len);
+
+#endif
