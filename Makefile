@@ -95,7 +95,7 @@ bench-%: all $(BUILD)/tests/bench/bench_%
 	$(Q)$(BUILD)/tests/bench/bench_$* $(BUILD)
 
 # --- style ---
-FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common vmm guest tests -name '*.[ch]')
+FORMAT_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find common vmm guest tests -name '*.[ch]')
 format: | $(DEPS_STAMP)
 	$(Q)clang-format -i $(FORMAT_FILES)
 format-check: | $(DEPS_STAMP)

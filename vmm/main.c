@@ -118,6 +118,10 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 			if (parse_size(optarg, &opt->mem_size))
 				return usage_error("--memory: '%s' is not a size (e.g. 512M, 2G)",
 						   optarg);
+			if (opt->mem_size < 4 * MiB || opt->mem_size % (4 * KiB))
+				return usage_error("--memory: %s is not a multiple of 4 KiB of at "
+						   "least 4M",
+						   optarg);
 			break;
 		case OPT_CPUS:
 			errno = 0;

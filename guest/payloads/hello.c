@@ -10,6 +10,10 @@ int main(unsigned vcpu)
 	rt_report("vcpu_index", vcpu);
 	rt_report("nr_vcpus", info->nr_vcpus);
 	rt_report("mem_size", info->mem_size);
+	/* spin=1 keeps the guest running until the VMM is stopped from outside. */
+	if (rt_arg_u64("spin", 0))
+		for (;;)
+			__asm__ volatile("pause");
 	/* status=N lets tests check that the guest's status reaches the host. */
 	return vcpu == 0 ? (int)rt_arg_u64("status", 0) : 0;
 }

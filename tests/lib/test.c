@@ -1,0 +1,305 @@
+/* test.c - the harness behind test.h: case runner, process helpers, report parsing. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test.h"
+
+#define TEST_MAX       128
+#define TEST_EXIT_SKIP 77
+
+static struct {
+	const char *name;
+	test_fn fn;
+	int timeout_s;
+} tests[TEST_MAX];
+static int nr_tests;
+static const char *build_dir = "build";
+static char case_tmp[256];
+static int proc_serial;
+
+void test_register(const char *name, test_fn fn, int timeout_s)
+{
+	if (nr_tests < TEST_MAX)
+		tests[nr_tests++] = (typeof(tests[0])){name, fn, timeout_s};
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "  %s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+void test_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "  SKIPPED: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(TEST_EXIT_SKIP);
+}
+
+const char *test_build_dir(void)
+{
+	return build_dir;
+}
+
+const char *test_path(const char *rel)
+{
+	static char bufs[8][512];
+	static int next;
+	char *b = bufs[next++ % 8];
+
+	snprintf(b, sizeof(bufs[0]), "%s/%s", build_dir, rel);
+	return b;
+}
+
+void test_require_kvm(void)
+{
+	int fd = open("/dev/kvm", O_RDWR);
+
+	if (fd < 0)
+		test_skip("/dev/kvm is not usable here (%s): this KVM test did NOT run",
+			  strerror(errno));
+	close(fd);
+}
+
+const char *test_tmpdir(void)
+{
+	/* Outside a case (a benchmark's main), make one directory for the run. */
+	if (!case_tmp[0]) {
+		strcpy(case_tmp, "/tmp/lego-bench-XXXXXX");
+		if (!mkdtemp(case_tmp))
+			test_fail(__FILE__, __LINE__, "mkdtemp: %s", strerror(errno));
+	}
+	return case_tmp;
+}
+
+void test_set_build_dir(const char *dir)
+{
+	build_dir = dir;
+}
+
+const char *test_case_dir(int i)
+{
+	snprintf(case_tmp, sizeof(case_tmp), "/tmp/lego-test-%d-%s", (int)getpid(), tests[i].name);
+	mkdir(case_tmp, 0755);
+	return case_tmp;
+}
+
+int test_count(void)
+{
+	return nr_tests;
+}
+
+const char *test_name(int i)
+{
+	return tests[i].name;
+}
+
+int test_timeout(int i)
+{
+	return tests[i].timeout_s;
+}
+
+void test_call(int i)
+{
+	tests[i].fn();
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (!f)
+		return strdup("");
+	do {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 65536;
+			buf = realloc(buf, cap + 1);
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+/* Which capture files belong to which child: the serial is chosen before fork. */
+static struct {
+	pid_t pid;
+	int serial;
+} spawned[256];
+static int nr_spawned;
+
+static void proc_files(int serial, char *out, char *err, size_t len)
+{
+	snprintf(out, len, "%s/proc-%d.out", case_tmp, serial);
+	snprintf(err, len, "%s/proc-%d.err", case_tmp, serial);
+}
+
+pid_t proc_spawn(char *const argv[])
+{
+	char out[400], err[400];
+	int serial = ++proc_serial;
+	pid_t pid;
+
+	test_tmpdir();
+	proc_files(serial, out, err, sizeof(out));
+	pid = fork();
+	if (pid == 0) {
+		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int nul = open("/dev/null", O_RDONLY);
+
+		dup2(nul, 0);
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(argv[0], argv);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (pid < 0)
+		test_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
+	if (nr_spawned < (int)(sizeof(spawned) / sizeof(spawned[0])))
+		spawned[nr_spawned++].pid = pid, spawned[nr_spawned - 1].serial = serial;
+	return pid;
+}
+
+void proc_collect(pid_t pid, int timeout_s, struct proc_result *res)
+{
+	char out[400], err[400];
+	double start = mono_s();
+	int status = 0, pidfd;
+
+	memset(res, 0, sizeof(*res));
+	/* A pidfd turns "wait with a timeout" into one poll: no sleep granularity
+	 * in the measured times. */
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		double left = timeout_s - (mono_s() - start);
+
+		if (r == pid)
+			break;
+		if (left <= 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			res->timed_out = true;
+			break;
+		}
+		if (pidfd >= 0) {
+			struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+
+			poll(&pfd, 1, (int)(left * 1000) + 1);
+		} else {
+			usleep(1000);
+		}
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	res->seconds = mono_s() - start;
+	res->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	for (int i = 0; i < nr_spawned; i++) {
+		if (spawned[i].pid == pid) {
+			proc_files(spawned[i].serial, out, err, sizeof(out));
+			res->out = slurp(out);
+			res->err = slurp(err);
+			return;
+		}
+	}
+	res->out = strdup("");
+	res->err = strdup("");
+}
+void proc_run(char *const argv[], int timeout_s, struct proc_result *res)
+{
+	double start = mono_s();
+	pid_t pid = proc_spawn(argv);
+
+	proc_collect(pid, timeout_s, res);
+	res->seconds = mono_s() - start;
+}
+
+void proc_result_free(struct proc_result *res)
+{
+	free(res->out);
+	free(res->err);
+	res->out = res->err = NULL;
+}
+
+bool report_get(const char *out, int vcpu, const char *key, uint64_t *value)
+{
+	const char *p = out;
+	bool found = false;
+	size_t klen = strlen(key);
+
+	while ((p = strstr(p, "REPORT vcpu="))) {
+		char *end;
+		long v = strtol(p + 12, &end, 10);
+
+		p = end;
+		if (*end != ' ' || (vcpu >= 0 && v != vcpu))
+			continue;
+		end++;
+		if (strncmp(end, key, klen) == 0 && end[klen] == '=') {
+			*value = strtoull(end + klen + 1, NULL, 10);
+			found = true;
+		}
+	}
+	return found;
+}
+
+int report_count(const char *out, const char *key)
+{
+	char pat[128];
+	int n = 0;
+
+	snprintf(pat, sizeof(pat), " %s=", key);
+	for (const char *p = out; (p = strstr(p, "REPORT vcpu=")); p++) {
+		const char *eol = strchr(p, '\n');
+		const char *k = strstr(p, pat);
+
+		if (k && (!eol || k < eol))
+			n++;
+	}
+	return n;
+}
+
+bool wait_for_path(const char *path, int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 5) {
+		if (access(path, F_OK) == 0)
+			return true;
+		usleep(5000);
+	}
+	return access(path, F_OK) == 0;
+}

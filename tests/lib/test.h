@@ -1,0 +1,108 @@
+/*
+ * test.h - a small test harness in the spirit of the KVM selftests. A test
+ * file defines cases with TEST(name) { ... }; libtest provides main(), which
+ * runs each case in a child process with a timeout and prints one line per
+ * case: "PASS name", "FAIL name: why" or "SKIP name: why". tests/run.sh
+ * counts those lines. Cases may take a build directory from argv[1].
+ */
+#ifndef LEGO_TEST_H
+#define LEGO_TEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+typedef void (*test_fn)(void);
+
+/* test_register - used by TEST(); @timeout_s bounds the case's run time. */
+void test_register(const char *name, test_fn fn, int timeout_s);
+
+#define TEST_TIMEOUT(name, secs)                                                                   \
+	static void name(void);                                                                    \
+	__attribute__((constructor)) static void name##_register(void)                             \
+	{                                                                                          \
+		test_register(#name, name, secs);                                                  \
+	}                                                                                          \
+	static void name(void)
+#define TEST(name) TEST_TIMEOUT(name, 120)
+
+/* test_fail - end the current case as failed, with a message. */
+__attribute__((noreturn, format(printf, 3, 4))) void test_fail(const char *file, int line,
+							       const char *fmt, ...);
+/* test_skip - end the current case as skipped, saying loudly why. */
+__attribute__((noreturn, format(printf, 1, 2))) void test_skip(const char *fmt, ...);
+
+#define ASSERT(cond, ...)                                                                          \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			test_fail(__FILE__, __LINE__, "ASSERT(" #cond ") " __VA_ARGS__);           \
+	} while (0)
+#define ASSERT_EQ(a, b)                                                                            \
+	do {                                                                                       \
+		long long _a = (long long)(a), _b = (long long)(b);                                \
+		if (_a != _b)                                                                      \
+			test_fail(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, _a,   \
+				  #b, _b);                                                         \
+	} while (0)
+#define ASSERT_CONTAINS(haystack, needle)                                                          \
+	do {                                                                                       \
+		const char *_h = (haystack);                                                       \
+		if (!_h || !strstr(_h, (needle)))                                                  \
+			test_fail(__FILE__, __LINE__, "expected \"%s\" in:\n%s", (needle),         \
+				  _h ? _h : "(null)");                                             \
+	} while (0)
+
+/* The runner's view of the registered cases (test_main.c). */
+int test_count(void);
+const char *test_name(int i);
+int test_timeout(int i);
+void test_call(int i);
+const char *test_case_dir(int i);
+void test_set_build_dir(const char *dir);
+
+/* test_build_dir - the build directory ("build" unless given as argv[1]). */
+const char *test_build_dir(void);
+
+/* test_path - "<build>/<rel>" in a static buffer rotating over 8 slots. */
+const char *test_path(const char *rel);
+
+/* test_require_kvm - skip the case (loudly) when /dev/kvm cannot be opened. */
+void test_require_kvm(void);
+
+/* test_tmpdir - a fresh directory for this case, removed when the case ends. */
+const char *test_tmpdir(void);
+
+struct proc_result {
+	int status; /* exit status, or 128 + signal */
+	bool timed_out;
+	char *out; /* everything the process wrote to stdout (NUL-terminated) */
+	char *err; /* and to stderr */
+	double seconds;
+};
+
+/* proc_run - run @argv (NULL-terminated) to completion, at most @timeout_s. */
+void proc_run(char *const argv[], int timeout_s, struct proc_result *res);
+
+/* proc_spawn - start @argv in the background with stdout/stderr to files in the
+ * case's tmpdir; returns its pid. proc_collect waits (at most @timeout_s) and
+ * fills @res. */
+pid_t proc_spawn(char *const argv[]);
+void proc_collect(pid_t pid, int timeout_s, struct proc_result *res);
+
+/* proc_result_free - free the captured output. */
+void proc_result_free(struct proc_result *res);
+
+/*
+ * report_get - find "REPORT vcpu=@vcpu @key=<value>" in @out; returns true
+ * and stores the value (the last one if repeated). @vcpu < 0 matches any.
+ */
+bool report_get(const char *out, int vcpu, const char *key, uint64_t *value);
+
+/* report_count - how many REPORT lines with @key there are in @out. */
+int report_count(const char *out, const char *key);
+
+/* wait_for_path - poll until @path exists, at most @timeout_ms. */
+bool wait_for_path(const char *path, int timeout_ms);
+
+#endif

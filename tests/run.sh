@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# run.sh BUILD TEST... - run each test binary, count its PASS/FAIL/SKIP lines,
+# check the code format, and end with "N passed, M failed, K skipped".
+set -u
+build=$1
+shift
+pass=0 fail=0 skip=0
+log=$(mktemp)
+skipped=()
+failed=()
+trap 'rm -f "$log"' EXIT
+
+count() { grep -c "^$1 " "$log" || true; }
+
+for t in "$@"; do
+	echo "== ${t#"$build"/}"
+	"$t" "$build" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	p=$(count PASS) f=$(count FAIL) s=$(count SKIP)
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "FAIL ${t##*/}: exited with status $rc without reporting a failed case"
+		f=1
+	fi
+	if [ $((p + f + s)) -eq 0 ]; then
+		echo "FAIL ${t##*/}: ran no test case"
+		f=1
+	fi
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+	while read -r line; do skipped+=("${t##*/}: ${line#SKIP }"); done < <(grep '^SKIP ' "$log")
+	while read -r line; do failed+=("${t##*/}: ${line#FAIL }"); done < <(grep '^FAIL ' "$log")
+done
+
+echo "== format (clang-format, .clang-format)"
+if make -s format-check >"$log" 2>&1; then
+	echo "PASS format-check"
+	pass=$((pass + 1))
+else
+	head -40 "$log"
+	echo "FAIL format-check: run 'make format'"
+	fail=$((fail + 1))
+	failed+=("format-check")
+fi
+
+echo
+if [ ${#skipped[@]} -gt 0 ]; then
+	echo "SKIPPED (these did NOT run):"
+	printf '  %s\n' "${skipped[@]}"
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "FAILED:"
+	printf '  %s\n' "${failed[@]}"
+fi
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
