@@ -35,7 +35,7 @@ TEST_BINS   := $(TESTS:%=$(BUILD)/%)
 BENCH_BINS  := $(BENCHES:%=$(BUILD)/%)
 DEPS_STAMP  := $(BUILD)/.deps-installed
 
-.PHONY: all deps test check bench format format-check clean
+.PHONY: all deps test check bench demo format format-check clean
 all: $(BINS) $(PAYLOAD_BINS)
 
 # Order-only: installing packages never makes objects stale.
@@ -93,6 +93,9 @@ bench: all $(BENCH_BINS)
 	$(Q)for b in $(BENCH_BINS); do echo "== $$b"; $$b $(BUILD) || exit 1; done
 bench-%: all $(BUILD)/tests/bench/bench_%
 	$(Q)$(BUILD)/tests/bench/bench_$* $(BUILD)
+
+demo: all
+	$(Q)examples/payload-demo.sh $(BUILD)
 
 # --- style ---
 FORMAT_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find common vmm guest tests -name '*.[ch]')
