@@ -208,8 +208,8 @@ int main(unsigned vcpu)
 
 			if (!check_page(p, (uint64_t)p, s.versions[idx])) {
 				if (mismatches < 5)
-					rt_printf("touch: vCPU %u: page %p holds version %lu, "
-						  "expected %u\n",
+					rt_printf("touch: vCPU %u: page %p fails verification "
+						  "(holds version %lu, expected %u)\n",
 						  vcpu, (void *)p, (unsigned long)p[1],
 						  s.versions[idx]);
 				mismatches++;
