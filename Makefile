@@ -6,12 +6,12 @@ BUILD   := build
 V       ?= 0
 Q       := $(if $(filter 1,$(V)),,@)
 
-DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev clang-format
+DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev liburing-dev clang-format
 
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers -D_GNU_SOURCE -pthread \
-           -MMD -MP -Icommon -Ivmm -Iguest/payloads -Itests/lib
-LDLIBS  := -pthread -ljansson
+           -MMD -MP -Icommon -Ivmm -Imemsrv -Iguest/payloads -Itests/lib
+LDLIBS  := -pthread -ljansson -luring
 
 # Payloads: freestanding, static, linked at LP_LOAD_ADDR and flattened.
 PAYLOAD_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-pic -fno-pie \
@@ -21,15 +21,17 @@ PAYLOAD_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,--no-warn-r
 
 COMMON_SRCS := $(wildcard common/*.c)
 VMM_SRCS    := $(filter-out vmm/main.c,$(wildcard vmm/*.c))
+MEMSRV_SRCS := $(filter-out memsrv/main.c,$(wildcard memsrv/*.c))
 RT_SRCS     := $(wildcard guest/payloads/rt/*.c) guest/payloads/rt/crt0.S
 PAYLOADS    := $(basename $(notdir $(wildcard guest/payloads/*.c)))
 TEST_LIB    := $(wildcard tests/lib/*.c)
-TESTS       := $(basename $(wildcard tests/unit/*.c tests/vmm/*.c))
+TESTS       := $(basename $(wildcard tests/unit/*.c tests/vmm/*.c tests/memsrv/*.c))
 BENCHES     := $(basename $(wildcard tests/bench/bench_*.c))
 
 COMMON_LIB  := $(BUILD)/lib/libcommon.a
 VMM_LIB     := $(BUILD)/lib/libvmm.a
-BINS        := $(BUILD)/bin/lego-vmm
+MEMSRV_LIB  := $(BUILD)/lib/libmemsrv.a
+BINS        := $(BUILD)/bin/lego-vmm $(BUILD)/bin/lego-memsrv
 PAYLOAD_BINS := $(PAYLOADS:%=$(BUILD)/guest/payloads/%.bin)
 TEST_BINS   := $(TESTS:%=$(BUILD)/%)
 BENCH_BINS  := $(BENCHES:%=$(BUILD)/%)
@@ -57,7 +59,15 @@ $(VMM_LIB): $(VMM_SRCS:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(Q)$(AR) rcs $@ $^
 
+$(MEMSRV_LIB): $(MEMSRV_SRCS:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(Q)$(AR) rcs $@ $^
+
 $(BUILD)/bin/lego-vmm: $(BUILD)/vmm/main.o $(VMM_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $^ $(LDLIBS)
+$(BUILD)/bin/lego-memsrv: $(BUILD)/memsrv/main.o $(MEMSRV_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) -o $@ $^ $(LDLIBS)
@@ -79,7 +89,7 @@ $(BUILD)/guest/payloads/%.bin: $(BUILD)/guest/payloads/%.elf
 	$(Q)objcopy -O binary $< $@
 
 # --- tests and benchmarks ---
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/lib/libtest.a $(VMM_LIB) $(COMMON_LIB)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/lib/libtest.a $(VMM_LIB) $(MEMSRV_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -o $@ $^ $(LDLIBS)
 $(BUILD)/lib/libtest.a: $(TEST_LIB:%.c=$(BUILD)/%.o)

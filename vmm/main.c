@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "ctl.h"
+#include "excache.h"
 #include "log.h"
 #include "payload.h"
 #include "pvm_compat.h"
@@ -26,12 +28,20 @@ struct vmm_options {
 	int nr_vcpus;
 	bool stats;
 	bool no_pvm_compat;
+	uint64_t excache_size;
+	const char *memsrv;
+	const char *token;
+	uint64_t vnode;
+	enum excache_poll poll;
+	unsigned prefetch;
 	enum log_level level;
 };
 
 struct vmm {
 	struct vm vm;
 	struct payload_dev payload;
+	struct excache xc;
+	bool has_excache;
 	struct ctl *ctl;
 	const struct vmm_options *opt;
 };
@@ -53,6 +63,13 @@ static void usage(FILE *f)
 		"  --control PATH   serve the JSON control socket at PATH (try "
 		"{\"cmd\":\"help\"})\n"
 		"  --stats          print run statistics as one JSON line on stderr at exit\n"
+		"  --excache SIZE   keep at most SIZE of guest RAM resident here (the ExCache)...\n"
+		"  --memsrv ADDR    ...and the rest on the memory server at HOST:PORT\n"
+		"  --vnode ID       the vNode's number on the memory server (default: random)\n"
+		"  --token HEX      its secret, 64 hex digits (default: random)\n"
+		"  --excache-poll block|spin  how fault threads wait (default block)\n"
+		"  --prefetch N     pages fetched at once on sequential misses (default 16, 1 = "
+		"off)\n"
 		"  --no-pvm-compat  on a kvm_pvm host (no hardware virtualisation), do not apply\n"
 		"                   the workarounds of vmm/pvm_compat.c (on by default there)\n"
 		"  -v, --verbose    more messages; -q, --quiet fewer\n"
@@ -83,7 +100,13 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		OPT_CONTROL,
 		OPT_STATS,
 		OPT_VERSION,
-		OPT_NO_PVM_COMPAT
+		OPT_NO_PVM_COMPAT,
+		OPT_EXCACHE,
+		OPT_MEMSRV,
+		OPT_VNODE,
+		OPT_TOKEN,
+		OPT_POLL,
+		OPT_PREFETCH
 	};
 	static const struct option longopts[] = {
 		{"payload", required_argument, NULL, OPT_PAYLOAD},
@@ -93,6 +116,12 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		{"control", required_argument, NULL, OPT_CONTROL},
 		{"stats", no_argument, NULL, OPT_STATS},
 		{"no-pvm-compat", no_argument, NULL, OPT_NO_PVM_COMPAT},
+		{"excache", required_argument, NULL, OPT_EXCACHE},
+		{"memsrv", required_argument, NULL, OPT_MEMSRV},
+		{"vnode", required_argument, NULL, OPT_VNODE},
+		{"token", required_argument, NULL, OPT_TOKEN},
+		{"excache-poll", required_argument, NULL, OPT_POLL},
+		{"prefetch", required_argument, NULL, OPT_PREFETCH},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -101,7 +130,8 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 	};
 	int c;
 
-	*opt = (struct vmm_options){.mem_size = 256 * MiB, .nr_vcpus = 1, .level = LOG_INFO};
+	*opt = (struct vmm_options){
+		.mem_size = 256 * MiB, .nr_vcpus = 1, .level = LOG_INFO, .prefetch = 16};
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
 		char *end;
@@ -137,6 +167,45 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		case OPT_STATS:
 			opt->stats = true;
 			break;
+		case OPT_EXCACHE:
+			if (parse_size(optarg, &opt->excache_size) || opt->excache_size < 256 * KiB)
+				return usage_error("--excache: '%s' is not a size of at least 256K",
+						   optarg);
+			break;
+		case OPT_MEMSRV:
+			opt->memsrv = optarg;
+			break;
+		case OPT_VNODE:
+			errno = 0;
+			opt->vnode = strtoull(optarg, &end, 10);
+			if (errno || *end || end == optarg)
+				return usage_error("--vnode: '%s' is not a vNode number", optarg);
+			break;
+		case OPT_TOKEN: {
+			uint8_t tok[LMP_TOKEN_LEN];
+
+			if (lmp_token_parse(optarg, tok))
+				return usage_error("--token: '%s' is not 64 hex digits", optarg);
+			opt->token = optarg;
+			break;
+		}
+		case OPT_POLL:
+			if (!strcmp(optarg, "block"))
+				opt->poll = EXCACHE_POLL_BLOCK;
+			else if (!strcmp(optarg, "spin"))
+				opt->poll = EXCACHE_POLL_SPIN;
+			else
+				return usage_error("--excache-poll: '%s' is neither block nor spin",
+						   optarg);
+			break;
+		case OPT_PREFETCH:
+			n = strtol(optarg, &end, 10);
+			if (*end || end == optarg || n < 1 || n > LMP_MAX_PAGES)
+				return usage_error("--prefetch: '%s' is not a page count from 1 "
+						   "to 64",
+						   optarg);
+			opt->prefetch = (unsigned)n;
+			break;
 		case OPT_NO_PVM_COMPAT:
 			opt->no_pvm_compat = true;
 			break;
@@ -162,6 +231,12 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (!opt->payload)
 		return usage_error("%snothing to run: give --payload FILE", "");
+	if (!opt->excache_size != !opt->memsrv)
+		return usage_error("%s--excache and --memsrv go together: the ExCache holds what "
+				   "is resident, the memory server the rest",
+				   "");
+	if (opt->excache_size > opt->mem_size)
+		opt->excache_size = opt->mem_size;
 	return 0;
 }
 
@@ -203,10 +278,87 @@ static json_t *vmm_stats(struct vmm *v)
 			 vcpus);
 }
 
+static json_t *vmm_excache_stats(struct vmm *v)
+{
+	struct excache *xc = &v->xc;
+	struct excache_stats *s = &xc->stats;
+	json_t *hist = json_array();
+
+	for (int i = 0; i < XC_HIST_BUCKETS; i++)
+		json_array_append_new(hist, json_integer((json_int_t)s->lat_hist[i]));
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+			 "s:I,s:o,s:s}",
+			 "size_bytes", (json_int_t)(xc->limit * 4096), "resident_pages",
+			 (json_int_t)xc->resident, "ram_hva", (json_int_t)(uintptr_t)xc->base,
+			 "misses", (json_int_t)s->misses, "zero_fills", (json_int_t)s->zero_fills,
+			 "fetches", (json_int_t)s->fetches, "prefetched", (json_int_t)s->prefetched,
+			 "wp_faults", (json_int_t)s->wp_faults, "evictions",
+			 (json_int_t)s->evictions, "clean_drops", (json_int_t)s->clean_drops,
+			 "dirty_writebacks", (json_int_t)s->dirty_writebacks, "writebacks_aborted",
+			 (json_int_t)s->wb_aborted, "bytes_in", (json_int_t)s->bytes_in,
+			 "bytes_out", (json_int_t)s->bytes_out, "miss_p50_ns",
+			 (json_int_t)excache_percentile(xc, 50), "miss_p99_ns",
+			 (json_int_t)excache_percentile(xc, 99), "miss_samples",
+			 (json_int_t)s->lat_next, "ram_bytes", (json_int_t)v->vm.mem.size,
+			 "miss_latency_log2_us", hist, "memsrv", xc->cfg.memsrv);
+}
+
+static json_t *vmm_ctl_excache(void *opaque, json_t *req, char *err, size_t errlen)
+{
+	struct vmm *v = opaque;
+
+	(void)req, (void)err, (void)errlen;
+	return vmm_excache_stats(v);
+}
+
+static json_t *vmm_ctl_resize(void *opaque, json_t *req, char *err, size_t errlen)
+{
+	struct vmm *v = opaque;
+	const char *text = json_string_value(json_object_get(req, "size"));
+	uint64_t size;
+
+	if (!text || parse_size(text, &size) || size < 256 * KiB) {
+		snprintf(err, errlen, "give \"size\" as a string such as \"64M\" (at least 256K)");
+		return NULL;
+	}
+	if (size > v->vm.mem.size)
+		size = v->vm.mem.size;
+	excache_resize(&v->xc, size);
+	return json_pack("{s:I}", "size_bytes", (json_int_t)size);
+}
+
 static json_t *vmm_ctl_status(void *opaque, json_t *req, char *err, size_t errlen)
 {
 	(void)req, (void)err, (void)errlen;
 	return vmm_stats(opaque);
+}
+
+static int vmm_start_excache(struct vmm *v)
+{
+	const struct vmm_options *opt = v->opt;
+	struct excache_config cfg = {
+		.size = opt->excache_size,
+		.memsrv = opt->memsrv,
+		.nr_fault_threads = opt->nr_vcpus,
+		.poll = opt->poll,
+		.prefetch_max = opt->prefetch,
+	};
+
+	cfg.cred.nr_pages = v->vm.mem.size / 4096;
+	cfg.cred.vnode = opt->vnode;
+	if (opt->token)
+		lmp_token_parse(opt->token, cfg.cred.token);
+	/* Without a manager to hand them out, a fresh random identity: nobody else
+	 * knows the token, so nobody else reaches the pages. */
+	if ((!opt->vnode && getrandom(&cfg.cred.vnode, sizeof(cfg.cred.vnode), 0) < 0) ||
+	    (!opt->token && getrandom(cfg.cred.token, LMP_TOKEN_LEN, 0) < 0))
+		return -errno;
+	if (excache_init(&v->xc, &v->vm, &cfg)) {
+		excache_exit(&v->xc);
+		return -1;
+	}
+	v->has_excache = true;
+	return 0;
 }
 
 /* Wait for the guest to stop by itself or for SIGTERM/SIGINT/SIGHUP to stop it. */
@@ -270,14 +422,23 @@ int main(int argc, char **argv)
 	status = VM_EXIT_VMM_ERROR;
 	if (payload_dev_init(&v.payload, &v.vm, stdout, NULL, NULL))
 		goto out_vm;
-	if (payload_load(&v.vm, opt.payload, opt.args))
+	if (opt.excache_size && vmm_start_excache(&v))
 		goto out_payload;
+	if (payload_load(&v.vm, opt.payload, opt.args))
+		goto out_excache;
 	if (opt.control) {
 		v.ctl = ctl_create(opt.control);
 		if (!v.ctl)
 			goto out_payload;
 		ctl_register(v.ctl, "status", vmm_ctl_status, &v,
 			     "state, memory, vCPUs and their exit counters");
+		if (v.has_excache) {
+			ctl_register(v.ctl, "excache", vmm_ctl_excache, &v,
+				     "ExCache statistics: misses, evictions, write-backs, latency");
+			ctl_register(
+				v.ctl, "excache.resize", vmm_ctl_resize, &v,
+				"change the ExCache size while the guest runs: {\"size\":\"64M\"}");
+		}
 		if (ctl_start(v.ctl))
 			goto out_ctl;
 	}
@@ -285,6 +446,8 @@ int main(int argc, char **argv)
 		  (unsigned long long)(opt.mem_size / MiB));
 	if (vm_start(&v.vm) == 0)
 		vmm_wait_for_stop(&v, sfd);
+	if (v.has_excache)
+		excache_stop(&v.xc); /* before joining vCPUs: may release a waiting access */
 	status = vm_wait(&v.vm);
 	if (status == VM_EXIT_GUEST_FAULT || status == VM_EXIT_VMM_ERROR)
 		log_err("%s (exit status %d)", v.vm.stop_reason, status);
@@ -298,8 +461,19 @@ int main(int argc, char **argv)
 		free(text);
 		json_decref(s);
 	}
+	if (opt.stats && v.has_excache) {
+		json_t *s = vmm_excache_stats(&v);
+		char *text = json_dumps(s, JSON_COMPACT);
+
+		fprintf(stderr, "EXCACHE %s\n", text ? text : "{}");
+		free(text);
+		json_decref(s);
+	}
 out_ctl:
 	ctl_destroy(v.ctl);
+out_excache:
+	if (v.has_excache)
+		excache_exit(&v.xc);
 out_payload:
 	payload_dev_exit(&v.payload);
 out_vm:

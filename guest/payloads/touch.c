@@ -22,6 +22,9 @@
  */
 #include "rt.h"
 
+#define WL_POW rt_pow
+#include "workload.h"
+
 #define PAGE  4096ULL
 #define WORDS (PAGE / 8)
 
@@ -33,68 +36,18 @@ struct slice {
 	uint64_t pages;
 	uint32_t *versions; /* verify: version last written to each page, 0 = never */
 	uint64_t rng;
-	/* random permutation of [0, pages): a bijection on [0, 2^bits), cycle-walked */
-	unsigned bits;
-	uint64_t mask, k1, k2;
-	/* zipf */
-	double theta, zetan, alpha, eta;
+	struct wl_perm perm;
+	struct wl_zipf zipf;
 };
-
-static uint64_t mix(uint64_t a, uint64_t b)
-{
-	uint64_t z = a * 0x9e3779b97f4a7c15ULL ^ (b + 0x632be59bd9b4e019ULL);
-
-	z = (z ^ (z >> 29)) * 0xbf58476d1ce4e5b9ULL;
-	return z ^ (z >> 32);
-}
-
-static uint64_t perm(const struct slice *s, uint64_t i)
-{
-	do {
-		i = (i * 0x5851f42d4c957f2dULL + s->k1) & s->mask;
-		i ^= i >> (s->bits / 2 + 1);
-		i = (i * 0x2545f4914f6cdd1dULL + s->k2) & s->mask;
-		i ^= i >> (s->bits / 2 + 1);
-	} while (i >= s->pages);
-	return i;
-}
-
-/* Zipf by the method of Gray et al. ("Quickly generating billion-record
- * synthetic databases"): rank 0 is the hottest page. */
-static void zipf_init(struct slice *s, double theta)
-{
-	double zeta2 = 1 + rt_pow(0.5, theta);
-
-	s->theta = theta;
-	s->zetan = 0;
-	for (uint64_t i = 1; i <= s->pages; i++)
-		s->zetan += 1 / rt_pow((double)i, theta);
-	s->alpha = 1 / (1 - theta);
-	s->eta = (1 - rt_pow(2.0 / s->pages, 1 - theta)) / (1 - zeta2 / s->zetan);
-}
-
-static uint64_t zipf_next(struct slice *s)
-{
-	double u = (double)(rt_rand(&s->rng) >> 11) / (double)(1ULL << 53);
-	double uz = u * s->zetan;
-	uint64_t r;
-
-	if (uz < 1)
-		return 0;
-	if (uz < 1 + rt_pow(0.5, s->theta))
-		return 1;
-	r = (uint64_t)(s->pages * rt_pow(s->eta * u - s->eta + 1, s->alpha));
-	return r < s->pages ? r : s->pages - 1;
-}
 
 static uint64_t page_index(struct slice *s, int mode, uint64_t i)
 {
 	switch (mode) {
 	case MODE_RAND:
-		return perm(s, i);
+		return wl_perm(&s->perm, i);
 	case MODE_ZIPF:
 		/* scatter hot ranks over the set, so hot pages are not neighbours */
-		return perm(s, zipf_next(s));
+		return wl_perm(&s->perm, wl_zipf_next(&s->zipf, &s->rng));
 	default:
 		return i;
 	}
@@ -102,7 +55,7 @@ static uint64_t page_index(struct slice *s, int mode, uint64_t i)
 
 static void fill_page(uint64_t *p, uint64_t addr, uint64_t version)
 {
-	uint64_t h = mix(addr, version);
+	uint64_t h = wl_mix(addr, version);
 
 	p[0] = addr;
 	p[1] = version;
@@ -121,7 +74,7 @@ static int check_page(const uint64_t *p, uint64_t addr, uint64_t version)
 				return 0;
 		return 1;
 	}
-	h = mix(addr, version);
+	h = wl_mix(addr, version);
 	if (p[0] != addr || p[1] != version || p[2] != h)
 		return 0;
 	for (uint64_t w = 3; w < WORDS; w++)
@@ -157,7 +110,7 @@ int main(unsigned vcpu)
 	uint64_t total = rt_arg_u64("size", max_pages * PAGE) / PAGE;
 	uint64_t table = (info->free_base + total * 4 + PAGE - 1) & ~(PAGE - 1);
 	uint64_t mismatches = 0, sum = 0;
-	struct slice s;
+	struct slice s = {0};
 
 	if (total > max_pages || total < ncpu) {
 		if (vcpu == 0)
@@ -168,14 +121,10 @@ int main(unsigned vcpu)
 	s.pages = total / ncpu;
 	s.base = table + vcpu * s.pages * PAGE;
 	s.versions = (uint32_t *)info->free_base + vcpu * s.pages;
-	s.rng = mix(rt_arg_u64("seed", 1), vcpu);
-	for (s.bits = 1; (1ULL << s.bits) < s.pages; s.bits++)
-		;
-	s.mask = (1ULL << s.bits) - 1;
-	s.k1 = rt_rand(&s.rng);
-	s.k2 = rt_rand(&s.rng);
+	s.rng = wl_mix(rt_arg_u64("seed", 1), vcpu);
+	wl_perm_init(&s.perm, s.pages, &s.rng);
 	if (mode == MODE_ZIPF)
-		zipf_init(&s, rt_arg_double("theta", 0.99));
+		wl_zipf_init(&s.zipf, s.pages, rt_arg_double("theta", 0.99));
 	uint64_t draws = mode == MODE_ZIPF ? rt_arg_u64("accesses", 4 * s.pages) : s.pages;
 
 	rt_report("pages", s.pages);

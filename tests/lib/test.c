@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -302,4 +304,57 @@ bool wait_for_path(const char *path, int timeout_ms)
 		usleep(5000);
 	}
 	return access(path, F_OK) == 0;
+}
+
+int test_free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+		test_fail(__FILE__, __LINE__, "no free port: %s", strerror(errno));
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+bool wait_for_port(int port, int timeout_ms)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+	for (int waited = 0; waited <= timeout_ms; waited += 10) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+
+		close(fd);
+		if (ok)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+pid_t memsrv_spawn(const char *capacity, char *addr)
+{
+	char listen[64];
+	char *argv[] = {(char *)test_path("bin/lego-memsrv"),
+			"-q",
+			"--listen",
+			listen,
+			"--capacity",
+			(char *)capacity,
+			NULL};
+	int port = test_free_port();
+	pid_t pid;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	pid = proc_spawn(argv);
+	if (!wait_for_port(port, 10000))
+		test_fail(__FILE__, __LINE__, "lego-memsrv did not start on %s", listen);
+	snprintf(addr, 64, "%s", listen);
+	return pid;
 }

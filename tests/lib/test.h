@@ -102,6 +102,19 @@ bool report_get(const char *out, int vcpu, const char *key, uint64_t *value);
 /* report_count - how many REPORT lines with @key there are in @out. */
 int report_count(const char *out, const char *key);
 
+/* test_free_port - a TCP port on 127.0.0.1 that nothing listens on right now. */
+int test_free_port(void);
+
+/* wait_for_port - poll until 127.0.0.1:@port accepts connections, at most @timeout_ms. */
+bool wait_for_port(int port, int timeout_ms);
+
+/*
+ * memsrv_spawn - start build/bin/lego-memsrv on a free port with @capacity
+ * (e.g. "64M"); writes "127.0.0.1:PORT" into @addr (64 bytes) and returns
+ * its pid once it accepts connections.
+ */
+pid_t memsrv_spawn(const char *capacity, char *addr);
+
 /* wait_for_path - poll until @path exists, at most @timeout_ms. */
 bool wait_for_path(const char *path, int timeout_ms);
 

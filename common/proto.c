@@ -1,0 +1,88 @@
+/* proto.c - header construction and validation for the wire protocol. */
+#include <errno.h>
+#include <string.h>
+
+#include "proto.h"
+
+_Static_assert(sizeof(struct lmp_hdr) == 32, "the wire header is 32 bytes");
+_Static_assert(sizeof(struct lmp_hello) == 48, "hello body layout");
+
+void lmp_hdr_init(struct lmp_hdr *h, uint16_t type, uint64_t id, uint32_t len, uint64_t arg)
+{
+	*h = (struct lmp_hdr){
+		.magic = LMP_MAGIC,
+		.version = LMP_VERSION,
+		.type = type,
+		.id = id,
+		.len = len,
+		.arg = arg,
+	};
+}
+
+int lmp_hdr_check(const struct lmp_hdr *h, const char **why)
+{
+	if (h->magic != LMP_MAGIC) {
+		*why = "bad magic: not a lego protocol peer";
+		return -EPROTO;
+	}
+	if (h->version != LMP_VERSION) {
+		*why = "unsupported protocol version";
+		return -EPROTONOSUPPORT;
+	}
+	if (h->len > LMP_MAX_BODY) {
+		*why = "message body longer than the protocol allows";
+		return -EMSGSIZE;
+	}
+	return 0;
+}
+
+const char *lmp_type_name(uint16_t type)
+{
+	switch (type & ~LMP_RESPONSE) {
+	case LMP_HELLO:
+		return "HELLO";
+	case LMP_READ:
+		return "READ";
+	case LMP_WRITE:
+		return "WRITE";
+	case LMP_RELEASE:
+		return "RELEASE";
+	case LMP_STAT:
+		return "STAT";
+	}
+	return "UNKNOWN";
+}
+
+int lmp_token_parse(const char *hex, uint8_t token[LMP_TOKEN_LEN])
+{
+	if (strlen(hex) != 2 * LMP_TOKEN_LEN)
+		return -EINVAL;
+	for (int i = 0; i < LMP_TOKEN_LEN; i++) {
+		int v = 0;
+
+		for (int j = 0; j < 2; j++) {
+			char c = hex[2 * i + j];
+
+			v <<= 4;
+			if (c >= '0' && c <= '9')
+				v |= c - '0';
+			else if (c >= 'a' && c <= 'f')
+				v |= c - 'a' + 10;
+			else if (c >= 'A' && c <= 'F')
+				v |= c - 'A' + 10;
+			else
+				return -EINVAL;
+		}
+		token[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+bool lmp_token_equal(const uint8_t *a, const uint8_t *b)
+{
+	uint8_t diff = 0;
+
+	for (int i = 0; i < LMP_TOKEN_LEN; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}

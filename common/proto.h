@@ -1,0 +1,74 @@
+/*
+ * proto.h - lego's binary wire protocol for the data paths (pages now;
+ * blocks, logs and heartbeats later). Every message is a fixed 32-byte
+ * little-endian header followed by `len` bytes of body. Requests carry a
+ * client-chosen id that the response repeats; a response has LMP_RESPONSE
+ * set in its type and a status (0 or -errno). Every length is checked
+ * against LMP_MAX_BODY before it is used, and an unknown type gets an
+ * -EOPNOTSUPP response, never a crash.
+ */
+#ifndef LEGO_PROTO_H
+#define LEGO_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LMP_MAGIC     0x31504d4cU /* "LMP1" */
+#define LMP_VERSION   1
+#define LMP_PAGE      4096U
+#define LMP_MAX_PAGES 64 /* pages in one READV or WRITEV */
+#define LMP_MAX_BODY  (LMP_MAX_PAGES * (LMP_PAGE + 8) + 64)
+#define LMP_TOKEN_LEN 32
+
+enum lmp_type {
+	LMP_HELLO = 1,	 /* body: struct lmp_hello; authenticates the connection for one vNode */
+	LMP_READ = 2,	 /* arg: first page; body: u32 count; response body: count pages */
+	LMP_WRITE = 3,	 /* arg: count; body: count x (u64 page, 4096 bytes); response: status */
+	LMP_RELEASE = 4, /* drop every page of the vNode (it is gone) */
+	LMP_STAT = 5,	 /* response body: struct lmp_stat */
+	LMP_RESPONSE = 0x8000,
+};
+
+struct lmp_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;
+	uint64_t id;	/* request id, echoed in the response */
+	uint32_t len;	/* body bytes after the header */
+	int32_t status; /* responses: 0 or -errno */
+	uint64_t arg;	/* type-specific */
+};
+
+struct lmp_hello {
+	uint64_t vnode;		      /* the vNode this connection acts for */
+	uint64_t nr_pages;	      /* its guest memory in pages */
+	uint8_t token[LMP_TOKEN_LEN]; /* its secret */
+};
+
+struct lmp_stat {
+	uint64_t capacity_pages;
+	uint64_t used_pages;  /* over all vNodes */
+	uint64_t vnode_pages; /* of the vNode this connection is for */
+	uint64_t nr_vnodes;
+};
+
+/* lmp_hdr_init - a request (or response) header of @type for @id with @len body bytes. */
+void lmp_hdr_init(struct lmp_hdr *h, uint16_t type, uint64_t id, uint32_t len, uint64_t arg);
+
+/*
+ * lmp_hdr_check - validate a header received from the wire: magic, version
+ * and body length. Returns 0 or a negative errno with a reason in @why.
+ */
+int lmp_hdr_check(const struct lmp_hdr *h, const char **why);
+
+/* lmp_type_name - "READ", "WRITE", ... for messages and logs. */
+const char *lmp_type_name(uint16_t type);
+
+/* lmp_token_parse - 64 hex digits into @token; -EINVAL if malformed. */
+int lmp_token_parse(const char *hex, uint8_t token[LMP_TOKEN_LEN]);
+
+/* lmp_token_equal - constant-time comparison of two tokens. */
+bool lmp_token_equal(const uint8_t *a, const uint8_t *b);
+
+#endif

@@ -1,0 +1,200 @@
+/* xport.c - TCP transport for data-path clients, and request/response on top of it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "xport.h"
+
+struct tcp_xport {
+	struct xport x;
+	int fd;
+};
+
+static int tcp_sendv(struct xport *x, const struct iovec *iov_in, int iovcnt)
+{
+	struct tcp_xport *t = (struct tcp_xport *)x;
+	struct iovec iov[XPORT_MAX_IOV];
+	struct msghdr msg = {.msg_iov = iov};
+
+	if (iovcnt > XPORT_MAX_IOV)
+		return -EINVAL;
+	memcpy(iov, iov_in, iovcnt * sizeof(*iov));
+	msg.msg_iovlen = iovcnt;
+	while (msg.msg_iovlen) {
+		ssize_t n = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		}
+		while (n > 0 && msg.msg_iovlen) {
+			if ((size_t)n >= msg.msg_iov->iov_len) {
+				n -= msg.msg_iov->iov_len;
+				msg.msg_iov++;
+				msg.msg_iovlen--;
+			} else {
+				msg.msg_iov->iov_base = (char *)msg.msg_iov->iov_base + n;
+				msg.msg_iov->iov_len -= n;
+				n = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+static int tcp_recv(struct xport *x, void *buf, size_t len)
+{
+	struct tcp_xport *t = (struct tcp_xport *)x;
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = recv(t->fd, (char *)buf + off, len - off, MSG_WAITALL);
+
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		}
+		off += n;
+	}
+	return 0;
+}
+
+static void tcp_close(struct xport *x)
+{
+	struct tcp_xport *t = (struct tcp_xport *)x;
+
+	close(t->fd);
+	free(t);
+}
+
+static const struct xport_ops tcp_ops = {
+	.sendv = tcp_sendv,
+	.recv = tcp_recv,
+	.close = tcp_close,
+};
+
+static int tcp_connect_one(const struct addrinfo *ai, int timeout_ms)
+{
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	int err = 0;
+	socklen_t elen = sizeof(err);
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+		goto fail;
+	if (poll(&pfd, 1, timeout_ms) != 1) {
+		errno = ETIMEDOUT;
+		goto fail;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err) {
+		errno = err ? err : errno;
+		goto fail;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+fail:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+int xport_connect(const char *addr, int timeout_ms, int io_timeout_ms, struct xport **out,
+		  char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
+	char host[256];
+	const char *port, *a = addr;
+	struct tcp_xport *t;
+	int fd = -EHOSTUNREACH, one = 1, rc;
+
+	if (strncmp(a, "tcp://", 6) == 0)
+		a += 6;
+	port = strrchr(a, ':');
+	if (!port || port == a || (size_t)(port - a) >= sizeof(host) || !port[1]) {
+		snprintf(err, errlen, "'%s' is not an address: use HOST:PORT, e.g. 127.0.0.1:7400",
+			 addr);
+		return -EINVAL;
+	}
+	memcpy(host, a, port - a);
+	host[port - a] = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1]:7400 */
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	rc = getaddrinfo(host, port + 1, &hints, &res);
+	if (rc) {
+		snprintf(err, errlen, "cannot resolve %s: %s", addr, gai_strerror(rc));
+		return -EHOSTUNREACH;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = tcp_connect_one(ai, timeout_ms);
+		if (fd >= 0)
+			break;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot connect to %s: %s (is the server running?)", addr,
+			 strerror(-fd));
+		return fd;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (io_timeout_ms > 0) {
+		struct timeval tv = {io_timeout_ms / 1000, (io_timeout_ms % 1000) * 1000};
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		close(fd);
+		return -ENOMEM;
+	}
+	t->x.ops = &tcp_ops;
+	t->fd = fd;
+	snprintf(t->x.peer, sizeof(t->x.peer), "tcp://%s", a);
+	*out = &t->x;
+	return 0;
+}
+
+int xport_call(struct xport *x, uint16_t type, uint64_t arg, const struct iovec *iov, int iovcnt,
+	       struct lmp_hdr *resp, void *body, size_t body_len)
+{
+	struct iovec v[XPORT_MAX_IOV];
+	struct lmp_hdr req;
+	const char *why;
+	uint32_t len = 0;
+	int ret;
+
+	if (iovcnt > XPORT_MAX_IOV - 1)
+		return -EINVAL;
+	for (int i = 0; i < iovcnt; i++) {
+		len += iov[i].iov_len;
+		v[i + 1] = iov[i];
+	}
+	lmp_hdr_init(&req, type, ++x->next_id, len, arg);
+	v[0] = (struct iovec){&req, sizeof(req)};
+	ret = xport_sendv(x, v, iovcnt + 1);
+	if (ret)
+		return ret;
+	ret = xport_recv(x, resp, sizeof(*resp));
+	if (ret)
+		return ret;
+	if (lmp_hdr_check(resp, &why) || resp->id != req.id ||
+	    resp->type != (type | LMP_RESPONSE) || resp->len > body_len)
+		return -EPROTO;
+	return resp->len ? xport_recv(x, body, resp->len) : 0;
+}

@@ -1,0 +1,69 @@
+/*
+ * xport.h - the client side of a data-path connection, behind an ops table
+ * so that an RDMA transport can stand beside TCP without its users changing.
+ * Addresses are "HOST:PORT" or "tcp://HOST:PORT".
+ */
+#ifndef LEGO_XPORT_H
+#define LEGO_XPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "proto.h"
+
+struct xport;
+
+/* Most iovecs in one send: a header plus LMP_MAX_PAGES (index, page) pairs. */
+#define XPORT_MAX_IOV (2 * LMP_MAX_PAGES + 2)
+
+struct xport_ops {
+	/* sendv - send all of @iov (at most XPORT_MAX_IOV); 0 or -errno (the connection is
+	 * then unusable). */
+	int (*sendv)(struct xport *x, const struct iovec *iov, int iovcnt);
+	/* recv - receive exactly @len bytes; 0, -ECONNRESET when the peer closed, or -errno. */
+	int (*recv)(struct xport *x, void *buf, size_t len);
+	void (*close)(struct xport *x);
+};
+
+struct xport {
+	const struct xport_ops *ops;
+	char peer[128]; /* "tcp://127.0.0.1:7400", for messages */
+	uint64_t next_id;
+};
+
+/*
+ * xport_connect - connect to @addr within @timeout_ms; replies must then
+ * come within @io_timeout_ms (0: wait forever). On error returns -errno
+ * and writes a sentence for a person into @err.
+ */
+int xport_connect(const char *addr, int timeout_ms, int io_timeout_ms, struct xport **out,
+		  char *err, size_t errlen);
+
+static inline int xport_sendv(struct xport *x, const struct iovec *iov, int iovcnt)
+{
+	return x->ops->sendv(x, iov, iovcnt);
+}
+
+static inline int xport_recv(struct xport *x, void *buf, size_t len)
+{
+	return x->ops->recv(x, buf, len);
+}
+
+static inline void xport_close(struct xport *x)
+{
+	if (x)
+		x->ops->close(x);
+}
+
+/*
+ * xport_call - one request/response exchange: send a request of @type with
+ * @arg and the body in @iov, then read the response header into @resp and
+ * its body into @body (at most @body_len bytes; a longer body is an error).
+ * Returns 0 when the exchange worked (the server's verdict is resp->status),
+ * or -errno when the connection failed.
+ */
+int xport_call(struct xport *x, uint16_t type, uint64_t arg, const struct iovec *iov, int iovcnt,
+	       struct lmp_hdr *resp, void *body, size_t body_len);
+
+#endif

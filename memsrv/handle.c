@@ -1,0 +1,138 @@
+/* handle.c - lego-memsrv's request handling, independent of the transport. */
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "memsrv.h"
+#include "util.h"
+
+static size_t reply(uint8_t *out, const struct lmp_hdr *req, int status, uint32_t len, uint64_t arg)
+{
+	struct lmp_hdr h;
+
+	lmp_hdr_init(&h, req->type | LMP_RESPONSE, req->id, len, arg);
+	h.status = status;
+	memcpy(out, &h, sizeof(h));
+	return sizeof(h) + len;
+}
+
+static size_t handle_hello(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
+			   const uint8_t *body, uint8_t *out)
+{
+	struct lmp_hello hello;
+	struct store_vnode *vn;
+	int ret;
+
+	if (h->len != sizeof(hello))
+		return reply(out, h, -EINVAL, 0, 0);
+	memcpy(&hello, body, sizeof(hello));
+	if (ss->vn) /* one vNode per connection, for its whole life */
+		return reply(out, h, ss->vnode_id == hello.vnode ? 0 : -EPERM, 0, 0);
+	ret = store_attach(&m->store, hello.vnode, hello.nr_pages, hello.token, &vn);
+	if (ret) {
+		log_warn("refused a connection for vNode %llu: %s", (unsigned long long)hello.vnode,
+			 ret == -EACCES ? "wrong token" : "its size does not match");
+		return reply(out, h, ret, 0, 0);
+	}
+	ss->vn = vn;
+	ss->vnode_id = hello.vnode;
+	return reply(out, h, 0, 0, 0);
+}
+
+static size_t handle_read(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
+			  const uint8_t *body, uint8_t *out)
+{
+	uint8_t *data = out + sizeof(struct lmp_hdr);
+	uint64_t first = h->arg;
+	uint32_t count;
+
+	if (h->len != sizeof(count))
+		return reply(out, h, -EINVAL, 0, 0);
+	memcpy(&count, body, sizeof(count));
+	if (count == 0 || count > LMP_MAX_PAGES)
+		return reply(out, h, -EINVAL, 0, 0);
+	if (first >= ss->vn->nr_pages || count > ss->vn->nr_pages - first)
+		return reply(out, h, -ERANGE, 0, 0);
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *p = store_page(&m->store, ss->vn, first + i);
+
+		if (p)
+			memcpy(data + (size_t)i * LMP_PAGE, p, LMP_PAGE);
+		else
+			memset(data + (size_t)i * LMP_PAGE, 0, LMP_PAGE);
+	}
+	return reply(out, h, 0, count * LMP_PAGE, first);
+}
+
+static size_t handle_write(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
+			   const uint8_t *body, uint8_t *out)
+{
+	const size_t entry = sizeof(uint64_t) + LMP_PAGE;
+	uint64_t pages[LMP_MAX_PAGES];
+	uint64_t count = h->arg, need;
+	char cap[32];
+
+	if (count == 0 || count > LMP_MAX_PAGES || h->len != count * entry)
+		return reply(out, h, -EINVAL, 0, 0);
+	for (uint64_t i = 0; i < count; i++) {
+		memcpy(&pages[i], body + i * entry, sizeof(uint64_t));
+		if (pages[i] >= ss->vn->nr_pages)
+			return reply(out, h, -ERANGE, 0, 0);
+	}
+	/* All or nothing: a batch either fits in the capacity or is refused whole. */
+	need = store_pages_needed(ss->vn, pages, count);
+	if (need > m->store.capacity_pages - m->store.used_pages) {
+		log_warn("capacity of %s reached: refusing %llu new page(s) of vNode %llu",
+			 format_size(m->store.capacity_pages * LMP_PAGE, cap, sizeof(cap)),
+			 (unsigned long long)need, (unsigned long long)ss->vnode_id);
+		return reply(out, h, -ENOSPC, 0, 0);
+	}
+	for (uint64_t i = 0; i < count; i++)
+		store_write(&m->store, ss->vn, pages[i], body + i * entry + sizeof(uint64_t));
+	return reply(out, h, 0, 0, count);
+}
+
+size_t memsrv_handle(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
+		     const uint8_t *body, uint8_t *out)
+{
+	struct lmp_stat st;
+
+	m->nr_requests++;
+	if (h->type & LMP_RESPONSE)
+		return reply(out, h, -EPROTO, 0, 0);
+	if (h->type == LMP_HELLO)
+		return handle_hello(m, ss, h, body, out);
+	if (!ss->vn || ss->vn->released) {
+		switch (h->type) {
+		case LMP_READ:
+		case LMP_WRITE:
+		case LMP_RELEASE:
+		case LMP_STAT:
+			/* say HELLO first; or the vNode was released by another connection */
+			return reply(out, h, ss->vn ? -ESTALE : -EACCES, 0, 0);
+		}
+	}
+	switch (h->type) {
+	case LMP_READ:
+		return handle_read(m, ss, h, body, out);
+	case LMP_WRITE:
+		return handle_write(m, ss, h, body, out);
+	case LMP_RELEASE:
+		store_release(&m->store, ss->vn);
+		return reply(out, h, 0, 0, 0);
+	case LMP_STAT:
+		st = (struct lmp_stat){m->store.capacity_pages, m->store.used_pages, ss->vn->used,
+				       m->store.nr_vnodes};
+		memcpy(out + sizeof(struct lmp_hdr), &st, sizeof(st));
+		return reply(out, h, 0, sizeof(st), 0);
+	}
+	m->nr_errors++;
+	return reply(out, h, -EOPNOTSUPP, 0, 0);
+}
+
+void memsrv_session_end(struct memsrv *m, struct memsrv_session *ss)
+{
+	if (ss->vn)
+		store_detach(&m->store, ss->vn);
+	ss->vn = NULL;
+}

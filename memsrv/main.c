@@ -1,0 +1,94 @@
+/* main.c - lego-memsrv's command line. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "memsrv.h"
+#include "util.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: lego-memsrv [--listen HOST:PORT] [--capacity SIZE] [-v|-q]\n"
+		   "\n"
+		   "Serve vNodes' memory pages (the mComponent of lego).\n"
+		   "\n"
+		   "  --listen HOST:PORT  where to listen (default 127.0.0.1:7400)\n"
+		   "  --capacity SIZE     most page memory to hold, e.g. 8G (default 1G);\n"
+		   "                      a page takes memory only once it is first written\n"
+		   "  -v, --verbose       more messages; -q, --quiet fewer\n");
+}
+
+static int usage_error(const char *msg, const char *arg)
+{
+	fprintf(stderr, "lego-memsrv: ");
+	fprintf(stderr, msg, arg);
+	fprintf(stderr, "\nTry 'lego-memsrv --help'.\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"capacity", required_argument, NULL, 'c'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *listen_addr = "127.0.0.1:7400";
+	uint64_t capacity = GiB;
+	enum log_level level = LOG_INFO;
+	struct memsrv m = {0};
+	char cap[32];
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			listen_addr = optarg;
+			break;
+		case 'c':
+			if (parse_size(optarg, &capacity) || capacity < LMP_PAGE)
+				return usage_error("--capacity: '%s' is not a size (e.g. 8G)",
+						   optarg);
+			break;
+		case 'v':
+			level = LOG_DEBUG;
+			break;
+		case 'q':
+			level = LOG_ERR;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case ':':
+			return usage_error("%s needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	log_init("lego-memsrv", level);
+	if (store_init(&m.store, capacity)) {
+		log_err("cannot reserve %s of address space for pages",
+			format_size(capacity, cap, sizeof(cap)));
+		return 1;
+	}
+	if (memsrv_listen(&m, listen_addr))
+		return 1;
+	log_info("serving pages on %s, capacity %s", listen_addr,
+		 format_size(capacity, cap, sizeof(cap)));
+	c = memsrv_run(&m);
+	log_info("served %llu requests on %llu connections; %llu pages held",
+		 (unsigned long long)m.nr_requests, (unsigned long long)m.nr_conns,
+		 (unsigned long long)m.store.used_pages);
+	store_exit(&m.store);
+	close(m.listen_fd);
+	return c ? 1 : 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * memsrv.h - lego-memsrv: serves vNodes' pages over the wire protocol. The
+ * request handling (memsrv_handle) knows nothing of sockets; the io_uring
+ * TCP loop (memsrv_run) is one transport for it, and an RDMA one would be
+ * another.
+ */
+#ifndef LEGO_MEMSRV_H
+#define LEGO_MEMSRV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "store.h"
+
+struct memsrv {
+	struct store store;
+	int listen_fd;
+	const char *listen_addr;
+	uint64_t nr_requests, nr_errors, nr_conns;
+};
+
+/* The per-connection part of the protocol state. */
+struct memsrv_session {
+	struct store_vnode *vn; /* NULL until HELLO succeeded */
+	uint64_t vnode_id;
+};
+
+/*
+ * memsrv_handle - serve one request (@h already passed lmp_hdr_check, @body
+ * holds h->len bytes) and write the whole response into @out (room for
+ * LMP_MAX_BODY + a header). Returns the response's length.
+ */
+size_t memsrv_handle(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
+		     const uint8_t *body, uint8_t *out);
+
+/* memsrv_session_end - the connection of @ss is gone. */
+void memsrv_session_end(struct memsrv *m, struct memsrv_session *ss);
+
+/* memsrv_listen - bind and listen on "HOST:PORT". -errno, logged. */
+int memsrv_listen(struct memsrv *m, const char *addr);
+
+/* memsrv_run - serve connections with io_uring until SIGTERM/SIGINT. */
+int memsrv_run(struct memsrv *m);
+
+#endif

@@ -1,0 +1,159 @@
+/* store.c - the page pool, per-vNode page tables, and capacity accounting. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "store.h"
+
+/* Reserve address space only: memory is taken page by page as it is written. */
+static void *store_reserve(uint64_t bytes)
+{
+	void *p = mmap(NULL, bytes ? bytes : 4096, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int store_init(struct store *s, uint64_t capacity)
+{
+	memset(s, 0, sizeof(*s));
+	s->capacity_pages = capacity / LMP_PAGE;
+	if (s->capacity_pages == 0 || s->capacity_pages > UINT32_MAX - 1)
+		return -EINVAL;
+	s->pool = store_reserve(s->capacity_pages * LMP_PAGE);
+	s->free_slots = store_reserve(s->capacity_pages * sizeof(uint32_t));
+	if (!s->pool || !s->free_slots)
+		return -ENOMEM;
+	return 0;
+}
+
+static void store_free_pages(struct store *s, struct store_vnode *vn)
+{
+	for (uint64_t p = 0; vn->used && p < vn->nr_pages; p++) {
+		uint32_t slot = vn->slots[p];
+
+		if (!slot)
+			continue;
+		/* Give the memory back and recycle the slot. */
+		madvise(s->pool + (uint64_t)(slot - 1) * LMP_PAGE, LMP_PAGE, MADV_DONTNEED);
+		s->free_slots[s->nr_free++] = slot - 1;
+		s->used_pages--;
+		vn->used--;
+	}
+}
+
+static void store_free_vnode(struct store_vnode *vn)
+{
+	munmap(vn->slots, vn->nr_pages * sizeof(uint32_t));
+	free(vn);
+}
+
+void store_exit(struct store *s)
+{
+	while (s->vnodes) {
+		struct store_vnode *vn = s->vnodes;
+
+		s->vnodes = vn->next;
+		store_free_vnode(vn);
+	}
+	if (s->pool)
+		munmap(s->pool, s->capacity_pages * LMP_PAGE);
+	if (s->free_slots)
+		munmap(s->free_slots, s->capacity_pages * sizeof(uint32_t));
+	memset(s, 0, sizeof(*s));
+}
+
+int store_attach(struct store *s, uint64_t id, uint64_t nr_pages, const uint8_t *token,
+		 struct store_vnode **out)
+{
+	struct store_vnode *vn;
+
+	for (vn = s->vnodes; vn; vn = vn->next) {
+		if (vn->id != id)
+			continue;
+		if (!lmp_token_equal(vn->token, token))
+			return -EACCES;
+		if (vn->nr_pages != nr_pages)
+			return -EINVAL;
+		vn->refs++;
+		*out = vn;
+		return 0;
+	}
+	if (nr_pages == 0 || nr_pages > (1ULL << 40) / LMP_PAGE)
+		return -EINVAL;
+	vn = calloc(1, sizeof(*vn));
+	if (!vn)
+		return -ENOMEM;
+	vn->slots = store_reserve(nr_pages * sizeof(uint32_t));
+	if (!vn->slots) {
+		free(vn);
+		return -ENOMEM;
+	}
+	vn->id = id;
+	memcpy(vn->token, token, LMP_TOKEN_LEN);
+	vn->nr_pages = nr_pages;
+	vn->refs = 1;
+	vn->next = s->vnodes;
+	s->vnodes = vn;
+	s->nr_vnodes++;
+	*out = vn;
+	return 0;
+}
+
+void store_detach(struct store *s, struct store_vnode *vn)
+{
+	(void)s;
+	if (--vn->refs == 0 && vn->released)
+		store_free_vnode(vn);
+}
+
+const uint8_t *store_page(const struct store *s, const struct store_vnode *vn, uint64_t page)
+{
+	uint32_t slot = page < vn->nr_pages ? vn->slots[page] : 0;
+
+	return slot ? s->pool + (uint64_t)(slot - 1) * LMP_PAGE : NULL;
+}
+
+uint64_t store_pages_needed(const struct store_vnode *vn, const uint64_t *pages, uint32_t n)
+{
+	uint64_t need = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		need += pages[i] < vn->nr_pages && !vn->slots[pages[i]];
+	return need;
+}
+
+int store_write(struct store *s, struct store_vnode *vn, uint64_t page, const uint8_t *data)
+{
+	uint32_t slot;
+
+	if (page >= vn->nr_pages)
+		return -ERANGE;
+	slot = vn->slots[page];
+	if (!slot) {
+		if (s->used_pages == s->capacity_pages)
+			return -ENOSPC;
+		slot = s->nr_free ? s->free_slots[--s->nr_free] : (uint32_t)s->next_fresh++;
+		vn->slots[page] = ++slot;
+		s->used_pages++;
+		vn->used++;
+	}
+	memcpy(s->pool + (uint64_t)(slot - 1) * LMP_PAGE, data, LMP_PAGE);
+	return 0;
+}
+
+void store_release(struct store *s, struct store_vnode *vn)
+{
+	struct store_vnode **pp;
+
+	for (pp = &s->vnodes; *pp; pp = &(*pp)->next) {
+		if (*pp == vn) {
+			*pp = vn->next;
+			s->nr_vnodes--;
+			store_free_pages(s, vn);
+			vn->released = true;
+			return;
+		}
+	}
+}

@@ -1,0 +1,69 @@
+/*
+ * store.h - lego-memsrv's page store: pages of many vNodes in one pool of
+ * fixed capacity. A page takes memory only once it is first written; a page
+ * never written reads as zeros. Each vNode is bound to its token on first
+ * contact, and only that token reaches its pages.
+ */
+#ifndef LEGO_MEMSRV_STORE_H
+#define LEGO_MEMSRV_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct store_vnode {
+	uint64_t id;
+	uint8_t token[LMP_TOKEN_LEN];
+	uint64_t nr_pages;
+	uint32_t *slots; /* per guest page: pool slot + 1, or 0 when never written */
+	uint64_t used;	 /* pages of this vNode in the pool */
+	int refs;	 /* connections authenticated for it */
+	bool released;	 /* its pages are gone; freed with its last connection */
+	struct store_vnode *next;
+};
+
+struct store {
+	uint8_t *pool;
+	uint64_t capacity_pages;
+	uint64_t used_pages;
+	uint64_t next_fresh; /* slots at and above it were never used */
+	uint32_t *free_slots;
+	uint64_t nr_free;
+	struct store_vnode *vnodes;
+	uint64_t nr_vnodes;
+};
+
+/* store_init - a store holding at most @capacity bytes of pages. -errno. */
+int store_init(struct store *s, uint64_t capacity);
+
+/* store_exit - free every vNode and the pool. */
+void store_exit(struct store *s);
+
+/*
+ * store_attach - the vNode @id for a connection that presents @token: created
+ * (bound to @token, @nr_pages long) on first contact. -EACCES for a wrong
+ * token, -EINVAL when @nr_pages disagrees with the vNode's size.
+ */
+int store_attach(struct store *s, uint64_t id, uint64_t nr_pages, const uint8_t *token,
+		 struct store_vnode **out);
+
+/* store_detach - a connection for @vn went away (the pages stay, unless released). */
+void store_detach(struct store *s, struct store_vnode *vn);
+
+/* store_page - the stored copy of @page of @vn, or NULL if never written. */
+const uint8_t *store_page(const struct store *s, const struct store_vnode *vn, uint64_t page);
+
+/* store_pages_needed - how many of @pages (@n of them) are not yet stored. */
+uint64_t store_pages_needed(const struct store_vnode *vn, const uint64_t *pages, uint32_t n);
+
+/* store_write - store @data as @page of @vn. -ERANGE past its end, -ENOSPC when full. */
+int store_write(struct store *s, struct store_vnode *vn, uint64_t page, const uint8_t *data);
+
+/*
+ * store_release - drop every page of @vn and forget it; connections still
+ * attached to it find it released, and it is freed with the last of them.
+ */
+void store_release(struct store *s, struct store_vnode *vn);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * test_memsrv.c - lego-memsrv as a separate process, driven through the
+ * project's client and through raw bytes: pages round-trip, capacity is
+ * refused, vNodes are isolated, bad input is answered and the server keeps
+ * serving, and many vNodes are served at once.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "memclient.h"
+#include "test.h"
+
+static struct memclient_cred cred(uint64_t vnode, uint8_t key, uint64_t pages)
+{
+	struct memclient_cred c = {.vnode = vnode, .nr_pages = pages};
+
+	memset(c.token, key, sizeof(c.token));
+	return c;
+}
+
+static void fill(uint8_t *page, uint64_t seed)
+{
+	for (int i = 0; i < 4096; i += 8)
+		*(uint64_t *)(page + i) = seed * 0x9e3779b97f4a7c15ULL + i;
+}
+
+static void open_ok(struct memclient *mc, const char *addr, struct memclient_cred c)
+{
+	char err[256];
+
+	ASSERT(memclient_open(mc, addr, &c, err, sizeof(err)) == 0, "%s", err);
+}
+
+static void stop(pid_t pid)
+{
+	int status;
+
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
+	ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "lego-memsrv did not exit cleanly");
+}
+
+TEST(pages_round_trip_and_unwritten_pages_read_zero)
+{
+	char addr[64];
+	pid_t pid = memsrv_spawn("64M", addr);
+	struct memclient mc;
+	static uint8_t a[4096], b[4096], got[3 * 4096], zero[4096];
+	uint64_t pages[2] = {7, 9};
+	void *data[2] = {a, b};
+	struct lmp_stat st;
+
+	open_ok(&mc, addr, cred(1, 0x11, 100));
+	fill(a, 1);
+	fill(b, 2);
+	ASSERT_EQ(memclient_write(&mc, pages, data, 2), 0);
+	ASSERT_EQ(memclient_read(&mc, 7, 3, got), 0);
+	ASSERT(memcmp(got, a, 4096) == 0);
+	ASSERT(memcmp(got + 4096, zero, 4096) == 0, "page 8 was never written");
+	ASSERT(memcmp(got + 8192, b, 4096) == 0);
+	ASSERT_EQ(memclient_stat(&mc, &st), 0);
+	ASSERT_EQ(st.used_pages, 2);
+	ASSERT_EQ(st.vnode_pages, 2);
+	ASSERT_EQ(memclient_read(&mc, 99, 2, got), -ERANGE);
+	ASSERT_EQ(memclient_release(&mc), 0);
+	memclient_close(&mc);
+	stop(pid);
+}
+
+TEST(capacity_is_refused_whole_and_existing_pages_stay_writable)
+{
+	char addr[64];
+	pid_t pid = memsrv_spawn("64K", addr); /* 16 pages */
+	struct memclient mc;
+	static uint8_t buf[17][4096];
+	uint64_t pages[17];
+	void *data[17];
+	struct lmp_stat st;
+
+	for (int i = 0; i < 17; i++) {
+		pages[i] = i;
+		data[i] = buf[i];
+		fill(buf[i], i);
+	}
+	open_ok(&mc, addr, cred(5, 0x22, 1000));
+	ASSERT_EQ(memclient_write(&mc, pages, data, 10), 0);
+	/* 7 new pages do not fit in the 6 left: refused whole */
+	ASSERT_EQ(memclient_write(&mc, pages + 10, data + 10, 7), -ENOSPC);
+	ASSERT_EQ(memclient_stat(&mc, &st), 0);
+	ASSERT_EQ(st.used_pages, 10);
+	ASSERT_EQ(memclient_write(&mc, pages + 10, data + 10, 6), 0);
+	ASSERT_EQ(memclient_write(&mc, pages, data + 16, 1), 0); /* overwrite: no new page */
+	ASSERT_EQ(memclient_write(&mc, pages + 16, data + 16, 1), -ENOSPC);
+	ASSERT_EQ(memclient_release(&mc), 0);
+	ASSERT_EQ(memclient_write(&mc, pages + 16, data + 16, 1), -ESTALE);
+	memclient_close(&mc);
+	/* released pages are free again for another vNode */
+	open_ok(&mc, addr, cred(6, 0x23, 1000));
+	ASSERT_EQ(memclient_write(&mc, pages, data, 16), 0);
+	memclient_close(&mc);
+	stop(pid);
+}
+
+TEST(a_vnode_is_reachable_only_with_its_token)
+{
+	char addr[64], err[256];
+	pid_t pid = memsrv_spawn("64M", addr);
+	struct memclient a, b, c;
+	static uint8_t secret[4096], got[4096], zero[4096];
+	uint64_t page = 3;
+	void *data = secret;
+	struct memclient_cred thief = cred(1, 0x99, 100);
+
+	fill(secret, 42);
+	open_ok(&a, addr, cred(1, 0x11, 100));
+	ASSERT_EQ(memclient_write(&a, &page, &data, 1), 0);
+	/* another vNode's token cannot open vNode 1 */
+	ASSERT_EQ(memclient_open(&b, addr, &thief, err, sizeof(err)), -EACCES);
+	ASSERT_CONTAINS(err, "refused the token of vNode 1");
+	/* ...and with its own vNode it sees only its own (empty) pages */
+	open_ok(&c, addr, cred(2, 0x99, 100));
+	ASSERT_EQ(memclient_read(&c, 3, 1, got), 0);
+	ASSERT(memcmp(got, zero, 4096) == 0);
+	ASSERT_EQ(memclient_read(&a, 3, 1, got), 0);
+	ASSERT(memcmp(got, secret, 4096) == 0);
+	memclient_close(&a);
+	memclient_close(&c);
+	stop(pid);
+}
+
+static int raw_connect(const char *addr)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_port = htons(atoi(strrchr(addr, ':') + 1));
+	ASSERT(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	return fd;
+}
+
+/* Send a header (and @body) and return the response header's status; -1 if the server hung up. */
+static int raw_call(int fd, struct lmp_hdr *h, const void *body, size_t len)
+{
+	struct lmp_hdr r;
+	char sink[8192];
+
+	ASSERT(send(fd, h, sizeof(*h), MSG_NOSIGNAL) == sizeof(*h));
+	if (len)
+		ASSERT(send(fd, body, len, MSG_NOSIGNAL) == (ssize_t)len);
+	if (recv(fd, &r, sizeof(r), MSG_WAITALL) != sizeof(r))
+		return -1;
+	ASSERT_EQ(r.magic, LMP_MAGIC);
+	ASSERT_EQ(r.id, h->id);
+	if (r.len && r.len <= sizeof(sink))
+		recv(fd, sink, r.len, MSG_WAITALL);
+	return r.status;
+}
+
+TEST(malformed_and_truncated_messages_get_errors_and_others_are_served)
+{
+	char addr[64];
+	pid_t pid = memsrv_spawn("64M", addr);
+	struct memclient good;
+	struct lmp_hdr h;
+	struct lmp_hello hello = {.vnode = 9, .nr_pages = 10};
+	uint32_t count;
+	static uint8_t page[4096];
+	uint64_t p0 = 0;
+	void *data = page;
+	int fd;
+
+	open_ok(&good, addr, cred(8, 0x44, 100));
+
+	fd = raw_connect(addr);
+	lmp_hdr_init(&h, LMP_READ, 1, 4, 0);
+	count = 1;
+	ASSERT_EQ(raw_call(fd, &h, &count, 4), -EACCES); /* no HELLO yet */
+	lmp_hdr_init(&h, LMP_HELLO, 2, 10, 0);
+	ASSERT_EQ(raw_call(fd, &h, "short body", 10), -EINVAL);
+	lmp_hdr_init(&h, LMP_HELLO, 3, sizeof(hello), 0);
+	ASSERT_EQ(raw_call(fd, &h, &hello, sizeof(hello)), 0);
+	lmp_hdr_init(&h, 77, 4, 0, 0);
+	ASSERT_EQ(raw_call(fd, &h, NULL, 0), -EOPNOTSUPP);
+	lmp_hdr_init(&h, LMP_READ, 5, 4, 0);
+	count = 0;
+	ASSERT_EQ(raw_call(fd, &h, &count, 4), -EINVAL);
+	count = LMP_MAX_PAGES + 1;
+	ASSERT_EQ(raw_call(fd, &h, &count, 4), -EINVAL);
+	lmp_hdr_init(&h, LMP_READ, 6, 4, 8);
+	count = 5; /* pages 8..12 of a 10-page vNode */
+	ASSERT_EQ(raw_call(fd, &h, &count, 4), -ERANGE);
+	lmp_hdr_init(&h, LMP_WRITE, 7, 100, 1);
+	ASSERT_EQ(raw_call(fd, &h, page, 100), -EINVAL); /* length disagrees with count */
+	lmp_hdr_init(&h, LMP_READ, 8, LMP_MAX_BODY + 1, 0);
+	ASSERT_EQ(raw_call(fd, &h, NULL, 0), -EPROTO); /* oversized: error, then hang-up */
+	ASSERT(recv(fd, &h, 1, 0) <= 0, "the server hangs up after a message it cannot frame");
+	close(fd);
+
+	fd = raw_connect(addr);
+	h.magic = 0xdeadbeef;
+	ASSERT_EQ(raw_call(fd, &h, NULL, 0), -EPROTO);
+	close(fd);
+
+	/* a peer that vanishes in the middle of a message */
+	fd = raw_connect(addr);
+	lmp_hdr_init(&h, LMP_HELLO, 9, sizeof(hello), 0);
+	ASSERT(send(fd, &h, sizeof(h), 0) == sizeof(h));
+	ASSERT(send(fd, &hello, 10, 0) == 10);
+	close(fd);
+
+	/* through all of it, the well-behaved client is still served */
+	ASSERT_EQ(memclient_write(&good, &p0, &data, 1), 0);
+	ASSERT_EQ(memclient_read(&good, 0, 1, page), 0);
+	memclient_close(&good);
+	stop(pid);
+}
+
+struct worker {
+	const char *addr;
+	int index;
+	int failures;
+};
+
+static void *hammer(void *arg)
+{
+	struct worker *w = arg;
+	struct memclient mc;
+	char err[256];
+	struct memclient_cred c = cred(100 + w->index, (uint8_t)w->index, 512);
+	static __thread uint8_t pages[64][4096], got[64 * 4096];
+
+	if (memclient_open(&mc, w->addr, &c, err, sizeof(err))) {
+		w->failures++;
+		return NULL;
+	}
+	for (int round = 0; round < 8; round++) {
+		uint64_t idx[64];
+		void *data[64];
+
+		for (int i = 0; i < 64; i++) {
+			idx[i] = round * 64 + i;
+			data[i] = pages[i];
+			fill(pages[i], w->index * 100000 + idx[i]);
+		}
+		if (memclient_write(&mc, idx, data, 64) ||
+		    memclient_read(&mc, round * 64, 64, got)) {
+			w->failures++;
+			break;
+		}
+		for (int i = 0; i < 64; i++)
+			if (memcmp(got + i * 4096, pages[i], 4096))
+				w->failures++;
+	}
+	memclient_close(&mc);
+	return NULL;
+}
+
+TEST(many_vnodes_and_connections_at_once)
+{
+	char addr[64];
+	pid_t pid = memsrv_spawn("256M", addr);
+	pthread_t th[16];
+	struct worker w[16];
+
+	for (int i = 0; i < 16; i++) {
+		w[i] = (struct worker){addr, i, 0};
+		pthread_create(&th[i], NULL, hammer, &w[i]);
+	}
+	for (int i = 0; i < 16; i++) {
+		pthread_join(th[i], NULL);
+		ASSERT_EQ(w[i].failures, 0);
+	}
+	stop(pid);
+}

@@ -1,0 +1,114 @@
+/*
+ * excache.h - the ExCache: guest RAM served on demand from a memory server.
+ *
+ * Guest RAM is registered with userfaultfd. A miss (a guest or VMM access to
+ * a page that is not resident) stops on the userfaultfd and a fault thread
+ * installs the page: fetched from the memory server, or zero-filled when it
+ * was never written (the ExCache knows which pages exist remotely). At most
+ * `size` bytes are resident: an evictor thread drops clean pages and writes
+ * dirty ones back, acknowledged, before it drops them. Hits never trap.
+ *
+ * Page life: NONE (never written) and REMOTE (held by the memory server) are
+ * absent; CLEAN is resident and write-protected; DIRTY is resident and
+ * writable; FETCH, WB (write-back in flight) and DROP are transitions, owned
+ * by one thread. All changes are compare-and-swap on a byte per page.
+ */
+#ifndef LEGO_VMM_EXCACHE_H
+#define LEGO_VMM_EXCACHE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "excache_policy.h"
+#include "memclient.h"
+#include "vm.h"
+
+enum excache_poll { EXCACHE_POLL_BLOCK, EXCACHE_POLL_SPIN };
+
+struct excache_config {
+	uint64_t size;	    /* bytes resident at most */
+	const char *memsrv; /* "HOST:PORT" of the memory server */
+	struct memclient_cred cred;
+	int nr_fault_threads;	/* faults served concurrently (one per vCPU) */
+	enum excache_poll poll; /* how fault threads wait for faults */
+	unsigned prefetch_max;	/* pages fetched at once on a sequential run; 1 = off */
+};
+
+#define XC_HIST_BUCKETS 24 /* miss latency, log2 microseconds */
+#define XC_LAT_SAMPLES	65536
+
+struct excache_stats {
+	_Atomic uint64_t misses;	   /* faults on absent pages */
+	_Atomic uint64_t zero_fills;	   /* ... served without the network */
+	_Atomic uint64_t fetches;	   /* ... served from the memory server */
+	_Atomic uint64_t prefetched;	   /* pages installed ahead of a sequential run */
+	_Atomic uint64_t wp_faults;	   /* first write to a clean page */
+	_Atomic uint64_t evictions;	   /* pages that left */
+	_Atomic uint64_t clean_drops;	   /* ... without network traffic */
+	_Atomic uint64_t dirty_writebacks; /* ... written back and acknowledged first */
+	_Atomic uint64_t wb_aborted;	   /* write-backs whose page was written meanwhile */
+	_Atomic uint64_t bytes_in, bytes_out;
+	_Atomic uint64_t lat_hist[XC_HIST_BUCKETS];
+	_Atomic uint64_t lat_next;
+	uint32_t lat_ns[XC_LAT_SAMPLES]; /* the latest miss latencies, a ring */
+};
+
+struct excache_thread {
+	struct excache *xc;
+	pthread_t thread;
+	int index;
+	struct memclient mc;
+	uint8_t *buf;	    /* LMP_MAX_PAGES pages */
+	uint64_t last_miss; /* for recognising sequential runs */
+	unsigned run;
+};
+
+struct excache {
+	struct vm *vm;
+	struct excache_config cfg;
+	uint8_t *base;
+	uint64_t nr_pages;
+	int uffd;
+	int stop_fd;
+	atomic_bool stop;
+	_Atomic uint8_t *state;
+	_Atomic uint64_t resident;
+	_Atomic uint64_t limit;
+
+	pthread_mutex_t lock; /* protects the policy; with the conds, waiting for room */
+	pthread_cond_t room, need_room;
+	struct xc_policy policy;
+
+	int nr_threads;
+	struct excache_thread *faulters;
+	struct excache_thread evictor;
+	bool started;
+	struct excache_stats stats;
+};
+
+/*
+ * excache_init - register @vm's RAM with userfaultfd, connect to the memory
+ * server and start the fault and evictor threads. From here on every access
+ * to guest RAM, the VMM's own included, goes through the ExCache. -errno,
+ * logged with what to do.
+ */
+int excache_init(struct excache *xc, struct vm *vm, const struct excache_config *cfg);
+
+/*
+ * excache_stop - stop the threads and release userfaultfd, which lets any
+ * access still waiting proceed (the VM must already be stopping). Idempotent.
+ */
+void excache_stop(struct excache *xc);
+
+/* excache_exit - stop, tell the memory server the vNode is gone, free everything. */
+void excache_exit(struct excache *xc);
+
+/* excache_resize - change the most bytes resident, while the guest runs. */
+int excache_resize(struct excache *xc, uint64_t size);
+
+/* excache_percentile - the @pct percentile of recent miss latencies, in ns. */
+uint64_t excache_percentile(struct excache *xc, double pct);
+
+#endif

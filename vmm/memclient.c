@@ -1,0 +1,122 @@
+/* memclient.c - requests to a memory server over an xport. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "memclient.h"
+
+int memclient_open(struct memclient *mc, const char *addr, const struct memclient_cred *cred,
+		   char *err, size_t errlen)
+{
+	struct lmp_hello hello = {.vnode = cred->vnode, .nr_pages = cred->nr_pages};
+	struct iovec iov = {&hello, sizeof(hello)};
+	struct lmp_hdr resp;
+	int ret;
+
+	memset(mc, 0, sizeof(*mc));
+	snprintf(mc->addr, sizeof(mc->addr), "%s", addr);
+	memcpy(hello.token, cred->token, LMP_TOKEN_LEN);
+	ret = xport_connect(addr, 5000, 30000, &mc->x, err, errlen);
+	if (ret)
+		return ret;
+	ret = xport_call(mc->x, LMP_HELLO, 0, &iov, 1, &resp, NULL, 0);
+	if (!ret)
+		ret = resp.status;
+	if (ret) {
+		if (ret == -EACCES)
+			snprintf(err, errlen,
+				 "memory server %s refused the token of vNode %llu: is that vNode "
+				 "already served there for another VMM?",
+				 addr, (unsigned long long)cred->vnode);
+		else
+			snprintf(err, errlen, "memory server %s refused vNode %llu: %s", addr,
+				 (unsigned long long)cred->vnode, memclient_strerror(ret));
+		xport_close(mc->x);
+		mc->x = NULL;
+	}
+	return ret;
+}
+
+void memclient_close(struct memclient *mc)
+{
+	xport_close(mc->x);
+	mc->x = NULL;
+}
+
+int memclient_read(struct memclient *mc, uint64_t first, uint32_t count, void *buf)
+{
+	struct iovec iov = {&count, sizeof(count)};
+	struct lmp_hdr resp;
+	int ret = xport_call(mc->x, LMP_READ, first, &iov, 1, &resp, buf, (size_t)count * LMP_PAGE);
+
+	if (ret)
+		return ret;
+	if (resp.status)
+		return resp.status;
+	if (resp.len != count * LMP_PAGE)
+		return -EPROTO;
+	mc->bytes_in += resp.len;
+	return 0;
+}
+
+int memclient_write(struct memclient *mc, const uint64_t *pages, void *const *data, uint32_t count)
+{
+	struct iovec iov[2 * LMP_MAX_PAGES];
+	struct lmp_hdr resp;
+	uint32_t done = 0;
+
+	while (done < count) {
+		uint32_t n = count - done < LMP_MAX_PAGES ? count - done : LMP_MAX_PAGES;
+		int ret;
+
+		for (uint32_t i = 0; i < n; i++) {
+			iov[2 * i] = (struct iovec){(void *)&pages[done + i], sizeof(uint64_t)};
+			iov[2 * i + 1] = (struct iovec){data[done + i], LMP_PAGE};
+		}
+		ret = xport_call(mc->x, LMP_WRITE, n, iov, 2 * n, &resp, NULL, 0);
+		if (ret)
+			return ret;
+		if (resp.status)
+			return resp.status;
+		mc->bytes_out += (uint64_t)n * LMP_PAGE;
+		done += n;
+	}
+	return 0;
+}
+
+int memclient_release(struct memclient *mc)
+{
+	struct lmp_hdr resp;
+	int ret = xport_call(mc->x, LMP_RELEASE, 0, NULL, 0, &resp, NULL, 0);
+
+	return ret ? ret : resp.status;
+}
+
+int memclient_stat(struct memclient *mc, struct lmp_stat *st)
+{
+	struct lmp_hdr resp;
+	int ret = xport_call(mc->x, LMP_STAT, 0, NULL, 0, &resp, st, sizeof(*st));
+
+	if (ret)
+		return ret;
+	return resp.status ? resp.status : resp.len == sizeof(*st) ? 0 : -EPROTO;
+}
+
+const char *memclient_strerror(int err)
+{
+	switch (err) {
+	case -ENOSPC:
+		return "the memory server is full (its --capacity is reached)";
+	case -EACCES:
+		return "the memory server refused the vNode's credentials";
+	case -ERANGE:
+		return "page outside the vNode's memory";
+	case -ECONNRESET:
+		return "the memory server closed the connection";
+	case -ETIMEDOUT:
+		return "the memory server did not answer in time";
+	case -EPROTO:
+		return "the memory server sent something that is not the lego protocol";
+	}
+	return strerror(-err);
+}

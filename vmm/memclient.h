@@ -1,0 +1,56 @@
+/*
+ * memclient.h - the VMM's connection to one memory server for one vNode:
+ * authenticate, read pages, write batches of pages. One memclient is one
+ * connection with one request in flight; the ExCache opens one per thread
+ * that needs one, so no lock is taken here.
+ */
+#ifndef LEGO_VMM_MEMCLIENT_H
+#define LEGO_VMM_MEMCLIENT_H
+
+#include <stdint.h>
+
+#include "proto.h"
+#include "xport.h"
+
+struct memclient {
+	struct xport *x;
+	char addr[128];
+	uint64_t bytes_in, bytes_out;
+};
+
+/* The vNode a memclient acts for. */
+struct memclient_cred {
+	uint64_t vnode;
+	uint64_t nr_pages;
+	uint8_t token[LMP_TOKEN_LEN];
+};
+
+/*
+ * memclient_open - connect to @addr and authenticate with @cred. On error
+ * returns -errno with a sentence for a person in @err.
+ */
+int memclient_open(struct memclient *mc, const char *addr, const struct memclient_cred *cred,
+		   char *err, size_t errlen);
+
+/* memclient_close - hang up. */
+void memclient_close(struct memclient *mc);
+
+/* memclient_read - read @count pages from @first into @buf. -errno. */
+int memclient_read(struct memclient *mc, uint64_t first, uint32_t count, void *buf);
+
+/*
+ * memclient_write - write @count pages (@pages[i] from @data[i]) and wait for
+ * the server's acknowledgement: when this returns 0 the server holds them.
+ */
+int memclient_write(struct memclient *mc, const uint64_t *pages, void *const *data, uint32_t count);
+
+/* memclient_release - the vNode is gone: the server frees its pages. */
+int memclient_release(struct memclient *mc);
+
+/* memclient_stat - the server's capacity and use. */
+int memclient_stat(struct memclient *mc, struct lmp_stat *st);
+
+/* memclient_strerror - what a failed call's -errno means for a person. */
+const char *memclient_strerror(int err);
+
+#endif
