@@ -91,7 +91,7 @@ $(BUILD)/guest/payloads/%.bin: $(BUILD)/guest/payloads/%.elf
 # --- tests and benchmarks ---
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/lib/libtest.a $(VMM_LIB) $(MEMSRV_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) -o $@ $^ $(LDLIBS) -lm
 $(BUILD)/lib/libtest.a: $(TEST_LIB:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(Q)$(AR) rcs $@ $^

@@ -358,3 +358,38 @@ pid_t memsrv_spawn(const char *capacity, char *addr)
 	snprintf(addr, 64, "%s", listen);
 	return pid;
 }
+
+bool proc_running(pid_t pid)
+{
+	siginfo_t si = {0};
+
+	if (waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+		return false;
+	return si.si_pid == 0;
+}
+
+long vma_rss_kib(pid_t pid, uint64_t start)
+{
+	char path[64], line[512];
+	FILE *f;
+	bool in = false;
+	long rss = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long a, b;
+
+		if (sscanf(line, "%llx-%llx ", &a, &b) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = a == start;
+			continue;
+		}
+		if (in && sscanf(line, "Rss: %ld kB", &rss) == 1)
+			break;
+	}
+	fclose(f);
+	return in ? rss : -1;
+}

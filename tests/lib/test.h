@@ -90,6 +90,12 @@ void proc_run(char *const argv[], int timeout_s, struct proc_result *res);
 pid_t proc_spawn(char *const argv[]);
 void proc_collect(pid_t pid, int timeout_s, struct proc_result *res);
 
+/* proc_running - true while @pid has not exited (does not reap it). */
+bool proc_running(pid_t pid);
+
+/* vma_rss_kib - Rss of @pid's mapping that starts at @start (from smaps), -1 if none. */
+long vma_rss_kib(pid_t pid, uint64_t start);
+
 /* proc_result_free - free the captured output. */
 void proc_result_free(struct proc_result *res);
 
