@@ -312,11 +312,15 @@ static void *xc_fault_thread(void *arg)
 	struct excache_thread *t = arg;
 	struct excache *xc = t->xc;
 
+	uint64_t spin_until = 0;
+
 	while (!xc->stop) {
 		struct uffd_msg msg;
 		ssize_t n;
 
-		if (xc->cfg.poll == EXCACHE_POLL_BLOCK) {
+		/* Sleep only after spin_us without a fault: misses come in bursts, and a
+		 * thread woken per fault pays for the wake-up on every one of them. */
+		if (xc->cfg.poll == EXCACHE_POLL_BLOCK && now_ns() >= spin_until) {
 			struct pollfd pfd[2] = {{.fd = xc->uffd, .events = POLLIN},
 						{.fd = xc->stop_fd, .events = POLLIN}};
 
@@ -336,6 +340,7 @@ static void *xc_fault_thread(void *arg)
 		}
 		if (msg.event == UFFD_EVENT_PAGEFAULT)
 			xc_fault(t, msg.arg.pagefault.address, msg.arg.pagefault.flags);
+		spin_until = now_ns() + xc->cfg.spin_us * 1000ULL;
 	}
 	return NULL;
 }

@@ -34,6 +34,7 @@ struct excache_config {
 	int nr_fault_threads;	/* faults served concurrently (one per vCPU) */
 	enum excache_poll poll; /* how fault threads wait for faults */
 	unsigned prefetch_max;	/* pages fetched at once on a sequential run; 1 = off */
+	unsigned spin_us;	/* with POLL_BLOCK: poll this long after a fault before sleeping */
 };
 
 #define XC_HIST_BUCKETS 24 /* miss latency, log2 microseconds */

@@ -34,6 +34,7 @@ struct vmm_options {
 	uint64_t vnode;
 	enum excache_poll poll;
 	unsigned prefetch;
+	unsigned spin_us;
 	enum log_level level;
 };
 
@@ -70,6 +71,9 @@ static void usage(FILE *f)
 		"  --excache-poll block|spin  how fault threads wait (default block)\n"
 		"  --prefetch N     pages fetched at once on sequential misses (default 16, 1 = "
 		"off)\n"
+		"  --spin-us N      fault threads poll for the next fault N us before sleeping\n"
+		"                   (default 0: sleep at once; spinning helps only with spare "
+		"cores)\n"
 		"  --no-pvm-compat  on a kvm_pvm host (no hardware virtualisation), do not apply\n"
 		"                   the workarounds of vmm/pvm_compat.c (on by default there)\n"
 		"  -v, --verbose    more messages; -q, --quiet fewer\n"
@@ -106,7 +110,8 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		OPT_VNODE,
 		OPT_TOKEN,
 		OPT_POLL,
-		OPT_PREFETCH
+		OPT_PREFETCH,
+		OPT_SPIN
 	};
 	static const struct option longopts[] = {
 		{"payload", required_argument, NULL, OPT_PAYLOAD},
@@ -122,6 +127,7 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		{"token", required_argument, NULL, OPT_TOKEN},
 		{"excache-poll", required_argument, NULL, OPT_POLL},
 		{"prefetch", required_argument, NULL, OPT_PREFETCH},
+		{"spin-us", required_argument, NULL, OPT_SPIN},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -205,6 +211,13 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 						   "to 64",
 						   optarg);
 			opt->prefetch = (unsigned)n;
+			break;
+		case OPT_SPIN:
+			n = strtol(optarg, &end, 10);
+			if (*end || end == optarg || n < 0 || n > 100000)
+				return usage_error(
+					"--spin-us: '%s' is not a number of microseconds", optarg);
+			opt->spin_us = (unsigned)n;
 			break;
 		case OPT_NO_PVM_COMPAT:
 			opt->no_pvm_compat = true;
@@ -342,6 +355,7 @@ static int vmm_start_excache(struct vmm *v)
 		.nr_fault_threads = opt->nr_vcpus,
 		.poll = opt->poll,
 		.prefetch_max = opt->prefetch,
+		.spin_us = opt->spin_us,
 	};
 
 	cfg.cred.nr_pages = v->vm.mem.size / 4096;

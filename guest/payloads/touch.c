@@ -15,6 +15,8 @@
  *   theta=0.99            Zipf skew; seed=N
  *   corrupt=1             vCPU 0 flips a byte of its first page before the
  *                         first verification (proves the check can fail)
+ *   prefill=1             write every page once before the timed passes
+ *   lat=1                 time every access; report pN_lat_p50_ns, pN_lat_p99_ns
  *
  * Reports per vCPU: pages, and per pass pN_ns (the pass's time) and
  * pN_ns_per_page, with pN_verify_ns and pN_verify_ns_per_page for verify,
@@ -83,6 +85,34 @@ static int check_page(const uint64_t *p, uint64_t addr, uint64_t version)
 	return 1;
 }
 
+/* Per-access latency: 250 ns buckets up to 2 ms, per vCPU, in .bss. */
+#define LAT_BUCKET_NS 250
+#define LAT_BUCKETS   8192
+static uint32_t lat_hist[LP_MAX_VCPUS][LAT_BUCKETS];
+
+static void lat_add(unsigned vcpu, uint64_t cycles)
+{
+	uint64_t b = rt_cycles_to_ns(cycles) / LAT_BUCKET_NS;
+
+	lat_hist[vcpu][b < LAT_BUCKETS ? b : LAT_BUCKETS - 1]++;
+}
+
+static void lat_report(unsigned vcpu, unsigned pass, uint64_t n)
+{
+	static const unsigned pct[] = {50, 99};
+	char key[LP_REPORT_KEY_MAX];
+
+	for (unsigned k = 0; k < 2; k++) {
+		uint64_t want = (n * pct[k] + 99) / 100, seen = 0, b = 0;
+
+		while (b < LAT_BUCKETS - 1 && (seen += lat_hist[vcpu][b]) < want)
+			b++;
+		rt_snprintf(key, sizeof(key), "p%u_lat_p%u_ns", pass, pct[k]);
+		rt_report(key, b * LAT_BUCKET_NS + LAT_BUCKET_NS / 2);
+	}
+	memset(lat_hist[vcpu], 0, sizeof(lat_hist[vcpu]));
+}
+
 static void report_pass(unsigned pass, const char *what, uint64_t cycles, uint64_t n)
 {
 	char key[LP_REPORT_KEY_MAX];
@@ -104,6 +134,7 @@ int main(unsigned vcpu)
 		   : rt_arg_is("mode", "zipf", 0) ? MODE_ZIPF
 						  : MODE_SEQ;
 	uint64_t passes = rt_arg_u64("passes", 1);
+	int lat = rt_arg_u64("lat", 0) != 0;
 	uint64_t free_bytes = info->free_end - info->free_base;
 	/* the version table takes 4 bytes a page, in front of the working set */
 	uint64_t max_pages = free_bytes / (PAGE + 4) - 2;
@@ -128,6 +159,9 @@ int main(unsigned vcpu)
 	uint64_t draws = mode == MODE_ZIPF ? rt_arg_u64("accesses", 4 * s.pages) : s.pages;
 
 	rt_report("pages", s.pages);
+	if (rt_arg_u64("prefill", 0))
+		for (uint64_t idx = 0; idx < s.pages; idx++)
+			*(volatile uint64_t *)(s.base + idx * PAGE) = idx;
 	for (unsigned pass = 1; pass <= passes; pass++) {
 		uint64_t t0, t1;
 
@@ -136,6 +170,7 @@ int main(unsigned vcpu)
 		for (uint64_t i = 0; i < draws; i++) {
 			uint64_t idx = page_index(&s, mode, i);
 			uint64_t *p = (uint64_t *)(s.base + idx * PAGE);
+			uint64_t a0 = lat ? rt_rdtsc() : 0;
 
 			if (op == OP_READ)
 				sum += *(volatile uint64_t *)p;
@@ -143,9 +178,13 @@ int main(unsigned vcpu)
 				*(volatile uint64_t *)p = pass;
 			else
 				fill_page(p, (uint64_t)p, ++s.versions[idx]);
+			if (lat)
+				lat_add(vcpu, rt_rdtsc() - a0);
 		}
 		t1 = rt_rdtsc();
 		report_pass(pass, "", t1 - t0, draws);
+		if (lat)
+			lat_report(vcpu, pass, draws);
 		if (op != OP_VERIFY)
 			continue;
 		if (pass == 1 && vcpu == 0 && rt_arg_u64("corrupt", 0))

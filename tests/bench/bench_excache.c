@@ -1,0 +1,248 @@
+/*
+ * bench_excache.c - the ExCache next to its physical limits, measured in the
+ * same run:
+ *   excache_miss_p50/p99_us  a guest read of a page held by the memory server
+ *                            (random order, prefetch off), timed in the guest
+ *   floor_p50_us             the same kind of fault filled locally (never-written
+ *                            pages), the faster of a blocking and a spinning handler
+ *   tcp_rtt_p50_us           a bare 32-byte request / 4 KiB answer on loopback
+ *   memsrv_read_p50_us       one page read from lego-memsrv by the project's client,
+ *                            no KVM and no userfaultfd
+ *   seq_prefetch_ratio       per-page cost of a sequential scan with prefetch,
+ *                            over the same without prefetch (one miss per page)
+ *   lru_hit_ratio            the policy's hit rate over exact LRU's on the touch
+ *                            payload's Zipf trace (replayed); real_hit_rate is
+ *                            what the VMM achieved on that very trace
+ *   hitpath_ratio            a resident scan with the ExCache over the same
+ *                            scan without userfaultfd at all
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "memclient.h"
+#include "policy_sim.h"
+#include "test.h"
+#include "util.h"
+
+static char memsrv_addr[64];
+
+/* Run touch with @args; lego-vmm options in @opts (NULL-terminated, may be empty). */
+static struct proc_result run_touch(const char *mem, const char *excache, const char *const *opts,
+				    const char *args)
+{
+	char *argv[32];
+	int n = 0;
+	struct proc_result r;
+
+	argv[n++] = (char *)test_path("bin/lego-vmm");
+	argv[n++] = "-q";
+	argv[n++] = "--stats";
+	argv[n++] = "--payload";
+	argv[n++] = (char *)test_path("guest/payloads/touch.bin");
+	argv[n++] = "--memory";
+	argv[n++] = (char *)mem;
+	if (excache) {
+		argv[n++] = "--excache";
+		argv[n++] = (char *)excache;
+		argv[n++] = "--memsrv";
+		argv[n++] = memsrv_addr;
+	}
+	for (; opts && *opts; opts++)
+		argv[n++] = (char *)*opts;
+	argv[n++] = "--args";
+	argv[n++] = (char *)args;
+	argv[n] = NULL;
+	proc_run(argv, 600, &r);
+	if (r.status != 0) {
+		fprintf(stderr, "touch %s failed (status %d):\n%s\n%s", args, r.status, r.out,
+			r.err);
+		exit(1);
+	}
+	return r;
+}
+
+static uint64_t report(const struct proc_result *r, const char *key)
+{
+	uint64_t v;
+
+	if (!report_get(r->out, 0, key, &v)) {
+		fprintf(stderr, "no %s in:\n%s", key, r->out);
+		exit(1);
+	}
+	return v;
+}
+
+static uint64_t excache_stat(const struct proc_result *r, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(r->err, pat);
+	return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+}
+
+/* ---- bare TCP round trip: 32-byte request, 4 KiB answer ---- */
+
+static void *rtt_server(void *arg)
+{
+	int lfd = *(int *)arg, fd = accept(lfd, NULL, NULL), one = 1;
+	char req[32], page[4096] = {0};
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	while (recv(fd, req, sizeof(req), MSG_WAITALL) == sizeof(req))
+		if (send(fd, page, sizeof(page), 0) != sizeof(page))
+			break;
+	close(fd);
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double tcp_rtt_p50_us(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	enum { N = 20000 };
+	static uint64_t ns[N];
+	char req[32] = {0}, page[4096];
+	pthread_t th;
+
+	bind(lfd, (struct sockaddr *)&sa, sizeof(sa));
+	getsockname(lfd, (struct sockaddr *)&sa, &len);
+	listen(lfd, 1);
+	pthread_create(&th, NULL, rtt_server, &lfd);
+	connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	for (int i = 0; i < N; i++) {
+		uint64_t t0 = now_ns();
+
+		if (send(fd, req, sizeof(req), 0) != sizeof(req) ||
+		    recv(fd, page, sizeof(page), MSG_WAITALL) != sizeof(page))
+			exit(1);
+		ns[i] = now_ns() - t0;
+	}
+	close(fd);
+	pthread_join(th, NULL);
+	close(lfd);
+	qsort(ns, N, sizeof(ns[0]), cmp_u64);
+	return ns[N / 2] / 1000.0;
+}
+
+static double memsrv_read_p50_us(void)
+{
+	struct memclient mc;
+	struct memclient_cred c = {.vnode = 77, .nr_pages = 16};
+	static uint8_t page[4096];
+	enum { N = 20000 };
+	static uint64_t ns[N];
+	uint64_t idx = 3;
+	void *data = page;
+	char err[256];
+
+	if (memclient_open(&mc, memsrv_addr, &c, err, sizeof(err)) ||
+	    memclient_write(&mc, &idx, &data, 1))
+		exit(1);
+	for (int i = 0; i < N; i++) {
+		uint64_t t0 = now_ns();
+
+		if (memclient_read(&mc, 3, 1, page))
+			exit(1);
+		ns[i] = now_ns() - t0;
+	}
+	memclient_release(&mc);
+	memclient_close(&mc);
+	qsort(ns, N, sizeof(ns[0]), cmp_u64);
+	return ns[N / 2] / 1000.0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *noprefetch[] = {"--prefetch", "1", NULL};
+	const char *spin[] = {"--excache-poll", "spin", NULL};
+	struct proc_result r;
+	double miss50, miss99, fblock, fspin, floor50, rtt, rd, seq_pf, seq_nopf;
+	double hit_ours, hit_lru, hit_fifo, hit_real, resident, nouffd;
+	uint64_t pages = 65536, n = 4 * pages, cap = 6554;
+	uint32_t *trace;
+	pid_t ms;
+	char accesses[64], zipf_args[160];
+
+	if (argc > 1)
+		test_set_build_dir(argv[1]);
+	test_require_kvm();
+	ms = memsrv_spawn("4G", memsrv_addr);
+
+	r = run_touch("160M", "8M", noprefetch, "op=read mode=rand size=128M prefill=1 lat=1");
+	miss50 = report(&r, "p1_lat_p50_ns") / 1000.0;
+	miss99 = report(&r, "p1_lat_p99_ns") / 1000.0;
+	proc_result_free(&r);
+	r = run_touch("160M", "150M", NULL, "op=write mode=rand size=128M lat=1");
+	fblock = report(&r, "p1_lat_p50_ns") / 1000.0;
+	proc_result_free(&r);
+	r = run_touch("160M", "150M", spin, "op=write mode=rand size=128M lat=1");
+	fspin = report(&r, "p1_lat_p50_ns") / 1000.0;
+	proc_result_free(&r);
+	floor50 = fblock < fspin ? fblock : fspin;
+	rtt = tcp_rtt_p50_us();
+	rd = memsrv_read_p50_us();
+	printf("BENCH excache_miss_p50_us=%.1f excache_miss_p99_us=%.1f floor_p50_us=%.1f "
+	       "floor_block_p50_us=%.1f floor_spin_p50_us=%.1f tcp_rtt_p50_us=%.1f "
+	       "memsrv_read_p50_us=%.1f miss_ratio=%.2f\n",
+	       miss50, miss99, floor50, fblock, fspin, rtt, rd, miss50 / floor50);
+	fflush(stdout);
+
+	r = run_touch("160M", "8M", NULL, "op=read mode=seq size=128M prefill=1");
+	seq_pf = report(&r, "p1_ns") / 32768.0;
+	proc_result_free(&r);
+	r = run_touch("160M", "8M", noprefetch, "op=read mode=seq size=128M prefill=1");
+	seq_nopf = report(&r, "p1_ns") / 32768.0;
+	proc_result_free(&r);
+	printf("BENCH seq_prefetch_ns_per_page=%.0f seq_noprefetch_ns_per_page=%.0f "
+	       "seq_prefetch_ratio=%.2f\n",
+	       seq_pf, seq_nopf, seq_pf / seq_nopf);
+	fflush(stdout);
+
+	/* The payload's zipf trace (seed 1, vCPU 0) replayed here, and run for real. */
+	trace = sim_zipf_trace(pages, n, 0.99, 1);
+	hit_lru = (double)sim_lru(trace, n, pages, cap) / n;
+	hit_fifo = (double)sim_fifo(trace, n, pages, cap) / n;
+	hit_ours = (double)sim_excache(trace, n, pages, cap) / n;
+	free(trace);
+	snprintf(accesses, sizeof(accesses), "%llu", (unsigned long long)n);
+	snprintf(zipf_args, sizeof(zipf_args),
+		 "op=read mode=zipf size=256M prefill=1 theta=0.99 seed=1 accesses=%s", accesses);
+	r = run_touch("300M", "26216K", noprefetch, zipf_args); /* 6554 pages */
+	hit_real = 1.0 - (double)excache_stat(&r, "fetches") / n;
+	proc_result_free(&r);
+	printf("BENCH lru_hit_ratio=%.3f policy_hit_rate=%.4f lru_hit_rate=%.4f fifo_hit_rate=%.4f "
+	       "real_hit_rate=%.4f pages=%llu cache_pages=%llu\n",
+	       hit_ours / hit_lru, hit_ours, hit_lru, hit_fifo, hit_real, (unsigned long long)pages,
+	       (unsigned long long)cap);
+	fflush(stdout);
+
+	r = run_touch("160M", "150M", NULL, "op=read mode=seq size=128M prefill=1 passes=5");
+	resident = report(&r, "p5_ns") / 32768.0;
+	proc_result_free(&r);
+	r = run_touch("160M", NULL, NULL, "op=read mode=seq size=128M prefill=1 passes=5");
+	nouffd = report(&r, "p5_ns") / 32768.0;
+	proc_result_free(&r);
+	printf("BENCH hitpath_ratio=%.3f resident_ns_per_page=%.2f nouffd_ns_per_page=%.2f\n",
+	       resident / nouffd, resident, nouffd);
+	kill(ms, SIGTERM);
+	waitpid(ms, NULL, 0);
+	return 0;
+}
