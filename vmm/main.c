@@ -12,6 +12,7 @@
 
 #include "ctl.h"
 #include "excache.h"
+#include "virtio_blk.h"
 #include "log.h"
 #include "payload.h"
 #include "pvm_compat.h"
@@ -35,6 +36,7 @@ struct vmm_options {
 	enum excache_poll poll;
 	unsigned prefetch;
 	unsigned spin_us;
+	const char *disk;
 	enum log_level level;
 };
 
@@ -43,6 +45,8 @@ struct vmm {
 	struct payload_dev payload;
 	struct excache xc;
 	bool has_excache;
+	struct pci pci;
+	struct virtio_blk *disk;
 	struct ctl *ctl;
 	const struct vmm_options *opt;
 };
@@ -61,8 +65,8 @@ static void usage(FILE *f)
 		"pages=1024\"\n"
 		"  --memory SIZE    guest RAM, e.g. 64M, 2G (default 256M)\n"
 		"  --cpus N         number of vCPUs, one host thread each (default 1)\n"
-		"  --control PATH   serve the JSON control socket at PATH (try "
-		"{\"cmd\":\"help\"})\n"
+		"  --control PATH   serve the JSON control socket at PATH (try {\"cmd\":\"help\"})\n"
+		"  --disk IMAGE     a virtio-blk disk (PCI, virtio 1.x) backed by the raw file IMAGE\n"
 		"  --stats          print run statistics as one JSON line on stderr at exit\n"
 		"  --excache SIZE   keep at most SIZE of guest RAM resident here (the ExCache)...\n"
 		"  --memsrv ADDR    ...and the rest on the memory server at HOST:PORT\n"
@@ -111,7 +115,8 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		OPT_TOKEN,
 		OPT_POLL,
 		OPT_PREFETCH,
-		OPT_SPIN
+		OPT_SPIN,
+		OPT_DISK
 	};
 	static const struct option longopts[] = {
 		{"payload", required_argument, NULL, OPT_PAYLOAD},
@@ -128,6 +133,7 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		{"excache-poll", required_argument, NULL, OPT_POLL},
 		{"prefetch", required_argument, NULL, OPT_PREFETCH},
 		{"spin-us", required_argument, NULL, OPT_SPIN},
+		{"disk", required_argument, NULL, OPT_DISK},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -211,6 +217,11 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 						   "to 64",
 						   optarg);
 			opt->prefetch = (unsigned)n;
+			break;
+		case OPT_DISK:
+			if (opt->disk)
+				return usage_error("%s: one --disk for now", optarg);
+			opt->disk = optarg;
 			break;
 		case OPT_SPIN:
 			n = strtol(optarg, &end, 10);
@@ -375,6 +386,20 @@ static int vmm_start_excache(struct vmm *v)
 	return 0;
 }
 
+static int vmm_add_disk(struct vmm *v)
+{
+	struct blk_backend *be;
+
+	if (pci_init(&v->pci, &v->vm) || blk_raw_open(v->opt->disk, false, &be))
+		return -1;
+	v->disk = virtio_blk_create(&v->vm, &v->pci, be);
+	if (!v->disk) {
+		be->ops->close(be);
+		return -1;
+	}
+	return 0;
+}
+
 /* Wait for the guest to stop by itself or for SIGTERM/SIGINT/SIGHUP to stop it. */
 static void vmm_wait_for_stop(struct vmm *v, int sfd)
 {
@@ -438,6 +463,8 @@ int main(int argc, char **argv)
 		goto out_vm;
 	if (opt.excache_size && vmm_start_excache(&v))
 		goto out_payload;
+	if (opt.disk && vmm_add_disk(&v))
+		goto out_excache;
 	if (payload_load(&v.vm, opt.payload, opt.args))
 		goto out_excache;
 	if (opt.control) {
@@ -486,6 +513,7 @@ int main(int argc, char **argv)
 out_ctl:
 	ctl_destroy(v.ctl);
 out_excache:
+	virtio_blk_destroy(v.disk);
 	if (v.has_excache)
 		excache_exit(&v.xc);
 out_payload:

@@ -55,6 +55,18 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 	exit(1);
 }
 
+void test_fail_cond(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "  %s:%d: ASSERT(%s)", file, line, cond);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
 void test_skip(const char *fmt, ...)
 {
 	va_list ap;

@@ -30,13 +30,16 @@ void test_register(const char *name, test_fn fn, int timeout_s);
 /* test_fail - end the current case as failed, with a message. */
 __attribute__((noreturn, format(printf, 3, 4))) void test_fail(const char *file, int line,
 							       const char *fmt, ...);
+/* test_fail_cond - test_fail for ASSERT: the condition's text, then @fmt. */
+__attribute__((noreturn, format(printf, 4, 5))) void
+test_fail_cond(const char *file, int line, const char *cond, const char *fmt, ...);
 /* test_skip - end the current case as skipped, saying loudly why. */
 __attribute__((noreturn, format(printf, 1, 2))) void test_skip(const char *fmt, ...);
 
 #define ASSERT(cond, ...)                                                                          \
 	do {                                                                                       \
 		if (!(cond))                                                                       \
-			test_fail(__FILE__, __LINE__, "ASSERT(" #cond ") " __VA_ARGS__);           \
+			test_fail_cond(__FILE__, __LINE__, #cond, " " __VA_ARGS__);                \
 	} while (0)
 #define ASSERT_EQ(a, b)                                                                            \
 	do {                                                                                       \

@@ -1,0 +1,45 @@
+/*
+ * blk.h - the block backend interface: what a virtio-blk device asks of
+ * wherever its disk lives (a local file here; a storage server later). The
+ * device never opens a file; a backend never sees a virtqueue.
+ */
+#ifndef LEGO_VMM_BLK_H
+#define LEGO_VMM_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH };
+
+struct blk_io {
+	enum blk_op op;
+	uint64_t offset; /* bytes */
+	struct iovec *iov;
+	int iovcnt;
+	/* done - called once, on any thread, with 0 or -errno when the I/O is over
+	 * (for BLK_WRITE and BLK_FLUSH: durable as far as the backend promises). */
+	void (*done)(struct blk_io *io, int result);
+	void *opaque;
+};
+
+struct blk_backend;
+
+struct blk_backend_ops {
+	/* submit - start @io; it completes through io->done. -errno if it cannot start. */
+	int (*submit)(struct blk_backend *b, struct blk_io *io);
+	/* close - wait for what is in flight, then free @b. */
+	void (*close)(struct blk_backend *b);
+};
+
+struct blk_backend {
+	const struct blk_backend_ops *ops;
+	uint64_t size; /* bytes */
+	bool read_only;
+	char name[128];
+};
+
+/* blk_raw_open - a raw image file at @path, I/O through io_uring. -errno, logged. */
+int blk_raw_open(const char *path, bool read_only, struct blk_backend **out);
+
+#endif

@@ -1,0 +1,350 @@
+/* virtio_pci.c - modern virtio-pci transport: capabilities, common config, notify, ISR. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "virtio_pci.h"
+
+#define VIRTIO_PCI_CAP_COMMON 1
+#define VIRTIO_PCI_CAP_NOTIFY 2
+#define VIRTIO_PCI_CAP_ISR    3
+#define VIRTIO_PCI_CAP_DEVICE 4
+
+struct virtio_pci_cap {
+	uint8_t cap_vndr, cap_next, cap_len, cfg_type, bar, id, pad[2];
+	uint32_t offset, length;
+	uint32_t notify_off_multiplier; /* notify capability only */
+};
+
+void virtio_fail(struct virtio_dev *vd, const char *why)
+{
+	log_warn("%s: the guest's driver broke the device (%s); it needs a reset", vd->ops->name,
+		 why);
+	pthread_mutex_lock(&vd->lock);
+	vd->status |= VIRTIO_STATUS_NEEDS_RESET;
+	pthread_mutex_unlock(&vd->lock);
+}
+
+static void virtio_set_irq(struct virtio_dev *vd, int level)
+{
+	struct kvm_irq_level irq = {.irq = (uint32_t)vd->irq, .level = level};
+
+	if (vd->irq >= 0)
+		ioctl(vd->vm->vm_fd, KVM_IRQ_LINE, &irq);
+}
+
+void virtio_used(struct virtio_dev *vd, int q)
+{
+	(void)q;
+	pthread_mutex_lock(&vd->lock);
+	vd->isr |= 1;
+	pthread_mutex_unlock(&vd->lock);
+	virtio_set_irq(vd, 1);
+}
+
+/* Bind each queue's notify address to its eventfd in KVM, at the BAR's current address. */
+static void virtio_ioeventfds(struct virtio_dev *vd, bool on)
+{
+	uint64_t base = on ? pci_bar_addr(&vd->pci, 0) : vd->ioeventfd_addr;
+
+	if (on == !!vd->ioeventfd_addr)
+		return;
+	for (int q = 0; q < vd->ops->nr_queues; q++) {
+		struct kvm_ioeventfd io = {
+			.addr = base + VIRTIO_BAR_NOTIFY + VIRTIO_NOTIFY_MULT * q,
+			.len = 2,
+			.fd = vd->kick_fd[q],
+			.flags = on ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+		};
+
+		if (ioctl(vd->vm->vm_fd, KVM_IOEVENTFD, &io) < 0 && on) {
+			log_debug("%s: no ioeventfd (%s); notifications go through the VMM",
+				  vd->ops->name, strerror(errno));
+			return;
+		}
+	}
+	vd->ioeventfd_addr = on ? base : 0;
+}
+
+static void virtio_reset(struct virtio_dev *vd)
+{
+	virtio_ioeventfds(vd, false);
+	vd->ops->reset(vd);
+	for (int q = 0; q < vd->ops->nr_queues; q++) {
+		struct gmem *mem = vd->vq[q].mem;
+
+		virtq_init(&vd->vq[q], mem);
+	}
+	vd->driver_features = 0;
+	vd->dfselect = vd->gfselect = 0;
+	vd->queue_sel = 0;
+	vd->status = 0;
+	vd->isr = 0;
+	virtio_set_irq(vd, 0);
+}
+
+static uint64_t virtio_features(struct virtio_dev *vd)
+{
+	return vd->ops->features(vd) | VIRTIO_F_VERSION_1;
+}
+
+static void virtio_common(struct virtio_dev *vd, uint64_t off, void *data, uint32_t len,
+			  bool is_write)
+{
+	struct virtq *vq = vd->queue_sel < vd->ops->nr_queues ? &vd->vq[vd->queue_sel] : NULL;
+	uint64_t val = 0;
+	const char *why;
+
+	if (is_write)
+		memcpy(&val, data, len);
+	switch (off) {
+	case 0x00: /* device_feature_select */
+		if (is_write)
+			vd->dfselect = val;
+		else
+			val = vd->dfselect;
+		break;
+	case 0x04: /* device_feature */
+		val = vd->dfselect < 2 ? (uint32_t)(virtio_features(vd) >> (32 * vd->dfselect)) : 0;
+		break;
+	case 0x08: /* driver_feature_select */
+		if (is_write)
+			vd->gfselect = val;
+		else
+			val = vd->gfselect;
+		break;
+	case 0x0c: /* driver_feature */
+		if (is_write && vd->gfselect < 2 && !(vd->status & VIRTIO_STATUS_FEATURES_OK)) {
+			vd->driver_features &= ~(0xffffffffULL << (32 * vd->gfselect));
+			vd->driver_features |= (uint64_t)(uint32_t)val << (32 * vd->gfselect);
+		} else if (!is_write) {
+			val = vd->gfselect < 2
+				      ? (uint32_t)(vd->driver_features >> (32 * vd->gfselect))
+				      : 0;
+		}
+		break;
+	case 0x10: /* msix_config: no MSI-X */
+		val = 0xffff;
+		break;
+	case 0x12: /* num_queues */
+		val = vd->ops->nr_queues;
+		break;
+	case 0x14: /* device_status */
+		if (!is_write) {
+			val = vd->status;
+			break;
+		}
+		if (val == 0) {
+			virtio_reset(vd);
+			break;
+		}
+		/* FEATURES_OK sticks only for features the device offered. */
+		if ((val & VIRTIO_STATUS_FEATURES_OK) &&
+		    ((vd->driver_features & ~virtio_features(vd)) ||
+		     !(vd->driver_features & VIRTIO_F_VERSION_1)))
+			val &= ~VIRTIO_STATUS_FEATURES_OK;
+		if ((val & VIRTIO_STATUS_DRIVER_OK) && !(vd->status & VIRTIO_STATUS_DRIVER_OK))
+			virtio_ioeventfds(vd, true);
+		vd->status = (uint8_t)val | (vd->status & VIRTIO_STATUS_NEEDS_RESET);
+		break;
+	case 0x15: /* config_generation */
+		val = vd->generation;
+		break;
+	case 0x16: /* queue_select */
+		if (is_write)
+			vd->queue_sel = val;
+		else
+			val = vd->queue_sel;
+		break;
+	case 0x18: /* queue_size */
+		if (vq && is_write && !vq->ready)
+			vq->size = val;
+		else if (!is_write)
+			val = vq ? vq->size : 0;
+		break;
+	case 0x1a: /* queue_msix_vector */
+		val = 0xffff;
+		break;
+	case 0x1c: /* queue_enable */
+		if (vq && is_write && val == 1 && !vq->ready) {
+			if (virtq_enable(vq, &why))
+				virtio_fail(vd, why);
+		} else if (!is_write) {
+			val = vq ? vq->ready : 0;
+		}
+		break;
+	case 0x1e: /* queue_notify_off */
+		val = vd->queue_sel;
+		break;
+	case 0x20:
+	case 0x24:
+	case 0x28:
+	case 0x2c:
+	case 0x30:
+	case 0x34: {
+		uint64_t *ring = !vq	      ? NULL
+				 : off < 0x28 ? &vq->desc
+				 : off < 0x30 ? &vq->avail
+					      : &vq->used;
+		unsigned shift = (off & 4) ? 32 : 0;
+
+		if (!ring)
+			break;
+		if (is_write && !vq->ready) {
+			uint64_t mask = len == 8 ? ~0ULL : 0xffffffffULL << shift;
+
+			*ring = (*ring & ~mask) | ((val << shift) & mask);
+		} else if (!is_write) {
+			val = *ring >> shift;
+		}
+		break;
+	}
+	default:
+		break;
+	}
+	if (!is_write)
+		memcpy(data, &val, len);
+}
+
+static void virtio_bar(struct pci_dev *pci, int bar, uint64_t off, void *data, uint32_t len,
+		       bool is_write)
+{
+	struct virtio_dev *vd = pci->opaque;
+
+	if (bar != 0)
+		return;
+	if (off < VIRTIO_BAR_ISR) {
+		if (len > 8 || off + len > 0x38) {
+			if (!is_write)
+				memset(data, 0, len);
+			return;
+		}
+		pthread_mutex_lock(&vd->lock);
+		virtio_common(vd, off, data, len, is_write);
+		pthread_mutex_unlock(&vd->lock);
+	} else if (off < VIRTIO_BAR_DEVICE) {
+		if (is_write)
+			return;
+		pthread_mutex_lock(&vd->lock);
+		memset(data, 0, len);
+		*(uint8_t *)data = vd->isr; /* reading ISR acknowledges it */
+		vd->isr = 0;
+		pthread_mutex_unlock(&vd->lock);
+		virtio_set_irq(vd, 0);
+	} else if (off < VIRTIO_BAR_NOTIFY) {
+		off -= VIRTIO_BAR_DEVICE;
+		if (off + len <= vd->ops->config_len)
+			vd->ops->config(vd, off, data, len, is_write);
+		else if (!is_write)
+			memset(data, 0, len);
+	} else if (is_write) {
+		/* A notification that KVM did not turn into an eventfd signal itself. */
+		uint64_t q = (off - VIRTIO_BAR_NOTIFY) / VIRTIO_NOTIFY_MULT, one = 1;
+
+		if (q < vd->ops->nr_queues && write(vd->kick_fd[q], &one, sizeof(one)) < 0)
+			log_warn("%s: lost a notification: %s", vd->ops->name, strerror(errno));
+	} else {
+		memset(data, 0, len);
+	}
+}
+
+static void *virtio_thread(void *arg)
+{
+	struct virtio_dev *vd = arg;
+
+	for (;;) {
+		struct pollfd pfd[VIRTIO_MAX_QUEUES + 1];
+		int n = vd->ops->nr_queues;
+
+		for (int q = 0; q < n; q++)
+			pfd[q] = (struct pollfd){.fd = vd->kick_fd[q], .events = POLLIN};
+		pfd[n] = (struct pollfd){.fd = vd->stop_fd, .events = POLLIN};
+		if (poll(pfd, n + 1, -1) < 0)
+			continue;
+		if (pfd[n].revents)
+			return NULL;
+		for (int q = 0; q < n; q++) {
+			uint64_t cnt;
+
+			if (!pfd[q].revents || read(vd->kick_fd[q], &cnt, sizeof(cnt)) < 0)
+				continue;
+			if (vd->status & VIRTIO_STATUS_DRIVER_OK &&
+			    !(vd->status & VIRTIO_STATUS_NEEDS_RESET))
+				vd->ops->notify(vd, q);
+		}
+	}
+}
+
+int virtio_pci_init(struct virtio_dev *vd, struct vm *vm, struct pci *pci,
+		    const struct virtio_dev_ops *ops)
+{
+	const struct virtio_pci_cap caps[] = {
+		{0x09, 0, 16, VIRTIO_PCI_CAP_COMMON, 0, 0, {0}, VIRTIO_BAR_COMMON, 0x38, 0},
+		{0x09, 0, 16, VIRTIO_PCI_CAP_ISR, 0, 0, {0}, VIRTIO_BAR_ISR, 4, 0},
+		{0x09,
+		 0,
+		 16,
+		 VIRTIO_PCI_CAP_DEVICE,
+		 0,
+		 0,
+		 {0},
+		 VIRTIO_BAR_DEVICE,
+		 ops->config_len,
+		 0},
+		{0x09,
+		 0,
+		 20,
+		 VIRTIO_PCI_CAP_NOTIFY,
+		 0,
+		 0,
+		 {0},
+		 VIRTIO_BAR_NOTIFY,
+		 VIRTIO_NOTIFY_MULT * ops->nr_queues,
+		 VIRTIO_NOTIFY_MULT},
+	};
+	int ret;
+
+	memset(vd, 0, sizeof(*vd));
+	vd->ops = ops;
+	vd->vm = vm;
+	vd->irq = -1;
+	vd->stop_fd = eventfd(0, EFD_CLOEXEC);
+	pthread_mutex_init(&vd->lock, NULL);
+	for (int q = 0; q < ops->nr_queues; q++) {
+		virtq_init(&vd->vq[q], &vm->mem);
+		vd->kick_fd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	}
+	pci_dev_init(&vd->pci, 0x1af4, 0x1040 + ops->device_type, ops->pci_class, 1, 0x1af4,
+		     0x40 + ops->device_type);
+	vd->pci.cfg[0x3d] = 1; /* interrupt pin A */
+	pci_dev_add_bar(&vd->pci, 0, VIRTIO_BAR_SIZE);
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+		pci_dev_add_cap(&vd->pci, &caps[i], caps[i].cap_len);
+	vd->pci.bar_fn = virtio_bar;
+	vd->pci.opaque = vd;
+	ret = pci_register(pci, &vd->pci);
+	if (ret)
+		return ret;
+	ret = -pthread_create(&vd->thread, NULL, virtio_thread, vd);
+	vd->thread_started = !ret;
+	return ret;
+}
+
+void virtio_pci_exit(struct virtio_dev *vd)
+{
+	uint64_t one = 1;
+
+	if (vd->thread_started) {
+		if (write(vd->stop_fd, &one, sizeof(one)) < 0)
+			log_warn("%s: cannot stop its thread", vd->ops->name);
+		pthread_join(vd->thread, NULL);
+	}
+	virtio_ioeventfds(vd, false);
+	for (int q = 0; q < vd->ops->nr_queues; q++)
+		close(vd->kick_fd[q]);
+	close(vd->stop_fd);
+}

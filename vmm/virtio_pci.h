@@ -1,0 +1,84 @@
+/*
+ * virtio_pci.h - the modern virtio-pci transport (virtio 1.x): one memory
+ * BAR holding the common configuration, ISR, device configuration and
+ * notification areas. Queue notifications arrive on eventfds (KVM ioeventfd
+ * once the driver is up, so a kick does not even exit to the VMM) and are
+ * handed to the device model on a thread of the transport's own.
+ */
+#ifndef LEGO_VMM_VIRTIO_PCI_H
+#define LEGO_VMM_VIRTIO_PCI_H
+
+#include <pthread.h>
+
+#include "pci.h"
+#include "virtio.h"
+
+#define VIRTIO_MAX_QUEUES  4
+#define VIRTIO_F_VERSION_1 (1ULL << 32)
+
+#define VIRTIO_STATUS_ACK	  1
+#define VIRTIO_STATUS_DRIVER	  2
+#define VIRTIO_STATUS_DRIVER_OK	  4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 64
+#define VIRTIO_STATUS_FAILED	  128
+
+/* BAR 0 layout */
+#define VIRTIO_BAR_COMMON  0x0000
+#define VIRTIO_BAR_ISR	   0x1000
+#define VIRTIO_BAR_DEVICE  0x2000
+#define VIRTIO_BAR_NOTIFY  0x3000
+#define VIRTIO_BAR_SIZE	   0x4000
+#define VIRTIO_NOTIFY_MULT 4
+
+struct virtio_dev;
+
+struct virtio_dev_ops {
+	const char *name;
+	uint16_t device_type; /* virtio device ID: 2 for a block device */
+	uint32_t pci_class;
+	uint16_t nr_queues;
+	uint32_t config_len;
+	/* features - what the device offers (VIRTIO_F_VERSION_1 is added). */
+	uint64_t (*features)(struct virtio_dev *vd);
+	/* config - device configuration access at @off (checked to be inside config_len). */
+	void (*config)(struct virtio_dev *vd, uint32_t off, void *data, uint32_t len,
+		       bool is_write);
+	/* notify - queue @q has new buffers; called on the transport's thread. */
+	void (*notify)(struct virtio_dev *vd, int q);
+	/* reset - the driver reset the device: forget everything in flight. */
+	void (*reset)(struct virtio_dev *vd);
+};
+
+struct virtio_dev {
+	const struct virtio_dev_ops *ops;
+	struct vm *vm;
+	struct pci_dev pci;
+	struct virtq vq[VIRTIO_MAX_QUEUES];
+	pthread_mutex_t lock; /* the registers below */
+	uint64_t driver_features;
+	uint32_t dfselect, gfselect;
+	uint16_t queue_sel;
+	uint8_t status, isr, generation;
+	int kick_fd[VIRTIO_MAX_QUEUES];
+	uint64_t ioeventfd_addr; /* BAR address the ioeventfds are bound to, 0 if none */
+	int stop_fd;
+	pthread_t thread;
+	bool thread_started;
+	int irq; /* INTx line, or -1 when the VM has no interrupt controller */
+};
+
+/* virtio_pci_init - @vd as a PCI device on @pci, driven by @ops. -errno. */
+int virtio_pci_init(struct virtio_dev *vd, struct vm *vm, struct pci *pci,
+		    const struct virtio_dev_ops *ops);
+
+/* virtio_pci_exit - stop the notification thread and release the eventfds. */
+void virtio_pci_exit(struct virtio_dev *vd);
+
+/* virtio_used - tell the driver that queue @q has used buffers (interrupt). */
+void virtio_used(struct virtio_dev *vd, int q);
+
+/* virtio_fail - the guest broke the device's rules: say @why and ask for a reset. */
+void virtio_fail(struct virtio_dev *vd, const char *why);
+
+#endif
