@@ -6,12 +6,13 @@ BUILD   := build
 V       ?= 0
 Q       := $(if $(filter 1,$(V)),,@)
 
-DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev liburing-dev clang-format
+DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev liburing-dev clang-format \
+                zlib1g-dev liblzma-dev liblz4-dev libzstd-dev cpio e2fsprogs
 
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers -D_GNU_SOURCE -pthread \
            -MMD -MP -Icommon -Ivmm -Imemsrv -Iguest/payloads -Itests/lib
-LDLIBS  := -pthread -ljansson -luring
+LDLIBS  := -pthread -ljansson -luring -lz -llzma -llz4 -lzstd
 
 # Payloads: freestanding, static, linked at LP_LOAD_ADDR and flattened.
 PAYLOAD_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-pic -fno-pie \
@@ -41,7 +42,7 @@ DEPS_STAMP  := $(BUILD)/.deps-installed
 all: $(BINS) $(PAYLOAD_BINS)
 
 # Order-only: installing packages never makes objects stale.
-$(DEPS_STAMP): mk/deps.sh
+$(DEPS_STAMP): mk/deps.sh Makefile
 	$(Q)mkdir -p $(BUILD)
 	$(Q)mk/deps.sh $(DEB_PACKAGES)
 	$(Q)touch $@

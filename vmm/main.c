@@ -12,6 +12,8 @@
 
 #include "ctl.h"
 #include "excache.h"
+#include "linux.h"
+#include "serial.h"
 #include "virtio_blk.h"
 #include "log.h"
 #include "payload.h"
@@ -37,6 +39,7 @@ struct vmm_options {
 	unsigned prefetch;
 	unsigned spin_us;
 	const char *disk;
+	const char *kernel, *initrd, *append;
 	enum log_level level;
 };
 
@@ -47,6 +50,7 @@ struct vmm {
 	bool has_excache;
 	struct pci pci;
 	struct virtio_blk *disk;
+	struct serial serial;
 	struct ctl *ctl;
 	const struct vmm_options *opt;
 };
@@ -54,10 +58,14 @@ struct vmm {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lego-vmm --payload FILE [options]\n"
+		"usage: lego-vmm --kernel BZIMAGE [--initrd FILE] [--append TEXT] [options]\n"
+		"       lego-vmm --payload FILE [options]\n"
 		"\n"
 		"Run a vNode's processor component: a KVM guest with its RAM and vCPUs.\n"
 		"\n"
+		"  --kernel BZIMAGE boot a stock Linux kernel (decompressed here, entered in 64-bit\n"
+		"                   mode); its console is the serial port, on this terminal\n"
+		"  --initrd FILE    its initramfs; --append TEXT its command line\n"
 		"  --payload FILE   run a freestanding test payload (guest/payloads/, built by\n"
 		"                   make into build/guest/payloads/) in 64-bit ring 3 on every "
 		"vCPU\n"
@@ -116,7 +124,10 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		OPT_POLL,
 		OPT_PREFETCH,
 		OPT_SPIN,
-		OPT_DISK
+		OPT_DISK,
+		OPT_KERNEL,
+		OPT_INITRD,
+		OPT_APPEND
 	};
 	static const struct option longopts[] = {
 		{"payload", required_argument, NULL, OPT_PAYLOAD},
@@ -134,6 +145,9 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		{"prefetch", required_argument, NULL, OPT_PREFETCH},
 		{"spin-us", required_argument, NULL, OPT_SPIN},
 		{"disk", required_argument, NULL, OPT_DISK},
+		{"kernel", required_argument, NULL, OPT_KERNEL},
+		{"initrd", required_argument, NULL, OPT_INITRD},
+		{"append", required_argument, NULL, OPT_APPEND},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -218,6 +232,15 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 						   optarg);
 			opt->prefetch = (unsigned)n;
 			break;
+		case OPT_KERNEL:
+			opt->kernel = optarg;
+			break;
+		case OPT_INITRD:
+			opt->initrd = optarg;
+			break;
+		case OPT_APPEND:
+			opt->append = optarg;
+			break;
 		case OPT_DISK:
 			if (opt->disk)
 				return usage_error("%s: one --disk for now", optarg);
@@ -253,8 +276,12 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!opt->payload)
-		return usage_error("%snothing to run: give --payload FILE", "");
+	if (!opt->payload == !opt->kernel)
+		return usage_error(
+			"%snothing to run: give --kernel BZIMAGE or --payload FILE (one of them)",
+			"");
+	if ((opt->initrd || opt->append) && !opt->kernel)
+		return usage_error("%s--initrd and --append go with --kernel", "");
 	if (!opt->excache_size != !opt->memsrv)
 		return usage_error("%s--excache and --memsrv go together: the ExCache holds what "
 				   "is resident, the memory server the rest",
@@ -386,6 +413,27 @@ static int vmm_start_excache(struct vmm *v)
 	return 0;
 }
 
+static int vmm_load_linux(struct vmm *v)
+{
+	const struct vmm_options *opt = v->opt;
+	struct linux_boot lb;
+	char *cmdline;
+	int ret;
+
+	if (asprintf(&cmdline, "%s%s%s", opt->append ? opt->append : "console=ttyS0",
+		     v->vm.pvm_compat ? " " : "", v->vm.pvm_compat ? pvm_compat_cmdline() : "") < 0)
+		return -ENOMEM;
+	ret = linux_load(&v->vm, opt->kernel, opt->initrd, cmdline, &lb);
+	if (!ret)
+		log_info("Linux: boot protocol %x.%02x, %s payload decompressed in %.0f ms, entry "
+			 "%#llx",
+			 lb.protocol >> 8, lb.protocol & 0xff, lb.compression, lb.decompress_ms,
+			 (unsigned long long)lb.entry);
+	log_debug("kernel command line: %s", cmdline);
+	free(cmdline);
+	return ret;
+}
+
 static int vmm_add_disk(struct vmm *v)
 {
 	struct blk_backend *be;
@@ -449,8 +497,11 @@ int main(int argc, char **argv)
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	signal(SIGPIPE, SIG_IGN);
 
-	cfg = (struct vm_config){
-		.mem_size = opt.mem_size, .nr_vcpus = opt.nr_vcpus, .strict_io = true};
+	cfg = (struct vm_config){.mem_size = opt.mem_size,
+				 .nr_vcpus = opt.nr_vcpus,
+				 .strict_io = !opt.kernel, /* a real OS probes for absent devices */
+				 .irqchip = !!opt.kernel,
+				 .shutdown_is_poweroff = !!opt.kernel};
 	if (pvm_compat_host()) {
 		cfg.pvm_compat = !opt.no_pvm_compat;
 		log_info("kvm_pvm host (no hardware virtualisation): pvm_compat workarounds %s",
@@ -461,11 +512,13 @@ int main(int argc, char **argv)
 	status = VM_EXIT_VMM_ERROR;
 	if (payload_dev_init(&v.payload, &v.vm, stdout, NULL, NULL))
 		goto out_vm;
+	if (opt.kernel && serial_init(&v.serial, &v.vm, STDOUT_FILENO, SERIAL_IRQ))
+		goto out_payload;
 	if (opt.excache_size && vmm_start_excache(&v))
 		goto out_payload;
 	if (opt.disk && vmm_add_disk(&v))
 		goto out_excache;
-	if (payload_load(&v.vm, opt.payload, opt.args))
+	if (opt.kernel ? vmm_load_linux(&v) : payload_load(&v.vm, opt.payload, opt.args))
 		goto out_excache;
 	if (opt.control) {
 		v.ctl = ctl_create(opt.control);

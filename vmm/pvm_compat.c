@@ -1,5 +1,6 @@
 /* pvm_compat.c - kvm_pvm workarounds (see pvm_compat.h); none run on hardware KVM. */
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -61,4 +62,52 @@ int pvm_compat_user_pio(struct vcpu *vcpu, struct kvm_regs *r, unsigned iopl)
 	}
 	r->rip += i;
 	return 1;
+}
+
+bool pvm_compat_internal_error(struct vcpu *vcpu)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	uint8_t op;
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0 ||
+	    vcpu_read_virt(vcpu, r.rip, &op, 1))
+		return false;
+	if (op == 0x9b) { /* fwait: no x87 exceptions are ever pending here */
+		r.rip++;
+		return ioctl(vcpu->fd, KVM_SET_REGS, &r) == 0;
+	}
+	if (op == 0xcc && s.cs.dpl == 0) {
+		struct kvm_vcpu_events ev;
+
+		/* #BP is a trap: it is delivered with RIP after the int3. */
+		if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+			return false;
+		r.rip++;
+		ev.exception.injected = 1;
+		ev.exception.nr = 3;
+		ev.exception.has_error_code = 0;
+		return ioctl(vcpu->fd, KVM_SET_REGS, &r) == 0 &&
+		       ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) == 0;
+	}
+	return false;
+}
+
+void pvm_compat_cpuid(struct kvm_cpuid_entry2 *e)
+{
+	if (e->function == 1)
+		e->ecx &= ~(1U << 13); /* CX16: lock cmpxchg16b is not emulated */
+}
+
+const char *pvm_compat_cmdline(void)
+{
+	/* Each one measured on kvm_pvm (see ENVIRONMENT.md): instructions it does not
+	 * emulate (xsave, SMAP's clac/stac, popcnt, ssse3, erms/fsrm string ops), and
+	 * work that costs minutes of emulation but a vNode does not need. */
+	return "nokaslr mitigations=off tsc=reliable no_timer_check io_delay=none noxsave "
+	       "clearcpuid=297,580,151,137,308 rcupdate.rcu_expedited=1 cryptomgr.notests "
+	       "audit=0 lsm=capability init_on_alloc=0 reboot=t rodata=off "
+	       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,"
+	       "load_system_certificate_list,blake2s_mod_init,tracer_init_tracefs,"
+	       "slab_sysfs_init";
 }

@@ -27,4 +27,21 @@ bool pvm_compat_host(void);
  */
 int pvm_compat_user_pio(struct vcpu *vcpu, struct kvm_regs *r, unsigned iopl);
 
+/*
+ * pvm_compat_internal_error - KVM stopped on an instruction it does not
+ * emulate (KVM_EXIT_INTERNAL_ERROR). Handles the ones a stock kernel runs
+ * into: int3 in ring 0 (stepped over, #BP injected) and fwait (stepped
+ * over). Returns true when handled and the vCPU can resume.
+ */
+bool pvm_compat_internal_error(struct vcpu *vcpu);
+
+/* pvm_compat_cpuid - clear CPUID bits whose instructions this KVM cannot emulate. */
+void pvm_compat_cpuid(struct kvm_cpuid_entry2 *e);
+
+/*
+ * pvm_compat_cmdline - kernel command-line options that avoid what this KVM
+ * cannot emulate and shorten the emulated boot; a string constant.
+ */
+const char *pvm_compat_cmdline(void);
+
 #endif

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "util.h"
+#include "pvm_compat.h"
 #include "vcpu.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
@@ -86,6 +87,8 @@ static int vcpu_setup_cpuid(struct vcpu *vcpu)
 			e->ebx = (e->ebx & 0x00ffffff) | ((uint32_t)vcpu->index << 24);
 		if (e->function == 0xb || e->function == 0x1f)
 			e->edx = vcpu->index;
+		if (vm->pvm_compat)
+			pvm_compat_cpuid(e);
 	}
 	if (ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0) {
 		int ret = -errno;
@@ -275,7 +278,10 @@ static void vcpu_handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_INTR:
 		break;
 	case KVM_EXIT_SHUTDOWN:
-		vcpu_fault(vcpu, "triple fault (KVM_EXIT_SHUTDOWN)");
+		if (vcpu->vm->shutdown_is_poweroff)
+			vm_stop(vcpu->vm, 0, "the guest reset itself (triple fault): powered off");
+		else
+			vcpu_fault(vcpu, "triple fault (KVM_EXIT_SHUTDOWN)");
 		break;
 	case KVM_EXIT_FAIL_ENTRY:
 		vcpu_fault(vcpu, "KVM could not enter the guest (hardware reason %#llx)",
@@ -283,6 +289,9 @@ static void vcpu_handle_exit(struct vcpu *vcpu)
 		break;
 	case KVM_EXIT_INTERNAL_ERROR: {
 		char data[160] = "";
+
+		if (vcpu->vm->pvm_compat && pvm_compat_internal_error(vcpu))
+			break;
 		int off = 0;
 
 		for (uint32_t i = 0; i < run->internal.ndata && i < 8; i++)

@@ -78,6 +78,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->created_ns = now_ns();
 	vm->strict_io = cfg->strict_io;
 	vm->pvm_compat = cfg->pvm_compat;
+	vm->irqchip = cfg->irqchip;
+	vm->shutdown_is_poweroff = cfg->shutdown_is_poweroff;
 
 	if (cfg->mem_size < 4 * MiB || cfg->mem_size % (4 * KiB)) {
 		log_err("guest memory must be a multiple of 4 KiB and at least 4 MiB, not %s",
@@ -121,6 +123,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (ret) {
 		log_err("cannot set up %s of guest memory: %s",
 			format_size(cfg->mem_size, size_text, sizeof(size_text)), strerror(-ret));
+		goto fail;
+	}
+	/* The interrupt controllers must exist before the vCPUs (their local APICs). */
+	if (cfg->irqchip && ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		ret = -errno;
+		log_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
 		goto fail;
 	}
 	ret = vcpus_create(vm, cfg->nr_vcpus);

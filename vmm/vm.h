@@ -78,8 +78,10 @@ struct vcpu {
 struct vm_config {
 	uint64_t mem_size;
 	int nr_vcpus;
-	bool strict_io;	 /* an access no device claims stops the guest (payload mode) */
-	bool pvm_compat; /* kvm_pvm workarounds (pvm_compat.h); false on hardware KVM */
+	bool strict_io;		   /* an access no device claims stops the guest (payload mode) */
+	bool pvm_compat;	   /* kvm_pvm workarounds (pvm_compat.h); false on hardware KVM */
+	bool irqchip;		   /* in-kernel IOAPIC, PIC and local APICs (a Linux guest) */
+	bool shutdown_is_poweroff; /* a triple fault ends the guest normally (reboot=t) */
 };
 
 struct vm {
@@ -92,6 +94,8 @@ struct vm {
 	struct kvm_cpuid2 *cpuid;
 	bool strict_io;
 	bool pvm_compat;
+	bool irqchip;
+	bool shutdown_is_poweroff;
 	uint64_t tsc_khz;
 	uint64_t created_ns;
 	_Atomic uint64_t first_guest_ns; /* CLOCK_MONOTONIC of the guest's start marker */
