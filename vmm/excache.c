@@ -33,7 +33,7 @@
 
 #define PAGE 4096ULL
 
-enum { XC_NONE, XC_REMOTE, XC_FETCH, XC_CLEAN, XC_DIRTY, XC_WB, XC_DROP };
+enum { XC_NONE, XC_REMOTE, XC_FETCH, XC_CLEAN, XC_DIRTY, XC_WB, XC_DROP, XC_UNPROT };
 #define XC_REM 0x80 /* the memory server holds a copy of the page */
 #define ST(s)  ((s)&0x7f)
 
@@ -218,15 +218,20 @@ static void xc_fault_wp(struct excache *xc, uint64_t page)
 		switch (ST(s)) {
 		case XC_CLEAN:
 		case XC_WB:
-			if (!xc_cas(xc, page, &s, XC_DIRTY | (s & XC_REM)))
+			/* UNPROT until it is writable: were it DIRTY already, the evictor
+			 * could protect and write it back in between, and this unprotect
+			 * would then let a write slip past a write-back in flight. */
+			if (!xc_cas(xc, page, &s, XC_UNPROT | (s & XC_REM)))
 				continue;
 			xc->stats.wp_faults++;
 			if (xc_protect(xc, page, false))
 				log_err("cannot unprotect guest page %#llx: %s",
 					(unsigned long long)page, strerror(errno));
+			xc->state[page] = XC_DIRTY | (s & XC_REM);
 			return;
 		case XC_FETCH:
 		case XC_DROP:
+		case XC_UNPROT:
 			sched_yield(); /* another thread finishes with it in a moment */
 			continue;
 		default:
@@ -356,7 +361,9 @@ static void xc_keep(struct excache *xc, uint64_t page)
 
 static void xc_gone(struct excache *xc, uint64_t page, uint8_t absent)
 {
-	madvise(xc->base + page * PAGE, PAGE, MADV_DONTNEED);
+	if (madvise(xc->base + page * PAGE, PAGE, MADV_DONTNEED))
+		log_err("MADV_DONTNEED of guest page %#llx: %s", (unsigned long long)page,
+			strerror(errno));
 	xc->state[page] = absent;
 	xc->resident--;
 	xc->stats.evictions++;
@@ -405,7 +412,7 @@ static bool xc_evict_batch(struct excache *xc, uint64_t target)
 			pages[nr_dirty] = v;
 			data[nr_dirty] = t->buf + nr_dirty * PAGE;
 			nr_dirty++;
-		} else if (ST(s) == XC_CLEAN || ST(s) == XC_DIRTY) {
+		} else if (ST(s) == XC_CLEAN || ST(s) == XC_DIRTY || ST(s) == XC_UNPROT) {
 			xc_keep(xc, v); /* changed under us: still resident */
 		}
 	}
@@ -486,6 +493,9 @@ static int xc_uffd_open(struct excache *xc)
 			"Linux 5.7 or later)");
 		return -EOPNOTSUPP;
 	}
+	/* Nothing the guest needs is in RAM yet; whatever KVM or the kernel may
+	 * have populated would be resident without the ExCache knowing. */
+	madvise(xc->base, xc->nr_pages * PAGE, MADV_DONTNEED);
 	if (ioctl(xc->uffd, UFFDIO_REGISTER, &reg) < 0) {
 		log_err("UFFDIO_REGISTER of guest RAM: %s", strerror(errno));
 		return -errno;

@@ -10,8 +10,8 @@
  *
  * Page life: NONE (never written) and REMOTE (held by the memory server) are
  * absent; CLEAN is resident and write-protected; DIRTY is resident and
- * writable; FETCH, WB (write-back in flight) and DROP are transitions, owned
- * by one thread. All changes are compare-and-swap on a byte per page.
+ * writable; FETCH, WB (write-back in flight), DROP and UNPROT (being made
+ * writable) are transitions, owned by one thread. All changes are compare-and-swap on a byte per page.
  */
 #ifndef LEGO_VMM_EXCACHE_H
 #define LEGO_VMM_EXCACHE_H

@@ -208,7 +208,7 @@ TEST(wrong_command_lines_get_a_clear_error)
 		    "--memory=1M");
 	check_usage("unknown option '--bogus'", "--payload", p, "--bogus");
 	check_usage("unexpected argument 'extra'", "--payload", p, "extra");
-	check_usage("nothing to run: give --payload FILE", "--cpus", "1", NULL);
+	check_usage("nothing to run: give --kernel BZIMAGE or --payload FILE", "--cpus", "1", NULL);
 	check_usage("--memory needs a value", "--memory", NULL, NULL);
 }
 
