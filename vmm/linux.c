@@ -9,12 +9,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "acpi.h"
 #include "decompress.h"
 #include "linux.h"
 #include "log.h"
 #include "util.h"
 
 /* boot_params offsets (Documentation/arch/x86/zero-page.rst, boot.rst) */
+#define BP_ACPI_RSDP	     0x070
 #define BP_E820_ENTRIES	     0x1e8
 #define BP_HDR		     0x1f1
 #define BP_E820_TABLE	     0x2d0
@@ -283,6 +285,10 @@ int linux_load(struct vm *vm, const char *kernel, const char *initrd, const char
 		*(uint32_t *)(bp + BP_EXT_RAMDISK_IMAGE) = (uint32_t)(lb->initrd_addr >> 32);
 		*(uint32_t *)(bp + BP_EXT_RAMDISK_SIZE) = (uint32_t)(rd_len >> 32);
 	}
+	if (lb->protocol >= 0x20e) /* tell it where the RSDP is; older ones scan for it */
+		*(uint64_t *)(bp + BP_ACPI_RSDP) = acpi_build(vm, vm->nr_vcpus);
+	else
+		acpi_build(vm, vm->nr_vcpus);
 	n = linux_e820(vm, e820, BP_E820_MAX);
 	bp[BP_E820_ENTRIES] = (uint8_t)n;
 	memcpy(bp + BP_E820_TABLE, e820, n * sizeof(e820[0]));

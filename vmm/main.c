@@ -420,8 +420,12 @@ static int vmm_load_linux(struct vmm *v)
 	char *cmdline;
 	int ret;
 
+	char compat[1024] = "";
+
+	if (v->vm.pvm_compat)
+		pvm_compat_cmdline(compat, sizeof(compat), v->vm.tsc_khz);
 	if (asprintf(&cmdline, "%s%s%s", opt->append ? opt->append : "console=ttyS0",
-		     v->vm.pvm_compat ? " " : "", v->vm.pvm_compat ? pvm_compat_cmdline() : "") < 0)
+		     compat[0] ? " " : "", compat) < 0)
 		return -ENOMEM;
 	ret = linux_load(&v->vm, opt->kernel, opt->initrd, cmdline, &lb);
 	if (!ret)
@@ -438,7 +442,7 @@ static int vmm_add_disk(struct vmm *v)
 {
 	struct blk_backend *be;
 
-	if (pci_init(&v->pci, &v->vm) || blk_raw_open(v->opt->disk, false, &be))
+	if (blk_raw_open(v->opt->disk, false, &be))
 		return -1;
 	v->disk = virtio_blk_create(&v->vm, &v->pci, be);
 	if (!v->disk) {
@@ -516,6 +520,8 @@ int main(int argc, char **argv)
 		goto out_payload;
 	if (opt.excache_size && vmm_start_excache(&v))
 		goto out_payload;
+	if ((opt.kernel || opt.disk) && pci_init(&v.pci, &v.vm))
+		goto out_excache;
 	if (opt.disk && vmm_add_disk(&v))
 		goto out_excache;
 	if (opt.kernel ? vmm_load_linux(&v) : payload_load(&v.vm, opt.payload, opt.args))

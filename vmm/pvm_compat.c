@@ -1,4 +1,5 @@
 /* pvm_compat.c - kvm_pvm workarounds (see pvm_compat.h); none run on hardware KVM. */
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -99,15 +100,26 @@ void pvm_compat_cpuid(struct kvm_cpuid_entry2 *e)
 		e->ecx &= ~(1U << 13); /* CX16: lock cmpxchg16b is not emulated */
 }
 
-const char *pvm_compat_cmdline(void)
+/* Guest time runs this many times slower than real time (see pvm_compat_cmdline). */
+#define PVM_TIME_DILATION 20
+
+void pvm_compat_cmdline(char *buf, size_t len, uint64_t tsc_khz)
 {
 	/* Each one measured on kvm_pvm (see ENVIRONMENT.md): instructions it does not
 	 * emulate (xsave, SMAP's clac/stac, popcnt, ssse3, erms/fsrm string ops), and
 	 * work that costs minutes of emulation but a vNode does not need. */
-	return "nokaslr mitigations=off tsc=reliable no_timer_check io_delay=none noxsave "
-	       "clearcpuid=297,580,151,137,308 rcupdate.rcu_expedited=1 cryptomgr.notests "
-	       "audit=0 lsm=capability init_on_alloc=0 reboot=t rodata=off "
-	       "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,"
-	       "load_system_certificate_list,blake2s_mod_init,tracer_init_tracefs,"
-	       "slab_sysfs_init";
+	/* Every timer tick costs milliseconds of emulated kernel code here: telling the
+	 * kernel its TSC runs PVM_TIME_DILATION times faster than it does stretches
+	 * its ticks (TSC-deadline local APIC timer) by as much, and leaves it no
+	 * calibration to get wrong. kvmclock would undo it, so it is off. */
+	snprintf(
+		buf, len,
+		"tsc_early_khz=%llu "
+		"nokaslr no-kvmclock mitigations=off tsc=reliable no_timer_check io_delay=none noxsave "
+		"clearcpuid=297,580,151,137,308 rcupdate.rcu_expedited=1 cryptomgr.notests "
+		"audit=0 lsm=capability init_on_alloc=0 reboot=t rodata=off "
+		"initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,"
+		"load_system_certificate_list,blake2s_mod_init,tracer_init_tracefs,"
+		"slab_sysfs_init",
+		(unsigned long long)tsc_khz * PVM_TIME_DILATION);
 }

@@ -39,9 +39,10 @@ bool pvm_compat_internal_error(struct vcpu *vcpu);
 void pvm_compat_cpuid(struct kvm_cpuid_entry2 *e);
 
 /*
- * pvm_compat_cmdline - kernel command-line options that avoid what this KVM
- * cannot emulate and shorten the emulated boot; a string constant.
+ * pvm_compat_cmdline - into @buf (@len bytes), kernel command-line options
+ * that avoid what this KVM cannot emulate, slow guest time down, and shorten
+ * the emulated boot; @tsc_khz is the real TSC frequency.
  */
-const char *pvm_compat_cmdline(void);
+void pvm_compat_cmdline(char *buf, size_t len, uint64_t tsc_khz);
 
 #endif

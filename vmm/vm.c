@@ -131,6 +131,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		log_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
 		goto fail;
 	}
+	if (cfg->irqchip) {
+		struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+
+		if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+			log_warn("KVM_CREATE_PIT2: %s (no i8254 timer)", strerror(errno));
+	}
 	ret = vcpus_create(vm, cfg->nr_vcpus);
 	if (ret)
 		goto fail;

@@ -1,0 +1,144 @@
+/* acpi.c - building RSDP, XSDT, FADT, MADT and DSDT in guest memory (ACPI 6.x layouts). */
+#include <string.h>
+
+#include "acpi.h"
+#include "log.h"
+
+struct acpi_hdr {
+	char sig[4];
+	uint32_t len;
+	uint8_t rev, checksum;
+	char oem[6], oem_table[8];
+	uint32_t oem_rev;
+	char creator[4];
+	uint32_t creator_rev;
+} __attribute__((packed));
+
+struct acpi_rsdp {
+	char sig[8];
+	uint8_t checksum;
+	char oem[6];
+	uint8_t rev;
+	uint32_t rsdt;
+	uint32_t len;
+	uint64_t xsdt;
+	uint8_t ext_checksum, reserved[3];
+} __attribute__((packed));
+
+struct madt_lapic {
+	uint8_t type, len, uid, apic_id;
+	uint32_t flags;
+} __attribute__((packed));
+
+struct madt_ioapic {
+	uint8_t type, len, id, reserved;
+	uint32_t addr, gsi_base;
+} __attribute__((packed));
+
+struct madt_iso {
+	uint8_t type, len, bus, source;
+	uint32_t gsi;
+	uint16_t flags;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct acpi_hdr) == 36, "ACPI header");
+_Static_assert(sizeof(struct acpi_rsdp) == 36, "RSDP");
+
+uint8_t acpi_checksum(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	uint8_t sum = 0;
+
+	while (len--)
+		sum += *b++;
+	return (uint8_t)-sum;
+}
+
+static void acpi_hdr(struct acpi_hdr *h, const char *sig, uint32_t len, uint8_t rev)
+{
+	memcpy(h->sig, sig, 4);
+	h->len = len;
+	h->rev = rev;
+	memcpy(h->oem, "LEGO  ", 6);
+	memcpy(h->oem_table, "LEGOVNOD", 8);
+	h->oem_rev = 1;
+	memcpy(h->creator, "LEGO", 4);
+	h->creator_rev = 1;
+	h->checksum = 0;
+	h->checksum = acpi_checksum(h, len);
+}
+
+/* Write @len bytes of table @t at *@at (16-byte aligned), return its address. */
+static uint64_t acpi_put(struct vm *vm, uint64_t *at, const void *t, uint32_t len)
+{
+	uint64_t addr = (*at + 15) & ~15ULL;
+
+	gmem_write(&vm->mem, addr, t, len);
+	*at = addr + len;
+	return addr;
+}
+
+uint64_t acpi_build(struct vm *vm, int nr_vcpus)
+{
+	uint8_t buf[4096];
+	uint64_t at = ACPI_RSDP_ADDR + 64, dsdt, fadt, madt, xsdt;
+	struct acpi_rsdp rsdp = {.sig = "RSD PTR ", .oem = "LEGO  ", .rev = 2, .len = 36};
+	struct acpi_hdr *h = (struct acpi_hdr *)buf;
+	uint32_t len;
+
+	/* DSDT: no objects. The PCI bus is found by probing configuration space. */
+	memset(buf, 0, sizeof(buf));
+	acpi_hdr(h, "DSDT", sizeof(*h), 2);
+	dsdt = acpi_put(vm, &at, buf, sizeof(*h));
+
+	/* FADT, revision 6, hardware-reduced: no PM timer, no SCI, no legacy sleep. */
+	memset(buf, 0, sizeof(buf));
+	len = 276;
+	*(uint32_t *)(buf + 40) = (uint32_t)dsdt;	   /* DSDT */
+	*(uint32_t *)(buf + 112) = (1u << 20) | (1u << 8); /* HW_REDUCED_ACPI, PWR_BUTTON */
+	*(uint16_t *)(buf + 109) = 0;			   /* IAPC_BOOT_ARCH */
+	buf[131] = 1;					   /* FADT minor version */
+	*(uint64_t *)(buf + 140) = dsdt;		   /* X_DSDT */
+	acpi_hdr(h, "FACP", len, 6);
+	fadt = acpi_put(vm, &at, buf, len);
+
+	/* MADT: local APIC address, PC-AT compatible (there are 8259s), then entries. */
+	memset(buf, 0, sizeof(buf));
+	len = sizeof(*h) + 8;
+	*(uint32_t *)(buf + 36) = (uint32_t)LAPIC_ADDR;
+	*(uint32_t *)(buf + 40) = 1; /* PCAT_COMPAT */
+	for (int i = 0; i < nr_vcpus; i++) {
+		struct madt_lapic l = {0, sizeof(l), (uint8_t)i, (uint8_t)i, 1 /* enabled */};
+
+		memcpy(buf + len, &l, sizeof(l));
+		len += sizeof(l);
+	}
+	{
+		struct madt_ioapic io = {1, sizeof(io), (uint8_t)nr_vcpus, 0, (uint32_t)IOAPIC_ADDR,
+					 0};
+		struct madt_iso pit = {2, sizeof(pit), 0, 0, 2, 0}; /* ISA IRQ 0 is GSI 2 */
+
+		memcpy(buf + len, &io, sizeof(io));
+		len += sizeof(io);
+		memcpy(buf + len, &pit, sizeof(pit));
+		len += sizeof(pit);
+	}
+	acpi_hdr(h, "APIC", len, 5);
+	madt = acpi_put(vm, &at, buf, len);
+
+	/* XSDT: FADT and MADT. */
+	memset(buf, 0, sizeof(buf));
+	len = sizeof(*h) + 16;
+	memcpy(buf + 36, &fadt, 8);
+	memcpy(buf + 44, &madt, 8);
+	acpi_hdr(h, "XSDT", len, 1);
+	xsdt = acpi_put(vm, &at, buf, len);
+
+	rsdp.xsdt = xsdt;
+	rsdp.checksum = acpi_checksum(&rsdp, 20);
+	rsdp.ext_checksum = acpi_checksum(&rsdp, 36);
+	gmem_write(&vm->mem, ACPI_RSDP_ADDR, &rsdp, sizeof(rsdp));
+	if (at > ACPI_TABLES_END)
+		log_warn("ACPI tables overflow their area");
+	return ACPI_RSDP_ADDR;
+}

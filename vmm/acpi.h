@@ -1,0 +1,25 @@
+/*
+ * acpi.h - the ACPI tables a stock x86 kernel needs to find its CPUs and
+ * interrupt controllers (a Debian kernel has no MP-table support): RSDP,
+ * XSDT, FADT (hardware-reduced), MADT (one local APIC per vCPU, the IOAPIC,
+ * the PIT's override) and an empty DSDT.
+ */
+#ifndef LEGO_VMM_ACPI_H
+#define LEGO_VMM_ACPI_H
+
+#include <stdint.h>
+
+#include "vm.h"
+
+#define ACPI_RSDP_ADDR	0xe0000ULL /* in the BIOS area the kernel scans */
+#define ACPI_TABLES_END 0xf0000ULL
+#define IOAPIC_ADDR	0xfec00000ULL
+#define LAPIC_ADDR	0xfee00000ULL
+
+/* acpi_build - write the tables for @nr_vcpus into @vm's memory. Returns the RSDP address. */
+uint64_t acpi_build(struct vm *vm, int nr_vcpus);
+
+/* acpi_checksum - the byte that makes @len bytes at @p sum to zero. */
+uint8_t acpi_checksum(const void *p, size_t len);
+
+#endif
