@@ -61,9 +61,7 @@ struct excache_thread {
 	pthread_t thread;
 	int index;
 	struct memclient mc;
-	uint8_t *buf;	    /* LMP_MAX_PAGES pages */
-	uint64_t last_miss; /* for recognising sequential runs */
-	unsigned run;
+	uint8_t *buf; /* LMP_MAX_PAGES pages */
 };
 
 struct excache {

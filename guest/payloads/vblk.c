@@ -11,6 +11,9 @@
  */
 #include "rt.h"
 
+#define WL_POW rt_pow
+#include "workload.h"
+
 #define QSIZE 64
 
 struct desc {
@@ -163,14 +166,6 @@ static int kick_and_wait(void)
 	return 0;
 }
 
-static uint64_t pattern(uint64_t seed, uint64_t sector, uint64_t word)
-{
-	uint64_t z = seed * 0x9e3779b97f4a7c15ULL ^ (sector * 64 + word);
-
-	z = (z ^ (z >> 29)) * 0xbf58476d1ce4e5b9ULL;
-	return z ^ (z >> 32);
-}
-
 int main(unsigned vcpu)
 {
 	const struct lp_info *info = rt_info();
@@ -200,7 +195,7 @@ int main(unsigned vcpu)
 			uint64_t *b = (uint64_t *)(bufs + k * chunk);
 
 			for (uint64_t w = 0; w < chunk / 8; w++)
-				b[w] = pattern(seed, (c + k) * sectors_per_chunk, w);
+				b[w] = wl_blk_pattern(seed, (c + k) * sectors_per_chunk, w);
 			queue_req(k, 1, (c + k) * sectors_per_chunk, b, chunk, 0);
 			requests++;
 		}
@@ -226,7 +221,7 @@ int main(unsigned vcpu)
 
 			failed |= statuses[k] != 0;
 			for (uint64_t w = 0; w < chunk / 8; w++)
-				if (b[w] != pattern(seed, (c + k) * sectors_per_chunk, w)) {
+				if (b[w] != wl_blk_pattern(seed, (c + k) * sectors_per_chunk, w)) {
 					mismatches++;
 					break;
 				}

@@ -91,4 +91,13 @@ static inline uint64_t wl_zipf_next(const struct wl_zipf *z, uint64_t *rng)
 	return r < z->n ? r : z->n - 1;
 }
 
+/* wl_blk_pattern - word @word of sector @sector in the vblk payload's disk pattern. */
+static inline uint64_t wl_blk_pattern(uint64_t seed, uint64_t sector, uint64_t word)
+{
+	uint64_t z = seed * 0x9e3779b97f4a7c15ULL ^ (sector * 64 + word);
+
+	z = (z ^ (z >> 29)) * 0xbf58476d1ce4e5b9ULL;
+	return z ^ (z >> 32);
+}
+
 #endif

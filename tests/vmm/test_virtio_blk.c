@@ -5,6 +5,7 @@
  * then finds the guest's pattern in the image file.
  */
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,13 +13,8 @@
 #include "test.h"
 #include "vm.h"
 
-static uint64_t pattern(uint64_t seed, uint64_t sector, uint64_t word)
-{
-	uint64_t z = seed * 0x9e3779b97f4a7c15ULL ^ (sector * 64 + word);
-
-	z = (z ^ (z >> 29)) * 0xbf58476d1ce4e5b9ULL;
-	return z ^ (z >> 32);
-}
+#define WL_POW pow
+#include "workload.h"
 
 TEST(vblk_payload_writes_flushes_and_reads_back_through_virtio_pci)
 {
@@ -56,7 +52,7 @@ TEST(vblk_payload_writes_flushes_and_reads_back_through_virtio_pci)
 	/* the data is in the file, where the guest put it */
 	for (uint64_t sector = 0; sector < 16384; sector += 4099) {
 		ASSERT(pread(fd, &word, 8, sector * 512 + 8) == 8);
-		ASSERT(word == pattern(7, sector & ~127ULL, (sector % 128) * 64 + 1),
+		ASSERT(word == wl_blk_pattern(7, sector & ~127ULL, (sector % 128) * 64 + 1),
 		       "sector %llu holds something else", (unsigned long long)sector);
 	}
 	close(fd);

@@ -58,16 +58,6 @@ static inline uint64_t rt_rdtsc(void)
 /* rt_ns - nanoseconds from TSC cycles, with the TSC frequency the VMM gave. */
 uint64_t rt_cycles_to_ns(uint64_t cycles);
 
-/* A small, fast PRNG (splitmix64): one 64-bit state per user. */
-static inline uint64_t rt_rand(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 double rt_log(double x);
 double rt_exp(double x);
 double rt_pow(double x, double y);
