@@ -7,7 +7,8 @@ V       ?= 0
 Q       := $(if $(filter 1,$(V)),,@)
 
 DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev liburing-dev clang-format \
-                zlib1g-dev liblzma-dev liblz4-dev libzstd-dev cpio e2fsprogs
+                zlib1g-dev liblzma-dev liblz4-dev libzstd-dev cpio e2fsprogs \
+                acpica-tools
 
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers -D_GNU_SOURCE -pthread \
@@ -38,7 +39,7 @@ TEST_BINS   := $(TESTS:%=$(BUILD)/%)
 BENCH_BINS  := $(BENCHES:%=$(BUILD)/%)
 DEPS_STAMP  := $(BUILD)/.deps-installed
 
-.PHONY: all deps test check bench demo format format-check clean
+.PHONY: all deps guest test check bench demo format format-check clean
 all: $(BINS) $(PAYLOAD_BINS)
 
 # Order-only: installing packages never makes objects stale.
@@ -89,6 +90,12 @@ $(BUILD)/guest/payloads/%.bin: $(BUILD)/guest/payloads/%.elf
 	@echo "  PAYLOAD $@"
 	$(Q)objcopy -O binary $< $@
 
+# --- the stock Linux boot kit: Debian's kernel, busybox and modules, as shipped ---
+GUEST_KIT := $(BUILD)/guest/kit.txt
+guest: $(GUEST_KIT)
+$(GUEST_KIT): guest/kit/mkkit.sh guest/kit/init | $(DEPS_STAMP)
+	$(Q)guest/kit/mkkit.sh $(BUILD)/guest
+
 # --- tests and benchmarks ---
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/lib/libtest.a $(VMM_LIB) $(MEMSRV_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
@@ -97,7 +104,7 @@ $(BUILD)/lib/libtest.a: $(TEST_LIB:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(Q)$(AR) rcs $@ $^
 
-test check: all $(TEST_BINS)
+test check: all $(GUEST_KIT) $(TEST_BINS)
 	$(Q)tests/run.sh $(BUILD) $(TEST_BINS)
 
 bench: all $(BENCH_BINS)

@@ -2,6 +2,8 @@
 #include <string.h>
 
 #include "acpi.h"
+#include "aml.h"
+#include "pci.h"
 #include "log.h"
 
 struct acpi_hdr {
@@ -78,18 +80,68 @@ static uint64_t acpi_put(struct vm *vm, uint64_t *at, const void *t, uint32_t le
 	return addr;
 }
 
+/*
+ * The DSDT's AML: \_SB.PCI0, a PCI root bridge (PNP0A03) decoding bus 0, the
+ * configuration ports, all other I/O ports and the MMIO window, with a _PRT
+ * wiring every slot's INTA-D to IOAPIC inputs as pci_intx_gsi() does.
+ * Returns the AML's length (0 if @cap is too small).
+ */
+size_t acpi_dsdt_body(uint8_t *out, size_t cap)
+{
+	struct aml a;
+
+	aml_init(&a, out, cap);
+	aml_scope_begin(&a, "\\_SB");
+	aml_device_begin(&a, "PCI0");
+	aml_name_decl(&a, "_HID");
+	aml_eisaid(&a, "PNP0A03");
+	aml_name_decl(&a, "_UID");
+	aml_int(&a, 0);
+	aml_name_decl(&a, "_SEG");
+	aml_int(&a, 0);
+	aml_name_decl(&a, "_BBN");
+	aml_int(&a, 0);
+	aml_name_decl(&a, "_CRS");
+	aml_buffer_begin(&a);
+	aml_res_word_bus(&a, 0, 0);
+	aml_res_io(&a, 0xcf8, 8);
+	aml_res_word_io(&a, 0x0000, 0x0cf7);
+	aml_res_word_io(&a, 0x0d00, 0xffff);
+	aml_res_dword_mem(&a, (uint32_t)PCI_MMIO_BASE,
+			  (uint32_t)(PCI_MMIO_BASE + PCI_MMIO_SIZE - 1));
+	aml_res_end(&a);
+	aml_end(&a);
+	aml_name_decl(&a, "_PRT");
+	aml_package_begin(&a, PCI_MAX_DEVS * 4);
+	for (int slot = 0; slot < PCI_MAX_DEVS; slot++) {
+		for (int pin = 0; pin < 4; pin++) {
+			aml_package_begin(&a, 4);
+			aml_int(&a, (uint64_t)slot << 16 | 0xffff); /* any function of the slot */
+			aml_int(&a, (uint64_t)pin);
+			aml_int(&a, 0); /* no link device: the next field is a GSI */
+			aml_int(&a, (uint64_t)pci_intx_gsi(slot, pin));
+			aml_end(&a);
+		}
+	}
+	aml_end(&a);
+	aml_end(&a); /* PCI0 */
+	aml_end(&a); /* \_SB */
+	return a.error ? 0 : a.len;
+}
+
 uint64_t acpi_build(struct vm *vm, int nr_vcpus)
 {
-	uint8_t buf[4096];
+	uint8_t buf[8192];
 	uint64_t at = ACPI_RSDP_ADDR + 64, dsdt, fadt, madt, xsdt;
 	struct acpi_rsdp rsdp = {.sig = "RSD PTR ", .oem = "LEGO  ", .rev = 2, .len = 36};
 	struct acpi_hdr *h = (struct acpi_hdr *)buf;
 	uint32_t len;
 
-	/* DSDT: no objects. The PCI bus is found by probing configuration space. */
+	/* DSDT: the PCI host bridge, so that the kernel enumerates bus 0 and routes INTx. */
 	memset(buf, 0, sizeof(buf));
-	acpi_hdr(h, "DSDT", sizeof(*h), 2);
-	dsdt = acpi_put(vm, &at, buf, sizeof(*h));
+	len = sizeof(*h) + acpi_dsdt_body(buf + sizeof(*h), sizeof(buf) - sizeof(*h));
+	acpi_hdr(h, "DSDT", len, 2);
+	dsdt = acpi_put(vm, &at, buf, len);
 
 	/* FADT, revision 6, hardware-reduced: no PM timer, no SCI, no legacy sleep. */
 	memset(buf, 0, sizeof(buf));

@@ -2,7 +2,8 @@
  * acpi.h - the ACPI tables a stock x86 kernel needs to find its CPUs and
  * interrupt controllers (a Debian kernel has no MP-table support): RSDP,
  * XSDT, FADT (hardware-reduced), MADT (one local APIC per vCPU, the IOAPIC,
- * the PIT's override) and an empty DSDT.
+ * the PIT's override) and a DSDT with the PCI root bridge and its
+ * interrupt routing.
  */
 #ifndef LEGO_VMM_ACPI_H
 #define LEGO_VMM_ACPI_H
@@ -18,6 +19,9 @@
 
 /* acpi_build - write the tables for @nr_vcpus into @vm's memory. Returns the RSDP address. */
 uint64_t acpi_build(struct vm *vm, int nr_vcpus);
+
+/* acpi_dsdt_body - the DSDT's AML (after its header) into @out; its length, 0 if it does not fit. */
+size_t acpi_dsdt_body(uint8_t *out, size_t cap);
 
 /* acpi_checksum - the byte that makes @len bytes at @p sum to zero. */
 uint8_t acpi_checksum(const void *p, size_t len);

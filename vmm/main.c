@@ -422,8 +422,11 @@ static int vmm_load_linux(struct vmm *v)
 
 	char compat[1024] = "";
 
-	if (v->vm.pvm_compat)
+	if (v->vm.pvm_compat) {
 		pvm_compat_cmdline(compat, sizeof(compat), v->vm.tsc_khz);
+		if (pvm_compat_linux_init(&v->vm))
+			return -ENOMEM;
+	}
 	if (asprintf(&cmdline, "%s%s%s", opt->append ? opt->append : "console=ttyS0",
 		     compat[0] ? " " : "", compat) < 0)
 		return -ENOMEM;
@@ -578,7 +581,16 @@ out_excache:
 out_payload:
 	payload_dev_exit(&v.payload);
 out_vm:
+	if (v.vm.pvm_linux) {
+		uint64_t syscalls, faults;
+
+		pvm_compat_linux_stats(&v.vm, &syscalls, &faults);
+		log_debug(
+			"pvm_compat: %llu guest system calls completed, %llu user faults passed on",
+			(unsigned long long)syscalls, (unsigned long long)faults);
+	}
 	vm_destroy(&v.vm);
+	pvm_compat_linux_exit(&v.vm);
 	if (sfd >= 0)
 		close(sfd);
 	return status;

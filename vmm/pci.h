@@ -46,6 +46,18 @@ struct pci {
 int pci_init(struct pci *pci, struct vm *vm);
 
 /*
+ * Legacy INTx wiring, the same in the ACPI _PRT and in the devices: pin @pin
+ * (0 = INTA) of the device in @slot drives IOAPIC input 16 + (slot + pin) % 8,
+ * level-triggered (the IOAPIC's first 16 inputs stay the ISA interrupts).
+ */
+#define PCI_INTX_GSI_BASE 16
+#define PCI_INTX_GSIS	  8
+static inline int pci_intx_gsi(int slot, int pin)
+{
+	return PCI_INTX_GSI_BASE + (slot + pin) % PCI_INTX_GSIS;
+}
+
+/*
  * pci_dev_init - fill @dev's configuration header: @vendor, @device, @class
  * (24 bits), @subsys_vendor and @subsys. Add BARs with pci_dev_add_bar and
  * capabilities with pci_dev_add_cap before pci_register.

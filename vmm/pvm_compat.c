@@ -1,5 +1,8 @@
 /* pvm_compat.c - kvm_pvm workarounds (see pvm_compat.h); none run on hardware KVM. */
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -7,6 +10,25 @@
 #include "log.h"
 #include "pvm_compat.h"
 #include "vcpu.h"
+
+#define MSR_STAR   0xc0000081
+#define MSR_LSTAR  0xc0000082
+#define MSR_SFMASK 0xc0000084
+#define PF_VECTOR  14
+#define PF_USER	   (1u << 2)
+#define PF_FETCH   (1u << 4)
+/* Re-check the hooked gate every this many exits: the kernel rewrites its IDT during boot. */
+#define PVM_WATCH_EVERY 64
+
+struct pvm_linux {
+	pthread_mutex_t lock;
+	bool armed;
+	uint64_t star, lstar, sfmask;
+	uint64_t pf_handler; /* the kernel's own #PF entry */
+	uint64_t trap;	     /* the int3 byte vector 14 now points at */
+	_Atomic uint64_t nr_syscalls, nr_faults;
+	_Atomic uint64_t exits;
+};
 
 bool pvm_compat_host(void)
 {
@@ -65,15 +87,29 @@ int pvm_compat_user_pio(struct vcpu *vcpu, struct kvm_regs *r, unsigned iopl)
 	return 1;
 }
 
+static bool pvm_linux_trap(struct vcpu *vcpu, struct kvm_regs *r, struct kvm_sregs *s);
+
 bool pvm_compat_internal_error(struct vcpu *vcpu)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;
 	uint8_t op;
 
+	struct kvm_run *run = vcpu->run;
+	struct pvm_linux *pl = vcpu->vm->pvm_linux;
+
 	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0 ||
 	    vcpu_read_virt(vcpu, r.rip, &op, 1))
 		return false;
+	if (pl && pl->trap && r.rip == pl->trap && s.cs.dpl == 0)
+		return pvm_linux_trap(vcpu, &r, &s);
+	/* Code patched under this vCPU (text_poke: int3 first, then the rest, then
+	 * the first byte): KVM saw bytes that are no longer there. Fetch again. */
+	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+	    run->emulation_failure.ndata >= 2 &&
+	    (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) &&
+	    run->emulation_failure.insn_size > 0 && run->emulation_failure.insn_bytes[0] != op)
+		return true;
 	if (op == 0x9b) { /* fwait: no x87 exceptions are ever pending here */
 		r.rip++;
 		return ioctl(vcpu->fd, KVM_SET_REGS, &r) == 0;
@@ -122,4 +158,163 @@ void pvm_compat_cmdline(char *buf, size_t len, uint64_t tsc_khz)
 		"load_system_certificate_list,blake2s_mod_init,tracer_init_tracefs,"
 		"slab_sysfs_init",
 		(unsigned long long)tsc_khz * PVM_TIME_DILATION);
+}
+
+/* --- system calls from a Linux guest's user space (see pvm_compat.h) --- */
+
+int pvm_compat_linux_init(struct vm *vm)
+{
+	struct pvm_linux *pl = calloc(1, sizeof(*pl));
+
+	if (!pl)
+		return -ENOMEM;
+	pthread_mutex_init(&pl->lock, NULL);
+	vm->pvm_linux = pl;
+	return 0;
+}
+
+void pvm_compat_linux_exit(struct vm *vm)
+{
+	free(vm->pvm_linux);
+	vm->pvm_linux = NULL;
+}
+
+void pvm_compat_linux_stats(struct vm *vm, uint64_t *syscalls, uint64_t *faults)
+{
+	*syscalls = vm->pvm_linux ? vm->pvm_linux->nr_syscalls : 0;
+	*faults = vm->pvm_linux ? vm->pvm_linux->nr_faults : 0;
+}
+
+static int pvm_get_msrs(struct vcpu *vcpu, uint64_t *star, uint64_t *lstar, uint64_t *sfmask)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[3];
+	} m = {.hdr.nmsrs = 3,
+	       .e = {{.index = MSR_STAR}, {.index = MSR_LSTAR}, {.index = MSR_SFMASK}}};
+
+	if (ioctl(vcpu->fd, KVM_GET_MSRS, &m) != 3)
+		return -1;
+	*star = m.e[0].data;
+	*lstar = m.e[1].data;
+	*sfmask = m.e[2].data;
+	return 0;
+}
+
+static uint64_t gate_offset(const uint8_t g[16])
+{
+	return (uint64_t)(g[0] | g[1] << 8) | (uint64_t)(g[6] | g[7] << 8) << 16 |
+	       (uint64_t)(g[8] | g[9] << 8 | g[10] << 16 | (uint32_t)g[11] << 24) << 32;
+}
+
+static void gate_set_offset(uint8_t g[16], uint64_t off)
+{
+	g[0] = (uint8_t)off;
+	g[1] = (uint8_t)(off >> 8);
+	g[6] = (uint8_t)(off >> 16);
+	g[7] = (uint8_t)(off >> 24);
+	for (int i = 0; i < 4; i++)
+		g[8 + i] = (uint8_t)(off >> (32 + 8 * i));
+}
+
+/*
+ * An int3 that never runs: the one after `sysretq` in the system call entry
+ * (a speculation stop), else int3 padding just before the #PF entry.
+ */
+static uint64_t pvm_find_trap(struct vcpu *vcpu, uint64_t lstar, uint64_t pf_handler)
+{
+	static const uint8_t sysretq_int3[] = {0x48, 0x0f, 0x07, 0xcc};
+	uint8_t code[1024], pad[16];
+
+	if (vcpu_read_virt(vcpu, lstar, code, sizeof(code)) == 0) {
+		for (size_t i = 0; i + sizeof(sysretq_int3) <= sizeof(code); i++)
+			if (!memcmp(code + i, sysretq_int3, sizeof(sysretq_int3)))
+				return lstar + i + 3;
+	}
+	if (vcpu_read_virt(vcpu, pf_handler - sizeof(pad), pad, sizeof(pad)) == 0 &&
+	    pad[sizeof(pad) - 1] == 0xcc)
+		return pf_handler - 1;
+	return 0;
+}
+
+void pvm_compat_linux_watch(struct vcpu *vcpu)
+{
+	struct pvm_linux *pl = vcpu->vm->pvm_linux;
+	uint64_t star, lstar, sfmask, off;
+	struct kvm_sregs s;
+	uint8_t gate[16];
+
+	if (pl->armed && ++pl->exits % PVM_WATCH_EVERY)
+		return;
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0 || !(s.efer & (1 << 10)) /* LMA */ ||
+	    s.idt.limit < PF_VECTOR * 16 + 15 || pvm_get_msrs(vcpu, &star, &lstar, &sfmask) ||
+	    lstar < 0xffff800000000000ULL)
+		return; /* the kernel has not set up system calls yet */
+	if (vcpu_read_virt(vcpu, s.idt.base + PF_VECTOR * 16, gate, sizeof(gate)) ||
+	    !(gate[5] & 0x80))
+		return;
+	off = gate_offset(gate);
+	pthread_mutex_lock(&pl->lock);
+	if (off != pl->trap || lstar != pl->lstar) {
+		uint64_t trap = pvm_find_trap(vcpu, lstar, off);
+
+		if (!trap) {
+			log_warn(
+				"pvm_compat: no int3 to hook #PF at; guest system calls will fail");
+			pl->armed = true; /* do not search again on every exit */
+			pl->trap = off;
+		} else {
+			pl->star = star;
+			pl->lstar = lstar;
+			pl->sfmask = sfmask;
+			pl->pf_handler = off;
+			pl->trap = trap;
+			gate_set_offset(gate, trap);
+			if (vcpu_write_virt(vcpu, s.idt.base + PF_VECTOR * 16, gate,
+					    sizeof(gate)) == 0) {
+				log_debug(
+					"pvm_compat: #PF (%#llx) hooked at int3 %#llx, LSTAR %#llx",
+					(unsigned long long)off, (unsigned long long)trap,
+					(unsigned long long)lstar);
+				pl->armed = true;
+			}
+		}
+	}
+	pthread_mutex_unlock(&pl->lock);
+}
+
+/* At the hooked int3: complete a system call, or go on to the kernel's #PF entry. */
+static bool pvm_linux_trap(struct vcpu *vcpu, struct kvm_regs *r, struct kvm_sregs *s)
+{
+	struct pvm_linux *pl = vcpu->vm->pvm_linux;
+	uint64_t frame[6]; /* error code, RIP, CS, RFLAGS, RSP, SS */
+	uint16_t kcs;
+
+	if (vcpu_read_virt(vcpu, r->rsp, frame, sizeof(frame)))
+		return false;
+	if ((frame[2] & 3) != 3 || frame[1] != pl->lstar ||
+	    (frame[0] & (PF_USER | PF_FETCH)) != (PF_USER | PF_FETCH)) {
+		pl->nr_faults++;
+		r->rip = pl->pf_handler;
+		return ioctl(vcpu->fd, KVM_SET_REGS, r) == 0;
+	}
+	/* The syscall the CPU left half done: RCX and R11 are already loaded. */
+	pl->nr_syscalls++;
+	kcs = (uint16_t)(pl->star >> 32) & ~3;
+	s->cs.selector = kcs;
+	s->cs.base = 0;
+	s->cs.limit = 0xffffffff;
+	s->cs.type = 0xb;
+	s->cs.present = s->cs.s = s->cs.l = s->cs.g = 1;
+	s->cs.dpl = s->cs.db = 0;
+	s->ss.selector = kcs + 8;
+	s->ss.base = 0;
+	s->ss.limit = 0xffffffff;
+	s->ss.type = 0x3;
+	s->ss.present = s->ss.s = s->ss.db = s->ss.g = 1;
+	s->ss.dpl = s->ss.l = 0;
+	r->rsp = frame[4];
+	r->rip = pl->lstar;
+	r->rflags = (r->r11 & ~pl->sfmask) | 2;
+	return ioctl(vcpu->fd, KVM_SET_SREGS, s) == 0 && ioctl(vcpu->fd, KVM_SET_REGS, r) == 0;
 }

@@ -35,6 +35,26 @@ int pvm_compat_user_pio(struct vcpu *vcpu, struct kvm_regs *r, unsigned iopl);
  */
 bool pvm_compat_internal_error(struct vcpu *vcpu);
 
+/*
+ * System calls from a Linux guest's user space. Here a ring-3 `syscall` only
+ * loads RIP (LSTAR), RCX and R11: CPL stays 3, so the fetch at LSTAR faults
+ * and the kernel sees a #PF instead of a system call. pvm_compat_linux_init
+ * arms a watch: once the guest kernel has set LSTAR and its IDT, vector 14 is
+ * pointed at an int3 byte of the kernel's own entry code that never runs
+ * (KVM stops on a ring-0 int3 here). At that stop the VMM reads the exception
+ * frame: a user instruction fetch at LSTAR is completed as the system call
+ * it was (kernel CS/SS from STAR, RFLAGS = R11 & ~SFMASK, the user RSP,
+ * RIP = LSTAR); any other fault goes on to the kernel's #PF handler.
+ */
+int pvm_compat_linux_init(struct vm *vm);
+void pvm_compat_linux_exit(struct vm *vm);
+
+/* pvm_compat_linux_watch - called after each exit of a Linux guest's vCPU: arm or re-arm the hook. */
+void pvm_compat_linux_watch(struct vcpu *vcpu);
+
+/* pvm_compat_linux_stats - system calls completed and user faults passed on, for the log. */
+void pvm_compat_linux_stats(struct vm *vm, uint64_t *syscalls, uint64_t *faults);
+
 /* pvm_compat_cpuid - clear CPUID bits whose instructions this KVM cannot emulate. */
 void pvm_compat_cpuid(struct kvm_cpuid_entry2 *e);
 

@@ -151,25 +151,38 @@ int vcpus_create(struct vm *vm, int n)
 	return 0;
 }
 
-int vcpu_read_virt(struct vcpu *vcpu, uint64_t gva, void *dst, uint64_t len)
+static int vcpu_access_virt(struct vcpu *vcpu, uint64_t gva, void *buf, uint64_t len, bool write)
 {
-	uint8_t *out = dst;
+	uint8_t *p = buf;
 
 	while (len) {
 		struct kvm_translation tr = {.linear_address = gva};
 		uint64_t chunk = 4096 - (gva & 4095);
+		int ret;
 
 		if (chunk > len)
 			chunk = len;
 		if (ioctl(vcpu->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
 			return -EFAULT;
-		if (gmem_read(&vcpu->vm->mem, tr.physical_address, out, chunk))
+		ret = write ? gmem_write(&vcpu->vm->mem, tr.physical_address, p, chunk)
+			    : gmem_read(&vcpu->vm->mem, tr.physical_address, p, chunk);
+		if (ret)
 			return -EFAULT;
-		out += chunk;
+		p += chunk;
 		gva += chunk;
 		len -= chunk;
 	}
 	return 0;
+}
+
+int vcpu_read_virt(struct vcpu *vcpu, uint64_t gva, void *dst, uint64_t len)
+{
+	return vcpu_access_virt(vcpu, gva, dst, len, false);
+}
+
+int vcpu_write_virt(struct vcpu *vcpu, uint64_t gva, const void *src, uint64_t len)
+{
+	return vcpu_access_virt(vcpu, gva, (void *)src, len, true);
 }
 
 /* Registers and the bytes at RIP: what a person needs to see why the guest stopped. */
@@ -268,6 +281,8 @@ static void vcpu_handle_exit(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 
+	if (vcpu->vm->pvm_linux)
+		pvm_compat_linux_watch(vcpu);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		vcpu_handle_pio(vcpu);

@@ -29,6 +29,8 @@ void virtio_fail(struct virtio_dev *vd, const char *why)
 	pthread_mutex_unlock(&vd->lock);
 }
 
+/* The INTx line follows ISR bit 0; called with vd->lock held, so that the
+ * line and the ISR cannot disagree (a stale high line would storm). */
 static void virtio_set_irq(struct virtio_dev *vd, int level)
 {
 	struct kvm_irq_level irq = {.irq = (uint32_t)vd->irq, .level = level};
@@ -42,8 +44,8 @@ void virtio_used(struct virtio_dev *vd, int q)
 	(void)q;
 	pthread_mutex_lock(&vd->lock);
 	vd->isr |= 1;
-	pthread_mutex_unlock(&vd->lock);
 	virtio_set_irq(vd, 1);
+	pthread_mutex_unlock(&vd->lock);
 }
 
 /* Bind each queue's notify address to its eventfd in KVM, at the BAR's current address. */
@@ -233,8 +235,8 @@ static void virtio_bar(struct pci_dev *pci, int bar, uint64_t off, void *data, u
 		memset(data, 0, len);
 		*(uint8_t *)data = vd->isr; /* reading ISR acknowledges it */
 		vd->isr = 0;
-		pthread_mutex_unlock(&vd->lock);
 		virtio_set_irq(vd, 0);
+		pthread_mutex_unlock(&vd->lock);
 	} else if (off < VIRTIO_BAR_NOTIFY) {
 		off -= VIRTIO_BAR_DEVICE;
 		if (off + len <= vd->ops->config_len)
@@ -329,6 +331,10 @@ int virtio_pci_init(struct virtio_dev *vd, struct vm *vm, struct pci *pci,
 	ret = pci_register(pci, &vd->pci);
 	if (ret)
 		return ret;
+	if (vm->irqchip) {
+		vd->irq = pci_intx_gsi(vd->pci.slot, 0);
+		vd->pci.cfg[0x3c] = (uint8_t)vd->irq;
+	}
 	ret = -pthread_create(&vd->thread, NULL, virtio_thread, vd);
 	vd->thread_started = !ret;
 	return ret;

@@ -97,6 +97,7 @@ struct vm {
 	bool irqchip;
 	bool shutdown_is_poweroff;
 	uint64_t tsc_khz;
+	struct pvm_linux *pvm_linux; /* pvm_compat's state for a Linux guest, or NULL */
 	uint64_t created_ns;
 	_Atomic uint64_t first_guest_ns; /* CLOCK_MONOTONIC of the guest's start marker */
 
@@ -153,5 +154,8 @@ int vcpu_pio(struct vcpu *vcpu, uint16_t port, void *data, uint32_t size, bool i
 
 /* vcpu_read_virt - read @len bytes at guest virtual @gva through @vcpu's page tables. */
 int vcpu_read_virt(struct vcpu *vcpu, uint64_t gva, void *dst, uint64_t len);
+
+/* vcpu_write_virt - write @len bytes at guest virtual @gva, ignoring the guest's page protections. */
+int vcpu_write_virt(struct vcpu *vcpu, uint64_t gva, const void *src, uint64_t len);
 
 #endif

@@ -1,0 +1,104 @@
+#!/bin/sh
+# mkkit.sh OUTDIR - build the stock Linux boot kit from Debian's packages, as shipped.
+#
+#   OUTDIR/vmlinuz      the kernel of linux-image-cloud-amd64 (not rebuilt, not patched)
+#   OUTDIR/initrd.img   busybox-static, the virtio modules and init (guest/kit/init)
+#   OUTDIR/rootfs.img   an ext4 image the init mounts at /mnt when a virtio disk is there
+#   OUTDIR/kit.txt      what went in (package versions), for the record
+#
+# Packages are fetched with `apt-get download` (no installation on the host) and
+# unpacked with dpkg-deb. The newc initramfs is left uncompressed: the kernel would
+# otherwise decompress it in emulated ring 0 on kvm_pvm hosts.
+set -eu
+
+out=${1:?usage: mkkit.sh OUTDIR}
+here=$(cd "$(dirname "$0")" && pwd)
+kernel_meta=${LEGO_KERNEL_PACKAGE:-linux-image-cloud-amd64}
+modules="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk"
+rootfs_size=${LEGO_ROOTFS_SIZE:-64M}
+
+need() {
+	for t in "$@"; do
+		command -v "$t" >/dev/null 2>&1 || {
+			echo "mkkit: '$t' is missing (make deps installs it)" >&2
+			exit 1
+		}
+	done
+}
+need apt-get apt-cache dpkg-deb cpio mkfs.ext4
+
+mkdir -p "$out"
+work=$(mktemp -d "${TMPDIR:-/tmp}/lego-kit.XXXXXX")
+trap 'rm -rf "$work"' EXIT INT TERM
+
+# The metapackage names the current kernel package; take that one.
+resolve() {
+	apt-cache depends "$kernel_meta" 2>/dev/null |
+		sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1
+}
+kpkg=$(resolve)
+if [ -z "$kpkg" ] && [ "$(id -u)" = 0 ]; then
+	apt-get update -q >/dev/null # a fresh machine has no package lists yet
+	kpkg=$(resolve)
+fi
+if [ -z "$kpkg" ]; then
+	echo "mkkit: cannot resolve $kernel_meta (run apt-get update?)" >&2
+	exit 1
+fi
+echo "  KIT     downloading $kpkg busybox-static"
+(cd "$work" && apt-get download -q "$kpkg" busybox-static >/dev/null 2>"$work/apt.err") || {
+	cat "$work/apt.err" >&2
+	echo "mkkit: apt-get download failed" >&2
+	exit 1
+}
+dpkg-deb -x "$work/$kpkg"_*.deb "$work/k"
+dpkg-deb -x "$work"/busybox-static_*.deb "$work/bb"
+kver=${kpkg#linux-image-}
+moddir="$work/k/lib/modules/$kver/kernel"
+
+# --- initramfs ---
+ir="$work/initramfs"
+mkdir -p "$ir/bin" "$ir/sbin" "$ir/proc" "$ir/sys" "$ir/dev" "$ir/mnt" "$ir/tmp" "$ir/lib/modules"
+cp "$work/bb/bin/busybox" "$ir/bin/busybox"
+# Links made here, not with `busybox --install` at boot: every system call costs
+# milliseconds on kvm_pvm hosts.
+for applet in $("$ir/bin/busybox" --list); do
+	[ "$applet" = busybox ] || ln -s busybox "$ir/bin/$applet"
+done
+n=0
+for m in $modules; do
+	f=$(find "$moddir" -name "$m.ko*" | head -n1)
+	if [ -z "$f" ]; then
+		# built into this kernel, or absent: init skips it
+		grep -q "/$m.ko" "$work/k/lib/modules/$kver/modules.builtin" ||
+			echo "mkkit: warning: module $m not found" >&2
+		continue
+	fi
+	n=$((n + 1))
+	case "$f" in
+	*.xz) xz -dc "$f" >"$ir/lib/modules/$n-$m.ko" ;;
+	*.zst) zstd -qdc "$f" >"$ir/lib/modules/$n-$m.ko" ;;
+	*) cp "$f" "$ir/lib/modules/$n-$m.ko" ;;
+	esac
+done
+cp "$here/init" "$ir/init"
+chmod 755 "$ir/init"
+(cd "$ir" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$work/initrd.img"
+
+# --- root disk ---
+rf="$work/rootfs"
+mkdir -p "$rf/etc"
+echo "lego rootfs, kernel $kver" >"$rf/etc/lego-rootfs"
+truncate -s "$rootfs_size" "$work/rootfs.img"
+mkfs.ext4 -q -F -L lego-root -d "$rf" "$work/rootfs.img" "$rootfs_size"
+
+cp "$work/k/boot/vmlinuz-$kver" "$work/vmlinuz"
+{
+	echo "kernel=$kpkg $(dpkg-deb -f "$work/$kpkg"_*.deb Version)"
+	echo "busybox-static $(dpkg-deb -f "$work"/busybox-static_*.deb Version)"
+	echo "modules=$modules"
+} >"$work/kit.txt"
+for f in vmlinuz initrd.img rootfs.img kit.txt; do
+	mv "$work/$f" "$out/$f"
+done
+echo "  KIT     $out: vmlinuz initrd.img rootfs.img ($kver)"
