@@ -25,7 +25,7 @@ need() {
 		}
 	done
 }
-need apt-get apt-cache dpkg-deb cpio mkfs.ext4
+need apt-get apt-cache dpkg-deb cpio mkfs.ext4 objcopy
 
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/lego-kit.XXXXXX")
@@ -65,20 +65,45 @@ cp "$work/bb/bin/busybox" "$ir/bin/busybox"
 for applet in $("$ir/bin/busybox" --list); do
 	[ "$applet" = busybox ] || ln -s busybox "$ir/bin/$applet"
 done
-n=0
-for m in $modules; do
-	f=$(find "$moddir" -name "$m.ko*" | head -n1)
-	if [ -z "$f" ]; then
-		# built into this kernel, or absent: init skips it
-		grep -q "/$m.ko" "$work/k/lib/modules/$kver/modules.builtin" ||
-			echo "mkkit: warning: module $m not found" >&2
-		continue
-	fi
-	n=$((n + 1))
+# Modules in dependency order (from each module's own modinfo "depends="; no
+# modules.dep ships in the package), numbered so that init loads them in order.
+modpath() { find "$moddir" -name "$1.ko*" | head -n1; }
+moddeps() {
+	f=$(modpath "$1")
 	case "$f" in
-	*.xz) xz -dc "$f" >"$ir/lib/modules/$n-$m.ko" ;;
-	*.zst) zstd -qdc "$f" >"$ir/lib/modules/$n-$m.ko" ;;
-	*) cp "$f" "$ir/lib/modules/$n-$m.ko" ;;
+	*.xz) xz -dc "$f" >"$work/mod.ko" ;;
+	*.zst) zstd -qdc "$f" >"$work/mod.ko" ;;
+	*) cp "$f" "$work/mod.ko" ;;
+	esac
+	objcopy -O binary --only-section=.modinfo "$work/mod.ko" "$work/modinfo"
+	tr '\0' '\n' <"$work/modinfo" | sed -n 's/^depends=//p' | tr ',' ' '
+}
+ordered=""
+add_module() {
+	case " $ordered " in *" $1 "*) return ;; esac
+	if [ -z "$(modpath "$1")" ]; then
+		# built into this kernel: nothing to load
+		grep -q "/$1.ko" "$work/k/lib/modules/$kver/modules.builtin" && return
+		echo "mkkit: module $1 is neither in $kpkg nor built in" >&2
+		exit 1
+	fi
+	for d in $(moddeps "$1"); do
+		add_module "$d"
+	done
+	ordered="$ordered $1"
+}
+for m in $modules; do
+	add_module "$m"
+done
+n=0
+for m in $ordered; do
+	n=$((n + 1))
+	f=$(modpath "$m")
+	dst="$ir/lib/modules/$(printf %02d $n)-$m.ko"
+	case "$f" in
+	*.xz) xz -dc "$f" >"$dst" ;;
+	*.zst) zstd -qdc "$f" >"$dst" ;;
+	*) cp "$f" "$dst" ;;
 	esac
 done
 cp "$here/init" "$ir/init"
@@ -96,7 +121,7 @@ cp "$work/k/boot/vmlinuz-$kver" "$work/vmlinuz"
 {
 	echo "kernel=$kpkg $(dpkg-deb -f "$work/$kpkg"_*.deb Version)"
 	echo "busybox-static $(dpkg-deb -f "$work"/busybox-static_*.deb Version)"
-	echo "modules=$modules"
+	echo "modules=$ordered"
 } >"$work/kit.txt"
 for f in vmlinuz initrd.img rootfs.img kit.txt; do
 	mv "$work/$f" "$out/$f"
