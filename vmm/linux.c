@@ -234,6 +234,7 @@ int linux_load(struct vm *vm, const char *kernel, const char *initrd, const char
 	t0 = now_ns();
 	ret = decompress(img + setup_len + poff, plen, vm->mem.regions[0].size, &elf, &elf_len);
 	lb->decompress_ms = (now_ns() - t0) / 1e6;
+	lb->decompressed_bytes = elf_len;
 	if (ret) {
 		log_err("%s: cannot decompress its %s payload: %s", kernel, lb->compression,
 			ret == -ENOEXEC ? "unsupported format (gzip, xz, lz4 and zstd are)"

@@ -27,6 +27,7 @@ struct linux_boot {
 	uint16_t protocol; /* boot protocol version */
 	const char *compression;
 	double decompress_ms;
+	uint64_t decompressed_bytes;
 };
 
 /*
