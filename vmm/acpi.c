@@ -4,6 +4,7 @@
 #include "acpi.h"
 #include "aml.h"
 #include "pci.h"
+#include "serial.h"
 #include "log.h"
 
 struct acpi_hdr {
@@ -125,6 +126,23 @@ size_t acpi_dsdt_body(uint8_t *out, size_t cap)
 	}
 	aml_end(&a);
 	aml_end(&a); /* PCI0 */
+	/*
+	 * COM1. A hardware-reduced ACPI machine has no legacy PIC, so Linux
+	 * maps no ISA IRQ by itself: the 8250's interrupt exists only once
+	 * the port is described here (8250_pnp then takes over ttyS0).
+	 */
+	aml_device_begin(&a, "COM1");
+	aml_name_decl(&a, "_HID");
+	aml_eisaid(&a, "PNP0501");
+	aml_name_decl(&a, "_UID");
+	aml_int(&a, 0);
+	aml_name_decl(&a, "_CRS");
+	aml_buffer_begin(&a);
+	aml_res_io(&a, SERIAL_COM1, 8);
+	aml_res_irq(&a, 1u << SERIAL_IRQ);
+	aml_res_end(&a);
+	aml_end(&a);
+	aml_end(&a); /* COM1 */
 	aml_end(&a); /* \_SB */
 	return a.error ? 0 : a.len;
 }
@@ -137,7 +155,7 @@ uint64_t acpi_build(struct vm *vm, int nr_vcpus)
 	struct acpi_hdr *h = (struct acpi_hdr *)buf;
 	uint32_t len;
 
-	/* DSDT: the PCI host bridge, so that the kernel enumerates bus 0 and routes INTx. */
+	/* DSDT: the PCI host bridge (bus 0 enumerated, INTx routed) and COM1. */
 	memset(buf, 0, sizeof(buf));
 	len = sizeof(*h) + acpi_dsdt_body(buf + sizeof(*h), sizeof(buf) - sizeof(*h));
 	acpi_hdr(h, "DSDT", len, 2);

@@ -260,6 +260,12 @@ void aml_res_io(struct aml *a, uint16_t base, uint8_t len)
 	aml_byte(a, len);
 }
 
+void aml_res_irq(struct aml *a, uint16_t mask)
+{
+	aml_byte(a, 0x22); /* small item 4 (IRQ), 2 bytes: edge-triggered, active high */
+	aml_le(a, mask, 2);
+}
+
 /* Word address space descriptor: bus numbers (type 2) or I/O (type 1). */
 static void aml_res_word(struct aml *a, uint8_t type, uint8_t type_flags, uint16_t min,
 			 uint16_t max)

@@ -51,6 +51,8 @@ void aml_end(struct aml *a);
 
 /* Resource descriptors, inside a buffer (end a template with aml_res_end). */
 void aml_res_io(struct aml *a, uint16_t base, uint8_t len);
+/* aml_res_irq - IRQNoFlags: the ISA IRQs in @mask (bit n = IRQ n), edge, active high. */
+void aml_res_irq(struct aml *a, uint16_t mask);
 void aml_res_word_bus(struct aml *a, uint16_t min, uint16_t max);
 void aml_res_word_io(struct aml *a, uint16_t min, uint16_t max);
 void aml_res_dword_mem(struct aml *a, uint32_t min, uint32_t max);

@@ -190,12 +190,12 @@ TEST(aml_objects_and_overflow)
 }
 
 /* The DSDT, disassembled by ACPICA's iasl when it is installed (make deps installs it). */
-TEST(acpi_dsdt_pci_root_bridge_and_routing)
+TEST(acpi_dsdt_pci_root_bridge_routing_and_com1)
 {
 	uint8_t body[8192];
 	size_t n = acpi_dsdt_body(body, sizeof(body));
 	char dir[256], cmd[700], path[300], line[512];
-	int prt = 0, hid = 0, crs_mem = 0;
+	int prt = 0, hid = 0, crs_mem = 0, com1 = 0, irq4 = 0;
 	FILE *f;
 
 	ASSERT(n > 0);
@@ -245,6 +245,10 @@ TEST(acpi_dsdt_pci_root_bridge_and_routing)
 			hid++;
 		if (strstr(line, "DWordMemory"))
 			crs_mem++;
+		if (strstr(line, "EisaId (\"PNP0501\")"))
+			com1++;
+		if (strstr(line, "IRQNoFlags"))
+			irq4 += !!fgets(line, sizeof(line), f) && strstr(line, "{4}") != NULL;
 		if (strstr(line, "Package (0x04)")) /* a _PRT entry */
 			prt++;
 	}
@@ -252,4 +256,6 @@ TEST(acpi_dsdt_pci_root_bridge_and_routing)
 	ASSERT_EQ(hid, 1);
 	ASSERT_EQ(crs_mem, 1);
 	ASSERT_EQ(prt, PCI_MAX_DEVS * 4);
+	ASSERT_EQ(com1, 1); /* without it Linux has no IRQ 4 for the serial port */
+	ASSERT_EQ(irq4, 1);
 }
