@@ -8,9 +8,11 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "ctl.h"
+#include "i8042.h"
 #include "excache.h"
 #include "linux.h"
 #include "serial.h"
@@ -432,10 +434,11 @@ static int vmm_load_linux(struct vmm *v)
 		return -ENOMEM;
 	ret = linux_load(&v->vm, opt->kernel, opt->initrd, cmdline, &lb);
 	if (!ret)
-		log_info("Linux: boot protocol %x.%02x, %s payload decompressed in %.0f ms, entry "
-			 "%#llx",
-			 lb.protocol >> 8, lb.protocol & 0xff, lb.compression, lb.decompress_ms,
-			 (unsigned long long)lb.entry);
+		log_info(
+			"Linux: boot protocol %x.%02x, %s payload decompressed in %.1f ms (%.1f MiB), "
+			"entry %#llx",
+			lb.protocol >> 8, lb.protocol & 0xff, lb.compression, lb.decompress_ms,
+			lb.decompressed_bytes / 1048576.0, (unsigned long long)lb.entry);
 	log_debug("kernel command line: %s", cmdline);
 	free(cmdline);
 	return ret;
@@ -455,14 +458,74 @@ static int vmm_add_disk(struct vmm *v)
 	return 0;
 }
 
+/*
+ * The console: what is typed on stdin goes to the guest's serial port. On a
+ * terminal, the terminal is put in raw mode (restored at exit) and Ctrl-A x
+ * quits, Ctrl-A Ctrl-A sends one Ctrl-A. From a pipe, bytes are passed on as
+ * they are, and end of input only stops the forwarding.
+ */
+#define CONSOLE_ESCAPE 0x01 /* Ctrl-A */
+
+static struct termios console_saved;
+static bool console_raw;
+
+static void console_restore(void)
+{
+	if (console_raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &console_saved);
+	console_raw = false;
+}
+
+static void console_setup(void)
+{
+	struct termios t;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &console_saved))
+		return;
+	t = console_saved;
+	cfmakeraw(&t);
+	t.c_oflag |= OPOST | ONLCR; /* the VMM's own messages still start on a fresh line */
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0) {
+		console_raw = true;
+		atexit(console_restore);
+		log_info("console: Ctrl-A x quits");
+	}
+}
+
+/* Pass @n bytes of input on; returns false when the user asked to quit. */
+static bool console_input(struct vmm *v, const uint8_t *buf, size_t n, bool *escape)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = buf[i];
+
+		if (console_raw && *escape) {
+			*escape = false;
+			if (c == 'x' || c == 'X')
+				return false;
+			if (c != CONSOLE_ESCAPE)
+				continue; /* an unknown escape: dropped */
+		} else if (console_raw && c == CONSOLE_ESCAPE) {
+			*escape = true;
+			continue;
+		}
+		serial_input(&v->serial, &c, 1);
+	}
+	return true;
+}
+
 /* Wait for the guest to stop by itself or for SIGTERM/SIGINT/SIGHUP to stop it. */
 static void vmm_wait_for_stop(struct vmm *v, int sfd)
 {
-	for (;;) {
-		struct pollfd pfd[2] = {{.fd = v->vm.stop_fd, .events = POLLIN},
-					{.fd = sfd, .events = POLLIN}};
+	bool input = v->opt->kernel != NULL, escape = false;
 
-		if (poll(pfd, 2, -1) < 0) {
+	for (;;) {
+		struct pollfd pfd[3] = {{.fd = v->vm.stop_fd, .events = POLLIN},
+					{.fd = sfd, .events = POLLIN},
+					{.fd = STDIN_FILENO, .events = POLLIN}};
+		/* input only while the guest's receive buffer has room for what is read */
+		bool room = input && serial_rx_room(&v->serial) >= 256;
+
+		if (poll(pfd, room ? 3 : 2, input && !room ? 10 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			vm_stop(&v->vm, VM_EXIT_VMM_ERROR, "poll: %s", strerror(errno));
@@ -476,6 +539,18 @@ static void vmm_wait_for_stop(struct vmm *v, int sfd)
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				log_info("%s: stopping the guest", strsignal(si.ssi_signo));
 				vm_stop(&v->vm, 0, "stopped by %s", strsignal(si.ssi_signo));
+				return;
+			}
+		}
+		if (room && pfd[2].revents) {
+			uint8_t buf[256];
+			ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+
+			if (n <= 0) {
+				input = false; /* end of input: the guest keeps running */
+			} else if (!console_input(v, buf, (size_t)n, &escape)) {
+				log_info("console: Ctrl-A x: stopping the guest");
+				vm_stop(&v->vm, 0, "stopped from the console");
 				return;
 			}
 		}
@@ -519,7 +594,8 @@ int main(int argc, char **argv)
 	status = VM_EXIT_VMM_ERROR;
 	if (payload_dev_init(&v.payload, &v.vm, stdout, NULL, NULL))
 		goto out_vm;
-	if (opt.kernel && serial_init(&v.serial, &v.vm, STDOUT_FILENO, SERIAL_IRQ))
+	if (opt.kernel &&
+	    (serial_init(&v.serial, &v.vm, STDOUT_FILENO, SERIAL_IRQ) || i8042_init(&v.vm)))
 		goto out_payload;
 	if (opt.excache_size && vmm_start_excache(&v))
 		goto out_payload;
@@ -545,10 +621,13 @@ int main(int argc, char **argv)
 		if (ctl_start(v.ctl))
 			goto out_ctl;
 	}
-	log_debug("running %s on %d vCPU(s) with %llu MiB", opt.payload, opt.nr_vcpus,
-		  (unsigned long long)(opt.mem_size / MiB));
+	log_debug("running %s on %d vCPU(s) with %llu MiB", opt.kernel ? opt.kernel : opt.payload,
+		  opt.nr_vcpus, (unsigned long long)(opt.mem_size / MiB));
+	if (opt.kernel)
+		console_setup();
 	if (vm_start(&v.vm) == 0)
 		vmm_wait_for_stop(&v, sfd);
+	console_restore();
 	if (v.has_excache)
 		excache_stop(&v.xc); /* before joining vCPUs: may release a waiting access */
 	status = vm_wait(&v.vm);
@@ -588,6 +667,11 @@ out_vm:
 		log_debug(
 			"pvm_compat: %llu guest system calls completed, %llu user faults passed on",
 			(unsigned long long)syscalls, (unsigned long long)faults);
+	}
+	if (opt.kernel) {
+		log_debug("serial: %llu bytes out, %llu in, %llu interrupts",
+			  (unsigned long long)v.serial.tx_bytes,
+			  (unsigned long long)v.serial.rx_bytes, (unsigned long long)v.serial.irqs);
 	}
 	vm_destroy(&v.vm);
 	pvm_compat_linux_exit(&v.vm);

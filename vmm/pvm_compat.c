@@ -153,7 +153,7 @@ void pvm_compat_cmdline(char *buf, size_t len, uint64_t tsc_khz)
 		"tsc_early_khz=%llu "
 		"nokaslr no-kvmclock mitigations=off tsc=reliable no_timer_check io_delay=none noxsave "
 		"clearcpuid=297,580,151,137,308 rcupdate.rcu_expedited=1 cryptomgr.notests "
-		"audit=0 lsm=capability init_on_alloc=0 reboot=t rodata=off "
+		"audit=0 lsm=capability init_on_alloc=0 rodata=off "
 		"initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,"
 		"load_system_certificate_list,blake2s_mod_init,tracer_init_tracefs,"
 		"slab_sysfs_init",

@@ -31,8 +31,11 @@ static void serial_update_irq(struct serial *s)
 	int level = ((s->ier & IER_RDI) && s->rx_len) || ((s->ier & IER_THRI) && s->thr_int);
 	struct kvm_irq_level irq = {.irq = (uint32_t)s->irq, .level = level};
 
-	if (s->irq >= 0)
-		ioctl(s->vm->vm_fd, KVM_IRQ_LINE, &irq);
+	if (s->irq < 0 || level == s->irq_level)
+		return;
+	s->irqs += level;
+	s->irq_level = level;
+	ioctl(s->vm->vm_fd, KVM_IRQ_LINE, &irq);
 }
 
 static void serial_io(struct vcpu *vcpu, void *opaque, uint64_t off, void *data, uint32_t len,
@@ -96,6 +99,7 @@ static void serial_io(struct vcpu *vcpu, void *opaque, uint64_t off, void *data,
 				v = s->rx[s->rx_head];
 				s->rx_head = (s->rx_head + 1) % SERIAL_RX_MAX;
 				s->rx_len--;
+				s->rx_bytes++;
 			}
 			break;
 		case UART_IER:
@@ -136,15 +140,28 @@ static void serial_io(struct vcpu *vcpu, void *opaque, uint64_t off, void *data,
 	pthread_mutex_unlock(&s->lock);
 }
 
-void serial_input(struct serial *s, const uint8_t *buf, size_t len)
+size_t serial_input(struct serial *s, const uint8_t *buf, size_t len)
 {
+	size_t i;
+
 	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < len && s->rx_len < SERIAL_RX_MAX; i++) {
+	for (i = 0; i < len && s->rx_len < SERIAL_RX_MAX; i++) {
 		s->rx[(s->rx_head + s->rx_len) % SERIAL_RX_MAX] = buf[i];
 		s->rx_len++;
 	}
 	serial_update_irq(s);
 	pthread_mutex_unlock(&s->lock);
+	return i;
+}
+
+size_t serial_rx_room(struct serial *s)
+{
+	size_t room;
+
+	pthread_mutex_lock(&s->lock);
+	room = SERIAL_RX_MAX - s->rx_len;
+	pthread_mutex_unlock(&s->lock);
+	return room;
 }
 
 int serial_init(struct serial *s, struct vm *vm, int out_fd, int irq)

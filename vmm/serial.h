@@ -24,13 +24,19 @@ struct serial {
 	unsigned rx_head, rx_len;
 	bool thr_int; /* THR-empty interrupt pending (cleared by reading IIR) */
 	int irq;      /* -1 without an interrupt controller */
-	uint64_t tx_bytes;
+	uint64_t tx_bytes, rx_bytes;
+	uint64_t irqs; /* interrupt line raised (0 -> 1) */
+	bool irq_level;
 };
 
 /* serial_init - COM1 on @vm's port bus, writing to @out_fd; @irq or -1. */
 int serial_init(struct serial *s, struct vm *vm, int out_fd, int irq);
 
-/* serial_input - bytes typed by the user: queued for the guest, interrupt raised. */
-void serial_input(struct serial *s, const uint8_t *buf, size_t len);
+/* serial_input - bytes typed by the user: queued for the guest, interrupt raised.
+ * Returns how many were taken (the receive buffer holds SERIAL_RX_MAX). */
+size_t serial_input(struct serial *s, const uint8_t *buf, size_t len);
+
+/* serial_rx_room - how many more input bytes the receive buffer takes now. */
+size_t serial_rx_room(struct serial *s);
 
 #endif
