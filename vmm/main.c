@@ -13,6 +13,7 @@
 
 #include "ctl.h"
 #include "i8042.h"
+#include "rtc.h"
 #include "excache.h"
 #include "linux.h"
 #include "serial.h"
@@ -53,6 +54,7 @@ struct vmm {
 	struct pci pci;
 	struct virtio_blk *disk;
 	struct serial serial;
+	struct rtc rtc;
 	struct ctl *ctl;
 	const struct vmm_options *opt;
 };
@@ -429,8 +431,10 @@ static int vmm_load_linux(struct vmm *v)
 		if (pvm_compat_linux_init(&v->vm))
 			return -ENOMEM;
 	}
-	if (asprintf(&cmdline, "%s%s%s", opt->append ? opt->append : "console=ttyS0",
-		     compat[0] ? " " : "", compat) < 0)
+	/* the workarounds first, so that the user's options override them and a
+	 * user's "--" (what follows goes to init) stays last */
+	if (asprintf(&cmdline, "%s%s%s", compat, compat[0] ? " " : "",
+		     opt->append ? opt->append : "console=ttyS0") < 0)
 		return -ENOMEM;
 	ret = linux_load(&v->vm, opt->kernel, opt->initrd, cmdline, &lb);
 	if (!ret)
@@ -594,8 +598,8 @@ int main(int argc, char **argv)
 	status = VM_EXIT_VMM_ERROR;
 	if (payload_dev_init(&v.payload, &v.vm, stdout, NULL, NULL))
 		goto out_vm;
-	if (opt.kernel &&
-	    (serial_init(&v.serial, &v.vm, STDOUT_FILENO, SERIAL_IRQ) || i8042_init(&v.vm)))
+	if (opt.kernel && (serial_init(&v.serial, &v.vm, STDOUT_FILENO, SERIAL_IRQ) ||
+			   i8042_init(&v.vm) || rtc_init(&v.rtc, &v.vm)))
 		goto out_payload;
 	if (opt.excache_size && vmm_start_excache(&v))
 		goto out_payload;
@@ -633,6 +637,8 @@ int main(int argc, char **argv)
 	status = vm_wait(&v.vm);
 	if (status == VM_EXIT_GUEST_FAULT || status == VM_EXIT_VMM_ERROR)
 		log_err("%s (exit status %d)", v.vm.stop_reason, status);
+	else if (opt.kernel) /* how an OS ended is worth a line: it powered off, or was stopped */
+		log_info("%s (exit status %d)", v.vm.stop_reason, status);
 	else
 		log_debug("%s (exit status %d)", v.vm.stop_reason, status);
 	if (opt.stats) {

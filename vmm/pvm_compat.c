@@ -143,7 +143,11 @@ void pvm_compat_cmdline(char *buf, size_t len, uint64_t tsc_khz)
 {
 	/* Each one measured on kvm_pvm (see ENVIRONMENT.md): instructions it does not
 	 * emulate (xsave, SMAP's clac/stac, popcnt, ssse3, erms/fsrm string ops), and
-	 * work that costs minutes of emulation but a vNode does not need. */
+	 * work that costs minutes of emulation but a vNode does not need. reboot=t:
+	 * here Linux 6.1's default restart went straight to a real-mode BIOS jump
+	 * (there is no BIOS) without trying the i8042; a triple fault always ends
+	 * the run. The user's command line comes after these and can override
+	 * them (the Linux boot test reboots one guest with reboot=k). */
 	/* Every timer tick costs milliseconds of emulated kernel code here: telling the
 	 * kernel its TSC runs PVM_TIME_DILATION times faster than it does stretches
 	 * its ticks (TSC-deadline local APIC timer) by as much, and leaves it no
@@ -153,7 +157,7 @@ void pvm_compat_cmdline(char *buf, size_t len, uint64_t tsc_khz)
 		"tsc_early_khz=%llu "
 		"nokaslr no-kvmclock mitigations=off tsc=reliable no_timer_check io_delay=none noxsave "
 		"clearcpuid=297,580,151,137,308 rcupdate.rcu_expedited=1 cryptomgr.notests "
-		"audit=0 lsm=capability init_on_alloc=0 rodata=off "
+		"audit=0 lsm=capability init_on_alloc=0 reboot=t rodata=off "
 		"initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,"
 		"load_system_certificate_list,blake2s_mod_init,tracer_init_tracefs,"
 		"slab_sysfs_init",
