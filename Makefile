@@ -27,7 +27,7 @@ MEMSRV_SRCS := $(filter-out memsrv/main.c,$(wildcard memsrv/*.c))
 RT_SRCS     := $(wildcard guest/payloads/rt/*.c) guest/payloads/rt/crt0.S
 PAYLOADS    := $(basename $(notdir $(wildcard guest/payloads/*.c)))
 TEST_LIB    := $(wildcard tests/lib/*.c)
-TESTS       := $(basename $(wildcard tests/unit/*.c tests/vmm/*.c tests/memsrv/*.c))
+TESTS       := $(basename $(wildcard tests/unit/*.c tests/vmm/*.c tests/memsrv/*.c tests/linux/*.c))
 BENCHES     := $(basename $(wildcard tests/bench/bench_*.c))
 
 COMMON_LIB  := $(BUILD)/lib/libcommon.a
@@ -107,9 +107,9 @@ $(BUILD)/lib/libtest.a: $(TEST_LIB:%.c=$(BUILD)/%.o)
 test check: all $(GUEST_KIT) $(TEST_BINS)
 	$(Q)tests/run.sh $(BUILD) $(TEST_BINS)
 
-bench: all $(BENCH_BINS)
+bench: all $(GUEST_KIT) $(BENCH_BINS)
 	$(Q)for b in $(BENCH_BINS); do echo "== $$b"; $$b $(BUILD) || exit 1; done
-bench-%: all $(BUILD)/tests/bench/bench_%
+bench-%: all $(GUEST_KIT) $(BUILD)/tests/bench/bench_%
 	$(Q)$(BUILD)/tests/bench/bench_$* $(BUILD)
 
 demo: all
