@@ -1,0 +1,153 @@
+/*
+ * test_linux_excache.c - the stock kernel with 512 MiB of RAM of which at most
+ * 64 MiB stay in lego-vmm, the rest on a lego-memsrv process: every page the
+ * kernel, init and the workload touch goes through the fault path. The
+ * workload writes a file, then fills more than the ExCache holds (so the
+ * file's pages are written back and dropped), then reads the file back and
+ * the test compares its checksum with the host's. The VMM's resident set is
+ * read from the kernel (smaps) while the guest runs.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "test.h"
+
+#define EXCACHE_MIB 64
+/* a file written first, then 96 MiB more than it: its pages must leave the ExCache */
+#define RUN                                                                                        \
+	"seq 1 200000 >/seq; dd if=/dev/zero of=/fill bs=1M count=96 2>/dev/null; rm /fill; "      \
+	"md5sum /seq"
+
+static uint64_t jint(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	ASSERT(json_is_integer(v), "no integer \"%s\"", key);
+	return (uint64_t)json_integer_value(v);
+}
+
+/* The guest RAM mapping's address, from the control socket once it answers. */
+static uint64_t ram_hva(const char *sock, pid_t vmm)
+{
+	char err[256];
+
+	while (proc_running(vmm)) {
+		json_t *req = json_pack("{s:s}", "cmd", "excache"), *r = NULL;
+
+		if (wait_for_path(sock, 10))
+			r = ctl_call(sock, req, 5000, err, sizeof(err));
+		json_decref(req);
+		if (r && json_is_true(json_object_get(r, "ok"))) {
+			uint64_t hva = jint(r, "ram_hva");
+
+			json_decref(r);
+			return hva;
+		}
+		json_decref(r);
+		usleep(20000);
+	}
+	return 0;
+}
+
+static void host_md5(char *out, size_t len)
+{
+	FILE *f = popen("seq 1 200000 | md5sum", "r");
+
+	ASSERT(f != NULL);
+	ASSERT(fgets(out, (int)len, f) != NULL);
+	pclose(f);
+	out[32] = 0;
+}
+
+TEST_TIMEOUT(linux_boots_with_a_64m_excache_and_its_pages_on_a_memory_server, 3600)
+{
+	char addr[64], sock[300], append[256], md5[64];
+	char *argv[] = {(char *)test_path("bin/lego-vmm"),
+			"--stats",
+			"--kernel",
+			(char *)test_path("guest/vmlinuz"),
+			"--initrd",
+			(char *)test_path("guest/initrd.img"),
+			"--memory",
+			"512M",
+			"--cpus",
+			"2",
+			"--excache",
+			"64M",
+			"--memsrv",
+			addr,
+			"--control",
+			sock,
+			"--append",
+			append,
+			NULL};
+	struct proc_result r;
+	long rss, max_rss = 0;
+	int samples = 0;
+	uint64_t hva;
+	pid_t ms, vmm;
+	time_t t0;
+	const char *p;
+	json_t *x;
+
+	test_require_kvm();
+	if (access(test_path("guest/vmlinuz"), R_OK) || access(test_path("guest/initrd.img"), R_OK))
+		ASSERT(0, "the boot kit is missing: run make guest");
+	host_md5(md5, sizeof(md5));
+	snprintf(append, sizeof(append), "console=ttyS0 lego.run=\"%s\"", RUN);
+	snprintf(sock, sizeof(sock), "%s/vmm.sock", test_tmpdir());
+	ms = memsrv_spawn("2G", addr);
+	t0 = time(NULL);
+	vmm = proc_spawn(argv);
+	hva = ram_hva(sock, vmm);
+	ASSERT(hva != 0, "lego-vmm exited before its control socket answered");
+	while (proc_running(vmm)) {
+		rss = vma_rss_kib(vmm, hva);
+		if (rss > max_rss)
+			max_rss = rss;
+		samples += rss >= 0;
+		usleep(200000);
+	}
+	proc_collect(vmm, 10, &r);
+	printf("  boot took %.0f s, exit status %d; guest RAM Rss max %ld KiB over %d samples\n",
+	       (double)(time(NULL) - t0), r.status, max_rss, samples);
+	if (r.status != 0) {
+		size_t n = strlen(r.out);
+
+		printf("--- console (last 3000 bytes)\n%s\n--- stderr\n%s\n",
+		       r.out + (n > 3000 ? n - 3000 : 0), r.err);
+	}
+	ASSERT_EQ(r.status, 0);
+	ASSERT_CONTAINS(r.out, "lego-guest: ready");
+	ASSERT_CONTAINS(r.out, "lego-guest: exit 0");
+	/* the file read back after its pages went to the memory server and came back */
+	p = strstr(r.out, "lego-guest: ready");
+	ASSERT(strstr(p, md5) != NULL, "md5sum in the guest differs from the host's %s", md5);
+	ASSERT(samples > 10, "too few samples of the resident set");
+	ASSERT(max_rss <= (EXCACHE_MIB + 1) * 1024, "resident set %ld KiB exceeds %d MiB + 1 MiB",
+	       max_rss, EXCACHE_MIB);
+
+	p = strstr(r.err, "EXCACHE ");
+	ASSERT(p, "no EXCACHE line on stderr");
+	x = json_loadb(p + 8, strcspn(p + 8, "\n"), 0, NULL);
+	ASSERT(x);
+	printf("  misses %llu, zero-fills %llu, evictions %llu, write-backs %llu, fetched %llu\n",
+	       (unsigned long long)jint(x, "misses"), (unsigned long long)jint(x, "zero_fills"),
+	       (unsigned long long)jint(x, "evictions"),
+	       (unsigned long long)jint(x, "dirty_writebacks"),
+	       (unsigned long long)jint(x, "fetches"));
+	/* more than 64 MiB was touched: pages left and came back through the server */
+	ASSERT(jint(x, "misses") > (uint64_t)EXCACHE_MIB * 256,
+	       "fewer misses than 64 MiB of pages");
+	ASSERT(jint(x, "dirty_writebacks") > 0);
+	ASSERT(jint(x, "fetches") > 0, "no page ever came back from the memory server");
+	ASSERT_EQ(jint(x, "dirty_writebacks"), jint(x, "evictions") - jint(x, "clean_drops"));
+	json_decref(x);
+	kill(ms, SIGTERM);
+	proc_result_free(&r);
+}
