@@ -29,14 +29,76 @@ void virtio_fail(struct virtio_dev *vd, const char *why)
 	pthread_mutex_unlock(&vd->lock);
 }
 
-/* The INTx line follows ISR bit 0; called with vd->lock held, so that the
- * line and the ISR cannot disagree (a stale high line would storm). */
+/*
+ * The INTx line follows ISR bit 0; called with vd->lock held, so that the
+ * line and the ISR cannot disagree (a stale high line would storm).
+ *
+ * With an irqfd, raising is a write to an eventfd (no ioctl) and lowering
+ * is KVM's, at the guest's EOI: the guest reads the ISR in its handler
+ * before it EOIs, and at the EOI KVM lowers the line and signals the
+ * resample eventfd, on which the device thread raises it again if the ISR
+ * was set meanwhile (virtio_resample).
+ */
 static void virtio_set_irq(struct virtio_dev *vd, int level)
 {
 	struct kvm_irq_level irq = {.irq = (uint32_t)vd->irq, .level = level};
+	uint64_t one = 1;
 
-	if (vd->irq >= 0)
+	if (vd->irq < 0)
+		return;
+	if (vd->irq_fd < 0)
 		ioctl(vd->vm->vm_fd, KVM_IRQ_LINE, &irq);
+	else if (level && write(vd->irq_fd, &one, sizeof(one)) < 0)
+		log_warn("%s: cannot raise its interrupt: %s", vd->ops->name, strerror(errno));
+}
+
+/* The guest EOI'd the line (irqfd only): raise it again if the ISR is still set. */
+static void virtio_resample(struct virtio_dev *vd)
+{
+	uint64_t cnt;
+
+	if (read(vd->resample_fd, &cnt, sizeof(cnt)) < 0)
+		return;
+	pthread_mutex_lock(&vd->lock);
+	if (vd->isr & 1)
+		virtio_set_irq(vd, 1);
+	pthread_mutex_unlock(&vd->lock);
+}
+
+/* Route the INTx line through a KVM irqfd with resampling if KVM offers it. */
+static void virtio_irqfd_setup(struct virtio_dev *vd)
+{
+	struct kvm_irqfd irqfd = {.gsi = (uint32_t)vd->irq, .flags = KVM_IRQFD_FLAG_RESAMPLE};
+
+	vd->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vd->resample_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	irqfd.fd = (uint32_t)vd->irq_fd;
+	irqfd.resamplefd = (uint32_t)vd->resample_fd;
+	if (vd->irq_fd >= 0 && vd->resample_fd >= 0 &&
+	    ioctl(vd->vm->vm_fd, KVM_IRQFD, &irqfd) == 0) {
+		log_debug("%s: INTx on GSI %d through an irqfd", vd->ops->name, vd->irq);
+		return;
+	}
+	log_debug("%s: no irqfd (%s): INTx through KVM_IRQ_LINE", vd->ops->name, strerror(errno));
+	if (vd->irq_fd >= 0)
+		close(vd->irq_fd);
+	if (vd->resample_fd >= 0)
+		close(vd->resample_fd);
+	vd->irq_fd = vd->resample_fd = -1;
+}
+
+static void virtio_irqfd_release(struct virtio_dev *vd)
+{
+	struct kvm_irqfd irqfd = {.fd = (uint32_t)vd->irq_fd,
+				  .gsi = (uint32_t)vd->irq,
+				  .flags = KVM_IRQFD_FLAG_DEASSIGN};
+
+	if (vd->irq_fd < 0)
+		return;
+	ioctl(vd->vm->vm_fd, KVM_IRQFD, &irqfd);
+	close(vd->irq_fd);
+	close(vd->resample_fd);
+	vd->irq_fd = vd->resample_fd = -1;
 }
 
 void virtio_used(struct virtio_dev *vd, int q)
@@ -259,16 +321,20 @@ static void *virtio_thread(void *arg)
 	struct virtio_dev *vd = arg;
 
 	for (;;) {
-		struct pollfd pfd[VIRTIO_MAX_QUEUES + 1];
+		struct pollfd pfd[VIRTIO_MAX_QUEUES + 2];
 		int n = vd->ops->nr_queues;
 
 		for (int q = 0; q < n; q++)
 			pfd[q] = (struct pollfd){.fd = vd->kick_fd[q], .events = POLLIN};
 		pfd[n] = (struct pollfd){.fd = vd->stop_fd, .events = POLLIN};
-		if (poll(pfd, n + 1, -1) < 0)
+		/* a negative fd is skipped by poll: no irqfd, no resampling */
+		pfd[n + 1] = (struct pollfd){.fd = vd->resample_fd, .events = POLLIN};
+		if (poll(pfd, n + 2, -1) < 0)
 			continue;
 		if (pfd[n].revents)
 			return NULL;
+		if (pfd[n + 1].revents)
+			virtio_resample(vd);
 		for (int q = 0; q < n; q++) {
 			uint64_t cnt;
 
@@ -314,6 +380,7 @@ int virtio_pci_init(struct virtio_dev *vd, struct vm *vm, struct pci *pci,
 	vd->ops = ops;
 	vd->vm = vm;
 	vd->irq = -1;
+	vd->irq_fd = vd->resample_fd = -1;
 	vd->stop_fd = eventfd(0, EFD_CLOEXEC);
 	pthread_mutex_init(&vd->lock, NULL);
 	for (int q = 0; q < ops->nr_queues; q++) {
@@ -334,6 +401,7 @@ int virtio_pci_init(struct virtio_dev *vd, struct vm *vm, struct pci *pci,
 	if (vm->irqchip) {
 		vd->irq = pci_intx_gsi(vd->pci.slot, 0);
 		vd->pci.cfg[0x3c] = (uint8_t)vd->irq;
+		virtio_irqfd_setup(vd);
 	}
 	ret = -pthread_create(&vd->thread, NULL, virtio_thread, vd);
 	vd->thread_started = !ret;
@@ -350,6 +418,7 @@ void virtio_pci_exit(struct virtio_dev *vd)
 		pthread_join(vd->thread, NULL);
 	}
 	virtio_ioeventfds(vd, false);
+	virtio_irqfd_release(vd);
 	for (int q = 0; q < vd->ops->nr_queues; q++)
 		close(vd->kick_fd[q]);
 	close(vd->stop_fd);

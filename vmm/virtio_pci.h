@@ -66,6 +66,9 @@ struct virtio_dev {
 	pthread_t thread;
 	bool thread_started;
 	int irq; /* INTx line, or -1 when the VM has no interrupt controller */
+	/* The line through KVM irqfd: irq_fd raises it, KVM lowers it at the guest's
+	 * EOI and signals resample_fd (-1 both when KVM_IRQ_LINE is used instead). */
+	int irq_fd, resample_fd;
 };
 
 /* virtio_pci_init - @vd as a PCI device on @pci, driven by @ops. -errno. */
