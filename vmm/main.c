@@ -11,6 +11,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "cpuid.h"
 #include "ctl.h"
 #include "i8042.h"
 #include "rtc.h"
@@ -34,6 +35,7 @@ struct vmm_options {
 	int nr_vcpus;
 	bool stats;
 	bool no_pvm_compat;
+	int cpuid_policy;
 	uint64_t excache_size;
 	const char *memsrv;
 	const char *token;
@@ -90,6 +92,8 @@ static void usage(FILE *f)
 		"  --spin-us N      fault threads poll for the next fault N us before sleeping\n"
 		"                   (default 0: sleep at once; spinning helps only with spare "
 		"cores)\n"
+		"  --cpuid POLICY   the vCPUs' CPUID: host (all KVM supports, the default) or\n"
+		"                   baseline (x86-64-v2: no AVX, AVX-512, ...; see vmm/cpuid.h)\n"
 		"  --no-pvm-compat  on a kvm_pvm host (no hardware virtualisation), do not apply\n"
 		"                   the workarounds of vmm/pvm_compat.c (on by default there)\n"
 		"  -v, --verbose    more messages; -q, --quiet fewer\n"
@@ -121,6 +125,7 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		OPT_STATS,
 		OPT_VERSION,
 		OPT_NO_PVM_COMPAT,
+		OPT_CPUID,
 		OPT_EXCACHE,
 		OPT_MEMSRV,
 		OPT_VNODE,
@@ -141,6 +146,7 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		{"control", required_argument, NULL, OPT_CONTROL},
 		{"stats", no_argument, NULL, OPT_STATS},
 		{"no-pvm-compat", no_argument, NULL, OPT_NO_PVM_COMPAT},
+		{"cpuid", required_argument, NULL, OPT_CPUID},
 		{"excache", required_argument, NULL, OPT_EXCACHE},
 		{"memsrv", required_argument, NULL, OPT_MEMSRV},
 		{"vnode", required_argument, NULL, OPT_VNODE},
@@ -259,6 +265,12 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 			break;
 		case OPT_NO_PVM_COMPAT:
 			opt->no_pvm_compat = true;
+			break;
+		case OPT_CPUID:
+			opt->cpuid_policy = cpuid_policy_parse(optarg);
+			if (opt->cpuid_policy < 0)
+				return usage_error(
+					"--cpuid: '%s' is not a policy (host or baseline)", optarg);
 			break;
 		case 'v':
 			opt->level = LOG_DEBUG;
@@ -587,7 +599,8 @@ int main(int argc, char **argv)
 				 .nr_vcpus = opt.nr_vcpus,
 				 .strict_io = !opt.kernel, /* a real OS probes for absent devices */
 				 .irqchip = !!opt.kernel,
-				 .shutdown_is_poweroff = !!opt.kernel};
+				 .shutdown_is_poweroff = !!opt.kernel,
+				 .cpuid_policy = opt.cpuid_policy};
 	if (pvm_compat_host()) {
 		cfg.pvm_compat = !opt.no_pvm_compat;
 		log_info("kvm_pvm host (no hardware virtualisation): pvm_compat workarounds %s",

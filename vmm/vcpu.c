@@ -12,6 +12,7 @@
 #include "log.h"
 #include "util.h"
 #include "pvm_compat.h"
+#include "cpuid.h"
 #include "vcpu.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
@@ -50,7 +51,7 @@ static void vcpu_kick_handler(int sig)
 	(void)sig; /* only there to make KVM_RUN return -EINTR */
 }
 
-/* The CPUID the guest sees: what this KVM supports, with per-vCPU APIC IDs. */
+/* The CPUID the guest sees: what this KVM supports, under the VM's policy (cpuid.h). */
 static int vcpu_setup_cpuid(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
@@ -80,16 +81,7 @@ static int vcpu_setup_cpuid(struct vcpu *vcpu)
 	if (!c)
 		return -ENOMEM;
 	memcpy(c, vm->cpuid, bytes);
-	for (uint32_t i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-
-		if (e->function == 1)
-			e->ebx = (e->ebx & 0x00ffffff) | ((uint32_t)vcpu->index << 24);
-		if (e->function == 0xb || e->function == 0x1f)
-			e->edx = vcpu->index;
-		if (vm->pvm_compat)
-			pvm_compat_cpuid(e);
-	}
+	cpuid_apply(c, vm->cpuid_policy, vcpu->index, vm->pvm_compat);
 	if (ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0) {
 		int ret = -errno;
 

@@ -80,6 +80,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->pvm_compat = cfg->pvm_compat;
 	vm->irqchip = cfg->irqchip;
 	vm->shutdown_is_poweroff = cfg->shutdown_is_poweroff;
+	vm->cpuid_policy = cfg->cpuid_policy;
 
 	if (cfg->mem_size < 4 * MiB || cfg->mem_size % (4 * KiB)) {
 		log_err("guest memory must be a multiple of 4 KiB and at least 4 MiB, not %s",

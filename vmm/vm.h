@@ -82,6 +82,7 @@ struct vm_config {
 	bool pvm_compat;	   /* kvm_pvm workarounds (pvm_compat.h); false on hardware KVM */
 	bool irqchip;		   /* in-kernel IOAPIC, PIC and local APICs (a Linux guest) */
 	bool shutdown_is_poweroff; /* a triple fault ends the guest normally (reboot=t) */
+	int cpuid_policy;	   /* enum cpuid_policy (cpuid.h); 0 is "host" */
 };
 
 struct vm {
@@ -92,6 +93,7 @@ struct vm {
 	int nr_vcpus;
 	struct vcpu *vcpus;
 	struct kvm_cpuid2 *cpuid;
+	int cpuid_policy;
 	bool strict_io;
 	bool pvm_compat;
 	bool irqchip;

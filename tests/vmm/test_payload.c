@@ -61,6 +61,24 @@ TEST(hello_on_two_vcpus_each_knows_its_index)
 	proc_result_free(&r);
 }
 
+TEST(cpuid_policies_are_accepted_by_kvm_and_bad_ones_refused)
+{
+	char *argv[] = {(char *)test_path("bin/lego-vmm"), "--cpuid", "baseline", "--payload",
+			(char *)PAYLOAD("hello"),	   "--cpus",  "2",	  NULL};
+	struct proc_result r;
+
+	test_require_kvm();
+	proc_run(argv, 30, &r); /* KVM_SET_CPUID2 takes the reduced table on every vCPU */
+	ASSERT_EQ(r.status, 0);
+	ASSERT_EQ(report_count(r.out, "vcpu_index"), 2);
+	proc_result_free(&r);
+	argv[2] = "fastest";
+	proc_run(argv, 30, &r);
+	ASSERT_EQ(r.status, 2);
+	ASSERT_CONTAINS(r.err, "not a policy");
+	proc_result_free(&r);
+}
+
 TEST(guest_exit_status_reaches_the_host)
 {
 	struct proc_result r;
