@@ -112,8 +112,8 @@ bench: all $(GUEST_KIT) $(BENCH_BINS)
 bench-%: all $(GUEST_KIT) $(BUILD)/tests/bench/bench_%
 	$(Q)$(BUILD)/tests/bench/bench_$* $(BUILD)
 
-demo: all
-	$(Q)examples/payload-demo.sh $(BUILD)
+demo: all $(GUEST_KIT)
+	$(Q)examples/demo.sh $(BUILD)
 
 # --- style ---
 FORMAT_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find common vmm guest tests -name '*.[ch]')
