@@ -86,9 +86,8 @@ int main(int argc, char **argv)
 		 format_size(capacity, cap, sizeof(cap)));
 	c = memsrv_run(&m);
 	log_info("served %llu requests on %llu connections; %llu pages held",
-		 (unsigned long long)m.nr_requests, (unsigned long long)m.nr_conns,
+		 (unsigned long long)m.nr_requests, (unsigned long long)m.srv.nr_conns,
 		 (unsigned long long)m.store.used_pages);
 	store_exit(&m.store);
-	close(m.listen_fd);
 	return c ? 1 : 0;
 }

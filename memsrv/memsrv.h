@@ -1,8 +1,8 @@
 /*
  * memsrv.h - lego-memsrv: serves vNodes' pages over the wire protocol. The
- * request handling (memsrv_handle) knows nothing of sockets; the io_uring
- * TCP loop (memsrv_run) is one transport for it, and an RDMA one would be
- * another.
+ * request handling (memsrv_handle) knows nothing of sockets; the common
+ * io_uring TCP server (srv.h) is one transport for it, and an RDMA one
+ * would be another.
  */
 #ifndef LEGO_MEMSRV_H
 #define LEGO_MEMSRV_H
@@ -11,13 +11,13 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "srv.h"
 #include "store.h"
 
 struct memsrv {
 	struct store store;
-	int listen_fd;
-	const char *listen_addr;
-	uint64_t nr_requests, nr_errors, nr_conns;
+	struct srv srv;
+	uint64_t nr_requests, nr_errors;
 };
 
 /* The per-connection part of the protocol state. */
@@ -40,7 +40,7 @@ void memsrv_session_end(struct memsrv *m, struct memsrv_session *ss);
 /* memsrv_listen - bind and listen on "HOST:PORT". -errno, logged. */
 int memsrv_listen(struct memsrv *m, const char *addr);
 
-/* memsrv_run - serve connections with io_uring until SIGTERM/SIGINT. */
+/* memsrv_run - serve connections until SIGTERM/SIGINT, then close the socket. */
 int memsrv_run(struct memsrv *m);
 
 #endif

@@ -1,0 +1,81 @@
+/*
+ * srv.h - the server side of the data-path protocol (proto.h) over TCP: one
+ * io_uring accepts connections, receives requests, hands each complete and
+ * checked request to the application, and sends its responses. lego-memsrv
+ * answers at once; lego-storsrv answers later, after its own io_uring
+ * operations (file reads and writes) complete on the same ring.
+ *
+ * Responses carry the request's id, so deferred ones may be sent in any
+ * order. Every connection's transmit buffer has a fixed size and is never
+ * reallocated while the kernel may read it: a deferred request reserves the
+ * room its response will need (srv_defer), and no further request is read
+ * from a connection until its buffer has room for the largest response.
+ * A malformed header cannot be resynchronised: it is answered with -EPROTO
+ * and the connection is closed once that is sent; everyone else is served on.
+ */
+#ifndef LEGO_SRV_H
+#define LEGO_SRV_H
+
+#include <liburing.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+/* The largest message: a header and the largest body. */
+#define SRV_MSG_MAX (sizeof(struct lmp_hdr) + LMP_MAX_BODY)
+
+struct srv_conn;
+
+struct srv_ops {
+	/* conn_open - a new connection; returns its session state, NULL to refuse it. */
+	void *(*conn_open)(void *app);
+	/* conn_close - the connection closed: no request of @session arrives any more.
+	 * Deferred requests may still complete (their srv_respond is then dropped). */
+	void (*conn_close)(void *app, void *session);
+	/*
+	 * request - serve @h (checked: magic, version, length) and its @body.
+	 * Either write the whole response into @out (room for SRV_MSG_MAX) and
+	 * return its length, or call srv_defer and return 0, and later answer
+	 * with srv_respond.
+	 */
+	size_t (*request)(void *app, struct srv_conn *c, void *session, const struct lmp_hdr *h,
+			  const uint8_t *body, uint8_t *out);
+};
+
+struct srv {
+	const struct srv_ops *ops;
+	void *app;
+	int listen_fd;
+	const char *listen_addr;
+	struct io_uring ring;
+	uint64_t nr_conns, nr_protocol_errors;
+};
+
+/*
+ * An operation of the application's on the server's ring: embed it in the
+ * application's own structure, prepare the sqe that srv_sqe returns, and
+ * @done runs on the server's thread with the cqe's result.
+ */
+struct srv_op {
+	void (*done)(struct srv_op *op, int res);
+};
+
+/* srv_listen - bind and listen on "HOST:PORT" (HOST may be empty: all). -errno, logged. */
+int srv_listen(struct srv *s, const char *addr);
+
+/* srv_run - serve with @ops until SIGTERM or SIGINT. 0 or -errno. */
+int srv_run(struct srv *s, const struct srv_ops *ops, void *app);
+
+/* srv_sqe - an sqe on the server's ring for @op (submitted by the loop). */
+struct io_uring_sqe *srv_sqe(struct srv *s, struct srv_op *op);
+
+/* srv_defer - the current request of @c will be answered later with at most
+ * @max_len bytes (at most SRV_MSG_MAX); the connection is kept until then. */
+void srv_defer(struct srv_conn *c, size_t max_len);
+
+/* srv_respond - the response (@len bytes) to a deferred request of @c, which
+ * reserved @max_len with srv_defer; dropped if the connection closed meanwhile. */
+void srv_respond(struct srv_conn *c, const void *msg, size_t len, size_t max_len);
+
+#endif
