@@ -12,7 +12,7 @@ DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev liburing-d
 
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers -D_GNU_SOURCE -pthread \
-           -MMD -MP -Icommon -Ivmm -Imemsrv -Iguest/payloads -Itests/lib
+           -MMD -MP -Icommon -Ivmm -Imemsrv -Istorsrv -Iguest/payloads -Itests/lib
 LDLIBS  := -pthread -ljansson -luring -lz -llzma -llz4 -lzstd
 
 # Payloads: freestanding, static, linked at LP_LOAD_ADDR and flattened.
@@ -24,16 +24,18 @@ PAYLOAD_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,--no-warn-r
 COMMON_SRCS := $(wildcard common/*.c)
 VMM_SRCS    := $(filter-out vmm/main.c,$(wildcard vmm/*.c))
 MEMSRV_SRCS := $(filter-out memsrv/main.c,$(wildcard memsrv/*.c))
+STORSRV_SRCS := $(filter-out storsrv/main.c,$(wildcard storsrv/*.c))
 RT_SRCS     := $(wildcard guest/payloads/rt/*.c) guest/payloads/rt/crt0.S
 PAYLOADS    := $(basename $(notdir $(wildcard guest/payloads/*.c)))
 TEST_LIB    := $(wildcard tests/lib/*.c)
-TESTS       := $(basename $(wildcard tests/unit/*.c tests/vmm/*.c tests/memsrv/*.c tests/linux/*.c))
+TESTS       := $(basename $(wildcard tests/unit/*.c tests/vmm/*.c tests/memsrv/*.c tests/storsrv/*.c tests/linux/*.c))
 BENCHES     := $(basename $(wildcard tests/bench/bench_*.c))
 
 COMMON_LIB  := $(BUILD)/lib/libcommon.a
 VMM_LIB     := $(BUILD)/lib/libvmm.a
 MEMSRV_LIB  := $(BUILD)/lib/libmemsrv.a
-BINS        := $(BUILD)/bin/lego-vmm $(BUILD)/bin/lego-memsrv
+STORSRV_LIB := $(BUILD)/lib/libstorsrv.a
+BINS        := $(BUILD)/bin/lego-vmm $(BUILD)/bin/lego-memsrv $(BUILD)/bin/lego-storsrv
 PAYLOAD_BINS := $(PAYLOADS:%=$(BUILD)/guest/payloads/%.bin)
 TEST_BINS   := $(TESTS:%=$(BUILD)/%)
 BENCH_BINS  := $(BENCHES:%=$(BUILD)/%)
@@ -73,6 +75,13 @@ $(BUILD)/bin/lego-memsrv: $(BUILD)/memsrv/main.o $(MEMSRV_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) -o $@ $^ $(LDLIBS)
+$(STORSRV_LIB): $(STORSRV_SRCS:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(Q)$(AR) rcs $@ $^
+$(BUILD)/bin/lego-storsrv: $(BUILD)/storsrv/main.o $(STORSRV_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $^ $(LDLIBS)
 
 # --- guest payloads ---
 $(BUILD)/payload-obj/%.o: guest/payloads/%.c | $(DEPS_STAMP)
@@ -97,7 +106,7 @@ $(GUEST_KIT): guest/kit/mkkit.sh guest/kit/init | $(DEPS_STAMP)
 	$(Q)guest/kit/mkkit.sh $(BUILD)/guest
 
 # --- tests and benchmarks ---
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/lib/libtest.a $(VMM_LIB) $(MEMSRV_LIB) $(COMMON_LIB)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/lib/libtest.a $(VMM_LIB) $(MEMSRV_LIB) $(STORSRV_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -o $@ $^ $(LDLIBS) -lm
 $(BUILD)/lib/libtest.a: $(TEST_LIB:%.c=$(BUILD)/%.o)

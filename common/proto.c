@@ -6,6 +6,9 @@
 
 _Static_assert(sizeof(struct lmp_hdr) == 32, "the wire header is 32 bytes");
 _Static_assert(sizeof(struct lmp_hello) == 48, "hello body layout");
+_Static_assert(sizeof(struct lmp_vol) == 104, "volume body layout");
+_Static_assert(sizeof(struct lmp_blk) == 112, "block body layout");
+_Static_assert(sizeof(struct lmp_blk) + LMP_BLK_MAX <= LMP_MAX_BODY, "a largest write fits");
 
 void lmp_hdr_init(struct lmp_hdr *h, uint16_t type, uint64_t id, uint32_t len, uint64_t arg)
 {
@@ -49,6 +52,20 @@ const char *lmp_type_name(uint16_t type)
 		return "RELEASE";
 	case LMP_STAT:
 		return "STAT";
+	case LMP_VOL_CREATE:
+		return "VOL_CREATE";
+	case LMP_VOL_DELETE:
+		return "VOL_DELETE";
+	case LMP_VOL_RESIZE:
+		return "VOL_RESIZE";
+	case LMP_VOL_LIST:
+		return "VOL_LIST";
+	case LMP_BLK_READ:
+		return "BLK_READ";
+	case LMP_BLK_WRITE:
+		return "BLK_WRITE";
+	case LMP_BLK_FLUSH:
+		return "BLK_FLUSH";
 	}
 	return "UNKNOWN";
 }
@@ -85,4 +102,20 @@ bool lmp_token_equal(const uint8_t *a, const uint8_t *b)
 	for (int i = 0; i < LMP_TOKEN_LEN; i++)
 		diff |= a[i] ^ b[i];
 	return diff == 0;
+}
+
+bool lmp_vol_name_ok(const char *name)
+{
+	size_t n = strnlen(name, LMP_VOL_NAME_LEN);
+
+	if (n == 0 || n == LMP_VOL_NAME_LEN || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
 }

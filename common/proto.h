@@ -17,8 +17,8 @@
 #define LMP_MAGIC     0x31504d4cU /* "LMP1" */
 #define LMP_VERSION   1
 #define LMP_PAGE      4096U
-#define LMP_MAX_PAGES 64 /* pages in one READV or WRITEV */
-#define LMP_MAX_BODY  (LMP_MAX_PAGES * (LMP_PAGE + 8) + 64)
+#define LMP_MAX_PAGES 64				     /* pages in one READV or WRITEV */
+#define LMP_MAX_BODY  (LMP_MAX_PAGES * (LMP_PAGE + 8) + 128) /* also a BLK_WRITE of LMP_BLK_MAX */
 #define LMP_TOKEN_LEN 32
 
 enum lmp_type {
@@ -27,6 +27,16 @@ enum lmp_type {
 	LMP_WRITE = 3,	 /* arg: count; body: count x (u64 page, 4096 bytes); response: status */
 	LMP_RELEASE = 4, /* drop every page of the vNode (it is gone) */
 	LMP_STAT = 5,	 /* response body: struct lmp_stat */
+
+	/* Volumes (lego-storsrv). Every request is self-contained: it names the
+	 * volume and carries its token; nothing depends on an earlier request. */
+	LMP_VOL_CREATE = 16, /* body: struct lmp_vol (name, token, size) */
+	LMP_VOL_DELETE = 17, /* body: struct lmp_vol (name, token) */
+	LMP_VOL_RESIZE = 18, /* body: struct lmp_vol (name, token, new size) */
+	LMP_VOL_LIST = 19,   /* response body: struct lmp_vol_info[] (arg: how many) */
+	LMP_BLK_READ = 20,   /* body: struct lmp_blk; response body: length bytes */
+	LMP_BLK_WRITE = 21,  /* body: struct lmp_blk, then length bytes */
+	LMP_BLK_FLUSH = 22,  /* body: struct lmp_blk (offset, length 0): all writes durable */
 	LMP_RESPONSE = 0x8000,
 };
 
@@ -52,6 +62,32 @@ struct lmp_stat {
 	uint64_t vnode_pages; /* of the vNode this connection is for */
 	uint64_t nr_vnodes;
 };
+
+#define LMP_VOL_NAME_LEN 64	      /* with the terminating NUL */
+#define LMP_BLK_MAX	 (256 * 1024) /* most bytes in one BLK_READ or BLK_WRITE */
+#define LMP_BLK_FUA	 1u	      /* lmp_blk.flags: durable before the response */
+
+struct lmp_vol {
+	char name[LMP_VOL_NAME_LEN]; /* [A-Za-z0-9_.-], not starting with '.' */
+	uint8_t token[LMP_TOKEN_LEN];
+	uint64_t size; /* bytes, a multiple of 512 */
+};
+
+struct lmp_vol_info {
+	char name[LMP_VOL_NAME_LEN];
+	uint64_t size;
+};
+
+struct lmp_blk {
+	char volume[LMP_VOL_NAME_LEN];
+	uint8_t token[LMP_TOKEN_LEN];
+	uint64_t offset; /* bytes, a multiple of 512 */
+	uint32_t length; /* bytes, a multiple of 512, at most LMP_BLK_MAX */
+	uint32_t flags;	 /* LMP_BLK_FUA */
+};
+
+/* lmp_vol_name_ok - a volume name that is safe as a file name and printable. */
+bool lmp_vol_name_ok(const char *name);
 
 /* lmp_hdr_init - a request (or response) header of @type for @id with @len body bytes. */
 void lmp_hdr_init(struct lmp_hdr *h, uint16_t type, uint64_t id, uint32_t len, uint64_t arg);

@@ -21,9 +21,10 @@
 #include "log.h"
 #include "srv.h"
 
-#define RX_CAP	  (2 * SRV_MSG_MAX)
-#define TX_CAP	  (8 * SRV_MSG_MAX)
-#define RING_SIZE 256
+#define RX_CAP		 (2 * SRV_MSG_MAX)
+#define TX_CAP		 (8 * SRV_MSG_MAX)
+#define RING_SIZE	 256
+#define SRV_BIND_WAIT_MS 3000
 
 enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_SIGNAL, OP_APP };
 
@@ -117,6 +118,7 @@ static void conn_serve(struct srv_conn *c)
 	       tx_room(c) >= SRV_MSG_MAX) {
 		struct lmp_hdr h;
 		const char *why;
+		size_t n;
 
 		memcpy(&h, c->rx + off, sizeof(h));
 		if (lmp_hdr_check(&h, &why)) {
@@ -135,8 +137,9 @@ static void conn_serve(struct srv_conn *c)
 		}
 		if (c->rx_len - off < sizeof(h) + h.len)
 			break;
-		c->tx_len += s->ops->request(s->app, c, c->session, &h, c->rx + off + sizeof(h),
-					     c->tx + c->tx_len);
+		n = s->ops->request(s->app, c, c->session, &h, c->rx + off + sizeof(h),
+				    c->tx + c->tx_len);
+		c->tx_len += n;
 		off += sizeof(h) + h.len;
 	}
 	memmove(c->rx, c->rx + off, c->rx_len - off);
@@ -240,7 +243,7 @@ int srv_listen(struct srv *s, const char *addr)
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
 	char host[256];
 	const char *port = strrchr(addr, ':');
-	int one = 1, rc;
+	int one = 1, bound = -1, rc;
 
 	if (!port || (size_t)(port - addr) >= sizeof(host)) {
 		log_err("--listen '%s' is not HOST:PORT (e.g. 127.0.0.1:7400)", addr);
@@ -256,8 +259,15 @@ int srv_listen(struct srv *s, const char *addr)
 	s->listen_fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s->listen_fd >= 0)
 		setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (s->listen_fd < 0 || bind(s->listen_fd, res->ai_addr, res->ai_addrlen) < 0 ||
-	    listen(s->listen_fd, 128) < 0) {
+	/* A predecessor killed a moment ago may still hold the address while the
+	 * kernel tears its io_uring down (milliseconds): a restart waits for it. */
+	for (int ms = 0; s->listen_fd >= 0 && ms < SRV_BIND_WAIT_MS; ms += 20) {
+		bound = bind(s->listen_fd, res->ai_addr, res->ai_addrlen);
+		if (bound == 0 || errno != EADDRINUSE)
+			break;
+		usleep(20000);
+	}
+	if (s->listen_fd < 0 || bound < 0 || listen(s->listen_fd, 128) < 0) {
 		rc = -errno;
 		log_err("cannot listen on %s: %s", addr, strerror(errno));
 		if (s->listen_fd >= 0)

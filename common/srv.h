@@ -75,7 +75,8 @@ struct io_uring_sqe *srv_sqe(struct srv *s, struct srv_op *op);
 void srv_defer(struct srv_conn *c, size_t max_len);
 
 /* srv_respond - the response (@len bytes) to a deferred request of @c, which
- * reserved @max_len with srv_defer; dropped if the connection closed meanwhile. */
+ * reserved @max_len with srv_defer; dropped if the connection closed meanwhile.
+ * Called from an srv_op's done (not from within ops->request). */
 void srv_respond(struct srv_conn *c, const void *msg, size_t len, size_t max_len);
 
 #endif

@@ -350,6 +350,27 @@ bool wait_for_port(int port, int timeout_ms)
 	return false;
 }
 
+bool wait_for_port_free(int port, int timeout_ms)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int one = 1;
+
+	for (int waited = 0; waited <= timeout_ms; waited += 10) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int ok;
+
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		close(fd);
+		if (ok)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
 pid_t memsrv_spawn(const char *capacity, char *addr)
 {
 	char listen[64];

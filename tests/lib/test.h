@@ -117,6 +117,10 @@ int test_free_port(void);
 /* wait_for_port - poll until 127.0.0.1:@port accepts connections, at most @timeout_ms. */
 bool wait_for_port(int port, int timeout_ms);
 
+/* wait_for_port_free - poll until nothing holds 127.0.0.1:@port (a killed server's
+ * socket lingers while the kernel tears its io_uring down), at most @timeout_ms. */
+bool wait_for_port_free(int port, int timeout_ms);
+
 /*
  * memsrv_spawn - start build/bin/lego-memsrv on a free port with @capacity
  * (e.g. "64M"); writes "127.0.0.1:PORT" into @addr (64 bytes) and returns

@@ -1,0 +1,253 @@
+/*
+ * test_storsrv.c - lego-storsrv as a real process on loopback: volume
+ * management, block I/O with many requests in flight, statelessness across
+ * a kill -9 and restart, and every kind of bad request answered with a clear
+ * error while the server keeps serving.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "xport.h"
+
+struct server {
+	char addr[64], listen[64], dir[300];
+	pid_t pid;
+};
+
+static void server_start(struct server *sv)
+{
+	char *argv[] = {(char *)test_path("bin/lego-storsrv"),
+			"-q",
+			"--listen",
+			sv->listen,
+			"--data",
+			sv->dir,
+			NULL};
+	int port;
+
+	if (!sv->listen[0]) {
+		port = test_free_port();
+		snprintf(sv->listen, sizeof(sv->listen), "127.0.0.1:%d", port);
+		snprintf(sv->addr, sizeof(sv->addr), "%s", sv->listen);
+		snprintf(sv->dir, sizeof(sv->dir), "%s/volumes", test_tmpdir());
+	}
+	sv->pid = proc_spawn(argv);
+	ASSERT(wait_for_port(atoi(strrchr(sv->listen, ':') + 1), 10000),
+	       "lego-storsrv did not start on %s", sv->listen);
+}
+
+static void server_kill(struct server *sv, int sig)
+{
+	int status;
+
+	kill(sv->pid, sig);
+	ASSERT_EQ(waitpid(sv->pid, &status, 0), sv->pid);
+	/* so that a restart's wait_for_port does not reach the old socket */
+	ASSERT(wait_for_port_free(atoi(strrchr(sv->listen, ':') + 1), 5000),
+	       "the killed server's port stays busy");
+}
+
+static struct xport *dial(const struct server *sv)
+{
+	struct xport *x;
+	char err[256];
+
+	ASSERT(xport_connect(sv->addr, 2000, 10000, &x, err, sizeof(err)) == 0, "%s", err);
+	return x;
+}
+
+static void token_of(const char *name, uint8_t *token)
+{
+	for (int i = 0; i < LMP_TOKEN_LEN; i++)
+		token[i] = (uint8_t)(name[i % strlen(name)] * 31 + i);
+}
+
+static int vol_call(struct xport *x, uint16_t type, const char *name, uint64_t size)
+{
+	struct lmp_vol v = {.size = size};
+	struct iovec iov = {&v, sizeof(v)};
+	struct lmp_hdr resp;
+
+	snprintf(v.name, sizeof(v.name), "%s", name);
+	token_of(name, v.token);
+	ASSERT_EQ(xport_call(x, type, 0, &iov, 1, &resp, NULL, 0), 0);
+	return resp.status;
+}
+
+/* One block request; @data is written (BLK_WRITE) or filled (BLK_READ). */
+static int blk_call(struct xport *x, uint16_t type, const char *name, const uint8_t *token,
+		    uint64_t off, uint32_t len, void *data)
+{
+	struct lmp_blk b = {.offset = off, .length = len};
+	struct iovec iov[2] = {{&b, sizeof(b)}, {data, len}};
+	struct lmp_hdr resp;
+
+	snprintf(b.volume, sizeof(b.volume), "%s", name);
+	memcpy(b.token, token, LMP_TOKEN_LEN);
+	ASSERT_EQ(xport_call(x, type, 0, iov, type == LMP_BLK_WRITE ? 2 : 1, &resp,
+			     type == LMP_BLK_READ ? data : NULL, type == LMP_BLK_READ ? len : 0),
+		  0);
+	if (resp.status == 0 && type == LMP_BLK_READ)
+		ASSERT_EQ(resp.len, len);
+	return resp.status;
+}
+
+static void pattern(uint8_t *buf, uint32_t len, uint64_t off, uint32_t version)
+{
+	for (uint32_t i = 0; i < len; i += 8) {
+		uint64_t v = (off + i) * 0x9e3779b97f4a7c15ULL ^ version;
+
+		memcpy(buf + i, &v, 8);
+	}
+}
+
+TEST(volumes_are_created_listed_resized_and_deleted_durably)
+{
+	struct server sv = {0};
+	struct xport *x;
+	struct lmp_hdr resp;
+	struct lmp_vol_info list[8];
+	uint8_t tok[LMP_TOKEN_LEN], buf[4096];
+	struct stat st;
+	char path[400];
+	int found = 0;
+
+	server_start(&sv);
+	x = dial(&sv);
+	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "root", 8 << 20), 0);
+	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "data-1", 1 << 20), 0);
+	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "root", 8 << 20), -EEXIST);
+	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "../etc", 4096), -EINVAL);
+	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, ".hidden", 4096), -EINVAL);
+	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "odd", 1000), -EINVAL); /* not 512-aligned */
+	ASSERT_EQ(xport_call(x, LMP_VOL_LIST, 0, NULL, 0, &resp, list, sizeof(list)), 0);
+	ASSERT_EQ(resp.status, 0);
+	ASSERT_EQ(resp.arg, 2u);
+	for (unsigned i = 0; i < resp.arg; i++)
+		found += (!strcmp(list[i].name, "root") && list[i].size == 8 << 20) +
+			 (!strcmp(list[i].name, "data-1") && list[i].size == 1 << 20);
+	ASSERT_EQ(found, 2);
+	/* a volume is sparse on disk: never-written blocks cost nothing */
+	snprintf(path, sizeof(path), "%s/root.vol", sv.dir);
+	ASSERT_EQ(stat(path, &st), 0);
+	ASSERT(st.st_blocks * 512 < 1 << 20, "a new volume took space");
+
+	ASSERT_EQ(vol_call(x, LMP_VOL_RESIZE, "data-1", 2 << 20), 0);
+	token_of("data-1", tok);
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "data-1", tok, (2 << 20) - 4096, 4096, buf), 0);
+	ASSERT_EQ(vol_call(x, LMP_VOL_DELETE, "data-1", 0), 0);
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "data-1", tok, 0, 4096, buf), -ENOENT);
+	ASSERT_EQ(vol_call(x, LMP_VOL_DELETE, "data-1", 0), -ENOENT);
+	xport_close(x);
+	server_kill(&sv, SIGTERM);
+}
+
+TEST(bad_requests_get_clear_errors_and_the_server_serves_on)
+{
+	struct server sv = {0};
+	struct xport *x, *y;
+	uint8_t tok[LMP_TOKEN_LEN], wrong[LMP_TOKEN_LEN], buf[8192];
+	struct lmp_blk b = {0};
+	struct iovec iov = {&b, sizeof(b)};
+	struct lmp_hdr resp;
+
+	server_start(&sv);
+	x = dial(&sv);
+	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "disk", 1 << 20), 0);
+	token_of("disk", tok);
+	memcpy(wrong, tok, sizeof(wrong));
+	wrong[7] ^= 1;
+	memset(buf, 0x5a, sizeof(buf));
+	ASSERT_EQ(blk_call(x, LMP_BLK_WRITE, "disk", wrong, 0, 4096, buf), -EACCES);
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "nope", tok, 0, 4096, buf), -ENOENT);
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "disk", tok, 1 << 20, 4096, buf), -ERANGE);
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "disk", tok, (1 << 20) - 4096, 8192, buf), -ERANGE);
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "disk", tok, ~0ULL - 511, 512, buf), -ERANGE);
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "disk", tok, 100, 4096, buf), -EINVAL);
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "disk", tok, 0, 0, buf), -EINVAL);
+	/* a body shorter than it says: truncated */
+	snprintf(b.volume, sizeof(b.volume), "disk");
+	memcpy(b.token, tok, sizeof(tok));
+	b.length = 4096;
+	ASSERT_EQ(xport_call(x, LMP_BLK_WRITE, 0, &iov, 1, &resp, NULL, 0), 0);
+	ASSERT_EQ(resp.status, -EBADMSG);
+	ASSERT_EQ(xport_call(x, LMP_BLK_READ, 0, NULL, 0, &resp, NULL, 0), 0); /* no body */
+	ASSERT_EQ(resp.status, -EBADMSG);
+	ASSERT_EQ(xport_call(x, 999, 0, NULL, 0, &resp, NULL, 0), 0);
+	ASSERT_EQ(resp.status, -EOPNOTSUPP);
+	/* nothing was written by any of them */
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "disk", tok, 0, 4096, buf), 0);
+	for (int i = 0; i < 4096; i++)
+		ASSERT_EQ(buf[i], 0);
+	/* a peer that sends garbage is hung up on; others are not */
+	y = dial(&sv);
+	{
+		struct iovec g = {"this is not a lego header, not at all", 32};
+
+		ASSERT_EQ(xport_sendv(y, &g, 1), 0);
+		ASSERT_EQ(xport_recv(y, &resp, sizeof(resp)), 0);
+		ASSERT_EQ(resp.status, -EPROTO);
+	}
+	xport_close(y);
+	ASSERT_EQ(blk_call(x, LMP_BLK_FLUSH, "disk", tok, 0, 0, NULL), 0);
+	xport_close(x);
+	server_kill(&sv, SIGTERM);
+}
+
+TEST(many_requests_in_flight_and_a_restart_loses_nothing_acknowledged)
+{
+	enum { N = 64, LEN = 16384 };
+	struct server sv = {0};
+	struct xport *x;
+	uint8_t tok[LMP_TOKEN_LEN];
+	static uint8_t data[N][LEN], got[LEN];
+	struct lmp_blk b[N];
+	struct lmp_hdr req[N], resp;
+	int seen[N] = {0};
+
+	server_start(&sv);
+	x = dial(&sv);
+	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "fast", N * LEN), 0);
+	token_of("fast", tok);
+	/* N writes pipelined on one connection, then their N responses */
+	for (int i = 0; i < N; i++) {
+		struct iovec iov[3] = {
+			{&req[i], sizeof(req[i])}, {&b[i], sizeof(b[i])}, {data[i], LEN}};
+
+		pattern(data[i], LEN, (uint64_t)i * LEN, 1);
+		b[i] = (struct lmp_blk){.offset = (uint64_t)i * LEN,
+					.length = LEN,
+					.flags = i % 8 ? 0 : LMP_BLK_FUA};
+		snprintf(b[i].volume, sizeof(b[i].volume), "fast");
+		memcpy(b[i].token, tok, sizeof(tok));
+		lmp_hdr_init(&req[i], LMP_BLK_WRITE, 1000 + i, sizeof(b[i]) + LEN, 0);
+		ASSERT_EQ(xport_sendv(x, iov, 3), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		ASSERT_EQ(xport_recv(x, &resp, sizeof(resp)), 0);
+		ASSERT(resp.id >= 1000 && resp.id < 1000 + N, "unknown response id");
+		ASSERT_EQ(resp.status, 0);
+		seen[resp.id - 1000]++;
+	}
+	for (int i = 0; i < N; i++)
+		ASSERT_EQ(seen[i], 1);
+	ASSERT_EQ(blk_call(x, LMP_BLK_FLUSH, "fast", tok, 0, 0, NULL), 0);
+	xport_close(x);
+
+	/* kill -9 and start again on the same directory: the same requests work */
+	server_kill(&sv, SIGKILL);
+	server_start(&sv);
+	x = dial(&sv);
+	for (int i = 0; i < N; i++) {
+		ASSERT_EQ(blk_call(x, LMP_BLK_READ, "fast", tok, (uint64_t)i * LEN, LEN, got), 0);
+		ASSERT(!memcmp(got, data[i], LEN), "block %d differs after the restart", i);
+	}
+	xport_close(x);
+	server_kill(&sv, SIGTERM);
+}
