@@ -66,6 +66,8 @@ const char *lmp_type_name(uint16_t type)
 		return "BLK_WRITE";
 	case LMP_BLK_FLUSH:
 		return "BLK_FLUSH";
+	case LMP_VOL_STAT:
+		return "VOL_STAT";
 	}
 	return "UNKNOWN";
 }

@@ -37,6 +37,7 @@ enum lmp_type {
 	LMP_BLK_READ = 20,   /* body: struct lmp_blk; response body: length bytes */
 	LMP_BLK_WRITE = 21,  /* body: struct lmp_blk, then length bytes */
 	LMP_BLK_FLUSH = 22,  /* body: struct lmp_blk (offset, length 0): all writes durable */
+	LMP_VOL_STAT = 23,   /* body: struct lmp_vol (name, token); response: struct lmp_vol_info */
 	LMP_RESPONSE = 0x8000,
 };
 

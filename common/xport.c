@@ -79,10 +79,29 @@ static void tcp_close(struct xport *x)
 	free(t);
 }
 
+static int tcp_wait(struct xport *x, int timeout_ms)
+{
+	struct tcp_xport *t = (struct tcp_xport *)x;
+	struct pollfd pfd = {.fd = t->fd, .events = POLLIN};
+	int n;
+
+	do
+		n = poll(&pfd, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n > 0;
+}
+
+static void tcp_shutdown(struct xport *x)
+{
+	shutdown(((struct tcp_xport *)x)->fd, SHUT_RDWR);
+}
+
 static const struct xport_ops tcp_ops = {
 	.sendv = tcp_sendv,
 	.recv = tcp_recv,
 	.close = tcp_close,
+	.wait = tcp_wait,
+	.shutdown = tcp_shutdown,
 };
 
 static int tcp_connect_one(const struct addrinfo *ai, int timeout_ms)

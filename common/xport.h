@@ -24,6 +24,11 @@ struct xport_ops {
 	/* recv - receive exactly @len bytes; 0, -ECONNRESET when the peer closed, or -errno. */
 	int (*recv)(struct xport *x, void *buf, size_t len);
 	void (*close)(struct xport *x);
+	/* wait - until a message can be received (1), @timeout_ms passed (0), or -errno. */
+	int (*wait)(struct xport *x, int timeout_ms);
+	/* shutdown - make every blocked and later send and receive fail at once
+	 * (safe from another thread while one is blocked in recv). */
+	void (*shutdown)(struct xport *x);
 };
 
 struct xport {
@@ -48,6 +53,16 @@ static inline int xport_sendv(struct xport *x, const struct iovec *iov, int iovc
 static inline int xport_recv(struct xport *x, void *buf, size_t len)
 {
 	return x->ops->recv(x, buf, len);
+}
+
+static inline int xport_wait(struct xport *x, int timeout_ms)
+{
+	return x->ops->wait(x, timeout_ms);
+}
+
+static inline void xport_shutdown(struct xport *x)
+{
+	x->ops->shutdown(x);
 }
 
 static inline void xport_close(struct xport *x)

@@ -141,6 +141,21 @@ static size_t vol_request(struct storsrv *s, const struct lmp_hdr *h, const uint
 	case LMP_VOL_DELETE:
 		ret = volume_delete(s, &req);
 		break;
+	case LMP_VOL_STAT: {
+		struct lmp_vol_info info = {0};
+		struct lmp_hdr r;
+		struct volume *v;
+
+		ret = volume_get(s, req.name, req.token, &v);
+		if (ret)
+			break;
+		memcpy(info.name, v->name, sizeof(info.name));
+		info.size = v->size;
+		lmp_hdr_init(&r, h->type | LMP_RESPONSE, h->id, sizeof(info), 0);
+		memcpy(out, &r, sizeof(r));
+		memcpy(out + sizeof(r), &info, sizeof(info));
+		return sizeof(r) + sizeof(info);
+	}
 	default:
 		ret = volume_resize(s, &req);
 		break;
@@ -175,6 +190,7 @@ static size_t storsrv_request(void *app, struct srv_conn *c, void *session, cons
 	case LMP_VOL_CREATE:
 	case LMP_VOL_DELETE:
 	case LMP_VOL_RESIZE:
+	case LMP_VOL_STAT:
 		return vol_request(s, h, body, out);
 	case LMP_VOL_LIST:
 		return list_request(s, h, out);

@@ -42,4 +42,17 @@ struct blk_backend {
 /* blk_raw_open - a raw image file at @path, I/O through io_uring. -errno, logged. */
 int blk_raw_open(const char *path, bool read_only, struct blk_backend **out);
 
+#define BLK_NET_SCHEME "storsrv://"
+
+/*
+ * blk_net_open - the volume at @url ("storsrv://HOST:PORT/VOLUME") on
+ * lego-storsrv, with its 32-byte @token. Survives the server's restarts:
+ * reconnects and sends unacknowledged requests again; a request fails (-EIO)
+ * only after @deadline_ms without an answer. -errno, logged.
+ */
+int blk_net_open(const char *url, const uint8_t *token, int deadline_ms, struct blk_backend **out);
+
+/* blk_net_stats - of a blk_net_open backend: reconnections, requests sent again, requests failed. */
+void blk_net_stats(struct blk_backend *b, uint64_t *reconnects, uint64_t *resent, uint64_t *failed);
+
 #endif

@@ -36,6 +36,9 @@ struct vmm_options {
 	bool stats;
 	bool no_pvm_compat;
 	int cpuid_policy;
+	uint8_t disk_token[LMP_TOKEN_LEN];
+	bool has_disk_token;
+	int disk_deadline_s;
 	uint64_t excache_size;
 	const char *memsrv;
 	const char *token;
@@ -80,7 +83,11 @@ static void usage(FILE *f)
 		"  --memory SIZE    guest RAM, e.g. 64M, 2G (default 256M)\n"
 		"  --cpus N         number of vCPUs, one host thread each (default 1)\n"
 		"  --control PATH   serve the JSON control socket at PATH (try {\"cmd\":\"help\"})\n"
-		"  --disk IMAGE     a virtio-blk disk (PCI, virtio 1.x) backed by the raw file IMAGE\n"
+		"  --disk IMAGE     a virtio-blk disk (PCI, virtio 1.x) backed by the raw file IMAGE,\n"
+		"                   or by a volume of lego-storsrv: storsrv://HOST:PORT/VOLUME\n"
+		"  --disk-token HEX that volume's token (64 hex digits)\n"
+		"  --disk-deadline S  fail a disk request to the guest only after S seconds\n"
+		"                   without the storage server (default 30; it is retried meanwhile)\n"
 		"  --stats          print run statistics as one JSON line on stderr at exit\n"
 		"  --excache SIZE   keep at most SIZE of guest RAM resident here (the ExCache)...\n"
 		"  --memsrv ADDR    ...and the rest on the memory server at HOST:PORT\n"
@@ -134,6 +141,8 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		OPT_PREFETCH,
 		OPT_SPIN,
 		OPT_DISK,
+		OPT_DISK_TOKEN,
+		OPT_DISK_DEADLINE,
 		OPT_KERNEL,
 		OPT_INITRD,
 		OPT_APPEND
@@ -155,6 +164,8 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		{"prefetch", required_argument, NULL, OPT_PREFETCH},
 		{"spin-us", required_argument, NULL, OPT_SPIN},
 		{"disk", required_argument, NULL, OPT_DISK},
+		{"disk-token", required_argument, NULL, OPT_DISK_TOKEN},
+		{"disk-deadline", required_argument, NULL, OPT_DISK_DEADLINE},
 		{"kernel", required_argument, NULL, OPT_KERNEL},
 		{"initrd", required_argument, NULL, OPT_INITRD},
 		{"append", required_argument, NULL, OPT_APPEND},
@@ -255,6 +266,19 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 			if (opt->disk)
 				return usage_error("%s: one --disk for now", optarg);
 			opt->disk = optarg;
+			break;
+		case OPT_DISK_TOKEN:
+			if (lmp_token_parse(optarg, opt->disk_token))
+				return usage_error("--disk-token: '%s' is not 64 hex digits",
+						   optarg);
+			opt->has_disk_token = true;
+			break;
+		case OPT_DISK_DEADLINE:
+			n = strtol(optarg, &end, 10);
+			if (*end || end == optarg || n < 1 || n > 86400)
+				return usage_error(
+					"--disk-deadline: '%s' is not a number of seconds", optarg);
+			opt->disk_deadline_s = (int)n;
 			break;
 		case OPT_SPIN:
 			n = strtol(optarg, &end, 10);
@@ -464,8 +488,19 @@ static int vmm_add_disk(struct vmm *v)
 {
 	struct blk_backend *be;
 
-	if (blk_raw_open(v->opt->disk, false, &be))
+	if (!strncmp(v->opt->disk, BLK_NET_SCHEME, strlen(BLK_NET_SCHEME))) {
+		if (!v->opt->has_disk_token) {
+			log_err("--disk %s: a volume on a storage server needs its --disk-token",
+				v->opt->disk);
+			return -1;
+		}
+		if (blk_net_open(v->opt->disk, v->opt->disk_token,
+				 (v->opt->disk_deadline_s ? v->opt->disk_deadline_s : 30) * 1000,
+				 &be))
+			return -1;
+	} else if (blk_raw_open(v->opt->disk, false, &be)) {
 		return -1;
+	}
 	v->disk = virtio_blk_create(&v->vm, &v->pci, be);
 	if (!v->disk) {
 		be->ops->close(be);

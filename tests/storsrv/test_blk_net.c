@@ -1,0 +1,222 @@
+/*
+ * test_blk_net.c - lego-vmm's network block backend (blk_net.c) in this
+ * process against a real lego-storsrv that is killed (-9) and restarted
+ * several times while writes are in flight: every write completes without
+ * an error, and what is read back at the end is the last version written
+ * of every block (nothing lost, no old write replayed over a newer one).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "blk.h"
+#include "test.h"
+#include "xport.h"
+
+#define BLOCKS	  64
+#define BLOCK	  (64 * 1024)
+#define ROUNDS	  16
+#define IN_FLIGHT 8
+#define RESTARTS  4
+
+struct server {
+	char listen[64], dir[300];
+	pid_t pid;
+};
+
+static void server_start(struct server *sv)
+{
+	char *argv[] = {(char *)test_path("bin/lego-storsrv"),
+			"-q",
+			"--listen",
+			sv->listen,
+			"--data",
+			sv->dir,
+			NULL};
+
+	sv->pid = proc_spawn(argv);
+	ASSERT(wait_for_port(atoi(strrchr(sv->listen, ':') + 1), 10000),
+	       "lego-storsrv did not start");
+}
+
+static void server_kill9(struct server *sv)
+{
+	int status;
+
+	kill(sv->pid, SIGKILL);
+	waitpid(sv->pid, &status, 0);
+	ASSERT(wait_for_port_free(atoi(strrchr(sv->listen, ':') + 1), 5000), "port stays busy");
+}
+
+/* The submitter's view of what is in flight. */
+struct tracker {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int in_flight, errors, completed;
+};
+
+struct op {
+	struct blk_io io;
+	struct iovec iov;
+	struct tracker *t;
+};
+
+static void op_done(struct blk_io *io, int result)
+{
+	struct op *o = (struct op *)io;
+	struct tracker *t = o->t;
+
+	pthread_mutex_lock(&t->lock);
+	t->in_flight--;
+	t->completed++;
+	t->errors += result != 0;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void wait_below(struct tracker *t, int n)
+{
+	pthread_mutex_lock(&t->lock);
+	while (t->in_flight > n)
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void fill(uint8_t *buf, int block, int version)
+{
+	for (int i = 0; i < BLOCK; i += 8) {
+		uint64_t v = ((uint64_t)block << 40 | (uint64_t)version << 24 | (uint64_t)i) *
+			     0x9e3779b97f4a7c15ULL;
+
+		memcpy(buf + i, &v, 8);
+	}
+}
+
+static void submit(struct blk_backend *be, struct tracker *t, struct op *o, enum blk_op op,
+		   uint64_t off, void *buf, size_t len)
+{
+	wait_below(t, IN_FLIGHT - 1);
+	o->t = t;
+	o->iov = (struct iovec){buf, len};
+	o->io = (struct blk_io){.op = op,
+				.offset = off,
+				.iov = &o->iov,
+				.iovcnt = op != BLK_FLUSH,
+				.done = op_done};
+	pthread_mutex_lock(&t->lock);
+	t->in_flight++;
+	pthread_mutex_unlock(&t->lock);
+	ASSERT_EQ(be->ops->submit(be, &o->io), 0);
+}
+
+struct killer {
+	struct server *sv;
+	volatile int stop;
+	int restarts;
+};
+
+static void *kill_and_restart(void *arg)
+{
+	struct killer *k = arg;
+
+	while (!k->stop && k->restarts < RESTARTS) {
+		usleep(150000 + rand() % 200000);
+		server_kill9(k->sv);
+		usleep(rand() % 100000); /* the server is down a while */
+		server_start(k->sv);
+		k->restarts++;
+	}
+	return NULL;
+}
+
+TEST_TIMEOUT(writes_survive_storage_server_restarts_in_order, 300)
+{
+	struct server sv = {0};
+	static uint8_t bufs[IN_FLIGHT][BLOCK], got[BLOCK], want[BLOCK];
+	static struct op ops[IN_FLIGHT + 1];
+	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+	struct killer k = {.sv = &sv};
+	struct lmp_vol v = {.name = "disk", .size = (uint64_t)BLOCKS * BLOCK};
+	struct iovec iov = {&v, sizeof(v)};
+	struct blk_backend *be;
+	struct lmp_hdr resp;
+	struct xport *x;
+	char url[128], err[256];
+	pthread_t killer;
+	uint64_t reconnects, resent, failed;
+	int rounds;
+
+	snprintf(sv.listen, sizeof(sv.listen), "127.0.0.1:%d", test_free_port());
+	snprintf(sv.dir, sizeof(sv.dir), "%s/volumes", test_tmpdir());
+	server_start(&sv);
+	for (int i = 0; i < LMP_TOKEN_LEN; i++)
+		v.token[i] = (uint8_t)(i * 7 + 1);
+	ASSERT_EQ(xport_connect(sv.listen, 2000, 5000, &x, err, sizeof(err)), 0);
+	ASSERT_EQ(xport_call(x, LMP_VOL_CREATE, 0, &iov, 1, &resp, NULL, 0), 0);
+	ASSERT_EQ(resp.status, 0);
+	xport_close(x);
+	snprintf(url, sizeof(url), "storsrv://%s/disk", sv.listen);
+	ASSERT_EQ(blk_net_open(url, v.token, 60000, &be), 0);
+	ASSERT_EQ(be->size, (uint64_t)BLOCKS * BLOCK);
+
+	pthread_create(&killer, NULL, kill_and_restart, &k);
+	/* rounds go on until the server was restarted RESTARTS times under them */
+	for (rounds = 0; rounds < ROUNDS || k.restarts < RESTARTS; rounds++) {
+		int r = rounds;
+
+		/* IN_FLIGHT writes at once, each with its own buffer, then the next batch */
+		for (int b = 0; b < BLOCKS; b += IN_FLIGHT) {
+			for (int j = 0; j < IN_FLIGHT; j++) {
+				fill(bufs[j], b + j, r);
+				submit(be, &t, &ops[j], BLK_WRITE, (uint64_t)(b + j) * BLOCK,
+				       bufs[j], BLOCK);
+			}
+			wait_below(&t, 0);
+		}
+		submit(be, &t, &ops[IN_FLIGHT], BLK_FLUSH, 0, NULL, 0);
+		wait_below(&t, 0);
+	}
+	k.stop = 1;
+	pthread_join(killer, NULL);
+	blk_net_stats(be, &reconnects, &resent, &failed);
+	printf("  %d writes and flushes in %d rounds, %d restarts of the server, %d errors; "
+	       "%llu reconnects, %llu requests sent again\n",
+	       t.completed, rounds, k.restarts, t.errors, (unsigned long long)reconnects,
+	       (unsigned long long)resent);
+	ASSERT_EQ(t.errors, 0);
+	ASSERT_EQ(failed, 0);
+	ASSERT(reconnects >= (uint64_t)RESTARTS, "fewer reconnections than restarts");
+	ASSERT(resent > 0, "no restart ever caught a request in flight");
+	ASSERT(k.restarts >= 1, "the server was never restarted during the writes");
+	for (int b = 0; b < BLOCKS; b++) {
+		submit(be, &t, &ops[0], BLK_READ, (uint64_t)b * BLOCK, got, BLOCK);
+		wait_below(&t, 0);
+		fill(want, b, rounds - 1);
+		ASSERT(!memcmp(got, want, BLOCK), "block %d is not its last version", b);
+	}
+	ASSERT_EQ(t.errors, 0);
+	be->ops->close(be);
+	server_kill9(&sv);
+}
+
+TEST(a_volume_that_is_not_there_or_a_wrong_token_is_a_clear_error)
+{
+	struct server sv = {0};
+	uint8_t tok[LMP_TOKEN_LEN] = {1, 2, 3};
+	struct blk_backend *be;
+	char url[128];
+
+	snprintf(sv.listen, sizeof(sv.listen), "127.0.0.1:%d", test_free_port());
+	snprintf(sv.dir, sizeof(sv.dir), "%s/volumes", test_tmpdir());
+	server_start(&sv);
+	snprintf(url, sizeof(url), "storsrv://%s/nothing", sv.listen);
+	ASSERT_EQ(blk_net_open(url, tok, 1000, &be), -ENOENT);
+	ASSERT_EQ(blk_net_open("storsrv://127.0.0.1:1/x", tok, 1000, &be) < 0, 1);
+	ASSERT_EQ(blk_net_open("storsrv://noslash", tok, 1000, &be), -EINVAL);
+	ASSERT_EQ(blk_net_open("storsrv://h:1/../x", tok, 1000, &be), -EINVAL);
+	server_kill9(&sv);
+}

@@ -1,0 +1,433 @@
+/*
+ * blk_net.c - a block backend whose disk is a volume on lego-storsrv.
+ *
+ * Requests are split into chunks of at most LMP_BLK_MAX bytes, each one
+ * self-contained wire request (volume, token, offset, length) with its own
+ * id; many are in flight on one connection. A receiver thread owns the
+ * connection: it matches responses to requests by id, and when the
+ * connection breaks (the server was killed, restarted, or the network
+ * dropped) it reconnects with exponential backoff and sends every request
+ * that was not acknowledged again, in the order they were first sent.
+ * That is safe because every request is idempotent (a write carries its
+ * bytes; a read or flush can be repeated). Only a request that stays
+ * unacknowledged for the deadline fails, with -EIO, to the guest.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blk.h"
+#include "log.h"
+#include "util.h"
+#include "xport.h"
+
+#define CONNECT_TIMEOUT_MS 1000
+#define BACKOFF_MIN_MS	   10
+#define BACKOFF_MAX_MS	   1000
+#define POLL_MS		   100 /* how often deadlines are checked while waiting */
+/* a response that starts must finish within this (the receiver waits for one to
+ * start with poll, so an idle connection never times out) */
+#define IO_TIMEOUT_MS 10000
+
+struct net_io { /* one blk_io, in one or more chunks */
+	struct blk_io *io;
+	uint8_t *buf; /* contiguous bytes: gathered for a write, scattered after a read */
+	size_t len;
+	int remaining, result;
+};
+
+struct net_req { /* one chunk: one wire request */
+	uint64_t id;
+	struct net_io *nio;
+	uint16_t type;
+	uint64_t offset;
+	uint32_t length, flags;
+	uint8_t *data; /* inside nio->buf */
+	uint64_t since_ns;
+	struct net_req *next;
+};
+
+struct blk_net {
+	struct blk_backend be;
+	char addr[128], volume[LMP_VOL_NAME_LEN];
+	uint8_t token[LMP_TOKEN_LEN];
+	int deadline_ms;
+	pthread_mutex_t lock;	     /* everything below */
+	struct xport *x;	     /* NULL while disconnected; closed only by the receiver */
+	struct net_req *head, *tail; /* unacknowledged, in the order first sent */
+	uint64_t next_id;
+	bool stopping;
+	pthread_t rx;
+	uint64_t reconnects, resent, failed;
+};
+
+static int send_req(struct blk_net *n, struct net_req *r)
+{
+	struct lmp_blk b = {.offset = r->offset, .length = r->length, .flags = r->flags};
+	struct lmp_hdr h;
+	struct iovec iov[3] = {{&h, sizeof(h)}, {&b, sizeof(b)}, {r->data, r->length}};
+	bool with_data = r->type == LMP_BLK_WRITE;
+
+	memcpy(b.volume, n->volume, sizeof(b.volume));
+	memcpy(b.token, n->token, sizeof(b.token));
+	lmp_hdr_init(&h, r->type, r->id, (uint32_t)(sizeof(b) + (with_data ? r->length : 0)), 0);
+	return xport_sendv(n->x, iov, with_data ? 3 : 2);
+}
+
+/* Called locked: send @r if connected; a failed send breaks the connection
+ * (the receiver reconnects and sends it again). */
+static void try_send(struct blk_net *n, struct net_req *r)
+{
+	if (n->x && send_req(n, r))
+		xport_shutdown(n->x);
+}
+
+static void chunk_done(struct net_req *r, int result)
+{
+	struct net_io *nio = r->nio;
+
+	if (result && !nio->result)
+		nio->result = result;
+	free(r);
+	if (--nio->remaining)
+		return;
+	if (!nio->result && nio->io->op == BLK_READ) {
+		size_t off = 0;
+
+		for (int i = 0; i < nio->io->iovcnt; i++) {
+			memcpy(nio->io->iov[i].iov_base, nio->buf + off, nio->io->iov[i].iov_len);
+			off += nio->io->iov[i].iov_len;
+		}
+	}
+	free(nio->buf);
+	nio->io->done(nio->io, nio->result);
+	free(nio);
+}
+
+/* Called locked: take request @id off the list (NULL if not there). */
+static struct net_req *take(struct blk_net *n, uint64_t id)
+{
+	struct net_req *prev = NULL;
+
+	for (struct net_req *r = n->head; r; prev = r, r = r->next) {
+		if (r->id != id)
+			continue;
+		if (prev)
+			prev->next = r->next;
+		else
+			n->head = r->next;
+		if (n->tail == r)
+			n->tail = prev;
+		return r;
+	}
+	return NULL;
+}
+
+/* Fail what waited longer than the deadline (on the receiver's thread). */
+static void expire(struct blk_net *n)
+{
+	uint64_t now = now_ns(), limit = (uint64_t)n->deadline_ms * 1000000;
+	struct net_req *done = NULL;
+
+	pthread_mutex_lock(&n->lock);
+	while (n->head && now - n->head->since_ns > limit) {
+		struct net_req *r = take(n, n->head->id);
+
+		r->next = done;
+		done = r;
+		n->failed++;
+	}
+	pthread_mutex_unlock(&n->lock);
+	while (done) {
+		struct net_req *next = done->next;
+
+		log_warn("%s: %s at %llu unanswered for %d ms: an I/O error for the guest",
+			 n->be.name, lmp_type_name(done->type), (unsigned long long)done->offset,
+			 n->deadline_ms);
+		chunk_done(done, -EIO);
+		done = next;
+	}
+}
+
+/* Connect and send everything unacknowledged again. Locked on return. */
+static bool reconnect(struct blk_net *n)
+{
+	struct xport *x;
+	char err[256];
+
+	if (xport_connect(n->addr, CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS, &x, err, sizeof(err)))
+		return false;
+	pthread_mutex_lock(&n->lock);
+	n->x = x;
+	n->reconnects++;
+	for (struct net_req *r = n->head; r && n->x; r = r->next) {
+		n->resent++;
+		try_send(n, r);
+	}
+	pthread_mutex_unlock(&n->lock);
+	log_info("%s: connected again to %s", n->be.name, n->addr);
+	return true;
+}
+
+/* Receive one response and complete its request. -errno when the connection broke. */
+static int receive_one(struct blk_net *n, struct xport *x, uint8_t *buf)
+{
+	struct lmp_hdr h;
+	struct net_req *r;
+	const char *why;
+	int ret = xport_recv(x, &h, sizeof(h));
+
+	if (ret)
+		return ret;
+	if (lmp_hdr_check(&h, &why) || h.len > LMP_BLK_MAX) {
+		log_warn("%s: a malformed response (%s): reconnecting", n->be.name,
+			 why ? why : "too long");
+		return -EPROTO;
+	}
+	if (h.len && (ret = xport_recv(x, buf, h.len)))
+		return ret;
+	pthread_mutex_lock(&n->lock);
+	r = take(n, h.id);
+	pthread_mutex_unlock(&n->lock);
+	if (!r)
+		return 0; /* answered twice (sent again after a reconnect): the first one counted */
+	if (h.status == 0 && r->type == LMP_BLK_READ) {
+		if (h.len != r->length) {
+			chunk_done(r, -EIO);
+			return 0;
+		}
+		memcpy(r->data, buf, r->length);
+	}
+	chunk_done(r, h.status);
+	return 0;
+}
+
+static void *rx_thread(void *arg)
+{
+	struct blk_net *n = arg;
+	uint8_t *buf = malloc(LMP_BLK_MAX);
+	int backoff = BACKOFF_MIN_MS;
+
+	for (;;) {
+		struct xport *x;
+		int ret;
+
+		pthread_mutex_lock(&n->lock);
+		x = n->x;
+		if (n->stopping) {
+			pthread_mutex_unlock(&n->lock);
+			break;
+		}
+		pthread_mutex_unlock(&n->lock);
+		expire(n);
+		if (!x) {
+			if (reconnect(n)) {
+				backoff = BACKOFF_MIN_MS;
+			} else {
+				usleep((useconds_t)backoff * 1000);
+				backoff =
+					backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+			}
+			continue;
+		}
+		ret = xport_wait(x, POLL_MS);
+		if (ret == 0)
+			continue;
+		if (ret > 0 && buf)
+			ret = receive_one(n, x, buf);
+		if (ret < 0 || !buf) {
+			pthread_mutex_lock(&n->lock);
+			if (!n->stopping)
+				log_warn("%s: lost %s (%s); reconnecting, %s", n->be.name, n->addr,
+					 strerror(-ret),
+					 n->head ? "requests in flight will be sent again"
+						 : "nothing in flight");
+			xport_close(n->x);
+			n->x = NULL;
+			pthread_mutex_unlock(&n->lock);
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static int net_submit(struct blk_backend *b, struct blk_io *io)
+{
+	struct blk_net *n = (struct blk_net *)b;
+	struct net_io *nio = calloc(1, sizeof(*nio));
+	struct net_req *first = NULL, **link = &first;
+	size_t len = 0, off = 0;
+
+	if (!nio)
+		return -ENOMEM;
+	for (int i = 0; i < io->iovcnt; i++)
+		len += io->iov[i].iov_len;
+	nio->io = io;
+	nio->len = len;
+	nio->buf = len ? malloc(len) : NULL;
+	if (len && !nio->buf)
+		goto nomem;
+	if (io->op == BLK_WRITE) {
+		for (int i = 0; i < io->iovcnt; i++) {
+			memcpy(nio->buf + off, io->iov[i].iov_base, io->iov[i].iov_len);
+			off += io->iov[i].iov_len;
+		}
+	}
+	/* chunks: a flush is one; reads and writes at most LMP_BLK_MAX each */
+	off = 0;
+	do {
+		struct net_req *r = calloc(1, sizeof(*r));
+		uint32_t chunk = len - off > LMP_BLK_MAX ? LMP_BLK_MAX : (uint32_t)(len - off);
+
+		if (!r)
+			goto nomem;
+		r->nio = nio;
+		r->type = io->op == BLK_READ	? LMP_BLK_READ
+			  : io->op == BLK_WRITE ? LMP_BLK_WRITE
+						: LMP_BLK_FLUSH;
+		r->offset = io->offset + off;
+		r->length = io->op == BLK_FLUSH ? 0 : chunk;
+		r->data = nio->buf ? nio->buf + off : NULL;
+		*link = r;
+		link = &r->next;
+		nio->remaining++;
+		off += chunk;
+	} while (off < len);
+
+	pthread_mutex_lock(&n->lock);
+	while (first) {
+		struct net_req *r = first;
+
+		first = r->next;
+		r->next = NULL;
+		r->id = ++n->next_id;
+		r->since_ns = now_ns();
+		if (n->tail)
+			n->tail->next = r;
+		else
+			n->head = r;
+		n->tail = r;
+		try_send(n, r);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+nomem:
+	while (first) {
+		struct net_req *r = first;
+
+		first = r->next;
+		free(r);
+	}
+	free(nio->buf);
+	free(nio);
+	return -ENOMEM;
+}
+
+static void net_close(struct blk_backend *b)
+{
+	struct blk_net *n = (struct blk_net *)b;
+
+	/* what is in flight completes (or expires) first */
+	for (;;) {
+		bool idle;
+
+		pthread_mutex_lock(&n->lock);
+		idle = !n->head;
+		pthread_mutex_unlock(&n->lock);
+		if (idle)
+			break;
+		usleep(10000);
+	}
+	pthread_mutex_lock(&n->lock);
+	n->stopping = true;
+	if (n->x)
+		xport_shutdown(n->x);
+	pthread_mutex_unlock(&n->lock);
+	pthread_join(n->rx, NULL);
+	if (n->x)
+		xport_close(n->x);
+	log_debug("%s: %llu reconnects, %llu requests sent again, %llu failed", n->be.name,
+		  (unsigned long long)n->reconnects, (unsigned long long)n->resent,
+		  (unsigned long long)n->failed);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+void blk_net_stats(struct blk_backend *b, uint64_t *reconnects, uint64_t *resent, uint64_t *failed)
+{
+	struct blk_net *n = (struct blk_net *)b;
+
+	pthread_mutex_lock(&n->lock);
+	*reconnects = n->reconnects;
+	*resent = n->resent;
+	*failed = n->failed;
+	pthread_mutex_unlock(&n->lock);
+}
+
+static const struct blk_backend_ops net_ops = {.submit = net_submit, .close = net_close};
+
+int blk_net_open(const char *url, const uint8_t *token, int deadline_ms, struct blk_backend **out)
+{
+	struct blk_net *n = calloc(1, sizeof(*n));
+	const char *rest = url + strlen(BLK_NET_SCHEME), *slash;
+	struct lmp_vol req = {0};
+	struct lmp_vol_info info;
+	struct iovec iov = {&req, sizeof(req)};
+	struct lmp_hdr resp;
+	char err[256];
+	int ret;
+
+	if (!n)
+		return -ENOMEM;
+	slash = strchr(rest, '/');
+	if (strncmp(url, BLK_NET_SCHEME, strlen(BLK_NET_SCHEME)) || !slash || slash == rest ||
+	    (size_t)(slash - rest) >= sizeof(n->addr) || !lmp_vol_name_ok(slash + 1)) {
+		log_err("'%s' is not a volume: use storsrv://HOST:PORT/VOLUME", url);
+		free(n);
+		return -EINVAL;
+	}
+	memcpy(n->addr, rest, slash - rest);
+	snprintf(n->volume, sizeof(n->volume), "%s", slash + 1);
+	memcpy(n->token, token, LMP_TOKEN_LEN);
+	n->deadline_ms = deadline_ms;
+	snprintf(n->be.name, sizeof(n->be.name), "volume %s", n->volume);
+	pthread_mutex_init(&n->lock, NULL);
+
+	ret = xport_connect(n->addr, CONNECT_TIMEOUT_MS * 5, IO_TIMEOUT_MS, &n->x, err,
+			    sizeof(err));
+	if (ret) {
+		log_err("%s: %s", url, err);
+		goto fail;
+	}
+	memcpy(req.name, n->volume, sizeof(req.name));
+	memcpy(req.token, n->token, LMP_TOKEN_LEN);
+	ret = xport_call(n->x, LMP_VOL_STAT, 0, &iov, 1, &resp, &info, sizeof(info));
+	if (!ret && resp.status)
+		ret = resp.status;
+	if (ret || resp.len != sizeof(info)) {
+		log_err("%s: %s", url,
+			ret == -ENOENT	 ? "no such volume on the storage server"
+			: ret == -EACCES ? "the token is not this volume's (--disk-token)"
+					 : strerror(ret ? -ret : EPROTO));
+		xport_close(n->x);
+		ret = ret ? ret : -EPROTO;
+		goto fail;
+	}
+	n->be.ops = &net_ops;
+	n->be.size = info.size;
+	ret = -pthread_create(&n->rx, NULL, rx_thread, n);
+	if (ret) {
+		xport_close(n->x);
+		goto fail;
+	}
+	*out = &n->be;
+	return 0;
+fail:
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+	return ret;
+}
