@@ -24,7 +24,7 @@ PAYLOAD_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,--no-warn-r
 COMMON_SRCS := $(wildcard common/*.c)
 VMM_SRCS    := $(filter-out vmm/main.c,$(wildcard vmm/*.c))
 MEMSRV_SRCS := $(filter-out memsrv/main.c,$(wildcard memsrv/*.c))
-STORSRV_SRCS := $(filter-out storsrv/main.c,$(wildcard storsrv/*.c))
+STORSRV_SRCS := $(filter-out storsrv/main.c storsrv/volctl.c,$(wildcard storsrv/*.c))
 RT_SRCS     := $(wildcard guest/payloads/rt/*.c) guest/payloads/rt/crt0.S
 PAYLOADS    := $(basename $(notdir $(wildcard guest/payloads/*.c)))
 TEST_LIB    := $(wildcard tests/lib/*.c)
@@ -78,7 +78,7 @@ $(BUILD)/bin/lego-memsrv: $(BUILD)/memsrv/main.o $(MEMSRV_LIB) $(COMMON_LIB)
 $(STORSRV_LIB): $(STORSRV_SRCS:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(Q)$(AR) rcs $@ $^
-$(BUILD)/bin/lego-storsrv: $(BUILD)/storsrv/main.o $(STORSRV_LIB) $(COMMON_LIB)
+$(BUILD)/bin/lego-storsrv: $(BUILD)/storsrv/main.o $(BUILD)/storsrv/volctl.o $(STORSRV_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) -o $@ $^ $(LDLIBS)

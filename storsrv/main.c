@@ -9,16 +9,21 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: lego-storsrv [--listen HOST:PORT] [--data DIR] [-v|-q]\n"
-		   "\n"
-		   "Serve volumes: vNodes' disks (the sComponent of lego). Stateless: every\n"
-		   "request names its volume and carries its token, so the server can be\n"
-		   "restarted at any time.\n"
-		   "\n"
-		   "  --listen HOST:PORT  where to listen (default 127.0.0.1:7500)\n"
-		   "  --data DIR          the volumes' directory, created if missing\n"
-		   "                      (default /var/lib/lego/volumes)\n"
-		   "  -v, --verbose       more messages; -q, --quiet fewer\n");
+	fprintf(f,
+		"usage: lego-storsrv [--listen HOST:PORT] [--data DIR] [-v|-q]\n"
+		"       lego-storsrv volume create ADDR NAME SIZE|--from FILE   (prints its token)\n"
+		"       lego-storsrv volume list ADDR\n"
+		"       lego-storsrv volume resize ADDR NAME SIZE TOKEN\n"
+		"       lego-storsrv volume delete ADDR NAME TOKEN\n"
+		"\n"
+		"Serve volumes: vNodes' disks (the sComponent of lego). Stateless: every\n"
+		"request names its volume and carries its token, so the server can be\n"
+		"restarted at any time.\n"
+		"\n"
+		"  --listen HOST:PORT  where to listen (default 127.0.0.1:7500)\n"
+		"  --data DIR          the volumes' directory, created if missing\n"
+		"                      (default /var/lib/lego/volumes)\n"
+		"  -v, --verbose       more messages; -q, --quiet fewer\n");
 }
 
 static int usage_error(const char *msg, const char *arg)
@@ -41,6 +46,8 @@ int main(int argc, char **argv)
 	struct storsrv s;
 	int c;
 
+	if (argc > 1 && !strcmp(argv[1], "volume"))
+		return volctl_main(argc - 2, argv + 2);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
 		switch (c) {

@@ -43,6 +43,9 @@ struct storsrv {
 int storsrv_open(struct storsrv *s, const char *dir);
 void storsrv_close(struct storsrv *s);
 
+/* volctl_main - `lego-storsrv volume ARGS...` (volctl.c): a client of a running server. */
+int volctl_main(int argc, char **argv);
+
 /* storsrv_run - serve on @addr until SIGTERM/SIGINT. -errno, logged. */
 int storsrv_run(struct storsrv *s, const char *addr);
 

@@ -209,6 +209,20 @@ pid_t proc_spawn(char *const argv[])
 	return pid;
 }
 
+const char *proc_out_path(pid_t pid)
+{
+	static char out[400];
+	char err[400];
+
+	for (int i = 0; i < nr_spawned; i++) {
+		if (spawned[i].pid == pid) {
+			proc_files(spawned[i].serial, out, err, sizeof(out));
+			return out;
+		}
+	}
+	return NULL;
+}
+
 void proc_collect(pid_t pid, int timeout_s, struct proc_result *res)
 {
 	char out[400], err[400];
