@@ -79,6 +79,22 @@ static void tcp_close(struct xport *x)
 	free(t);
 }
 
+static long tcp_recv_some(struct xport *x, void *buf, size_t len)
+{
+	struct tcp_xport *t = (struct tcp_xport *)x;
+
+	for (;;) {
+		ssize_t n = recv(t->fd, buf, len, 0);
+
+		if (n > 0)
+			return n;
+		if (n == 0)
+			return -ECONNRESET;
+		if (errno != EINTR)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+	}
+}
+
 static int tcp_wait(struct xport *x, int timeout_ms)
 {
 	struct tcp_xport *t = (struct tcp_xport *)x;
@@ -100,6 +116,7 @@ static const struct xport_ops tcp_ops = {
 	.sendv = tcp_sendv,
 	.recv = tcp_recv,
 	.close = tcp_close,
+	.recv_some = tcp_recv_some,
 	.wait = tcp_wait,
 	.shutdown = tcp_shutdown,
 };

@@ -23,6 +23,9 @@ struct xport_ops {
 	int (*sendv)(struct xport *x, const struct iovec *iov, int iovcnt);
 	/* recv - receive exactly @len bytes; 0, -ECONNRESET when the peer closed, or -errno. */
 	int (*recv)(struct xport *x, void *buf, size_t len);
+	/* recv_some - receive what has arrived, 1 to @len bytes (waits for the first);
+	 * the count, -ECONNRESET when the peer closed, or -errno. */
+	long (*recv_some)(struct xport *x, void *buf, size_t len);
 	void (*close)(struct xport *x);
 	/* wait - until a message can be received (1), @timeout_ms passed (0), or -errno. */
 	int (*wait)(struct xport *x, int timeout_ms);
@@ -53,6 +56,11 @@ static inline int xport_sendv(struct xport *x, const struct iovec *iov, int iovc
 static inline int xport_recv(struct xport *x, void *buf, size_t len)
 {
 	return x->ops->recv(x, buf, len);
+}
+
+static inline long xport_recv_some(struct xport *x, void *buf, size_t len)
+{
+	return x->ops->recv_some(x, buf, len);
 }
 
 static inline int xport_wait(struct xport *x, int timeout_ms)

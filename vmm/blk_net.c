@@ -173,43 +173,67 @@ static bool reconnect(struct blk_net *n)
 	return true;
 }
 
-/* Receive one response and complete its request. -errno when the connection broke. */
-static int receive_one(struct blk_net *n, struct xport *x, uint8_t *buf)
-{
-	struct lmp_hdr h;
-	struct net_req *r;
-	const char *why;
-	int ret = xport_recv(x, &h, sizeof(h));
+/* The receiver's buffer: responses arrive many per recv at depth. */
+#define RX_BUF (2 * (sizeof(struct lmp_hdr) + LMP_BLK_MAX))
 
-	if (ret)
-		return ret;
-	if (lmp_hdr_check(&h, &why) || h.len > LMP_BLK_MAX) {
-		log_warn("%s: a malformed response (%s): reconnecting", n->be.name,
-			 why ? why : "too long");
-		return -EPROTO;
-	}
-	if (h.len && (ret = xport_recv(x, buf, h.len)))
-		return ret;
+/* Complete the request that response @h (with @body) answers. */
+static void complete(struct blk_net *n, const struct lmp_hdr *h, const uint8_t *body)
+{
+	struct net_req *r;
+
 	pthread_mutex_lock(&n->lock);
-	r = take(n, h.id);
+	r = take(n, h->id);
 	pthread_mutex_unlock(&n->lock);
 	if (!r)
-		return 0; /* answered twice (sent again after a reconnect): the first one counted */
-	if (h.status == 0 && r->type == LMP_BLK_READ) {
-		if (h.len != r->length) {
+		return; /* answered twice (sent again after a reconnect): the first one counted */
+	if (h->status == 0 && r->type == LMP_BLK_READ) {
+		if (h->len != r->length) {
 			chunk_done(r, -EIO);
-			return 0;
+			return;
 		}
-		memcpy(r->data, buf, r->length);
+		memcpy(r->data, body, r->length);
 	}
-	chunk_done(r, h.status);
+	chunk_done(r, h->status);
+}
+
+/*
+ * Receive what has arrived into @buf (holding *@len bytes already) and
+ * complete every whole response in it; a partial one stays for the next
+ * call. -errno when the connection broke or sent something malformed.
+ */
+static int receive(struct blk_net *n, struct xport *x, uint8_t *buf, size_t *len)
+{
+	long got = xport_recv_some(x, buf + *len, RX_BUF - *len);
+	size_t off = 0;
+
+	if (got < 0)
+		return (int)got;
+	*len += (size_t)got;
+	while (*len - off >= sizeof(struct lmp_hdr)) {
+		struct lmp_hdr h;
+		const char *why = NULL;
+
+		memcpy(&h, buf + off, sizeof(h));
+		if (lmp_hdr_check(&h, &why) || h.len > LMP_BLK_MAX) {
+			log_warn("%s: a malformed response (%s): reconnecting", n->be.name,
+				 why ? why : "too long");
+			return -EPROTO;
+		}
+		if (*len - off < sizeof(h) + h.len)
+			break;
+		complete(n, &h, buf + off + sizeof(h));
+		off += sizeof(h) + h.len;
+	}
+	memmove(buf, buf + off, *len - off);
+	*len -= off;
 	return 0;
 }
 
 static void *rx_thread(void *arg)
 {
 	struct blk_net *n = arg;
-	uint8_t *buf = malloc(LMP_BLK_MAX);
+	uint8_t *buf = malloc(RX_BUF);
+	size_t len = 0;
 	int backoff = BACKOFF_MIN_MS;
 
 	for (;;) {
@@ -225,6 +249,7 @@ static void *rx_thread(void *arg)
 		pthread_mutex_unlock(&n->lock);
 		expire(n);
 		if (!x) {
+			len = 0; /* a partial response of the old connection is worthless */
 			if (reconnect(n)) {
 				backoff = BACKOFF_MIN_MS;
 			} else {
@@ -237,9 +262,9 @@ static void *rx_thread(void *arg)
 		ret = xport_wait(x, POLL_MS);
 		if (ret == 0)
 			continue;
-		if (ret > 0 && buf)
-			ret = receive_one(n, x, buf);
-		if (ret < 0 || !buf) {
+		if (ret > 0)
+			ret = buf ? receive(n, x, buf, &len) : -ENOMEM;
+		if (ret < 0) {
 			pthread_mutex_lock(&n->lock);
 			if (!n->stopping)
 				log_warn("%s: lost %s (%s); reconnecting, %s", n->be.name, n->addr,
