@@ -8,7 +8,7 @@ Q       := $(if $(filter 1,$(V)),,@)
 
 DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev liburing-dev clang-format \
                 zlib1g-dev liblzma-dev liblz4-dev libzstd-dev cpio e2fsprogs \
-                acpica-tools
+                acpica-tools fio
 
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers -D_GNU_SOURCE -pthread \

@@ -1,0 +1,222 @@
+/*
+ * bench_storsrv.c - 4 KiB random reads and writes on a lego-storsrv volume
+ * through lego-vmm's network block backend (blk_net.c: the client a vNode's
+ * disk uses), at queue depth 1 and 32, next to fio (io_uring engine) on the
+ * volume's very file in the same run, both through the page cache:
+ *   storsrv_randread_qd32_iops, fio_randread_qd32_iops, randread_qd32_ratio
+ *   (and the same for randwrite, and for QD1).
+ * The ratio is what the network path (loopback TCP, the server's io_uring)
+ * costs next to the local file.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "blk.h"
+#include "test.h"
+#include "util.h"
+#include "xport.h"
+
+#define VOL_SIZE (256ULL << 20)
+#define SECONDS	 3
+
+struct op;
+
+struct load {
+	struct blk_backend *be;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int in_flight, errors;
+	uint64_t done, seed;
+	struct op *free[32]; /* ops not in flight */
+	int nr_free;
+};
+
+struct op {
+	struct blk_io io;
+	struct iovec iov;
+	struct load *l;
+	uint8_t buf[4096];
+};
+
+static void op_done(struct blk_io *io, int result)
+{
+	struct load *l = ((struct op *)io)->l;
+
+	pthread_mutex_lock(&l->lock);
+	if (l->nr_free < 32)
+		l->free[l->nr_free++] = (struct op *)io;
+	l->in_flight--;
+	l->done++;
+	l->errors += result != 0;
+	pthread_cond_signal(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+}
+
+static uint64_t next_rand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* IOPS of 4 KiB random @op at depth @qd for SECONDS through the backend. */
+static double client_iops(struct blk_backend *be, enum blk_op op, int qd)
+{
+	static struct op ops[32];
+	struct load l = {.be = be,
+			 .lock = PTHREAD_MUTEX_INITIALIZER,
+			 .cond = PTHREAD_COND_INITIALIZER,
+			 .seed = 88172645463325252ULL};
+	uint64_t t0 = now_ns(), end = t0 + SECONDS * 1000000000ULL, n0;
+
+	for (int i = 0; i < qd; i++)
+		l.free[l.nr_free++] = &ops[i];
+	pthread_mutex_lock(&l.lock);
+	while (now_ns() < end) {
+		struct op *o;
+
+		while (l.in_flight >= qd || !l.nr_free)
+			pthread_cond_wait(&l.cond, &l.lock);
+		o = l.free[--l.nr_free];
+		o->l = &l;
+		o->iov = (struct iovec){o->buf, sizeof(o->buf)};
+		o->io = (struct blk_io){.op = op,
+					.offset = (next_rand(&l.seed) % (VOL_SIZE / 4096)) * 4096,
+					.iov = &o->iov,
+					.iovcnt = 1,
+					.done = op_done};
+		l.in_flight++;
+		pthread_mutex_unlock(&l.lock);
+		if (be->ops->submit(be, &o->io))
+			exit(1);
+		pthread_mutex_lock(&l.lock);
+	}
+	n0 = l.done;
+	while (l.in_flight)
+		pthread_cond_wait(&l.cond, &l.lock);
+	pthread_mutex_unlock(&l.lock);
+	if (l.errors)
+		fprintf(stderr, "bench_storsrv: %d errors\n", l.errors);
+	return (double)n0 / ((now_ns() - t0) / 1e9);
+}
+
+/* IOPS fio measures with the io_uring engine on @file. */
+static double fio_iops(const char *file, const char *rw, int qd)
+{
+	char cmd[1024];
+	static char out[1 << 20];
+	size_t n;
+	FILE *f;
+	json_t *j, *job;
+	double iops = 0;
+
+	snprintf(cmd, sizeof(cmd),
+		 "fio --name=b --filename=%s --ioengine=io_uring --rw=%s --bs=4k --iodepth=%d "
+		 "--size=%llu --time_based --runtime=%d --randrepeat=0 --norandommap "
+		 "--output-format=json 2>/dev/null",
+		 file, rw, qd, VOL_SIZE, SECONDS);
+	f = popen(cmd, "r");
+	if (!f)
+		return 0;
+	n = fread(out, 1, sizeof(out) - 1, f);
+	pclose(f);
+	out[n] = 0;
+	j = json_loads(strchr(out, '{') ? strchr(out, '{') : out, 0, NULL);
+	job = j ? json_array_get(json_object_get(j, "jobs"), 0) : NULL;
+	if (job)
+		iops = json_real_value(json_object_get(
+			json_object_get(job, strstr(rw, "read") ? "read" : "write"), "iops"));
+	json_decref(j);
+	return iops;
+}
+
+int main(int argc, char **argv)
+{
+	char listen[64], dir[300], file[400], url[128], err[256];
+	char *srv_argv[] = {NULL, "-q", "--listen", listen, "--data", dir, NULL};
+	struct lmp_vol v = {.name = "bench", .size = VOL_SIZE};
+	struct iovec iov = {&v, sizeof(v)};
+	struct blk_backend *be;
+	struct lmp_hdr resp;
+	struct xport *x;
+	static uint8_t chunk[256 * 1024];
+	pid_t srv;
+	int status;
+
+	test_set_build_dir(argc > 1 ? argv[1] : "build");
+	if (system("command -v fio >/dev/null 2>&1")) {
+		fprintf(stderr, "bench_storsrv: fio is not installed (make deps installs it)\n");
+		return 1;
+	}
+	srv_argv[0] = (char *)test_path("bin/lego-storsrv");
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", test_free_port());
+	snprintf(dir, sizeof(dir), "%s", test_tmpdir());
+	srv = proc_spawn(srv_argv);
+	if (!wait_for_port(atoi(strrchr(listen, ':') + 1), 10000))
+		return 1;
+	for (int i = 0; i < LMP_TOKEN_LEN; i++)
+		v.token[i] = (uint8_t)i;
+	if (xport_connect(listen, 2000, 10000, &x, err, sizeof(err)) ||
+	    xport_call(x, LMP_VOL_CREATE, 0, &iov, 1, &resp, NULL, 0) || resp.status) {
+		fprintf(stderr, "bench_storsrv: cannot create the volume\n");
+		return 1;
+	}
+	xport_close(x);
+	snprintf(url, sizeof(url), "storsrv://%s/bench", listen);
+	snprintf(file, sizeof(file), "%s/bench.vol", dir);
+	if (blk_net_open(url, v.token, 30000, &be))
+		return 1;
+	/* every block written once, so that reads find data, not holes */
+	memset(chunk, 0x5a, sizeof(chunk));
+	for (uint64_t off = 0; off < VOL_SIZE; off += sizeof(chunk)) {
+		struct op o = {0};
+		struct load l = {.be = be,
+				 .lock = PTHREAD_MUTEX_INITIALIZER,
+				 .cond = PTHREAD_COND_INITIALIZER,
+				 .in_flight = 1};
+
+		o.l = &l;
+		o.iov = (struct iovec){chunk, sizeof(chunk)};
+		o.io = (struct blk_io){.op = BLK_WRITE,
+				       .offset = off,
+				       .iov = &o.iov,
+				       .iovcnt = 1,
+				       .done = op_done};
+		be->ops->submit(be, &o.io);
+		pthread_mutex_lock(&l.lock);
+		while (l.in_flight)
+			pthread_cond_wait(&l.cond, &l.lock);
+		pthread_mutex_unlock(&l.lock);
+	}
+	{
+		static const struct {
+			const char *name, *fio;
+			enum blk_op op;
+		} kinds[] = {{"randread", "randread", BLK_READ},
+			     {"randwrite", "randwrite", BLK_WRITE}};
+
+		for (int k = 0; k < 2; k++) {
+			for (int qd = 1; qd <= 32; qd *= 32) {
+				double ours = client_iops(be, kinds[k].op, qd);
+				double fio = fio_iops(file, kinds[k].fio, qd);
+
+				printf("BENCH storsrv_%s_qd%d_iops=%.0f fio_%s_qd%d_iops=%.0f "
+				       "%s_qd%d_ratio=%.2f\n",
+				       kinds[k].name, qd, ours, kinds[k].name, qd, fio,
+				       kinds[k].name, qd, fio > 0 ? ours / fio : 0);
+				fflush(stdout);
+			}
+		}
+	}
+	be->ops->close(be);
+	kill(srv, SIGTERM);
+	waitpid(srv, &status, 0);
+	return 0;
+}
