@@ -385,6 +385,35 @@ bool wait_for_port_free(int port, int timeout_ms)
 	return false;
 }
 
+void storsrv_start(struct storsrv_proc *sp)
+{
+	char *argv[] = {(char *)test_path("bin/lego-storsrv"),
+			"-q",
+			"--listen",
+			sp->listen,
+			"--data",
+			sp->dir,
+			NULL};
+
+	if (!sp->listen[0]) {
+		snprintf(sp->listen, sizeof(sp->listen), "127.0.0.1:%d", test_free_port());
+		snprintf(sp->dir, sizeof(sp->dir), "%s/volumes", test_tmpdir());
+	}
+	sp->pid = proc_spawn(argv);
+	if (!wait_for_port(atoi(strrchr(sp->listen, ':') + 1), 10000))
+		test_fail(__FILE__, __LINE__, "lego-storsrv did not start on %s", sp->listen);
+}
+
+void storsrv_kill(struct storsrv_proc *sp, int sig)
+{
+	int status;
+
+	kill(sp->pid, sig);
+	waitpid(sp->pid, &status, 0);
+	if (!wait_for_port_free(atoi(strrchr(sp->listen, ':') + 1), 5000))
+		test_fail(__FILE__, __LINE__, "the port of a stopped lego-storsrv stays busy");
+}
+
 pid_t memsrv_spawn(const char *capacity, char *addr)
 {
 	char listen[64];

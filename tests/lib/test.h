@@ -120,6 +120,20 @@ int test_free_port(void);
 /* wait_for_port - poll until 127.0.0.1:@port accepts connections, at most @timeout_ms. */
 bool wait_for_port(int port, int timeout_ms);
 
+/* A lego-storsrv process for a test: where it listens, its data directory, its pid. */
+struct storsrv_proc {
+	char listen[64], dir[300];
+	pid_t pid;
+};
+
+/* storsrv_start - start lego-storsrv and wait until it listens: the first time
+ * on a free port with a data directory in the case's tmpdir, later on the same. */
+void storsrv_start(struct storsrv_proc *sp);
+
+/* storsrv_kill - send @sig (SIGKILL for a crash), reap it, and wait until its
+ * port is free again (so that a restart's readiness check is the new one's). */
+void storsrv_kill(struct storsrv_proc *sp, int sig);
+
 /* wait_for_port_free - poll until nothing holds 127.0.0.1:@port (a killed server's
  * socket lingers while the kernel tears its io_uring down), at most @timeout_ms. */
 bool wait_for_port_free(int port, int timeout_ms);

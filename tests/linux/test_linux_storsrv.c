@@ -17,36 +17,6 @@
 
 #include "test.h"
 
-struct server {
-	char listen[64], dir[300];
-	pid_t pid;
-};
-
-static void server_start(struct server *sv)
-{
-	char *argv[] = {(char *)test_path("bin/lego-storsrv"),
-			"-q",
-			"--listen",
-			sv->listen,
-			"--data",
-			sv->dir,
-			NULL};
-
-	sv->pid = proc_spawn(argv);
-	ASSERT(wait_for_port(atoi(strrchr(sv->listen, ':') + 1), 10000),
-	       "lego-storsrv did not start");
-}
-
-static void server_restart(struct server *sv)
-{
-	int status;
-
-	kill(sv->pid, SIGKILL);
-	waitpid(sv->pid, &status, 0);
-	ASSERT(wait_for_port_free(atoi(strrchr(sv->listen, ':') + 1), 5000), "port stays busy");
-	server_start(sv);
-}
-
 /* Wait until @pid's console shows @text (false if it exited first). */
 static bool wait_for_console(pid_t pid, const char *text)
 {
@@ -105,7 +75,7 @@ static void finish(pid_t vmm, struct proc_result *r)
 
 TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 {
-	struct server sv = {0};
+	struct storsrv_proc sv = {0};
 	char disk[128], token[80] = "", name[32], run[300];
 	char *create[] = {(char *)test_path("bin/lego-storsrv"),
 			  "volume",
@@ -123,9 +93,7 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 	test_require_kvm();
 	if (access(test_path("guest/vmlinuz"), R_OK) || access(test_path("guest/rootfs.img"), R_OK))
 		ASSERT(0, "the boot kit is missing: run make guest");
-	snprintf(sv.listen, sizeof(sv.listen), "127.0.0.1:%d", test_free_port());
-	snprintf(sv.dir, sizeof(sv.dir), "%s/volumes", test_tmpdir());
-	server_start(&sv);
+	storsrv_start(&sv);
 	proc_run(create, 60, &r);
 	ASSERT_EQ(r.status, 0);
 	ASSERT(sscanf(r.out, "%64s", token) == 1 && strlen(token) == 64, "no token printed");
@@ -141,9 +109,11 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 		 name);
 	vmm = boot(disk, token, run);
 	ASSERT(wait_for_console(vmm, "virtio_blk virtio0: [vda]"), "the disk never appeared");
-	server_restart(&sv); /* while the guest mounts its disk and goes on */
+	storsrv_kill(&sv, SIGKILL); /* while the guest mounts its disk and goes on */
+	storsrv_start(&sv);
 	ASSERT(wait_for_console(vmm, "lego-test: synced"), "the guest never synced");
-	server_restart(&sv); /* the file is on the server's disk, the guest will read it back */
+	storsrv_kill(&sv, SIGKILL); /* the file is on the server's disk: read back after this */
+	storsrv_start(&sv);
 	finish(vmm, &r);
 	ASSERT_EQ(r.status, 0);
 	ASSERT_CONTAINS(r.out, "EXT4-fs (vda): mounted");
@@ -161,5 +131,5 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 	p = strstr(r.out, "lego-guest: ready");
 	ASSERT(p && strstr(p, name), "the second boot did not see the file");
 	proc_result_free(&r);
-	kill(sv.pid, SIGTERM);
+	storsrv_kill(&sv, SIGTERM);
 }

@@ -23,35 +23,6 @@
 #define IN_FLIGHT 8
 #define RESTARTS  4
 
-struct server {
-	char listen[64], dir[300];
-	pid_t pid;
-};
-
-static void server_start(struct server *sv)
-{
-	char *argv[] = {(char *)test_path("bin/lego-storsrv"),
-			"-q",
-			"--listen",
-			sv->listen,
-			"--data",
-			sv->dir,
-			NULL};
-
-	sv->pid = proc_spawn(argv);
-	ASSERT(wait_for_port(atoi(strrchr(sv->listen, ':') + 1), 10000),
-	       "lego-storsrv did not start");
-}
-
-static void server_kill9(struct server *sv)
-{
-	int status;
-
-	kill(sv->pid, SIGKILL);
-	waitpid(sv->pid, &status, 0);
-	ASSERT(wait_for_port_free(atoi(strrchr(sv->listen, ':') + 1), 5000), "port stays busy");
-}
-
 /* The submitter's view of what is in flight. */
 struct tracker {
 	pthread_mutex_t lock;
@@ -114,7 +85,7 @@ static void submit(struct blk_backend *be, struct tracker *t, struct op *o, enum
 }
 
 struct killer {
-	struct server *sv;
+	struct storsrv_proc *sv;
 	volatile int stop;
 	int restarts;
 };
@@ -125,9 +96,9 @@ static void *kill_and_restart(void *arg)
 
 	while (!k->stop && k->restarts < RESTARTS) {
 		usleep(150000 + rand() % 200000);
-		server_kill9(k->sv);
+		storsrv_kill(k->sv, SIGKILL);
 		usleep(rand() % 100000); /* the server is down a while */
-		server_start(k->sv);
+		storsrv_start(k->sv);
 		k->restarts++;
 	}
 	return NULL;
@@ -135,7 +106,7 @@ static void *kill_and_restart(void *arg)
 
 TEST_TIMEOUT(writes_survive_storage_server_restarts_in_order, 300)
 {
-	struct server sv = {0};
+	struct storsrv_proc sv = {0};
 	static uint8_t bufs[IN_FLIGHT][BLOCK], got[BLOCK], want[BLOCK];
 	static struct op ops[IN_FLIGHT + 1];
 	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
@@ -150,9 +121,7 @@ TEST_TIMEOUT(writes_survive_storage_server_restarts_in_order, 300)
 	uint64_t reconnects, resent, failed;
 	int rounds;
 
-	snprintf(sv.listen, sizeof(sv.listen), "127.0.0.1:%d", test_free_port());
-	snprintf(sv.dir, sizeof(sv.dir), "%s/volumes", test_tmpdir());
-	server_start(&sv);
+	storsrv_start(&sv);
 	for (int i = 0; i < LMP_TOKEN_LEN; i++)
 		v.token[i] = (uint8_t)(i * 7 + 1);
 	ASSERT_EQ(xport_connect(sv.listen, 2000, 5000, &x, err, sizeof(err)), 0);
@@ -200,23 +169,21 @@ TEST_TIMEOUT(writes_survive_storage_server_restarts_in_order, 300)
 	}
 	ASSERT_EQ(t.errors, 0);
 	be->ops->close(be);
-	server_kill9(&sv);
+	storsrv_kill(&sv, SIGKILL);
 }
 
 TEST(a_volume_that_is_not_there_or_a_wrong_token_is_a_clear_error)
 {
-	struct server sv = {0};
+	struct storsrv_proc sv = {0};
 	uint8_t tok[LMP_TOKEN_LEN] = {1, 2, 3};
 	struct blk_backend *be;
 	char url[128];
 
-	snprintf(sv.listen, sizeof(sv.listen), "127.0.0.1:%d", test_free_port());
-	snprintf(sv.dir, sizeof(sv.dir), "%s/volumes", test_tmpdir());
-	server_start(&sv);
+	storsrv_start(&sv);
 	snprintf(url, sizeof(url), "storsrv://%s/nothing", sv.listen);
 	ASSERT_EQ(blk_net_open(url, tok, 1000, &be), -ENOENT);
 	ASSERT_EQ(blk_net_open("storsrv://127.0.0.1:1/x", tok, 1000, &be) < 0, 1);
 	ASSERT_EQ(blk_net_open("storsrv://noslash", tok, 1000, &be), -EINVAL);
 	ASSERT_EQ(blk_net_open("storsrv://h:1/../x", tok, 1000, &be), -EINVAL);
-	server_kill9(&sv);
+	storsrv_kill(&sv, SIGKILL);
 }

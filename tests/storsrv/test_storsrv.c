@@ -15,50 +15,12 @@
 #include "test.h"
 #include "xport.h"
 
-struct server {
-	char addr[64], listen[64], dir[300];
-	pid_t pid;
-};
-
-static void server_start(struct server *sv)
-{
-	char *argv[] = {(char *)test_path("bin/lego-storsrv"),
-			"-q",
-			"--listen",
-			sv->listen,
-			"--data",
-			sv->dir,
-			NULL};
-	int port;
-
-	if (!sv->listen[0]) {
-		port = test_free_port();
-		snprintf(sv->listen, sizeof(sv->listen), "127.0.0.1:%d", port);
-		snprintf(sv->addr, sizeof(sv->addr), "%s", sv->listen);
-		snprintf(sv->dir, sizeof(sv->dir), "%s/volumes", test_tmpdir());
-	}
-	sv->pid = proc_spawn(argv);
-	ASSERT(wait_for_port(atoi(strrchr(sv->listen, ':') + 1), 10000),
-	       "lego-storsrv did not start on %s", sv->listen);
-}
-
-static void server_kill(struct server *sv, int sig)
-{
-	int status;
-
-	kill(sv->pid, sig);
-	ASSERT_EQ(waitpid(sv->pid, &status, 0), sv->pid);
-	/* so that a restart's wait_for_port does not reach the old socket */
-	ASSERT(wait_for_port_free(atoi(strrchr(sv->listen, ':') + 1), 5000),
-	       "the killed server's port stays busy");
-}
-
-static struct xport *dial(const struct server *sv)
+static struct xport *dial(const struct storsrv_proc *sv)
 {
 	struct xport *x;
 	char err[256];
 
-	ASSERT(xport_connect(sv->addr, 2000, 10000, &x, err, sizeof(err)) == 0, "%s", err);
+	ASSERT(xport_connect(sv->listen, 2000, 10000, &x, err, sizeof(err)) == 0, "%s", err);
 	return x;
 }
 
@@ -109,7 +71,7 @@ static void pattern(uint8_t *buf, uint32_t len, uint64_t off, uint32_t version)
 
 TEST(volumes_are_created_listed_resized_and_deleted_durably)
 {
-	struct server sv = {0};
+	struct storsrv_proc sv = {0};
 	struct xport *x;
 	struct lmp_hdr resp;
 	struct lmp_vol_info list[8];
@@ -118,7 +80,7 @@ TEST(volumes_are_created_listed_resized_and_deleted_durably)
 	char path[400];
 	int found = 0;
 
-	server_start(&sv);
+	storsrv_start(&sv);
 	x = dial(&sv);
 	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "root", 8 << 20), 0);
 	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "data-1", 1 << 20), 0);
@@ -145,19 +107,19 @@ TEST(volumes_are_created_listed_resized_and_deleted_durably)
 	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "data-1", tok, 0, 4096, buf), -ENOENT);
 	ASSERT_EQ(vol_call(x, LMP_VOL_DELETE, "data-1", 0), -ENOENT);
 	xport_close(x);
-	server_kill(&sv, SIGTERM);
+	storsrv_kill(&sv, SIGTERM);
 }
 
 TEST(bad_requests_get_clear_errors_and_the_server_serves_on)
 {
-	struct server sv = {0};
+	struct storsrv_proc sv = {0};
 	struct xport *x, *y;
 	uint8_t tok[LMP_TOKEN_LEN], wrong[LMP_TOKEN_LEN], buf[8192];
 	struct lmp_blk b = {0};
 	struct iovec iov = {&b, sizeof(b)};
 	struct lmp_hdr resp;
 
-	server_start(&sv);
+	storsrv_start(&sv);
 	x = dial(&sv);
 	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "disk", 1 << 20), 0);
 	token_of("disk", tok);
@@ -197,13 +159,13 @@ TEST(bad_requests_get_clear_errors_and_the_server_serves_on)
 	xport_close(y);
 	ASSERT_EQ(blk_call(x, LMP_BLK_FLUSH, "disk", tok, 0, 0, NULL), 0);
 	xport_close(x);
-	server_kill(&sv, SIGTERM);
+	storsrv_kill(&sv, SIGTERM);
 }
 
 TEST(many_requests_in_flight_and_a_restart_loses_nothing_acknowledged)
 {
 	enum { N = 64, LEN = 16384 };
-	struct server sv = {0};
+	struct storsrv_proc sv = {0};
 	struct xport *x;
 	uint8_t tok[LMP_TOKEN_LEN];
 	static uint8_t data[N][LEN], got[LEN];
@@ -211,7 +173,7 @@ TEST(many_requests_in_flight_and_a_restart_loses_nothing_acknowledged)
 	struct lmp_hdr req[N], resp;
 	int seen[N] = {0};
 
-	server_start(&sv);
+	storsrv_start(&sv);
 	x = dial(&sv);
 	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "fast", N * LEN), 0);
 	token_of("fast", tok);
@@ -241,13 +203,13 @@ TEST(many_requests_in_flight_and_a_restart_loses_nothing_acknowledged)
 	xport_close(x);
 
 	/* kill -9 and start again on the same directory: the same requests work */
-	server_kill(&sv, SIGKILL);
-	server_start(&sv);
+	storsrv_kill(&sv, SIGKILL);
+	storsrv_start(&sv);
 	x = dial(&sv);
 	for (int i = 0; i < N; i++) {
 		ASSERT_EQ(blk_call(x, LMP_BLK_READ, "fast", tok, (uint64_t)i * LEN, LEN, got), 0);
 		ASSERT(!memcmp(got, data[i], LEN), "block %d differs after the restart", i);
 	}
 	xport_close(x);
-	server_kill(&sv, SIGTERM);
+	storsrv_kill(&sv, SIGTERM);
 }

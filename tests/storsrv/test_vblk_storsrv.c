@@ -21,35 +21,10 @@
 #include "workload.h"
 
 struct server {
-	char listen[64], dir[300];
-	pid_t pid;
+	struct storsrv_proc p;
 	pid_t vmm;
 	int restarts;
 };
-
-static void server_start(struct server *sv)
-{
-	char *argv[] = {(char *)test_path("bin/lego-storsrv"),
-			"-q",
-			"--listen",
-			sv->listen,
-			"--data",
-			sv->dir,
-			NULL};
-
-	sv->pid = proc_spawn(argv);
-	ASSERT(wait_for_port(atoi(strrchr(sv->listen, ':') + 1), 10000),
-	       "lego-storsrv did not start");
-}
-
-static void server_kill9(struct server *sv)
-{
-	int status;
-
-	kill(sv->pid, SIGKILL);
-	waitpid(sv->pid, &status, 0);
-	ASSERT(wait_for_port_free(atoi(strrchr(sv->listen, ':') + 1), 5000), "port stays busy");
-}
 
 /* Restart the server every few hundred milliseconds while lego-vmm runs. */
 static void *restarter(void *arg)
@@ -58,9 +33,9 @@ static void *restarter(void *arg)
 
 	usleep(100000);
 	while (proc_running(sv->vmm) && sv->restarts < 3) {
-		server_kill9(sv);
+		storsrv_kill(&sv->p, SIGKILL);
 		usleep(50000);
-		server_start(sv);
+		storsrv_start(&sv->p);
 		sv->restarts++;
 		usleep(150000);
 	}
@@ -93,18 +68,16 @@ TEST_TIMEOUT(vblk_payload_on_a_storage_server_volume_survives_restarts, 300)
 	int fd;
 
 	test_require_kvm();
-	snprintf(sv.listen, sizeof(sv.listen), "127.0.0.1:%d", test_free_port());
-	snprintf(sv.dir, sizeof(sv.dir), "%s/volumes", test_tmpdir());
-	server_start(&sv);
+	storsrv_start(&sv.p);
 	for (int i = 0; i < LMP_TOKEN_LEN; i++) {
 		v.token[i] = (uint8_t)(0xa5 ^ i);
 		snprintf(token + 2 * i, 3, "%02x", v.token[i]);
 	}
-	ASSERT_EQ(xport_connect(sv.listen, 2000, 5000, &x, err, sizeof(err)), 0);
+	ASSERT_EQ(xport_connect(sv.p.listen, 2000, 5000, &x, err, sizeof(err)), 0);
 	ASSERT_EQ(xport_call(x, LMP_VOL_CREATE, 0, &iov, 1, &resp, NULL, 0), 0);
 	ASSERT_EQ(resp.status, 0);
 	xport_close(x);
-	snprintf(disk, sizeof(disk), "storsrv://%s/vblk", sv.listen);
+	snprintf(disk, sizeof(disk), "storsrv://%s/vblk", sv.p.listen);
 
 	sv.vmm = proc_spawn(argv);
 	pthread_create(&t, NULL, restarter, &sv);
@@ -118,7 +91,7 @@ TEST_TIMEOUT(vblk_payload_on_a_storage_server_volume_survives_restarts, 300)
 	ASSERT(report_get(r.out, 0, "capacity_sectors", &val) && val == (256 << 20) / 512);
 	ASSERT(report_get(r.out, 0, "mismatches", &val) && val == 0);
 	/* the pattern is in the volume's file, where the server put it */
-	snprintf(path, sizeof(path), "%s/vblk.vol", sv.dir);
+	snprintf(path, sizeof(path), "%s/vblk.vol", sv.p.dir);
 	fd = open(path, O_RDONLY);
 	ASSERT(fd >= 0);
 	for (uint64_t sector = 0; sector < (192 << 20) / 512; sector += 40009) {
@@ -128,5 +101,5 @@ TEST_TIMEOUT(vblk_payload_on_a_storage_server_volume_survives_restarts, 300)
 	}
 	close(fd);
 	proc_result_free(&r);
-	server_kill9(&sv);
+	storsrv_kill(&sv.p, SIGKILL);
 }
