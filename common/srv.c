@@ -164,8 +164,12 @@ void srv_respond(struct srv_conn *c, const void *msg, size_t len, size_t max_len
 		conn_close(c); /* frees it when this was the last thing in flight */
 		return;
 	}
-	if (len > max_len)
-		len = max_len; /* an application bug: never past the reservation */
+	if (len > max_len) { /* an application bug; a cut response would corrupt the stream */
+		log_err("a %zu-byte response where %zu were reserved: closing the connection", len,
+			max_len);
+		conn_close(c);
+		return;
+	}
 	memcpy(c->tx + c->tx_len, msg, len);
 	c->tx_len += len;
 	if (!c->send_posted)

@@ -45,7 +45,7 @@ struct net_req { /* one chunk: one wire request */
 	struct net_io *nio;
 	uint16_t type;
 	uint64_t offset;
-	uint32_t length, flags;
+	uint32_t length;
 	uint8_t *data; /* inside nio->buf */
 	uint64_t since_ns;
 	struct net_req *next;
@@ -67,7 +67,7 @@ struct blk_net {
 
 static int send_req(struct blk_net *n, struct net_req *r)
 {
-	struct lmp_blk b = {.offset = r->offset, .length = r->length, .flags = r->flags};
+	struct lmp_blk b = {.offset = r->offset, .length = r->length};
 	struct lmp_hdr h;
 	struct iovec iov[3] = {{&h, sizeof(h)}, {&b, sizeof(b)}, {r->data, r->length}};
 	bool with_data = r->type == LMP_BLK_WRITE;
@@ -153,7 +153,7 @@ static void expire(struct blk_net *n)
 	}
 }
 
-/* Connect and send everything unacknowledged again. Locked on return. */
+/* Connect and send everything unacknowledged again; false if the server is not there. */
 static bool reconnect(struct blk_net *n)
 {
 	struct xport *x;

@@ -113,14 +113,6 @@ static void usage(FILE *f)
 		VM_EXIT_USAGE, VM_EXIT_VMM_ERROR, VM_EXIT_GUEST_FAULT);
 }
 
-static int usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "lego-vmm: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'lego-vmm --help'.\n");
-	return VM_EXIT_USAGE;
-}
-
 static int parse_options(int argc, char **argv, struct vmm_options *opt)
 {
 	enum {
@@ -177,8 +169,11 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 	};
 	int c;
 
-	*opt = (struct vmm_options){
-		.mem_size = 256 * MiB, .nr_vcpus = 1, .level = LOG_INFO, .prefetch = 16};
+	*opt = (struct vmm_options){.mem_size = 256 * MiB,
+				    .nr_vcpus = 1,
+				    .level = LOG_INFO,
+				    .prefetch = 16,
+				    .disk_deadline_s = 30};
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
 		char *end;
@@ -322,6 +317,10 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 			"");
 	if ((opt->initrd || opt->append) && !opt->kernel)
 		return usage_error("%s--initrd and --append go with --kernel", "");
+	if (opt->has_disk_token &&
+	    (!opt->disk || strncmp(opt->disk, BLK_NET_SCHEME, strlen(BLK_NET_SCHEME))))
+		return usage_error(
+			"%s--disk-token goes with --disk " BLK_NET_SCHEME "HOST:PORT/VOLUME", "");
 	if (!opt->excache_size != !opt->memsrv)
 		return usage_error("%s--excache and --memsrv go together: the ExCache holds what "
 				   "is resident, the memory server the rest",
@@ -494,8 +493,7 @@ static int vmm_add_disk(struct vmm *v)
 				v->opt->disk);
 			return -1;
 		}
-		if (blk_net_open(v->opt->disk, v->opt->disk_token,
-				 (v->opt->disk_deadline_s ? v->opt->disk_deadline_s : 30) * 1000,
+		if (blk_net_open(v->opt->disk, v->opt->disk_token, v->opt->disk_deadline_s * 1000,
 				 &be))
 			return -1;
 	} else if (blk_raw_open(v->opt->disk, false, &be)) {

@@ -25,7 +25,8 @@ struct pvm_linux {
 	bool armed;
 	uint64_t star, lstar, sfmask;
 	uint64_t pf_handler; /* the kernel's own #PF entry */
-	uint64_t trap;	     /* the int3 byte vector 14 now points at */
+	uint64_t trap;	     /* the int3 byte vector 14 now points at, 0 if none */
+	uint64_t no_trap_at; /* a #PF entry searched in vain (not searched again) */
 	_Atomic uint64_t nr_syscalls, nr_faults;
 	_Atomic uint64_t exits;
 };
@@ -259,14 +260,14 @@ void pvm_compat_linux_watch(struct vcpu *vcpu)
 		return;
 	off = gate_offset(gate);
 	pthread_mutex_lock(&pl->lock);
-	if (off != pl->trap || lstar != pl->lstar) {
+	if ((off != pl->trap || lstar != pl->lstar) && off != pl->no_trap_at) {
 		uint64_t trap = pvm_find_trap(vcpu, lstar, off);
 
 		if (!trap) {
 			log_warn(
 				"pvm_compat: no int3 to hook #PF at; guest system calls will fail");
 			pl->armed = true; /* do not search again on every exit */
-			pl->trap = off;
+			pl->no_trap_at = off;
 		} else {
 			pl->star = star;
 			pl->lstar = lstar;

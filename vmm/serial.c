@@ -140,18 +140,15 @@ static void serial_io(struct vcpu *vcpu, void *opaque, uint64_t off, void *data,
 	pthread_mutex_unlock(&s->lock);
 }
 
-size_t serial_input(struct serial *s, const uint8_t *buf, size_t len)
+void serial_input(struct serial *s, const uint8_t *buf, size_t len)
 {
-	size_t i;
-
 	pthread_mutex_lock(&s->lock);
-	for (i = 0; i < len && s->rx_len < SERIAL_RX_MAX; i++) {
+	for (size_t i = 0; i < len && s->rx_len < SERIAL_RX_MAX; i++) {
 		s->rx[(s->rx_head + s->rx_len) % SERIAL_RX_MAX] = buf[i];
 		s->rx_len++;
 	}
 	serial_update_irq(s);
 	pthread_mutex_unlock(&s->lock);
-	return i;
 }
 
 size_t serial_rx_room(struct serial *s)

@@ -32,9 +32,9 @@ struct serial {
 /* serial_init - COM1 on @vm's port bus, writing to @out_fd; @irq or -1. */
 int serial_init(struct serial *s, struct vm *vm, int out_fd, int irq);
 
-/* serial_input - bytes typed by the user: queued for the guest, interrupt raised.
- * Returns how many were taken (the receive buffer holds SERIAL_RX_MAX). */
-size_t serial_input(struct serial *s, const uint8_t *buf, size_t len);
+/* serial_input - bytes typed by the user: queued for the guest, interrupt raised
+ * (what does not fit in SERIAL_RX_MAX is dropped: check serial_rx_room first). */
+void serial_input(struct serial *s, const uint8_t *buf, size_t len);
 
 /* serial_rx_room - how many more input bytes the receive buffer takes now. */
 size_t serial_rx_room(struct serial *s);

@@ -105,8 +105,11 @@ void virtio_used(struct virtio_dev *vd, int q)
 {
 	(void)q;
 	pthread_mutex_lock(&vd->lock);
-	vd->isr |= 1;
-	virtio_set_irq(vd, 1);
+	/* already pending: the line is up (or comes up again at the EOI, irqfd) */
+	if (!(vd->isr & 1)) {
+		vd->isr |= 1;
+		virtio_set_irq(vd, 1);
+	}
 	pthread_mutex_unlock(&vd->lock);
 }
 
