@@ -63,3 +63,11 @@ char *format_size(uint64_t bytes, char *buf, size_t len)
 		snprintf(buf, len, "%.1f %s", (double)bytes / (double)unit, names[i]);
 	return buf;
 }
+
+int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s: ", program_invocation_short_name);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry '%s --help'.\n", program_invocation_short_name);
+	return 2;
+}

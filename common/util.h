@@ -24,6 +24,13 @@ int parse_size(const char *text, uint64_t *out);
 /* format_size - write @bytes as "64 MiB" or "1.5 GiB" into @buf; returns @buf. */
 char *format_size(uint64_t bytes, char *buf, size_t len);
 
+/*
+ * usage_error - "PROGRAM: " @fmt (with @arg) and a pointer to --help on
+ * stderr, for a wrong command line; returns 2, every program's exit status
+ * for that.
+ */
+int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
+
 /* now_ns - CLOCK_MONOTONIC in nanoseconds. */
 static inline uint64_t now_ns(void)
 {

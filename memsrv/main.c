@@ -21,14 +21,6 @@ static void usage(FILE *f)
 		   "  -v, --verbose       more messages; -q, --quiet fewer\n");
 }
 
-static int usage_error(const char *msg, const char *arg)
-{
-	fprintf(stderr, "lego-memsrv: ");
-	fprintf(stderr, msg, arg);
-	fprintf(stderr, "\nTry 'lego-memsrv --help'.\n");
-	return 2;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "storsrv.h"
+#include "util.h"
 
 static void usage(FILE *f)
 {
@@ -24,14 +25,6 @@ static void usage(FILE *f)
 		"  --data DIR          the volumes' directory, created if missing\n"
 		"                      (default /var/lib/lego/volumes)\n"
 		"  -v, --verbose       more messages; -q, --quiet fewer\n");
-}
-
-static int usage_error(const char *msg, const char *arg)
-{
-	fprintf(stderr, "lego-storsrv: ");
-	fprintf(stderr, msg, arg);
-	fprintf(stderr, "\nTry 'lego-storsrv --help'.\n");
-	return 2;
 }
 
 int main(int argc, char **argv)
