@@ -29,18 +29,7 @@ struct marks {
 
 static void boot_once(struct marks *m)
 {
-	char *argv[] = {(char *)test_path("bin/lego-vmm"),
-			"--kernel",
-			(char *)test_path("guest/vmlinuz"),
-			"--initrd",
-			(char *)test_path("guest/initrd.img"),
-			"--memory",
-			"512M",
-			"--cpus",
-			"2",
-			"--append",
-			"console=ttyS0 lego.run=true",
-			NULL};
+	char *argv[KIT_ARGV_MAX];
 	static char buf[1 << 20];
 	size_t len = 0;
 	int pfd[2];
@@ -50,6 +39,7 @@ static void boot_once(struct marks *m)
 	char line[1024];
 
 	memset(m, 0, sizeof(*m));
+	kit_argv(argv, NULL, "console=ttyS0 lego.run=true");
 	if (pipe(pfd) < 0)
 		exit(1);
 	pid = fork();

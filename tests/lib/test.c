@@ -385,6 +385,41 @@ bool wait_for_port_free(int port, int timeout_ms)
 	return false;
 }
 
+void kit_require(void)
+{
+	static const char *const files[] = {"guest/vmlinuz", "guest/initrd.img",
+					    "guest/rootfs.img"};
+
+	test_require_kvm();
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (access(test_path(files[i]), R_OK))
+			test_fail(__FILE__, __LINE__,
+				  "the boot kit is missing (%s): run make guest", files[i]);
+}
+
+void kit_argv(char **argv, char *const extra[], const char *append)
+{
+	const char *fixed[] = {test_path("bin/lego-vmm"),
+			       "--kernel",
+			       test_path("guest/vmlinuz"),
+			       "--initrd",
+			       test_path("guest/initrd.img"),
+			       "--memory",
+			       "512M",
+			       "--cpus",
+			       "2"};
+	int n = 0;
+
+	/* test_path's buffers are reused by later calls: keep copies (a test's worth) */
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		argv[n++] = strdup(fixed[i]);
+	for (int i = 0; extra && extra[i] && n < KIT_ARGV_MAX - 3; i++)
+		argv[n++] = extra[i];
+	argv[n++] = "--append";
+	argv[n++] = (char *)append;
+	argv[n] = NULL;
+}
+
 void storsrv_start(struct storsrv_proc *sp)
 {
 	char *argv[] = {(char *)test_path("bin/lego-storsrv"),

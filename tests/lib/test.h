@@ -120,6 +120,17 @@ int test_free_port(void);
 /* wait_for_port - poll until 127.0.0.1:@port accepts connections, at most @timeout_ms. */
 bool wait_for_port(int port, int timeout_ms);
 
+/*
+ * The boot kit (make guest). kit_require fails the case, with what to do,
+ * when the kit is missing (and skips without /dev/kvm). kit_argv fills @argv
+ * (room for KIT_ARGV_MAX) with lego-vmm booting the kit's kernel and initrd
+ * with 512 MiB on 2 vCPUs, then @extra (NULL-terminated, may be NULL), then
+ * --append @append.
+ */
+#define KIT_ARGV_MAX 32
+void kit_require(void);
+void kit_argv(char **argv, char *const extra[], const char *append);
+
 /* A lego-storsrv process for a test: where it listens, its data directory, its pid. */
 struct storsrv_proc {
 	char listen[64], dir[300];

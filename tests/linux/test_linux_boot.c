@@ -15,34 +15,13 @@
 
 #define BOOT_TIMEOUT_S (25 * 60)
 
-static void kit_required(void)
-{
-	test_require_kvm();
-	if (access(test_path("guest/vmlinuz"), R_OK) ||
-	    access(test_path("guest/initrd.img"), R_OK) ||
-	    access(test_path("guest/rootfs.img"), R_OK))
-		ASSERT(0, "the boot kit is missing: run make guest");
-}
-
 static void boot(const char *disk, const char *options, const char *run, struct proc_result *r)
 {
-	char append[512];
-	char *argv[] = {(char *)test_path("bin/lego-vmm"),
-			"--kernel",
-			(char *)test_path("guest/vmlinuz"),
-			"--initrd",
-			(char *)test_path("guest/initrd.img"),
-			"--memory",
-			"512M",
-			"--cpus",
-			"2",
-			"--disk",
-			(char *)disk,
-			"--append",
-			append,
-			NULL};
+	char append[512], *argv[KIT_ARGV_MAX];
+	char *const extra[] = {"--disk", (char *)disk, NULL};
 
 	snprintf(append, sizeof(append), "console=ttyS0 %s lego.run=\"%s\"", options, run);
+	kit_argv(argv, extra, append);
 	proc_run(argv, BOOT_TIMEOUT_S, r);
 	printf("  boot took %.0f s, exit status %d\n", r->seconds, r->status);
 	if (r->status != 0 || r->timed_out) {
@@ -77,7 +56,7 @@ TEST_TIMEOUT(linux_boots_two_vcpus_virtio_blk_and_a_file_survives_a_second_boot,
 	uint64_t rnd;
 	FILE *f;
 
-	kit_required();
+	kit_require();
 	snprintf(disk, sizeof(disk), "%s/disk.img", test_tmpdir());
 	snprintf(cmd, sizeof(cmd), "cp --sparse=always %s %s", test_path("guest/rootfs.img"), disk);
 	ASSERT_EQ(system(cmd), 0);

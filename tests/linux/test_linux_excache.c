@@ -67,25 +67,8 @@ static void host_md5(char *out, size_t len)
 TEST_TIMEOUT(linux_boots_with_a_64m_excache_and_its_pages_on_a_memory_server, 3600)
 {
 	char addr[64], sock[300], append[256], md5[64];
-	char *argv[] = {(char *)test_path("bin/lego-vmm"),
-			"--stats",
-			"--kernel",
-			(char *)test_path("guest/vmlinuz"),
-			"--initrd",
-			(char *)test_path("guest/initrd.img"),
-			"--memory",
-			"512M",
-			"--cpus",
-			"2",
-			"--excache",
-			"64M",
-			"--memsrv",
-			addr,
-			"--control",
-			sock,
-			"--append",
-			append,
-			NULL};
+	char *extra[] = {"--stats", "--excache", "64M", "--memsrv", addr, "--control", sock, NULL};
+	char *argv[KIT_ARGV_MAX];
 	struct proc_result r;
 	long rss, max_rss = 0;
 	int samples = 0;
@@ -95,11 +78,10 @@ TEST_TIMEOUT(linux_boots_with_a_64m_excache_and_its_pages_on_a_memory_server, 36
 	const char *p;
 	json_t *x;
 
-	test_require_kvm();
-	if (access(test_path("guest/vmlinuz"), R_OK) || access(test_path("guest/initrd.img"), R_OK))
-		ASSERT(0, "the boot kit is missing: run make guest");
+	kit_require();
 	host_md5(md5, sizeof(md5));
 	snprintf(append, sizeof(append), "console=ttyS0 lego.run=\"%s\"", RUN);
+	kit_argv(argv, extra, append);
 	snprintf(sock, sizeof(sock), "%s/vmm.sock", test_tmpdir());
 	ms = memsrv_spawn("2G", addr);
 	t0 = time(NULL);

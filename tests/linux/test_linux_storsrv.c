@@ -41,24 +41,11 @@ static bool wait_for_console(pid_t pid, const char *text)
 static pid_t boot(const char *disk, const char *token, const char *run)
 {
 	static char append[512];
-	char *argv[] = {(char *)test_path("bin/lego-vmm"),
-			"--kernel",
-			(char *)test_path("guest/vmlinuz"),
-			"--initrd",
-			(char *)test_path("guest/initrd.img"),
-			"--memory",
-			"512M",
-			"--cpus",
-			"2",
-			"--disk",
-			(char *)disk,
-			"--disk-token",
-			(char *)token,
-			"--append",
-			append,
-			NULL};
+	char *argv[KIT_ARGV_MAX];
+	char *const extra[] = {"--disk", (char *)disk, "--disk-token", (char *)token, NULL};
 
 	snprintf(append, sizeof(append), "console=ttyS0 lego.run=\"%s\"", run);
+	kit_argv(argv, extra, append);
 	return proc_spawn(argv);
 }
 
@@ -90,9 +77,7 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 	pid_t vmm;
 	const char *p;
 
-	test_require_kvm();
-	if (access(test_path("guest/vmlinuz"), R_OK) || access(test_path("guest/rootfs.img"), R_OK))
-		ASSERT(0, "the boot kit is missing: run make guest");
+	kit_require();
 	storsrv_start(&sv);
 	proc_run(create, 60, &r);
 	ASSERT_EQ(r.status, 0);
