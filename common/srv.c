@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "srv.h"
+#include "util.h"
 
 #define RX_CAP		 (2 * SRV_MSG_MAX)
 #define TX_CAP		 (8 * SRV_MSG_MAX)
@@ -244,43 +245,13 @@ static void post_accept(struct srv *s)
 
 int srv_listen(struct srv *s, const char *addr)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
-	char host[256];
-	const char *port = strrchr(addr, ':');
-	int one = 1, bound = -1, rc;
+	char err[256];
 
-	if (!port || (size_t)(port - addr) >= sizeof(host)) {
-		log_err("--listen '%s' is not HOST:PORT (e.g. 127.0.0.1:7400)", addr);
-		return -EINVAL;
+	s->listen_fd = tcp_listen(addr, SRV_BIND_WAIT_MS, err, sizeof(err));
+	if (s->listen_fd < 0) {
+		log_err("%s", err);
+		return s->listen_fd;
 	}
-	memcpy(host, addr, port - addr);
-	host[port - addr] = '\0';
-	rc = getaddrinfo(host[0] ? host : NULL, port + 1, &hints, &res);
-	if (rc) {
-		log_err("cannot resolve %s: %s", addr, gai_strerror(rc));
-		return -EINVAL;
-	}
-	s->listen_fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s->listen_fd >= 0)
-		setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/* A predecessor killed a moment ago may still hold the address while the
-	 * kernel tears its io_uring down (milliseconds): a restart waits for it. */
-	for (int ms = 0; s->listen_fd >= 0 && ms < SRV_BIND_WAIT_MS; ms += 20) {
-		bound = bind(s->listen_fd, res->ai_addr, res->ai_addrlen);
-		if (bound == 0 || errno != EADDRINUSE)
-			break;
-		usleep(20000);
-	}
-	if (s->listen_fd < 0 || bound < 0 || listen(s->listen_fd, 128) < 0) {
-		rc = -errno;
-		log_err("cannot listen on %s: %s", addr, strerror(errno));
-		if (s->listen_fd >= 0)
-			close(s->listen_fd);
-		s->listen_fd = -1;
-		freeaddrinfo(res);
-		return rc;
-	}
-	freeaddrinfo(res);
 	s->listen_addr = addr;
 	return 0;
 }

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -70,4 +73,45 @@ int usage_error(const char *fmt, const char *arg)
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\nTry '%s --help'.\n", program_invocation_short_name);
 	return 2;
+}
+
+int tcp_listen(const char *addr, int wait_ms, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+	char host[256];
+	const char *port = strrchr(addr, ':');
+	int one = 1, bound = -1, fd, rc;
+
+	if (!port || (size_t)(port - addr) >= sizeof(host)) {
+		snprintf(err, errlen, "'%s' is not HOST:PORT (e.g. 127.0.0.1:7400)", addr);
+		return -EINVAL;
+	}
+	memcpy(host, addr, port - addr);
+	host[port - addr] = '\0';
+	rc = getaddrinfo(host[0] ? host : NULL, port + 1, &hints, &res);
+	if (rc) {
+		snprintf(err, errlen, "cannot resolve %s: %s", addr, gai_strerror(rc));
+		return -EINVAL;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* A predecessor killed a moment ago may still hold the address while the
+	 * kernel tears its sockets down (milliseconds): a restart waits for it. */
+	for (int ms = 0; fd >= 0 && ms <= wait_ms; ms += 20) {
+		bound = bind(fd, res->ai_addr, res->ai_addrlen);
+		if (bound == 0 || errno != EADDRINUSE || ms == wait_ms)
+			break;
+		usleep(20000);
+	}
+	if (fd < 0 || bound < 0 || listen(fd, 128) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(res);
+		return rc;
+	}
+	freeaddrinfo(res);
+	return fd;
 }

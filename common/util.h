@@ -11,6 +11,9 @@
 #define ALIGN_UP(x, a)			(((x) + (a)-1) & ~((__typeof__(x))(a)-1))
 #define ALIGN_DOWN(x, a)		((x) & ~((__typeof__(x))(a)-1))
 
+/* The version every lego program reports. */
+#define LEGO_VERSION "0.1.0"
+
 #define KiB (1024ULL)
 #define MiB (1024ULL * KiB)
 #define GiB (1024ULL * MiB)
@@ -30,6 +33,13 @@ char *format_size(uint64_t bytes, char *buf, size_t len);
  * for that.
  */
 int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
+
+/*
+ * tcp_listen - a listening TCP socket on @addr ("HOST:PORT", empty HOST for
+ * every address, port 0 for any), waiting up to @wait_ms while the address is
+ * still held by a predecessor. Returns the fd, or -errno with a sentence in @err.
+ */
+int tcp_listen(const char *addr, int wait_ms, char *err, size_t errlen);
 
 /* now_ns - CLOCK_MONOTONIC in nanoseconds. */
 static inline uint64_t now_ns(void)

@@ -25,8 +25,6 @@
 #include "util.h"
 #include "vm.h"
 
-#define LEGO_VERSION "0.1.0"
-
 struct vmm_options {
 	const char *payload;
 	const char *args;

@@ -1,0 +1,411 @@
+/* http.c - JSON over HTTP: libmicrohttpd for serving, libcurl for calling. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+#define HTTP_BODY_MAX (4 * 1024 * 1024)
+
+struct httpd {
+	struct MHD_Daemon *d;
+	const struct http_route *routes;
+	void *opaque;
+	int fd, port;
+};
+
+struct body {
+	char *buf;
+	size_t len;
+	bool too_big;
+};
+
+static const struct http_route *route_find(struct httpd *h, const char *method, const char *url,
+					   const char **rest, bool *other_method)
+{
+	*other_method = false;
+	for (const struct http_route *r = h->routes; r->method; r++) {
+		size_t n = strlen(r->prefix);
+		bool prefix = r->prefix[n - 1] == '/';
+
+		if (prefix ? strncmp(url, r->prefix, n) != 0 || !url[n]
+			   : strcmp(url, r->prefix) != 0)
+			continue;
+		if (strcmp(method, r->method) != 0) {
+			*other_method = true;
+			continue;
+		}
+		*rest = prefix ? url + n : "";
+		return r;
+	}
+	return NULL;
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *resp)
+{
+	const char *body = resp->body ? resp->body : "";
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		strlen(body), resp->body ? resp->body : (void *)"",
+		resp->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	MHD_add_response_header(r, "Content-Type",
+				resp->content_type ? resp->content_type : "application/json");
+	ret = MHD_queue_response(conn, (unsigned)resp->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **state)
+{
+	struct httpd *h = cls;
+	struct body *b = *state;
+	struct http_resp resp = {0};
+	const struct http_route *r;
+	const char *rest = "";
+	bool other;
+
+	(void)version;
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return MHD_NO;
+		*state = b;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (b->len + *upload_size > HTTP_BODY_MAX) {
+			b->too_big = true;
+		} else {
+			char *nb = realloc(b->buf, b->len + *upload_size + 1);
+
+			if (!nb)
+				return MHD_NO;
+			memcpy(nb + b->len, upload, *upload_size);
+			b->buf = nb;
+			b->len += *upload_size;
+			b->buf[b->len] = '\0';
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (b->too_big) {
+		http_error(&resp, 413, "request body larger than %d bytes", HTTP_BODY_MAX);
+		return send_resp(conn, &resp);
+	}
+	r = route_find(h, method, url, &rest, &other);
+	if (!r) {
+		if (other)
+			http_error(&resp, 405, "%s is not allowed on %s", method, url);
+		else
+			http_error(&resp, 404, "no such resource: %s", url);
+		return send_resp(conn, &resp);
+	}
+	const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+	struct http_req req = {
+		.method = method,
+		.path = url,
+		.rest = rest,
+		.body = b->buf ? b->buf : "",
+		.body_len = b->len,
+		.content_type = ct ? ct : "",
+		.conn = conn,
+	};
+	r->fn(h->opaque, &req, &resp);
+	if (!resp.status)
+		http_error(&resp, 500, "the handler of %s %s gave no answer", method, url);
+	return send_resp(conn, &resp);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **state,
+			 enum MHD_RequestTerminationCode code)
+{
+	struct body *b = *state;
+
+	(void)cls, (void)conn, (void)code;
+	if (b) {
+		free(b->buf);
+		free(b);
+		*state = NULL;
+	}
+}
+
+struct httpd *httpd_start(const char *addr, const struct http_route *routes, void *opaque,
+			  char *err, size_t errlen)
+{
+	struct httpd *h = calloc(1, sizeof(*h));
+	const union MHD_DaemonInfo *info;
+
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->routes = routes;
+	h->opaque = opaque;
+	h->fd = tcp_listen(addr, 3000, err, errlen);
+	if (h->fd < 0) {
+		free(h);
+		return NULL;
+	}
+	h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
+				NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, h->fd,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+				MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+	if (!h->d) {
+		snprintf(err, errlen, "cannot start the HTTP server on %s", addr);
+		close(h->fd);
+		free(h);
+		return NULL;
+	}
+	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	h->port = info ? info->port : 0;
+	return h;
+}
+
+int httpd_port(struct httpd *h)
+{
+	return h->port;
+}
+
+void httpd_stop(struct httpd *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	close(h->fd);
+	free(h);
+}
+
+const char *http_query(const struct http_req *req, const char *key)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+void http_json(struct http_resp *resp, int status, json_t *body)
+{
+	resp->status = status;
+	resp->body = json_dumps(body, JSON_COMPACT);
+	resp->content_type = "application/json";
+	json_decref(body);
+}
+
+void http_error(struct http_resp *resp, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	http_json(resp, status, json_pack("{ss}", "error", msg));
+}
+
+void http_text(struct http_resp *resp, int status, const char *type, const char *text)
+{
+	resp->status = status;
+	resp->body = strdup(text);
+	resp->content_type = type;
+}
+
+json_t *http_parse_body(const struct http_req *req, struct http_resp *resp)
+{
+	json_error_t e;
+	json_t *j = json_loadb(req->body, req->body_len, 0, &e);
+
+	if (!j) {
+		http_error(resp, 400, "the request body is not JSON: %s (line %d)", e.text, e.line);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		http_error(resp, 400, "the request body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+/* ---- client ---- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
+{
+	struct body *b = arg;
+	char *nb = realloc(b->buf, b->len + size * n + 1);
+
+	if (!nb)
+		return 0;
+	memcpy(nb + b->len, ptr, size * n);
+	b->buf = nb;
+	b->len += size * n;
+	b->buf[b->len] = '\0';
+	return size * n;
+}
+
+int http_call_raw(const char *method, const char *url, const char *type, const char *body,
+		  char **out, int timeout_ms, char *err, size_t errlen)
+{
+	struct body b = {0};
+	struct curl_slist *hdrs = NULL;
+	char ct[128];
+	long status = -1;
+	CURLcode rc;
+	CURL *c;
+
+	pthread_once(&curl_once, curl_init);
+	c = curl_easy_init();
+	if (!c) {
+		snprintf(err, errlen, "cannot start an HTTP request");
+		return -1;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(timeout_ms < 3000 ? timeout_ms : 3000));
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	if (body) {
+		snprintf(ct, sizeof(ct), "Content-Type: %s", type ? type : "application/json");
+		hdrs = curl_slist_append(hdrs, ct);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	else
+		snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(rc));
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	if (rc != CURLE_OK) {
+		free(b.buf);
+		return -1;
+	}
+	if (out)
+		*out = b.buf ? b.buf : strdup("");
+	else
+		free(b.buf);
+	return (int)status;
+}
+
+int http_call(const char *method, const char *url, json_t *body, json_t **out, int timeout_ms,
+	      char *err, size_t errlen)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL, *answer = NULL;
+	int status = http_call_raw(method, url, NULL, text, &answer, timeout_ms, err, errlen);
+	json_t *j = NULL;
+
+	free(text);
+	if (out)
+		*out = NULL;
+	if (status < 0)
+		return status;
+	j = json_loads(answer, 0, NULL);
+	if (status >= 400) {
+		const char *e = json_string_value(json_object_get(j, "error"));
+
+		snprintf(err, errlen, "%s", e ? e : answer[0] ? answer : "no reason given");
+	}
+	free(answer);
+	if (out)
+		*out = j;
+	else
+		json_decref(j);
+	return status;
+}
+
+/* ---- heartbeats ---- */
+
+struct beat {
+	char url[512];
+	int interval_ms;
+	beat_fill fill;
+	void *opaque;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+};
+
+static void *beat_main(void *arg)
+{
+	struct beat *b = arg;
+	bool warned = false;
+
+	pthread_mutex_lock(&b->lock);
+	while (!b->stop) {
+		struct timespec ts;
+		char err[512];
+		json_t *body;
+		int status;
+
+		pthread_mutex_unlock(&b->lock);
+		body = b->fill(b->opaque);
+		status = http_call("POST", b->url, body, NULL, 2000, err, sizeof(err));
+		json_decref(body);
+		if (status != 200 && !warned)
+			log_warn("heartbeat to the manager failed (%s); retrying every %d ms",
+				 status < 0 ? err : err, b->interval_ms);
+		else if (status == 200 && warned)
+			log_info("heartbeats reach the manager again");
+		warned = status != 200;
+		pthread_mutex_lock(&b->lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(b->interval_ms % 1000) * 1000000L;
+		ts.tv_sec += b->interval_ms / 1000 + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		while (!b->stop && pthread_cond_timedwait(&b->cond, &b->lock, &ts) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+struct beat *beat_start(const char *manager_url, int interval_ms, beat_fill fill, void *opaque)
+{
+	struct beat *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	snprintf(b->url, sizeof(b->url), "%s/v1/heartbeat", manager_url);
+	b->interval_ms = interval_ms;
+	b->fill = fill;
+	b->opaque = opaque;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	if (pthread_create(&b->thread, NULL, beat_main, b)) {
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+void beat_stop(struct beat *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	b->stop = true;
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	pthread_join(b->thread, NULL);
+	free(b);
+}

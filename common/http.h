@@ -1,0 +1,102 @@
+/*
+ * http.h - the JSON-over-HTTP control plane every component shares.
+ *
+ * Server side (lego-manager, lego-agent): libmicrohttpd with a thread per
+ * connection, a table of routes, request bodies collected for the handler,
+ * JSON or text answers. Client side (legoctl, heartbeats, the manager calling
+ * agents): libcurl. No HTTP is parsed here by hand.
+ */
+#ifndef LEGO_HTTP_H
+#define LEGO_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ---- server ---- */
+
+struct http_req {
+	const char *method; /* "GET", "POST", ... */
+	const char *path;   /* "/v1/vnodes/web" */
+	const char *rest;   /* what follows the route's prefix: "web" */
+	const char *body;   /* NUL-terminated request body ("" if none) */
+	size_t body_len;
+	const char *content_type; /* or "" */
+	void *conn;		  /* the libmicrohttpd connection, for http_query */
+};
+
+struct http_resp {
+	int status;
+	char *body; /* malloc'd; freed by the server */
+	const char *content_type;
+};
+
+/* A handler fills @resp; the helpers below do that for JSON and errors. */
+typedef void (*http_handler)(void *opaque, const struct http_req *req, struct http_resp *resp);
+
+struct http_route {
+	const char *method;
+	const char *prefix; /* the path, or a prefix ending in '/' that takes a rest */
+	http_handler fn;
+};
+
+struct httpd;
+
+/*
+ * httpd_start - listen on @addr ("HOST:PORT"; port 0 picks one) and serve
+ * @routes (terminated by a NULL method) with @opaque. NULL with a reason in
+ * @err. httpd_port tells the port actually bound.
+ */
+struct httpd *httpd_start(const char *addr, const struct http_route *routes, void *opaque,
+			  char *err, size_t errlen);
+int httpd_port(struct httpd *h);
+void httpd_stop(struct httpd *h);
+
+/* http_query - the value of query argument @key, or NULL. */
+const char *http_query(const struct http_req *req, const char *key);
+
+/* http_json - answer @status with @body (reference stolen). */
+void http_json(struct http_resp *resp, int status, json_t *body);
+
+/* http_error - answer {"error": message} with @status. */
+void http_error(struct http_resp *resp, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* http_text - answer @status with a copy of @text as @type. */
+void http_text(struct http_resp *resp, int status, const char *type, const char *text);
+
+/* http_parse_body - the request body as a JSON object, or NULL after answering 400. */
+json_t *http_parse_body(const struct http_req *req, struct http_resp *resp);
+
+/* ---- client ---- */
+
+/*
+ * http_call - @method @url with @body (JSON, may be NULL; not stolen) and wait
+ * at most @timeout_ms. On a transport error returns -1 with a sentence in
+ * @err. Otherwise returns the HTTP status and, if @out, the parsed JSON answer
+ * (NULL if it was not JSON); for a status >= 400 @err gets the answer's
+ * "error" member.
+ */
+int http_call(const char *method, const char *url, json_t *body, json_t **out, int timeout_ms,
+	      char *err, size_t errlen);
+
+/*
+ * http_call_raw - like http_call with a text body of @type (may be NULL) and
+ * the answer as text in *@out (malloc'd, NUL-terminated).
+ */
+int http_call_raw(const char *method, const char *url, const char *type, const char *body,
+		  char **out, int timeout_ms, char *err, size_t errlen);
+
+/* ---- heartbeats ---- */
+
+/*
+ * A heartbeat: every @interval_ms, POST what @fill returns to
+ * @url + "/v1/heartbeat". A component is known to the manager by its
+ * heartbeats alone, so a restarted manager learns it again within one beat.
+ */
+struct beat;
+typedef json_t *(*beat_fill)(void *opaque);
+struct beat *beat_start(const char *manager_url, int interval_ms, beat_fill fill, void *opaque);
+void beat_stop(struct beat *b);
+
+#endif
