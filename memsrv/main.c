@@ -5,20 +5,36 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "log.h"
 #include "memsrv.h"
 #include "util.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: lego-memsrv [--listen HOST:PORT] [--capacity SIZE] [-v|-q]\n"
-		   "\n"
-		   "Serve vNodes' memory pages (the mComponent of lego).\n"
-		   "\n"
-		   "  --listen HOST:PORT  where to listen (default 127.0.0.1:7400)\n"
-		   "  --capacity SIZE     most page memory to hold, e.g. 8G (default 1G);\n"
-		   "                      a page takes memory only once it is first written\n"
-		   "  -v, --verbose       more messages; -q, --quiet fewer\n");
+	fprintf(f,
+		"usage: lego-memsrv [--listen HOST:PORT] [--capacity SIZE] [--manager URL] [-v|-q]\n"
+		"\n"
+		"Serve vNodes' memory pages (the mComponent of lego).\n"
+		"\n"
+		"  --listen HOST:PORT  where to listen (default 127.0.0.1:7400)\n"
+		"  --capacity SIZE     most page memory to hold, e.g. 8G (default 1G);\n"
+		"                      a page takes memory only once it is first written\n"
+		"  --manager URL       register with the lego-manager at URL (e.g.\n"
+		"                      http://127.0.0.1:7300) and send it heartbeats\n"
+		"  -v, --verbose       more messages; -q, --quiet fewer\n");
+}
+
+/* What the manager hears every second: capacity and use. */
+static json_t *memsrv_beat(void *opaque)
+{
+	struct memsrv *m = opaque;
+
+	return json_pack(
+		"{s:s,s:s,s:I,s:I,s:I}", "role", "memsrv", "addr", m->listen_addr, "capacity",
+		(json_int_t)(m->store.capacity_pages * LMP_PAGE), "used",
+		(json_int_t)(__atomic_load_n(&m->store.used_pages, __ATOMIC_RELAXED) * LMP_PAGE),
+		"vnodes", (json_int_t)__atomic_load_n(&m->store.nr_vnodes, __ATOMIC_RELAXED));
 }
 
 int main(int argc, char **argv)
@@ -26,12 +42,14 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, 'l'},
 		{"capacity", required_argument, NULL, 'c'},
+		{"manager", required_argument, NULL, 'm'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *listen_addr = "127.0.0.1:7400";
+	const char *listen_addr = "127.0.0.1:7400", *manager = NULL;
+	struct beat *beat = NULL;
 	uint64_t capacity = GiB;
 	enum log_level level = LOG_INFO;
 	struct memsrv m = {0};
@@ -48,6 +66,9 @@ int main(int argc, char **argv)
 			if (parse_size(optarg, &capacity) || capacity < LMP_PAGE)
 				return usage_error("--capacity: '%s' is not a size (e.g. 8G)",
 						   optarg);
+			break;
+		case 'm':
+			manager = optarg;
 			break;
 		case 'v':
 			level = LOG_DEBUG;
@@ -76,7 +97,12 @@ int main(int argc, char **argv)
 		return 1;
 	log_info("serving pages on %s, capacity %s", listen_addr,
 		 format_size(capacity, cap, sizeof(cap)));
+	if (manager) {
+		m.listen_addr = listen_addr;
+		beat = beat_start(manager, 1000, memsrv_beat, &m);
+	}
 	c = memsrv_run(&m);
+	beat_stop(beat);
 	log_info("served %llu requests on %llu connections; %llu pages held",
 		 (unsigned long long)m.nr_requests, (unsigned long long)m.srv.nr_conns,
 		 (unsigned long long)m.store.used_pages);

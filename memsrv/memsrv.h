@@ -18,6 +18,7 @@ struct memsrv {
 	struct store store;
 	struct srv srv;
 	uint64_t nr_requests, nr_errors;
+	const char *listen_addr; /* as announced to the manager */
 };
 
 /* The per-connection part of the protocol state. */

@@ -1,9 +1,13 @@
 /* main.c - lego-storsrv's command line. */
+#include <dirent.h>
 #include <getopt.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
 #include "log.h"
 #include "storsrv.h"
 #include "util.h"
@@ -11,7 +15,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lego-storsrv [--listen HOST:PORT] [--data DIR] [-v|-q]\n"
+		"usage: lego-storsrv [--listen HOST:PORT] [--data DIR] [--manager URL] [-v|-q]\n"
 		"       lego-storsrv volume create ADDR NAME SIZE|--from FILE   (prints its token)\n"
 		"       lego-storsrv volume list ADDR\n"
 		"       lego-storsrv volume resize ADDR NAME SIZE TOKEN\n"
@@ -24,17 +28,57 @@ static void usage(FILE *f)
 		"  --listen HOST:PORT  where to listen (default 127.0.0.1:7500)\n"
 		"  --data DIR          the volumes' directory, created if missing\n"
 		"                      (default /var/lib/lego/volumes)\n"
+		"  --manager URL       register with the lego-manager at URL (e.g.\n"
+		"                      http://127.0.0.1:7300) and send it heartbeats\n"
+		"  --capacity SIZE     what to offer the manager for volumes (default: the\n"
+		"                      size of the data directory's file system)\n"
 		"  -v, --verbose       more messages; -q, --quiet fewer\n");
+}
+
+static struct {
+	const char *addr, *dir;
+	uint64_t capacity;
+} beat_info;
+
+/* What the manager hears every second: capacity and the volumes' sizes. */
+static json_t *storsrv_beat(void *opaque)
+{
+	uint64_t used = 0, capacity = beat_info.capacity;
+	DIR *d = opendir(beat_info.dir);
+	struct statvfs vfs;
+	struct dirent *e;
+	struct stat st;
+
+	(void)opaque;
+	while (d && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+
+		if (n > 4 && !strcmp(e->d_name + n - 4, ".vol") &&
+		    !fstatat(dirfd(d), e->d_name, &st, 0))
+			used += (uint64_t)st.st_size;
+	}
+	if (d)
+		closedir(d);
+	if (!capacity && !statvfs(beat_info.dir, &vfs))
+		capacity = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	return json_pack("{s:s,s:s,s:I,s:I}", "role", "storsrv", "addr", beat_info.addr, "capacity",
+			 (json_int_t)capacity, "used", (json_int_t)used);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"listen", required_argument, NULL, 'l'}, {"data", required_argument, NULL, 'd'},
-		{"verbose", no_argument, NULL, 'v'},	  {"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0},
+		{"listen", required_argument, NULL, 'l'},
+		{"data", required_argument, NULL, 'd'},
+		{"manager", required_argument, NULL, 'm'},
+		{"capacity", required_argument, NULL, 'c'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
-	const char *listen_addr = "127.0.0.1:7500", *dir = "/var/lib/lego/volumes";
+	const char *listen_addr = "127.0.0.1:7500", *dir = "/var/lib/lego/volumes", *manager = NULL;
+	struct beat *beat = NULL;
 	enum log_level level = LOG_INFO;
 	struct storsrv s;
 	int c;
@@ -49,6 +93,14 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			dir = optarg;
+			break;
+		case 'm':
+			manager = optarg;
+			break;
+		case 'c':
+			if (parse_size(optarg, &beat_info.capacity))
+				return usage_error("--capacity: '%s' is not a size (e.g. 100G)",
+						   optarg);
 			break;
 		case 'v':
 			level = LOG_DEBUG;
@@ -70,7 +122,13 @@ int main(int argc, char **argv)
 	log_init("lego-storsrv", level);
 	if (storsrv_open(&s, dir))
 		return 1;
+	if (manager) {
+		beat_info.addr = listen_addr;
+		beat_info.dir = dir;
+		beat = beat_start(manager, 1000, storsrv_beat, &beat_info);
+	}
 	c = storsrv_run(&s, listen_addr);
+	beat_stop(beat);
 	log_info("served %llu requests (%llu refused); %llu bytes read, %llu written",
 		 (unsigned long long)s.nr_requests, (unsigned long long)s.nr_errors,
 		 (unsigned long long)s.bytes_read, (unsigned long long)s.bytes_written);
