@@ -513,7 +513,8 @@ static int xc_thread_init(struct excache *xc, struct excache_thread *t, int inde
 	t->buf = aligned_alloc(PAGE, LMP_MAX_PAGES * PAGE);
 	if (!t->buf)
 		return -ENOMEM;
-	ret = memclient_open(&t->mc, xc->cfg.memsrv, &xc->cfg.cred, err, sizeof(err));
+	ret = memclient_open_slabs(&t->mc, xc->cfg.memsrv, xc->cfg.slab_size / PAGE, &xc->cfg.cred,
+				   err, sizeof(err));
 	if (ret)
 		log_err("%s", err);
 	return ret;

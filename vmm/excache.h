@@ -29,7 +29,8 @@ enum excache_poll { EXCACHE_POLL_BLOCK, EXCACHE_POLL_SPIN };
 
 struct excache_config {
 	uint64_t size;	    /* bytes resident at most */
-	const char *memsrv; /* "HOST:PORT" of the memory server */
+	const char *memsrv; /* "HOST:PORT" of the memory server, or one per slab, comma-separated */
+	uint64_t slab_size; /* bytes per slab when several servers are listed */
 	struct memclient_cred cred;
 	int nr_fault_threads;	/* faults served concurrently (one per vCPU) */
 	enum excache_poll poll; /* how fault threads wait for faults */

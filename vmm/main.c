@@ -39,6 +39,7 @@ struct vmm_options {
 	int disk_deadline_s;
 	uint64_t excache_size;
 	const char *memsrv;
+	uint64_t slab_size;
 	const char *token;
 	uint64_t vnode;
 	enum excache_poll poll;
@@ -88,7 +89,8 @@ static void usage(FILE *f)
 		"                   without the storage server (default 30; it is retried meanwhile)\n"
 		"  --stats          print run statistics as one JSON line on stderr at exit\n"
 		"  --excache SIZE   keep at most SIZE of guest RAM resident here (the ExCache)...\n"
-		"  --memsrv ADDR    ...and the rest on the memory server at HOST:PORT\n"
+		"  --memsrv ADDR    ...and the rest on the memory server at HOST:PORT, or\n"
+		"                   ADDR,ADDR,... one per slab of --slab-size SIZE, in order\n"
 		"  --vnode ID       the vNode's number on the memory server (default: random)\n"
 		"  --token HEX      its secret, 64 hex digits (default: random)\n"
 		"  --excache-poll block|spin  how fault threads wait (default block)\n"
@@ -125,6 +127,7 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		OPT_CPUID,
 		OPT_EXCACHE,
 		OPT_MEMSRV,
+		OPT_SLAB_SIZE,
 		OPT_VNODE,
 		OPT_TOKEN,
 		OPT_POLL,
@@ -148,6 +151,7 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		{"cpuid", required_argument, NULL, OPT_CPUID},
 		{"excache", required_argument, NULL, OPT_EXCACHE},
 		{"memsrv", required_argument, NULL, OPT_MEMSRV},
+		{"slab-size", required_argument, NULL, OPT_SLAB_SIZE},
 		{"vnode", required_argument, NULL, OPT_VNODE},
 		{"token", required_argument, NULL, OPT_TOKEN},
 		{"excache-poll", required_argument, NULL, OPT_POLL},
@@ -214,6 +218,12 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 			break;
 		case OPT_MEMSRV:
 			opt->memsrv = optarg;
+			break;
+		case OPT_SLAB_SIZE:
+			if (parse_size(optarg, &opt->slab_size) || !opt->slab_size ||
+			    opt->slab_size % 4096)
+				return usage_error(
+					"--slab-size: '%s' is not a whole number of pages", optarg);
 			break;
 		case OPT_VNODE:
 			errno = 0;
@@ -323,6 +333,8 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		return usage_error("%s--excache and --memsrv go together: the ExCache holds what "
 				   "is resident, the memory server the rest",
 				   "");
+	if (opt->memsrv && strchr(opt->memsrv, ',') && !opt->slab_size)
+		return usage_error("%s--memsrv lists several servers: give --slab-size too", "");
 	if (opt->excache_size > opt->mem_size)
 		opt->excache_size = opt->mem_size;
 	return 0;
@@ -427,6 +439,7 @@ static int vmm_start_excache(struct vmm *v)
 	struct excache_config cfg = {
 		.size = opt->excache_size,
 		.memsrv = opt->memsrv,
+		.slab_size = opt->slab_size,
 		.nr_fault_threads = opt->nr_vcpus,
 		.poll = opt->poll,
 		.prefetch_max = opt->prefetch,

@@ -279,3 +279,50 @@ TEST(many_vnodes_and_connections_at_once)
 	}
 	stop(pid);
 }
+
+TEST(slabs_on_two_servers_each_page_goes_to_its_slabs_server)
+{
+	char a_addr[64], b_addr[64], list[256], err[256];
+	pid_t a = memsrv_spawn("64M", a_addr), b = memsrv_spawn("64M", b_addr);
+	struct memclient mc, on_a, on_b;
+	struct memclient_cred c = cred(42, 0x5a, 64); /* 4 slabs of 16 pages: A B A B */
+	static uint8_t data[64][4096], got[64 * 4096], zero[4096];
+	uint64_t pages[64];
+	void *ptrs[64];
+
+	snprintf(list, sizeof(list), "%s,%s,%s,%s", a_addr, b_addr, a_addr, b_addr);
+	ASSERT(memclient_open_slabs(&mc, list, 16, &c, err, sizeof(err)) == 0, "%s", err);
+	ASSERT_EQ(mc.nr_servers, 2);
+	for (int i = 0; i < 64; i++) {
+		pages[i] = (uint64_t)(63 - i); /* out of order: the batch is split by server */
+		fill(data[i], 1000 + pages[i]);
+		ptrs[i] = data[i];
+	}
+	ASSERT_EQ(memclient_write(&mc, pages, ptrs, 64), 0);
+	/* One read across all four slabs comes back whole, in order. */
+	ASSERT_EQ(memclient_read(&mc, 0, 64, got), 0);
+	for (int p = 0; p < 64; p++)
+		ASSERT(memcmp(got + p * 4096, data[63 - p], 4096) == 0, "page %d", p);
+	/* Each server holds exactly its slabs' pages. */
+	open_ok(&on_a, a_addr, c);
+	open_ok(&on_b, b_addr, c);
+	ASSERT_EQ(memclient_read(&on_a, 0, 64, got), 0);
+	for (int p = 0; p < 64; p++) {
+		bool mine = (p / 16) % 2 == 0;
+
+		ASSERT(memcmp(got + p * 4096, mine ? data[63 - p] : zero, 4096) == 0,
+		       "server A, page %d (slab %d)", p, p / 16);
+	}
+	ASSERT_EQ(memclient_read(&on_b, 16, 16, got), 0);
+	ASSERT(memcmp(got, data[63 - 16], 4096) == 0);
+	ASSERT_EQ(memclient_release(&mc), 0);
+	memclient_close(&mc);
+	memclient_close(&on_a);
+	memclient_close(&on_b);
+	/* A list that does not match the memory's slabs is refused with a reason. */
+	snprintf(list, sizeof(list), "%s,%s", a_addr, b_addr);
+	ASSERT(memclient_open_slabs(&mc, list, 16, &c, err, sizeof(err)) == -EINVAL);
+	ASSERT_CONTAINS(err, "one per slab");
+	stop(a);
+	stop(b);
+}
