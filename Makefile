@@ -8,12 +8,15 @@ Q       := $(if $(filter 1,$(V)),,@)
 
 DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev liburing-dev clang-format \
                 zlib1g-dev liblzma-dev liblz4-dev libzstd-dev cpio e2fsprogs \
-                acpica-tools fio
+                acpica-tools fio libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev \
+                libvirt-dev libxml2-dev sqlite3
 
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers -D_GNU_SOURCE -pthread \
-           -MMD -MP -Icommon -Ivmm -Imemsrv -Istorsrv -Iguest/payloads -Itests/lib
-LDLIBS  := -pthread -ljansson -luring -lz -llzma -llz4 -lzstd
+           -MMD -MP -Icommon -Ivmm -Imemsrv -Istorsrv -Imanager -Iguest/payloads -Itests/lib \
+           -I/usr/include/libxml2
+MANAGER_LDLIBS := -lsqlite3 -lvirt -lxml2
+LDLIBS  := -pthread -ljansson -luring -lz -llzma -llz4 -lzstd -lmicrohttpd -lcurl
 
 # Payloads: freestanding, static, linked at LP_LOAD_ADDR and flattened.
 PAYLOAD_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-pic -fno-pie \
@@ -25,17 +28,22 @@ COMMON_SRCS := $(wildcard common/*.c)
 VMM_SRCS    := $(filter-out vmm/main.c,$(wildcard vmm/*.c))
 MEMSRV_SRCS := $(filter-out memsrv/main.c,$(wildcard memsrv/*.c))
 STORSRV_SRCS := $(filter-out storsrv/main.c storsrv/volctl.c,$(wildcard storsrv/*.c))
+MANAGER_SRCS := $(filter-out manager/main.c,$(wildcard manager/*.c))
+AGENT_SRCS  := $(wildcard agent/*.c)
+CLI_SRCS    := $(wildcard cli/*.c)
 RT_SRCS     := $(wildcard guest/payloads/rt/*.c) guest/payloads/rt/crt0.S
 PAYLOADS    := $(basename $(notdir $(wildcard guest/payloads/*.c)))
 TEST_LIB    := $(wildcard tests/lib/*.c)
-TESTS       := $(basename $(wildcard tests/unit/*.c tests/vmm/*.c tests/memsrv/*.c tests/storsrv/*.c tests/linux/*.c))
+TESTS       := $(basename $(wildcard tests/unit/*.c tests/vmm/*.c tests/memsrv/*.c tests/storsrv/*.c tests/manager/*.c tests/linux/*.c))
 BENCHES     := $(basename $(wildcard tests/bench/bench_*.c))
 
 COMMON_LIB  := $(BUILD)/lib/libcommon.a
 VMM_LIB     := $(BUILD)/lib/libvmm.a
 MEMSRV_LIB  := $(BUILD)/lib/libmemsrv.a
 STORSRV_LIB := $(BUILD)/lib/libstorsrv.a
-BINS        := $(BUILD)/bin/lego-vmm $(BUILD)/bin/lego-memsrv $(BUILD)/bin/lego-storsrv
+MANAGER_LIB := $(BUILD)/lib/libmanager.a
+BINS        := $(BUILD)/bin/lego-vmm $(BUILD)/bin/lego-memsrv $(BUILD)/bin/lego-storsrv \
+               $(BUILD)/bin/lego-manager $(BUILD)/bin/lego-agent $(BUILD)/bin/legoctl
 PAYLOAD_BINS := $(PAYLOADS:%=$(BUILD)/guest/payloads/%.bin)
 TEST_BINS   := $(TESTS:%=$(BUILD)/%)
 BENCH_BINS  := $(BENCHES:%=$(BUILD)/%)
@@ -83,6 +91,22 @@ $(BUILD)/bin/lego-storsrv: $(BUILD)/storsrv/main.o $(BUILD)/storsrv/volctl.o $(S
 	@echo "  LD      $@"
 	$(Q)$(CC) -o $@ $^ $(LDLIBS)
 
+$(MANAGER_LIB): $(MANAGER_SRCS:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(Q)$(AR) rcs $@ $^
+$(BUILD)/bin/lego-manager: $(BUILD)/manager/main.o $(MANAGER_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $^ $(LDLIBS) $(MANAGER_LDLIBS)
+$(BUILD)/bin/lego-agent: $(AGENT_SRCS:%.c=$(BUILD)/%.o) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $^ $(LDLIBS)
+$(BUILD)/bin/legoctl: $(wildcard cli/*.c) $(CLI_SRCS:%.c=$(BUILD)/%.o) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
+
 # --- guest payloads ---
 $(BUILD)/payload-obj/%.o: guest/payloads/%.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -106,9 +130,9 @@ $(GUEST_KIT): guest/kit/mkkit.sh guest/kit/init | $(DEPS_STAMP)
 	$(Q)guest/kit/mkkit.sh $(BUILD)/guest
 
 # --- tests and benchmarks ---
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/lib/libtest.a $(VMM_LIB) $(MEMSRV_LIB) $(STORSRV_LIB) $(COMMON_LIB)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/lib/libtest.a $(VMM_LIB) $(MEMSRV_LIB) $(STORSRV_LIB) $(MANAGER_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -o $@ $^ $(LDLIBS) -lm
+	$(Q)$(CC) -o $@ $^ $(LDLIBS) $(MANAGER_LDLIBS) -lm
 $(BUILD)/lib/libtest.a: $(TEST_LIB:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(Q)$(AR) rcs $@ $^

@@ -1,0 +1,293 @@
+/*
+ * api.c - lego-manager's HTTP API (JSON), what legoctl and curl use:
+ *
+ *   POST   /v1/heartbeat                 components register and stay alive
+ *   GET    /v1/components                memory servers, storage servers, agents
+ *   GET    /v1/vnodes                    every vNode
+ *   POST   /v1/vnodes                    create one: a JSON spec, or libvirt domain XML
+ *   GET    /v1/vnodes/NAME               one vNode
+ *   GET    /v1/vnodes/NAME/xml           it as libvirt domain XML
+ *   POST   /v1/vnodes/NAME/start|stop    run it again / stop its VMM
+ *   POST   /v1/vnodes/NAME/resize        {"excache": bytes} live; cpus, memory next start
+ *   DELETE /v1/vnodes/NAME               destroy it: VMM, placement, volume
+ *   GET    /v1/status                    the manager itself
+ *   GET    /metrics                      Prometheus text format
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "manager.h"
+#include "util.h"
+
+static void status_answer(struct http_resp *resp, int status, const char *err, json_t *ok)
+{
+	if (status)
+		http_error(resp, status, "%s", err);
+	else
+		http_json(resp, 200, ok ? ok : json_pack("{s:b}", "ok", 1));
+}
+
+static void on_heartbeat(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	struct manager *m = opaque;
+	json_t *beat = http_parse_body(req, resp);
+	char err[256];
+	int status;
+
+	if (!beat)
+		return;
+	status = manager_heartbeat(m, beat, err, sizeof(err));
+	json_decref(beat);
+	status_answer(resp, status, err, json_pack("{s:i}", "down_after_ms", m->down_after_ms));
+}
+
+static void on_components(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	struct manager *m = opaque;
+	json_t *list = json_array();
+
+	(void)req;
+	pthread_mutex_lock(&m->lock);
+	for (int r = 0; r < NR_ROLES; r++)
+		for (int i = 0; i < m->roles[r].n; i++)
+			json_array_append_new(list, comp_json(m, r, i));
+	pthread_mutex_unlock(&m->lock);
+	http_json(resp, 200, json_pack("{s:o}", "components", list));
+}
+
+static void on_vnodes(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	struct manager *m = opaque;
+	json_t *list = json_array();
+
+	(void)req;
+	pthread_mutex_lock(&m->lock);
+	m->nr_requests++;
+	for (int i = 0; i < m->nr_vnodes; i++)
+		json_array_append_new(list, vnode_json(m, m->vnodes[i]));
+	pthread_mutex_unlock(&m->lock);
+	http_json(resp, 200, json_pack("{s:o}", "vnodes", list));
+}
+
+static void on_create(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	struct manager *m = opaque;
+	json_t *spec, *out = NULL;
+	char err[1024];
+	int status;
+
+	if (strstr(req->content_type, "xml") || (req->body_len && req->body[0] == '<')) {
+		spec = xml_to_spec(req->body, err, sizeof(err));
+		if (!spec) {
+			http_error(resp, 400, "%s", err);
+			return;
+		}
+	} else if (!(spec = http_parse_body(req, resp))) {
+		return;
+	}
+	status = vnode_create(m, spec, &out, err, sizeof(err));
+	json_decref(spec);
+	if (status)
+		http_error(resp, status, "%s", err);
+	else
+		http_json(resp, 201, out);
+}
+
+static void on_vnode(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	struct manager *m = opaque;
+	char name[NAME_LEN], err[1024];
+	const char *slash = strchr(req->rest, '/'), *op = slash ? slash + 1 : "";
+	size_t n = slash ? (size_t)(slash - req->rest) : strlen(req->rest);
+	json_t *out = NULL, *body;
+	struct vnode *v;
+	int status;
+
+	if (n >= sizeof(name)) {
+		http_error(resp, 404, "no such vNode");
+		return;
+	}
+	memcpy(name, req->rest, n);
+	name[n] = '\0';
+	if (!strcmp(req->method, "GET") && (!*op || !strcmp(op, "xml"))) {
+		json_t *spec = NULL;
+
+		pthread_mutex_lock(&m->lock);
+		v = vnode_find(m, name);
+		if (v && !*op)
+			out = vnode_json(m, v);
+		else if (v)
+			spec = json_deep_copy(v->spec);
+		pthread_mutex_unlock(&m->lock);
+		if (!v) {
+			http_error(resp, 404, "no vNode named %s (legoctl list)", name);
+		} else if (out) {
+			http_json(resp, 200, out);
+		} else {
+			char *xml = spec_to_xml(spec, err, sizeof(err));
+
+			json_decref(spec);
+			if (xml) {
+				http_text(resp, 200, "application/xml", xml);
+				free(xml);
+			} else {
+				http_error(resp, 500, "%s", err);
+			}
+		}
+		return;
+	}
+	if (!strcmp(req->method, "DELETE") && !*op) {
+		status = vnode_destroy(m, name, err, sizeof(err));
+		status_answer(resp, status, err, NULL);
+		return;
+	}
+	if (strcmp(req->method, "POST")) {
+		http_error(resp, 405, "%s is not allowed on %s", req->method, req->path);
+		return;
+	}
+	if (!strcmp(op, "start")) {
+		status = vnode_start(m, name, err, sizeof(err));
+	} else if (!strcmp(op, "stop")) {
+		status = vnode_stop(m, name, err, sizeof(err));
+	} else if (!strcmp(op, "resize")) {
+		if (!(body = http_parse_body(req, resp)))
+			return;
+		status = vnode_resize(m, name, body, &out, err, sizeof(err));
+		json_decref(body);
+	} else {
+		http_error(resp, 404, "no such operation on a vNode: '%s' (start, stop, resize)",
+			   op);
+		return;
+	}
+	status_answer(resp, status, err, out);
+}
+
+static void on_status(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	struct manager *m = opaque;
+
+	(void)req;
+	pthread_mutex_lock(&m->lock);
+	http_json(resp, 200,
+		  json_pack("{s:s,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:i}", "version", LEGO_VERSION,
+			    "memsrvs", m->roles[ROLE_MEMSRV].n, "storsrvs",
+			    m->roles[ROLE_STORSRV].n, "agents", m->roles[ROLE_AGENT].n, "vnodes",
+			    m->nr_vnodes, "slab_size", (json_int_t)m->slab_size, "placements",
+			    (json_int_t)m->nr_placements, "refusals", (json_int_t)m->nr_refusals,
+			    "down_after_ms", m->down_after_ms));
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void on_metrics(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	char *text = metrics_text(opaque);
+
+	(void)req;
+	resp->status = 200;
+	resp->body = text;
+	resp->content_type = "text/plain; version=0.0.4";
+}
+
+static const struct http_route routes[] = {
+	{"POST", "/v1/heartbeat", on_heartbeat}, {"GET", "/v1/components", on_components},
+	{"GET", "/v1/vnodes", on_vnodes},	 {"POST", "/v1/vnodes", on_create},
+	{"GET", "/v1/vnodes/", on_vnode},	 {"POST", "/v1/vnodes/", on_vnode},
+	{"DELETE", "/v1/vnodes/", on_vnode},	 {"GET", "/v1/status", on_status},
+	{"GET", "/metrics", on_metrics},	 {NULL, NULL, NULL},
+};
+
+struct httpd *api_start(struct manager *m, const char *addr, char *err, size_t errlen)
+{
+	return httpd_start(addr, routes, m, err, errlen);
+}
+
+/* ---- /metrics ---- */
+
+static void metric_head(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+char *metrics_text(struct manager *m)
+{
+	static const struct {
+		const char *name, *type, *help, *key; /* key: in the component's report */
+	} cm[] = {
+		{"lego_component_up", "gauge", "1 if the component sends heartbeats", NULL},
+		{"lego_component_capacity_bytes", "gauge", "capacity it announced", NULL},
+		{"lego_component_reserved_bytes", "gauge", "reserved by placements", NULL},
+		{"lego_component_used_bytes", "gauge", "in use, as it reported", NULL},
+		{"lego_component_placements", "gauge", "slabs, volumes or VMMs placed on it", NULL},
+	};
+	static const struct {
+		const char *name, *type, *help, *key; /* key: in the ExCache report */
+	} vm[] = {
+		{"lego_vnode_excache_size_bytes", "gauge", "ExCache size", "size_bytes"},
+		{"lego_vnode_excache_resident_pages", "gauge", "pages resident in the ExCache",
+		 "resident_pages"},
+		{"lego_vnode_excache_misses_total", "counter", "ExCache misses", "misses"},
+		{"lego_vnode_excache_evictions_total", "counter", "pages evicted", "evictions"},
+		{"lego_vnode_excache_writebacks_total", "counter", "dirty pages written back",
+		 "dirty_writebacks"},
+		{"lego_vnode_excache_miss_p50_seconds", "gauge", "median miss latency",
+		 "miss_p50_ns"},
+		{"lego_vnode_excache_miss_p99_seconds", "gauge", "99th percentile miss latency",
+		 "miss_p99_ns"},
+	};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return strdup("");
+	pthread_mutex_lock(&m->lock);
+	for (size_t k = 0; k < ARRAY_SIZE(cm); k++) {
+		metric_head(f, cm[k].name, cm[k].type, cm[k].help);
+		for (int r = 0; r < NR_ROLES; r++) {
+			for (int i = 0; i < m->roles[r].n; i++) {
+				struct place_server *ps = &m->roles[r].ps[i];
+				uint64_t val[] = {ps->up, ps->capacity, ps->reserved,
+						  m->roles[r].c[i].used, ps->count};
+
+				fprintf(f, "%s{role=\"%s\",addr=\"%s\"} %llu\n", cm[k].name,
+					role_name(r), m->roles[r].c[i].addr,
+					(unsigned long long)val[k]);
+			}
+		}
+	}
+	metric_head(f, "lego_vnode_running", "gauge", "1 if the vNode's VMM runs");
+	for (int i = 0; i < m->nr_vnodes; i++)
+		fprintf(f, "lego_vnode_running{vnode=\"%s\",agent=\"%s\"} %d\n", m->vnodes[i]->name,
+			m->vnodes[i]->agent, !strcmp(m->vnodes[i]->state, "running"));
+	metric_head(f, "lego_vnode_memory_bytes", "gauge", "the vNode's memory");
+	for (int i = 0; i < m->nr_vnodes; i++)
+		fprintf(f, "lego_vnode_memory_bytes{vnode=\"%s\"} %llu\n", m->vnodes[i]->name,
+			(unsigned long long)m->vnodes[i]->placed_memory);
+	for (size_t k = 0; k < ARRAY_SIZE(vm); k++) {
+		bool ns = strstr(vm[k].key, "_ns") != NULL;
+
+		metric_head(f, vm[k].name, vm[k].type, vm[k].help);
+		for (int i = 0; i < m->nr_vnodes; i++) {
+			json_t *xc = json_object_get(m->vnodes[i]->report, "excache");
+			json_t *val = json_object_get(xc, vm[k].key);
+
+			if (!json_is_integer(val))
+				continue;
+			if (ns)
+				fprintf(f, "%s{vnode=\"%s\"} %.9f\n", vm[k].name,
+					m->vnodes[i]->name, json_integer_value(val) / 1e9);
+			else
+				fprintf(f, "%s{vnode=\"%s\"} %lld\n", vm[k].name,
+					m->vnodes[i]->name, (long long)json_integer_value(val));
+		}
+	}
+	metric_head(f, "lego_manager_placements_total", "counter", "vNodes placed");
+	fprintf(f, "lego_manager_placements_total %llu\n", (unsigned long long)m->nr_placements);
+	metric_head(f, "lego_manager_refusals_total", "counter", "creates refused for capacity");
+	fprintf(f, "lego_manager_refusals_total %llu\n", (unsigned long long)m->nr_refusals);
+	pthread_mutex_unlock(&m->lock);
+	fclose(f);
+	return buf;
+}

@@ -1,0 +1,215 @@
+/*
+ * db.c - the manager's state in SQLite: one row per component and one per
+ * vNode (its spec, placement and state as JSON). Written through on every
+ * change, read back at start. WAL mode: a crash loses nothing committed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "manager.h"
+
+static const char *const schema =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=NORMAL;"
+	"CREATE TABLE IF NOT EXISTS components ("
+	"  role TEXT NOT NULL, addr TEXT NOT NULL, capacity INTEGER NOT NULL,"
+	"  up INTEGER NOT NULL, PRIMARY KEY (role, addr));"
+	"CREATE TABLE IF NOT EXISTS vnodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);";
+
+int db_open(struct manager *m, const char *path, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_open(path, &m->db) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open the database %s: %s", path,
+			 m->db ? sqlite3_errmsg(m->db) : "out of memory");
+		sqlite3_close(m->db);
+		m->db = NULL;
+		return -1;
+	}
+	sqlite3_busy_timeout(m->db, 5000);
+	if (sqlite3_exec(m->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "database %s: %s", path, msg);
+		sqlite3_free(msg);
+		sqlite3_close(m->db);
+		m->db = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void db_close(struct manager *m)
+{
+	sqlite3_close(m->db);
+	m->db = NULL;
+}
+
+static int run(struct manager *m, const char *sql, const char *a, const char *b, int64_t x,
+	       int64_t y)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_err("database: %s", sqlite3_errmsg(m->db));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+	if (b)
+		sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, x);
+	sqlite3_bind_int64(st, 4, y);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		log_err("database: %s", sqlite3_errmsg(m->db));
+		return -1;
+	}
+	return 0;
+}
+
+int db_save_comp(struct manager *m, const struct comp *c)
+{
+	const struct comp_set *s = &m->roles[c->role];
+	const struct place_server *ps = &s->ps[c - s->c];
+
+	return run(m,
+		   "INSERT INTO components (role, addr, capacity, up) VALUES (?1, ?2, ?3, ?4) "
+		   "ON CONFLICT (role, addr) DO UPDATE SET capacity = ?3, up = ?4",
+		   role_name(c->role), c->addr, (int64_t)ps->capacity, ps->up);
+}
+
+static json_t *vnode_record(const struct vnode *v)
+{
+	json_t *slabs = json_array();
+
+	for (int i = 0; i < v->nr_slabs; i++)
+		json_array_append_new(slabs, json_pack("{s:I,s:s,s:s}", "size",
+						       (json_int_t)v->slabs[i].size, "primary",
+						       v->slabs[i].primary, "secondary",
+						       v->slabs[i].secondary));
+	return json_pack("{s:I,s:s,s:O,s:s,s:I,s:I,s:I,s:I,s:o,s:s,s:s,s:I,s:s}", "id",
+			 (json_int_t)v->id, "token", v->token, "spec", v->spec, "state", v->state,
+			 "created", (json_int_t)v->created_s, "placed_memory",
+			 (json_int_t)v->placed_memory, "slab_size", (json_int_t)v->slab_size,
+			 "excache", (json_int_t)v->excache, "slabs", slabs, "agent", v->agent,
+			 "storsrv", v->storsrv, "disk_size", (json_int_t)v->disk_size, "vol_token",
+			 v->vol_token);
+}
+
+int db_save_vnode(struct manager *m, const struct vnode *v)
+{
+	json_t *rec = vnode_record(v);
+	char *text = json_dumps(rec, JSON_COMPACT);
+	int ret = run(m,
+		      "INSERT INTO vnodes (name, data) VALUES (?1, ?2) "
+		      "ON CONFLICT (name) DO UPDATE SET data = ?2",
+		      v->name, text, 0, 0);
+
+	free(text);
+	json_decref(rec);
+	return ret;
+}
+
+int db_delete_vnode(struct manager *m, const char *name)
+{
+	return run(m, "DELETE FROM vnodes WHERE name = ?1", name, NULL, 0, 0);
+}
+
+static void copy(char *dst, size_t n, json_t *rec, const char *key)
+{
+	const char *s = json_string_value(json_object_get(rec, key));
+
+	snprintf(dst, n, "%s", s ? s : "");
+}
+
+#define U64(rec, key) ((uint64_t)json_integer_value(json_object_get(rec, key)))
+
+static int load_vnode(struct manager *m, const char *name, const char *data)
+{
+	json_t *rec = json_loads(data, 0, NULL), *slabs, *e;
+	struct vnode *v;
+	size_t i;
+
+	if (!rec || !(v = vnode_add(m, name))) {
+		json_decref(rec);
+		return -1;
+	}
+	v->id = U64(rec, "id");
+	copy(v->token, sizeof(v->token), rec, "token");
+	v->spec = json_incref(json_object_get(rec, "spec"));
+	copy(v->state, sizeof(v->state), rec, "state");
+	v->created_s = U64(rec, "created");
+	v->placed_memory = U64(rec, "placed_memory");
+	v->slab_size = U64(rec, "slab_size");
+	v->excache = U64(rec, "excache");
+	copy(v->agent, sizeof(v->agent), rec, "agent");
+	copy(v->storsrv, sizeof(v->storsrv), rec, "storsrv");
+	v->disk_size = U64(rec, "disk_size");
+	copy(v->vol_token, sizeof(v->vol_token), rec, "vol_token");
+	slabs = json_object_get(rec, "slabs");
+	v->nr_slabs = (int)json_array_size(slabs);
+	v->slabs = calloc(v->nr_slabs + 1, sizeof(*v->slabs));
+	json_array_foreach(slabs, i, e)
+	{
+		v->slabs[i].size = U64(e, "size");
+		copy(v->slabs[i].primary, ADDR_LEN, e, "primary");
+		copy(v->slabs[i].secondary, ADDR_LEN, e, "secondary");
+	}
+	json_decref(rec);
+	if (!v->spec || !v->slabs)
+		return -1;
+	/* A create that the previous manager did not finish is undone by the agent
+	 * never having heard of it; here it is simply not running. */
+	if (!strcmp(v->state, "creating"))
+		snprintf(v->state, sizeof(v->state), "failed");
+	return 0;
+}
+
+int db_load(struct manager *m, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int n = 0;
+
+	if (sqlite3_prepare_v2(m->db, "SELECT role, addr, capacity, up FROM components", -1, &st,
+			       NULL) != SQLITE_OK)
+		goto fail;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int r = role_parse((const char *)sqlite3_column_text(st, 0));
+		struct comp *c;
+
+		if (r < 0)
+			continue;
+		c = comp_add(m, r, (const char *)sqlite3_column_text(st, 1),
+			     (uint64_t)sqlite3_column_int64(st, 2));
+		/* Up until it misses heartbeats from now on: it had no chance to send any. */
+		if (c && !sqlite3_column_int(st, 3)) {
+			m->roles[r].ps[m->roles[r].n - 1].up = false;
+			c->down_since_ms = now_ms();
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(m->db, "SELECT name, data FROM vnodes", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (load_vnode(m, (const char *)sqlite3_column_text(st, 0),
+			       (const char *)sqlite3_column_text(st, 1))) {
+			snprintf(err, errlen, "vNode %s: its record in the database is damaged",
+				 sqlite3_column_text(st, 0));
+			sqlite3_finalize(st);
+			return -1;
+		}
+	}
+	sqlite3_finalize(st);
+	for (int i = 0; i < m->nr_vnodes; i++)
+		vnode_reserve(m, m->vnodes[i], +1);
+	if (n || m->nr_vnodes)
+		log_info("state loaded: %d components, %d vNodes", n, m->nr_vnodes);
+	return 0;
+fail:
+	snprintf(err, errlen, "database: %s", sqlite3_errmsg(m->db));
+	return -1;
+}

@@ -1,0 +1,307 @@
+/*
+ * xml.c - libvirt domain XML in and out. A document is validated and
+ * normalised by libvirt itself (its in-process test driver, with schema
+ * validation), then read with XPath; lego's own settings sit in <metadata>
+ * under the namespace LEGO_XMLNS:
+ *
+ *   <metadata>
+ *     <lego:vnode xmlns:lego="https://lego.dev/xmlns/vnode/1">
+ *       <lego:excache unit="bytes">268435456</lego:excache>
+ *       <lego:disk unit="bytes">4294967296</lego:disk>   (the volume's size)
+ *       <lego:payload args="op=verify">touch</lego:payload>  (test payloads)
+ *     </lego:vnode>
+ *   </metadata>
+ *
+ * A <disk device="disk"> among the devices is the vNode's volume; its size
+ * comes from <lego:disk>, or from the file a type="file" disk names. dumpxml
+ * writes it as <disk type="volume"> of the storage pool "lego".
+ */
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "manager.h"
+#include "util.h"
+
+#define LEGO_XMLNS "https://lego.dev/xmlns/vnode/1"
+
+static pthread_mutex_t virt_lock = PTHREAD_MUTEX_INITIALIZER;
+static virConnectPtr virt;
+
+static void virt_quiet(void *opaque, virErrorPtr e)
+{
+	(void)opaque, (void)e; /* errors are reported to the caller, not on stderr */
+}
+
+static const char *virt_error(void)
+{
+	virErrorPtr e = virGetLastError();
+
+	return e && e->message ? e->message : "unknown libvirt error";
+}
+
+/*
+ * Define @xml in libvirt's test driver with schema validation and return its
+ * normalised form (malloc'd), or NULL with libvirt's reason. Lock held.
+ */
+static char *virt_normalise(const char *xml, char *err, size_t errlen)
+{
+	virDomainPtr d;
+	char *out;
+
+	if (!virt) {
+		virSetErrorFunc(NULL, virt_quiet);
+		virt = virConnectOpen("test:///default");
+		if (!virt) {
+			snprintf(err, errlen, "libvirt's test driver: %s", virt_error());
+			return NULL;
+		}
+	}
+	d = virDomainDefineXMLFlags(virt, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+	if (!d) {
+		snprintf(err, errlen, "not a valid libvirt domain: %s", virt_error());
+		return NULL;
+	}
+	out = virDomainGetXMLDesc(d, 0);
+	if (!out)
+		snprintf(err, errlen, "libvirt: %s", virt_error());
+	virDomainUndefine(d);
+	virDomainFree(d);
+	return out;
+}
+
+static char *xpath_str(xmlXPathContextPtr ctx, const char *expr)
+{
+	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
+	char *s = NULL;
+
+	if (o && o->nodesetval && o->nodesetval->nodeNr > 0) {
+		xmlChar *c = xmlNodeGetContent(o->nodesetval->nodeTab[0]);
+
+		s = strdup((const char *)c);
+		xmlFree(c);
+	}
+	xmlXPathFreeObject(o);
+	return s;
+}
+
+static int xpath_count(xmlXPathContextPtr ctx, const char *expr)
+{
+	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
+	int n = o && o->nodesetval ? o->nodesetval->nodeNr : 0;
+
+	xmlXPathFreeObject(o);
+	return n;
+}
+
+/* A size element with a libvirt-style unit attribute, e.g. <x unit="MiB">64</x>. */
+static int xpath_size(xmlXPathContextPtr ctx, const char *elem, uint64_t *out, char *err,
+		      size_t errlen)
+{
+	char expr[256], *val, *unit;
+	uint64_t n;
+	int ret = 0;
+
+	snprintf(expr, sizeof(expr), "string(%s)", elem);
+	val = xpath_str(ctx, elem);
+	if (!val)
+		return 1; /* absent */
+	snprintf(expr, sizeof(expr), "%s/@unit", elem);
+	unit = xpath_str(ctx, expr);
+	snprintf(expr, sizeof(expr), "%s%s", val,
+		 !unit || !strcmp(unit, "bytes") || !strcmp(unit, "b") ? "" : unit);
+	if (parse_size(expr, &n)) {
+		snprintf(err, errlen, "%s: '%s %s' is not a size", elem, val, unit ? unit : "");
+		ret = -1;
+	}
+	*out = n;
+	free(val);
+	free(unit);
+	return ret;
+}
+
+json_t *xml_to_spec(const char *xml, char *err, size_t errlen)
+{
+	xmlDocPtr doc = NULL;
+	xmlXPathContextPtr ctx = NULL;
+	json_t *spec = NULL;
+	char *norm, *s;
+	uint64_t size;
+	int r;
+
+	pthread_mutex_lock(&virt_lock);
+	norm = virt_normalise(xml, err, errlen);
+	pthread_mutex_unlock(&virt_lock);
+	if (!norm)
+		return NULL;
+	doc = xmlReadMemory(norm, (int)strlen(norm), "domain.xml", NULL, XML_PARSE_NONET);
+	ctx = doc ? xmlXPathNewContext(doc) : NULL;
+	if (!ctx) {
+		snprintf(err, errlen, "cannot read libvirt's normalised domain XML");
+		goto out;
+	}
+	xmlXPathRegisterNs(ctx, (const xmlChar *)"lego", (const xmlChar *)LEGO_XMLNS);
+	spec = json_object();
+	s = xpath_str(ctx, "/domain/name");
+	json_object_set_new(spec, "name", json_string(s ? s : ""));
+	free(s);
+	s = xpath_str(ctx, "/domain/uuid"); /* libvirt made one if the document had none */
+	if (s)
+		json_object_set_new(spec, "uuid", json_string(s));
+	free(s);
+	if (xpath_size(ctx, "/domain/memory", &size, err, errlen))
+		goto bad;
+	json_object_set_new(spec, "memory", json_integer((json_int_t)size));
+	s = xpath_str(ctx, "/domain/vcpu");
+	json_object_set_new(spec, "cpus", json_integer(s ? atoi(s) : 1));
+	free(s);
+	static const char *const os[][2] = {
+		{"kernel", "/domain/os/kernel"},
+		{"initrd", "/domain/os/initrd"},
+		{"cmdline", "/domain/os/cmdline"},
+		{"payload", "/domain/metadata/lego:vnode/lego:payload"},
+		{"args", "/domain/metadata/lego:vnode/lego:payload/@args"}};
+	for (size_t i = 0; i < ARRAY_SIZE(os); i++) {
+		s = xpath_str(ctx, os[i][1]);
+		if (s)
+			json_object_set_new(spec, os[i][0], json_string(s));
+		free(s);
+	}
+	r = xpath_size(ctx, "/domain/metadata/lego:vnode/lego:excache", &size, err, errlen);
+	if (r < 0)
+		goto bad;
+	if (!r)
+		json_object_set_new(spec, "excache", json_integer((json_int_t)size));
+	if (xpath_count(ctx, "/domain/devices/disk[@device='disk']") > 1) {
+		snprintf(err, errlen, "a vNode has at most one disk (its volume)");
+		goto bad;
+	}
+	json_object_set_new(spec, "disk", json_integer(0));
+	if (xpath_count(ctx, "/domain/devices/disk[@device='disk']") == 1) {
+		r = xpath_size(ctx, "/domain/metadata/lego:vnode/lego:disk", &size, err, errlen);
+		if (r < 0)
+			goto bad;
+		if (r) {
+			struct stat st;
+
+			s = xpath_str(ctx, "/domain/devices/disk[@device='disk']/source/@file");
+			if (!s || stat(s, &st)) {
+				snprintf(err, errlen,
+					 "the disk's size is unknown: give it as <lego:disk "
+					 "unit=\"GiB\">4</lego:disk> in the lego metadata");
+				free(s);
+				goto bad;
+			}
+			size = ALIGN_UP((uint64_t)st.st_size, 512);
+			free(s);
+		}
+		json_object_set_new(spec, "disk", json_integer((json_int_t)size));
+	}
+	goto out;
+bad:
+	json_decref(spec);
+	spec = NULL;
+out:
+	xmlXPathFreeContext(ctx);
+	xmlFreeDoc(doc);
+	free(norm);
+	return spec;
+}
+
+/* Escape @s for XML text or attribute values. */
+static void esc(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
+		case '\'':
+			fputs("&apos;", f);
+			break;
+		default:
+			fputc(*s, f);
+		}
+	}
+}
+
+static void elem(FILE *f, const char *indent, const char *tag, const char *val)
+{
+	if (!val)
+		return;
+	fprintf(f, "%s<%s>", indent, tag);
+	esc(f, val);
+	fprintf(f, "</%s>\n", tag);
+}
+
+char *spec_to_xml(const json_t *spec, char *err, size_t errlen)
+{
+#define STR(k) json_string_value(json_object_get(spec, k))
+#define INT(k) ((long long)json_integer_value(json_object_get(spec, k)))
+	char *buf = NULL, *norm;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	fprintf(f, "<domain type='kvm'>\n");
+	elem(f, "  ", "name", STR("name"));
+	elem(f, "  ", "uuid", STR("uuid"));
+	fprintf(f, "  <metadata>\n    <lego:vnode xmlns:lego='%s'>\n", LEGO_XMLNS);
+	fprintf(f, "      <lego:excache unit='bytes'>%lld</lego:excache>\n", INT("excache"));
+	if (INT("disk"))
+		fprintf(f, "      <lego:disk unit='bytes'>%lld</lego:disk>\n", INT("disk"));
+	if (STR("payload")) {
+		fprintf(f, "      <lego:payload");
+		if (STR("args")) {
+			fprintf(f, " args='");
+			esc(f, STR("args"));
+			fprintf(f, "'");
+		}
+		fprintf(f, ">");
+		esc(f, STR("payload"));
+		fprintf(f, "</lego:payload>\n");
+	}
+	fprintf(f, "    </lego:vnode>\n  </metadata>\n");
+	fprintf(f, "  <memory unit='bytes'>%lld</memory>\n  <vcpu>%lld</vcpu>\n", INT("memory"),
+		INT("cpus"));
+	fprintf(f, "  <os>\n    <type arch='x86_64'>hvm</type>\n");
+	elem(f, "    ", "kernel", STR("kernel"));
+	elem(f, "    ", "initrd", STR("initrd"));
+	elem(f, "    ", "cmdline", STR("cmdline"));
+	fprintf(f, "  </os>\n  <devices>\n");
+	if (INT("disk")) {
+		fprintf(f, "    <disk type='volume' device='disk'>\n"
+			   "      <source pool='lego' volume='");
+		esc(f, STR("name"));
+		fprintf(f, "'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>\n");
+	}
+	fprintf(f, "    <serial type='pty'/>\n  </devices>\n</domain>\n");
+	fclose(f);
+	pthread_mutex_lock(&virt_lock);
+	norm = virt_normalise(buf, err, errlen);
+	pthread_mutex_unlock(&virt_lock);
+	free(buf);
+	return norm;
+#undef STR
+#undef INT
+}
