@@ -16,9 +16,11 @@
  * memsrv: [primary of each slab], disks: [{url, token}], and payload + args,
  * or kernel + initrd + cmdline, or neither (the boot kit's stock kernel)}.
  * Each vNode has a directory DIR/NAME: control.sock, console.log (serial
- * output), console.in (a FIFO: serial input) and vmm.log (lego-vmm's own log).
+ * output), console.in (a FIFO: serial input), vmm.log (lego-vmm's own log) and
+ * vmm.pid.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -311,6 +313,17 @@ static void on_run(void *opaque, const struct http_req *req, struct http_resp *r
 		pthread_mutex_unlock(&A.lock);
 		http_error(resp, 500, "fork: %s", strerror(errno));
 		goto close;
+	}
+	{
+		char pidfile[PATH_MAX + 64];
+		FILE *f;
+
+		vm_path(pidfile, sizeof(pidfile), name, "vmm.pid");
+		f = fopen(pidfile, "w");
+		if (f) {
+			fprintf(f, "%d\n", pid);
+			fclose(f);
+		}
 	}
 	v = &A.vms[A.nr++];
 	*v = (struct vm){.pid = pid,

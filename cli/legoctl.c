@@ -133,6 +133,24 @@ struct daemon {
 	char *argv[24];
 };
 
+/* Is @pid a live process? A daemon is not our child: a dead one may linger as a zombie. */
+static bool alive(pid_t pid)
+{
+	char p[64], buf[512], *rp;
+	FILE *f;
+	bool live = false;
+
+	if (kill(pid, 0) < 0)
+		return false;
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	f = fopen(p, "r");
+	if (f && fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')))
+		live = rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+	if (f)
+		fclose(f);
+	return live;
+}
+
 static pid_t read_pid(const char *name)
 {
 	char p[PATH_MAX];
@@ -146,7 +164,7 @@ static pid_t read_pid(const char *name)
 	if (fscanf(f, "%d", &pid) != 1)
 		pid = 0;
 	fclose(f);
-	return pid > 0 && kill(pid, 0) == 0 ? pid : 0;
+	return pid > 0 && alive(pid) ? pid : 0;
 }
 
 static int spawn_daemon(struct daemon *d)
@@ -385,9 +403,9 @@ static int cmd_down(int argc, char **argv)
 
 		if (pid) {
 			kill(pid, SIGTERM);
-			for (int ms = 0; kill(pid, 0) == 0 && ms < 15000; ms += 50)
+			for (int ms = 0; alive(pid) && ms < 15000; ms += 50)
 				usleep(50 * 1000);
-			if (kill(pid, 0) == 0) {
+			if (alive(pid)) {
 				fprintf(stderr, "%s: %s did not stop in 15 s: killing it\n", prog,
 					order[i]);
 				kill(pid, SIGKILL);
@@ -601,9 +619,25 @@ static int cmd_list(int argc, char **argv)
 	}
 	if (argc > 1)
 		return usage_fail("list", "unexpected argument '%s'", argv[1]);
-	out = api("GET", "/v1/vnodes", NULL);
-	if (!out)
-		return 1;
+	/* In pages, so that a large cluster is never one huge answer. */
+	out = json_pack("{s:[]}", "vnodes");
+	for (json_t *page = NULL, *next = NULL;; json_decref(page)) {
+		char after[128] = "";
+
+		if (next)
+			snprintf(after, sizeof(after), "&after=%s", json_string_value(next));
+		page = api("GET", "/v1/vnodes?limit=1000%s", NULL, after);
+		if (!page) {
+			json_decref(out);
+			return 1;
+		}
+		json_array_extend(json_object_get(out, "vnodes"), json_object_get(page, "vnodes"));
+		next = json_object_get(page, "next");
+		if (!json_is_string(next)) {
+			json_decref(page);
+			break;
+		}
+	}
 	if (json_out) {
 		print_json(out);
 		json_decref(out);

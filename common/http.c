@@ -238,6 +238,11 @@ json_t *http_parse_body(const struct http_req *req, struct http_resp *resp)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
+struct client_body {
+	char *buf;
+	size_t len, cap;
+};
+
 static void curl_init(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -245,13 +250,21 @@ static void curl_init(void)
 
 static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
 {
-	struct body *b = arg;
-	char *nb = realloc(b->buf, b->len + size * n + 1);
+	struct client_body *b = arg;
 
-	if (!nb)
-		return 0;
-	memcpy(nb + b->len, ptr, size * n);
-	b->buf = nb;
+	if (b->len + size * n + 1 > b->cap) { /* grow geometrically: answers can be large */
+		size_t cap = b->cap ? b->cap : 4096;
+		char *nb;
+
+		while (cap < b->len + size * n + 1)
+			cap *= 2;
+		nb = realloc(b->buf, cap);
+		if (!nb)
+			return 0;
+		b->buf = nb;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, ptr, size * n);
 	b->len += size * n;
 	b->buf[b->len] = '\0';
 	return size * n;
@@ -260,7 +273,7 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
 int http_call_raw(const char *method, const char *url, const char *type, const char *body,
 		  char **out, int timeout_ms, char *err, size_t errlen)
 {
-	struct body b = {0};
+	struct client_body b = {0};
 	struct curl_slist *hdrs = NULL;
 	char ct[128];
 	long status = -1;

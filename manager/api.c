@@ -3,7 +3,7 @@
  *
  *   POST   /v1/heartbeat                 components register and stay alive
  *   GET    /v1/components                memory servers, storage servers, agents
- *   GET    /v1/vnodes                    every vNode
+ *   GET    /v1/vnodes[?limit=N&after=NAME]  the vNodes, by name (pages with a limit)
  *   POST   /v1/vnodes                    create one: a JSON spec, or libvirt domain XML
  *   GET    /v1/vnodes/NAME               one vNode
  *   GET    /v1/vnodes/NAME/xml           it as libvirt domain XML
@@ -57,18 +57,55 @@ static void on_components(void *opaque, const struct http_req *req, struct http_
 	http_json(resp, 200, json_pack("{s:o}", "components", list));
 }
 
+static int by_name(const void *a, const void *b)
+{
+	return strcmp((*(struct vnode *const *)a)->name, (*(struct vnode *const *)b)->name);
+}
+
+/*
+ * GET /v1/vnodes[?limit=N&after=NAME]: the vNodes in name order; with a
+ * limit, at most N after NAME, and "next" names where the following page
+ * starts (null on the last).
+ */
 static void on_vnodes(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
 	struct manager *m = opaque;
-	json_t *list = json_array();
+	const char *lim = http_query(req, "limit"), *after = http_query(req, "after");
+	long limit = lim ? strtol(lim, NULL, 10) : -1;
+	json_t *list = json_array(), *next = json_null();
+	struct vnode **sorted;
+	int n = 0;
 
-	(void)req;
+	if (lim && limit <= 0) {
+		json_decref(list);
+		http_error(resp, 400, "limit must be a positive number");
+		return;
+	}
 	pthread_mutex_lock(&m->lock);
 	m->nr_requests++;
-	for (int i = 0; i < m->nr_vnodes; i++)
-		json_array_append_new(list, vnode_json(m, m->vnodes[i]));
+	sorted = malloc((m->nr_vnodes + 1) * sizeof(*sorted));
+	if (!sorted) {
+		pthread_mutex_unlock(&m->lock);
+		json_decref(list);
+		http_error(resp, 500, "out of memory");
+		return;
+	}
+	memcpy(sorted, m->vnodes, m->nr_vnodes * sizeof(*sorted));
+	qsort(sorted, m->nr_vnodes, sizeof(*sorted), by_name);
+	for (int i = 0; i < m->nr_vnodes; i++) {
+		if (after && strcmp(sorted[i]->name, after) <= 0)
+			continue;
+		if (limit >= 0 && n == limit) {
+			json_decref(next);
+			next = json_string(sorted[i - 1]->name);
+			break;
+		}
+		json_array_append_new(list, vnode_json(m, sorted[i]));
+		n++;
+	}
 	pthread_mutex_unlock(&m->lock);
-	http_json(resp, 200, json_pack("{s:o}", "vnodes", list));
+	free(sorted);
+	http_json(resp, 200, json_pack("{s:o,s:o}", "vnodes", list, "next", next));
 }
 
 static void on_create(void *opaque, const struct http_req *req, struct http_resp *resp)

@@ -51,18 +51,58 @@ uint64_t now_ms(void)
 
 /* ---- the model ---- */
 
+static uint32_t addr_hash(const char *addr)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (; *addr; addr++)
+		h = (h ^ (uint8_t)*addr) * 16777619u;
+	return h;
+}
+
+/* Components are only ever added: the index is rebuilt as it grows. */
+static int index_put(struct comp_set *s, int pos)
+{
+	if (2 * (s->n + 1) > s->index_cap) {
+		int cap = s->index_cap ? 2 * s->index_cap : 64;
+		int *idx = calloc(cap, sizeof(*idx));
+
+		if (!idx)
+			return -1;
+		free(s->index);
+		s->index = idx;
+		s->index_cap = cap;
+		for (int i = 0; i < s->n; i++)
+			if (i != pos)
+				index_put(s, i);
+	}
+	for (uint32_t h = addr_hash(s->c[pos].addr);; h++) {
+		int *slot = &s->index[h & (s->index_cap - 1)];
+
+		if (!*slot) {
+			*slot = pos + 1;
+			return 0;
+		}
+	}
+}
+
 struct comp *comp_find(struct manager *m, enum role r, const char *addr, int *index)
 {
 	struct comp_set *s = &m->roles[r];
 
-	for (int i = 0; i < s->n; i++) {
-		if (!strcmp(s->c[i].addr, addr)) {
+	if (!s->index_cap)
+		return NULL;
+	for (uint32_t h = addr_hash(addr);; h++) {
+		int pos = s->index[h & (s->index_cap - 1)] - 1;
+
+		if (pos < 0)
+			return NULL;
+		if (!strcmp(s->c[pos].addr, addr)) {
 			if (index)
-				*index = i;
-			return &s->c[i];
+				*index = pos;
+			return &s->c[pos];
 		}
 	}
-	return NULL;
 }
 
 struct comp *comp_add(struct manager *m, enum role r, const char *addr, uint64_t capacity)
@@ -88,6 +128,8 @@ struct comp *comp_add(struct manager *m, enum role r, const char *addr, uint64_t
 	s->c[s->n].last_seen_ms = now_ms();
 	s->ps[s->n].capacity = capacity;
 	s->ps[s->n].up = true;
+	if (index_put(s, s->n))
+		return NULL;
 	return &s->c[s->n++];
 }
 
@@ -449,6 +491,7 @@ void manager_exit(struct manager *m)
 			json_decref(m->roles[r].c[i].report);
 		free(m->roles[r].c);
 		free(m->roles[r].ps);
+		free(m->roles[r].index);
 	}
 	db_close(m);
 }
@@ -791,8 +834,11 @@ int vnode_stop(struct manager *m, const char *name, char *err, size_t errlen)
 		return status;
 	pthread_mutex_lock(&m->lock);
 	v = vnode_find(m, name);
-	if (v)
+	if (v) {
 		vnode_set_state(m, v, "stopped");
+		json_decref(v->report); /* what its VMM said is history now */
+		v->report = NULL;
+	}
 	pthread_mutex_unlock(&m->lock);
 	return 0;
 }

@@ -40,6 +40,8 @@ struct comp_set {
 	struct comp *c;
 	struct place_server *ps;
 	int n, cap;
+	int *index; /* open-addressing hash of addr -> position + 1 (0: empty) */
+	int index_cap;
 };
 
 struct slab_ref {

@@ -38,7 +38,15 @@ static int run_case(int i)
 	waitpid(pid, &status, 0);
 	kill(-pid, SIGKILL); /* leftovers of the case */
 	{
-		char cmd[300];
+		char cmd[600];
+
+		/* Daemons a case started in sessions of their own leave pid files. */
+		snprintf(cmd, sizeof(cmd),
+			 "find '%s' -name '*.pid' -exec cat {} + 2>/dev/null | xargs -r kill -9 "
+			 "2>/dev/null",
+			 dir);
+		if (system(cmd) < 0)
+			fprintf(stderr, "  (could not look for daemons left in %s)\n", dir);
 
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 		if (system(cmd) != 0)

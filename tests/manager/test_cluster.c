@@ -1,0 +1,519 @@
+/*
+ * test_cluster.c - a whole cluster on loopback, driven the way a person
+ * drives it: through legoctl, against real lego-manager, lego-memsrv,
+ * lego-storsrv, lego-agent and lego-vmm processes.
+ *
+ * The first case needs no KVM: registration, refusal at capacity, a create
+ * that fails at the VMM and leaves nothing behind, bad XML and bad command
+ * lines, a killed memory server marked down, a restarted manager that knows
+ * the cluster again, and down. The second runs payload vNodes (KVM): spread
+ * placement, live ExCache resize, XML round trip, the manager restarted under
+ * running vNodes, stop/start/destroy, and a memory server killed under them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "test.h"
+#include "util.h"
+
+static char home[512];
+
+/* Run legoctl ARGS... under this case's LEGO_HOME. */
+static void legoctl(struct proc_result *r, const char *a0, ...)
+{
+	char *argv[24], bin[600];
+	va_list ap;
+	int n = 0;
+
+	snprintf(bin, sizeof(bin), "%s", test_path("bin/legoctl"));
+	argv[n++] = bin;
+	va_start(ap, a0);
+	for (const char *a = a0; a && n < 23; a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	proc_run(argv, 120, r);
+}
+
+/* legoctl --json ARGS, parsed; the case fails if the command does. */
+#define legoctl_json(...) legoctl_json_(__LINE__, __VA_ARGS__, NULL)
+static json_t *legoctl_json_(int line, const char *cmd, const char *arg, ...)
+{
+	struct proc_result r;
+	json_t *j;
+
+	legoctl(&r, "--json", cmd, arg, NULL);
+	ASSERT(r.status == 0, "line %d: legoctl %s failed (%d): %s", line, cmd, r.status, r.err);
+	j = json_loads(r.out, 0, NULL);
+	ASSERT(j, "line %d: legoctl --json %s printed no JSON: %s", line, cmd, r.out);
+	proc_result_free(&r);
+	return j;
+}
+
+static void cluster_home(void)
+{
+	snprintf(home, sizeof(home), "%s/home", test_tmpdir());
+	setenv("LEGO_HOME", home, 1);
+}
+
+static pid_t pid_of(const char *daemon)
+{
+	char p[700];
+	FILE *f;
+	int pid = 0;
+
+	snprintf(p, sizeof(p), "%s/run/%s.pid", home, daemon);
+	f = fopen(p, "r");
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	return pid;
+}
+
+/* The address `legoctl up` gave memsrv-@nth (1 or 2), from $LEGO_HOME/cluster.json. */
+static void memsrv_addr(int nth, char *out, size_t len)
+{
+	char p[700];
+	json_t *cfg;
+
+	snprintf(p, sizeof(p), "%s/cluster.json", home);
+	cfg = json_load_file(p, 0, NULL);
+	ASSERT(cfg, "no %s", p);
+	snprintf(out, len, "%s",
+		 json_string_value(json_array_get(json_object_get(cfg, "memsrv"), nth - 1)));
+	json_decref(cfg);
+}
+
+static json_t *component(json_t *nodes, const char *role, int nth)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(json_object_get(nodes, "components"), i, c)
+	{
+		if (!strcmp(json_string_value(json_object_get(c, "role")), role) && nth-- == 0)
+			return c;
+	}
+	return NULL;
+}
+
+#define JS(o, k) json_string_value(json_object_get(o, k))
+#define JI(o, k) ((long long)json_integer_value(json_object_get(o, k)))
+
+static long long total_reserved(void)
+{
+	json_t *n = legoctl_json("nodes", NULL), *c;
+	long long sum = 0;
+	size_t i;
+
+	json_array_foreach(json_object_get(n, "components"), i, c) sum += JI(c, "reserved");
+	json_decref(n);
+	return sum;
+}
+
+static size_t nr_vnodes(void)
+{
+	json_t *l = legoctl_json("list", NULL);
+	size_t n = json_array_size(json_object_get(l, "vnodes"));
+
+	json_decref(l);
+	return n;
+}
+
+static void up(const char *memsrv_capacity)
+{
+	struct proc_result r;
+
+	legoctl(&r, "up", "--memsrv-capacity", memsrv_capacity, "--agent-capacity", "2G", NULL);
+	ASSERT(r.status == 0, "legoctl up: %s%s", r.out, r.err);
+	ASSERT_CONTAINS(r.out, "cluster up");
+	proc_result_free(&r);
+}
+
+/* Wait until @addr of @role has health @health; returns the ms it took, or -1. */
+static int wait_health(const char *role, const char *addr, const char *health, int max_ms)
+{
+	for (int ms = 0; ms <= max_ms; ms += 100) {
+		json_t *n = legoctl_json("nodes", NULL), *c;
+		bool hit = false;
+		size_t i;
+
+		json_array_foreach(json_object_get(n, "components"), i, c)
+		{
+			hit |= !strcmp(JS(c, "role"), role) && !strcmp(JS(c, "addr"), addr) &&
+			       !strcmp(JS(c, "health"), health);
+		}
+		json_decref(n);
+		if (hit)
+			return ms;
+		usleep(100 * 1000);
+	}
+	return -1;
+}
+
+/* Gone, or a zombie waiting for init: the process no longer runs. */
+static bool gone(pid_t pid)
+{
+	char p[64], buf[512], *rp;
+	FILE *f;
+	bool dead = true;
+
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	f = fopen(p, "r");
+	if (f && fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')))
+		dead = rp[2] == 'Z' || rp[2] == 'X';
+	if (f)
+		fclose(f);
+	return dead;
+}
+
+static void kill_and_wait(pid_t pid)
+{
+	ASSERT(pid > 0 && kill(pid, SIGKILL) == 0, "cannot kill pid %d", pid);
+	for (int ms = 0; !gone(pid) && ms < 5000; ms += 20)
+		usleep(20 * 1000);
+	ASSERT(gone(pid), "pid %d survived SIGKILL for 5 s", pid);
+}
+
+static void down_leaves_nothing(pid_t *extra, int nr_extra)
+{
+	const char *names[] = {"manager", "memsrv-1", "memsrv-2", "storsrv", "agent"};
+	pid_t pids[5];
+	struct proc_result r;
+
+	for (int i = 0; i < 5; i++) {
+		pids[i] = pid_of(names[i]);
+		ASSERT(pids[i] > 0, "no pid file for %s", names[i]);
+	}
+	legoctl(&r, "down", NULL);
+	ASSERT(r.status == 0, "legoctl down: %s", r.err);
+	proc_result_free(&r);
+	for (int i = 0; i < 5; i++)
+		ASSERT(gone(pids[i]), "%s (pid %d) survived down", names[i], pids[i]);
+	for (int i = 0; i < nr_extra; i++)
+		ASSERT(gone(extra[i]), "a VMM (pid %d) survived down", extra[i]);
+	ASSERT(pid_of("manager") == 0, "down left its pid files");
+}
+
+TEST_TIMEOUT(cluster_registers_refuses_rolls_back_detects_down_and_restarts, 180)
+{
+	struct proc_result r;
+	json_t *n, *c;
+	char xml[700], mem2[64], url[300], err[256], *metrics = NULL;
+	FILE *f;
+
+	cluster_home();
+	up("256M");
+	/* Registered: two memory servers, a storage server and an agent, all up. */
+	n = legoctl_json("nodes", NULL);
+	ASSERT_EQ(json_array_size(json_object_get(n, "components")), 4);
+	for (int i = 0; i < 2; i++) {
+		c = component(n, "memsrv", i);
+		ASSERT(c && !strcmp(JS(c, "health"), "up"));
+		ASSERT_EQ(JI(c, "capacity"), 256 * MiB);
+	}
+	ASSERT(component(n, "storsrv", 0) && component(n, "agent", 0));
+	memsrv_addr(2, mem2, sizeof(mem2));
+	json_decref(n);
+	/* A second up finds everything running and says so. */
+	legoctl(&r, "up", NULL);
+	ASSERT(r.status == 0 && strstr(r.out, "runs already"), "%s%s", r.out, r.err);
+	proc_result_free(&r);
+
+	/* Refused at capacity: a clear message, nothing created or reserved. */
+	legoctl(&r, "create", "big", "--memory", "1G", "--payload", "hello", NULL);
+	ASSERT_EQ(r.status, 1);
+	ASSERT_CONTAINS(r.err, "not enough memory-server capacity");
+	proc_result_free(&r);
+	ASSERT_EQ(nr_vnodes(), 0);
+	ASSERT_EQ(total_reserved(), 0);
+
+	/* Placed, its volume made, then its VMM cannot start: all of it is undone. */
+	legoctl(&r, "create", "bad", "--memory", "64M", "--disk", "16M", "--payload",
+		"no-such-payload", NULL);
+	ASSERT_EQ(r.status, 1);
+	ASSERT_CONTAINS(r.err, "lego-vmm");
+	proc_result_free(&r);
+	ASSERT_EQ(nr_vnodes(), 0);
+	ASSERT_EQ(total_reserved(), 0);
+	snprintf(xml, sizeof(xml), "%s/volumes/bad.vol", home);
+	ASSERT(access(xml, F_OK) < 0, "the failed create left its volume behind");
+
+	/* Domain XML that libvirt rejects is refused with libvirt's reason. */
+	snprintf(xml, sizeof(xml), "%s/bad.xml", test_tmpdir());
+	f = fopen(xml, "w");
+	fprintf(f, "<domain type='kvm'><name>x</name><memory>lots</memory></domain>\n");
+	fclose(f);
+	legoctl(&r, "create", "--from", xml, NULL);
+	ASSERT_EQ(r.status, 1);
+	ASSERT_CONTAINS(r.err, "not a valid libvirt domain");
+	proc_result_free(&r);
+
+	/* Wrong command lines: status 2 and a pointer to --help; every --help works. */
+	const char *bad[][4] = {{"frobnicate"},
+				{"create"},
+				{"resize", "x", "--excache", "lots"},
+				{"create", "x", "--cpus", "0"},
+				{"list", "extra"},
+				{"--nope"}};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		legoctl(&r, bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL);
+		ASSERT(r.status == 2, "legoctl %s: status %d", bad[i][0], r.status);
+		ASSERT_CONTAINS(r.err, "--help");
+		proc_result_free(&r);
+	}
+	const char *cmds[] = {"up",	"down", "create", "list",    "nodes",  "console",
+			      "resize", "stop", "start",  "destroy", "dumpxml"};
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
+		legoctl(&r, cmds[i], "--help", NULL);
+		ASSERT(r.status == 0, "legoctl %s --help: %d", cmds[i], r.status);
+		ASSERT_CONTAINS(r.out, "usage: legoctl");
+		proc_result_free(&r);
+	}
+	legoctl(&r, "destroy", "nobody", NULL);
+	ASSERT_EQ(r.status, 1);
+	ASSERT_CONTAINS(r.err, "no vNode named nobody");
+	proc_result_free(&r);
+
+	/* kill -9 a memory server: down within the heartbeat timeout (3 s). */
+	uint64_t t0 = now_ns();
+	kill_and_wait(pid_of("memsrv-2"));
+	ASSERT(wait_health("memsrv", mem2, "down", 8000) >= 0, "memsrv %s not marked down", mem2);
+	double secs = (now_ns() - t0) / 1e9;
+	ASSERT(secs < 3.0 + 1.0 + 1.5, "marked down after %.1f s", secs);
+	printf("  memory server marked down %.1f s after kill -9\n", secs);
+	snprintf(url, sizeof(url), "http://%s/metrics",
+		 strstr(getenv("LEGO_MANAGER") ?: "", "http") ? getenv("LEGO_MANAGER") : "");
+	{
+		char p[700];
+		json_t *cfg;
+
+		snprintf(p, sizeof(p), "%s/cluster.json", home);
+		cfg = json_load_file(p, 0, NULL);
+		snprintf(url, sizeof(url), "%s/metrics", JS(cfg, "manager"));
+		json_decref(cfg);
+	}
+	ASSERT_EQ(http_call_raw("GET", url, NULL, NULL, &metrics, 5000, err, sizeof(err)), 200);
+	char want[200];
+	snprintf(want, sizeof(want), "lego_component_up{role=\"memsrv\",addr=\"%s\"} 0", mem2);
+	ASSERT_CONTAINS(metrics, want);
+	ASSERT_CONTAINS(metrics, "# TYPE lego_component_capacity_bytes gauge");
+	free(metrics);
+
+	/* The manager killed: legoctl says what to do; up brings it (and memsrv-2) back,
+	 * and it knows the cluster from its database. */
+	kill_and_wait(pid_of("manager"));
+	legoctl(&r, "nodes", NULL);
+	ASSERT_EQ(r.status, 1);
+	ASSERT_CONTAINS(r.err, "legoctl up");
+	proc_result_free(&r);
+	up("256M");
+	n = legoctl_json("nodes", NULL);
+	ASSERT_EQ(json_array_size(json_object_get(n, "components")), 4);
+	json_decref(n);
+	ASSERT(wait_health("memsrv", mem2, "up", 5000) >= 0, "the restarted memsrv is not up");
+	down_leaves_nothing(NULL, 0);
+}
+
+static void create_payload(const char *name, const char *cpus, const char *extra)
+{
+	struct proc_result r;
+
+	legoctl(&r, "create", name, "--cpus", cpus, "--memory", "64M", "--excache", "16M",
+		"--payload", "touch", "--args", "op=verify mode=rand size=24M passes=100000000",
+		extra ? "--disk" : NULL, extra, NULL);
+	ASSERT(r.status == 0, "create %s: %s%s", name, r.out, r.err);
+	ASSERT_CONTAINS(r.out, "primary");
+	proc_result_free(&r);
+}
+
+static json_t *vnode(json_t *list, const char *name)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(json_object_get(list, "vnodes"), i, v)
+	{
+		if (!strcmp(JS(v, "name"), name))
+			return v;
+	}
+	return NULL;
+}
+
+/* Wait for a vNode's state (and, if @xc_size, its ExCache to report that size). */
+static json_t *wait_vnode(const char *name, const char *state, long long xc_size)
+{
+	for (int ms = 0; ms < 15000; ms += 200) {
+		json_t *l = legoctl_json("list", NULL), *v = vnode(l, name);
+
+		if (v && !strcmp(JS(v, "state"), state) &&
+		    (strcmp(state, "running") || JI(v, "pid") > 0) &&
+		    (!xc_size || JI(json_object_get(v, "excache_use"), "size_bytes") == xc_size)) {
+			json_incref(v);
+			json_decref(l);
+			return v;
+		}
+		json_decref(l);
+		usleep(200 * 1000);
+	}
+	ASSERT(0, "vNode %s never reached state %s (ExCache %lld)", name, state, xc_size);
+	return NULL;
+}
+
+TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
+{
+	const char *names[] = {"a", "b", "c"};
+	struct proc_result r;
+	json_t *l, *v, *s;
+	pid_t vmm[4];
+	int primaries[2] = {0, 0};
+	char mem[2][64], p[700];
+	size_t i;
+
+	test_require_kvm();
+	cluster_home();
+	up("1G");
+	memsrv_addr(1, mem[0], sizeof(mem[0]));
+	memsrv_addr(2, mem[1], sizeof(mem[1]));
+	create_payload("a", "2", "16M");
+	create_payload("b", "1", NULL);
+	create_payload("c", "1", NULL);
+
+	/* Placement: each slab's primary and secondary apart; primaries spread. */
+	l = legoctl_json("list", NULL);
+	ASSERT_EQ(json_array_size(json_object_get(l, "vnodes")), 3);
+	for (int k = 0; k < 3; k++) {
+		v = vnode(l, names[k]);
+		ASSERT(v, "vNode %s not listed", names[k]);
+		json_array_foreach(json_object_get(v, "slabs"), i, s)
+		{
+			ASSERT(strcmp(JS(s, "primary"), JS(s, "secondary")),
+			       "%s: slab %zu has primary and secondary on %s", names[k], i,
+			       JS(s, "primary"));
+			primaries[!strcmp(JS(s, "primary"), mem[1])]++;
+		}
+	}
+	ASSERT(primaries[0] && primaries[1], "every primary on one server (%d, %d)", primaries[0],
+	       primaries[1]);
+	ASSERT(*JS(vnode(l, "a"), "storsrv"), "a's disk has no storage server");
+	json_decref(l);
+
+	/* Running, with ExCache figures coming in through the agent's heartbeats. */
+	for (int k = 0; k < 3; k++) {
+		v = wait_vnode(names[k], "running", 16 * MiB);
+		vmm[k] = (pid_t)JI(v, "pid");
+		ASSERT(vmm[k] > 0 && !gone(vmm[k]), "%s: no live VMM pid", names[k]);
+		json_decref(v);
+	}
+
+	/* The ExCache resized live: the running VMM reports the new size. */
+	legoctl(&r, "resize", "a", "--excache", "8M", NULL);
+	ASSERT(r.status == 0, "%s", r.err);
+	proc_result_free(&r);
+	v = wait_vnode("a", "running", 8 * MiB);
+	ASSERT_EQ(JI(v, "pid"), vmm[0]);
+	json_decref(v);
+	/* vCPUs: at the next start, and said so. */
+	legoctl(&r, "resize", "b", "--cpus", "2", NULL);
+	ASSERT(r.status == 0 && strstr(r.out, "next start"), "%s%s", r.out, r.err);
+	proc_result_free(&r);
+
+	/* libvirt XML out and back in: a copy of a, under another name. */
+	legoctl(&r, "dumpxml", "a", NULL);
+	ASSERT(r.status == 0, "%s", r.err);
+	ASSERT_CONTAINS(r.out, "<lego:excache unit=\"bytes\">8388608</lego:excache>");
+	{
+		char *x = strstr(r.out, "<name>a</name>"), *u = strstr(r.out, "<uuid>");
+		char *ue = u ? strstr(u, "</uuid>") : NULL;
+		FILE *f;
+
+		ASSERT(x && u && ue);
+		snprintf(p, sizeof(p), "%s/x.xml", test_tmpdir());
+		f = fopen(p, "w");
+		fprintf(f, "%.*s<name>x</name>%.*s%s", (int)(x - r.out), r.out,
+			(int)(u - x - strlen("<name>a</name>")), x + strlen("<name>a</name>"),
+			ue + strlen("</uuid>"));
+		fclose(f);
+	}
+	proc_result_free(&r);
+	legoctl(&r, "create", "--from", p, NULL);
+	ASSERT(r.status == 0, "create --from dumpxml's output: %s", r.err);
+	proc_result_free(&r);
+	v = wait_vnode("x", "running", 0);
+	vmm[3] = (pid_t)JI(v, "pid");
+	l = legoctl_json("list", NULL);
+	{
+		json_t *sa = json_deep_copy(json_object_get(vnode(l, "a"), "spec"));
+		json_t *sx = json_deep_copy(json_object_get(vnode(l, "x"), "spec"));
+
+		json_object_del(sa, "name");
+		json_object_del(sx, "name");
+		json_object_del(sa, "uuid");
+		json_object_del(sx, "uuid");
+		ASSERT(json_equal(sa, sx), "round trip: %s vs %s", json_dumps(sa, 0),
+		       json_dumps(sx, 0));
+		json_decref(sa);
+		json_decref(sx);
+	}
+	json_decref(l);
+	json_decref(v);
+
+	/* The manager restarted: the same vNodes, still running, the same VMMs. */
+	kill_and_wait(pid_of("manager"));
+	up("1G");
+	for (int k = 0; k < 3; k++) {
+		v = wait_vnode(names[k], "running", 0);
+		ASSERT_EQ(JI(v, "pid"), vmm[k]);
+		ASSERT(!gone(vmm[k]), "%s's VMM died across the manager's restart", names[k]);
+		json_decref(v);
+	}
+	ASSERT_EQ(nr_vnodes(), 4);
+
+	/* Stop and start: the new vCPU count takes effect. */
+	legoctl(&r, "stop", "b", NULL);
+	ASSERT(r.status == 0, "%s", r.err);
+	proc_result_free(&r);
+	ASSERT(gone(vmm[1]), "stop left b's VMM running");
+	legoctl(&r, "start", "b", NULL);
+	ASSERT(r.status == 0, "%s", r.err);
+	proc_result_free(&r);
+	v = wait_vnode("b", "running", 0);
+	vmm[1] = (pid_t)JI(v, "pid");
+	ASSERT_EQ(JI(json_object_get(v, "spec"), "cpus"), 2);
+	json_decref(v);
+
+	/* Destroy frees what c held. */
+	long long before = total_reserved();
+	legoctl(&r, "destroy", "c", NULL);
+	ASSERT(r.status == 0, "%s", r.err);
+	proc_result_free(&r);
+	ASSERT(gone(vmm[2]), "destroy left c's VMM running");
+	ASSERT_EQ(total_reserved(), before - 2 * 64 * (long long)MiB - 16 * (long long)MiB);
+	ASSERT_EQ(nr_vnodes(), 3);
+
+	/* A memory server killed under running vNodes: marked down, its vNodes named. */
+	kill_and_wait(pid_of("memsrv-1"));
+	ASSERT(wait_health("memsrv", mem[0], "down", 8000) >= 0, "memsrv-1 not marked down");
+	l = legoctl_json("nodes", NULL);
+	{
+		json_t *c = NULL;
+
+		for (int k = 0; k < 2 && !c; k++)
+			if (!strcmp(JS(component(l, "memsrv", k), "addr"), mem[0]))
+				c = component(l, "memsrv", k);
+		ASSERT(c && json_array_size(json_object_get(c, "vnodes")) >= 1,
+		       "the down server lists no dependent vNodes");
+	}
+	json_decref(l);
+	pid_t all[4] = {vmm[0], vmm[1], vmm[2], vmm[3]};
+	down_leaves_nothing(all, 4);
+}
