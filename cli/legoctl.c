@@ -444,7 +444,86 @@ static void create_help(void)
 	       "  --kernel FILE     boot this bzImage (default: the boot kit's stock Debian\n"
 	       "                    kernel and initrd); --initrd, --append as for lego-vmm\n"
 	       "  --payload NAME    run a test payload instead (hello, touch, ...), with --args\n"
-	       "  --from FILE       a libvirt domain XML file (lego settings in <metadata>)\n");
+	       "  --from FILE       a libvirt domain XML file (lego settings in <metadata>)\n"
+	       "  --wait            follow the boot until the guest says it is ready (the\n"
+	       "                    boot kit's init prints 'lego-guest: ready'), with progress\n");
+}
+
+/* The last non-empty line of @text, at most @len - 1 bytes, without control characters. */
+static void last_line(const char *text, char *out, size_t len)
+{
+	const char *end = text + strlen(text), *start;
+	size_t n, k = 0;
+
+	while (end > text && (end[-1] == '\n' || end[-1] == '\r'))
+		end--;
+	for (start = end; start > text && start[-1] != '\n'; start--)
+		;
+	n = (size_t)(end - start);
+	for (size_t i = 0; i < n && k + 1 < len; i++)
+		if ((unsigned char)start[i] >= 0x20)
+			out[k++] = start[i];
+	out[k] = '\0';
+}
+
+/* --wait: watch the console until "lego-guest: ready" or the vNode stops. */
+static int wait_ready(const char *name, const char *agent)
+{
+	char url[600], err[512], line[100] = "";
+	uint64_t t0 = now_ns(), last_report = 0;
+	long long off = 0;
+	char *seen = NULL;
+	size_t seen_len = 0;
+
+	for (;;) {
+		char *data = NULL;
+		int s;
+
+		snprintf(url, sizeof(url), "http://%s/v1/vnodes/%s/console?from=%lld", agent, name,
+			 off);
+		s = http_call_raw("GET", url, NULL, NULL, &data, 10000, err, sizeof(err));
+		if (s != 200) {
+			free(data);
+			free(seen);
+			return fail("cannot follow the console of %s on agent %s", name, agent);
+		}
+		size_t n = strlen(data);
+		char *grown = realloc(seen, seen_len + n + 1);
+
+		if (!grown) {
+			free(data);
+			free(seen);
+			return fail("out of memory");
+		}
+		seen = grown;
+		memcpy(seen + seen_len, data, n + 1);
+		seen_len += n;
+		off += (long long)n;
+		free(data);
+		if (strstr(seen, "lego-guest: ready")) {
+			printf("%s is ready after %.0f s\n", name, (now_ns() - t0) / 1e9);
+			free(seen);
+			return 0;
+		}
+		if (now_ns() - last_report > 10e9) {
+			json_t *v = api("GET", "/v1/vnodes/%s", NULL, name);
+
+			if (!v || strcmp(JS(v, "state"), "running")) {
+				fail("%s stopped while booting (%s); its console: legoctl console %s "
+				     "--once",
+				     name, v ? JS(v, "state") : "gone", name);
+				json_decref(v);
+				free(seen);
+				return 1;
+			}
+			json_decref(v);
+			last_line(seen, line, sizeof(line));
+			printf("  booting %s: %3.0f s  %s\n", name, (now_ns() - t0) / 1e9, line);
+			fflush(stdout);
+			last_report = now_ns();
+		}
+		usleep(500 * 1000);
+	}
 }
 
 static int cmd_create(int argc, char **argv)
@@ -459,10 +538,12 @@ static int cmd_create(int argc, char **argv)
 					     {"payload", required_argument, NULL, 'p'},
 					     {"args", required_argument, NULL, 'A'},
 					     {"from", required_argument, NULL, 'f'},
+					     {"wait", no_argument, NULL, 'w'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	json_t *spec = json_object(), *out = NULL;
 	const char *from = NULL;
+	bool wait = false;
 	char *end;
 	uint64_t sz;
 	int o;
@@ -509,6 +590,9 @@ static int cmd_create(int argc, char **argv)
 			break;
 		case 'f':
 			from = optarg;
+			break;
+		case 'w':
+			wait = true;
 			break;
 		case ':':
 			return usage_fail("create", "%s needs a value", argv[optind - 1]);
@@ -602,6 +686,16 @@ static int cmd_create(int argc, char **argv)
 		if (*JS(out, "storsrv"))
 			printf("  disk: volume %s on %s\n", JS(out, "name"), JS(out, "storsrv"));
 		printf("its console: legoctl console %s\n", JS(out, "name"));
+	}
+	if (wait) {
+		char name[128], agent[256];
+		int ret;
+
+		snprintf(name, sizeof(name), "%s", JS(out, "name"));
+		snprintf(agent, sizeof(agent), "%s", JS(out, "agent"));
+		json_decref(out);
+		ret = wait_ready(name, agent);
+		return ret;
 	}
 	json_decref(out);
 	return 0;

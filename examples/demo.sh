@@ -1,8 +1,9 @@
 #!/bin/sh
-# demo.sh - what `make demo` runs until the cluster (manager, legoctl) exists:
-# lego-vmm running test payloads, first with all their memory local, then with
-# most of it on a memory server; then a vNode booting Debian's stock kernel
-# with its memory on the memory server and a virtio disk.
+# demo.sh - what `make demo` runs: lego-vmm running test payloads, first with
+# all their memory local, then with most of it on a memory server; then a whole
+# cluster (legoctl up: manager, two memory servers, a storage server, a host
+# agent) and a vNode in it booting Debian's stock kernel, its memory in slabs
+# on the memory servers and its disk a volume on the storage server.
 # Usage: examples/demo.sh [BUILD_DIR]   (make demo builds everything first)
 set -eu
 build=${1:-build}
@@ -35,22 +36,33 @@ fi
 echo "lego-vmm exited 0: every page read back what was written, through the memory server."
 
 echo
-echo "== Debian's stock kernel on 2 vCPUs: 512 MiB of RAM, of which 32 MiB stay in lego-vmm,"
-echo "   the rest on the memory server; a virtio disk (a copy of the kit's rootfs)"
+ctl="$build/bin/legoctl"
+# A cluster of its own, thrown away at the end: the user's $LEGO_HOME is left alone.
+LEGO_HOME=$(mktemp -d /tmp/lego-demo-XXXXXX)
+export LEGO_HOME
+trap '"$ctl" down >/dev/null 2>&1; rm -rf "$LEGO_HOME"; kill $memsrv 2>/dev/null; rm -f "$out"' EXIT
+echo "== a cluster on this machine: legoctl up (LEGO_HOME=$LEGO_HOME)"
+"$ctl" up
+"$ctl" nodes
+echo
+echo "== a vNode booting Debian's stock kernel on 2 vCPUs: 512 MiB of RAM, of which 32 MiB"
+echo "   stay in lego-vmm, the rest on the memory servers; a 256 MiB disk on the storage server"
 if [ -e /sys/module/kvm_pvm ]; then
-	echo "   (this host has no hardware virtualisation: the kernel's code is emulated, ~4 minutes)"
+	echo "   (this host has no hardware virtualisation: the kernel's code is emulated, minutes)"
 fi
-disk=$(mktemp)
-trap 'kill $memsrv 2>/dev/null; rm -f "$out" "$disk"' EXIT
-cp --sparse=always "$build/guest/rootfs.img" "$disk"
-"$vmm" --kernel "$build/guest/vmlinuz" --initrd "$build/guest/initrd.img" \
-	--memory 512M --cpus 2 --excache 32M --memsrv "127.0.0.1:$port" --disk "$disk" --stats \
-	--append 'console=ttyS0 lego.run="uname -r; nproc; grep MemTotal /proc/meminfo; echo hello from a vNode > /mnt/hello; cat /mnt/hello"' \
-	2>"$out" || status=$?
-grep -E "^lego-vmm|^EXCACHE" "$out" | sed 's/"miss_latency_log2_us".*//'
-if [ "$status" -ne 0 ]; then
-	echo "lego-vmm exited $status: see above." >&2
-	exit "$status"
-fi
-echo "The stock kernel booted, ran its command and powered off; the pages it did not keep in"
-echo "its 32 MiB ExCache went to the memory server and came back (fetches, dirty_writebacks above)."
+"$ctl" create web --cpus 2 --memory 512M --excache 32M --disk 256M \
+	--append 'console=ttyS0 lego.run="uname -r; nproc; grep MemTotal /proc/meminfo; echo disk vda: $(cat /sys/block/vda/size) sectors"'
+"$ctl" list
+echo "== its console, until it powers off"
+"$ctl" console web </dev/null
+"$ctl" list
+state=$("$ctl" --json list | grep -o '"state": "[a-z]*"' | head -1)
+"$ctl" destroy web
+"$ctl" down
+case "$state" in
+*exited*) echo "The stock kernel booted in a vNode of the cluster, ran its command and powered off." ;;
+*)
+	echo "the vNode ended as $state: see above" >&2
+	exit 1
+	;;
+esac

@@ -103,3 +103,23 @@ TEST(invalid_domains_are_refused_with_libvirts_reason)
 	ASSERT(!spec, "a disk of unknown size was accepted");
 	ASSERT_CONTAINS(err, "lego:disk");
 }
+
+TEST(the_example_domain_is_valid)
+{
+	char err[1024], *xml = NULL;
+	size_t len = 0;
+	FILE *f = fopen("examples/web.xml", "r");
+	json_t *spec;
+
+	ASSERT(f, "examples/web.xml: run the test from the repository");
+	ASSERT(getdelim(&xml, &len, '\0', f) > 0);
+	fclose(f);
+	spec = xml_to_spec(xml, err, sizeof(err));
+	ASSERT(spec, "examples/web.xml: %s", err);
+	ASSERT_EQ(I(spec, "memory"), GiB);
+	ASSERT_EQ(I(spec, "excache"), 128 * MiB);
+	ASSERT_EQ(I(spec, "disk"), GiB);
+	ASSERT(!json_object_get(spec, "kernel"), "no kernel: the boot kit's");
+	json_decref(spec);
+	free(xml);
+}
