@@ -205,15 +205,16 @@ static int vmm_argv(json_t *o, struct argv_buf *b, char *err, size_t errlen)
 		}
 	} else {
 		arg(b, "--kernel");
-		arg(b, "%s", STR(o, "kernel") ? STR(o, "kernel") : "");
-		if (!STR(o, "kernel"))
-			snprintf(b->argv[b->n - 1], strlen(A.kit) + 16, "%s/vmlinuz", A.kit);
-		if (STR(o, "initrd") || !STR(o, "kernel")) {
+		if (STR(o, "kernel"))
+			arg(b, "%s", STR(o, "kernel"));
+		else /* the boot kit: Debian's stock kernel and its initrd */
+			arg(b, "%s/vmlinuz", A.kit);
+		if (STR(o, "initrd")) {
 			arg(b, "--initrd");
-			if (STR(o, "initrd"))
-				arg(b, "%s", STR(o, "initrd"));
-			else
-				arg(b, "%s/initrd.img", A.kit);
+			arg(b, "%s", STR(o, "initrd"));
+		} else if (!STR(o, "kernel")) {
+			arg(b, "--initrd");
+			arg(b, "%s/initrd.img", A.kit);
 		}
 		arg(b, "--append");
 		arg(b, "%s", STR(o, "cmdline") ? STR(o, "cmdline") : "console=ttyS0");
@@ -297,6 +298,11 @@ static void on_run(void *opaque, const struct http_req *req, struct http_resp *r
 		http_error(resp, 500, "cannot set up %s/%s: %s", A.dir, name, strerror(errno));
 		goto close;
 	}
+	/* vmm.log starts with the command line: what ran is never a guess. */
+	dprintf(logfd, "lego-agent: running");
+	for (int i = 0; i < b.n; i++)
+		dprintf(logfd, " '%s'", b.argv[i]);
+	dprintf(logfd, "\n");
 	vm_path(path, sizeof(path), name, "control.sock");
 	unlink(path);
 	pid = fork();
@@ -404,7 +410,8 @@ static json_t *vm_json(struct vm *v, bool details)
 		json_t *xc;
 
 		vm_path(path, sizeof(path), v->name, "control.sock");
-		xc = ctl_call(path, req, 500, err, sizeof(err));
+		/* Short: a busy VMM must not hold up the heartbeat that carries this. */
+		xc = ctl_call(path, req, 250, err, sizeof(err));
 		json_decref(req);
 		if (xc && json_is_true(json_object_get(xc, "ok"))) {
 			json_object_del(xc, "ok");
@@ -649,6 +656,8 @@ int main(int argc, char **argv)
 		snprintf(A.kit, sizeof(A.kit), "%s", kit);
 	else
 		snprintf(A.kit, sizeof(A.kit), "%s/../guest", self);
+	if (realpath(A.kit, real)) /* a plain path in every command line */
+		snprintf(A.kit, sizeof(A.kit), "%s", real);
 	snprintf(A.payloads, sizeof(A.payloads), "%s", payloads ? payloads : A.kit);
 	if (!payloads)
 		strncat(A.payloads, "/payloads", sizeof(A.payloads) - strlen(A.payloads) - 1);

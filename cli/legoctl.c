@@ -674,7 +674,7 @@ static int cmd_create(int argc, char **argv)
 
 		printf("done in %.1f s\n", (now_ns() - t0) / 1e9);
 		printf("  %s: %lld vCPU, %s memory (%s ExCache) on agent %s\n", JS(out, "name"),
-		       JI(JS(out, "spec")[0] ? out : json_object_get(out, "spec"), "cpus"),
+		       JI(json_object_get(out, "spec"), "cpus"),
 		       size_str(JI(out, "memory"), a, sizeof(a)),
 		       size_str(JI(out, "excache"), b, sizeof(b)), JS(out, "agent"));
 		size_t i;

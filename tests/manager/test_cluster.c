@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +248,37 @@ TEST_TIMEOUT(cluster_registers_refuses_rolls_back_detects_down_and_restarts, 180
 	ASSERT_EQ(total_reserved(), 0);
 	snprintf(xml, sizeof(xml), "%s/volumes/bad.vol", home);
 	ASSERT(access(xml, F_OK) < 0, "the failed create left its volume behind");
+
+	/* A vNode without a kernel boots the boot kit's: the VMM's command line names it. */
+	legoctl(&r, "create", "kit", "--memory", "64M", "--excache", "16M", NULL);
+	{
+		char p[PATH_MAX], *log = NULL, want[2 * PATH_MAX + 100];
+		size_t len = 0;
+		FILE *lf;
+
+		snprintf(p, sizeof(p), "%s/vnodes/kit/vmm.log", home);
+		lf = fopen(p, "r");
+		ASSERT(lf, "the agent wrote no %s", p);
+		ASSERT(getdelim(&log, &len, '\0', lf) > 0);
+		fclose(lf);
+		ASSERT(realpath(test_path("guest"), p), "no boot kit");
+		snprintf(want, sizeof(want),
+			 "'--kernel' '%s/vmlinuz' '--initrd' '%s/initrd.img' '--append' "
+			 "'console=ttyS0'",
+			 p, p);
+		ASSERT_CONTAINS(log, want);
+		free(log);
+	}
+	if (r.status == 0) { /* with KVM it boots: enough to know it started */
+		proc_result_free(&r);
+		legoctl(&r, "destroy", "kit", NULL);
+		ASSERT(r.status == 0, "%s", r.err);
+	} else {
+		ASSERT_CONTAINS(r.err, "lego-vmm");
+	}
+	proc_result_free(&r);
+	ASSERT_EQ(nr_vnodes(), 0);
+	ASSERT_EQ(total_reserved(), 0);
 
 	/* Domain XML that libvirt rejects is refused with libvirt's reason. */
 	snprintf(xml, sizeof(xml), "%s/bad.xml", test_tmpdir());
