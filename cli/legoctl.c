@@ -126,6 +126,60 @@ static const char *size_str(json_int_t bytes, char *buf, size_t len)
 #define JS(o, k) (json_string_value(json_object_get(o, k)) ?: "")
 #define JI(o, k) ((long long)json_integer_value(json_object_get(o, k)))
 
+/*
+ * A command's --help, or a wrong number of arguments: returns the exit status
+ * to end with, or -1 to go on. @nargs is how many arguments it takes.
+ */
+static int help_or_args(int argc, char **argv, int nargs, const char *fmt, const char *arg)
+{
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf(fmt, arg);
+		return 0;
+	}
+	if (argc - 1 != nargs)
+		return nargs ? usage_fail(argv[0], "%s", "give one vNode NAME")
+			     : usage_fail(argv[0], "unexpected argument '%s'", argv[1]);
+	return -1;
+}
+
+/* @arr's strings joined by commas into @buf. */
+static char *join(json_t *arr, char *buf, size_t len)
+{
+	size_t i, n = 0;
+	json_t *e;
+
+	buf[0] = '\0';
+	json_array_foreach(arr, i, e)
+	{
+		snprintf(buf + n, len - n, "%s%s", i ? "," : "", json_string_value(e));
+		n = strlen(buf);
+	}
+	return buf;
+}
+
+/*
+ * The console output of vNode @name on @agent from byte *@off on, as a
+ * malloc'd string (*@off advances past it); NULL with a reason printed.
+ */
+static char *console_fetch(const char *agent, const char *name, long long *off)
+{
+	char url[600], err[512], *data = NULL;
+	int s;
+
+	snprintf(url, sizeof(url), "http://%s/v1/vnodes/%s/console?from=%lld", agent, name, *off);
+	s = http_call_raw("GET", url, NULL, NULL, &data, 10000, err, sizeof(err));
+	if (s != 200) {
+		free(data);
+		if (s < 0)
+			fail("the agent %s: %s", agent, err);
+		else
+			fail("vNode %s has no console on agent %s", name, agent);
+		return NULL;
+	}
+	*off += (long long)strlen(data);
+	return data;
+}
+
 /* ---- up / down ---- */
 
 struct daemon {
@@ -388,15 +442,15 @@ static int cmd_down(int argc, char **argv)
 	const char *order[] = {"agent", "manager", "storsrv", "memsrv-1", "memsrv-2"};
 	int stopped = 0;
 
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: legoctl down\n\nStop the local cluster under $LEGO_HOME (%s): its "
-		       "vNodes, agent, manager\nand servers. State, volumes and logs stay; 'legoctl "
-		       "up' starts it again.\n",
-		       home);
-		return 0;
-	}
-	if (argc > 1)
-		return usage_fail("down", "unexpected argument '%s'", argv[1]);
+	int ret =
+		help_or_args(argc, argv, 0,
+			     "usage: legoctl down\n\nStop the local cluster under $LEGO_HOME (%s): "
+			     "its vNodes, agent, manager\nand servers. State, volumes and logs "
+			     "stay; 'legoctl up' starts it again.\n",
+			     home);
+
+	if (ret >= 0)
+		return ret;
 	for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
 		pid_t pid = read_pid(order[i]);
 		char p[PATH_MAX];
@@ -469,23 +523,18 @@ static void last_line(const char *text, char *out, size_t len)
 /* --wait: watch the console until "lego-guest: ready" or the vNode stops. */
 static int wait_ready(const char *name, const char *agent)
 {
-	char url[600], err[512], line[100] = "";
+	char line[100] = "";
 	uint64_t t0 = now_ns(), last_report = 0;
 	long long off = 0;
 	char *seen = NULL;
 	size_t seen_len = 0;
 
 	for (;;) {
-		char *data = NULL;
-		int s;
+		char *data = console_fetch(agent, name, &off);
 
-		snprintf(url, sizeof(url), "http://%s/v1/vnodes/%s/console?from=%lld", agent, name,
-			 off);
-		s = http_call_raw("GET", url, NULL, NULL, &data, 10000, err, sizeof(err));
-		if (s != 200) {
-			free(data);
+		if (!data) {
 			free(seen);
-			return fail("cannot follow the console of %s on agent %s", name, agent);
+			return 1;
 		}
 		size_t n = strlen(data);
 		char *grown = realloc(seen, seen_len + n + 1);
@@ -498,7 +547,6 @@ static int wait_ready(const char *name, const char *agent)
 		seen = grown;
 		memcpy(seen + seen_len, data, n + 1);
 		seen_len += n;
-		off += (long long)n;
 		free(data);
 		if (strstr(seen, "lego-guest: ready")) {
 			printf("%s is ready after %.0f s\n", name, (now_ns() - t0) / 1e9);
@@ -703,16 +751,15 @@ static int cmd_create(int argc, char **argv)
 
 static int cmd_list(int argc, char **argv)
 {
+	int ret = help_or_args(argc, argv, 0,
+			       "usage: legoctl list [--json]\n\nThe vNodes: state, host agent, "
+			       "memory servers, ExCache use.%s\n",
+			       "");
 	json_t *out, *v;
 	size_t i;
 
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: legoctl list [--json]\n\nThe vNodes: state, host agent, memory "
-		       "servers, ExCache use.\n");
-		return 0;
-	}
-	if (argc > 1)
-		return usage_fail("list", "unexpected argument '%s'", argv[1]);
+	if (ret >= 0)
+		return ret;
 	/* In pages, so that a large cluster is never one huge answer. */
 	out = json_pack("{s:[]}", "vnodes");
 	for (json_t *page = NULL, *next = NULL;; json_decref(page)) {
@@ -742,21 +789,13 @@ static int cmd_list(int argc, char **argv)
 	json_array_foreach(json_object_get(out, "vnodes"), i, v)
 	{
 		json_t *xc = json_object_get(v, "excache_use"), *spec = json_object_get(v, "spec");
-		char a[32], b[32], c[32] = "-", mem[512] = "", miss[32] = "-";
-		size_t k;
-		json_t *e;
+		char a[32], b[32], c[32] = "-", mem[512], miss[32] = "-";
 
 		if (xc) {
 			size_str(JI(xc, "resident_pages") * 4096, c, sizeof(c));
 			snprintf(miss, sizeof(miss), "%lld", JI(xc, "misses"));
 		}
-		json_array_foreach(json_object_get(v, "memsrvs"), k, e)
-		{
-			size_t n = strlen(mem);
-
-			snprintf(mem + n, sizeof(mem) - n, "%s%s", k ? "," : "",
-				 json_string_value(e));
-		}
+		join(json_object_get(v, "memsrvs"), mem, sizeof(mem));
 		if (json_array_size(json_object_get(v, "down"))) {
 			size_t n = strlen(mem);
 
@@ -775,16 +814,15 @@ static int cmd_list(int argc, char **argv)
 
 static int cmd_nodes(int argc, char **argv)
 {
+	int ret = help_or_args(argc, argv, 0,
+			       "usage: legoctl nodes [--json]\n\nThe components: role, address, "
+			       "capacity, load, health, and the vNodes\nthat depend on each.%s\n",
+			       "");
 	json_t *out, *c;
 	size_t i;
 
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: legoctl nodes [--json]\n\nThe components: role, address, capacity, "
-		       "load, health, and the vNodes\nthat depend on each.\n");
-		return 0;
-	}
-	if (argc > 1)
-		return usage_fail("nodes", "unexpected argument '%s'", argv[1]);
+	if (ret >= 0)
+		return ret;
 	out = api("GET", "/v1/components", NULL);
 	if (!out)
 		return 1;
@@ -797,16 +835,9 @@ static int cmd_nodes(int argc, char **argv)
 	       "RESERVED", "USED", "LOAD", "VNODES");
 	json_array_foreach(json_object_get(out, "components"), i, c)
 	{
-		char a[32], b[32], u[32], deps[256] = "";
-		size_t k, n;
-		json_t *e;
+		char a[32], b[32], u[32], deps[256];
 
-		json_array_foreach(json_object_get(c, "vnodes"), k, e)
-		{
-			n = strlen(deps);
-			snprintf(deps + n, sizeof(deps) - n, "%s%s", k ? "," : "",
-				 json_string_value(e));
-		}
+		join(json_object_get(c, "vnodes"), deps, sizeof(deps));
 		printf("%-8s %-22s %-6s %10s %10s %10s %5.0f%%  %s\n", JS(c, "role"), JS(c, "addr"),
 		       JS(c, "health"), size_str(JI(c, "capacity"), a, sizeof(a)),
 		       size_str(JI(c, "reserved"), b, sizeof(b)),
@@ -822,19 +853,19 @@ static int cmd_nodes(int argc, char **argv)
 static int cmd_simple(int argc, char **argv)
 {
 	const char *cmd = argv[0];
+	int ret = help_or_args(
+		argc, argv, 1,
+		!strcmp(cmd, "stop")	? "usage: legoctl stop NAME\n\nStop the vNode's VMM; its "
+					  "placement and disk stay.%s\n"
+		: !strcmp(cmd, "start") ? "usage: legoctl start NAME\n\nStart a stopped vNode "
+					  "again (new --cpus and --memory take effect).%s\n"
+					: "usage: legoctl destroy NAME\n\nStop the vNode and free "
+					  "all it holds: memory slabs, disk volume, state.%s\n",
+		"");
 	json_t *out;
 
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: legoctl %s NAME\n\n%s\n", cmd,
-		       !strcmp(cmd, "stop") ? "Stop the vNode's VMM; its placement and disk stay."
-		       : !strcmp(cmd, "start") ? "Start a stopped vNode again (new --cpus and "
-						 "--memory take effect)."
-					       : "Stop the vNode and free all it holds: memory "
-						 "slabs, disk volume, state.");
-		return 0;
-	}
-	if (argc != 2)
-		return usage_fail(cmd, "%s", "give one vNode NAME");
+	if (ret >= 0)
+		return ret;
 	if (!strcmp(cmd, "destroy"))
 		out = api("DELETE", "/v1/vnodes/%s", NULL, argv[1]);
 	else
@@ -913,16 +944,14 @@ static int cmd_resize(int argc, char **argv)
 static int cmd_dumpxml(int argc, char **argv)
 {
 	char url[512], err[1024], *xml = NULL;
-	int s;
+	int s = help_or_args(argc, argv, 1,
+			     "usage: legoctl dumpxml NAME\n\nThe vNode as a libvirt domain XML "
+			     "document (lego's settings in <metadata>);\n'legoctl create --from "
+			     "FILE' takes it back.%s\n",
+			     "");
 
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: legoctl dumpxml NAME\n\nThe vNode as a libvirt domain XML document "
-		       "(lego's settings in <metadata>);\n'legoctl create --from FILE' takes it "
-		       "back.\n");
-		return 0;
-	}
-	if (argc != 2)
-		return usage_fail("dumpxml", "%s", "give one vNode NAME");
+	if (s >= 0)
+		return s;
 	if (find_manager())
 		return 1;
 	snprintf(url, sizeof(url), "%s/v1/vnodes/%s/xml", manager, argv[1]);
@@ -989,22 +1018,15 @@ static int cmd_console(int argc, char **argv)
 	}
 	bool input = !once;
 	for (int idle = 0;;) {
-		char *data = NULL;
-		int s;
+		char *data = console_fetch(agent, name, &off);
 
-		snprintf(url, sizeof(url), "http://%s/v1/vnodes/%s/console?from=%lld", agent, name,
-			 off);
-		s = http_call_raw("GET", url, NULL, NULL, &data, 10000, err, sizeof(err));
-		if (s != 200) {
-			free(data);
+		if (!data) {
 			tty_restore();
-			return s < 0 ? fail("the agent %s: %s", agent, err)
-				     : fail("vNode %s has no console on agent %s", name, agent);
+			return 1;
 		}
 		size_t n = strlen(data);
 		fwrite(data, 1, n, stdout);
 		fflush(stdout);
-		off += (long long)n;
 		free(data);
 		if (once)
 			return 0;
