@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define LMP_MAGIC     0x31504d4cU /* "LMP1" */
-#define LMP_VERSION   1
+#define LMP_VERSION   2		  /* 2: HELLO carries placement epochs */
 #define LMP_PAGE      4096U
 #define LMP_MAX_PAGES 64				     /* pages in one READV or WRITEV */
 #define LMP_MAX_BODY  (LMP_MAX_PAGES * (LMP_PAGE + 8) + 128) /* also a BLK_WRITE of LMP_BLK_MAX */
@@ -55,7 +55,22 @@ struct lmp_hello {
 	uint64_t vnode;		      /* the vNode this connection acts for */
 	uint64_t nr_pages;	      /* its guest memory in pages */
 	uint8_t token[LMP_TOKEN_LEN]; /* its secret */
+	/*
+	 * Placement epochs (0 throughout without a manager). The server keeps the
+	 * newest epoch it has seen for the vNode and answers -ESTALE to requests
+	 * of connections made at an older one: a fenced client can never read or
+	 * overwrite the current copy. A HELLO at a newer epoch is accepted when
+	 * the server's copy is current: its epoch is at least @since, the epoch
+	 * since which the client has had this server in the placement; or, with
+	 * LMP_HELLO_FRESH, by dropping every page (the server is being refilled).
+	 */
+	uint64_t epoch;
+	uint64_t since;
+	uint32_t flags;
+	uint32_t reserved;
 };
+
+#define LMP_HELLO_FRESH 1u /* drop what is held for the vNode: a refill follows */
 
 struct lmp_stat {
 	uint64_t capacity_pages;

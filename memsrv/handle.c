@@ -34,9 +34,26 @@ static size_t handle_hello(struct memsrv *m, struct memsrv_session *ss, const st
 			 ret == -EACCES ? "wrong token" : "its size does not match");
 		return reply(out, h, ret, 0, 0);
 	}
+	if (hello.flags & ~LMP_HELLO_FRESH) {
+		store_detach(&m->store, vn);
+		return reply(out, h, -EINVAL, 0, 0);
+	}
+	ret = store_epoch(&m->store, vn, hello.epoch, hello.since, hello.flags);
+	if (ret) {
+		log_warn("fenced a connection for vNode %llu at epoch %llu: this copy is at epoch "
+			 "%llu",
+			 (unsigned long long)hello.vnode, (unsigned long long)hello.epoch,
+			 (unsigned long long)vn->epoch);
+		store_detach(&m->store, vn);
+		return reply(out, h, ret, 0, vn->epoch);
+	}
+	if (hello.flags & LMP_HELLO_FRESH)
+		log_info("vNode %llu: copy dropped for a refill at epoch %llu",
+			 (unsigned long long)hello.vnode, (unsigned long long)hello.epoch);
 	ss->vn = vn;
 	ss->vnode_id = hello.vnode;
-	return reply(out, h, 0, 0, 0);
+	ss->epoch = hello.epoch;
+	return reply(out, h, 0, 0, vn->epoch);
 }
 
 static size_t handle_read(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
@@ -102,6 +119,8 @@ size_t memsrv_handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 		return reply(out, h, -EPROTO, 0, 0);
 	if (h->type == LMP_HELLO)
 		return handle_hello(m, ss, h, body, out);
+	if (ss->vn && ss->epoch != ss->vn->epoch && h->type != LMP_STAT)
+		return reply(out, h, -ESTALE, 0, ss->vn->epoch); /* fenced by a newer placement */
 	if (!ss->vn || ss->vn->released) {
 		switch (h->type) {
 		case LMP_READ:

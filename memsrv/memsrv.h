@@ -25,6 +25,7 @@ struct memsrv {
 struct memsrv_session {
 	struct store_vnode *vn; /* NULL until HELLO succeeded */
 	uint64_t vnode_id;
+	uint64_t epoch; /* the placement epoch it said HELLO at */
 };
 
 /*

@@ -43,6 +43,29 @@ static void store_free_pages(struct store *s, struct store_vnode *vn)
 	}
 }
 
+int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_t since,
+		uint32_t flags)
+{
+	if (vn->epoch == 0 && vn->used == 0) { /* nothing held yet: nothing to be stale */
+		vn->epoch = epoch;
+		return 0;
+	}
+	if (epoch < vn->epoch)
+		return -ESTALE; /* a newer placement exists: this client is fenced */
+	if (flags & LMP_HELLO_FRESH) {
+		if (epoch == vn->epoch)
+			return -ESTALE; /* only a newer placement may refill */
+		store_free_pages(s, vn);
+		memset(vn->slots, 0, vn->nr_pages * sizeof(uint32_t));
+		vn->epoch = epoch;
+		return 0;
+	}
+	if (vn->epoch < since)
+		return -ESTALE; /* this copy predates the client's placement of it */
+	vn->epoch = epoch;
+	return 0;
+}
+
 static void store_free_vnode(struct store_vnode *vn)
 {
 	munmap(vn->slots, vn->nr_pages * sizeof(uint32_t));

@@ -20,6 +20,7 @@ struct store_vnode {
 	uint64_t used;	 /* pages of this vNode in the pool */
 	int refs;	 /* connections authenticated for it */
 	bool released;	 /* its pages are gone; freed with its last connection */
+	uint64_t epoch;	 /* the newest placement epoch a client presented */
 	struct store_vnode *next;
 };
 
@@ -59,6 +60,14 @@ uint64_t store_pages_needed(const struct store_vnode *vn, const uint64_t *pages,
 
 /* store_write - store @data as @page of @vn. -ERANGE past its end, -ENOSPC when full. */
 int store_write(struct store *s, struct store_vnode *vn, uint64_t page, const uint8_t *data);
+
+/*
+ * store_epoch - a client at placement @epoch wants @vn (see struct lmp_hello):
+ * 0 and the vNode is at @epoch, or -ESTALE when its copy is not current for
+ * that client. LMP_HELLO_FRESH drops every page first.
+ */
+int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_t since,
+		uint32_t flags);
 
 /*
  * store_release - drop every page of @vn and forget it; connections still

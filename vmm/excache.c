@@ -282,7 +282,7 @@ static void xc_fault(struct excache_thread *t, uint64_t addr, uint64_t flags)
 	}
 	xc->stats.misses++;
 	if (s & XC_REM) {
-		ret = memclient_read(&t->mc, page, (uint32_t)n, t->buf);
+		ret = memroute_read(&t->rc, page, (uint32_t)n, t->buf);
 		if (ret) {
 			xc_fail(xc, ret, "reading a page");
 			return;
@@ -417,7 +417,7 @@ static bool xc_evict_batch(struct excache *xc, uint64_t target)
 		}
 	}
 	if (nr_dirty) {
-		ret = memclient_write(&t->mc, pages, data, nr_dirty);
+		ret = memroute_write(&t->rc, pages, data, nr_dirty);
 		if (ret) {
 			xc_fail(xc, ret, "writing pages back");
 			return false;
@@ -513,8 +513,7 @@ static int xc_thread_init(struct excache *xc, struct excache_thread *t, int inde
 	t->buf = aligned_alloc(PAGE, LMP_MAX_PAGES * PAGE);
 	if (!t->buf)
 		return -ENOMEM;
-	ret = memclient_open_slabs(&t->mc, xc->cfg.memsrv, xc->cfg.slab_size / PAGE, &xc->cfg.cred,
-				   err, sizeof(err));
+	ret = memroute_open(&t->rc, &xc->route, err, sizeof(err));
 	if (ret)
 		log_err("%s", err);
 	return ret;
@@ -556,6 +555,16 @@ int excache_init(struct excache *xc, struct vm *vm, const struct excache_config 
 	ret = xc_uffd_open(xc);
 	if (ret)
 		return ret;
+	{
+		char err[256];
+
+		ret = memroute_init(&xc->route, cfg->memsrv, cfg->memsrv_secondary,
+				    cfg->slab_size / PAGE, &cfg->cred, err, sizeof(err));
+		if (ret) {
+			log_err("%s", err);
+			return ret;
+		}
+	}
 	xc->faulters = calloc(xc->cfg.nr_fault_threads, sizeof(*xc->faulters));
 	if (!xc->faulters)
 		return -ENOMEM;
@@ -605,18 +614,19 @@ void excache_stop(struct excache *xc)
 void excache_exit(struct excache *xc)
 {
 	excache_stop(xc);
-	if (xc->evictor.mc.x) {
-		int ret = memclient_release(&xc->evictor.mc);
+	if (xc->evictor.rc.open) {
+		int ret = memroute_release(&xc->evictor.rc);
 
 		if (ret)
 			log_warn("memory server %s did not release the vNode's pages: %s",
 				 xc->cfg.memsrv, memclient_strerror(ret));
 	}
 	for (int i = 0; i < xc->nr_threads; i++) {
-		memclient_close(&xc->faulters[i].mc);
+		memroute_close(&xc->faulters[i].rc);
 		free(xc->faulters[i].buf);
 	}
-	memclient_close(&xc->evictor.mc);
+	memroute_close(&xc->evictor.rc);
+	memroute_exit(&xc->route);
 	free(xc->evictor.buf);
 	free(xc->faulters);
 	xc_policy_exit(&xc->policy);

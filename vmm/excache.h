@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "excache_policy.h"
-#include "memclient.h"
+#include "memroute.h"
 #include "vm.h"
 
 enum excache_poll { EXCACHE_POLL_BLOCK, EXCACHE_POLL_SPIN };
@@ -30,7 +30,8 @@ enum excache_poll { EXCACHE_POLL_BLOCK, EXCACHE_POLL_SPIN };
 struct excache_config {
 	uint64_t size;	    /* bytes resident at most */
 	const char *memsrv; /* "HOST:PORT" of the memory server, or one per slab, comma-separated */
-	uint64_t slab_size; /* bytes per slab when several servers are listed */
+	const char *memsrv_secondary; /* the same for the secondaries, or NULL: not replicated */
+	uint64_t slab_size;	      /* bytes per slab when servers are listed per slab */
 	struct memclient_cred cred;
 	int nr_fault_threads;	/* faults served concurrently (one per vCPU) */
 	enum excache_poll poll; /* how fault threads wait for faults */
@@ -61,7 +62,7 @@ struct excache_thread {
 	struct excache *xc;
 	pthread_t thread;
 	int index;
-	struct memclient mc;
+	struct memroute_client rc;
 	uint8_t *buf; /* LMP_MAX_PAGES pages */
 };
 
@@ -86,6 +87,7 @@ struct excache {
 	struct excache_thread evictor;
 	bool started;
 	struct excache_stats stats;
+	struct memroute route; /* where the pages that are not resident live */
 };
 
 /*

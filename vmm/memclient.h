@@ -13,19 +13,9 @@
 #include "xport.h"
 
 struct memclient {
-	struct xport *x; /* the (first) server's connection */
+	struct xport *x;
 	char addr[128];
 	uint64_t bytes_in, bytes_out;
-	/*
-	 * A vNode whose memory is placed in slabs on several servers: slab i
-	 * (pages [i * slab_pages, (i + 1) * slab_pages)) is on
-	 * servers[slab_server[i]], each a memclient of its own. nr_servers is 0
-	 * for one server, served by x directly.
-	 */
-	int nr_servers;
-	struct memclient *servers;
-	uint16_t *slab_server;
-	uint64_t nr_slabs, slab_pages;
 };
 
 /* The vNode a memclient acts for. */
@@ -33,6 +23,7 @@ struct memclient_cred {
 	uint64_t vnode;
 	uint64_t nr_pages;
 	uint8_t token[LMP_TOKEN_LEN];
+	uint64_t epoch; /* the placement's epoch (0 without a manager) */
 };
 
 /*
@@ -43,13 +34,12 @@ int memclient_open(struct memclient *mc, const char *addr, const struct memclien
 		   char *err, size_t errlen);
 
 /*
- * memclient_open_slabs - @addrs is "HOST:PORT" for one server, or
- * "A,B,A,..." naming the server of each slab of @slab_pages pages, in order:
- * reads and writes then go to the server of their page's slab (a read that
- * crosses a slab boundary is split). Errors as memclient_open.
+ * memclient_open_at - memclient_open for a client that has had this server in
+ * its placement since epoch @since (see struct lmp_hello), with HELLO @flags,
+ * and at most @io_timeout_ms for any answer.
  */
-int memclient_open_slabs(struct memclient *mc, const char *addrs, uint64_t slab_pages,
-			 const struct memclient_cred *cred, char *err, size_t errlen);
+int memclient_open_at(struct memclient *mc, const char *addr, const struct memclient_cred *cred,
+		      uint64_t since, uint32_t flags, int io_timeout_ms, char *err, size_t errlen);
 
 /* memclient_close - hang up. */
 void memclient_close(struct memclient *mc);
@@ -63,10 +53,10 @@ int memclient_read(struct memclient *mc, uint64_t first, uint32_t count, void *b
  */
 int memclient_write(struct memclient *mc, const uint64_t *pages, void *const *data, uint32_t count);
 
-/* memclient_release - the vNode is gone: the servers free its pages. */
+/* memclient_release - the vNode is gone: the server frees its pages. */
 int memclient_release(struct memclient *mc);
 
-/* memclient_stat - the (first) server's capacity and use. */
+/* memclient_stat - the server's capacity and use. */
 int memclient_stat(struct memclient *mc, struct lmp_stat *st);
 
 /* memclient_strerror - what a failed call's -errno means for a person. */

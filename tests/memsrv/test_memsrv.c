@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "memclient.h"
+#include "memroute.h"
 #include "test.h"
 
 static struct memclient_cred cred(uint64_t vnode, uint8_t key, uint64_t pages)
@@ -284,23 +285,26 @@ TEST(slabs_on_two_servers_each_page_goes_to_its_slabs_server)
 {
 	char a_addr[64], b_addr[64], list[256], err[256];
 	pid_t a = memsrv_spawn("64M", a_addr), b = memsrv_spawn("64M", b_addr);
-	struct memclient mc, on_a, on_b;
+	struct memroute route;
+	struct memroute_client rc;
+	struct memclient on_a, on_b;
 	struct memclient_cred c = cred(42, 0x5a, 64); /* 4 slabs of 16 pages: A B A B */
 	static uint8_t data[64][4096], got[64 * 4096], zero[4096];
 	uint64_t pages[64];
 	void *ptrs[64];
 
 	snprintf(list, sizeof(list), "%s,%s,%s,%s", a_addr, b_addr, a_addr, b_addr);
-	ASSERT(memclient_open_slabs(&mc, list, 16, &c, err, sizeof(err)) == 0, "%s", err);
-	ASSERT_EQ(mc.nr_servers, 2);
+	ASSERT(memroute_init(&route, list, NULL, 16, &c, err, sizeof(err)) == 0, "%s", err);
+	ASSERT_EQ(route.nr_servers, 2);
+	ASSERT(memroute_open(&rc, &route, err, sizeof(err)) == 0, "%s", err);
 	for (int i = 0; i < 64; i++) {
 		pages[i] = (uint64_t)(63 - i); /* out of order: the batch is split by server */
 		fill(data[i], 1000 + pages[i]);
 		ptrs[i] = data[i];
 	}
-	ASSERT_EQ(memclient_write(&mc, pages, ptrs, 64), 0);
+	ASSERT_EQ(memroute_write(&rc, pages, ptrs, 64), 0);
 	/* One read across all four slabs comes back whole, in order. */
-	ASSERT_EQ(memclient_read(&mc, 0, 64, got), 0);
+	ASSERT_EQ(memroute_read(&rc, 0, 64, got), 0);
 	for (int p = 0; p < 64; p++)
 		ASSERT(memcmp(got + p * 4096, data[63 - p], 4096) == 0, "page %d", p);
 	/* Each server holds exactly its slabs' pages. */
@@ -315,13 +319,14 @@ TEST(slabs_on_two_servers_each_page_goes_to_its_slabs_server)
 	}
 	ASSERT_EQ(memclient_read(&on_b, 16, 16, got), 0);
 	ASSERT(memcmp(got, data[63 - 16], 4096) == 0);
-	ASSERT_EQ(memclient_release(&mc), 0);
-	memclient_close(&mc);
+	ASSERT_EQ(memroute_release(&rc), 0);
+	memroute_close(&rc);
+	memroute_exit(&route);
 	memclient_close(&on_a);
 	memclient_close(&on_b);
 	/* A list that does not match the memory's slabs is refused with a reason. */
 	snprintf(list, sizeof(list), "%s,%s", a_addr, b_addr);
-	ASSERT(memclient_open_slabs(&mc, list, 16, &c, err, sizeof(err)) == -EINVAL);
+	ASSERT(memroute_init(&route, list, NULL, 16, &c, err, sizeof(err)) == -EINVAL);
 	ASSERT_CONTAINS(err, "one per slab");
 	stop(a);
 	stop(b);

@@ -1,0 +1,460 @@
+/*
+ * test_replication.c - replicated memory and failover below the VMM, with
+ * real lego-memsrv processes: placement epochs fence old connections and
+ * stale copies; a write counts only when primary and secondary hold it; a
+ * primary killed (kill -9) or cut off (a veth pulled down in a network
+ * namespace) in the middle of a write-and-verify workload loses nothing, and
+ * the copy it kept is never read again.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "memclient.h"
+#include "memroute.h"
+#include "test.h"
+#include "util.h"
+
+static struct memclient_cred cred(uint64_t vnode, uint64_t pages, uint64_t epoch)
+{
+	struct memclient_cred c = {.vnode = vnode, .nr_pages = pages, .epoch = epoch};
+
+	memset(c.token, 0x77, sizeof(c.token));
+	return c;
+}
+
+static void fill(uint8_t *page, uint64_t pageno, uint64_t version)
+{
+	for (int i = 0; i < 4096; i += 16) {
+		*(uint64_t *)(page + i) = pageno;
+		*(uint64_t *)(page + i + 8) = version;
+	}
+}
+
+static int hello(struct memclient *mc, const char *addr, uint64_t epoch, uint64_t since,
+		 uint32_t flags)
+{
+	struct memclient_cred c = cred(5, 64, epoch);
+	char err[256];
+
+	return memclient_open_at(mc, addr, &c, since, flags, 5000, err, sizeof(err));
+}
+
+TEST(epochs_fence_old_connections_and_stale_copies)
+{
+	char addr[64];
+	pid_t pid = memsrv_spawn("16M", addr);
+	struct memclient c1, c2, c3, c4;
+	static uint8_t page[4096], got[4096], zero[4096];
+	uint64_t p0 = 0;
+	void *data = page;
+
+	ASSERT_EQ(hello(&c1, addr, 1, 1, 0), 0);
+	fill(page, 0, 1);
+	ASSERT_EQ(memclient_write(&c1, &p0, &data, 1), 0);
+	/* The placement moves on to epoch 2 with this server in it. */
+	ASSERT_EQ(hello(&c2, addr, 2, 1, 0), 0);
+	ASSERT_EQ(memclient_read(&c2, 0, 1, got), 0);
+	ASSERT(memcmp(got, page, 4096) == 0);
+	/* The epoch-1 connection is fenced: no read, no write, no release. */
+	ASSERT_EQ(memclient_read(&c1, 0, 1, got), -ESTALE);
+	ASSERT_EQ(memclient_write(&c1, &p0, &data, 1), -ESTALE);
+	ASSERT_EQ(memclient_release(&c1), -ESTALE);
+	/* Nor can anyone come back at epoch 1. */
+	ASSERT_EQ(hello(&c3, addr, 1, 1, 0), -ESTALE);
+	/* A client that has had this server only since epoch 3 does not trust a copy
+	 * of epoch 2: it must be refilled. */
+	ASSERT_EQ(hello(&c3, addr, 3, 3, 0), -ESTALE);
+	ASSERT_EQ(hello(&c3, addr, 3, 3, LMP_HELLO_FRESH), 0);
+	ASSERT_EQ(memclient_read(&c3, 0, 1, got), 0);
+	ASSERT(memcmp(got, zero, 4096) == 0, "a refilled server still had the old copy");
+	ASSERT_EQ(memclient_read(&c2, 0, 1, got), -ESTALE);
+	/* A refill only ever comes from a newer placement. */
+	ASSERT_EQ(hello(&c4, addr, 3, 3, LMP_HELLO_FRESH), -ESTALE);
+	memclient_close(&c1);
+	memclient_close(&c2);
+	memclient_close(&c3);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+TEST(a_write_counts_when_primary_and_secondary_both_hold_it)
+{
+	char a[64], b[64], err[256];
+	pid_t pa = memsrv_spawn("16M", a), pb = memsrv_spawn("16M", b);
+	struct memclient_cred c = cred(7, 64, 1);
+	struct memroute r;
+	struct memroute_client rc;
+	struct memclient on_a, on_b;
+	static uint8_t pages[8][4096], got[4096];
+	uint64_t nos[8];
+	void *data[8];
+
+	ASSERT(memroute_init(&r, a, b, 0, &c, err, sizeof(err)) == 0, "%s", err);
+	ASSERT(memroute_open(&rc, &r, err, sizeof(err)) == 0, "%s", err);
+	for (int i = 0; i < 8; i++) {
+		nos[i] = (uint64_t)i * 7;
+		fill(pages[i], nos[i], 3);
+		data[i] = pages[i];
+	}
+	ASSERT_EQ(memroute_write(&rc, nos, data, 8), 0);
+	ASSERT_EQ(memclient_open_at(&on_a, a, &c, 1, 0, 5000, err, sizeof(err)), 0);
+	ASSERT_EQ(memclient_open_at(&on_b, b, &c, 1, 0, 5000, err, sizeof(err)), 0);
+	for (int i = 0; i < 8; i++) {
+		ASSERT_EQ(memclient_read(&on_a, nos[i], 1, got), 0);
+		ASSERT(memcmp(got, pages[i], 4096) == 0, "primary lacks page %llu",
+		       (unsigned long long)nos[i]);
+		ASSERT_EQ(memclient_read(&on_b, nos[i], 1, got), 0);
+		ASSERT(memcmp(got, pages[i], 4096) == 0, "secondary lacks page %llu",
+		       (unsigned long long)nos[i]);
+	}
+	/* Primary and secondary on one server is refused. */
+	memroute_close(&rc);
+	memroute_exit(&r);
+	ASSERT(memroute_init(&r, a, a, 0, &c, err, sizeof(err)) == -EINVAL);
+	ASSERT_CONTAINS(err, "primary and secondary");
+	memclient_close(&on_a);
+	memclient_close(&on_b);
+	kill(pa, SIGTERM);
+	kill(pb, SIGTERM);
+	waitpid(pa, NULL, 0);
+	waitpid(pb, NULL, 0);
+}
+
+/* ---- the workload: threads writing and verifying their own pages ---- */
+
+#define WL_PAGES   256 /* per thread */
+#define WL_THREADS 2
+
+struct worker {
+	struct memroute *r;
+	int index;
+	volatile bool *stop;
+	uint64_t acked[WL_PAGES]; /* the last version each page was acknowledged at */
+	uint64_t writes, mismatches, seed;
+	int error;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct memroute_client rc;
+	static __thread uint8_t buf[8][4096], got[4096];
+	char err[256];
+
+	if (memroute_open(&rc, w->r, err, sizeof(err))) {
+		w->error = -1;
+		return NULL;
+	}
+	while (!*w->stop) {
+		uint64_t nos[8];
+		void *data[8];
+
+		/* A batch of 8 random pages of this thread's own, one version up. */
+		for (int i = 0; i < 8; i++) {
+			uint64_t k = (w->seed = w->seed * 6364136223846793005ULL +
+						1442695040888963407ULL) >>
+				     33;
+			uint64_t p = k % WL_PAGES;
+
+			for (int j = 0; j < i; j++)
+				if (nos[j] == (uint64_t)(w->index * WL_PAGES + p))
+					p = (p + 1) % WL_PAGES, j = -1;
+			nos[i] = (uint64_t)(w->index * WL_PAGES + p);
+			fill(buf[i], nos[i], w->acked[p] + 1);
+			data[i] = buf[i];
+		}
+		w->error = memroute_write(&rc, nos, data, 8);
+		if (w->error)
+			break;
+		for (int i = 0; i < 8; i++)
+			w->acked[nos[i] - (uint64_t)w->index * WL_PAGES]++;
+		w->writes += 8;
+		/* Read one back at once. */
+		w->error = memroute_read(&rc, nos[0], 1, got);
+		if (w->error)
+			break;
+		w->mismatches += memcmp(got, buf[0], 4096) != 0;
+	}
+	/* The final verification: every page as last acknowledged. */
+	for (uint64_t p = 0; !w->error && p < WL_PAGES; p++) {
+		uint64_t no = (uint64_t)w->index * WL_PAGES + p;
+
+		w->error = memroute_read(&rc, no, 1, got);
+		if (w->error)
+			break;
+		fill(buf[0], no, w->acked[p]);
+		if (w->acked[p] && memcmp(got, buf[0], 4096))
+			w->mismatches++;
+	}
+	memroute_close(&rc);
+	return NULL;
+}
+
+/* Run the workload on @r; @cut is called after @cut_ms; returns the mismatches. */
+static uint64_t run_workload(struct memroute *r, int run_ms, int cut_ms, void (*cut)(void *),
+			     void *cut_arg)
+{
+	static struct worker w[WL_THREADS];
+	pthread_t th[WL_THREADS];
+	volatile bool stop = false;
+	uint64_t mismatches = 0;
+
+	for (int i = 0; i < WL_THREADS; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i] = (struct worker){.r = r, .index = i, .stop = &stop, .seed = now_ns() + i};
+		pthread_create(&th[i], NULL, worker_main, &w[i]);
+	}
+	usleep(cut_ms * 1000);
+	cut(cut_arg);
+	usleep((run_ms - cut_ms) * 1000);
+	stop = true;
+	for (int i = 0; i < WL_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		ASSERT(w[i].error == 0, "worker %d: %s", i, memclient_strerror(w[i].error));
+		ASSERT(w[i].writes > 0, "worker %d wrote nothing", i);
+		mismatches += w[i].mismatches;
+	}
+	return mismatches;
+}
+
+static void kill9(void *arg)
+{
+	kill(*(pid_t *)arg, SIGKILL);
+}
+
+TEST_TIMEOUT(primary_killed_mid_workload_twenty_rounds_loses_nothing, 240)
+{
+	uint64_t max_pause = 0;
+
+	for (int round = 0; round < 20; round++) {
+		char a[64], b[64], err[256];
+		pid_t pa = memsrv_spawn("16M", a), pb = memsrv_spawn("16M", b);
+		struct memclient_cred c = cred(100 + round, WL_THREADS * WL_PAGES, 1);
+		struct memroute r;
+		uint64_t bad;
+
+		ASSERT(memroute_init(&r, a, b, 0, &c, err, sizeof(err)) == 0, "%s", err);
+		bad = run_workload(&r, 400, 50 + (int)(now_ns() % 250), kill9, &pa);
+		ASSERT_EQ(bad, 0);
+		ASSERT_EQ(r.failovers, 1);
+		ASSERT(r.nr_pauses >= 1, "no failover pause recorded");
+		if (r.pause_max_ns > max_pause)
+			max_pause = r.pause_max_ns;
+		waitpid(pa, NULL, 0);
+		kill(pb, SIGTERM);
+		waitpid(pb, NULL, 0);
+		memroute_exit(&r);
+	}
+	printf("  20 rounds, 0 mismatches; longest failover pause %.2f ms\n", max_pause / 1e6);
+}
+
+TEST(secondary_killed_the_vnode_goes_on_without_losing_anything)
+{
+	char a[64], b[64], err[256];
+	pid_t pa = memsrv_spawn("16M", a), pb = memsrv_spawn("16M", b);
+	struct memclient_cred c = cred(300, WL_THREADS * WL_PAGES, 1);
+	struct memroute r;
+
+	ASSERT(memroute_init(&r, a, b, 0, &c, err, sizeof(err)) == 0, "%s", err);
+	ASSERT_EQ(run_workload(&r, 400, 150, kill9, &pb), 0);
+	ASSERT_EQ(r.failovers, 1);
+	ASSERT_EQ(r.slabs[0].secondary, -1);
+	ASSERT_CONTAINS(r.last_event, "without a secondary");
+	/* Then losing the primary too is an error, not a silent loss. */
+	kill(pa, SIGKILL);
+	waitpid(pa, NULL, 0);
+	waitpid(pb, NULL, 0);
+	{
+		struct memroute_client rc;
+		static uint8_t got[4096];
+
+		ASSERT(memroute_open(&rc, &r, err, sizeof(err)) != 0 ||
+			       memroute_read(&rc, 0, 1, got) == -EHOSTDOWN,
+		       "reading with every copy gone did not fail");
+		memroute_close(&rc);
+	}
+	memroute_exit(&r);
+}
+
+/* ---- a primary cut off by the network, not killed ---- */
+
+struct netns {
+	char name[32], host_if[16], ns_if[16], host_ip[32], ns_ip[32];
+};
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static void netns_down(struct netns *n)
+{
+	sh("ip netns del %s 2>/dev/null; ip link del %s 2>/dev/null", n->name, n->host_if);
+}
+
+static void netns_up(struct netns *n)
+{
+	int k = (int)(getpid() % 200) + 20;
+
+	snprintf(n->name, sizeof(n->name), "lego-rep-%d", (int)getpid());
+	snprintf(n->host_if, sizeof(n->host_if), "lgh%d", (int)getpid() % 100000);
+	snprintf(n->ns_if, sizeof(n->ns_if), "lgn%d", (int)getpid() % 100000);
+	snprintf(n->host_ip, sizeof(n->host_ip), "10.199.%d.1", k);
+	snprintf(n->ns_ip, sizeof(n->ns_ip), "10.199.%d.2", k);
+	if (geteuid() != 0 || sh("command -v ip >/dev/null"))
+		test_skip("needs root and iproute2 for a network namespace: this test did NOT run");
+	netns_down(n);
+	if (sh("ip netns add %s && ip link add %s type veth peer name %s && "
+	       "ip link set %s netns %s && ip addr add %s/24 dev %s && ip link set %s up && "
+	       "ip netns exec %s ip addr add %s/24 dev %s && ip netns exec %s ip link set %s up && "
+	       "ip netns exec %s ip link set lo up",
+	       n->name, n->host_if, n->ns_if, n->ns_if, n->name, n->host_ip, n->host_if, n->host_if,
+	       n->name, n->ns_ip, n->ns_if, n->name, n->ns_if, n->name)) {
+		netns_down(n);
+		test_skip(
+			"cannot make a network namespace with a veth here: this test did NOT run");
+	}
+}
+
+static void link_down(void *arg)
+{
+	struct netns *n = arg;
+
+	/* The namespace's end: packets to it are lost silently, as in a partition. */
+	ASSERT_EQ(sh("ip netns exec %s ip link set %s down", n->name, n->ns_if), 0);
+}
+
+TEST_TIMEOUT(primary_cut_off_by_the_network_is_fenced_when_it_comes_back, 120)
+{
+	static struct netns n;
+	char a[64], b[64], err[256];
+	char ip[64] = "ip";
+	char *argv[] = {ip,	    "netns", "exec",	   n.name, NULL, "-q",
+			"--listen", a,	     "--capacity", "16M",  NULL};
+	struct memclient_cred c = cred(400, WL_THREADS * WL_PAGES, 1);
+	struct memclient old, probe;
+	struct memroute r;
+	static uint8_t got[4096], zero[4096];
+	pid_t pa, pb;
+
+	netns_up(&n);
+	{
+		FILE *f = popen("command -v ip", "r");
+
+		if (!f || !fgets(ip, sizeof(ip), f))
+			test_skip("iproute2's ip is not installed: this test did NOT run");
+		ip[strcspn(ip, "\n")] = '\0';
+		pclose(f);
+	}
+	snprintf(a, sizeof(a), "%s:%d", n.ns_ip, 7400);
+	argv[3] = n.name;
+	argv[4] = (char *)test_path("bin/lego-memsrv");
+	pa = proc_spawn(argv);
+	pb = memsrv_spawn("16M", b);
+	for (int ms = 0; memclient_open_at(&old, a, &c, 1, 0, 2000, err, sizeof(err)); ms += 50) {
+		ASSERT(ms < 10000, "lego-memsrv in the namespace: %s", err);
+		usleep(50 * 1000);
+	}
+	/* `old` is a connection of epoch 1 that outlives the cut. */
+	ASSERT(memroute_init(&r, a, b, 0, &c, err, sizeof(err)) == 0, "%s", err);
+	ASSERT_EQ(run_workload(&r, 5000, 300, link_down, &n), 0);
+	ASSERT_EQ(r.failovers, 1);
+	printf("  cut off: failover after %.0f ms (the 2 s I/O timeout of a replicated route)\n",
+	       r.pause_max_ns / 1e6);
+	/* The network comes back, and with it the old primary and its old copy. */
+	ASSERT_EQ(sh("ip netns exec %s ip link set %s up", n.name, n.ns_if), 0);
+	for (int ms = 0; memclient_open_at(&probe, a, &c, 2, 0, 2000, err, sizeof(err)) != -ESTALE;
+	     ms += 100) {
+		/* A client of epoch 2 that has had it since 2 must not take it for current. */
+		ASSERT(ms < 10000, "the returned server was taken for current (%s)", err);
+		memclient_close(&probe);
+		usleep(100 * 1000);
+	}
+	/* The surviving server moved on to epoch 2: an epoch-1 client is fenced there. */
+	struct memclient_cred c1 = cred(400, WL_THREADS * WL_PAGES, 1);
+	ASSERT_EQ(memclient_open_at(&probe, b, &c1, 1, 0, 2000, err, sizeof(err)), -ESTALE);
+	/* Refilled for a newer placement, it drops the old copy, and the connection
+	 * that outlived the cut is fenced. */
+	struct memclient_cred c3 = cred(400, WL_THREADS * WL_PAGES, 3);
+	ASSERT_EQ(memclient_open_at(&probe, a, &c3, 3, LMP_HELLO_FRESH, 2000, err, sizeof(err)), 0);
+	ASSERT_EQ(memclient_read(&probe, 0, 1, got), 0);
+	ASSERT(memcmp(got, zero, 4096) == 0, "the refilled server kept its old copy");
+	ASSERT_EQ(memclient_read(&old, 0, 1, got), -ESTALE);
+	memclient_close(&probe);
+	memclient_close(&old);
+	memroute_exit(&r);
+	kill(pa, SIGTERM);
+	kill(pb, SIGTERM);
+	waitpid(pa, NULL, 0);
+	waitpid(pb, NULL, 0);
+	netns_down(&n);
+}
+
+struct refill_plan {
+	struct memroute *r;
+	pid_t a, b;
+	const char *c;
+	int ret;
+	uint64_t refill_ms;
+};
+
+/* The secondary dies; a new one is filled under the workload; then the primary dies. */
+static void secondary_then_primary(void *arg)
+{
+	struct refill_plan *p = arg;
+	struct memroute_client rc;
+	char err[256];
+	uint64_t t0;
+
+	kill(p->b, SIGKILL);
+	usleep(100 * 1000);
+	p->ret = memroute_open(&rc, p->r, err, sizeof(err));
+	t0 = now_ns();
+	if (!p->ret)
+		p->ret = memroute_add_secondary(&rc, p->c, err, sizeof(err));
+	p->refill_ms = (now_ns() - t0) / 1000000;
+	memroute_close(&rc);
+	if (p->ret)
+		fprintf(stderr, "refill: %s\n", err);
+	usleep(100 * 1000);
+	kill(p->a, SIGKILL);
+}
+
+TEST_TIMEOUT(a_new_secondary_is_filled_and_a_later_primary_kill_loses_nothing, 120)
+{
+	char a[64], b[64], c[64], err[256];
+	pid_t pa = memsrv_spawn("16M", a), pb = memsrv_spawn("16M", b), pc = memsrv_spawn("16M", c);
+	struct memclient_cred cr = cred(500, WL_THREADS * WL_PAGES, 1);
+	struct memroute r;
+	struct refill_plan plan = {.r = &r, .a = pa, .b = pb, .c = c};
+
+	ASSERT(memroute_init(&r, a, b, 0, &cr, err, sizeof(err)) == 0, "%s", err);
+	ASSERT_EQ(run_workload(&r, 1500, 200, secondary_then_primary, &plan), 0);
+	ASSERT(plan.ret == 0, "the refill failed");
+	ASSERT_EQ(r.failovers, 2); /* the secondary, then the primary */
+	ASSERT(r.slabs[0].primary >= 0 && !strcmp(r.servers[r.slabs[0].primary].addr, c),
+	       "the refilled server is not the primary after the second kill");
+	ASSERT_EQ(atomic_load(&r.refill_done), atomic_load(&r.refill_total));
+	printf("  refilled %llu pages in %llu ms under the workload\n",
+	       (unsigned long long)atomic_load(&r.refill_total),
+	       (unsigned long long)plan.refill_ms);
+	waitpid(pa, NULL, 0);
+	waitpid(pb, NULL, 0);
+	kill(pc, SIGTERM);
+	waitpid(pc, NULL, 0);
+	memroute_exit(&r);
+}

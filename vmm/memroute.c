@@ -1,0 +1,513 @@
+/* memroute.c - slabs, replication and failover over memclients (see memroute.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "memroute.h"
+#include "util.h"
+
+static int server_index(struct memroute *r, const char *addr)
+{
+	for (int i = 0; i < r->nr_servers; i++)
+		if (!strcmp(r->servers[i].addr, addr))
+			return i;
+	if (r->nr_servers == MEMROUTE_MAX_SERVERS)
+		return -1;
+	snprintf(r->servers[r->nr_servers].addr, sizeof(r->servers[0].addr), "%s", addr);
+	r->servers[r->nr_servers].since = r->cred.epoch;
+	return r->nr_servers++;
+}
+
+/* Fill slot @which (0 primary, 1 secondary) of every slab from the list @list. */
+static int parse_list(struct memroute *r, const char *list, int which, char *err, size_t errlen)
+{
+	char buf[4096], *save = NULL, *a;
+	uint64_t n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (a = strtok_r(buf, ",", &save); a; a = strtok_r(NULL, ",", &save), n++) {
+		int s = server_index(r, a);
+
+		if (s < 0) {
+			snprintf(err, errlen, "more than %d memory servers", MEMROUTE_MAX_SERVERS);
+			return -E2BIG;
+		}
+		/* One address for all: every slab on it. */
+		for (uint64_t k = n; k < r->nr_slabs; k += strchr(list, ',') ? r->nr_slabs : 1) {
+			if (which)
+				r->slabs[k].secondary = (int16_t)s;
+			else
+				r->slabs[k].primary = (int16_t)s;
+		}
+	}
+	if (strchr(list, ',') && n != r->nr_slabs) {
+		snprintf(err, errlen,
+			 "%llu memory servers listed for %llu slabs of %llu pages: give one per "
+			 "slab",
+			 (unsigned long long)n, (unsigned long long)r->nr_slabs,
+			 (unsigned long long)r->slab_pages);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int memroute_init(struct memroute *r, const char *primaries, const char *secondaries,
+		  uint64_t slab_pages, const struct memclient_cred *cred, char *err, size_t errlen)
+{
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_rwlock_init(&r->copying, NULL);
+	r->cred = *cred;
+	if (!slab_pages || (!strchr(primaries, ',') && !(secondaries && strchr(secondaries, ','))))
+		slab_pages = cred->nr_pages; /* one slab: the whole memory */
+	if (!slab_pages) {
+		snprintf(err, errlen, "the memory has no pages");
+		return -EINVAL;
+	}
+	r->slab_pages = slab_pages;
+	r->nr_slabs = (cred->nr_pages + slab_pages - 1) / slab_pages;
+	r->slabs = calloc(r->nr_slabs, sizeof(*r->slabs));
+	if (!r->slabs) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (uint64_t k = 0; k < r->nr_slabs; k++)
+		r->slabs[k].secondary = -1;
+	ret = parse_list(r, primaries, 0, err, errlen);
+	if (!ret && secondaries)
+		ret = parse_list(r, secondaries, 1, err, errlen);
+	for (uint64_t k = 0; !ret && secondaries && k < r->nr_slabs; k++) {
+		if (r->slabs[k].secondary == r->slabs[k].primary) {
+			snprintf(err, errlen, "slab %llu has its primary and secondary on %s",
+				 (unsigned long long)k, r->servers[r->slabs[k].primary].addr);
+			ret = -EINVAL;
+		}
+	}
+	/* Replicated: a silent server must be noticed in time for a short failover. */
+	r->io_timeout_ms = secondaries ? 2000 : 30000;
+	if (ret)
+		memroute_exit(r);
+	return ret;
+}
+
+void memroute_exit(struct memroute *r)
+{
+	free(r->slabs);
+	r->slabs = NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+uint64_t memroute_pause_percentile(struct memroute *r, int pct)
+{
+	uint64_t v[MEMROUTE_PAUSES], n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->nr_pauses < MEMROUTE_PAUSES ? r->nr_pauses : MEMROUTE_PAUSES;
+	memcpy(v, r->pause_ns, n * sizeof(v[0]));
+	pthread_mutex_unlock(&r->lock);
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(v[0]), cmp_u64);
+	return v[(n - 1) * (uint64_t)pct / 100];
+}
+
+static bool in_use(struct memroute *r, int s)
+{
+	for (uint64_t k = 0; k < r->nr_slabs; k++)
+		if (r->slabs[k].primary == s || r->slabs[k].secondary == s)
+			return true;
+	return false;
+}
+
+/* Bring @c's connections in line with the route. Route lock held. */
+static int resync(struct memroute_client *c, char *err, size_t errlen)
+{
+	struct memroute *r = c->r;
+
+	for (int s = 0; s < r->nr_servers; s++) {
+		bool want = !r->servers[s].lost && in_use(r, s);
+
+		/* A new epoch: every connection is made again at it, so that every
+		 * server of the route learns it and fences the old ones. */
+		if (c->epoch != r->cred.epoch && c->conn[s].x)
+			memclient_close(&c->conn[s]);
+		if (!want && c->conn[s].x) {
+			memclient_close(&c->conn[s]);
+		} else if (want && !c->conn[s].x) {
+			int ret = memclient_open_at(&c->conn[s], r->servers[s].addr, &r->cred,
+						    r->servers[s].since, 0, r->io_timeout_ms, err,
+						    errlen);
+
+			if (ret)
+				return ret;
+		}
+	}
+	c->generation = atomic_load(&r->generation);
+	c->epoch = r->cred.epoch;
+	return 0;
+}
+
+int memroute_open(struct memroute_client *c, struct memroute *r, char *err, size_t errlen)
+{
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	c->r = r;
+	pthread_mutex_lock(&r->lock);
+	ret = resync(c, err, errlen);
+	pthread_mutex_unlock(&r->lock);
+	if (ret)
+		memroute_close(c);
+	else
+		c->open = true;
+	return ret;
+}
+
+void memroute_close(struct memroute_client *c)
+{
+	for (int s = 0; s < MEMROUTE_MAX_SERVERS; s++)
+		memclient_close(&c->conn[s]);
+	c->open = false;
+}
+
+/* Errors that mean the server is gone (rather than refusing a request). */
+static bool server_lost(int err)
+{
+	switch (err) {
+	case -ECONNRESET:
+	case -ECONNREFUSED:
+	case -ECONNABORTED:
+	case -EPIPE:
+	case -ETIMEDOUT:
+	case -ENOTCONN:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -EIO:
+	case -EPROTO:
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Server @s failed for the client at generation @gen: fail over, unless
+ * another thread has done so already. 0 when the route can go on, -errno
+ * when some slab has no copy left.
+ */
+static int failover(struct memroute_client *c, int s, uint64_t gen, int why)
+{
+	struct memroute *r = c->r;
+	uint64_t promoted = 0, dropped = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (atomic_load(&r->generation) != gen || r->servers[s].lost) {
+		pthread_mutex_unlock(&r->lock); /* done already: just catch up */
+		return 0;
+	}
+	for (uint64_t k = 0; k < r->nr_slabs; k++) {
+		struct memroute_slab *sl = &r->slabs[k];
+
+		if (sl->primary == s) {
+			if (sl->secondary < 0) {
+				ret = -EHOSTDOWN;
+				continue;
+			}
+			sl->primary = sl->secondary;
+			sl->secondary = -1;
+			promoted++;
+		} else if (sl->secondary == s) {
+			sl->secondary = -1;
+			dropped++;
+		}
+	}
+	if (ret) {
+		snprintf(r->last_event, sizeof(r->last_event),
+			 "memory server %s lost (%s) and some of its slabs have no secondary",
+			 r->servers[s].addr, memclient_strerror(why));
+		pthread_mutex_unlock(&r->lock);
+		return ret;
+	}
+	r->servers[s].lost = true;
+	r->cred.epoch++; /* the lost server, if it comes back, is fenced */
+	r->failovers++;
+	atomic_fetch_add(&r->generation, 1);
+	snprintf(r->last_event, sizeof(r->last_event),
+		 "memory server %s lost (%s): %llu slab(s) now served by their secondary, %llu "
+		 "without a secondary; epoch %llu",
+		 r->servers[s].addr, memclient_strerror(why), (unsigned long long)promoted,
+		 (unsigned long long)dropped, (unsigned long long)r->cred.epoch);
+	log_warn("%s", r->last_event);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+static void record_pause(struct memroute *r, uint64_t ns)
+{
+	pthread_mutex_lock(&r->lock);
+	r->pause_ns[r->nr_pauses++ % MEMROUTE_PAUSES] = ns;
+	if (ns > r->pause_max_ns)
+		r->pause_max_ns = ns;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Catch up with the route if it changed. */
+static int catch_up(struct memroute_client *c)
+{
+	char err[256];
+	int ret = 0;
+
+	if (c->generation == atomic_load(&c->r->generation))
+		return 0;
+	pthread_mutex_lock(&c->r->lock);
+	ret = resync(c, err, sizeof(err));
+	pthread_mutex_unlock(&c->r->lock);
+	if (ret)
+		log_err("after a failover: %s", err);
+	return ret;
+}
+
+/* One attempt of a read; on failure *@failed is the server that failed (or -1). */
+static int read_once(struct memroute_client *c, uint64_t first, uint32_t count, uint8_t *buf,
+		     int *failed)
+{
+	struct memroute *r = c->r;
+
+	*failed = -1;
+	while (count) {
+		uint64_t slab = first / r->slab_pages, end = (slab + 1) * r->slab_pages;
+		uint32_t n = end - first < count ? (uint32_t)(end - first) : count;
+		int s, ret;
+
+		if (slab >= r->nr_slabs)
+			return -ERANGE;
+		s = r->slabs[slab].primary;
+		ret = memclient_read(&c->conn[s], first, n, buf);
+		if (ret) {
+			*failed = s;
+			return ret;
+		}
+		first += n;
+		count -= n;
+		buf += (size_t)n * LMP_PAGE;
+	}
+	return 0;
+}
+
+/* Write the pages of the batch that server @s must hold, in batches of LMP_MAX_PAGES. */
+static int write_to(struct memroute_client *c, int s, const uint64_t *pages, void *const *data,
+		    uint32_t count)
+{
+	struct memroute *r = c->r;
+	uint64_t sel[LMP_MAX_PAGES];
+	void *sel_data[LMP_MAX_PAGES];
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i <= count; i++) {
+		if (i < count) {
+			uint64_t slab = pages[i] / r->slab_pages;
+
+			if (slab >= r->nr_slabs)
+				return -ERANGE;
+			if (r->slabs[slab].primary != s && r->slabs[slab].secondary != s)
+				continue;
+			sel[n] = pages[i];
+			sel_data[n++] = data[i];
+		}
+		if (n == LMP_MAX_PAGES || (i == count && n)) {
+			int ret = memclient_write(&c->conn[s], sel, sel_data, n);
+
+			if (ret)
+				return ret;
+			n = 0;
+		}
+	}
+	return 0;
+}
+
+static int write_once(struct memroute_client *c, const uint64_t *pages, void *const *data,
+		      uint32_t count, int *failed)
+{
+	*failed = -1;
+	for (int s = 0; s < c->r->nr_servers; s++) {
+		int ret;
+
+		if (!c->conn[s].x)
+			continue;
+		ret = write_to(c, s, pages, data, count);
+		if (ret) {
+			*failed = s;
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Run @op until it succeeds on the current route, failing over as servers
+ * are lost. Writes and reads are idempotent, so a retry is always safe.
+ */
+#define WITH_FAILOVER(c, call)                                                                     \
+	({                                                                                         \
+		uint64_t t0 = now_ns();                                                            \
+		bool failed_over_ = false;                                                         \
+		int ret_, failed_;                                                                 \
+		for (;;) {                                                                         \
+			uint64_t gen_;                                                             \
+			ret_ = catch_up(c);                                                        \
+			if (ret_)                                                                  \
+				break;                                                             \
+			gen_ = (c)->generation;                                                    \
+			ret_ = call;                                                               \
+			/* fenced because another thread moved the route on: catch up */           \
+			if (ret_ == -ESTALE && gen_ != atomic_load(&(c)->r->generation))           \
+				continue;                                                          \
+			if (!ret_ || failed_ < 0 || !server_lost(ret_))                            \
+				break;                                                             \
+			failed_over_ = true;                                                       \
+			ret_ = failover(c, failed_, gen_, ret_);                                   \
+			if (ret_)                                                                  \
+				break;                                                             \
+		}                                                                                  \
+		if (!ret_ && failed_over_) /* from the start of the operation that met it */       \
+			record_pause((c)->r, now_ns() - t0);                                       \
+		ret_;                                                                              \
+	})
+
+int memroute_read(struct memroute_client *c, uint64_t first, uint32_t count, void *buf)
+{
+	return WITH_FAILOVER(c, read_once(c, first, count, buf, &failed_));
+}
+
+int memroute_write(struct memroute_client *c, const uint64_t *pages, void *const *data,
+		   uint32_t count)
+{
+	int ret;
+
+	pthread_rwlock_rdlock(&c->r->copying);
+	ret = WITH_FAILOVER(c, write_once(c, pages, data, count, &failed_));
+	pthread_rwlock_unlock(&c->r->copying);
+	return ret;
+}
+
+int memroute_add_secondary(struct memroute_client *c, const char *addr, char *err, size_t errlen)
+{
+	struct memroute *r = c->r;
+	static __thread uint8_t buf[LMP_MAX_PAGES * LMP_PAGE];
+	struct memclient fresh;
+	uint64_t todo = 0;
+	bool *mine;
+	int s, ret;
+
+	mine = calloc(r->nr_slabs, sizeof(*mine));
+	if (!mine) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&r->lock);
+	s = server_index(r, addr);
+	if (s < 0 || r->servers[s].lost) {
+		pthread_mutex_unlock(&r->lock);
+		free(mine);
+		snprintf(err, errlen, "%s cannot be a secondary: %s", addr,
+			 s < 0 ? "too many memory servers" : "it was lost before");
+		return -EINVAL;
+	}
+	r->cred.epoch++; /* a placement the new server is part of, from scratch */
+	r->servers[s].since = r->cred.epoch;
+	ret = memclient_open_at(&fresh, addr, &r->cred, r->cred.epoch, LMP_HELLO_FRESH,
+				r->io_timeout_ms, err, errlen);
+	if (ret) {
+		r->cred.epoch--;
+		pthread_mutex_unlock(&r->lock);
+		free(mine);
+		return ret;
+	}
+	memclient_close(&fresh);
+	for (uint64_t k = 0; k < r->nr_slabs; k++) {
+		if (r->slabs[k].secondary < 0 && r->slabs[k].primary != s) {
+			r->slabs[k].secondary = (int16_t)s;
+			mine[k] = true;
+			todo += k + 1 < r->nr_slabs ? r->slab_pages
+						    : r->cred.nr_pages - k * r->slab_pages;
+		}
+	}
+	atomic_store(&r->refill_total, todo);
+	atomic_store(&r->refill_done, 0);
+	atomic_fetch_add(&r->generation, 1); /* from here on writes go to it too */
+	snprintf(r->last_event, sizeof(r->last_event),
+		 "memory server %s is being filled as the secondary of %llu page(s); epoch %llu",
+		 addr, (unsigned long long)todo, (unsigned long long)r->cred.epoch);
+	log_info("%s", r->last_event);
+	pthread_mutex_unlock(&r->lock);
+
+	/* Copy, a batch at a time, with writes held off only for the batch. */
+	for (uint64_t k = 0; !ret && k < r->nr_slabs; k++) {
+		uint64_t first = k * r->slab_pages;
+		uint64_t end = first + r->slab_pages < r->cred.nr_pages ? first + r->slab_pages
+									: r->cred.nr_pages;
+
+		for (uint64_t p = first; mine[k] && !ret && p < end; p += LMP_MAX_PAGES) {
+			uint32_t n = end - p < LMP_MAX_PAGES ? (uint32_t)(end - p) : LMP_MAX_PAGES;
+			uint64_t pages[LMP_MAX_PAGES];
+			void *data[LMP_MAX_PAGES];
+			uint32_t nonzero = 0;
+
+			pthread_rwlock_wrlock(&r->copying);
+			ret = WITH_FAILOVER(c, read_once(c, p, n, buf, &failed_));
+			for (uint32_t i = 0; !ret && i < n; i++) {
+				uint8_t *pg = buf + (size_t)i * LMP_PAGE;
+
+				/* never-written pages read as zeros there too: skip them */
+				if (pg[0] == 0 && !memcmp(pg, pg + 1, LMP_PAGE - 1))
+					continue;
+				pages[nonzero] = p + i;
+				data[nonzero++] = pg;
+			}
+			if (!ret && nonzero && !c->conn[s].x)
+				ret = catch_up(c);
+			if (!ret && nonzero)
+				ret = memclient_write(&c->conn[s], pages, data, nonzero);
+			pthread_rwlock_unlock(&r->copying);
+			atomic_fetch_add(&r->refill_done, n);
+		}
+	}
+	free(mine);
+	pthread_mutex_lock(&r->lock);
+	snprintf(r->last_event, sizeof(r->last_event),
+		 ret ? "refilling memory server %s failed: %s"
+		     : "memory server %s is the secondary again (%s): redundancy restored",
+		 addr, ret ? memclient_strerror(ret) : "copy complete");
+	pthread_mutex_unlock(&r->lock);
+	if (ret)
+		snprintf(err, errlen, "%s", r->last_event);
+	else
+		log_info("%s", r->last_event);
+	return ret;
+}
+
+int memroute_release(struct memroute_client *c)
+{
+	int ret = 0;
+
+	catch_up(c);
+	for (int s = 0; s < c->r->nr_servers; s++) {
+		int r;
+
+		if (!c->conn[s].x)
+			continue;
+		r = memclient_release(&c->conn[s]);
+		ret = ret ? ret : r;
+	}
+	return ret;
+}

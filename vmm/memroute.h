@@ -1,0 +1,108 @@
+/*
+ * memroute.h - where a vNode's memory lives, shared by the VMM's threads.
+ *
+ * The memory is cut in slabs; each slab has a primary memory server and,
+ * when it is replicated, a secondary on another server. A write goes to both
+ * and counts as done only when both have acknowledged it; a read goes to the
+ * primary. When a server stops answering (its connection breaks or times
+ * out), the route fails over: the slabs it was primary for are served by
+ * their secondaries from then on, the slabs it was secondary for go on
+ * without one, and the placement's epoch moves on, so the lost server, if it
+ * comes back, is fenced (it refuses every connection of the old epoch, and a
+ * connection of the new one unless it is refilled). The operation that met
+ * the failure is retried on the new route; the time from its start to its
+ * completion there is the failover pause.
+ *
+ * Each thread has a memroute_client: its own connections, rebuilt when the
+ * route has changed (generation).
+ */
+#ifndef LEGO_VMM_MEMROUTE_H
+#define LEGO_VMM_MEMROUTE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "memclient.h"
+
+#define MEMROUTE_MAX_SERVERS 32
+#define MEMROUTE_PAUSES	     64 /* failover pauses remembered */
+
+struct memroute_server {
+	char addr[128];
+	uint64_t since; /* the epoch since which it is in the route, holding current copies */
+	bool lost;	/* failed over away from: never contacted again */
+};
+
+struct memroute_slab {
+	int16_t primary, secondary; /* server indexes; secondary -1 when none */
+};
+
+struct memroute {
+	pthread_mutex_t lock;
+	pthread_rwlock_t copying;   /* writes hold it shared; a refill batch exclusively */
+	struct memclient_cred cred; /* cred.epoch: the current epoch */
+	uint64_t slab_pages, nr_slabs;
+	struct memroute_slab *slabs;
+	struct memroute_server servers[MEMROUTE_MAX_SERVERS];
+	int nr_servers;
+	int io_timeout_ms;
+	_Atomic uint64_t generation;
+	/* failovers */
+	uint64_t failovers;
+	uint64_t pause_ns[MEMROUTE_PAUSES];
+	uint64_t nr_pauses, pause_max_ns;
+	char last_event[256];
+	/* refills */
+	_Atomic uint64_t refill_done, refill_total;
+};
+
+/*
+ * memroute_init - @primaries is "HOST:PORT" for all the memory, or "A,B,..."
+ * one per slab of @slab_pages; @secondaries (NULL: none) the same for the
+ * secondaries, each on another server than its slab's primary. -errno with
+ * a sentence in @err.
+ */
+int memroute_init(struct memroute *r, const char *primaries, const char *secondaries,
+		  uint64_t slab_pages, const struct memclient_cred *cred, char *err, size_t errlen);
+void memroute_exit(struct memroute *r);
+
+/* memroute_pause_percentile - failover pause percentile @pct, ns (0: none yet). */
+uint64_t memroute_pause_percentile(struct memroute *r, int pct);
+
+struct memroute_client {
+	struct memroute *r;
+	uint64_t generation, epoch;		     /* of the route when it last caught up */
+	struct memclient conn[MEMROUTE_MAX_SERVERS]; /* conn[i].x NULL: not connected */
+	bool open;
+};
+
+/* memroute_open - a thread's client of @r, connected to every server in it. */
+int memroute_open(struct memroute_client *c, struct memroute *r, char *err, size_t errlen);
+void memroute_close(struct memroute_client *c);
+
+/* memroute_read - @count pages from @first into @buf, from their primaries. -errno. */
+int memroute_read(struct memroute_client *c, uint64_t first, uint32_t count, void *buf);
+
+/*
+ * memroute_write - @pages[i] from @data[i]; 0 only when every server that
+ * must hold them (primary and secondary) has acknowledged them.
+ */
+int memroute_write(struct memroute_client *c, const uint64_t *pages, void *const *data,
+		   uint32_t count);
+
+/*
+ * memroute_add_secondary - restore redundancy: @addr becomes the secondary
+ * of every slab that has none (not where its primary is), at a new epoch; it
+ * is refilled from scratch (LMP_HELLO_FRESH) with a copy of each such slab
+ * read from its primary, while the guest goes on (writes meanwhile go to
+ * both). Uses @c's thread; returns when the copy is complete. -errno with a
+ * sentence in @err.
+ */
+int memroute_add_secondary(struct memroute_client *c, const char *addr, char *err, size_t errlen);
+
+/* memroute_release - the vNode is gone: every server frees its pages. */
+int memroute_release(struct memroute_client *c);
+
+#endif
