@@ -40,6 +40,8 @@ struct vmm_options {
 	uint64_t excache_size;
 	const char *memsrv;
 	uint64_t slab_size;
+	const char *memsrv_secondary;
+	uint64_t epoch;
 	const char *token;
 	uint64_t vnode;
 	enum excache_poll poll;
@@ -91,6 +93,10 @@ static void usage(FILE *f)
 		"  --excache SIZE   keep at most SIZE of guest RAM resident here (the ExCache)...\n"
 		"  --memsrv ADDR    ...and the rest on the memory server at HOST:PORT, or\n"
 		"                   ADDR,ADDR,... one per slab of --slab-size SIZE, in order\n"
+		"  --memsrv-secondary ADDR[,ADDR...]  replicate: every write-back also goes to\n"
+		"                   the slab's secondary; if a server is lost, its slabs fail\n"
+		"                   over to their secondaries while the guest runs\n"
+		"  --epoch N        the placement's epoch (from the manager; default 0)\n"
 		"  --vnode ID       the vNode's number on the memory server (default: random)\n"
 		"  --token HEX      its secret, 64 hex digits (default: random)\n"
 		"  --excache-poll block|spin  how fault threads wait (default block)\n"
@@ -128,6 +134,8 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		OPT_EXCACHE,
 		OPT_MEMSRV,
 		OPT_SLAB_SIZE,
+		OPT_MEMSRV_SECONDARY,
+		OPT_EPOCH,
 		OPT_VNODE,
 		OPT_TOKEN,
 		OPT_POLL,
@@ -152,6 +160,8 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		{"excache", required_argument, NULL, OPT_EXCACHE},
 		{"memsrv", required_argument, NULL, OPT_MEMSRV},
 		{"slab-size", required_argument, NULL, OPT_SLAB_SIZE},
+		{"memsrv-secondary", required_argument, NULL, OPT_MEMSRV_SECONDARY},
+		{"epoch", required_argument, NULL, OPT_EPOCH},
 		{"vnode", required_argument, NULL, OPT_VNODE},
 		{"token", required_argument, NULL, OPT_TOKEN},
 		{"excache-poll", required_argument, NULL, OPT_POLL},
@@ -224,6 +234,15 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 			    opt->slab_size % 4096)
 				return usage_error(
 					"--slab-size: '%s' is not a whole number of pages", optarg);
+			break;
+		case OPT_MEMSRV_SECONDARY:
+			opt->memsrv_secondary = optarg;
+			break;
+		case OPT_EPOCH:
+			errno = 0;
+			opt->epoch = strtoull(optarg, &end, 10);
+			if (errno || *end || end == optarg)
+				return usage_error("--epoch: '%s' is not a number", optarg);
 			break;
 		case OPT_VNODE:
 			errno = 0;
@@ -333,7 +352,11 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		return usage_error("%s--excache and --memsrv go together: the ExCache holds what "
 				   "is resident, the memory server the rest",
 				   "");
-	if (opt->memsrv && strchr(opt->memsrv, ',') && !opt->slab_size)
+	if (opt->memsrv_secondary && !opt->memsrv)
+		return usage_error("%s--memsrv-secondary needs --memsrv", "");
+	if (((opt->memsrv && strchr(opt->memsrv, ',')) ||
+	     (opt->memsrv_secondary && strchr(opt->memsrv_secondary, ','))) &&
+	    !opt->slab_size)
 		return usage_error("%s--memsrv lists several servers: give --slab-size too", "");
 	if (opt->excache_size > opt->mem_size)
 		opt->excache_size = opt->mem_size;
@@ -382,25 +405,27 @@ static json_t *vmm_excache_stats(struct vmm *v)
 {
 	struct excache *xc = &v->xc;
 	struct excache_stats *s = &xc->stats;
-	json_t *hist = json_array();
+	json_t *hist = json_array(), *j;
 
 	for (int i = 0; i < XC_HIST_BUCKETS; i++)
 		json_array_append_new(hist, json_integer((json_int_t)s->lat_hist[i]));
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:I,s:o,s:s}",
-			 "size_bytes", (json_int_t)(xc->limit * 4096), "resident_pages",
-			 (json_int_t)xc->resident, "ram_hva", (json_int_t)(uintptr_t)xc->base,
-			 "misses", (json_int_t)s->misses, "zero_fills", (json_int_t)s->zero_fills,
-			 "fetches", (json_int_t)s->fetches, "prefetched", (json_int_t)s->prefetched,
-			 "wp_faults", (json_int_t)s->wp_faults, "evictions",
-			 (json_int_t)s->evictions, "clean_drops", (json_int_t)s->clean_drops,
-			 "dirty_writebacks", (json_int_t)s->dirty_writebacks, "writebacks_aborted",
-			 (json_int_t)s->wb_aborted, "bytes_in", (json_int_t)s->bytes_in,
-			 "bytes_out", (json_int_t)s->bytes_out, "miss_p50_ns",
-			 (json_int_t)excache_percentile(xc, 50), "miss_p99_ns",
-			 (json_int_t)excache_percentile(xc, 99), "miss_samples",
-			 (json_int_t)s->lat_next, "ram_bytes", (json_int_t)v->vm.mem.size,
-			 "miss_latency_log2_us", hist, "memsrv", xc->cfg.memsrv);
+	j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+		      "s:I,s:o,s:s}",
+		      "size_bytes", (json_int_t)(xc->limit * 4096), "resident_pages",
+		      (json_int_t)xc->resident, "ram_hva", (json_int_t)(uintptr_t)xc->base,
+		      "misses", (json_int_t)s->misses, "zero_fills", (json_int_t)s->zero_fills,
+		      "fetches", (json_int_t)s->fetches, "prefetched", (json_int_t)s->prefetched,
+		      "wp_faults", (json_int_t)s->wp_faults, "evictions", (json_int_t)s->evictions,
+		      "clean_drops", (json_int_t)s->clean_drops, "dirty_writebacks",
+		      (json_int_t)s->dirty_writebacks, "writebacks_aborted",
+		      (json_int_t)s->wb_aborted, "bytes_in", (json_int_t)s->bytes_in, "bytes_out",
+		      (json_int_t)s->bytes_out, "miss_p50_ns",
+		      (json_int_t)excache_percentile(xc, 50), "miss_p99_ns",
+		      (json_int_t)excache_percentile(xc, 99), "miss_samples",
+		      (json_int_t)s->lat_next, "ram_bytes", (json_int_t)v->vm.mem.size,
+		      "miss_latency_log2_us", hist, "memsrv", xc->cfg.memsrv);
+	json_object_set_new(j, "route", memroute_status(&xc->route));
+	return j;
 }
 
 static json_t *vmm_ctl_excache(void *opaque, json_t *req, char *err, size_t errlen)
@@ -427,6 +452,65 @@ static json_t *vmm_ctl_resize(void *opaque, json_t *req, char *err, size_t errle
 	return json_pack("{s:I}", "size_bytes", (json_int_t)size);
 }
 
+struct refill_job {
+	struct excache *xc;
+	char addr[128];
+};
+
+static atomic_bool refilling;
+
+static void *refill_main(void *arg)
+{
+	struct refill_job *job = arg;
+	struct memroute_client rc;
+	char err[256];
+
+	if (memroute_open(&rc, &job->xc->route, err, sizeof(err)) == 0) {
+		if (memroute_add_secondary(&rc, job->addr, err, sizeof(err)))
+			log_err("%s", err);
+		memroute_close(&rc);
+	} else {
+		log_err("refill of %s: %s", job->addr, err);
+	}
+	free(job);
+	atomic_store(&refilling, false);
+	return NULL;
+}
+
+/* {"cmd":"memsrv.secondary","addr":"HOST:PORT"}: restore redundancy (memroute.h). */
+static json_t *vmm_ctl_secondary(void *opaque, json_t *req, char *err, size_t errlen)
+{
+	struct vmm *v = opaque;
+	const char *addr = json_string_value(json_object_get(req, "addr"));
+	struct refill_job *job;
+	pthread_t t;
+
+	if (!addr || !strchr(addr, ':') || strlen(addr) >= sizeof(job->addr)) {
+		snprintf(err, errlen, "give \"addr\": the new secondary's \"HOST:PORT\"");
+		return NULL;
+	}
+	if (atomic_exchange(&refilling, true)) {
+		snprintf(err, errlen, "a secondary is being filled already");
+		return NULL;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		atomic_store(&refilling, false);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	job->xc = &v->xc;
+	snprintf(job->addr, sizeof(job->addr), "%s", addr);
+	if (pthread_create(&t, NULL, refill_main, job)) {
+		free(job);
+		atomic_store(&refilling, false);
+		snprintf(err, errlen, "cannot start the refill");
+		return NULL;
+	}
+	pthread_detach(t);
+	return json_pack("{s:s}", "refilling", addr);
+}
+
 static json_t *vmm_ctl_status(void *opaque, json_t *req, char *err, size_t errlen)
 {
 	(void)req, (void)err, (void)errlen;
@@ -440,6 +524,7 @@ static int vmm_start_excache(struct vmm *v)
 		.size = opt->excache_size,
 		.memsrv = opt->memsrv,
 		.slab_size = opt->slab_size,
+		.memsrv_secondary = opt->memsrv_secondary,
 		.nr_fault_threads = opt->nr_vcpus,
 		.poll = opt->poll,
 		.prefetch_max = opt->prefetch,
@@ -448,6 +533,7 @@ static int vmm_start_excache(struct vmm *v)
 
 	cfg.cred.nr_pages = v->vm.mem.size / 4096;
 	cfg.cred.vnode = opt->vnode;
+	cfg.cred.epoch = opt->epoch;
 	if (opt->token)
 		lmp_token_parse(opt->token, cfg.cred.token);
 	/* Without a manager to hand them out, a fresh random identity: nobody else
@@ -678,6 +764,9 @@ int main(int argc, char **argv)
 			ctl_register(
 				v.ctl, "excache.resize", vmm_ctl_resize, &v,
 				"change the ExCache size while the guest runs: {\"size\":\"64M\"}");
+			ctl_register(v.ctl, "memsrv.secondary", vmm_ctl_secondary, &v,
+				     "fill a new secondary for the slabs that lack one: "
+				     "{\"addr\":\"HOST:PORT\"}");
 		}
 		if (ctl_start(v.ctl))
 			goto out_ctl;

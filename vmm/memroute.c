@@ -1,5 +1,6 @@
 /* memroute.c - slabs, replication and failover over memclients (see memroute.h). */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,30 @@ uint64_t memroute_pause_percentile(struct memroute *r, int pct)
 		return 0;
 	qsort(v, n, sizeof(v[0]), cmp_u64);
 	return v[(n - 1) * (uint64_t)pct / 100];
+}
+
+json_t *memroute_status(struct memroute *r)
+{
+	json_t *slabs = json_array(), *j;
+	uint64_t p50 = memroute_pause_percentile(r, 50), p99 = memroute_pause_percentile(r, 99);
+
+	pthread_mutex_lock(&r->lock);
+	for (uint64_t k = 0; k < r->nr_slabs; k++) {
+		int p = r->slabs[k].primary, s = r->slabs[k].secondary;
+
+		json_array_append_new(
+			slabs, json_pack("{s:s,s:o}", "primary", r->servers[p].addr, "secondary",
+					 s < 0 ? json_null() : json_string(r->servers[s].addr)));
+	}
+	j = json_pack("{s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:s,s:I,s:I}", "epoch",
+		      (json_int_t)r->cred.epoch, "slab_pages", (json_int_t)r->slab_pages, "slabs",
+		      slabs, "failovers", (json_int_t)r->failovers, "pause_p50_ns", (json_int_t)p50,
+		      "pause_p99_ns", (json_int_t)p99, "pause_max_ns", (json_int_t)r->pause_max_ns,
+		      "last_event", r->last_event, "refill_done",
+		      (json_int_t)atomic_load(&r->refill_done), "refill_total",
+		      (json_int_t)atomic_load(&r->refill_total));
+	pthread_mutex_unlock(&r->lock);
+	return j;
 }
 
 static bool in_use(struct memroute *r, int s)

@@ -68,6 +68,10 @@ int memroute_init(struct memroute *r, const char *primaries, const char *seconda
 		  uint64_t slab_pages, const struct memclient_cred *cred, char *err, size_t errlen);
 void memroute_exit(struct memroute *r);
 
+/* memroute_status - the route as JSON: epoch, slabs, failovers, pauses, refill. */
+struct json_t;
+struct json_t *memroute_status(struct memroute *r);
+
 /* memroute_pause_percentile - failover pause percentile @pct, ns (0: none yet). */
 uint64_t memroute_pause_percentile(struct memroute *r, int pct);
 
