@@ -9,11 +9,13 @@
  *   GET    /v1/vnodes                 what runs here
  *   DELETE /v1/vnodes/NAME            stop it (SIGTERM, then SIGKILL after 5 s)
  *   POST   /v1/vnodes/NAME/resize     {"excache": bytes}
+ *   POST   /v1/vnodes/NAME/secondary  {"addr": "HOST:PORT"}: fill a new secondary
  *   GET    /v1/vnodes/NAME/console?from=N   the console's output from byte N
  *   POST   /v1/vnodes/NAME/console    bytes typed into the console
  *
  * An order: {name, vnode, token, cpus, memory, excache, slab_size,
- * memsrv: [primary of each slab], disks: [{url, token}], and payload + args,
+ * memsrv: [primary of each slab], memsrv_secondary: [its secondary] (replicated,
+ * with epoch), disks: [{url, token}], and payload + args,
  * or kernel + initrd + cmdline, or neither (the boot kit's stock kernel)}.
  * Each vNode has a directory DIR/NAME: control.sock, console.log (serial
  * output), console.in (a FIFO: serial input), vmm.log (lego-vmm's own log) and
@@ -142,14 +144,44 @@ static void arg(struct argv_buf *b, const char *fmt, ...)
 	b->used += n + 1;
 }
 
+/*
+ * @list (a JSON array of addresses, one per slab) as lego-vmm takes it: the
+ * one address if all are the same, else comma-separated; *@many says which.
+ */
+static int addr_list(json_t *list, char *out, size_t len, bool *many, char *err, size_t errlen)
+{
+	size_t i, n = 0;
+	json_t *e;
+
+	out[0] = '\0';
+	json_array_foreach(list, i, e)
+	{
+		if (!json_is_string(e)) {
+			snprintf(err, errlen, "memory server addresses must be strings");
+			return -1;
+		}
+		*many |= strcmp(json_string_value(e), json_string_value(json_array_get(list, 0)));
+		n += snprintf(out + n, len > n ? len - n : 0, "%s%s", i ? "," : "",
+			      json_string_value(e));
+		if (n >= len) {
+			snprintf(err, errlen, "too many slabs");
+			return -1;
+		}
+	}
+	if (!*many && json_array_size(list))
+		snprintf(out, len, "%s", json_string_value(json_array_get(list, 0)));
+	return 0;
+}
+
 /* The lego-vmm command line for @o; 0, or -1 with a reason in @err. */
 static int vmm_argv(json_t *o, struct argv_buf *b, char *err, size_t errlen)
 {
 	json_t *memsrv = json_object_get(o, "memsrv"), *disks = json_object_get(o, "disks"), *e;
+	json_t *secondary = json_object_get(o, "memsrv_secondary");
 	const char *name = STR(o, "name");
-	char list[4096] = "";
-	size_t i, len = 0;
+	static __thread char prim[4096], sec[4096];
 	bool many = false;
+	size_t i;
 
 	arg(b, "%s", A.vmm);
 	arg(b, "--memory");
@@ -159,23 +191,25 @@ static int vmm_argv(json_t *o, struct argv_buf *b, char *err, size_t errlen)
 	arg(b, "--control");
 	arg(b, "%s/%s/control.sock", A.dir, name);
 	if (json_array_size(memsrv)) {
-		json_array_foreach(memsrv, i, e)
-		{
-			many |= strcmp(json_string_value(e),
-				       json_string_value(json_array_get(memsrv, 0))) != 0;
-			len += snprintf(list + len, sizeof(list) - len, "%s%s", i ? "," : "",
-					json_string_value(e));
-			if (len >= sizeof(list)) {
-				snprintf(err, errlen, "too many slabs");
-				return -1;
-			}
+		if (addr_list(memsrv, prim, sizeof(prim), &many, err, errlen) ||
+		    addr_list(secondary, sec, sizeof(sec), &many, err, errlen))
+			return -1;
+		if (json_array_size(secondary) &&
+		    json_array_size(secondary) != json_array_size(memsrv)) {
+			snprintf(err, errlen, "one secondary per slab, or none");
+			return -1;
 		}
 		arg(b, "--excache");
 		arg(b, "%lld", INT(o, "excache"));
 		arg(b, "--memsrv");
-		/* One memory server for all: the plain form; several: one per slab. */
-		arg(b, "%s", many ? list : json_string_value(json_array_get(memsrv, 0)));
-		if (many) {
+		arg(b, "%s", prim);
+		if (json_array_size(secondary)) { /* replicated, with failover */
+			arg(b, "--memsrv-secondary");
+			arg(b, "%s", sec);
+			arg(b, "--epoch");
+			arg(b, "%lld", INT(o, "epoch"));
+		}
+		if (many) { /* per slab */
 			arg(b, "--slab-size");
 			arg(b, "%lld", INT(o, "slab_size"));
 		}
@@ -496,6 +530,26 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 			http_error(resp, 409, "vNode %s does not run", name);
 		else
 			http_json(resp, 200, json_pack("{s:i}", "written", (int)w));
+		return;
+	}
+	if (!strcmp(op, "secondary") && !strcmp(req->method, "POST")) {
+		json_t *body = http_parse_body(req, resp), *r, *ans;
+
+		pthread_mutex_unlock(&A.lock);
+		if (!body)
+			return;
+		vm_path(path, sizeof(path), name, "control.sock");
+		r = json_pack("{s:s,s:O}", "cmd", "memsrv.secondary", "addr",
+			      json_object_get(body, "addr"));
+		json_decref(body);
+		ans = r ? ctl_call(path, r, 5000, err, sizeof(err)) : NULL;
+		json_decref(r);
+		if (!ans || !json_is_true(json_object_get(ans, "ok")))
+			http_error(resp, 502, "the VMM of %s: %s", name,
+				   ans ? json_string_value(json_object_get(ans, "error")) : err);
+		else
+			http_json(resp, 200, json_incref(ans));
+		json_decref(ans);
 		return;
 	}
 	if (!strcmp(op, "resize") && !strcmp(req->method, "POST")) {

@@ -796,6 +796,21 @@ static int cmd_list(int argc, char **argv)
 			snprintf(miss, sizeof(miss), "%lld", JI(xc, "misses"));
 		}
 		join(json_object_get(v, "memsrvs"), mem, sizeof(mem));
+		{ /* redundancy: every slab with a secondary, or being refilled */
+			json_t *route = json_object_get(xc, "route"), *s;
+			long long done = JI(route, "refill_done"),
+				  total = JI(route, "refill_total");
+			size_t k, n = strlen(mem);
+			bool bare = false;
+
+			json_array_foreach(json_object_get(v, "slabs"), k, s) bare |=
+				!*JS(s, "secondary");
+			if (total && done < total)
+				snprintf(mem + n, sizeof(mem) - n, "  refilling a secondary %lld%%",
+					 100 * done / total);
+			else if (bare)
+				snprintf(mem + n, sizeof(mem) - n, "  NO SECONDARY");
+		}
 		if (json_array_size(json_object_get(v, "down"))) {
 			size_t n = strlen(mem);
 

@@ -206,14 +206,12 @@ int xport_connect(const char *addr, int timeout_ms, int io_timeout_ms, struct xp
 	return 0;
 }
 
-int xport_call(struct xport *x, uint16_t type, uint64_t arg, const struct iovec *iov, int iovcnt,
-	       struct lmp_hdr *resp, void *body, size_t body_len)
+int xport_send(struct xport *x, uint16_t type, uint64_t arg, const struct iovec *iov, int iovcnt,
+	       uint64_t *id)
 {
 	struct iovec v[XPORT_MAX_IOV];
 	struct lmp_hdr req;
-	const char *why;
 	uint32_t len = 0;
-	int ret;
 
 	if (iovcnt > XPORT_MAX_IOV - 1)
 		return -EINVAL;
@@ -223,14 +221,29 @@ int xport_call(struct xport *x, uint16_t type, uint64_t arg, const struct iovec 
 	}
 	lmp_hdr_init(&req, type, ++x->next_id, len, arg);
 	v[0] = (struct iovec){&req, sizeof(req)};
-	ret = xport_sendv(x, v, iovcnt + 1);
+	*id = req.id;
+	return xport_sendv(x, v, iovcnt + 1);
+}
+
+int xport_wait_response(struct xport *x, uint16_t type, uint64_t id, struct lmp_hdr *resp,
+			void *body, size_t body_len)
+{
+	const char *why;
+	int ret = xport_recv(x, resp, sizeof(*resp));
+
 	if (ret)
 		return ret;
-	ret = xport_recv(x, resp, sizeof(*resp));
-	if (ret)
-		return ret;
-	if (lmp_hdr_check(resp, &why) || resp->id != req.id ||
-	    resp->type != (type | LMP_RESPONSE) || resp->len > body_len)
+	if (lmp_hdr_check(resp, &why) || resp->id != id || resp->type != (type | LMP_RESPONSE) ||
+	    resp->len > body_len)
 		return -EPROTO;
 	return resp->len ? xport_recv(x, body, resp->len) : 0;
+}
+
+int xport_call(struct xport *x, uint16_t type, uint64_t arg, const struct iovec *iov, int iovcnt,
+	       struct lmp_hdr *resp, void *body, size_t body_len)
+{
+	uint64_t id;
+	int ret = xport_send(x, type, arg, iov, iovcnt, &id);
+
+	return ret ? ret : xport_wait_response(x, type, id, resp, body, body_len);
 }

@@ -89,4 +89,14 @@ static inline void xport_close(struct xport *x)
 int xport_call(struct xport *x, uint16_t type, uint64_t arg, const struct iovec *iov, int iovcnt,
 	       struct lmp_hdr *resp, void *body, size_t body_len);
 
+/*
+ * xport_send / xport_wait_response - xport_call in two halves, so that one
+ * thread can have a request in flight on several connections at once: send
+ * (the request's id in *@id), then later wait for its response.
+ */
+int xport_send(struct xport *x, uint16_t type, uint64_t arg, const struct iovec *iov, int iovcnt,
+	       uint64_t *id);
+int xport_wait_response(struct xport *x, uint16_t type, uint64_t id, struct lmp_hdr *resp,
+			void *body, size_t body_len);
+
 #endif

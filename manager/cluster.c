@@ -341,6 +341,47 @@ static void vnode_set_state(struct manager *m, struct vnode *v, const char *stat
 	}
 }
 
+/*
+ * The VMM's own word on where @v's memory is (its ExCache report's "route"):
+ * after a failover or a refill it differs from the placement on record, and
+ * the record follows it. Lock held.
+ */
+static void learn_route(struct manager *m, struct vnode *v, json_t *route)
+{
+	json_t *slabs = json_object_get(route, "slabs"), *s;
+	uint64_t epoch = (uint64_t)json_integer_value(json_object_get(route, "epoch"));
+	bool same = true;
+	size_t i;
+
+	if (!json_is_array(slabs) || (int)json_array_size(slabs) != v->nr_slabs ||
+	    epoch <= v->epoch)
+		return;
+	json_array_foreach(slabs, i, s)
+	{
+		const char *p = json_string_value(json_object_get(s, "primary"));
+		const char *sec = json_string_value(json_object_get(s, "secondary"));
+
+		same &= p && !strcmp(p, v->slabs[i].primary) &&
+			!strcmp(sec ? sec : "", v->slabs[i].secondary);
+	}
+	vnode_reserve(m, v, -1);
+	json_array_foreach(slabs, i, s)
+	{
+		const char *p = json_string_value(json_object_get(s, "primary"));
+		const char *sec = json_string_value(json_object_get(s, "secondary"));
+
+		snprintf(v->slabs[i].primary, ADDR_LEN, "%s", p ? p : "");
+		snprintf(v->slabs[i].secondary, ADDR_LEN, "%s", sec ? sec : "");
+	}
+	vnode_reserve(m, v, +1);
+	v->epoch = epoch;
+	if (!same)
+		log_info("vNode %s: memory placement now at epoch %llu (%s)", v->name,
+			 (unsigned long long)epoch,
+			 json_string_value(json_object_get(route, "last_event")) ?: "");
+	db_save_vnode(m, v);
+}
+
 /* An agent's report of its VMMs: {"NAME": {"state": "running"|"exited", ...}}. */
 static void agent_report(struct manager *m, struct comp *c, json_t *vnodes)
 {
@@ -356,6 +397,7 @@ static void agent_report(struct manager *m, struct comp *c, json_t *vnodes)
 
 			json_decref(v->report);
 			v->report = json_incref(r);
+			learn_route(m, v, json_object_get(json_object_get(r, "excache"), "route"));
 			if (st && !strcmp(st, "running"))
 				vnode_set_state(m, v, "running");
 			else if (st && strcmp(v->state, "stopped"))
@@ -418,11 +460,65 @@ int manager_heartbeat(struct manager *m, json_t *beat, char *err, size_t errlen)
 	return 0;
 }
 
+static int agent_call(const char *agent, const char *method, const char *path, json_t *body,
+		      json_t **out, char *err, size_t errlen);
+
+struct refill_order {
+	char agent[ADDR_LEN], name[NAME_LEN], addr[ADDR_LEN];
+};
+
+/*
+ * Redundancy lost (a slab without a secondary, after a failover): choose a
+ * memory server to be the new secondary of @v's bare slabs, the up one with
+ * the most room that is not their primary. Lock held.
+ */
+static bool plan_refill(struct manager *m, struct vnode *v, struct refill_order *o)
+{
+	json_t *route = json_object_get(json_object_get(v->report, "excache"), "route");
+	struct comp_set *ms = &m->roles[ROLE_MEMSRV];
+	uint64_t done = (uint64_t)json_integer_value(json_object_get(route, "refill_done"));
+	uint64_t total = (uint64_t)json_integer_value(json_object_get(route, "refill_total"));
+	const char *primary = NULL;
+	uint64_t need = 0;
+	int best = -1;
+
+	if (!route || strcmp(v->state, "running") || done < total ||
+	    now_ms() - v->refill_ordered_ms < 15000)
+		return false;
+	for (int i = 0; i < v->nr_slabs; i++) {
+		if (!v->slabs[i].secondary[0]) {
+			primary = primary ? primary : v->slabs[i].primary;
+			need += v->slabs[i].size;
+		}
+	}
+	if (!primary)
+		return false;
+	for (int i = 0; i < ms->n; i++) {
+		struct place_server *ps = &ms->ps[i];
+		uint64_t room = ps->capacity > ps->reserved ? ps->capacity - ps->reserved : 0;
+
+		if (!ps->up || !strcmp(ms->c[i].addr, primary) || room < need)
+			continue;
+		if (best < 0 || room > ms->ps[best].capacity - ms->ps[best].reserved)
+			best = i;
+	}
+	if (best < 0)
+		return false;
+	v->refill_ordered_ms = now_ms();
+	snprintf(o->agent, sizeof(o->agent), "%s", v->agent);
+	snprintf(o->name, sizeof(o->name), "%s", v->name);
+	snprintf(o->addr, sizeof(o->addr), "%s", ms->c[best].addr);
+	return true;
+}
+
 static void *monitor_main(void *arg)
 {
 	struct manager *m = arg;
+	struct refill_order orders[8];
 
 	for (;;) {
+		int nr_orders = 0;
+
 		pthread_mutex_lock(&m->lock);
 		if (m->stop) {
 			pthread_mutex_unlock(&m->lock);
@@ -453,7 +549,23 @@ static void *monitor_main(void *arg)
 				db_save_comp(m, c);
 			}
 		}
+		for (int i = 0; i < m->nr_vnodes && nr_orders < (int)ARRAY_SIZE(orders); i++)
+			nr_orders += plan_refill(m, m->vnodes[i], &orders[nr_orders]);
 		pthread_mutex_unlock(&m->lock);
+		for (int i = 0; i < nr_orders; i++) {
+			char path[NAME_LEN + 32], err[512];
+			json_t *body = json_pack("{s:s}", "addr", orders[i].addr);
+
+			snprintf(path, sizeof(path), "/v1/vnodes/%s/secondary", orders[i].name);
+			if (agent_call(orders[i].agent, "POST", path, body, NULL, err, sizeof(err)))
+				log_warn("vNode %s: cannot order a new secondary: %s",
+					 orders[i].name, err);
+			else
+				log_info(
+					"vNode %s: redundancy lost; filling %s as the new secondary",
+					orders[i].name, orders[i].addr);
+			json_decref(body);
+		}
 		usleep(100 * 1000);
 	}
 }
@@ -551,12 +663,22 @@ static json_t *vmm_order(struct vnode *v)
 			      (json_int_t)spec_u64(v->spec, "cpus"), "memory",
 			      (json_int_t)v->placed_memory, "excache", (json_int_t)v->excache,
 			      "slab_size", (json_int_t)v->slab_size);
-	json_t *memsrv = json_array();
+	json_t *memsrv = json_array(), *secondary = json_array();
 	const char *keys[] = {"payload", "args", "kernel", "initrd", "cmdline"};
+	bool replicated = true;
 
-	for (int i = 0; i < v->nr_slabs; i++)
+	for (int i = 0; i < v->nr_slabs; i++) {
 		json_array_append_new(memsrv, json_string(v->slabs[i].primary));
+		json_array_append_new(secondary, json_string(v->slabs[i].secondary));
+		replicated &= v->slabs[i].secondary[0] != '\0';
+	}
 	json_object_set_new(o, "memsrv", memsrv);
+	/* Each slab's write-backs go to its secondary too, and the VMM fails over. */
+	if (replicated)
+		json_object_set_new(o, "memsrv_secondary", secondary);
+	else
+		json_decref(secondary);
+	json_object_set_new(o, "epoch", json_integer((json_int_t)v->epoch));
 	if (v->storsrv[0])
 		json_object_set_new(o, "disks",
 				    json_pack("[{s:o,s:s}]", "url",
@@ -716,6 +838,7 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 	v->excache = spec_u64(spec, "excache");
 	v->disk_size = spec_u64(spec, "disk");
 	v->created_s = now_ms() / 1000;
+	v->epoch = 1;
 	memcpy(&v->id, rnd + LMP_TOKEN_LEN, 8);
 	v->id &= INT64_MAX; /* it goes through JSON */
 	hex(rnd, LMP_TOKEN_LEN, v->token);

@@ -90,13 +90,13 @@ static json_t *vnode_record(const struct vnode *v)
 						       (json_int_t)v->slabs[i].size, "primary",
 						       v->slabs[i].primary, "secondary",
 						       v->slabs[i].secondary));
-	return json_pack("{s:I,s:s,s:O,s:s,s:I,s:I,s:I,s:I,s:o,s:s,s:s,s:I,s:s}", "id",
-			 (json_int_t)v->id, "token", v->token, "spec", v->spec, "state", v->state,
-			 "created", (json_int_t)v->created_s, "placed_memory",
-			 (json_int_t)v->placed_memory, "slab_size", (json_int_t)v->slab_size,
-			 "excache", (json_int_t)v->excache, "slabs", slabs, "agent", v->agent,
-			 "storsrv", v->storsrv, "disk_size", (json_int_t)v->disk_size, "vol_token",
-			 v->vol_token);
+	return json_pack("{s:I,s:I,s:s,s:O,s:s,s:I,s:I,s:I,s:I,s:o,s:s,s:s,s:I,s:s}", "epoch",
+			 (json_int_t)v->epoch, "id", (json_int_t)v->id, "token", v->token, "spec",
+			 v->spec, "state", v->state, "created", (json_int_t)v->created_s,
+			 "placed_memory", (json_int_t)v->placed_memory, "slab_size",
+			 (json_int_t)v->slab_size, "excache", (json_int_t)v->excache, "slabs",
+			 slabs, "agent", v->agent, "storsrv", v->storsrv, "disk_size",
+			 (json_int_t)v->disk_size, "vol_token", v->vol_token);
 }
 
 int db_save_vnode(struct manager *m, const struct vnode *v)
@@ -138,6 +138,7 @@ static int load_vnode(struct manager *m, const char *name, const char *data)
 		return -1;
 	}
 	v->id = U64(rec, "id");
+	v->epoch = U64(rec, "epoch");
 	copy(v->token, sizeof(v->token), rec, "token");
 	v->spec = json_incref(json_object_get(rec, "spec"));
 	copy(v->state, sizeof(v->state), rec, "state");
@@ -156,7 +157,7 @@ static int load_vnode(struct manager *m, const char *name, const char *data)
 	{
 		v->slabs[i].size = U64(e, "size");
 		copy(v->slabs[i].primary, ADDR_LEN, e, "primary");
-		copy(v->slabs[i].secondary, ADDR_LEN, e, "secondary");
+		copy(v->slabs[i].secondary, ADDR_LEN, e, "secondary"); /* "": none */
 	}
 	json_decref(rec);
 	if (!v->spec || !v->slabs)

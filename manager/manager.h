@@ -64,6 +64,8 @@ struct vnode {
 	uint64_t disk_size;
 	char vol_token[2 * LMP_TOKEN_LEN + 1];
 	json_t *report; /* the agent's last word on it */
+	uint64_t epoch; /* of its memory's placement; the VMM moves it on at failovers */
+	uint64_t refill_ordered_ms;
 };
 
 struct manager {

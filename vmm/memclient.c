@@ -100,6 +100,33 @@ int memclient_write(struct memclient *mc, const uint64_t *pages, void *const *da
 	return 0;
 }
 
+int memclient_write_send(struct memclient *mc, const uint64_t *pages, void *const *data,
+			 uint32_t count, uint64_t *id)
+{
+	struct iovec iov[2 * LMP_MAX_PAGES];
+
+	if (count == 0 || count > LMP_MAX_PAGES)
+		return -EINVAL;
+	for (uint32_t i = 0; i < count; i++) {
+		iov[2 * i] = (struct iovec){(void *)&pages[i], sizeof(uint64_t)};
+		iov[2 * i + 1] = (struct iovec){data[i], LMP_PAGE};
+	}
+	return xport_send(mc->x, LMP_WRITE, count, iov, 2 * count, id);
+}
+
+int memclient_write_wait(struct memclient *mc, uint64_t id, uint32_t count)
+{
+	struct lmp_hdr resp;
+	int ret = xport_wait_response(mc->x, LMP_WRITE, id, &resp, NULL, 0);
+
+	if (ret)
+		return ret;
+	if (resp.status)
+		return resp.status;
+	mc->bytes_out += (uint64_t)count * LMP_PAGE;
+	return 0;
+}
+
 int memclient_release(struct memclient *mc)
 {
 	struct lmp_hdr resp;
@@ -133,8 +160,6 @@ const char *memclient_strerror(int err)
 		return "the memory server did not answer in time";
 	case -EPROTO:
 		return "the memory server sent something that is not the lego protocol";
-	case -EHOSTDOWN:
-		return "a memory server was lost and a slab it held has no secondary";
 	case -ESTALE:
 		return "fenced: a newer placement of the vNode exists (another VMM took over?)";
 	}

@@ -53,6 +53,15 @@ int memclient_read(struct memclient *mc, uint64_t first, uint32_t count, void *b
  */
 int memclient_write(struct memclient *mc, const uint64_t *pages, void *const *data, uint32_t count);
 
+/*
+ * memclient_write_send / memclient_write_wait - memclient_write of at most
+ * LMP_MAX_PAGES pages in two halves, so that a write can be in flight to
+ * several servers at once. After a failed send, do not wait.
+ */
+int memclient_write_send(struct memclient *mc, const uint64_t *pages, void *const *data,
+			 uint32_t count, uint64_t *id);
+int memclient_write_wait(struct memclient *mc, uint64_t id, uint32_t count);
+
 /* memclient_release - the vNode is gone: the server frees its pages. */
 int memclient_release(struct memclient *mc);
 

@@ -225,9 +225,9 @@ static bool server_lost(int err)
 }
 
 /*
- * Server @s failed for the client at generation @gen: fail over, unless
- * another thread has done so already. 0 when the route can go on, -errno
- * when some slab has no copy left.
+ * Server @s failed (with @why) for the client at generation @gen: fail over,
+ * unless another thread has done so already. 0 when the route can go on;
+ * @why when some slab it was primary for has no secondary.
  */
 static int failover(struct memroute_client *c, int s, uint64_t gen, int why)
 {
@@ -245,7 +245,7 @@ static int failover(struct memroute_client *c, int s, uint64_t gen, int why)
 
 		if (sl->primary == s) {
 			if (sl->secondary < 0) {
-				ret = -EHOSTDOWN;
+				ret = why; /* no copy left: the error is the server's */
 				continue;
 			}
 			sl->primary = sl->secondary;
@@ -329,51 +329,66 @@ static int read_once(struct memroute_client *c, uint64_t first, uint32_t count, 
 	return 0;
 }
 
-/* Write the pages of the batch that server @s must hold, in batches of LMP_MAX_PAGES. */
-static int write_to(struct memroute_client *c, int s, const uint64_t *pages, void *const *data,
-		    uint32_t count)
-{
-	struct memroute *r = c->r;
-	uint64_t sel[LMP_MAX_PAGES];
-	void *sel_data[LMP_MAX_PAGES];
-	uint32_t n = 0;
-
-	for (uint32_t i = 0; i <= count; i++) {
-		if (i < count) {
-			uint64_t slab = pages[i] / r->slab_pages;
-
-			if (slab >= r->nr_slabs)
-				return -ERANGE;
-			if (r->slabs[slab].primary != s && r->slabs[slab].secondary != s)
-				continue;
-			sel[n] = pages[i];
-			sel_data[n++] = data[i];
-		}
-		if (n == LMP_MAX_PAGES || (i == count && n)) {
-			int ret = memclient_write(&c->conn[s], sel, sel_data, n);
-
-			if (ret)
-				return ret;
-			n = 0;
-		}
-	}
-	return 0;
-}
-
+/*
+ * One attempt of a write: each batch of up to LMP_MAX_PAGES pages is sent to
+ * every server that must hold some of it (primary and secondary) before any
+ * answer is awaited, so that a replicated write costs about one round trip,
+ * not two. On failure *@failed is the server that failed first.
+ */
 static int write_once(struct memroute_client *c, const uint64_t *pages, void *const *data,
 		      uint32_t count, int *failed)
 {
-	*failed = -1;
-	for (int s = 0; s < c->r->nr_servers; s++) {
-		int ret;
+	static __thread uint64_t sel[MEMROUTE_MAX_SERVERS][LMP_MAX_PAGES];
+	static __thread void *sel_data[MEMROUTE_MAX_SERVERS][LMP_MAX_PAGES];
+	struct memroute *r = c->r;
 
-		if (!c->conn[s].x)
-			continue;
-		ret = write_to(c, s, pages, data, count);
-		if (ret) {
-			*failed = s;
-			return ret;
+	*failed = -1;
+	for (uint32_t off = 0; off < count; off += LMP_MAX_PAGES) {
+		uint32_t n = count - off < LMP_MAX_PAGES ? count - off : LMP_MAX_PAGES;
+		uint32_t k[MEMROUTE_MAX_SERVERS] = {0};
+		uint64_t id[MEMROUTE_MAX_SERVERS];
+		bool sent[MEMROUTE_MAX_SERVERS] = {false};
+		int ret = 0;
+
+		for (uint32_t i = off; i < off + n; i++) {
+			uint64_t slab = pages[i] / r->slab_pages;
+			int to[2];
+
+			if (slab >= r->nr_slabs)
+				return -ERANGE;
+			to[0] = r->slabs[slab].primary;
+			to[1] = r->slabs[slab].secondary;
+			for (int j = 0; j < 2; j++) {
+				if (to[j] < 0)
+					continue;
+				sel[to[j]][k[to[j]]] = pages[i];
+				sel_data[to[j]][k[to[j]]++] = data[i];
+			}
 		}
+		for (int s = 0; s < r->nr_servers && !ret; s++) {
+			if (!k[s])
+				continue;
+			if (!c->conn[s].x) {
+				ret = -ENOTCONN;
+			} else {
+				ret = memclient_write_send(&c->conn[s], sel[s], sel_data[s], k[s],
+							   &id[s]);
+				sent[s] = !ret;
+			}
+			if (ret)
+				*failed = s;
+		}
+		/* Every answer is awaited, even after a failure: connections stay in step. */
+		for (int s = 0; s < r->nr_servers; s++) {
+			int w = sent[s] ? memclient_write_wait(&c->conn[s], id[s], k[s]) : 0;
+
+			if (w && !ret) {
+				ret = w;
+				*failed = s;
+			}
+		}
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
