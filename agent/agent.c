@@ -10,6 +10,7 @@
  *   DELETE /v1/vnodes/NAME            stop it (SIGTERM, then SIGKILL after 5 s)
  *   POST   /v1/vnodes/NAME/resize     {"excache": bytes}
  *   POST   /v1/vnodes/NAME/secondary  {"addr": "HOST:PORT"}: fill a new secondary
+ *   POST   /v1/vnodes/NAME/lost       {"addr": "HOST:PORT"}: fail over from it now
  *   GET    /v1/vnodes/NAME/console?from=N   the console's output from byte N
  *   POST   /v1/vnodes/NAME/console    bytes typed into the console
  *
@@ -532,14 +533,15 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 			http_json(resp, 200, json_pack("{s:i}", "written", (int)w));
 		return;
 	}
-	if (!strcmp(op, "secondary") && !strcmp(req->method, "POST")) {
+	if ((!strcmp(op, "secondary") || !strcmp(op, "lost")) && !strcmp(req->method, "POST")) {
 		json_t *body = http_parse_body(req, resp), *r, *ans;
 
 		pthread_mutex_unlock(&A.lock);
 		if (!body)
 			return;
 		vm_path(path, sizeof(path), name, "control.sock");
-		r = json_pack("{s:s,s:O}", "cmd", "memsrv.secondary", "addr",
+		r = json_pack("{s:s,s:O}", "cmd",
+			      !strcmp(op, "lost") ? "memsrv.lost" : "memsrv.secondary", "addr",
 			      json_object_get(body, "addr"));
 		json_decref(body);
 		ans = r ? ctl_call(path, r, 5000, err, sizeof(err)) : NULL;

@@ -465,6 +465,7 @@ static int agent_call(const char *agent, const char *method, const char *path, j
 
 struct refill_order {
 	char agent[ADDR_LEN], name[NAME_LEN], addr[ADDR_LEN];
+	const char *op; /* "secondary": fill it; "lost": fail over from it */
 };
 
 /*
@@ -505,6 +506,7 @@ static bool plan_refill(struct manager *m, struct vnode *v, struct refill_order 
 	if (best < 0)
 		return false;
 	v->refill_ordered_ms = now_ms();
+	o->op = "secondary";
 	snprintf(o->agent, sizeof(o->agent), "%s", v->agent);
 	snprintf(o->name, sizeof(o->name), "%s", v->name);
 	snprintf(o->addr, sizeof(o->addr), "%s", ms->c[best].addr);
@@ -537,6 +539,24 @@ static void *monitor_main(void *arg)
 					continue;
 				ps->up = false;
 				c->down_since_ms = now;
+				/* Running vNodes whose memory it holds fail over now, not
+				 * at their next request to it. */
+				for (int k = 0; r == ROLE_MEMSRV && k < m->nr_vnodes &&
+						nr_orders < (int)ARRAY_SIZE(orders);
+				     k++) {
+					struct vnode *v = m->vnodes[k];
+					bool uses = false;
+
+					for (int s = 0; s < v->nr_slabs; s++)
+						uses |= !strcmp(v->slabs[s].primary, c->addr) ||
+							!strcmp(v->slabs[s].secondary, c->addr);
+					if (!uses || strcmp(v->state, "running"))
+						continue;
+					orders[nr_orders].op = "lost";
+					snprintf(orders[nr_orders].agent, ADDR_LEN, "%s", v->agent);
+					snprintf(orders[nr_orders].name, NAME_LEN, "%s", v->name);
+					snprintf(orders[nr_orders++].addr, ADDR_LEN, "%s", c->addr);
+				}
 				deps = comp_json(m, r, i);
 				list = json_dumps(json_object_get(deps, "vnodes"), JSON_COMPACT);
 				log_warn(
@@ -556,10 +576,14 @@ static void *monitor_main(void *arg)
 			char path[NAME_LEN + 32], err[512];
 			json_t *body = json_pack("{s:s}", "addr", orders[i].addr);
 
-			snprintf(path, sizeof(path), "/v1/vnodes/%s/secondary", orders[i].name);
+			snprintf(path, sizeof(path), "/v1/vnodes/%s/%s", orders[i].name,
+				 orders[i].op);
 			if (agent_call(orders[i].agent, "POST", path, body, NULL, err, sizeof(err)))
-				log_warn("vNode %s: cannot order a new secondary: %s",
-					 orders[i].name, err);
+				log_warn("vNode %s: %s %s: %s", orders[i].name, orders[i].op,
+					 orders[i].addr, err);
+			else if (!strcmp(orders[i].op, "lost"))
+				log_info("vNode %s: told to fail over from %s", orders[i].name,
+					 orders[i].addr);
 			else
 				log_info(
 					"vNode %s: redundancy lost; filling %s as the new secondary",

@@ -511,6 +511,25 @@ static json_t *vmm_ctl_secondary(void *opaque, json_t *req, char *err, size_t er
 	return json_pack("{s:s}", "refilling", addr);
 }
 
+/* {"cmd":"memsrv.lost","addr":"HOST:PORT"}: the manager declared it down: fail over now. */
+static json_t *vmm_ctl_lost(void *opaque, json_t *req, char *err, size_t errlen)
+{
+	struct vmm *v = opaque;
+	const char *addr = json_string_value(json_object_get(req, "addr"));
+	int ret;
+
+	if (!addr) {
+		snprintf(err, errlen, "give \"addr\": the lost server's \"HOST:PORT\"");
+		return NULL;
+	}
+	ret = memroute_lose(&v->xc.route, addr);
+	if (ret == -EHOSTDOWN) {
+		snprintf(err, errlen, "%s holds the only copy of a slab: not failing over", addr);
+		return NULL;
+	}
+	return json_pack("{s:b}", "failed_over", ret == 0);
+}
+
 static json_t *vmm_ctl_status(void *opaque, json_t *req, char *err, size_t errlen)
 {
 	(void)req, (void)err, (void)errlen;
@@ -764,6 +783,9 @@ int main(int argc, char **argv)
 			ctl_register(
 				v.ctl, "excache.resize", vmm_ctl_resize, &v,
 				"change the ExCache size while the guest runs: {\"size\":\"64M\"}");
+			ctl_register(v.ctl, "memsrv.lost", vmm_ctl_lost, &v,
+				     "fail over from a server the manager declared down: "
+				     "{\"addr\":\"HOST:PORT\"}");
 			ctl_register(v.ctl, "memsrv.secondary", vmm_ctl_secondary, &v,
 				     "fill a new secondary for the slabs that lack one: "
 				     "{\"addr\":\"HOST:PORT\"}");

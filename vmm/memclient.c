@@ -160,6 +160,8 @@ const char *memclient_strerror(int err)
 		return "the memory server did not answer in time";
 	case -EPROTO:
 		return "the memory server sent something that is not the lego protocol";
+	case -EHOSTDOWN:
+		return "declared down by the manager";
 	case -ESTALE:
 		return "fenced: a newer placement of the vNode exists (another VMM took over?)";
 	}

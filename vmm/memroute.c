@@ -224,30 +224,24 @@ static bool server_lost(int err)
 	return false;
 }
 
-/*
- * Server @s failed (with @why) for the client at generation @gen: fail over,
- * unless another thread has done so already. 0 when the route can go on;
- * @why when some slab it was primary for has no secondary.
- */
-static int failover(struct memroute_client *c, int s, uint64_t gen, int why)
+/* Fail over from server @s (lost with @why). Route lock held. */
+static int failover_locked(struct memroute *r, int s, int why)
 {
-	struct memroute *r = c->r;
 	uint64_t promoted = 0, dropped = 0;
-	int ret = 0;
 
-	pthread_mutex_lock(&r->lock);
-	if (atomic_load(&r->generation) != gen || r->servers[s].lost) {
-		pthread_mutex_unlock(&r->lock); /* done already: just catch up */
-		return 0;
+	for (uint64_t k = 0; k < r->nr_slabs; k++) {
+		if (r->slabs[k].primary == s && r->slabs[k].secondary < 0) {
+			snprintf(r->last_event, sizeof(r->last_event),
+				 "memory server %s lost (%s) and slab %llu has no secondary",
+				 r->servers[s].addr, memclient_strerror(why),
+				 (unsigned long long)k);
+			return why;
+		}
 	}
 	for (uint64_t k = 0; k < r->nr_slabs; k++) {
 		struct memroute_slab *sl = &r->slabs[k];
 
 		if (sl->primary == s) {
-			if (sl->secondary < 0) {
-				ret = why; /* no copy left: the error is the server's */
-				continue;
-			}
 			sl->primary = sl->secondary;
 			sl->secondary = -1;
 			promoted++;
@@ -255,13 +249,6 @@ static int failover(struct memroute_client *c, int s, uint64_t gen, int why)
 			sl->secondary = -1;
 			dropped++;
 		}
-	}
-	if (ret) {
-		snprintf(r->last_event, sizeof(r->last_event),
-			 "memory server %s lost (%s) and some of its slabs have no secondary",
-			 r->servers[s].addr, memclient_strerror(why));
-		pthread_mutex_unlock(&r->lock);
-		return ret;
 	}
 	r->servers[s].lost = true;
 	r->cred.epoch++; /* the lost server, if it comes back, is fenced */
@@ -273,8 +260,39 @@ static int failover(struct memroute_client *c, int s, uint64_t gen, int why)
 		 r->servers[s].addr, memclient_strerror(why), (unsigned long long)promoted,
 		 (unsigned long long)dropped, (unsigned long long)r->cred.epoch);
 	log_warn("%s", r->last_event);
-	pthread_mutex_unlock(&r->lock);
 	return 0;
+}
+
+/*
+ * Server @s failed (with @why) for the client at generation @gen: fail over,
+ * unless another thread has done so already. 0 when the route can go on;
+ * @why when some slab it was primary for has no secondary.
+ */
+static int failover(struct memroute_client *c, int s, uint64_t gen, int why)
+{
+	struct memroute *r = c->r;
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (atomic_load(&r->generation) == gen && !r->servers[s].lost)
+		ret = failover_locked(r, s, why);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int memroute_lose(struct memroute *r, const char *addr)
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&r->lock);
+	for (int s = 0; s < r->nr_servers; s++) {
+		if (strcmp(r->servers[s].addr, addr) || r->servers[s].lost)
+			continue;
+		ret = failover_locked(r, s, -EHOSTDOWN) ? -EHOSTDOWN : 0;
+		break;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
 }
 
 static void record_pause(struct memroute *r, uint64_t ns)

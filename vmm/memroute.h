@@ -106,6 +106,15 @@ int memroute_write(struct memroute_client *c, const uint64_t *pages, void *const
  */
 int memroute_add_secondary(struct memroute_client *c, const char *addr, char *err, size_t errlen);
 
+/*
+ * memroute_lose - fail over from @addr now, as if it had stopped answering:
+ * for a server the manager has declared down, which this VMM might otherwise
+ * notice only at its next request to it (or after the I/O timeout). 0, or
+ * -ENOENT if it is not in the route, or -EHOSTDOWN if a slab would be left
+ * without a copy (then nothing changes).
+ */
+int memroute_lose(struct memroute *r, const char *addr);
+
 /* memroute_release - the vNode is gone: every server frees its pages. */
 int memroute_release(struct memroute_client *c);
 

@@ -482,3 +482,44 @@ TEST(unreplicated_a_lost_server_is_an_error_that_names_it)
 	memroute_close(&rc);
 	memroute_exit(&r);
 }
+
+TEST(a_server_declared_down_is_failed_over_from_at_once)
+{
+	char a[64], b[64], err[256];
+	pid_t pa = memsrv_spawn("16M", a), pb = memsrv_spawn("16M", b);
+	struct memclient_cred c = cred(700, 64, 1);
+	struct memroute r;
+	struct memroute_client rc;
+	static uint8_t page[4096], got[4096];
+	uint64_t no = 9;
+	void *data = page;
+
+	ASSERT(memroute_init(&r, a, b, 0, &c, err, sizeof(err)) == 0, "%s", err);
+	ASSERT(memroute_open(&rc, &r, err, sizeof(err)) == 0, "%s", err);
+	fill(page, no, 1);
+	ASSERT_EQ(memroute_write(&rc, &no, &data, 1), 0);
+	ASSERT_EQ(memroute_lose(&r, "127.0.0.1:1"), -ENOENT);
+	/* The manager says the primary is down (it still runs: a partition, say). */
+	ASSERT_EQ(memroute_lose(&r, a), 0);
+	ASSERT_EQ(r.failovers, 1);
+	ASSERT_EQ(r.cred.epoch, 2);
+	ASSERT_EQ(memroute_read(&rc, no, 1, got), 0);
+	ASSERT(memcmp(got, page, 4096) == 0, "the secondary does not have the page");
+	/* The survivor is the only copy now: declaring it down too changes nothing. */
+	ASSERT_EQ(memroute_lose(&r, b), -EHOSTDOWN);
+	ASSERT_CONTAINS(r.last_event, "has no secondary");
+	ASSERT_EQ(memroute_read(&rc, no, 1, got), 0);
+	/* And the old primary, still running, fences the epoch-1 view of it. */
+	{
+		struct memclient old;
+		struct memclient_cred c2 = cred(700, 64, 2);
+
+		ASSERT_EQ(memclient_open_at(&old, a, &c2, 2, 0, 2000, err, sizeof(err)), -ESTALE);
+	}
+	memroute_close(&rc);
+	memroute_exit(&r);
+	kill(pa, SIGTERM);
+	kill(pb, SIGTERM);
+	waitpid(pa, NULL, 0);
+	waitpid(pb, NULL, 0);
+}

@@ -32,15 +32,12 @@ TEST_TIMEOUT(twenty_primary_kills_under_a_verifying_guest_lose_nothing, 1200)
 	test_require_kvm();
 	for (int round = 0; round < 20; round++) {
 		char a[64], b[64], vmm[600], payload[600];
-		char *argv[] = {vmm,	    "--payload",
-				payload,    "--memory",
-				"96M",	    "--cpus",
-				"2",	    "--excache",
-				"8M",	    "--memsrv",
-				a,	    "--memsrv-secondary",
-				b,	    "--epoch",
-				"1",	    "--stats",
-				"--args",   "op=verify mode=rand size=64M passes=2",
+		char *argv[] = {vmm,	    "--payload", payload,
+				"--memory", "96M",	 "--cpus",
+				"2",	    "--excache", "8M",
+				"--memsrv", a,		 "--memsrv-secondary",
+				b,	    "--epoch",	 "1",
+				"--stats",  "--args",	 "op=verify mode=rand size=64M passes=2",
 				NULL};
 		struct proc_result r;
 		pid_t pa, pb, pid;
@@ -58,7 +55,8 @@ TEST_TIMEOUT(twenty_primary_kills_under_a_verifying_guest_lose_nothing, 1200)
 		kill(pa, SIGKILL);
 		waitpid(pa, NULL, 0);
 		proc_collect(pid, 300, &r);
-		ASSERT(!r.timed_out, "round %d: the guest did not finish after the failover", round);
+		ASSERT(!r.timed_out, "round %d: the guest did not finish after the failover",
+		       round);
 		ASSERT(r.status == 0, "round %d: lego-vmm exited %d:\n%s", round, r.status, r.err);
 		for (int v = 0; v < 2; v++) {
 			ASSERT(report_get(r.out, v, "mismatches", &mism), "no mismatches report");
@@ -72,7 +70,8 @@ TEST_TIMEOUT(twenty_primary_kills_under_a_verifying_guest_lose_nothing, 1200)
 			ASSERT(json_integer_value(json_object_get(route, "failovers")) == 1,
 			       "round %d: no failover recorded: %s", round,
 			       json_string_value(json_object_get(route, "last_event")));
-			double ms = json_integer_value(json_object_get(route, "pause_max_ns")) / 1e6;
+			double ms =
+				json_integer_value(json_object_get(route, "pause_max_ns")) / 1e6;
 
 			pause_max_ms = ms > pause_max_ms ? ms : pause_max_ms;
 			failed_over++;
