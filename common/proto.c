@@ -7,6 +7,7 @@
 _Static_assert(sizeof(struct lmp_hdr) == 32, "the wire header is 32 bytes");
 _Static_assert(sizeof(struct lmp_hello) == 72, "hello body layout");
 _Static_assert(sizeof(struct lmp_vol) == 104, "volume body layout");
+_Static_assert(sizeof(struct lmp_backup) == 184, "backup body layout");
 _Static_assert(sizeof(struct lmp_blk) == 112, "block body layout");
 _Static_assert(sizeof(struct lmp_blk) + LMP_BLK_MAX <= LMP_MAX_BODY, "a largest write fits");
 

@@ -27,6 +27,8 @@ enum lmp_type {
 	LMP_WRITE = 3,	 /* arg: count; body: count x (u64 page, 4096 bytes); response: status */
 	LMP_RELEASE = 4, /* drop every page of the vNode (it is gone) */
 	LMP_STAT = 5,	 /* response body: struct lmp_stat */
+	LMP_BACKUP = 6,	 /* body: struct lmp_backup: back these pages up to a volume */
+	LMP_BACKUP_STAT = 7, /* response body: struct lmp_backup_stat */
 
 	/* Volumes (lego-storsrv). Every request is self-contained: it names the
 	 * volume and carries its token; nothing depends on an earlier request. */
@@ -79,9 +81,40 @@ struct lmp_stat {
 	uint64_t nr_vnodes;
 };
 
-#define LMP_VOL_NAME_LEN 64	      /* with the terminating NUL */
-#define LMP_BLK_MAX	 (256 * 1024) /* most bytes in one BLK_READ or BLK_WRITE */
-#define LMP_BLK_FUA	 1u	      /* lmp_blk.flags: durable before the response */
+#define LMP_VOL_NAME_LEN 64 /* with the terminating NUL */
+
+/*
+ * A memory server keeps a backup of a vNode's pages in [first_page,
+ * first_page + nr_pages) on a storage server's volume: page p at byte
+ * p * LMP_PAGE, and a struct lmp_backup_header in the page after the last
+ * (the volume is nr_pages_of_the_vnode + 1 pages). Every interval_ms it
+ * writes the pages written since the last backup, flushes, then the header.
+ * Everything acknowledged before the header's start_ms is in the backup.
+ */
+struct lmp_backup {
+	char storsrv[64]; /* HOST:PORT */
+	char volume[LMP_VOL_NAME_LEN];
+	uint8_t token[LMP_TOKEN_LEN];
+	uint64_t first_page, nr_pages;
+	uint32_t interval_ms;
+	uint32_t reserved;
+};
+
+struct lmp_backup_stat {
+	uint64_t seq;	       /* backups completed */
+	uint64_t start_ms;     /* wall clock at the start of the last completed one */
+	uint64_t writes_since; /* page writes since then: what a loss now could lose */
+	uint64_t pages;	       /* pages written to the volume in all */
+};
+
+#define LMP_BACKUP_MAGIC 0x31504b424f47454cULL /* "LEGOBKP1" */
+
+struct lmp_backup_header {
+	uint64_t magic;
+	uint64_t vnode, seq, start_ms, nr_pages;
+};
+#define LMP_BLK_MAX (256 * 1024) /* most bytes in one BLK_READ or BLK_WRITE */
+#define LMP_BLK_FUA 1u		 /* lmp_blk.flags: durable before the response */
 
 struct lmp_vol {
 	char name[LMP_VOL_NAME_LEN]; /* [A-Za-z0-9_.-], not starting with '.' */

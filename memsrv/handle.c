@@ -109,7 +109,40 @@ static size_t handle_write(struct memsrv *m, struct memsrv_session *ss, const st
 	return reply(out, h, 0, 0, count);
 }
 
-size_t memsrv_handle(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
+static size_t handle_backup(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
+			    const uint8_t *body, uint8_t *out)
+{
+	struct lmp_backup b;
+	int ret;
+
+	if (h->len != sizeof(b))
+		return reply(out, h, -EINVAL, 0, 0);
+	memcpy(&b, body, sizeof(b));
+	if (!memchr(b.storsrv, '\0', sizeof(b.storsrv)) || !strchr(b.storsrv, ':') ||
+	    !memchr(b.volume, '\0', sizeof(b.volume)) || !lmp_vol_name_ok(b.volume) ||
+	    b.interval_ms < 100)
+		return reply(out, h, -EINVAL, 0, 0);
+	ret = store_backup_scope(&m->store, ss->vn, &b);
+	if (!ret)
+		log_info("vNode %llu: pages %llu-%llu backed up to %s/%s every %u ms",
+			 (unsigned long long)ss->vnode_id, (unsigned long long)b.first_page,
+			 (unsigned long long)(b.first_page + b.nr_pages - 1), b.storsrv, b.volume,
+			 b.interval_ms);
+	return reply(out, h, ret, 0, ss->vn->backup ? ss->vn->backup->seq : 0);
+}
+
+static size_t handle_backup_stat(struct memsrv_session *ss, const struct lmp_hdr *h, uint8_t *out)
+{
+	struct store_backup *b = ss->vn->backup;
+	struct lmp_backup_stat st = {0};
+
+	if (b)
+		st = (struct lmp_backup_stat){b->seq, b->start_ms, b->writes_since, b->pages};
+	memcpy(out + sizeof(struct lmp_hdr), &st, sizeof(st));
+	return reply(out, h, 0, sizeof(st), 0);
+}
+
+static size_t handle(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
 		     const uint8_t *body, uint8_t *out)
 {
 	struct lmp_stat st;
@@ -119,7 +152,8 @@ size_t memsrv_handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 		return reply(out, h, -EPROTO, 0, 0);
 	if (h->type == LMP_HELLO)
 		return handle_hello(m, ss, h, body, out);
-	if (ss->vn && ss->epoch != ss->vn->epoch && h->type != LMP_STAT)
+	if (ss->vn && ss->epoch != ss->vn->epoch && h->type != LMP_STAT &&
+	    h->type != LMP_BACKUP_STAT)
 		return reply(out, h, -ESTALE, 0, ss->vn->epoch); /* fenced by a newer placement */
 	if (!ss->vn || ss->vn->released) {
 		switch (h->type) {
@@ -127,6 +161,8 @@ size_t memsrv_handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 		case LMP_WRITE:
 		case LMP_RELEASE:
 		case LMP_STAT:
+		case LMP_BACKUP:
+		case LMP_BACKUP_STAT:
 			/* say HELLO first; or the vNode was released by another connection */
 			return reply(out, h, ss->vn ? -ESTALE : -EACCES, 0, 0);
 		}
@@ -139,6 +175,10 @@ size_t memsrv_handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 	case LMP_RELEASE:
 		store_release(&m->store, ss->vn);
 		return reply(out, h, 0, 0, 0);
+	case LMP_BACKUP:
+		return handle_backup(m, ss, h, body, out);
+	case LMP_BACKUP_STAT:
+		return handle_backup_stat(ss, h, out);
 	case LMP_STAT:
 		st = (struct lmp_stat){m->store.capacity_pages, m->store.used_pages, ss->vn->used,
 				       m->store.nr_vnodes};
@@ -149,9 +189,22 @@ size_t memsrv_handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 	return reply(out, h, -EOPNOTSUPP, 0, 0);
 }
 
+size_t memsrv_handle(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
+		     const uint8_t *body, uint8_t *out)
+{
+	size_t n;
+
+	pthread_mutex_lock(&m->lock); /* against the backup thread; never contended otherwise */
+	n = handle(m, ss, h, body, out);
+	pthread_mutex_unlock(&m->lock);
+	return n;
+}
+
 void memsrv_session_end(struct memsrv *m, struct memsrv_session *ss)
 {
+	pthread_mutex_lock(&m->lock);
 	if (ss->vn)
 		store_detach(&m->store, ss->vn);
 	ss->vn = NULL;
+	pthread_mutex_unlock(&m->lock);
 }

@@ -93,7 +93,8 @@ int main(int argc, char **argv)
 			format_size(capacity, cap, sizeof(cap)));
 		return 1;
 	}
-	if (memsrv_listen(&m, listen_addr))
+	pthread_mutex_init(&m.lock, NULL);
+	if (memsrv_listen(&m, listen_addr) || memsrv_backup_start(&m))
 		return 1;
 	log_info("serving pages on %s, capacity %s", listen_addr,
 		 format_size(capacity, cap, sizeof(cap)));
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
 	}
 	c = memsrv_run(&m);
 	beat_stop(beat);
+	memsrv_backup_stop(&m);
 	log_info("served %llu requests on %llu connections; %llu pages held",
 		 (unsigned long long)m.nr_requests, (unsigned long long)m.srv.nr_conns,
 		 (unsigned long long)m.store.used_pages);

@@ -7,6 +7,8 @@
 #ifndef LEGO_MEMSRV_H
 #define LEGO_MEMSRV_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +21,9 @@ struct memsrv {
 	struct srv srv;
 	uint64_t nr_requests, nr_errors;
 	const char *listen_addr; /* as announced to the manager */
+	pthread_mutex_t lock;	 /* the store: the request loop and the backup thread */
+	pthread_t backup_thread;
+	bool stop;
 };
 
 /* The per-connection part of the protocol state. */
@@ -38,6 +43,10 @@ size_t memsrv_handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 
 /* memsrv_session_end - the connection of @ss is gone. */
 void memsrv_session_end(struct memsrv *m, struct memsrv_session *ss);
+
+/* memsrv_backup_start/stop - the thread that backs vNodes up (backup.c). */
+int memsrv_backup_start(struct memsrv *m);
+void memsrv_backup_stop(struct memsrv *m);
 
 /* memsrv_listen - bind and listen on "HOST:PORT". -errno, logged. */
 int memsrv_listen(struct memsrv *m, const char *addr);

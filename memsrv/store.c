@@ -57,6 +57,10 @@ int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_
 			return -ESTALE; /* only a newer placement may refill */
 		store_free_pages(s, vn);
 		memset(vn->slots, 0, vn->nr_pages * sizeof(uint32_t));
+		if (vn->backup) { /* what a refill brings is backed up if it is asked again */
+			memset(vn->backup->scope, 0, vn->nr_pages);
+			memset(vn->backup->dirty, 0, vn->nr_pages);
+		}
 		vn->epoch = epoch;
 		return 0;
 	}
@@ -66,8 +70,48 @@ int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_
 	return 0;
 }
 
+int store_backup_scope(struct store *s, struct store_vnode *vn, const struct lmp_backup *target)
+{
+	struct store_backup *b = vn->backup;
+
+	(void)s;
+	if (target->nr_pages == 0 || target->first_page >= vn->nr_pages ||
+	    target->nr_pages > vn->nr_pages - target->first_page)
+		return -ERANGE;
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return -ENOMEM;
+		b->scope = store_reserve(vn->nr_pages);
+		b->dirty = store_reserve(vn->nr_pages);
+		if (!b->scope || !b->dirty) {
+			if (b->scope)
+				munmap(b->scope, vn->nr_pages);
+			if (b->dirty)
+				munmap(b->dirty, vn->nr_pages);
+			free(b);
+			return -ENOMEM;
+		}
+		vn->backup = b;
+	}
+	b->target = *target;
+	for (uint64_t p = target->first_page; p < target->first_page + target->nr_pages; p++) {
+		if (!b->scope[p] && vn->slots[p]) {
+			b->dirty[p] = 1;
+			b->writes_since++;
+		}
+		b->scope[p] = 1;
+	}
+	return 0;
+}
+
 static void store_free_vnode(struct store_vnode *vn)
 {
+	if (vn->backup) {
+		munmap(vn->backup->scope, vn->nr_pages);
+		munmap(vn->backup->dirty, vn->nr_pages);
+		free(vn->backup);
+	}
 	munmap(vn->slots, vn->nr_pages * sizeof(uint32_t));
 	free(vn);
 }
@@ -163,6 +207,10 @@ int store_write(struct store *s, struct store_vnode *vn, uint64_t page, const ui
 		vn->used++;
 	}
 	memcpy(s->pool + (uint64_t)(slot - 1) * LMP_PAGE, data, LMP_PAGE);
+	if (vn->backup && vn->backup->scope[page]) {
+		vn->backup->dirty[page] = 1;
+		vn->backup->writes_since++;
+	}
 	return 0;
 }
 

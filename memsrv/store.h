@@ -12,15 +12,26 @@
 
 #include "proto.h"
 
+/* A vNode's backup to a storage server (memsrv/backup.c). */
+struct store_backup {
+	struct lmp_backup target; /* first_page, nr_pages unused: see scope */
+	uint8_t *scope;		  /* per page: 1 if it is backed up here */
+	uint8_t *dirty;		  /* per page: written since it was last backed up */
+	uint64_t seq, start_ms, writes_since, pages;
+	uint64_t last_try_ms;
+	bool failing;
+};
+
 struct store_vnode {
 	uint64_t id;
 	uint8_t token[LMP_TOKEN_LEN];
 	uint64_t nr_pages;
-	uint32_t *slots; /* per guest page: pool slot + 1, or 0 when never written */
-	uint64_t used;	 /* pages of this vNode in the pool */
-	int refs;	 /* connections authenticated for it */
-	bool released;	 /* its pages are gone; freed with its last connection */
-	uint64_t epoch;	 /* the newest placement epoch a client presented */
+	uint32_t *slots;	     /* per guest page: pool slot + 1, or 0 when never written */
+	uint64_t used;		     /* pages of this vNode in the pool */
+	int refs;		     /* connections authenticated for it */
+	bool released;		     /* its pages are gone; freed with its last connection */
+	uint64_t epoch;		     /* the newest placement epoch a client presented */
+	struct store_backup *backup; /* NULL: none */
 	struct store_vnode *next;
 };
 
@@ -68,6 +79,12 @@ int store_write(struct store *s, struct store_vnode *vn, uint64_t page, const ui
  */
 int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_t since,
 		uint32_t flags);
+
+/*
+ * store_backup_scope - back up @n pages of @vn from @first to @target from now
+ * on (the pages held already count as written). -ERANGE, -ENOMEM.
+ */
+int store_backup_scope(struct store *s, struct store_vnode *vn, const struct lmp_backup *target);
 
 /*
  * store_release - drop every page of @vn and forget it; connections still

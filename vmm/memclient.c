@@ -135,6 +135,25 @@ int memclient_release(struct memclient *mc)
 	return ret ? ret : resp.status;
 }
 
+int memclient_backup(struct memclient *mc, const struct lmp_backup *b)
+{
+	struct iovec iov = {(void *)b, sizeof(*b)};
+	struct lmp_hdr resp;
+	int ret = xport_call(mc->x, LMP_BACKUP, 0, &iov, 1, &resp, NULL, 0);
+
+	return ret ? ret : resp.status;
+}
+
+int memclient_backup_stat(struct memclient *mc, struct lmp_backup_stat *st)
+{
+	struct lmp_hdr resp;
+	int ret = xport_call(mc->x, LMP_BACKUP_STAT, 0, NULL, 0, &resp, st, sizeof(*st));
+
+	if (ret)
+		return ret;
+	return resp.status ? resp.status : resp.len == sizeof(*st) ? 0 : -EPROTO;
+}
+
 int memclient_stat(struct memclient *mc, struct lmp_stat *st)
 {
 	struct lmp_hdr resp;

@@ -62,6 +62,12 @@ int memclient_write_send(struct memclient *mc, const uint64_t *pages, void *cons
 			 uint32_t count, uint64_t *id);
 int memclient_write_wait(struct memclient *mc, uint64_t id, uint32_t count);
 
+/* memclient_backup - ask the server to back pages up (struct lmp_backup). -errno. */
+int memclient_backup(struct memclient *mc, const struct lmp_backup *b);
+
+/* memclient_backup_stat - how the server's backups of the vNode are doing. */
+int memclient_backup_stat(struct memclient *mc, struct lmp_backup_stat *st);
+
 /* memclient_release - the vNode is gone: the server frees its pages. */
 int memclient_release(struct memclient *mc);
 

@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "memroute.h"
 #include "util.h"
+#include "xport.h"
 
 static int server_index(struct memroute *r, const char *addr)
 {
@@ -62,6 +64,7 @@ int memroute_init(struct memroute *r, const char *primaries, const char *seconda
 	memset(r, 0, sizeof(*r));
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_rwlock_init(&r->copying, NULL);
+	pthread_cond_init(&r->restored, NULL);
 	r->cred = *cred;
 	if (!slab_pages || (!strchr(primaries, ',') && !(secondaries && strchr(secondaries, ','))))
 		slab_pages = cred->nr_pages; /* one slab: the whole memory */
@@ -132,7 +135,9 @@ json_t *memroute_status(struct memroute *r)
 		int p = r->slabs[k].primary, s = r->slabs[k].secondary;
 
 		json_array_append_new(
-			slabs, json_pack("{s:s,s:o}", "primary", r->servers[p].addr, "secondary",
+			slabs, json_pack("{s:o,s:o}", "primary",
+					 p < 0 ? json_null() : json_string(r->servers[p].addr),
+					 "secondary",
 					 s < 0 ? json_null() : json_string(r->servers[s].addr)));
 	}
 	j = json_pack("{s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:s,s:I,s:I}", "epoch",
@@ -142,6 +147,13 @@ json_t *memroute_status(struct memroute *r)
 		      "last_event", r->last_event, "refill_done",
 		      (json_int_t)atomic_load(&r->refill_done), "refill_total",
 		      (json_int_t)atomic_load(&r->refill_total));
+	if (r->has_backup)
+		json_object_set_new(j, "backup",
+				    json_pack("{s:s,s:s,s:I,s:I,s:I}", "storsrv", r->backup.storsrv,
+					      "volume", r->backup.volume, "restores",
+					      (json_int_t)r->restores, "restored_from_ms",
+					      (json_int_t)r->restored_from_ms, "lost_ms",
+					      (json_int_t)r->lost_ms));
 	pthread_mutex_unlock(&r->lock);
 	return j;
 }
@@ -154,7 +166,13 @@ static bool in_use(struct memroute *r, int s)
 	return false;
 }
 
-/* Bring @c's connections in line with the route. Route lock held. */
+static bool server_lost(int err);
+static int failover_locked(struct memroute *r, int s, int why);
+
+/*
+ * Bring @c's connections in line with the route; a server that cannot be
+ * reached is failed over from on the way. Route lock held.
+ */
 static int resync(struct memroute_client *c, char *err, size_t errlen)
 {
 	struct memroute *r = c->r;
@@ -173,6 +191,26 @@ static int resync(struct memroute_client *c, char *err, size_t errlen)
 						    r->servers[s].since, 0, r->io_timeout_ms, err,
 						    errlen);
 
+			/* A secondary keeps the backup of its slabs. */
+			for (uint64_t k = 0; !ret && r->has_backup && k < r->nr_slabs; k++) {
+				struct lmp_backup b = r->backup;
+
+				if (r->slabs[k].secondary != s)
+					continue;
+				b.first_page = k * r->slab_pages;
+				b.nr_pages = k + 1 < r->nr_slabs ? r->slab_pages
+								 : r->cred.nr_pages - b.first_page;
+				ret = memclient_backup(&c->conn[s], &b);
+				if (ret)
+					snprintf(err, errlen,
+						 "memory server %s refused the backup: %s",
+						 r->servers[s].addr, memclient_strerror(ret));
+			}
+			if (ret && server_lost(ret) && !failover_locked(r, s, ret)) {
+				memclient_close(&c->conn[s]);
+				s = -1; /* the route changed: over again */
+				continue;
+			}
 			if (ret)
 				return ret;
 		}
@@ -227,9 +265,9 @@ static bool server_lost(int err)
 /* Fail over from server @s (lost with @why). Route lock held. */
 static int failover_locked(struct memroute *r, int s, int why)
 {
-	uint64_t promoted = 0, dropped = 0;
+	uint64_t promoted = 0, dropped = 0, orphaned = 0;
 
-	for (uint64_t k = 0; k < r->nr_slabs; k++) {
+	for (uint64_t k = 0; !r->has_backup && k < r->nr_slabs; k++) {
 		if (r->slabs[k].primary == s && r->slabs[k].secondary < 0) {
 			snprintf(r->last_event, sizeof(r->last_event),
 				 "memory server %s lost (%s) and slab %llu has no secondary",
@@ -242,9 +280,19 @@ static int failover_locked(struct memroute *r, int s, int why)
 		struct memroute_slab *sl = &r->slabs[k];
 
 		if (sl->primary == s) {
+			if (sl->secondary < 0) { /* no copy left: the backup's turn */
+				struct timespec ts;
+
+				clock_gettime(CLOCK_REALTIME, &ts);
+				if (!r->lost_ms)
+					r->lost_ms = (uint64_t)ts.tv_sec * 1000 +
+						     (uint64_t)ts.tv_nsec / 1000000;
+				orphaned++;
+			} else {
+				promoted++;
+			}
 			sl->primary = sl->secondary;
 			sl->secondary = -1;
-			promoted++;
 		} else if (sl->secondary == s) {
 			sl->secondary = -1;
 			dropped++;
@@ -254,11 +302,14 @@ static int failover_locked(struct memroute *r, int s, int why)
 	r->cred.epoch++; /* the lost server, if it comes back, is fenced */
 	r->failovers++;
 	atomic_fetch_add(&r->generation, 1);
+	pthread_cond_broadcast(&r->restored);
 	snprintf(r->last_event, sizeof(r->last_event),
 		 "memory server %s lost (%s): %llu slab(s) now served by their secondary, %llu "
-		 "without a secondary; epoch %llu",
+		 "without a secondary, %llu with no copy left (waiting for a restore from the "
+		 "backup); epoch %llu",
 		 r->servers[s].addr, memclient_strerror(why), (unsigned long long)promoted,
-		 (unsigned long long)dropped, (unsigned long long)r->cred.epoch);
+		 (unsigned long long)dropped, (unsigned long long)orphaned,
+		 (unsigned long long)r->cred.epoch);
 	log_warn("%s", r->last_event);
 	return 0;
 }
@@ -288,11 +339,37 @@ int memroute_lose(struct memroute *r, const char *addr)
 	for (int s = 0; s < r->nr_servers; s++) {
 		if (strcmp(r->servers[s].addr, addr) || r->servers[s].lost)
 			continue;
-		ret = failover_locked(r, s, -EHOSTDOWN) ? -EHOSTDOWN : 0;
+		for (uint64_t k = 0; k < r->nr_slabs; k++) {
+			if (r->slabs[k].primary == s && r->slabs[k].secondary < 0) {
+				/* the only copy: the manager may be wrong; it answers us */
+				snprintf(r->last_event, sizeof(r->last_event),
+					 "memory server %s declared down, but slab %llu has no "
+					 "secondary: it stays in use",
+					 addr, (unsigned long long)k);
+				ret = -EHOSTDOWN;
+			}
+		}
+		if (ret != -EHOSTDOWN)
+			ret = failover_locked(r, s, -EHOSTDOWN) ? -EHOSTDOWN : 0;
 		break;
 	}
 	pthread_mutex_unlock(&r->lock);
 	return ret;
+}
+
+/* A slab has no copy left: wait for memroute_restore (or give up). */
+static int wait_restore(struct memroute *r, uint64_t gen)
+{
+	struct timespec ts;
+	int ret = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += r->restore_wait_ms / 1000;
+	pthread_mutex_lock(&r->lock);
+	while (atomic_load(&r->generation) == gen && ret != ETIMEDOUT)
+		ret = pthread_cond_timedwait(&r->restored, &r->lock, &ts);
+	pthread_mutex_unlock(&r->lock);
+	return ret == ETIMEDOUT ? -EHOSTDOWN : 0;
 }
 
 static void record_pause(struct memroute *r, uint64_t ns)
@@ -335,6 +412,8 @@ static int read_once(struct memroute_client *c, uint64_t first, uint32_t count, 
 		if (slab >= r->nr_slabs)
 			return -ERANGE;
 		s = r->slabs[slab].primary;
+		if (s < 0)
+			return -EAGAIN; /* waiting for a restore */
 		ret = memclient_read(&c->conn[s], first, n, buf);
 		if (ret) {
 			*failed = s;
@@ -361,6 +440,12 @@ static int write_once(struct memroute_client *c, const uint64_t *pages, void *co
 	struct memroute *r = c->r;
 
 	*failed = -1;
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t slab = pages[i] / r->slab_pages;
+
+		if (slab < r->nr_slabs && r->slabs[slab].primary < 0)
+			return -EAGAIN; /* waiting for a restore: nothing written */
+	}
 	for (uint32_t off = 0; off < count; off += LMP_MAX_PAGES) {
 		uint32_t n = count - off < LMP_MAX_PAGES ? count - off : LMP_MAX_PAGES;
 		uint32_t k[MEMROUTE_MAX_SERVERS] = {0};
@@ -430,6 +515,13 @@ static int write_once(struct memroute_client *c, const uint64_t *pages, void *co
 			/* fenced because another thread moved the route on: catch up */           \
 			if (ret_ == -ESTALE && gen_ != atomic_load(&(c)->r->generation))           \
 				continue;                                                          \
+			if (ret_ == -EAGAIN) {                                                     \
+				failed_over_ = true;                                               \
+				ret_ = wait_restore((c)->r, gen_);                                 \
+				if (ret_)                                                          \
+					break;                                                     \
+				continue;                                                          \
+			}                                                                          \
 			if (!ret_ || failed_ < 0 || !server_lost(ret_))                            \
 				break;                                                             \
 			failed_over_ = true;                                                       \
@@ -567,5 +659,158 @@ int memroute_release(struct memroute_client *c)
 		r = memclient_release(&c->conn[s]);
 		ret = ret ? ret : r;
 	}
+	return ret;
+}
+
+void memroute_set_backup(struct memroute *r, const char *storsrv, const char *volume,
+			 const uint8_t *token, uint32_t interval_ms, int wait_ms)
+{
+	memset(&r->backup, 0, sizeof(r->backup));
+	snprintf(r->backup.storsrv, sizeof(r->backup.storsrv), "%s", storsrv);
+	snprintf(r->backup.volume, sizeof(r->backup.volume), "%s", volume);
+	memcpy(r->backup.token, token, LMP_TOKEN_LEN);
+	r->backup.interval_ms = interval_ms;
+	r->restore_wait_ms = wait_ms;
+	r->has_backup = true;
+}
+
+static int vol_read(struct xport *x, const struct lmp_backup *b, uint64_t offset, void *buf,
+		    uint32_t len)
+{
+	struct lmp_blk blk = {.offset = offset, .length = len};
+	struct iovec iov = {&blk, sizeof(blk)};
+	struct lmp_hdr resp;
+	int ret;
+
+	memcpy(blk.volume, b->volume, sizeof(blk.volume));
+	memcpy(blk.token, b->token, sizeof(blk.token));
+	ret = xport_call(x, LMP_BLK_READ, 0, &iov, 1, &resp, buf, len);
+	return ret ? ret : resp.status ? resp.status : resp.len == len ? 0 : -EPROTO;
+}
+
+/* The backup's header; 0, or -errno with a sentence in @err. */
+static int backup_header(struct memroute *r, struct xport *x, struct lmp_backup_header *h,
+			 char *err, size_t errlen)
+{
+	static __thread uint8_t page[LMP_PAGE];
+	int ret = vol_read(x, &r->backup, r->cred.nr_pages * LMP_PAGE, page, LMP_PAGE);
+
+	memcpy(h, page, sizeof(*h));
+	if (ret)
+		snprintf(err, errlen, "reading the backup on %s/%s: %s", r->backup.storsrv,
+			 r->backup.volume, strerror(-ret));
+	else if (h->magic != LMP_BACKUP_MAGIC || h->vnode != r->cred.vnode)
+		snprintf(err, errlen, "%s/%s holds no completed backup of this vNode",
+			 r->backup.storsrv, r->backup.volume);
+	return ret ? ret : h->magic != LMP_BACKUP_MAGIC || h->vnode != r->cred.vnode ? -ENODATA : 0;
+}
+
+int memroute_restore(struct memroute_client *c, const char *addr, char *err, size_t errlen)
+{
+	struct memroute *r = c->r;
+	static __thread uint8_t buf[LMP_MAX_PAGES * LMP_PAGE];
+	struct lmp_backup_header h = {0};
+	struct memclient fresh = {0};
+	struct xport *x = NULL;
+	uint64_t restored = 0, pages = 0;
+	bool *todo;
+	int s = -1, ret;
+
+	if (!r->has_backup) {
+		snprintf(err, errlen, "this vNode's memory has no backup to restore from");
+		return -ENODATA;
+	}
+	todo = calloc(r->nr_slabs, sizeof(*todo));
+	if (!todo) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ret = xport_connect(r->backup.storsrv, 2000, 30000, &x, err, errlen);
+	if (!ret)
+		ret = backup_header(r, x, &h, err, errlen);
+	pthread_mutex_lock(&r->lock);
+	if (!ret) {
+		s = server_index(r, addr);
+		if (s < 0 || r->servers[s].lost) {
+			snprintf(err, errlen, "%s cannot take the restore: %s", addr,
+				 s < 0 ? "too many memory servers" : "it was lost before");
+			ret = -EINVAL;
+		}
+	}
+	if (!ret) {
+		r->cred.epoch++;
+		r->servers[s].since = r->cred.epoch;
+		ret = memclient_open_at(&fresh, addr, &r->cred, r->cred.epoch, LMP_HELLO_FRESH,
+					r->io_timeout_ms, err, errlen);
+		if (ret)
+			r->cred.epoch--;
+	}
+	for (uint64_t k = 0; !ret && k < r->nr_slabs; k++)
+		todo[k] = r->slabs[k].primary < 0;
+	pthread_mutex_unlock(&r->lock);
+
+	/* Nobody writes to these slabs meanwhile: their operations wait for this. */
+	for (uint64_t k = 0; !ret && k < r->nr_slabs; k++) {
+		uint64_t first = k * r->slab_pages;
+		uint64_t end = first + r->slab_pages < r->cred.nr_pages ? first + r->slab_pages
+									: r->cred.nr_pages;
+
+		for (uint64_t p = first; todo[k] && !ret && p < end; p += LMP_MAX_PAGES) {
+			uint32_t n = end - p < LMP_MAX_PAGES ? (uint32_t)(end - p) : LMP_MAX_PAGES;
+			uint64_t nos[LMP_MAX_PAGES];
+			void *data[LMP_MAX_PAGES];
+			uint32_t nz = 0;
+
+			ret = vol_read(x, &r->backup, p * LMP_PAGE, buf, n * LMP_PAGE);
+			for (uint32_t i = 0; !ret && i < n; i++) {
+				uint8_t *pg = buf + (size_t)i * LMP_PAGE;
+
+				if (pg[0] == 0 && !memcmp(pg, pg + 1, LMP_PAGE - 1))
+					continue; /* never written, or zeros: nothing to hold */
+				nos[nz] = p + i;
+				data[nz++] = pg;
+			}
+			if (!ret && nz)
+				ret = memclient_write(&fresh, nos, data, nz);
+			pages += nz;
+		}
+		restored += todo[k] && !ret;
+	}
+	if (ret && !err[0])
+		snprintf(err, errlen, "restoring on %s: %s", addr, memclient_strerror(ret));
+	if (x)
+		xport_close(x);
+	memclient_close(&fresh);
+	free(todo);
+	pthread_mutex_lock(&r->lock);
+	if (!ret) {
+		for (uint64_t k = 0; k < r->nr_slabs; k++)
+			if (r->slabs[k].primary < 0)
+				r->slabs[k].primary = (int16_t)s;
+		time_t when = (time_t)(h.start_ms / 1000);
+		struct tm tm;
+		char at[32];
+
+		gmtime_r(&when, &tm);
+		strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		r->restores++;
+		r->restored_from_ms = h.start_ms;
+		snprintf(
+			r->last_event, sizeof(r->last_event),
+			"every copy of %llu slab(s) was lost; restored on %s from backup %llu (%llu "
+			"pages) started at %s: writes made after it, in the last %.1f s before the "
+			"loss, may be lost",
+			(unsigned long long)restored, addr, (unsigned long long)h.seq,
+			(unsigned long long)pages, at,
+			r->lost_ms > h.start_ms ? (r->lost_ms - h.start_ms) / 1000.0 : 0.0);
+		log_warn("%s", r->last_event);
+		r->lost_ms = 0;
+		atomic_fetch_add(&r->generation, 1);
+		pthread_cond_broadcast(&r->restored);
+	} else {
+		snprintf(r->last_event, sizeof(r->last_event), "restore on %s failed: %s", addr,
+			 err);
+	}
+	pthread_mutex_unlock(&r->lock);
 	return ret;
 }

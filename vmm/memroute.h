@@ -26,6 +26,8 @@
 
 #include "memclient.h"
 
+struct memroute_client;
+
 #define MEMROUTE_MAX_SERVERS 32
 #define MEMROUTE_PAUSES	     64 /* failover pauses remembered */
 
@@ -36,7 +38,7 @@ struct memroute_server {
 };
 
 struct memroute_slab {
-	int16_t primary, secondary; /* server indexes; secondary -1 when none */
+	int16_t primary, secondary; /* server indexes; -1: none (primary: no copy left) */
 };
 
 struct memroute {
@@ -56,6 +58,14 @@ struct memroute {
 	char last_event[256];
 	/* refills */
 	_Atomic uint64_t refill_done, refill_total;
+	/* backups, and restores from them when every copy of a slab is lost */
+	bool has_backup;
+	struct lmp_backup backup; /* first_page, nr_pages: per slab, filled in */
+	pthread_cond_t restored;
+	int restore_wait_ms;
+	uint64_t lost_ms;	   /* wall clock: when a slab's last copy was lost */
+	uint64_t restored_from_ms; /* the backup a restore used: its start */
+	uint64_t restores;
 };
 
 /*
@@ -67,6 +77,23 @@ struct memroute {
 int memroute_init(struct memroute *r, const char *primaries, const char *secondaries,
 		  uint64_t slab_pages, const struct memclient_cred *cred, char *err, size_t errlen);
 void memroute_exit(struct memroute *r);
+
+/*
+ * memroute_set_backup - every secondary backs its slabs up to @volume on the
+ * storage server @storsrv every @interval_ms; when a slab loses its last
+ * copy, operations on it wait (at most @wait_ms) for memroute_restore instead
+ * of failing. Before any client opens.
+ */
+void memroute_set_backup(struct memroute *r, const char *storsrv, const char *volume,
+			 const uint8_t *token, uint32_t interval_ms, int wait_ms);
+
+/*
+ * memroute_restore - the slabs without a copy are refilled on @addr from the
+ * backup volume and served from it; what the backup cannot hold (writes made
+ * after it started) is named in last_event, never passed over. -errno with a
+ * sentence in @err.
+ */
+int memroute_restore(struct memroute_client *c, const char *addr, char *err, size_t errlen);
 
 /* memroute_status - the route as JSON: epoch, slabs, failovers, pauses, refill. */
 struct json_t;
