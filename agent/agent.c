@@ -11,6 +11,7 @@
  *   POST   /v1/vnodes/NAME/resize     {"excache": bytes}
  *   POST   /v1/vnodes/NAME/secondary  {"addr": "HOST:PORT"}: fill a new secondary
  *   POST   /v1/vnodes/NAME/lost       {"addr": "HOST:PORT"}: fail over from it now
+ *   POST   /v1/vnodes/NAME/restore    {"addr": "HOST:PORT"}: refill lost slabs from the backup
  *   GET    /v1/vnodes/NAME/console?from=N   the console's output from byte N
  *   POST   /v1/vnodes/NAME/console    bytes typed into the console
  *
@@ -205,10 +206,22 @@ static int vmm_argv(json_t *o, struct argv_buf *b, char *err, size_t errlen)
 		arg(b, "--memsrv");
 		arg(b, "%s", prim);
 		if (json_array_size(secondary)) { /* replicated, with failover */
+			json_t *bk = json_object_get(o, "backup");
+
 			arg(b, "--memsrv-secondary");
 			arg(b, "%s", sec);
 			arg(b, "--epoch");
 			arg(b, "%lld", INT(o, "epoch"));
+			if (STR(bk, "url") && STR(bk, "token")) { /* and backed up */
+				arg(b, "--memsrv-backup");
+				arg(b, "%s", STR(bk, "url"));
+				arg(b, "--memsrv-backup-token");
+				arg(b, "%s", STR(bk, "token"));
+				if (INT(bk, "interval_ms")) {
+					arg(b, "--backup-interval");
+					arg(b, "%lld", INT(bk, "interval_ms"));
+				}
+			}
 		}
 		if (many) { /* per slab */
 			arg(b, "--slab-size");
@@ -533,7 +546,8 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 			http_json(resp, 200, json_pack("{s:i}", "written", (int)w));
 		return;
 	}
-	if ((!strcmp(op, "secondary") || !strcmp(op, "lost")) && !strcmp(req->method, "POST")) {
+	if ((!strcmp(op, "secondary") || !strcmp(op, "lost") || !strcmp(op, "restore")) &&
+	    !strcmp(req->method, "POST")) {
 		json_t *body = http_parse_body(req, resp), *r, *ans;
 
 		pthread_mutex_unlock(&A.lock);
@@ -541,8 +555,10 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 			return;
 		vm_path(path, sizeof(path), name, "control.sock");
 		r = json_pack("{s:s,s:O}", "cmd",
-			      !strcmp(op, "lost") ? "memsrv.lost" : "memsrv.secondary", "addr",
-			      json_object_get(body, "addr"));
+			      !strcmp(op, "lost")      ? "memsrv.lost"
+			      : !strcmp(op, "restore") ? "memsrv.restore"
+						       : "memsrv.secondary",
+			      "addr", json_object_get(body, "addr"));
 		json_decref(body);
 		ans = r ? ctl_call(path, r, 5000, err, sizeof(err)) : NULL;
 		json_decref(r);

@@ -823,6 +823,16 @@ static int cmd_list(int argc, char **argv)
 		       json_is_true(json_object_get(v, "pending")) ? "  (changes at next start)"
 								   : "");
 	}
+	/* What happened to their memory, in the VMM's own words: failovers, refills,
+	 * restores and what a restore may have lost. */
+	json_array_foreach(json_object_get(out, "vnodes"), i, v)
+	{
+		json_t *route = json_object_get(json_object_get(v, "excache_use"), "route");
+		const char *ev = JS(route, "last_event");
+
+		if (ev && *ev)
+			printf("  %s: %s\n", JS(v, "name"), ev);
+	}
 	json_decref(out);
 	return 0;
 }

@@ -213,6 +213,8 @@ void vnode_reserve(struct manager *m, struct vnode *v, int sign)
 	}
 	if (v->storsrv[0])
 		adjust(ps_of(m, ROLE_STORSRV, v->storsrv), v->disk_size, false, sign);
+	if (v->backup_storsrv[0])
+		adjust(ps_of(m, ROLE_STORSRV, v->backup_storsrv), v->backup_size, false, sign);
 	if (v->agent[0])
 		adjust(ps_of(m, ROLE_AGENT, v->agent), v->excache, false, sign);
 }
@@ -487,6 +489,8 @@ static bool plan_refill(struct manager *m, struct vnode *v, struct refill_order 
 	    now_ms() - v->refill_ordered_ms < 15000)
 		return false;
 	for (int i = 0; i < v->nr_slabs; i++) {
+		if (!v->slabs[i].primary[0])
+			return false; /* a restore first */
 		if (!v->slabs[i].secondary[0]) {
 			primary = primary ? primary : v->slabs[i].primary;
 			need += v->slabs[i].size;
@@ -507,6 +511,44 @@ static bool plan_refill(struct manager *m, struct vnode *v, struct refill_order 
 		return false;
 	v->refill_ordered_ms = now_ms();
 	o->op = "secondary";
+	snprintf(o->agent, sizeof(o->agent), "%s", v->agent);
+	snprintf(o->name, sizeof(o->name), "%s", v->name);
+	snprintf(o->addr, sizeof(o->addr), "%s", ms->c[best].addr);
+	return true;
+}
+
+/* Every copy of some slab lost: a restore from the backup, on a memory server with room. */
+static bool plan_restore(struct manager *m, struct vnode *v, struct refill_order *o)
+{
+	json_t *route = json_object_get(json_object_get(v->report, "excache"), "route");
+	struct comp_set *ms = &m->roles[ROLE_MEMSRV];
+	json_t *slabs = json_object_get(route, "slabs"), *s;
+	uint64_t need = 0;
+	size_t i;
+	int best = -1;
+
+	if (!route || strcmp(v->state, "running") || !v->backup_storsrv[0] ||
+	    now_ms() - v->refill_ordered_ms < 15000)
+		return false;
+	json_array_foreach(slabs, i, s)
+	{
+		if (json_is_null(json_object_get(s, "primary")) && (int)i < v->nr_slabs)
+			need += v->slabs[i].size;
+	}
+	if (!need)
+		return false;
+	for (int k = 0; k < ms->n; k++) {
+		struct place_server *ps = &ms->ps[k];
+		uint64_t room = ps->capacity > ps->reserved ? ps->capacity - ps->reserved : 0;
+
+		if (ps->up && room >= need &&
+		    (best < 0 || room > ms->ps[best].capacity - ms->ps[best].reserved))
+			best = k;
+	}
+	if (best < 0)
+		return false;
+	v->refill_ordered_ms = now_ms();
+	o->op = "restore";
 	snprintf(o->agent, sizeof(o->agent), "%s", v->agent);
 	snprintf(o->name, sizeof(o->name), "%s", v->name);
 	snprintf(o->addr, sizeof(o->addr), "%s", ms->c[best].addr);
@@ -570,7 +612,8 @@ static void *monitor_main(void *arg)
 			}
 		}
 		for (int i = 0; i < m->nr_vnodes && nr_orders < (int)ARRAY_SIZE(orders); i++)
-			nr_orders += plan_refill(m, m->vnodes[i], &orders[nr_orders]);
+			nr_orders += plan_restore(m, m->vnodes[i], &orders[nr_orders]) ||
+				     plan_refill(m, m->vnodes[i], &orders[nr_orders]);
 		pthread_mutex_unlock(&m->lock);
 		for (int i = 0; i < nr_orders; i++) {
 			char path[NAME_LEN + 32], err[512];
@@ -584,6 +627,11 @@ static void *monitor_main(void *arg)
 			else if (!strcmp(orders[i].op, "lost"))
 				log_info("vNode %s: told to fail over from %s", orders[i].name,
 					 orders[i].addr);
+			else if (!strcmp(orders[i].op, "restore"))
+				log_warn(
+					"vNode %s: every copy of some memory was lost; restoring it "
+					"from the backup on %s",
+					orders[i].name, orders[i].addr);
 			else
 				log_info(
 					"vNode %s: redundancy lost; filling %s as the new secondary",
@@ -703,6 +751,12 @@ static json_t *vmm_order(struct vnode *v)
 	else
 		json_decref(secondary);
 	json_object_set_new(o, "epoch", json_integer((json_int_t)v->epoch));
+	if (replicated && v->backup_storsrv[0])
+		json_object_set_new(
+			o, "backup",
+			json_pack("{s:o,s:s,s:i}", "url",
+				  json_sprintf("storsrv://%s/%s.mem", v->backup_storsrv, v->name),
+				  "token", v->backup_token, "interval_ms", 5000));
 	if (v->storsrv[0])
 		json_object_set_new(o, "disks",
 				    json_pack("[{s:o,s:s}]", "url",
@@ -887,6 +941,14 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 		goto refuse_mem;
 	}
 	snprintf(v->agent, ADDR_LEN, "%s", ag->c[ai].addr);
+	/* The memory's backup, where there is room: without one a vNode still runs,
+	 * but losing both copies of a slab would stop it. */
+	v->backup_size = (spec_u64(spec, "memory") / LMP_PAGE + 1) * LMP_PAGE;
+	si = place_one(st->ps, st->n, v->backup_size, "storage server", err, errlen);
+	if (si >= 0)
+		snprintf(v->backup_storsrv, ADDR_LEN, "%s", st->c[si].addr);
+	else
+		log_warn("vNode %s gets no memory backup: %s", name, err);
 	m->nr_placements++;
 	db_save_vnode(m, v);
 	order = vmm_order(v);
@@ -909,12 +971,38 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 					      json_sprintf("storsrv://%s/%s", v->storsrv, v->name),
 					      "token", v->vol_token));
 	}
+	if (v->backup_storsrv[0]) {
+		uint8_t bt[LMP_TOKEN_LEN];
+		char vol[NAME_LEN + 8], why[512];
+
+		if (getrandom(bt, sizeof(bt), 0) != sizeof(bt))
+			memset(bt, 0, sizeof(bt));
+		hex(bt, sizeof(bt), v->backup_token);
+		snprintf(vol, sizeof(vol), "%s.mem", v->name);
+		if (volume_op(v->backup_storsrv, LMP_VOL_CREATE, vol, v->backup_token,
+			      v->backup_size, why, sizeof(why))) {
+			log_warn("vNode %s gets no memory backup: %s", v->name, why);
+			pthread_mutex_lock(&m->lock);
+			adjust(ps_of(m, ROLE_STORSRV, v->backup_storsrv), v->backup_size, false,
+			       -1);
+			v->backup_storsrv[0] = '\0';
+			pthread_mutex_unlock(&m->lock);
+		}
+		json_decref(order);
+		pthread_mutex_lock(&m->lock);
+		order = vmm_order(v);
+		pthread_mutex_unlock(&m->lock);
+	}
 	status = agent_call(v->agent, "POST", "/v1/vnodes", order, NULL, err, errlen);
 	if (status) {
-		char why[256];
+		char why[256], vol[NAME_LEN + 8];
 
 		if (v->disk_size)
 			volume_op(v->storsrv, LMP_VOL_DELETE, v->name, v->vol_token, 0, why,
+				  sizeof(why));
+		snprintf(vol, sizeof(vol), "%s.mem", v->name);
+		if (v->backup_storsrv[0])
+			volume_op(v->backup_storsrv, LMP_VOL_DELETE, vol, v->backup_token, 0, why,
 				  sizeof(why));
 		goto undo;
 	}
@@ -1063,6 +1151,15 @@ int vnode_destroy(struct manager *m, const char *name, char *err, size_t errlen)
 	    volume_op(v->storsrv, LMP_VOL_DELETE, v->name, v->vol_token, 0, why, sizeof(why)) &&
 	    !strstr(why, "No such file"))
 		log_warn("vNode %s: its volume stays behind: %s", name, why);
+	if (v->backup_storsrv[0]) {
+		char vol[NAME_LEN + 8];
+
+		snprintf(vol, sizeof(vol), "%s.mem", v->name);
+		if (volume_op(v->backup_storsrv, LMP_VOL_DELETE, vol, v->backup_token, 0, why,
+			      sizeof(why)) &&
+		    !strstr(why, "No such file"))
+			log_warn("vNode %s: its memory backup stays behind: %s", name, why);
+	}
 	vnode_forget(m, v);
 	pthread_mutex_unlock(&m->lock);
 	log_info("vNode %s destroyed", name);

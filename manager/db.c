@@ -90,13 +90,15 @@ static json_t *vnode_record(const struct vnode *v)
 						       (json_int_t)v->slabs[i].size, "primary",
 						       v->slabs[i].primary, "secondary",
 						       v->slabs[i].secondary));
-	return json_pack("{s:I,s:I,s:s,s:O,s:s,s:I,s:I,s:I,s:I,s:o,s:s,s:s,s:I,s:s}", "epoch",
-			 (json_int_t)v->epoch, "id", (json_int_t)v->id, "token", v->token, "spec",
-			 v->spec, "state", v->state, "created", (json_int_t)v->created_s,
-			 "placed_memory", (json_int_t)v->placed_memory, "slab_size",
-			 (json_int_t)v->slab_size, "excache", (json_int_t)v->excache, "slabs",
-			 slabs, "agent", v->agent, "storsrv", v->storsrv, "disk_size",
-			 (json_int_t)v->disk_size, "vol_token", v->vol_token);
+	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:s,s:O,s:s,s:I,s:I,s:I,s:I,s:o,s:s,s:s,s:I,s:s}",
+			 "backup_storsrv", v->backup_storsrv, "backup_token", v->backup_token,
+			 "backup_size", (json_int_t)v->backup_size, "epoch", (json_int_t)v->epoch,
+			 "id", (json_int_t)v->id, "token", v->token, "spec", v->spec, "state",
+			 v->state, "created", (json_int_t)v->created_s, "placed_memory",
+			 (json_int_t)v->placed_memory, "slab_size", (json_int_t)v->slab_size,
+			 "excache", (json_int_t)v->excache, "slabs", slabs, "agent", v->agent,
+			 "storsrv", v->storsrv, "disk_size", (json_int_t)v->disk_size, "vol_token",
+			 v->vol_token);
 }
 
 int db_save_vnode(struct manager *m, const struct vnode *v)
@@ -139,6 +141,9 @@ static int load_vnode(struct manager *m, const char *name, const char *data)
 	}
 	v->id = U64(rec, "id");
 	v->epoch = U64(rec, "epoch");
+	copy(v->backup_storsrv, sizeof(v->backup_storsrv), rec, "backup_storsrv");
+	copy(v->backup_token, sizeof(v->backup_token), rec, "backup_token");
+	v->backup_size = U64(rec, "backup_size");
 	copy(v->token, sizeof(v->token), rec, "token");
 	v->spec = json_incref(json_object_get(rec, "spec"));
 	copy(v->state, sizeof(v->state), rec, "state");

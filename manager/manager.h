@@ -65,6 +65,10 @@ struct vnode {
 	char vol_token[2 * LMP_TOKEN_LEN + 1];
 	json_t *report; /* the agent's last word on it */
 	uint64_t epoch; /* of its memory's placement; the VMM moves it on at failovers */
+	/* the memory's backup: volume NAME.mem on a storage server ("": none) */
+	char backup_storsrv[ADDR_LEN];
+	char backup_token[2 * LMP_TOKEN_LEN + 1];
+	uint64_t backup_size;
 	uint64_t refill_ordered_ms;
 };
 

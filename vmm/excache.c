@@ -564,6 +564,11 @@ int excache_init(struct excache *xc, struct vm *vm, const struct excache_config 
 			log_err("%s", err);
 			return ret;
 		}
+		/* Losing every copy of a slab then pauses its accesses for at most
+		 * two minutes, until the manager has a restore made. */
+		if (cfg->backup_storsrv)
+			memroute_set_backup(&xc->route, cfg->backup_storsrv, cfg->backup_volume,
+					    cfg->backup_token, cfg->backup_interval_ms, 120000);
 	}
 	xc->faulters = calloc(xc->cfg.nr_fault_threads, sizeof(*xc->faulters));
 	if (!xc->faulters)

@@ -32,6 +32,10 @@ struct excache_config {
 	const char *memsrv; /* "HOST:PORT" of the memory server, or one per slab, comma-separated */
 	const char *memsrv_secondary; /* the same for the secondaries, or NULL: not replicated */
 	uint64_t slab_size;	      /* bytes per slab when servers are listed per slab */
+	/* the secondaries back up to this storage server's volume (NULL: none) */
+	const char *backup_storsrv, *backup_volume;
+	uint8_t backup_token[LMP_TOKEN_LEN];
+	uint32_t backup_interval_ms;
 	struct memclient_cred cred;
 	int nr_fault_threads;	/* faults served concurrently (one per vCPU) */
 	enum excache_poll poll; /* how fault threads wait for faults */

@@ -41,6 +41,8 @@ struct vmm_options {
 	const char *memsrv;
 	uint64_t slab_size;
 	const char *memsrv_secondary;
+	const char *backup, *backup_token;
+	uint32_t backup_interval_ms;
 	uint64_t epoch;
 	const char *token;
 	uint64_t vnode;
@@ -97,6 +99,11 @@ static void usage(FILE *f)
 		"                   the slab's secondary; if a server is lost, its slabs fail\n"
 		"                   over to their secondaries while the guest runs\n"
 		"  --epoch N        the placement's epoch (from the manager; default 0)\n"
+		"  --memsrv-backup storsrv://HOST:PORT/VOLUME  the secondaries back the memory\n"
+		"                   up there every --backup-interval MS (default 5000); if every\n"
+		"                   copy of a slab is lost, its accesses wait (2 min at most)\n"
+		"                   for a restore from it (control command memsrv.restore)\n"
+		"  --memsrv-backup-token HEX  that volume's token\n"
 		"  --vnode ID       the vNode's number on the memory server (default: random)\n"
 		"  --token HEX      its secret, 64 hex digits (default: random)\n"
 		"  --excache-poll block|spin  how fault threads wait (default block)\n"
@@ -136,6 +143,9 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		OPT_SLAB_SIZE,
 		OPT_MEMSRV_SECONDARY,
 		OPT_EPOCH,
+		OPT_BACKUP,
+		OPT_BACKUP_TOKEN,
+		OPT_BACKUP_INTERVAL,
 		OPT_VNODE,
 		OPT_TOKEN,
 		OPT_POLL,
@@ -162,6 +172,9 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		{"slab-size", required_argument, NULL, OPT_SLAB_SIZE},
 		{"memsrv-secondary", required_argument, NULL, OPT_MEMSRV_SECONDARY},
 		{"epoch", required_argument, NULL, OPT_EPOCH},
+		{"memsrv-backup", required_argument, NULL, OPT_BACKUP},
+		{"memsrv-backup-token", required_argument, NULL, OPT_BACKUP_TOKEN},
+		{"backup-interval", required_argument, NULL, OPT_BACKUP_INTERVAL},
 		{"vnode", required_argument, NULL, OPT_VNODE},
 		{"token", required_argument, NULL, OPT_TOKEN},
 		{"excache-poll", required_argument, NULL, OPT_POLL},
@@ -238,6 +251,21 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		case OPT_MEMSRV_SECONDARY:
 			opt->memsrv_secondary = optarg;
 			break;
+		case OPT_BACKUP:
+			opt->backup = optarg;
+			break;
+		case OPT_BACKUP_TOKEN:
+			opt->backup_token = optarg;
+			break;
+		case OPT_BACKUP_INTERVAL: {
+			unsigned long ms = strtoul(optarg, &end, 10);
+
+			if (*end || ms < 100 || ms > 3600000)
+				return usage_error(
+					"--backup-interval: '%s' is not 100 to 3600000 ms", optarg);
+			opt->backup_interval_ms = (uint32_t)ms;
+			break;
+		}
 		case OPT_EPOCH:
 			errno = 0;
 			opt->epoch = strtoull(optarg, &end, 10);
@@ -352,6 +380,12 @@ static int parse_options(int argc, char **argv, struct vmm_options *opt)
 		return usage_error("%s--excache and --memsrv go together: the ExCache holds what "
 				   "is resident, the memory server the rest",
 				   "");
+	if (opt->backup &&
+	    (!opt->memsrv_secondary || !opt->backup_token ||
+	     strncmp(opt->backup, "storsrv://", 10) || !strchr(opt->backup + 10, '/')))
+		return usage_error("%s--memsrv-backup storsrv://HOST:PORT/VOLUME goes with "
+				   "--memsrv-backup-token and --memsrv-secondary",
+				   "");
 	if (opt->memsrv_secondary && !opt->memsrv)
 		return usage_error("%s--memsrv-secondary needs --memsrv", "");
 	if (((opt->memsrv && strchr(opt->memsrv, ',')) ||
@@ -455,6 +489,7 @@ static json_t *vmm_ctl_resize(void *opaque, json_t *req, char *err, size_t errle
 struct refill_job {
 	struct excache *xc;
 	char addr[128];
+	bool restore; /* from the backup, rather than a copy of the primary */
 };
 
 static atomic_bool refilling;
@@ -466,7 +501,8 @@ static void *refill_main(void *arg)
 	char err[256];
 
 	if (memroute_open(&rc, &job->xc->route, err, sizeof(err)) == 0) {
-		if (memroute_add_secondary(&rc, job->addr, err, sizeof(err)))
+		if ((job->restore ? memroute_restore : memroute_add_secondary)(&rc, job->addr, err,
+									       sizeof(err)))
 			log_err("%s", err);
 		memroute_close(&rc);
 	} else {
@@ -483,6 +519,8 @@ static json_t *vmm_ctl_secondary(void *opaque, json_t *req, char *err, size_t er
 	struct vmm *v = opaque;
 	const char *addr = json_string_value(json_object_get(req, "addr"));
 	struct refill_job *job;
+	bool restore =
+		!strcmp(json_string_value(json_object_get(req, "cmd")) ?: "", "memsrv.restore");
 	pthread_t t;
 
 	if (!addr || !strchr(addr, ':') || strlen(addr) >= sizeof(job->addr)) {
@@ -490,7 +528,7 @@ static json_t *vmm_ctl_secondary(void *opaque, json_t *req, char *err, size_t er
 		return NULL;
 	}
 	if (atomic_exchange(&refilling, true)) {
-		snprintf(err, errlen, "a secondary is being filled already");
+		snprintf(err, errlen, "a refill or a restore is under way already");
 		return NULL;
 	}
 	job = calloc(1, sizeof(*job));
@@ -500,6 +538,7 @@ static json_t *vmm_ctl_secondary(void *opaque, json_t *req, char *err, size_t er
 		return NULL;
 	}
 	job->xc = &v->xc;
+	job->restore = restore;
 	snprintf(job->addr, sizeof(job->addr), "%s", addr);
 	if (pthread_create(&t, NULL, refill_main, job)) {
 		free(job);
@@ -508,7 +547,7 @@ static json_t *vmm_ctl_secondary(void *opaque, json_t *req, char *err, size_t er
 		return NULL;
 	}
 	pthread_detach(t);
-	return json_pack("{s:s}", "refilling", addr);
+	return json_pack("{s:s}", restore ? "restoring" : "refilling", addr);
 }
 
 /* {"cmd":"memsrv.lost","addr":"HOST:PORT"}: the manager declared it down: fail over now. */
@@ -553,6 +592,21 @@ static int vmm_start_excache(struct vmm *v)
 	cfg.cred.nr_pages = v->vm.mem.size / 4096;
 	cfg.cred.vnode = opt->vnode;
 	cfg.cred.epoch = opt->epoch;
+	if (opt->backup) { /* storsrv://HOST:PORT/VOLUME */
+		static char host[128], vol[LMP_VOL_NAME_LEN];
+		const char *slash = strchr(opt->backup + 10, '/');
+
+		snprintf(host, sizeof(host), "%.*s", (int)(slash - opt->backup - 10),
+			 opt->backup + 10);
+		snprintf(vol, sizeof(vol), "%s", slash + 1);
+		if (lmp_token_parse(opt->backup_token, cfg.backup_token)) {
+			log_err("--memsrv-backup-token: not 64 hex digits");
+			return -EINVAL;
+		}
+		cfg.backup_storsrv = host;
+		cfg.backup_volume = vol;
+		cfg.backup_interval_ms = opt->backup_interval_ms ? opt->backup_interval_ms : 5000;
+	}
 	if (opt->token)
 		lmp_token_parse(opt->token, cfg.cred.token);
 	/* Without a manager to hand them out, a fresh random identity: nobody else
@@ -785,6 +839,9 @@ int main(int argc, char **argv)
 				"change the ExCache size while the guest runs: {\"size\":\"64M\"}");
 			ctl_register(v.ctl, "memsrv.lost", vmm_ctl_lost, &v,
 				     "fail over from a server the manager declared down: "
+				     "{\"addr\":\"HOST:PORT\"}");
+			ctl_register(v.ctl, "memsrv.restore", vmm_ctl_secondary, &v,
+				     "refill the slabs that lost every copy from the backup, on "
 				     "{\"addr\":\"HOST:PORT\"}");
 			ctl_register(v.ctl, "memsrv.secondary", vmm_ctl_secondary, &v,
 				     "fill a new secondary for the slabs that lack one: "

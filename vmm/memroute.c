@@ -585,7 +585,8 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
 	}
 	memclient_close(&fresh);
 	for (uint64_t k = 0; k < r->nr_slabs; k++) {
-		if (r->slabs[k].secondary < 0 && r->slabs[k].primary != s) {
+		if (r->slabs[k].secondary < 0 && r->slabs[k].primary >= 0 &&
+		    r->slabs[k].primary != s) {
 			r->slabs[k].secondary = (int16_t)s;
 			mine[k] = true;
 			todo += k + 1 < r->nr_slabs ? r->slab_pages

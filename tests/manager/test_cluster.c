@@ -248,6 +248,8 @@ TEST_TIMEOUT(cluster_registers_refuses_rolls_back_detects_down_and_restarts, 180
 	ASSERT_EQ(total_reserved(), 0);
 	snprintf(xml, sizeof(xml), "%s/volumes/bad.vol", home);
 	ASSERT(access(xml, F_OK) < 0, "the failed create left its volume behind");
+	snprintf(xml, sizeof(xml), "%s/volumes/bad.mem.vol", home);
+	ASSERT(access(xml, F_OK) < 0, "the failed create left its memory backup behind");
 
 	/* A vNode without a kernel boots the boot kit's: the VMM's command line names it. */
 	legoctl(&r, "create", "kit", "--memory", "64M", "--excache", "16M", NULL);
@@ -529,7 +531,9 @@ TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
 	ASSERT(r.status == 0, "%s", r.err);
 	proc_result_free(&r);
 	ASSERT(gone(vmm[2]), "destroy left c's VMM running");
-	ASSERT_EQ(total_reserved(), before - 2 * 64 * (long long)MiB - 16 * (long long)MiB);
+	/* memory on two servers, ExCache on the agent, the memory's backup volume */
+	ASSERT_EQ(total_reserved(), before - 2 * 64 * (long long)MiB - 16 * (long long)MiB -
+					    (64 * (long long)MiB + 4096));
 	ASSERT_EQ(nr_vnodes(), 3);
 
 	/* A memory server killed under running vNodes: marked down, its vNodes named. */
