@@ -126,8 +126,13 @@ $(BUILD)/guest/payloads/%.bin: $(BUILD)/guest/payloads/%.elf
 # --- the stock Linux boot kit: Debian's kernel, busybox and modules, as shipped ---
 GUEST_KIT := $(BUILD)/guest/kit.txt
 guest: $(GUEST_KIT)
-$(GUEST_KIT): guest/kit/mkkit.sh guest/kit/init | $(DEPS_STAMP)
-	$(Q)guest/kit/mkkit.sh $(BUILD)/guest
+GUEST_VERIFY := $(BUILD)/guest/lego-verify
+$(GUEST_VERIFY): guest/verify/lego-verify.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (static, for the guest)"
+	$(Q)$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+$(GUEST_KIT): guest/kit/mkkit.sh guest/kit/init $(GUEST_VERIFY) | $(DEPS_STAMP)
+	$(Q)guest/kit/mkkit.sh $(BUILD)/guest $(GUEST_VERIFY)
 
 # --- tests and benchmarks ---
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/lib/libtest.a $(VMM_LIB) $(MEMSRV_LIB) $(STORSRV_LIB) $(MANAGER_LIB) $(COMMON_LIB)

@@ -1,5 +1,6 @@
 #!/bin/sh
-# mkkit.sh OUTDIR - build the stock Linux boot kit from Debian's packages, as shipped.
+# mkkit.sh OUTDIR [PROGRAM...] - build the stock Linux boot kit from Debian's packages,
+# as shipped, with PROGRAMs (static binaries, e.g. lego-verify) in the initramfs's /bin.
 #
 #   OUTDIR/vmlinuz      the kernel of linux-image-cloud-amd64 (not rebuilt, not patched)
 #   OUTDIR/initrd.img   busybox-static, the virtio modules and init (guest/kit/init)
@@ -11,7 +12,8 @@
 # otherwise decompress it in emulated ring 0 on kvm_pvm hosts.
 set -eu
 
-out=${1:?usage: mkkit.sh OUTDIR}
+out=${1:?usage: mkkit.sh OUTDIR [PROGRAM...]}
+shift
 here=$(cd "$(dirname "$0")" && pwd)
 kernel_meta=${LEGO_KERNEL_PACKAGE:-linux-image-cloud-amd64}
 modules="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk"
@@ -108,6 +110,10 @@ for m in $ordered; do
 done
 cp "$here/init" "$ir/init"
 chmod 755 "$ir/init"
+for p in "$@"; do
+	cp "$p" "$ir/bin/$(basename "$p")"
+	chmod 755 "$ir/bin/$(basename "$p")"
+done
 (cd "$ir" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$work/initrd.img"
 
 # --- root disk ---
@@ -122,6 +128,7 @@ cp "$work/k/boot/vmlinuz-$kver" "$work/vmlinuz"
 	echo "kernel=$kpkg $(dpkg-deb -f "$work/$kpkg"_*.deb Version)"
 	echo "busybox-static $(dpkg-deb -f "$work"/busybox-static_*.deb Version)"
 	echo "modules=$ordered"
+	for p in "$@"; do echo "program=$(basename "$p")"; done
 } >"$work/kit.txt"
 for f in vmlinuz initrd.img rootfs.img kit.txt; do
 	mv "$work/$f" "$out/$f"
