@@ -25,16 +25,17 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "legoctl.h"
 #include "util.h"
 
 #define TIMEOUT_MS 120000
 
 static const char *prog = "legoctl";
-static bool json_out;
-static char home[PATH_MAX - 64], manager[256], bindir[PATH_MAX - 64];
+bool json_out;
+char home[PATH_MAX - 64], manager[256];
+static char bindir[PATH_MAX - 64];
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
+int fail(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -46,7 +47,7 @@ static int fail(const char *fmt, ...)
 	return 1;
 }
 
-static int usage_fail(const char *cmd, const char *fmt, const char *arg)
+int usage_fail(const char *cmd, const char *fmt, const char *arg)
 {
 	fprintf(stderr, "%s %s: ", prog, cmd);
 	fprintf(stderr, fmt, arg);
@@ -60,7 +61,7 @@ static void path(char *buf, size_t len, const char *rel)
 }
 
 /* The manager's URL: --manager, $LEGO_MANAGER, or the local cluster's. */
-static int find_manager(void)
+int find_manager(void)
 {
 	char p[PATH_MAX];
 	json_t *c;
@@ -83,7 +84,7 @@ static int find_manager(void)
 }
 
 /* Call the manager; on failure print why and return NULL. */
-static json_t *api(const char *method, const char *fmt, json_t *body, ...)
+json_t *api(const char *method, const char *fmt, json_t *body, ...)
 {
 	char url[512], err[1024], rel[256];
 	json_t *out = NULL;
@@ -110,7 +111,7 @@ static json_t *api(const char *method, const char *fmt, json_t *body, ...)
 	return out ? out : json_object();
 }
 
-static void print_json(json_t *j)
+void print_json(json_t *j)
 {
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 
@@ -118,13 +119,10 @@ static void print_json(json_t *j)
 	free(s);
 }
 
-static const char *size_str(json_int_t bytes, char *buf, size_t len)
+const char *size_str(json_int_t bytes, char *buf, size_t len)
 {
 	return format_size((uint64_t)bytes, buf, len);
 }
-
-#define JS(o, k) (json_string_value(json_object_get(o, k)) ?: "")
-#define JI(o, k) ((long long)json_integer_value(json_object_get(o, k)))
 
 /*
  * A command's --help, or a wrong number of arguments: returns the exit status
@@ -161,7 +159,7 @@ static char *join(json_t *arr, char *buf, size_t len)
  * The console output of vNode @name on @agent from byte *@off on, as a
  * malloc'd string (*@off advances past it); NULL with a reason printed.
  */
-static char *console_fetch(const char *agent, const char *name, long long *off)
+char *console_fetch(const char *agent, const char *name, long long *off)
 {
 	char url[600], err[512], *data = NULL;
 	int s;
@@ -188,7 +186,7 @@ struct daemon {
 };
 
 /* Is @pid a live process? A daemon is not our child: a dead one may linger as a zombie. */
-static bool alive(pid_t pid)
+bool alive(pid_t pid)
 {
 	char p[64], buf[512], *rp;
 	FILE *f;
@@ -205,7 +203,7 @@ static bool alive(pid_t pid)
 	return live;
 }
 
-static pid_t read_pid(const char *name)
+pid_t read_pid(const char *name)
 {
 	char p[PATH_MAX];
 	FILE *f;
@@ -284,7 +282,7 @@ static void up_help(void)
 	       home);
 }
 
-static int cmd_up(int argc, char **argv)
+int cmd_up(int argc, char **argv)
 {
 	static const struct option opts[] = {{"memsrv-capacity", required_argument, NULL, 'm'},
 					     {"agent-capacity", required_argument, NULL, 'a'},
@@ -521,7 +519,7 @@ static void last_line(const char *text, char *out, size_t len)
 }
 
 /* --wait: watch the console until "lego-guest: ready" or the vNode stops. */
-static int wait_ready(const char *name, const char *agent)
+int wait_ready(const char *name, const char *agent)
 {
 	char line[100] = "";
 	uint64_t t0 = now_ns(), last_report = 0;
@@ -1112,6 +1110,8 @@ static void help(FILE *f)
 		"  stop NAME          stop a vNode; start NAME runs it again\n"
 		"  destroy NAME       stop it and free everything it holds\n"
 		"  dumpxml NAME       a vNode as libvirt domain XML\n"
+		"  demo failover      kill a vNode's primary memory server under a verifying\n"
+		"                     workload, live (--guest payload|linux)\n"
 		"\n"
 		"  --json             machine-readable output\n"
 		"  --manager URL      a manager elsewhere (default: the cluster under $LEGO_HOME)\n"
@@ -1130,7 +1130,7 @@ int main(int argc, char **argv)
 		{"up", cmd_up},		 {"down", cmd_down},	   {"create", cmd_create},
 		{"list", cmd_list},	 {"nodes", cmd_nodes},	   {"console", cmd_console},
 		{"resize", cmd_resize},	 {"stop", cmd_simple},	   {"start", cmd_simple},
-		{"destroy", cmd_simple}, {"dumpxml", cmd_dumpxml},
+		{"destroy", cmd_simple}, {"dumpxml", cmd_dumpxml}, {"demo", cmd_demo},
 	};
 	char self[PATH_MAX];
 	ssize_t n;

@@ -566,17 +566,20 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
 	}
 	pthread_mutex_lock(&r->lock);
 	s = server_index(r, addr);
-	if (s < 0 || r->servers[s].lost) {
+	if (s < 0) {
 		pthread_mutex_unlock(&r->lock);
 		free(mine);
-		snprintf(err, errlen, "%s cannot be a secondary: %s", addr,
-			 s < 0 ? "too many memory servers" : "it was lost before");
+		snprintf(err, errlen, "%s cannot be a secondary: too many memory servers", addr);
 		return -EINVAL;
 	}
+	/* A server lost before (restarted, or back from a partition) is welcome:
+	 * it is refilled from scratch, never trusted with what it held. */
 	r->cred.epoch++; /* a placement the new server is part of, from scratch */
 	r->servers[s].since = r->cred.epoch;
 	ret = memclient_open_at(&fresh, addr, &r->cred, r->cred.epoch, LMP_HELLO_FRESH,
 				r->io_timeout_ms, err, errlen);
+	if (!ret)
+		r->servers[s].lost = false;
 	if (ret) {
 		r->cred.epoch--;
 		pthread_mutex_unlock(&r->lock);
@@ -732,9 +735,9 @@ int memroute_restore(struct memroute_client *c, const char *addr, char *err, siz
 	pthread_mutex_lock(&r->lock);
 	if (!ret) {
 		s = server_index(r, addr);
-		if (s < 0 || r->servers[s].lost) {
-			snprintf(err, errlen, "%s cannot take the restore: %s", addr,
-				 s < 0 ? "too many memory servers" : "it was lost before");
+		if (s < 0) {
+			snprintf(err, errlen, "%s cannot take the restore: too many memory servers",
+				 addr);
 			ret = -EINVAL;
 		}
 	}
@@ -745,6 +748,8 @@ int memroute_restore(struct memroute_client *c, const char *addr, char *err, siz
 					r->io_timeout_ms, err, errlen);
 		if (ret)
 			r->cred.epoch--;
+		else
+			r->servers[s].lost = false; /* refilled from scratch: current again */
 	}
 	for (uint64_t k = 0; !ret && k < r->nr_slabs; k++)
 		todo[k] = r->slabs[k].primary < 0;

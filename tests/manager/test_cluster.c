@@ -298,15 +298,17 @@ TEST_TIMEOUT(cluster_registers_refuses_rolls_back_detects_down_and_restarts, 180
 				{"resize", "x", "--excache", "lots"},
 				{"create", "x", "--cpus", "0"},
 				{"list", "extra"},
-				{"--nope"}};
+				{"--nope"},
+				{"demo"},
+				{"demo", "failover", "--guest", "windows"}};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		legoctl(&r, bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL);
 		ASSERT(r.status == 2, "legoctl %s: status %d", bad[i][0], r.status);
 		ASSERT_CONTAINS(r.err, "--help");
 		proc_result_free(&r);
 	}
-	const char *cmds[] = {"up",	"down", "create", "list",    "nodes",  "console",
-			      "resize", "stop", "start",  "destroy", "dumpxml"};
+	const char *cmds[] = {"up",	"down", "create", "list",    "nodes",	"console",
+			      "resize", "stop", "start",  "destroy", "dumpxml", "demo"};
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
 		legoctl(&r, cmds[i], "--help", NULL);
 		ASSERT(r.status == 0, "legoctl %s --help: %d", cmds[i], r.status);

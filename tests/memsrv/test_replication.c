@@ -7,6 +7,7 @@
  * the copy it kept is never read again.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <signal.h>
@@ -639,4 +640,106 @@ TEST_TIMEOUT(both_copies_lost_restores_from_the_backup_and_says_what_may_be_lost
 	kill(pc, SIGTERM);
 	waitpid(pc, NULL, 0);
 	storsrv_kill(&st, SIGTERM);
+}
+
+/* lego-memsrv on @addr exactly (a restart where it was). */
+static pid_t memsrv_at(const char *addr)
+{
+	char a[64];
+	char *argv[] = {(char *)test_path("bin/lego-memsrv"),
+			"-q",
+			"--listen",
+			a,
+			"--capacity",
+			"16M",
+			NULL};
+	pid_t pid;
+
+	snprintf(a, sizeof(a), "%s", addr);
+	ASSERT(wait_for_port_free(atoi(strrchr(addr, ':') + 1), 5000), "%s stays busy", addr);
+	pid = proc_spawn(argv);
+	ASSERT(wait_for_port(atoi(strrchr(addr, ':') + 1), 10000), "no lego-memsrv on %s", addr);
+	return pid;
+}
+
+struct restart_plan {
+	struct memroute *r;
+	pid_t a, b, b2;
+	const char *b_addr;
+	int ret;
+};
+
+/* The secondary is killed and restarted empty where it was; it is filled again; then the
+ * primary is killed. */
+static void secondary_restarted(void *arg)
+{
+	struct restart_plan *p = arg;
+	struct memroute_client rc;
+	char err[256];
+
+	kill(p->b, SIGKILL);
+	waitpid(p->b, NULL, 0);
+	usleep(100 * 1000);
+	p->b2 = memsrv_at(p->b_addr);
+	p->ret = memroute_open(&rc, p->r, err, sizeof(err));
+	if (!p->ret)
+		p->ret = memroute_add_secondary(&rc, p->b_addr, err, sizeof(err));
+	if (p->ret)
+		fprintf(stderr, "refill: %s\n", err);
+	memroute_close(&rc);
+	usleep(100 * 1000);
+	kill(p->a, SIGKILL);
+}
+
+TEST_TIMEOUT(a_lost_server_restarted_where_it_was_is_refilled_and_serves_after_the_primary_dies,
+	     120)
+{
+	char a[64], b[64], err[256];
+	pid_t pa = memsrv_spawn("16M", a), pb = memsrv_spawn("16M", b);
+	struct memclient_cred cr = cred(900, WL_THREADS * WL_PAGES, 1);
+	struct memroute r;
+	struct restart_plan plan = {.r = &r, .a = pa, .b = pb, .b_addr = b};
+
+	ASSERT(memroute_init(&r, a, b, 0, &cr, err, sizeof(err)) == 0, "%s", err);
+	ASSERT_EQ(run_workload(&r, 2000, 200, secondary_restarted, &plan), 0);
+	ASSERT(plan.ret == 0, "refilling the restarted server failed");
+	ASSERT_EQ(r.failovers, 2);
+	ASSERT(!strcmp(r.servers[r.slabs[0].primary].addr, b),
+	       "the refilled server does not serve");
+	waitpid(pa, NULL, 0);
+	kill(plan.b2, SIGTERM);
+	waitpid(plan.b2, NULL, 0);
+	memroute_exit(&r);
+}
+
+TEST(the_route_reports_itself_as_the_manager_reads_it)
+{
+	char a[64], b[64], err[256];
+	pid_t pa = memsrv_spawn("16M", a), pb = memsrv_spawn("16M", b);
+	struct memclient_cred c = cred(950, 64, 4);
+	struct memroute r;
+	json_t *j, *slab;
+
+	ASSERT(memroute_init(&r, a, b, 0, &c, err, sizeof(err)) == 0, "%s", err);
+	j = memroute_status(&r);
+	ASSERT_EQ(json_integer_value(json_object_get(j, "epoch")), 4);
+	slab = json_array_get(json_object_get(j, "slabs"), 0);
+	ASSERT(!strcmp(json_string_value(json_object_get(slab, "primary")), a));
+	ASSERT(!strcmp(json_string_value(json_object_get(slab, "secondary")), b));
+	ASSERT_EQ(json_integer_value(json_object_get(j, "failovers")), 0);
+	json_decref(j);
+	ASSERT_EQ(memroute_lose(&r, a), 0);
+	j = memroute_status(&r);
+	slab = json_array_get(json_object_get(j, "slabs"), 0);
+	ASSERT(!strcmp(json_string_value(json_object_get(slab, "primary")), b));
+	ASSERT(json_is_null(json_object_get(slab, "secondary")), "a lost secondary is listed");
+	ASSERT_EQ(json_integer_value(json_object_get(j, "failovers")), 1);
+	ASSERT_EQ(json_integer_value(json_object_get(j, "epoch")), 5);
+	ASSERT_CONTAINS(json_string_value(json_object_get(j, "last_event")), "lost");
+	json_decref(j);
+	memroute_exit(&r);
+	kill(pa, SIGTERM);
+	kill(pb, SIGTERM);
+	waitpid(pa, NULL, 0);
+	waitpid(pb, NULL, 0);
 }
