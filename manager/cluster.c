@@ -470,6 +470,36 @@ struct refill_order {
 	const char *op; /* "secondary": fill it; "lost": fail over from it */
 };
 
+/* The up memory server with the most room for @need bytes, not @not; -1 if none. */
+static int pick_memsrv(struct manager *m, uint64_t need, const char * not )
+{
+	struct comp_set *ms = &m->roles[ROLE_MEMSRV];
+	uint64_t best_room = 0;
+	int best = -1;
+
+	for (int i = 0; i < ms->n; i++) {
+		struct place_server *ps = &ms->ps[i];
+		uint64_t room = ps->capacity > ps->reserved ? ps->capacity - ps->reserved : 0;
+
+		if (!ps->up || (not &&!strcmp(ms->c[i].addr, not )) || room < need)
+			continue;
+		if (best < 0 || room > best_room)
+			best = i, best_room = room;
+	}
+	return best;
+}
+
+/* Fill @o: tell @v's agent to @op (secondary, restore) with the server @addr. */
+static bool order(struct refill_order *o, const char *op, struct vnode *v, const char *addr)
+{
+	v->refill_ordered_ms = now_ms();
+	o->op = op;
+	snprintf(o->agent, sizeof(o->agent), "%s", v->agent);
+	snprintf(o->name, sizeof(o->name), "%s", v->name);
+	snprintf(o->addr, sizeof(o->addr), "%s", addr);
+	return true;
+}
+
 /*
  * Redundancy lost (a slab without a secondary, after a failover): choose a
  * memory server to be the new secondary of @v's bare slabs, the up one with
@@ -498,23 +528,8 @@ static bool plan_refill(struct manager *m, struct vnode *v, struct refill_order 
 	}
 	if (!primary)
 		return false;
-	for (int i = 0; i < ms->n; i++) {
-		struct place_server *ps = &ms->ps[i];
-		uint64_t room = ps->capacity > ps->reserved ? ps->capacity - ps->reserved : 0;
-
-		if (!ps->up || !strcmp(ms->c[i].addr, primary) || room < need)
-			continue;
-		if (best < 0 || room > ms->ps[best].capacity - ms->ps[best].reserved)
-			best = i;
-	}
-	if (best < 0)
-		return false;
-	v->refill_ordered_ms = now_ms();
-	o->op = "secondary";
-	snprintf(o->agent, sizeof(o->agent), "%s", v->agent);
-	snprintf(o->name, sizeof(o->name), "%s", v->name);
-	snprintf(o->addr, sizeof(o->addr), "%s", ms->c[best].addr);
-	return true;
+	best = pick_memsrv(m, need, primary);
+	return best >= 0 && order(o, "secondary", v, ms->c[best].addr);
 }
 
 /* Every copy of some slab lost: a restore from the backup, on a memory server with room. */
@@ -537,22 +552,8 @@ static bool plan_restore(struct manager *m, struct vnode *v, struct refill_order
 	}
 	if (!need)
 		return false;
-	for (int k = 0; k < ms->n; k++) {
-		struct place_server *ps = &ms->ps[k];
-		uint64_t room = ps->capacity > ps->reserved ? ps->capacity - ps->reserved : 0;
-
-		if (ps->up && room >= need &&
-		    (best < 0 || room > ms->ps[best].capacity - ms->ps[best].reserved))
-			best = k;
-	}
-	if (best < 0)
-		return false;
-	v->refill_ordered_ms = now_ms();
-	o->op = "restore";
-	snprintf(o->agent, sizeof(o->agent), "%s", v->agent);
-	snprintf(o->name, sizeof(o->name), "%s", v->name);
-	snprintf(o->addr, sizeof(o->addr), "%s", ms->c[best].addr);
-	return true;
+	best = pick_memsrv(m, need, NULL);
+	return best >= 0 && order(o, "restore", v, ms->c[best].addr);
 }
 
 static void *monitor_main(void *arg)

@@ -166,6 +166,14 @@ static bool in_use(struct memroute *r, int s)
 	return false;
 }
 
+/* One past the last page of slab @k. */
+static uint64_t slab_end(const struct memroute *r, uint64_t k)
+{
+	uint64_t end = (k + 1) * r->slab_pages;
+
+	return end < r->cred.nr_pages ? end : r->cred.nr_pages;
+}
+
 static bool server_lost(int err);
 static int failover_locked(struct memroute *r, int s, int why);
 
@@ -198,8 +206,7 @@ static int resync(struct memroute_client *c, char *err, size_t errlen)
 				if (r->slabs[k].secondary != s)
 					continue;
 				b.first_page = k * r->slab_pages;
-				b.nr_pages = k + 1 < r->nr_slabs ? r->slab_pages
-								 : r->cred.nr_pages - b.first_page;
+				b.nr_pages = slab_end(r, k) - b.first_page;
 				ret = memclient_backup(&c->conn[s], &b);
 				if (ret)
 					snprintf(err, errlen,
@@ -550,6 +557,27 @@ int memroute_write(struct memroute_client *c, const uint64_t *pages, void *const
 	return ret;
 }
 
+/*
+ * The pages of @buf (@n of them, the first being page @first) that are not all
+ * zeros, into @pages/@data; returns how many. A zero page needs no copy: a
+ * page never written reads as zeros from a memory server.
+ */
+static uint32_t nonzero_pages(uint8_t *buf, uint64_t first, uint32_t n, uint64_t *pages,
+			      void **data)
+{
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *pg = buf + (size_t)i * LMP_PAGE;
+
+		if (pg[0] == 0 && !memcmp(pg, pg + 1, LMP_PAGE - 1))
+			continue;
+		pages[k] = first + i;
+		data[k++] = pg;
+	}
+	return k;
+}
+
 int memroute_add_secondary(struct memroute_client *c, const char *addr, char *err, size_t errlen)
 {
 	struct memroute *r = c->r;
@@ -592,8 +620,7 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
 		    r->slabs[k].primary != s) {
 			r->slabs[k].secondary = (int16_t)s;
 			mine[k] = true;
-			todo += k + 1 < r->nr_slabs ? r->slab_pages
-						    : r->cred.nr_pages - k * r->slab_pages;
+			todo += slab_end(r, k) - k * r->slab_pages;
 		}
 	}
 	atomic_store(&r->refill_total, todo);
@@ -607,9 +634,7 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
 
 	/* Copy, a batch at a time, with writes held off only for the batch. */
 	for (uint64_t k = 0; !ret && k < r->nr_slabs; k++) {
-		uint64_t first = k * r->slab_pages;
-		uint64_t end = first + r->slab_pages < r->cred.nr_pages ? first + r->slab_pages
-									: r->cred.nr_pages;
+		uint64_t first = k * r->slab_pages, end = slab_end(r, k);
 
 		for (uint64_t p = first; mine[k] && !ret && p < end; p += LMP_MAX_PAGES) {
 			uint32_t n = end - p < LMP_MAX_PAGES ? (uint32_t)(end - p) : LMP_MAX_PAGES;
@@ -619,15 +644,8 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
 
 			pthread_rwlock_wrlock(&r->copying);
 			ret = WITH_FAILOVER(c, read_once(c, p, n, buf, &failed_));
-			for (uint32_t i = 0; !ret && i < n; i++) {
-				uint8_t *pg = buf + (size_t)i * LMP_PAGE;
-
-				/* never-written pages read as zeros there too: skip them */
-				if (pg[0] == 0 && !memcmp(pg, pg + 1, LMP_PAGE - 1))
-					continue;
-				pages[nonzero] = p + i;
-				data[nonzero++] = pg;
-			}
+			if (!ret)
+				nonzero = nonzero_pages(buf, p, n, pages, data);
 			if (!ret && nonzero && !c->conn[s].x)
 				ret = catch_up(c);
 			if (!ret && nonzero)
@@ -757,9 +775,7 @@ int memroute_restore(struct memroute_client *c, const char *addr, char *err, siz
 
 	/* Nobody writes to these slabs meanwhile: their operations wait for this. */
 	for (uint64_t k = 0; !ret && k < r->nr_slabs; k++) {
-		uint64_t first = k * r->slab_pages;
-		uint64_t end = first + r->slab_pages < r->cred.nr_pages ? first + r->slab_pages
-									: r->cred.nr_pages;
+		uint64_t first = k * r->slab_pages, end = slab_end(r, k);
 
 		for (uint64_t p = first; todo[k] && !ret && p < end; p += LMP_MAX_PAGES) {
 			uint32_t n = end - p < LMP_MAX_PAGES ? (uint32_t)(end - p) : LMP_MAX_PAGES;
@@ -768,14 +784,8 @@ int memroute_restore(struct memroute_client *c, const char *addr, char *err, siz
 			uint32_t nz = 0;
 
 			ret = vol_read(x, &r->backup, p * LMP_PAGE, buf, n * LMP_PAGE);
-			for (uint32_t i = 0; !ret && i < n; i++) {
-				uint8_t *pg = buf + (size_t)i * LMP_PAGE;
-
-				if (pg[0] == 0 && !memcmp(pg, pg + 1, LMP_PAGE - 1))
-					continue; /* never written, or zeros: nothing to hold */
-				nos[nz] = p + i;
-				data[nz++] = pg;
-			}
+			if (!ret)
+				nz = nonzero_pages(buf, p, n, nos, data);
 			if (!ret && nz)
 				ret = memclient_write(&fresh, nos, data, nz);
 			pages += nz;
