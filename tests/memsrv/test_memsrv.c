@@ -189,6 +189,40 @@ TEST(malformed_and_truncated_messages_get_errors_and_others_are_served)
 	ASSERT_EQ(raw_call(fd, &h, &hello, sizeof(hello)), 0);
 	lmp_hdr_init(&h, 77, 4, 0, 0);
 	ASSERT_EQ(raw_call(fd, &h, NULL, 0), -EOPNOTSUPP);
+	{ /* backup requests: every field checked */
+		struct lmp_backup b = {.storsrv = "127.0.0.1:1", .volume = "v.mem", .first_page = 0,
+				       .nr_pages = 10, .interval_ms = 1000};
+		struct lmp_backup_stat st;
+		struct lmp_hello h2 = hello;
+
+		lmp_hdr_init(&h, LMP_BACKUP, 40, 20, 0);
+		ASSERT_EQ(raw_call(fd, &h, &b, 20), -EINVAL); /* short */
+		lmp_hdr_init(&h, LMP_BACKUP, 41, sizeof(b), 0);
+		b.interval_ms = 10;
+		ASSERT_EQ(raw_call(fd, &h, &b, sizeof(b)), -EINVAL); /* too often */
+		b.interval_ms = 1000;
+		memset(b.volume, 'x', sizeof(b.volume)); /* not terminated */
+		ASSERT_EQ(raw_call(fd, &h, &b, sizeof(b)), -EINVAL);
+		snprintf(b.volume, sizeof(b.volume), "../etc");
+		ASSERT_EQ(raw_call(fd, &h, &b, sizeof(b)), -EINVAL);
+		snprintf(b.volume, sizeof(b.volume), "v.mem");
+		memset(b.storsrv, 'y', sizeof(b.storsrv));
+		ASSERT_EQ(raw_call(fd, &h, &b, sizeof(b)), -EINVAL);
+		snprintf(b.storsrv, sizeof(b.storsrv), "127.0.0.1:1");
+		b.first_page = 8; /* pages 8..17 of a 10-page vNode */
+		ASSERT_EQ(raw_call(fd, &h, &b, sizeof(b)), -ERANGE);
+		b.first_page = 0;
+		ASSERT_EQ(raw_call(fd, &h, &b, sizeof(b)), 0); /* its failures are logged */
+		lmp_hdr_init(&h, LMP_BACKUP_STAT, 42, 0, 0);
+		ASSERT_EQ(raw_call(fd, &h, &st, 0), 0);
+		/* HELLO flags that do not exist are refused */
+		int fd2 = raw_connect(addr);
+
+		h2.flags = 0x80;
+		lmp_hdr_init(&h, LMP_HELLO, 43, sizeof(h2), 0);
+		ASSERT_EQ(raw_call(fd2, &h, &h2, sizeof(h2)), -EINVAL);
+		close(fd2);
+	}
 	lmp_hdr_init(&h, LMP_READ, 5, 4, 0);
 	count = 0;
 	ASSERT_EQ(raw_call(fd, &h, &count, 4), -EINVAL);
