@@ -493,6 +493,8 @@ struct refill_job {
 };
 
 static atomic_bool refilling;
+static pthread_t refill_thread;
+static bool refill_started; /* joined at exit: it uses the route */
 
 static void *refill_main(void *arg)
 {
@@ -546,7 +548,10 @@ static json_t *vmm_ctl_secondary(void *opaque, json_t *req, char *err, size_t er
 		snprintf(err, errlen, "cannot start the refill");
 		return NULL;
 	}
-	pthread_detach(t);
+	if (refill_started)
+		pthread_join(refill_thread, NULL); /* done: refilling was false */
+	refill_thread = t;
+	refill_started = true;
 	return json_pack("{s:s}", restore ? "restoring" : "refilling", addr);
 }
 
@@ -886,6 +891,10 @@ out_ctl:
 	ctl_destroy(v.ctl);
 out_excache:
 	virtio_blk_destroy(v.disk);
+	if (refill_started) { /* a refill or restore under way ends first */
+		memroute_close_all(&v.xc.route);
+		pthread_join(refill_thread, NULL);
+	}
 	if (v.has_excache)
 		excache_exit(&v.xc);
 out_payload:

@@ -373,10 +373,10 @@ static int wait_restore(struct memroute *r, uint64_t gen)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += r->restore_wait_ms / 1000;
 	pthread_mutex_lock(&r->lock);
-	while (atomic_load(&r->generation) == gen && ret != ETIMEDOUT)
+	while (atomic_load(&r->generation) == gen && ret != ETIMEDOUT && !atomic_load(&r->closing))
 		ret = pthread_cond_timedwait(&r->restored, &r->lock, &ts);
 	pthread_mutex_unlock(&r->lock);
-	return ret == ETIMEDOUT ? -EHOSTDOWN : 0;
+	return ret == ETIMEDOUT || atomic_load(&r->closing) ? -EHOSTDOWN : 0;
 }
 
 static void record_pause(struct memroute *r, uint64_t ns)
@@ -581,14 +581,17 @@ static uint32_t nonzero_pages(uint8_t *buf, uint64_t first, uint32_t n, uint64_t
 int memroute_add_secondary(struct memroute_client *c, const char *addr, char *err, size_t errlen)
 {
 	struct memroute *r = c->r;
-	static __thread uint8_t buf[LMP_MAX_PAGES * LMP_PAGE];
+	uint8_t *buf = NULL;
 	struct memclient fresh;
 	uint64_t todo = 0;
 	bool *mine;
 	int s, ret;
 
 	mine = calloc(r->nr_slabs, sizeof(*mine));
-	if (!mine) {
+	buf = malloc(LMP_MAX_PAGES * LMP_PAGE);
+	if (!mine || !buf) {
+		free(mine);
+		free(buf);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -597,6 +600,7 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
 	if (s < 0) {
 		pthread_mutex_unlock(&r->lock);
 		free(mine);
+		free(buf);
 		snprintf(err, errlen, "%s cannot be a secondary: too many memory servers", addr);
 		return -EINVAL;
 	}
@@ -612,6 +616,7 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
 		r->cred.epoch--;
 		pthread_mutex_unlock(&r->lock);
 		free(mine);
+		free(buf);
 		return ret;
 	}
 	memclient_close(&fresh);
@@ -637,6 +642,10 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
 		uint64_t first = k * r->slab_pages, end = slab_end(r, k);
 
 		for (uint64_t p = first; mine[k] && !ret && p < end; p += LMP_MAX_PAGES) {
+			if (atomic_load(&r->closing)) {
+				ret = -ECANCELED;
+				break;
+			}
 			uint32_t n = end - p < LMP_MAX_PAGES ? (uint32_t)(end - p) : LMP_MAX_PAGES;
 			uint64_t pages[LMP_MAX_PAGES];
 			void *data[LMP_MAX_PAGES];
@@ -655,6 +664,7 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
 		}
 	}
 	free(mine);
+	free(buf);
 	pthread_mutex_lock(&r->lock);
 	snprintf(r->last_event, sizeof(r->last_event),
 		 ret ? "refilling memory server %s failed: %s"
@@ -730,7 +740,7 @@ static int backup_header(struct memroute *r, struct xport *x, struct lmp_backup_
 int memroute_restore(struct memroute_client *c, const char *addr, char *err, size_t errlen)
 {
 	struct memroute *r = c->r;
-	static __thread uint8_t buf[LMP_MAX_PAGES * LMP_PAGE];
+	uint8_t *buf;
 	struct lmp_backup_header h = {0};
 	struct memclient fresh = {0};
 	struct xport *x = NULL;
@@ -743,7 +753,10 @@ int memroute_restore(struct memroute_client *c, const char *addr, char *err, siz
 		return -ENODATA;
 	}
 	todo = calloc(r->nr_slabs, sizeof(*todo));
-	if (!todo) {
+	buf = malloc(LMP_MAX_PAGES * LMP_PAGE);
+	if (!todo || !buf) {
+		free(todo);
+		free(buf);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -778,6 +791,10 @@ int memroute_restore(struct memroute_client *c, const char *addr, char *err, siz
 		uint64_t first = k * r->slab_pages, end = slab_end(r, k);
 
 		for (uint64_t p = first; todo[k] && !ret && p < end; p += LMP_MAX_PAGES) {
+			if (atomic_load(&r->closing)) {
+				ret = -ECANCELED;
+				break;
+			}
 			uint32_t n = end - p < LMP_MAX_PAGES ? (uint32_t)(end - p) : LMP_MAX_PAGES;
 			uint64_t nos[LMP_MAX_PAGES];
 			void *data[LMP_MAX_PAGES];
@@ -798,6 +815,7 @@ int memroute_restore(struct memroute_client *c, const char *addr, char *err, siz
 		xport_close(x);
 	memclient_close(&fresh);
 	free(todo);
+	free(buf);
 	pthread_mutex_lock(&r->lock);
 	if (!ret) {
 		for (uint64_t k = 0; k < r->nr_slabs; k++)
@@ -829,4 +847,12 @@ int memroute_restore(struct memroute_client *c, const char *addr, char *err, siz
 	}
 	pthread_mutex_unlock(&r->lock);
 	return ret;
+}
+
+void memroute_close_all(struct memroute *r)
+{
+	pthread_mutex_lock(&r->lock);
+	atomic_store(&r->closing, true);
+	pthread_cond_broadcast(&r->restored);
+	pthread_mutex_unlock(&r->lock);
 }

@@ -66,6 +66,7 @@ struct memroute {
 	uint64_t lost_ms;	   /* wall clock: when a slab's last copy was lost */
 	uint64_t restored_from_ms; /* the backup a restore used: its start */
 	uint64_t restores;
+	atomic_bool closing; /* the VMM is going away: refills, restores, waits end */
 };
 
 /*
@@ -141,6 +142,9 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
  * without a copy (then nothing changes).
  */
 int memroute_lose(struct memroute *r, const char *addr);
+
+/* memroute_close_all - the VMM is going away: refills, restores and waits give up. */
+void memroute_close_all(struct memroute *r);
 
 /* memroute_release - the vNode is gone: every server frees its pages. */
 int memroute_release(struct memroute_client *c);

@@ -190,8 +190,11 @@ TEST(malformed_and_truncated_messages_get_errors_and_others_are_served)
 	lmp_hdr_init(&h, 77, 4, 0, 0);
 	ASSERT_EQ(raw_call(fd, &h, NULL, 0), -EOPNOTSUPP);
 	{ /* backup requests: every field checked */
-		struct lmp_backup b = {.storsrv = "127.0.0.1:1", .volume = "v.mem", .first_page = 0,
-				       .nr_pages = 10, .interval_ms = 1000};
+		struct lmp_backup b = {.storsrv = "127.0.0.1:1",
+				       .volume = "v.mem",
+				       .first_page = 0,
+				       .nr_pages = 10,
+				       .interval_ms = 1000};
 		struct lmp_backup_stat st;
 		struct lmp_hello h2 = hello;
 
