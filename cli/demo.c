@@ -50,8 +50,13 @@ static const char *local_memsrv(const char *addr)
 /* `legoctl up`: start the cluster, or whatever part of it has stopped. */
 static int up_again(char **up_argv)
 {
+	int ret;
+
 	optind = 0; /* getopt starts afresh */
-	return cmd_up(1, up_argv);
+	up_quietly = true;
+	ret = cmd_up(1, up_argv);
+	up_quietly = false;
+	return ret;
 }
 
 static json_t *vnode_route(json_t *v)
@@ -113,6 +118,7 @@ static void help(void)
 int cmd_demo(int argc, char **argv)
 {
 	bool linux_guest = false, killed = false, failed_over = false, refilling = false;
+	bool restored = false;
 	char agent[256] = "", primary[128] = "", line[512], *up_argv[] = {"up", NULL};
 	json_t *spec, *out, *v, *last_route = NULL;
 	uint64_t t0, t_kill = 0;
@@ -135,7 +141,8 @@ int cmd_demo(int argc, char **argv)
 				  argv[i]);
 	}
 	printf("== the cluster (legoctl up)\n");
-	if (up_again(up_argv))
+	optind = 0;
+	if (cmd_up(1, up_argv))
 		return 1;
 	{ /* a demo vNode left over from an earlier run goes, quietly */
 		char url[400], err[256];
@@ -220,12 +227,11 @@ int cmd_demo(int argc, char **argv)
 			printf("+%5.1f s  filling %s as the new secondary: %lld of %lld pages\n",
 			       since(t0), secondary, done, total);
 			refilling = true;
-		} else if (failed_over && *secondary && total && done >= total && refilling) {
-			printf("+%5.1f s  redundancy restored: primary %s, secondary %s (epoch "
-			       "%lld)\n",
-			       since(t0), now_primary, secondary, JI(route, "epoch"));
-			refilling = false;
-			total = 0;
+		} else if (failed_over && !restored && *secondary && done >= total) {
+			printf("+%5.1f s  redundancy restored: primary %s, secondary %s, filled "
+			       "with %lld pages (epoch %lld)\n",
+			       since(t0), now_primary, secondary, total, JI(route, "epoch"));
+			restored = true;
 		} else if (killed && !failed_over && now_ns() - t_kill > 30000000000ULL) {
 			fail("no failover reported 30 s after the kill: %s",
 			     JS(route, "last_event"));

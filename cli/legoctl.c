@@ -31,7 +31,7 @@
 #define TIMEOUT_MS 120000
 
 static const char *prog = "legoctl";
-bool json_out;
+bool json_out, up_quietly;
 char home[PATH_MAX - 64], manager[256];
 static char bindir[PATH_MAX - 64];
 
@@ -372,7 +372,7 @@ int cmd_up(int argc, char **argv)
 		pid_t pid = read_pid(ds[i].name);
 
 		if (pid) {
-			if (!json_out)
+			if (!json_out && !up_quietly)
 				printf("  %-9s runs already (pid %d)\n", ds[i].name, pid);
 			continue;
 		}
@@ -380,10 +380,13 @@ int cmd_up(int argc, char **argv)
 			return 1;
 		started++;
 		if (!json_out)
-			printf("  %-9s started on %s\n", ds[i].name, i ? ds[i].argv[2] : manager);
+			printf("%s%-9s started on %s\n", up_quietly ? "          " : "  ",
+			       ds[i].name, i ? ds[i].argv[2] : manager);
 	}
+	if (up_quietly && !started)
+		return 0;
 	/* Ready when the manager knows all four components. */
-	if (!json_out) {
+	if (!json_out && !up_quietly) {
 		printf("waiting for the components to register with the manager ");
 		fflush(stdout);
 	}
@@ -415,7 +418,7 @@ int cmd_up(int argc, char **argv)
 			return fail("the cluster did not come up in 30 s; see the logs in %s/logs",
 				    home);
 		}
-		if (!json_out && ms % 1000 == 0) {
+		if (!json_out && !up_quietly && ms % 1000 == 0) {
 			printf(".");
 			fflush(stdout);
 		}
@@ -426,7 +429,7 @@ int cmd_up(int argc, char **argv)
 				      started);
 		print_json(j);
 		json_decref(j);
-	} else {
+	} else if (!up_quietly) {
 		printf(" up\n\ncluster up under %s; manager API at %s\n"
 		       "next: legoctl create NAME   (legoctl create --help), legoctl nodes\n",
 		       home, manager);

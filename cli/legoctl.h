@@ -10,7 +10,8 @@
 #define JS(o, k) (json_string_value(json_object_get(o, k)) ?: "")
 #define JI(o, k) ((long long)json_integer_value(json_object_get(o, k)))
 
-extern bool json_out;			       /* --json */
+extern bool json_out;	/* --json */
+extern bool up_quietly; /* cmd_up as a step of another command: only what it starts */
 extern char home[PATH_MAX - 64], manager[256]; /* $LEGO_HOME, the manager's URL */
 
 /* fail - "legoctl: " and the message on stderr; returns 1. */
