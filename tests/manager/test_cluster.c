@@ -8,7 +8,9 @@
  * lines, a killed memory server marked down, a restarted manager that knows
  * the cluster again, and down. The second runs payload vNodes (KVM): spread
  * placement, live ExCache resize, XML round trip, the manager restarted under
- * running vNodes, stop/start/destroy, and a memory server killed under them.
+ * running vNodes, stop/start/destroy, a memory server killed under them (they
+ * fail over to the other and keep running), and the manager restarted during
+ * that failover, which still restores redundancy when the server returns.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -574,8 +576,10 @@ TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
 	ASSERT_CONTAINS(r.out, "NO SECONDARY");
 	ASSERT_CONTAINS(r.out, "lost");
 	proc_result_free(&r);
-	/* The server comes back empty where it was: the manager has it filled as every
-	 * vNode's secondary again. */
+	/* The manager dies in the middle of the recovery, and comes back (with the
+	 * server, empty, where it was): from its database and the VMMs' reports it
+	 * carries on, and has the server filled as every vNode's secondary again. */
+	kill_and_wait(pid_of("manager"));
 	up("1G");
 	for (int k = 0; k < 3; k++)
 		ASSERT(on_servers(running[k], mem[1], mem[0], 30000),
