@@ -92,7 +92,7 @@ int memroute_init(struct memroute *r, const char *primaries, const char *seconda
 		}
 	}
 	/* Replicated: a silent server must be noticed in time for a short failover. */
-	r->io_timeout_ms = secondaries ? 2000 : 30000;
+	r->io_timeout_ms = secondaries ? MEMROUTE_IO_TIMEOUT_MS : 30000;
 	if (ret)
 		memroute_exit(r);
 	return ret;

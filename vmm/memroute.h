@@ -30,6 +30,13 @@ struct memroute_client;
 
 #define MEMROUTE_MAX_SERVERS 32
 #define MEMROUTE_PAUSES	     64 /* failover pauses remembered */
+/*
+ * A replicated route's I/O timeout: a server silent this long is failed over
+ * from. Long enough that a server starved of CPU for a moment on a busy
+ * machine is not taken for lost; a partition is usually reported sooner by
+ * the manager (3 s without heartbeats), which then tells the VMM.
+ */
+#define MEMROUTE_IO_TIMEOUT_MS 4000
 
 struct memroute_server {
 	char addr[128];
