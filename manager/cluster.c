@@ -757,7 +757,7 @@ static json_t *vmm_order(struct vnode *v)
 			o, "backup",
 			json_pack("{s:o,s:s,s:i}", "url",
 				  json_sprintf("storsrv://%s/%s.mem", v->backup_storsrv, v->name),
-				  "token", v->backup_token, "interval_ms", 5000));
+				  "token", v->backup_token, "interval_ms", 1000));
 	if (v->storsrv[0])
 		json_object_set_new(o, "disks",
 				    json_pack("[{s:o,s:s}]", "url",

@@ -100,7 +100,7 @@ static void usage(FILE *f)
 		"                   over to their secondaries while the guest runs\n"
 		"  --epoch N        the placement's epoch (from the manager; default 0)\n"
 		"  --memsrv-backup storsrv://HOST:PORT/VOLUME  the secondaries back the memory\n"
-		"                   up there every --backup-interval MS (default 5000); if every\n"
+		"                   up there every --backup-interval MS (default 1000); if every\n"
 		"                   copy of a slab is lost, its accesses wait (2 min at most)\n"
 		"                   for a restore from it (control command memsrv.restore)\n"
 		"  --memsrv-backup-token HEX  that volume's token\n"
@@ -610,7 +610,7 @@ static int vmm_start_excache(struct vmm *v)
 		}
 		cfg.backup_storsrv = host;
 		cfg.backup_volume = vol;
-		cfg.backup_interval_ms = opt->backup_interval_ms ? opt->backup_interval_ms : 5000;
+		cfg.backup_interval_ms = opt->backup_interval_ms ? opt->backup_interval_ms : 1000;
 	}
 	if (opt->token)
 		lmp_token_parse(opt->token, cfg.cred.token);

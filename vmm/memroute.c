@@ -421,7 +421,7 @@ static int read_once(struct memroute_client *c, uint64_t first, uint32_t count, 
 		s = r->slabs[slab].primary;
 		if (s < 0)
 			return -EAGAIN; /* waiting for a restore */
-		if (!c->conn[s].x) { /* a server this client has not caught up with */
+		if (!c->conn[s].x) {	/* a server this client has not caught up with */
 			*failed = s;
 			return -ENOTCONN;
 		}
