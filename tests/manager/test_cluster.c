@@ -587,3 +587,75 @@ TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
 	pid_t all[4] = {vmm[0], vmm[1], vmm[2], vmm[3]};
 	down_leaves_nothing(all, 4);
 }
+
+/* A JSON API answers bad requests with a status and an error, and goes on serving. */
+static void expect(const char *method, const char *url, const char *type, const char *body,
+		   int status, const char *words)
+{
+	char err[512], *out = NULL;
+	int s = http_call_raw(method, url, type, body, &out, 10000, err, sizeof(err));
+
+	ASSERT(s == status, "%s %s: status %d, not %d (%s)", method, url, s, status,
+	       out ? out : err);
+	if (words)
+		ASSERT(out && strstr(out, words), "%s %s: no \"%s\" in %s", method, url, words,
+		       out ? out : "(nothing)");
+	free(out);
+}
+
+TEST_TIMEOUT(the_manager_and_agent_apis_refuse_bad_requests_and_go_on, 120)
+{
+	char m[300], a[300], url[400], p[700];
+	json_t *cfg;
+	char *big;
+
+	cluster_home();
+	up("256M");
+	snprintf(p, sizeof(p), "%s/cluster.json", home);
+	cfg = json_load_file(p, 0, NULL);
+	ASSERT(cfg);
+	snprintf(m, sizeof(m), "%s", JS(cfg, "manager"));
+	snprintf(a, sizeof(a), "http://%s", JS(cfg, "agent"));
+	json_decref(cfg);
+
+	snprintf(url, sizeof(url), "%s/v1/vnodes", m);
+	expect("POST", url, "application/json", "{not json", 400, "not JSON");
+	expect("POST", url, "application/json", "[1,2]", 400, "JSON object");
+	expect("POST", url, "application/json", "{\"name\":\"../x\"}", 400, "name");
+	expect("POST", url, "application/json", "{\"name\":\"x\",\"cpus\":0}", 400, "cpus");
+	expect("POST", url, "application/json", "{\"name\":\"x\",\"memory\":12345}", 400, "memory");
+	expect("POST", url, "application/json",
+	       "{\"name\":\"x\",\"payload\":\"hello\",\"kernel\":\"/k\"}", 400, "not both");
+	expect("POST", url, "application/xml", "<domain", 400, "libvirt");
+	big = malloc(5 << 20);
+	memset(big, ' ', 5 << 20);
+	big[(5 << 20) - 1] = '\0';
+	expect("POST", url, "application/json", big, 413, "larger");
+	free(big);
+	snprintf(url, sizeof(url), "%s/v1/vnodes?limit=0", m);
+	expect("GET", url, NULL, NULL, 400, "limit");
+	snprintf(url, sizeof(url), "%s/v1/vnodes/nobody/frobnicate", m);
+	expect("POST", url, "application/json", "{}", 404, "no such operation");
+	snprintf(url, sizeof(url), "%s/v1/vnodes/nobody/resize", m);
+	expect("POST", url, "application/json", "{\"excache\":\"lots\"}", 400, "excache");
+	snprintf(url, sizeof(url), "%s/v1/nope", m);
+	expect("GET", url, NULL, NULL, 404, "no such resource");
+	snprintf(url, sizeof(url), "%s/v1/components", m);
+	expect("DELETE", url, NULL, NULL, 405, "not allowed");
+	snprintf(url, sizeof(url), "%s/v1/heartbeat", m);
+	expect("POST", url, "application/json", "{\"role\":\"toaster\",\"addr\":\"x:1\"}", 400,
+	       "role");
+	/* The agent: an order it cannot run is refused before anything starts. */
+	snprintf(url, sizeof(url), "%s/v1/vnodes", a);
+	expect("POST", url, "application/json", "{\"name\":\"x\"}", 400, "name, memory and cpus");
+	expect("POST", url, "application/json",
+	       "{\"name\":\"x\",\"memory\":1,\"cpus\":1,\"memsrv\":[\"a:1\",\"b:2\"],"
+	       "\"memsrv_secondary\":[\"c:3\"]}",
+	       400, "one secondary per slab");
+	snprintf(url, sizeof(url), "%s/v1/vnodes/nobody/console?from=0", a);
+	expect("GET", url, NULL, NULL, 404, "no vNode");
+	/* Still serving, and nothing was created. */
+	ASSERT_EQ(nr_vnodes(), 0);
+	ASSERT_EQ(total_reserved(), 0);
+	down_leaves_nothing(NULL, 0);
+}
