@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <glob.h>
 #include <libgen.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -437,6 +438,56 @@ int cmd_up(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * The VMMs an agent left behind (it was killed, say): every vnodes/NAME/vmm.pid
+ * whose process still runs lego-vmm. Stopped like the agent would: SIGTERM,
+ * then SIGKILL after 5 s. Returns how many there were.
+ */
+static int stop_orphan_vmms(void)
+{
+	char p[PATH_MAX], exe[PATH_MAX];
+	glob_t g;
+	int n = 0;
+
+	snprintf(p, sizeof(p), "%s/vnodes/*/vmm.pid", home);
+	if (glob(p, 0, NULL, &g))
+		return 0;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		FILE *f = fopen(g.gl_pathv[i], "r"), *c;
+		size_t len = 0;
+		int pid = 0;
+
+		if (f) {
+			if (fscanf(f, "%d", &pid) != 1)
+				pid = 0;
+			fclose(f);
+		}
+		if (pid <= 0 || !alive(pid))
+			continue;
+		/* Only a lego-vmm: the pid may have been reused since. */
+		snprintf(p, sizeof(p), "/proc/%d/cmdline", pid);
+		c = fopen(p, "r");
+		if (c) {
+			len = fread(exe, 1, sizeof(exe) - 1, c);
+			fclose(c);
+		}
+		exe[len] = '\0';
+		if (!len || strcmp(basename(exe), "lego-vmm"))
+			continue;
+		kill(pid, SIGTERM);
+		for (int ms = 0; alive(pid) && ms < 5000; ms += 50)
+			usleep(50 * 1000);
+		if (alive(pid))
+			kill(pid, SIGKILL);
+		if (!json_out)
+			printf("  %-9s stopped a VMM its agent had left (pid %d, %s)\n", "", pid,
+			       g.gl_pathv[i]);
+		n++;
+	}
+	globfree(&g);
+	return n;
+}
+
 static int cmd_down(int argc, char **argv)
 {
 	/* The agent first: it stops the VMMs it runs. */
@@ -471,6 +522,8 @@ static int cmd_down(int argc, char **argv)
 		}
 		snprintf(p, sizeof(p), "%s/run/%s.pid", home, order[i]);
 		unlink(p);
+		if (i == 0) /* after the agent: whatever VMMs it did not stop */
+			stopped += stop_orphan_vmms();
 	}
 	if (json_out)
 		printf("{\"stopped\": %d}\n", stopped);
