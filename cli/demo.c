@@ -192,8 +192,8 @@ int cmd_demo(int argc, char **argv)
 		slab0 = json_array_get(json_object_get(route, "slabs"), 0);
 		snprintf(now_primary, sizeof(now_primary), "%s", JS(slab0, "primary"));
 		snprintf(secondary, sizeof(secondary), "%s", JS(slab0, "secondary"));
-		done = JI(route, "refill_done");
-		total = JI(route, "refill_total");
+		done = JI(route, "fill_done");
+		total = JI(route, "fill_total");
 		if (!killed && route && JI(json_object_get(v, "excache_use"), "misses") > 1000) {
 			const char *d = local_memsrv(now_primary);
 			pid_t pid = d ? read_pid(d) : 0;

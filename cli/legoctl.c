@@ -852,15 +852,14 @@ static int cmd_list(int argc, char **argv)
 		join(json_object_get(v, "memsrvs"), mem, sizeof(mem));
 		{ /* redundancy: every slab with a secondary, or being refilled */
 			json_t *route = json_object_get(xc, "route"), *s;
-			long long done = JI(route, "refill_done"),
-				  total = JI(route, "refill_total");
+			long long done = JI(route, "fill_done"), total = JI(route, "fill_total");
 			size_t k, n = strlen(mem);
 			bool bare = false;
 
 			json_array_foreach(json_object_get(v, "slabs"), k, s) bare |=
 				!*JS(s, "secondary");
 			if (total && done < total)
-				snprintf(mem + n, sizeof(mem) - n, "  refilling a secondary %lld%%",
+				snprintf(mem + n, sizeof(mem) - n, "  filling a copy %lld%%",
 					 100 * done / total);
 			else if (bare)
 				snprintf(mem + n, sizeof(mem) - n, "  NO SECONDARY");

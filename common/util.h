@@ -50,4 +50,19 @@ static inline uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+/* mono_ms - CLOCK_MONOTONIC in milliseconds: for intervals and timeouts. */
+static inline uint64_t mono_ms(void)
+{
+	return now_ns() / 1000000;
+}
+
+/* wall_ms - the wall clock in milliseconds since 1970: for times a person reads. */
+static inline uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 #endif

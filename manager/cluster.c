@@ -21,6 +21,7 @@
 #include "http.h"
 #include "log.h"
 #include "manager.h"
+#include "storclient.h"
 #include "util.h"
 #include "xport.h"
 
@@ -39,14 +40,6 @@ int role_parse(const char *name)
 		if (!strcmp(name, role_names[i]))
 			return i;
 	return -1;
-}
-
-uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- the model ---- */
@@ -125,7 +118,7 @@ struct comp *comp_add(struct manager *m, enum role r, const char *addr, uint64_t
 	memset(&s->ps[s->n], 0, sizeof(s->ps[0]));
 	s->c[s->n].role = r;
 	snprintf(s->c[s->n].addr, ADDR_LEN, "%s", addr);
-	s->c[s->n].last_seen_ms = now_ms();
+	s->c[s->n].last_seen_ms = mono_ms();
 	s->ps[s->n].capacity = capacity;
 	s->ps[s->n].up = true;
 	if (index_put(s, s->n))
@@ -270,7 +263,7 @@ json_t *comp_json(struct manager *m, enum role r, int i)
 			      (json_int_t)ps->capacity, "reserved", (json_int_t)ps->reserved,
 			      "used", (json_int_t)c->used, "primary", (json_int_t)ps->primary,
 			      "placements", (int)ps->count, "last_seen_ms_ago",
-			      (json_int_t)(now_ms() - c->last_seen_ms));
+			      (json_int_t)(mono_ms() - c->last_seen_ms));
 	json_t *deps = json_array();
 
 	if (r == ROLE_AGENT)
@@ -445,7 +438,7 @@ int manager_heartbeat(struct manager *m, json_t *beat, char *err, size_t errlen)
 	} else if (!m->roles[r].ps[i].up) {
 		log_info("%s %s is up again", role_name(r), addr);
 	}
-	c->last_seen_ms = now_ms();
+	c->last_seen_ms = mono_ms();
 	c->used = (uint64_t)json_integer_value(json_object_get(beat, "used"));
 	c->cpus = (uint32_t)json_integer_value(json_object_get(beat, "cpus"));
 	json_decref(c->report);
@@ -492,7 +485,7 @@ static int pick_memsrv(struct manager *m, uint64_t need, const char * not )
 /* Fill @o: tell @v's agent to @op (secondary, restore) with the server @addr. */
 static bool order(struct refill_order *o, const char *op, struct vnode *v, const char *addr)
 {
-	v->refill_ordered_ms = now_ms();
+	v->refill_ordered_ms = mono_ms();
 	o->op = op;
 	snprintf(o->agent, sizeof(o->agent), "%s", v->agent);
 	snprintf(o->name, sizeof(o->name), "%s", v->name);
@@ -509,14 +502,14 @@ static bool plan_refill(struct manager *m, struct vnode *v, struct refill_order 
 {
 	json_t *route = json_object_get(json_object_get(v->report, "excache"), "route");
 	struct comp_set *ms = &m->roles[ROLE_MEMSRV];
-	uint64_t done = (uint64_t)json_integer_value(json_object_get(route, "refill_done"));
-	uint64_t total = (uint64_t)json_integer_value(json_object_get(route, "refill_total"));
+	uint64_t done = (uint64_t)json_integer_value(json_object_get(route, "fill_done"));
+	uint64_t total = (uint64_t)json_integer_value(json_object_get(route, "fill_total"));
 	const char *primary = NULL;
 	uint64_t need = 0;
 	int best = -1;
 
 	if (!route || strcmp(v->state, "running") || done < total ||
-	    now_ms() - v->refill_ordered_ms < 15000)
+	    mono_ms() - v->refill_ordered_ms < 15000)
 		return false;
 	for (int i = 0; i < v->nr_slabs; i++) {
 		if (!v->slabs[i].primary[0])
@@ -543,7 +536,7 @@ static bool plan_restore(struct manager *m, struct vnode *v, struct refill_order
 	int best = -1;
 
 	if (!route || strcmp(v->state, "running") || !v->backup_storsrv[0] ||
-	    now_ms() - v->refill_ordered_ms < 15000)
+	    mono_ms() - v->refill_ordered_ms < 15000)
 		return false;
 	json_array_foreach(slabs, i, s)
 	{
@@ -569,7 +562,7 @@ static void *monitor_main(void *arg)
 			pthread_mutex_unlock(&m->lock);
 			return NULL;
 		}
-		uint64_t now = now_ms();
+		uint64_t now = mono_ms();
 
 		for (int r = 0; r < NR_ROLES; r++) {
 			for (int i = 0; i < m->roles[r].n; i++) {
@@ -581,7 +574,7 @@ static void *monitor_main(void *arg)
 				if (!ps->up || now - c->last_seen_ms <= (uint64_t)m->down_after_ms)
 					continue;
 				ps->up = false;
-				c->down_since_ms = now;
+				c->down_since_ms = wall_ms();
 				/* Running vNodes whose memory it holds fail over now, not
 				 * at their next request to it. */
 				for (int k = 0; r == ROLE_MEMSRV && k < m->nr_vnodes &&
@@ -687,8 +680,6 @@ static int volume_op(const char *addr, uint16_t type, const char *name, const ch
 		     uint64_t size, char *err, size_t errlen)
 {
 	struct lmp_vol vol = {.size = size};
-	struct iovec iov = {&vol, sizeof(vol)};
-	struct lmp_hdr resp;
 	struct xport *x;
 	int ret;
 
@@ -697,13 +688,11 @@ static int volume_op(const char *addr, uint16_t type, const char *name, const ch
 	ret = xport_connect(addr, 2000, 10000, &x, err, errlen);
 	if (ret)
 		return ret;
-	ret = xport_call(x, type, 0, &iov, 1, &resp, NULL, 0);
+	ret = stor_vol(x, type, &vol);
 	xport_close(x);
-	if (!ret)
-		ret = resp.status;
 	if (ret)
 		snprintf(err, errlen, "storage server %s: volume %s: %s", addr, name,
-			 ret == -EEXIST ? "exists already" : strerror(-ret));
+			 stor_strerror(ret));
 	return ret;
 }
 
@@ -916,7 +905,7 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 	v->spec = json_incref(spec);
 	v->excache = spec_u64(spec, "excache");
 	v->disk_size = spec_u64(spec, "disk");
-	v->created_s = now_ms() / 1000;
+	v->created_s = wall_ms() / 1000;
 	v->epoch = 1;
 	memcpy(&v->id, rnd + LMP_TOKEN_LEN, 8);
 	v->id &= INT64_MAX; /* it goes through JSON */

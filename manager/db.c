@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "manager.h"
+#include "util.h"
 
 static const char *const schema =
 	"PRAGMA journal_mode=WAL;"
@@ -193,7 +194,7 @@ int db_load(struct manager *m, char *err, size_t errlen)
 		/* Up until it misses heartbeats from now on: it had no chance to send any. */
 		if (c && !sqlite3_column_int(st, 3)) {
 			m->roles[r].ps[m->roles[r].n - 1].up = false;
-			c->down_since_ms = now_ms();
+			c->down_since_ms = wall_ms();
 		}
 		n++;
 	}

@@ -87,7 +87,6 @@ struct manager {
 
 const char *role_name(enum role r);
 int role_parse(const char *name);
-uint64_t now_ms(void);
 
 /* db.c */
 int db_open(struct manager *m, const char *path, char *err, size_t errlen);

@@ -16,36 +16,14 @@
 
 #include "log.h"
 #include "memsrv.h"
+#include "storclient.h"
+#include "util.h"
 #include "xport.h"
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int blk(struct xport *x, uint16_t type, const struct lmp_backup *t, uint64_t offset,
-	       const void *data, uint32_t len, uint32_t flags)
+	       void *data, uint32_t len, uint32_t flags)
 {
-	struct lmp_blk b = {.offset = offset, .length = len, .flags = flags};
-	struct iovec iov[2] = {{&b, sizeof(b)}, {(void *)data, len}};
-	struct lmp_hdr resp;
-	int ret;
-
-	memcpy(b.volume, t->volume, sizeof(b.volume));
-	memcpy(b.token, t->token, sizeof(b.token));
-	ret = xport_call(x, type, 0, iov, len ? 2 : 1, &resp, NULL, 0);
-	return ret ? ret : resp.status;
+	return stor_blk(x, type, t->volume, t->token, offset, data, len, flags);
 }
 
 /* Back @vn up once (it is held: it cannot be freed meanwhile). */
@@ -128,10 +106,7 @@ static int backup_once(struct memsrv *m, struct store_vnode *vn)
 		vn->backup->failing = true;
 		log_warn("vNode %llu: backup to %s/%s failed (%s); retrying every %u ms",
 			 (unsigned long long)vn->id, t.storsrv, t.volume,
-			 ret == -ENOENT ? "no such volume"
-			 : x		? strerror(-ret)
-					: err,
-			 t.interval_ms);
+			 x ? stor_strerror(ret) : err, t.interval_ms);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return ret;

@@ -16,66 +16,37 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "storclient.h"
 #include "storsrv.h"
 #include "util.h"
 #include "xport.h"
 
 static int fail(const char *what, int err)
 {
-	fprintf(stderr, "lego-storsrv volume: %s: %s\n", what,
-		err == -EACCES	 ? "wrong token for this volume"
-		: err == -ENOENT ? "no such volume"
-		: err == -EEXIST ? "a volume of that name exists"
-		: err == -EINVAL ? "invalid name or size (names: letters, digits, _ . -; sizes: "
-				   "multiples of 512)"
-				 : strerror(-err));
+	fprintf(stderr, "lego-storsrv volume: %s: %s\n", what, stor_strerror(err));
 	return 1;
-}
-
-static int vol_call(struct xport *x, uint16_t type, const struct lmp_vol *v)
-{
-	struct iovec iov = {(void *)v, sizeof(*v)};
-	struct lmp_hdr resp;
-	int ret = xport_call(x, type, 0, &iov, 1, &resp, NULL, 0);
-
-	return ret ? ret : resp.status;
 }
 
 /* Copy @path into the new volume, 256 KiB per request, skipping zero blocks. */
 static int import(struct xport *x, const struct lmp_vol *v, int fd)
 {
 	static uint8_t buf[LMP_BLK_MAX], zero[LMP_BLK_MAX];
-	struct lmp_blk b = {0};
 	uint64_t off = 0;
 	ssize_t n;
 
-	memcpy(b.volume, v->name, sizeof(b.volume));
-	memcpy(b.token, v->token, sizeof(b.token));
 	while ((n = pread(fd, buf, sizeof(buf), (off_t)off)) > 0) {
-		struct iovec iov[2] = {{&b, sizeof(b)}, {buf, 0}};
-		struct lmp_hdr resp;
+		uint32_t len = (uint32_t)((n + 511) & ~511);
 		int ret;
 
-		b.offset = off;
-		b.length = (uint32_t)((n + 511) & ~511);
-		memset(buf + n, 0, b.length - n);
-		iov[1].iov_len = b.length;
+		memset(buf + n, 0, len - n);
 		off += (uint64_t)n;
-		if (!memcmp(buf, zero, b.length))
+		if (!memcmp(buf, zero, len))
 			continue; /* the volume is sparse: never-written blocks read zero */
-		ret = xport_call(x, LMP_BLK_WRITE, 0, iov, 2, &resp, NULL, 0);
-		if (ret || resp.status)
-			return ret ? ret : resp.status;
+		ret = stor_blk(x, LMP_BLK_WRITE, v->name, v->token, off - (uint64_t)n, buf, len, 0);
+		if (ret)
+			return ret;
 	}
-	{
-		struct iovec iov = {&b, sizeof(b)};
-		struct lmp_hdr resp;
-		int ret;
-
-		b.offset = b.length = 0;
-		ret = xport_call(x, LMP_BLK_FLUSH, 0, &iov, 1, &resp, NULL, 0);
-		return ret ? ret : resp.status;
-	}
+	return stor_blk(x, LMP_BLK_FLUSH, v->name, v->token, 0, NULL, 0, 0);
 }
 
 int volctl_main(int argc, char **argv)
@@ -146,7 +117,7 @@ int volctl_main(int argc, char **argv)
 				printf("%-32s %s\n", info[i].name,
 				       format_size(info[i].size, size, sizeof(size)));
 	} else if (!strcmp(argv[0], "create")) {
-		ret = vol_call(x, LMP_VOL_CREATE, &v);
+		ret = stor_vol(x, LMP_VOL_CREATE, &v);
 		if (!ret && fd >= 0)
 			ret = import(x, &v, fd);
 		if (ret) {
@@ -157,7 +128,7 @@ int volctl_main(int argc, char **argv)
 			printf("\n");
 		}
 	} else {
-		ret = vol_call(x, !strcmp(argv[0], "resize") ? LMP_VOL_RESIZE : LMP_VOL_DELETE, &v);
+		ret = stor_vol(x, !strcmp(argv[0], "resize") ? LMP_VOL_RESIZE : LMP_VOL_DELETE, &v);
 		ret = ret ? fail(v.name, ret) : 0;
 	}
 	if (fd >= 0)

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "memroute.h"
 #include "util.h"
+#include "storclient.h"
 #include "xport.h"
 
 static int server_index(struct memroute *r, const char *addr)
@@ -144,9 +145,9 @@ json_t *memroute_status(struct memroute *r)
 		      (json_int_t)r->cred.epoch, "slab_pages", (json_int_t)r->slab_pages, "slabs",
 		      slabs, "failovers", (json_int_t)r->failovers, "pause_p50_ns", (json_int_t)p50,
 		      "pause_p99_ns", (json_int_t)p99, "pause_max_ns", (json_int_t)r->pause_max_ns,
-		      "last_event", r->last_event, "refill_done",
-		      (json_int_t)atomic_load(&r->refill_done), "refill_total",
-		      (json_int_t)atomic_load(&r->refill_total));
+		      "last_event", r->last_event, "fill_done",
+		      (json_int_t)atomic_load(&r->fill_done), "fill_total",
+		      (json_int_t)atomic_load(&r->fill_total));
 	if (r->has_backup)
 		json_object_set_new(j, "backup",
 				    json_pack("{s:s,s:s,s:I,s:I,s:I}", "storsrv", r->backup.storsrv,
@@ -175,7 +176,7 @@ static uint64_t slab_end(const struct memroute *r, uint64_t k)
 }
 
 static bool server_lost(int err);
-static int failover_locked(struct memroute *r, int s, int why);
+static int failover_locked(struct memroute *r, int s, int why, bool keep_only_copies);
 
 /*
  * Bring @c's connections in line with the route; a server that cannot be
@@ -213,7 +214,8 @@ static int resync(struct memroute_client *c, char *err, size_t errlen)
 						 "memory server %s refused the backup: %s",
 						 r->servers[s].addr, memclient_strerror(ret));
 			}
-			if (ret && server_lost(ret) && !failover_locked(r, s, ret)) {
+			if (ret && server_lost(ret) &&
+			    !failover_locked(r, s, ret, !r->has_backup)) {
 				memclient_close(&c->conn[s]);
 				s = -1; /* the route changed: over again */
 				continue;
@@ -269,17 +271,23 @@ static bool server_lost(int err)
 	return false;
 }
 
-/* Fail over from server @s (lost with @why). Route lock held. */
-static int failover_locked(struct memroute *r, int s, int why)
+/*
+ * Fail over from server @s (lost with @why). A slab whose only copy is on it
+ * keeps it (and @why is returned, nothing changed) when @keep_only_copies;
+ * otherwise it is left without a copy, waiting for a restore. Lock held.
+ */
+static int failover_locked(struct memroute *r, int s, int why, bool keep_only_copies)
 {
 	uint64_t promoted = 0, dropped = 0, orphaned = 0;
 
-	for (uint64_t k = 0; !r->has_backup && k < r->nr_slabs; k++) {
+	for (uint64_t k = 0; keep_only_copies && k < r->nr_slabs; k++) {
 		if (r->slabs[k].primary == s && r->slabs[k].secondary < 0) {
 			snprintf(r->last_event, sizeof(r->last_event),
-				 "memory server %s lost (%s) and slab %llu has no secondary",
-				 r->servers[s].addr, memclient_strerror(why),
-				 (unsigned long long)k);
+				 "memory server %s %s, but slab %llu has no secondary: %s",
+				 r->servers[s].addr,
+				 why == -EHOSTDOWN ? "declared down" : memclient_strerror(why),
+				 (unsigned long long)k,
+				 why == -EHOSTDOWN ? "it stays in use" : "its memory is lost");
 			return why;
 		}
 	}
@@ -287,17 +295,10 @@ static int failover_locked(struct memroute *r, int s, int why)
 		struct memroute_slab *sl = &r->slabs[k];
 
 		if (sl->primary == s) {
-			if (sl->secondary < 0) { /* no copy left: the backup's turn */
-				struct timespec ts;
-
-				clock_gettime(CLOCK_REALTIME, &ts);
-				if (!r->lost_ms)
-					r->lost_ms = (uint64_t)ts.tv_sec * 1000 +
-						     (uint64_t)ts.tv_nsec / 1000000;
-				orphaned++;
-			} else {
-				promoted++;
-			}
+			if (sl->secondary < 0 && !r->lost_ms) /* no copy left: the backup's turn */
+				r->lost_ms = wall_ms();
+			orphaned += sl->secondary < 0;
+			promoted += sl->secondary >= 0;
 			sl->primary = sl->secondary;
 			sl->secondary = -1;
 		} else if (sl->secondary == s) {
@@ -324,7 +325,7 @@ static int failover_locked(struct memroute *r, int s, int why)
 /*
  * Server @s failed (with @why) for the client at generation @gen: fail over,
  * unless another thread has done so already. 0 when the route can go on;
- * @why when some slab it was primary for has no secondary.
+ * @why when a slab it was primary for has no other copy and no backup.
  */
 static int failover(struct memroute_client *c, int s, uint64_t gen, int why)
 {
@@ -333,7 +334,7 @@ static int failover(struct memroute_client *c, int s, uint64_t gen, int why)
 
 	pthread_mutex_lock(&r->lock);
 	if (atomic_load(&r->generation) == gen && !r->servers[s].lost)
-		ret = failover_locked(r, s, why);
+		ret = failover_locked(r, s, why, !r->has_backup);
 	pthread_mutex_unlock(&r->lock);
 	return ret;
 }
@@ -344,21 +345,11 @@ int memroute_lose(struct memroute *r, const char *addr)
 
 	pthread_mutex_lock(&r->lock);
 	for (int s = 0; s < r->nr_servers; s++) {
-		if (strcmp(r->servers[s].addr, addr) || r->servers[s].lost)
-			continue;
-		for (uint64_t k = 0; k < r->nr_slabs; k++) {
-			if (r->slabs[k].primary == s && r->slabs[k].secondary < 0) {
-				/* the only copy: the manager may be wrong; it answers us */
-				snprintf(r->last_event, sizeof(r->last_event),
-					 "memory server %s declared down, but slab %llu has no "
-					 "secondary: it stays in use",
-					 addr, (unsigned long long)k);
-				ret = -EHOSTDOWN;
-			}
+		/* The manager may be wrong: a server holding an only copy stays. */
+		if (!strcmp(r->servers[s].addr, addr) && !r->servers[s].lost) {
+			ret = failover_locked(r, s, -EHOSTDOWN, true);
+			break;
 		}
-		if (ret != -EHOSTDOWN)
-			ret = failover_locked(r, s, -EHOSTDOWN) ? -EHOSTDOWN : 0;
-		break;
 	}
 	pthread_mutex_unlock(&r->lock);
 	return ret;
@@ -451,12 +442,6 @@ static int write_once(struct memroute_client *c, const uint64_t *pages, void *co
 	struct memroute *r = c->r;
 
 	*failed = -1;
-	for (uint32_t i = 0; i < count; i++) {
-		uint64_t slab = pages[i] / r->slab_pages;
-
-		if (slab < r->nr_slabs && r->slabs[slab].primary < 0)
-			return -EAGAIN; /* waiting for a restore: nothing written */
-	}
 	for (uint32_t off = 0; off < count; off += LMP_MAX_PAGES) {
 		uint32_t n = count - off < LMP_MAX_PAGES ? count - off : LMP_MAX_PAGES;
 		uint32_t k[MEMROUTE_MAX_SERVERS] = {0};
@@ -470,6 +455,8 @@ static int write_once(struct memroute_client *c, const uint64_t *pages, void *co
 
 			if (slab >= r->nr_slabs)
 				return -ERANGE;
+			if (r->slabs[slab].primary < 0)
+				return -EAGAIN; /* waiting for a restore (writing again is harmless) */
 			to[0] = r->slabs[slab].primary;
 			to[1] = r->slabs[slab].secondary;
 			for (int j = 0; j < 2; j++) {
@@ -507,172 +494,236 @@ static int write_once(struct memroute_client *c, const uint64_t *pages, void *co
 	return 0;
 }
 
+/* One attempt of an operation; on failure *@failed is the server that failed (or -1). */
+typedef int (*route_op)(struct memroute_client *c, void *arg, int *failed);
+
 /*
  * Run @op until it succeeds on the current route, failing over as servers
- * are lost. Writes and reads are idempotent, so a retry is always safe.
+ * are lost and waiting for restores. Writes and reads are idempotent, so a
+ * retry is always safe. A failover's pause is counted from the start of the
+ * operation that met it.
  */
-#define WITH_FAILOVER(c, call)                                                                     \
-	({                                                                                         \
-		uint64_t t0 = now_ns();                                                            \
-		bool failed_over_ = false;                                                         \
-		int ret_, failed_;                                                                 \
-		for (;;) {                                                                         \
-			uint64_t gen_;                                                             \
-			ret_ = catch_up(c);                                                        \
-			if (ret_)                                                                  \
-				break;                                                             \
-			gen_ = (c)->generation;                                                    \
-			ret_ = call;                                                               \
-			/* fenced because another thread moved the route on: catch up */           \
-			if (ret_ == -ESTALE && gen_ != atomic_load(&(c)->r->generation))           \
-				continue;                                                          \
-			if (ret_ == -EAGAIN) {                                                     \
-				failed_over_ = true;                                               \
-				ret_ = wait_restore((c)->r, gen_);                                 \
-				if (ret_)                                                          \
-					break;                                                     \
-				continue;                                                          \
-			}                                                                          \
-			if (!ret_ || failed_ < 0 || !server_lost(ret_))                            \
-				break;                                                             \
-			failed_over_ = true;                                                       \
-			ret_ = failover(c, failed_, gen_, ret_);                                   \
-			if (ret_)                                                                  \
-				break;                                                             \
-		}                                                                                  \
-		if (!ret_ && failed_over_) /* from the start of the operation that met it */       \
-			record_pause((c)->r, now_ns() - t0);                                       \
-		ret_;                                                                              \
-	})
+static int run(struct memroute_client *c, route_op op, void *arg)
+{
+	uint64_t t0 = now_ns();
+	bool paused = false;
+	int ret, failed;
+
+	for (;;) {
+		uint64_t gen;
+
+		ret = catch_up(c);
+		if (ret)
+			break;
+		gen = c->generation;
+		ret = op(c, arg, &failed);
+		if (ret == -ESTALE && gen != atomic_load(&c->r->generation))
+			continue; /* fenced because another thread moved the route on */
+		if (ret == -EAGAIN) {
+			paused = true;
+			ret = wait_restore(c->r, gen);
+			if (ret)
+				break;
+			continue;
+		}
+		if (!ret || failed < 0 || !server_lost(ret))
+			break;
+		paused = true;
+		ret = failover(c, failed, gen, ret);
+		if (ret)
+			break;
+	}
+	if (!ret && paused)
+		record_pause(c->r, now_ns() - t0);
+	return ret;
+}
+
+struct read_args {
+	uint64_t first;
+	uint32_t count;
+	void *buf;
+};
+
+static int read_op(struct memroute_client *c, void *arg, int *failed)
+{
+	struct read_args *a = arg;
+
+	return read_once(c, a->first, a->count, a->buf, failed);
+}
+
+struct write_args {
+	const uint64_t *pages;
+	void *const *data;
+	uint32_t count;
+};
+
+static int write_op(struct memroute_client *c, void *arg, int *failed)
+{
+	struct write_args *a = arg;
+
+	return write_once(c, a->pages, a->data, a->count, failed);
+}
 
 int memroute_read(struct memroute_client *c, uint64_t first, uint32_t count, void *buf)
 {
-	return WITH_FAILOVER(c, read_once(c, first, count, buf, &failed_));
+	struct read_args a = {first, count, buf};
+
+	return run(c, read_op, &a);
 }
 
 int memroute_write(struct memroute_client *c, const uint64_t *pages, void *const *data,
 		   uint32_t count)
 {
+	struct write_args a = {pages, data, count};
 	int ret;
 
 	pthread_rwlock_rdlock(&c->r->copying);
-	ret = WITH_FAILOVER(c, write_once(c, pages, data, count, &failed_));
+	ret = run(c, write_op, &a);
 	pthread_rwlock_unlock(&c->r->copying);
 	return ret;
 }
 
 /*
- * The pages of @buf (@n of them, the first being page @first) that are not all
- * zeros, into @pages/@data; returns how many. A zero page needs no copy: a
- * page never written reads as zeros from a memory server.
+ * Make @addr part of the route from scratch, at a new epoch: its copy of the
+ * vNode is dropped (LMP_HELLO_FRESH) over @fresh, which stays open at that
+ * epoch for the fill. A server lost before (restarted, or back from a
+ * partition) is welcome: it is refilled, never trusted with what it held.
+ * Returns its index, or -errno with a sentence in @err. Lock held.
  */
-static uint32_t nonzero_pages(uint8_t *buf, uint64_t first, uint32_t n, uint64_t *pages,
-			      void **data)
+static int join_fresh(struct memroute *r, const char *addr, struct memclient *fresh, char *err,
+		      size_t errlen)
 {
-	uint32_t k = 0;
+	int s = server_index(r, addr), ret;
 
-	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *pg = buf + (size_t)i * LMP_PAGE;
-
-		if (pg[0] == 0 && !memcmp(pg, pg + 1, LMP_PAGE - 1))
-			continue;
-		pages[k] = first + i;
-		data[k++] = pg;
+	if (s < 0) {
+		snprintf(err, errlen, "%s: more than %d memory servers", addr,
+			 MEMROUTE_MAX_SERVERS);
+		return -E2BIG;
 	}
-	return k;
+	r->cred.epoch++;
+	ret = memclient_open_at(fresh, addr, &r->cred, r->cred.epoch, LMP_HELLO_FRESH,
+				r->io_timeout_ms, err, errlen);
+	if (ret) {
+		r->cred.epoch--;
+		return ret;
+	}
+	r->servers[s].since = r->cred.epoch;
+	r->servers[s].lost = false;
+	return s;
+}
+
+/* Where a fill reads from: @n pages from page @first into @buf. */
+typedef int (*fill_source)(void *src, uint64_t first, uint32_t n, uint8_t *buf);
+
+/*
+ * Copy the slabs marked in @todo from @from to @to, LMP_MAX_PAGES at a time,
+ * leaving out zero pages (a page never written reads as zeros anyway). With
+ * @hold_writes, write-backs wait for each batch: the slabs are in use and a
+ * write-back must not land between a batch's read and its write. Progress
+ * goes to fill_done. -errno.
+ */
+static int fill(struct memroute *r, const bool *todo, fill_source from, void *src,
+		struct memclient *to, bool hold_writes, uint64_t *copied)
+{
+	uint8_t *buf = malloc(LMP_MAX_PAGES * LMP_PAGE);
+	int ret = buf ? 0 : -ENOMEM;
+
+	*copied = 0;
+	for (uint64_t k = 0; !ret && k < r->nr_slabs; k++) {
+		for (uint64_t p = k * r->slab_pages; todo[k] && !ret && p < slab_end(r, k);
+		     p += LMP_MAX_PAGES) {
+			uint32_t n =
+				(uint32_t)(slab_end(r, k) - p < LMP_MAX_PAGES ? slab_end(r, k) - p
+									      : LMP_MAX_PAGES);
+			uint64_t pages[LMP_MAX_PAGES];
+			void *data[LMP_MAX_PAGES];
+			uint32_t nz = 0;
+
+			if (atomic_load(&r->closing)) {
+				ret = -ECANCELED;
+				break;
+			}
+			if (hold_writes)
+				pthread_rwlock_wrlock(&r->copying);
+			ret = from(src, p, n, buf);
+			for (uint32_t i = 0; !ret && i < n; i++) {
+				uint8_t *pg = buf + (size_t)i * LMP_PAGE;
+
+				if (pg[0] || memcmp(pg, pg + 1, LMP_PAGE - 1)) {
+					pages[nz] = p + i;
+					data[nz++] = pg;
+				}
+			}
+			if (!ret && nz)
+				ret = memclient_write(to, pages, data, nz);
+			if (hold_writes)
+				pthread_rwlock_unlock(&r->copying);
+			*copied += nz;
+			atomic_fetch_add(&r->fill_done, n);
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+/* Mark the slabs that @want, and count their pages into fill_total. Lock held. */
+static bool *fill_plan(struct memroute *r, bool (*want)(const struct memroute_slab *, int), int s)
+{
+	bool *todo = calloc(r->nr_slabs, sizeof(*todo));
+	uint64_t total = 0;
+
+	for (uint64_t k = 0; todo && k < r->nr_slabs; k++) {
+		todo[k] = want(&r->slabs[k], s);
+		total += todo[k] ? slab_end(r, k) - k * r->slab_pages : 0;
+	}
+	atomic_store(&r->fill_total, total);
+	atomic_store(&r->fill_done, 0);
+	return todo;
+}
+
+static int read_primary(void *src, uint64_t first, uint32_t n, uint8_t *buf)
+{
+	return memroute_read(src, first, n, buf);
+}
+
+static bool lacks_secondary(const struct memroute_slab *sl, int s)
+{
+	return sl->secondary < 0 && sl->primary >= 0 && sl->primary != s;
 }
 
 int memroute_add_secondary(struct memroute_client *c, const char *addr, char *err, size_t errlen)
 {
 	struct memroute *r = c->r;
-	uint8_t *buf = NULL;
 	struct memclient fresh;
-	uint64_t todo = 0;
-	bool *mine;
+	uint64_t copied;
+	bool *todo;
 	int s, ret;
 
-	mine = calloc(r->nr_slabs, sizeof(*mine));
-	buf = malloc(LMP_MAX_PAGES * LMP_PAGE);
-	if (!mine || !buf) {
-		free(mine);
-		free(buf);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
 	pthread_mutex_lock(&r->lock);
-	s = server_index(r, addr);
+	s = join_fresh(r, addr, &fresh, err, errlen);
 	if (s < 0) {
 		pthread_mutex_unlock(&r->lock);
-		free(mine);
-		free(buf);
-		snprintf(err, errlen, "%s cannot be a secondary: too many memory servers", addr);
-		return -EINVAL;
+		return s;
 	}
-	/* A server lost before (restarted, or back from a partition) is welcome:
-	 * it is refilled from scratch, never trusted with what it held. */
-	r->cred.epoch++; /* a placement the new server is part of, from scratch */
-	r->servers[s].since = r->cred.epoch;
-	ret = memclient_open_at(&fresh, addr, &r->cred, r->cred.epoch, LMP_HELLO_FRESH,
-				r->io_timeout_ms, err, errlen);
-	if (!ret)
-		r->servers[s].lost = false;
-	if (ret) {
-		r->cred.epoch--;
-		pthread_mutex_unlock(&r->lock);
-		free(mine);
-		free(buf);
-		return ret;
-	}
-	memclient_close(&fresh);
-	for (uint64_t k = 0; k < r->nr_slabs; k++) {
-		if (r->slabs[k].secondary < 0 && r->slabs[k].primary >= 0 &&
-		    r->slabs[k].primary != s) {
+	todo = fill_plan(r, lacks_secondary, s);
+	for (uint64_t k = 0; todo && k < r->nr_slabs; k++)
+		if (todo[k])
 			r->slabs[k].secondary = (int16_t)s;
-			mine[k] = true;
-			todo += slab_end(r, k) - k * r->slab_pages;
-		}
-	}
-	atomic_store(&r->refill_total, todo);
-	atomic_store(&r->refill_done, 0);
-	atomic_fetch_add(&r->generation, 1); /* from here on writes go to it too */
+	atomic_fetch_add(&r->generation, 1); /* from here on write-backs go to it too */
 	snprintf(r->last_event, sizeof(r->last_event),
-		 "memory server %s is being filled as the secondary of %llu page(s); epoch %llu",
-		 addr, (unsigned long long)todo, (unsigned long long)r->cred.epoch);
+		 "memory server %s is being filled as a secondary (%llu pages); epoch %llu", addr,
+		 (unsigned long long)atomic_load(&r->fill_total),
+		 (unsigned long long)r->cred.epoch);
 	log_info("%s", r->last_event);
 	pthread_mutex_unlock(&r->lock);
 
-	/* Copy, a batch at a time, with writes held off only for the batch. */
-	for (uint64_t k = 0; !ret && k < r->nr_slabs; k++) {
-		uint64_t first = k * r->slab_pages, end = slab_end(r, k);
-
-		for (uint64_t p = first; mine[k] && !ret && p < end; p += LMP_MAX_PAGES) {
-			if (atomic_load(&r->closing)) {
-				ret = -ECANCELED;
-				break;
-			}
-			uint32_t n = end - p < LMP_MAX_PAGES ? (uint32_t)(end - p) : LMP_MAX_PAGES;
-			uint64_t pages[LMP_MAX_PAGES];
-			void *data[LMP_MAX_PAGES];
-			uint32_t nonzero = 0;
-
-			pthread_rwlock_wrlock(&r->copying);
-			ret = WITH_FAILOVER(c, read_once(c, p, n, buf, &failed_));
-			if (!ret)
-				nonzero = nonzero_pages(buf, p, n, pages, data);
-			if (!ret && nonzero && !c->conn[s].x)
-				ret = catch_up(c);
-			if (!ret && nonzero)
-				ret = memclient_write(&c->conn[s], pages, data, nonzero);
-			pthread_rwlock_unlock(&r->copying);
-			atomic_fetch_add(&r->refill_done, n);
-		}
-	}
-	free(mine);
-	free(buf);
+	ret = todo ? fill(r, todo, read_primary, c, &fresh, true, &copied) : -ENOMEM;
+	memclient_close(&fresh);
+	free(todo);
 	pthread_mutex_lock(&r->lock);
 	snprintf(r->last_event, sizeof(r->last_event),
-		 ret ? "refilling memory server %s failed: %s"
-		     : "memory server %s is the secondary again (%s): redundancy restored",
+		 ret ? "filling memory server %s as a secondary failed: %s"
+		     : "memory server %s is a secondary again (%s): redundancy restored",
 		 addr, ret ? memclient_strerror(ret) : "copy complete");
 	pthread_mutex_unlock(&r->lock);
 	if (ret)
@@ -710,125 +761,91 @@ void memroute_set_backup(struct memroute *r, const char *storsrv, const char *vo
 	r->has_backup = true;
 }
 
-static int vol_read(struct xport *x, const struct lmp_backup *b, uint64_t offset, void *buf,
-		    uint32_t len)
-{
-	struct lmp_blk blk = {.offset = offset, .length = len};
-	struct iovec iov = {&blk, sizeof(blk)};
-	struct lmp_hdr resp;
-	int ret;
-
-	memcpy(blk.volume, b->volume, sizeof(blk.volume));
-	memcpy(blk.token, b->token, sizeof(blk.token));
-	ret = xport_call(x, LMP_BLK_READ, 0, &iov, 1, &resp, buf, len);
-	return ret ? ret : resp.status ? resp.status : resp.len == len ? 0 : -EPROTO;
-}
-
 /* The backup's header; 0, or -errno with a sentence in @err. */
 static int backup_header(struct memroute *r, struct xport *x, struct lmp_backup_header *h,
 			 char *err, size_t errlen)
 {
-	static __thread uint8_t page[LMP_PAGE];
-	int ret = vol_read(x, &r->backup, r->cred.nr_pages * LMP_PAGE, page, LMP_PAGE);
+	uint8_t page[LMP_PAGE];
+	int ret = stor_blk(x, LMP_BLK_READ, r->backup.volume, r->backup.token,
+			   r->cred.nr_pages * LMP_PAGE, page, LMP_PAGE, 0);
 
 	memcpy(h, page, sizeof(*h));
 	if (ret)
 		snprintf(err, errlen, "reading the backup on %s/%s: %s", r->backup.storsrv,
-			 r->backup.volume, strerror(-ret));
+			 r->backup.volume, stor_strerror(ret));
 	else if (h->magic != LMP_BACKUP_MAGIC || h->vnode != r->cred.vnode)
+		ret = -ENODATA;
+	if (ret == -ENODATA)
 		snprintf(err, errlen, "%s/%s holds no completed backup of this vNode",
 			 r->backup.storsrv, r->backup.volume);
-	return ret ? ret : h->magic != LMP_BACKUP_MAGIC || h->vnode != r->cred.vnode ? -ENODATA : 0;
+	return ret;
+}
+
+struct backup_source {
+	struct xport *x;
+	const struct lmp_backup *b;
+};
+
+static int read_backup(void *src, uint64_t first, uint32_t n, uint8_t *buf)
+{
+	struct backup_source *bs = src;
+
+	return stor_blk(bs->x, LMP_BLK_READ, bs->b->volume, bs->b->token, first * LMP_PAGE, buf,
+			n * LMP_PAGE, 0);
+}
+
+static bool without_copy(const struct memroute_slab *sl, int s)
+{
+	(void)s;
+	return sl->primary < 0;
 }
 
 int memroute_restore(struct memroute_client *c, const char *addr, char *err, size_t errlen)
 {
 	struct memroute *r = c->r;
-	uint8_t *buf;
 	struct lmp_backup_header h = {0};
+	struct backup_source src = {.b = &r->backup};
 	struct memclient fresh = {0};
-	struct xport *x = NULL;
-	uint64_t restored = 0, pages = 0;
-	bool *todo;
+	uint64_t copied = 0, restored = 0;
+	bool *todo = NULL;
 	int s = -1, ret;
 
 	if (!r->has_backup) {
 		snprintf(err, errlen, "this vNode's memory has no backup to restore from");
 		return -ENODATA;
 	}
-	todo = calloc(r->nr_slabs, sizeof(*todo));
-	buf = malloc(LMP_MAX_PAGES * LMP_PAGE);
-	if (!todo || !buf) {
-		free(todo);
-		free(buf);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	ret = xport_connect(r->backup.storsrv, 2000, 30000, &x, err, errlen);
+	ret = xport_connect(r->backup.storsrv, 2000, 30000, &src.x, err, errlen);
 	if (!ret)
-		ret = backup_header(r, x, &h, err, errlen);
+		ret = backup_header(r, src.x, &h, err, errlen);
 	pthread_mutex_lock(&r->lock);
 	if (!ret) {
-		s = server_index(r, addr);
-		if (s < 0) {
-			snprintf(err, errlen, "%s cannot take the restore: too many memory servers",
-				 addr);
-			ret = -EINVAL;
-		}
+		s = join_fresh(r, addr, &fresh, err, errlen);
+		ret = s < 0 ? s : 0;
 	}
 	if (!ret) {
-		r->cred.epoch++;
-		r->servers[s].since = r->cred.epoch;
-		ret = memclient_open_at(&fresh, addr, &r->cred, r->cred.epoch, LMP_HELLO_FRESH,
-					r->io_timeout_ms, err, errlen);
-		if (ret)
-			r->cred.epoch--;
-		else
-			r->servers[s].lost = false; /* refilled from scratch: current again */
+		todo = fill_plan(r, without_copy, s);
+		ret = todo ? 0 : -ENOMEM;
 	}
-	for (uint64_t k = 0; !ret && k < r->nr_slabs; k++)
-		todo[k] = r->slabs[k].primary < 0;
 	pthread_mutex_unlock(&r->lock);
-
 	/* Nobody writes to these slabs meanwhile: their operations wait for this. */
-	for (uint64_t k = 0; !ret && k < r->nr_slabs; k++) {
-		uint64_t first = k * r->slab_pages, end = slab_end(r, k);
-
-		for (uint64_t p = first; todo[k] && !ret && p < end; p += LMP_MAX_PAGES) {
-			if (atomic_load(&r->closing)) {
-				ret = -ECANCELED;
-				break;
-			}
-			uint32_t n = end - p < LMP_MAX_PAGES ? (uint32_t)(end - p) : LMP_MAX_PAGES;
-			uint64_t nos[LMP_MAX_PAGES];
-			void *data[LMP_MAX_PAGES];
-			uint32_t nz = 0;
-
-			ret = vol_read(x, &r->backup, p * LMP_PAGE, buf, n * LMP_PAGE);
-			if (!ret)
-				nz = nonzero_pages(buf, p, n, nos, data);
-			if (!ret && nz)
-				ret = memclient_write(&fresh, nos, data, nz);
-			pages += nz;
-		}
-		restored += todo[k] && !ret;
-	}
+	if (!ret)
+		ret = fill(r, todo, read_backup, &src, &fresh, false, &copied);
 	if (ret && !err[0])
 		snprintf(err, errlen, "restoring on %s: %s", addr, memclient_strerror(ret));
-	if (x)
-		xport_close(x);
+	xport_close(src.x);
 	memclient_close(&fresh);
-	free(todo);
-	free(buf);
 	pthread_mutex_lock(&r->lock);
 	if (!ret) {
-		for (uint64_t k = 0; k < r->nr_slabs; k++)
-			if (r->slabs[k].primary < 0)
-				r->slabs[k].primary = (int16_t)s;
 		time_t when = (time_t)(h.start_ms / 1000);
 		struct tm tm;
 		char at[32];
 
+		for (uint64_t k = 0; k < r->nr_slabs; k++) {
+			if (todo[k]) {
+				r->slabs[k].primary = (int16_t)s;
+				restored++;
+			}
+		}
 		gmtime_r(&when, &tm);
 		strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S UTC", &tm);
 		r->restores++;
@@ -839,7 +856,7 @@ int memroute_restore(struct memroute_client *c, const char *addr, char *err, siz
 			"pages) started at %s: writes made after it, in the last %.1f s before the "
 			"loss, may be lost",
 			(unsigned long long)restored, addr, (unsigned long long)h.seq,
-			(unsigned long long)pages, at,
+			(unsigned long long)copied, at,
 			r->lost_ms > h.start_ms ? (r->lost_ms - h.start_ms) / 1000.0 : 0.0);
 		log_warn("%s", r->last_event);
 		r->lost_ms = 0;
@@ -850,6 +867,7 @@ int memroute_restore(struct memroute_client *c, const char *addr, char *err, siz
 			 err);
 	}
 	pthread_mutex_unlock(&r->lock);
+	free(todo);
 	return ret;
 }
 

@@ -63,8 +63,8 @@ struct memroute {
 	uint64_t pause_ns[MEMROUTE_PAUSES];
 	uint64_t nr_pauses, pause_max_ns;
 	char last_event[256];
-	/* refills */
-	_Atomic uint64_t refill_done, refill_total;
+	/* fills: a new secondary, or a restore */
+	_Atomic uint64_t fill_done, fill_total; /* a refill or a restore under way */
 	/* backups, and restores from them when every copy of a slab is lost */
 	bool has_backup;
 	struct lmp_backup backup; /* first_page, nr_pages: per slab, filled in */

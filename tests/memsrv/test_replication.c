@@ -450,10 +450,9 @@ TEST_TIMEOUT(a_new_secondary_is_filled_and_a_later_primary_kill_loses_nothing, 1
 	ASSERT_EQ(r.failovers, 2); /* the secondary, then the primary */
 	ASSERT(r.slabs[0].primary >= 0 && !strcmp(r.servers[r.slabs[0].primary].addr, c),
 	       "the refilled server is not the primary after the second kill");
-	ASSERT_EQ(atomic_load(&r.refill_done), atomic_load(&r.refill_total));
+	ASSERT_EQ(atomic_load(&r.fill_done), atomic_load(&r.fill_total));
 	printf("  refilled %llu pages in %llu ms under the workload\n",
-	       (unsigned long long)atomic_load(&r.refill_total),
-	       (unsigned long long)plan.refill_ms);
+	       (unsigned long long)atomic_load(&r.fill_total), (unsigned long long)plan.refill_ms);
 	waitpid(pa, NULL, 0);
 	waitpid(pb, NULL, 0);
 	kill(pc, SIGTERM);

@@ -213,3 +213,59 @@ TEST(many_requests_in_flight_and_a_restart_loses_nothing_acknowledged)
 	xport_close(x);
 	storsrv_kill(&sv, SIGTERM);
 }
+
+TEST(volume_subcommands_import_a_file_that_reads_back_and_delete_it)
+{
+	static struct storsrv_proc sv;
+	char img[400], bin[600], tok[80];
+	static uint8_t data[600 * 1024], got[600 * 1024];
+	uint8_t token[LMP_TOKEN_LEN];
+	struct proc_result r;
+	struct xport *x;
+	FILE *f;
+
+	storsrv_start(&sv);
+	/* 600 KiB + 100 bytes: three requests, a zero hole skipped, a padded tail */
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + 3);
+	memset(data + 256 * 1024, 0, 256 * 1024);
+	snprintf(img, sizeof(img), "%s/img", test_tmpdir());
+	f = fopen(img, "w");
+	ASSERT(f && fwrite(data, 1, sizeof(data) - 100, f) == sizeof(data) - 100);
+	fclose(f);
+	snprintf(bin, sizeof(bin), "%s", test_path("bin/lego-storsrv"));
+	{
+		char *argv[] = {bin, "volume", "create", sv.listen, "imported", "--from", img, NULL};
+
+		proc_run(argv, 30, &r);
+	}
+	ASSERT(r.status == 0, "%s", r.err);
+	snprintf(tok, sizeof(tok), "%.64s", r.out);
+	proc_result_free(&r);
+	ASSERT_EQ(lmp_token_parse(tok, token), 0);
+	x = dial(&sv);
+	for (uint32_t off = 0; off < sizeof(got); off += LMP_BLK_MAX) {
+		uint32_t n = sizeof(got) - off < LMP_BLK_MAX ? sizeof(got) - off : LMP_BLK_MAX;
+
+		ASSERT_EQ(blk_call(x, LMP_BLK_READ, "imported", token, off, n, got + off), 0);
+	}
+	ASSERT(!memcmp(got, data, sizeof(data) - 100), "the imported volume differs from the file");
+	for (size_t i = sizeof(data) - 100; i < sizeof(data); i++)
+		ASSERT_EQ(got[i], 0);
+	xport_close(x);
+	{
+		char *argv[] = {bin, "volume", "delete", sv.listen, "imported", tok, NULL};
+		char *wrong[] = {bin, "volume", "delete", sv.listen, "imported",
+				 "0000000000000000000000000000000000000000000000000000000000000000",
+				 NULL};
+
+		proc_run(wrong, 30, &r);
+		ASSERT_EQ(r.status, 1);
+		ASSERT_CONTAINS(r.err, "wrong token for this volume");
+		proc_result_free(&r);
+		proc_run(argv, 30, &r);
+		ASSERT(r.status == 0, "%s", r.err);
+		proc_result_free(&r);
+	}
+	storsrv_kill(&sv, SIGTERM);
+}
