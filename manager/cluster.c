@@ -198,20 +198,6 @@ static void adjust(struct place_server *ps, uint64_t bytes, bool primary, int si
 		ps->primary += sign * (int64_t)bytes;
 }
 
-void vnode_reserve(struct manager *m, struct vnode *v, int sign)
-{
-	for (int i = 0; i < v->nr_slabs; i++) {
-		adjust(ps_of(m, ROLE_MEMSRV, v->slabs[i].primary), v->slabs[i].size, true, sign);
-		adjust(ps_of(m, ROLE_MEMSRV, v->slabs[i].secondary), v->slabs[i].size, false, sign);
-	}
-	if (v->storsrv[0])
-		adjust(ps_of(m, ROLE_STORSRV, v->storsrv), v->disk_size, false, sign);
-	if (v->backup_storsrv[0])
-		adjust(ps_of(m, ROLE_STORSRV, v->backup_storsrv), v->backup_size, false, sign);
-	if (v->agent[0])
-		adjust(ps_of(m, ROLE_AGENT, v->agent), v->excache, false, sign);
-}
-
 static uint64_t spec_u64(const json_t *spec, const char *key)
 {
 	return (uint64_t)json_integer_value(json_object_get(spec, key));
@@ -220,6 +206,38 @@ static uint64_t spec_u64(const json_t *spec, const char *key)
 static const char *spec_str(const json_t *spec, const char *key)
 {
 	return json_string_value(json_object_get(spec, key));
+}
+
+/* What a vNode holds follows from its spec and placement, not kept twice. */
+static uint64_t vnode_excache(const struct vnode *v)
+{
+	return spec_u64(v->spec, "excache");
+}
+
+static uint64_t vnode_disk(const struct vnode *v)
+{
+	return spec_u64(v->spec, "disk");
+}
+
+/* The memory's backup volume: every page, and a header page after them. */
+static uint64_t backup_bytes(uint64_t memory)
+{
+	return memory + LMP_PAGE;
+}
+
+void vnode_reserve(struct manager *m, struct vnode *v, int sign)
+{
+	for (int i = 0; i < v->nr_slabs; i++) {
+		adjust(ps_of(m, ROLE_MEMSRV, v->slabs[i].primary), v->slabs[i].size, true, sign);
+		adjust(ps_of(m, ROLE_MEMSRV, v->slabs[i].secondary), v->slabs[i].size, false, sign);
+	}
+	if (v->storsrv[0])
+		adjust(ps_of(m, ROLE_STORSRV, v->storsrv), vnode_disk(v), false, sign);
+	if (v->backup_storsrv[0])
+		adjust(ps_of(m, ROLE_STORSRV, v->backup_storsrv), backup_bytes(v->placed_memory),
+		       false, sign);
+	if (v->agent[0])
+		adjust(ps_of(m, ROLE_AGENT, v->agent), vnode_excache(v), false, sign);
 }
 
 /* The components that @v depends on and that are down, as a JSON array. */
@@ -290,6 +308,7 @@ json_t *vnode_json(struct manager *m, struct vnode *v)
 {
 	json_t *slabs = json_array(), *prim = json_array(), *j;
 	json_t *xc = json_object_get(v->report, "excache");
+	json_t *running = json_object_get(v->report, "running"); /* what the VMM runs with */
 
 	for (int i = 0; i < v->nr_slabs; i++) {
 		bool seen = false;
@@ -307,8 +326,8 @@ json_t *vnode_json(struct manager *m, struct vnode *v)
 	}
 	j = json_pack("{s:s,s:s,s:O,s:s,s:s,s:I,s:I,s:o,s:o,s:o,s:I}", "name", v->name, "state",
 		      v->state, "spec", v->spec, "agent", v->agent, "storsrv", v->storsrv, "memory",
-		      (json_int_t)v->placed_memory, "excache", (json_int_t)v->excache, "slabs",
-		      slabs, "memsrvs", prim, "down", vnode_down_deps(m, v), "created",
+		      (json_int_t)v->placed_memory, "excache", (json_int_t)vnode_excache(v),
+		      "slabs", slabs, "memsrvs", prim, "down", vnode_down_deps(m, v), "created",
 		      (json_int_t)v->created_s);
 	if (xc)
 		json_object_set(j, "excache_use", xc);
@@ -317,11 +336,8 @@ json_t *vnode_json(struct manager *m, struct vnode *v)
 	if (json_object_get(v->report, "pid"))
 		json_object_set(j, "pid", json_object_get(v->report, "pid"));
 	if (spec_u64(v->spec, "memory") != v->placed_memory ||
-	    spec_u64(v->spec, "cpus") != spec_u64(json_object_get(v->report, "running")
-							  ? json_object_get(v->report, "running")
-							  : v->spec,
-						  "cpus"))
-		json_object_set_new(j, "pending", json_true());
+	    (running && spec_u64(v->spec, "cpus") != spec_u64(running, "cpus")))
+		json_object_set_new(j, "pending", json_true()); /* waits for the next start */
 	return j;
 }
 
@@ -723,7 +739,7 @@ static json_t *vmm_order(struct vnode *v)
 	json_t *o = json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I}", "name", v->name, "vnode",
 			      (json_int_t)v->id, "token", v->token, "cpus",
 			      (json_int_t)spec_u64(v->spec, "cpus"), "memory",
-			      (json_int_t)v->placed_memory, "excache", (json_int_t)v->excache,
+			      (json_int_t)v->placed_memory, "excache", (json_int_t)vnode_excache(v),
 			      "slab_size", (json_int_t)v->slab_size);
 	json_t *memsrv = json_array(), *secondary = json_array();
 	const char *keys[] = {"payload", "args", "kernel", "initrd", "cmdline"};
@@ -903,8 +919,6 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 		return 500;
 	}
 	v->spec = json_incref(spec);
-	v->excache = spec_u64(spec, "excache");
-	v->disk_size = spec_u64(spec, "disk");
 	v->created_s = wall_ms() / 1000;
 	v->epoch = 1;
 	memcpy(&v->id, rnd + LMP_TOKEN_LEN, 8);
@@ -914,17 +928,17 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 	/* Two-level placement: all of it, or nothing. */
 	if (place_vnode_memory(m, v, err, errlen))
 		goto refuse;
-	if (v->disk_size) {
-		si = place_one(st->ps, st->n, v->disk_size, "storage server", err, errlen);
+	if (vnode_disk(v)) {
+		si = place_one(st->ps, st->n, vnode_disk(v), "storage server", err, errlen);
 		if (si < 0)
 			goto refuse_mem;
 		snprintf(v->storsrv, ADDR_LEN, "%s", st->c[si].addr);
 	}
-	ai = place_one(ag->ps, ag->n, v->excache, "host agent with room for the ExCache", err,
+	ai = place_one(ag->ps, ag->n, vnode_excache(v), "host agent with room for the ExCache", err,
 		       errlen);
 	if (ai < 0) {
 		if (si >= 0) {
-			st->ps[si].reserved -= v->disk_size;
+			st->ps[si].reserved -= vnode_disk(v);
 			st->ps[si].count--;
 			v->storsrv[0] = '\0';
 		}
@@ -933,8 +947,8 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 	snprintf(v->agent, ADDR_LEN, "%s", ag->c[ai].addr);
 	/* The memory's backup, where there is room: without one a vNode still runs,
 	 * but losing both copies of a slab would stop it. */
-	v->backup_size = (spec_u64(spec, "memory") / LMP_PAGE + 1) * LMP_PAGE;
-	si = place_one(st->ps, st->n, v->backup_size, "storage server", err, errlen);
+	si = place_one(st->ps, st->n, backup_bytes(v->placed_memory), "storage server", err,
+		       errlen);
 	if (si >= 0)
 		snprintf(v->backup_storsrv, ADDR_LEN, "%s", st->c[si].addr);
 	else
@@ -945,13 +959,13 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 	pthread_mutex_unlock(&m->lock);
 
 	/* Remote work without the lock: the vNode is "creating" meanwhile. */
-	if (v->disk_size) {
+	if (vnode_disk(v)) {
 		uint8_t vt[LMP_TOKEN_LEN];
 
 		if (getrandom(vt, sizeof(vt), 0) != sizeof(vt))
 			memset(vt, 0, sizeof(vt));
 		hex(vt, sizeof(vt), v->vol_token);
-		if (volume_op(v->storsrv, LMP_VOL_CREATE, v->name, v->vol_token, v->disk_size, err,
+		if (volume_op(v->storsrv, LMP_VOL_CREATE, v->name, v->vol_token, vnode_disk(v), err,
 			      errlen)) {
 			status = 502;
 			goto undo;
@@ -970,11 +984,11 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 		hex(bt, sizeof(bt), v->backup_token);
 		snprintf(vol, sizeof(vol), "%s.mem", v->name);
 		if (volume_op(v->backup_storsrv, LMP_VOL_CREATE, vol, v->backup_token,
-			      v->backup_size, why, sizeof(why))) {
+			      backup_bytes(v->placed_memory), why, sizeof(why))) {
 			log_warn("vNode %s gets no memory backup: %s", v->name, why);
 			pthread_mutex_lock(&m->lock);
-			adjust(ps_of(m, ROLE_STORSRV, v->backup_storsrv), v->backup_size, false,
-			       -1);
+			adjust(ps_of(m, ROLE_STORSRV, v->backup_storsrv),
+			       backup_bytes(v->placed_memory), false, -1);
 			v->backup_storsrv[0] = '\0';
 			pthread_mutex_unlock(&m->lock);
 		}
@@ -987,7 +1001,7 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 	if (status) {
 		char why[256], vol[NAME_LEN + 8];
 
-		if (v->disk_size)
+		if (vnode_disk(v))
 			volume_op(v->storsrv, LMP_VOL_DELETE, v->name, v->vol_token, 0, why,
 				  sizeof(why));
 		snprintf(vol, sizeof(vol), "%s.mem", v->name);
@@ -1074,6 +1088,7 @@ int vnode_start(struct manager *m, const char *name, char *err, size_t errlen)
 	struct vnode *v;
 	json_t *order;
 	char agent[ADDR_LEN], prev[16];
+	bool resize_backup = false;
 
 	pthread_mutex_lock(&m->lock);
 	v = vnode_get(m, name, &status, err, errlen);
@@ -1086,9 +1101,12 @@ int vnode_start(struct manager *m, const char *name, char *err, size_t errlen)
 		pthread_mutex_unlock(&m->lock);
 		return status;
 	}
-	/* A new memory size takes effect now: its slabs are placed anew. */
+	/* A new memory size takes effect now: its slabs are placed anew, and its
+	 * backup volume (reserved here, resized below) follows. */
 	if (spec_u64(v->spec, "memory") != v->placed_memory) {
 		struct vnode old = {.nr_slabs = v->nr_slabs};
+		struct place_server *bk = ps_of(m, ROLE_STORSRV, v->backup_storsrv);
+		uint64_t old_memory = v->placed_memory;
 
 		old.slabs = malloc(v->nr_slabs * sizeof(*old.slabs) + 1);
 		if (!old.slabs) {
@@ -1105,11 +1123,32 @@ int vnode_start(struct manager *m, const char *name, char *err, size_t errlen)
 			return 507;
 		}
 		free(old.slabs);
+		adjust(bk, backup_bytes(old_memory), false, -1);
+		adjust(bk, backup_bytes(v->placed_memory), false, +1);
+		resize_backup = v->backup_storsrv[0] != '\0';
 		db_save_vnode(m, v);
 	}
 	snprintf(prev, sizeof(prev), "%s", v->state);
 	snprintf(v->state, sizeof(v->state), "creating");
 	snprintf(agent, sizeof(agent), "%s", v->agent);
+	pthread_mutex_unlock(&m->lock);
+	if (resize_backup) { /* without the lock: the vNode is "creating" */
+		char vol[NAME_LEN + 8], why[512];
+
+		snprintf(vol, sizeof(vol), "%s.mem", v->name);
+		if (volume_op(v->backup_storsrv, LMP_VOL_RESIZE, vol, v->backup_token,
+			      backup_bytes(v->placed_memory), why, sizeof(why))) {
+			log_warn("vNode %s runs without a memory backup: %s", v->name, why);
+			volume_op(v->backup_storsrv, LMP_VOL_DELETE, vol, v->backup_token, 0, why,
+				  sizeof(why));
+			pthread_mutex_lock(&m->lock);
+			adjust(ps_of(m, ROLE_STORSRV, v->backup_storsrv),
+			       backup_bytes(v->placed_memory), false, -1);
+			v->backup_storsrv[0] = '\0';
+			pthread_mutex_unlock(&m->lock);
+		}
+	}
+	pthread_mutex_lock(&m->lock);
 	order = vmm_order(v);
 	pthread_mutex_unlock(&m->lock);
 	status = agent_call(agent, "POST", "/v1/vnodes", order, NULL, err, errlen);
@@ -1137,7 +1176,7 @@ int vnode_destroy(struct manager *m, const char *name, char *err, size_t errlen)
 		pthread_mutex_unlock(&m->lock);
 		return 0;
 	}
-	if (v->disk_size && v->storsrv[0] &&
+	if (vnode_disk(v) && v->storsrv[0] &&
 	    volume_op(v->storsrv, LMP_VOL_DELETE, v->name, v->vol_token, 0, why, sizeof(why)) &&
 	    !strstr(why, "No such file"))
 		log_warn("vNode %s: its volume stays behind: %s", name, why);
@@ -1194,7 +1233,7 @@ int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out,
 		json_object_set(v->spec, "cpus", cpus);
 	if (mem)
 		json_object_set(v->spec, "memory", mem);
-	old_xc = v->excache;
+	old_xc = vnode_excache(v);
 	live = xc && !strcmp(v->state, "running");
 	if (xc) {
 		struct place_server *ps = ps_of(m, ROLE_AGENT, v->agent);
@@ -1209,7 +1248,6 @@ int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out,
 		}
 		if (ps)
 			ps->reserved += want - old_xc;
-		v->excache = want;
 		json_object_set(v->spec, "excache", xc);
 	}
 	db_save_vnode(m, v);
@@ -1228,8 +1266,7 @@ int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out,
 		struct place_server *ps = ps_of(m, ROLE_AGENT, v->agent);
 
 		if (ps)
-			ps->reserved -= v->excache - old_xc;
-		v->excache = old_xc;
+			ps->reserved -= vnode_excache(v) - old_xc;
 		json_object_set_new(v->spec, "excache", json_integer((json_int_t)old_xc));
 		db_save_vnode(m, v);
 	}

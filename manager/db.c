@@ -3,6 +3,7 @@
  * vNode (its spec, placement and state as JSON). Written through on every
  * change, read back at start. WAL mode: a crash loses nothing committed.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,24 +83,49 @@ int db_save_comp(struct manager *m, const struct comp *c)
 		   role_name(c->role), c->addr, (int64_t)ps->capacity, ps->up);
 }
 
+/*
+ * The fields of a vNode's record, one list for writing and reading it (the
+ * spec and the slabs are added by hand): a field added to struct vnode and
+ * not here is simply not kept.
+ */
+#define STR_FIELD(f)                                                                               \
+	{                                                                                          \
+#f, offsetof(struct vnode, f), sizeof(((struct vnode *)0)->f)                      \
+	}
+#define U64_FIELD(f)                                                                               \
+	{                                                                                          \
+#f, offsetof(struct vnode, f), 0                                                   \
+	}
+static const struct {
+	const char *key;
+	size_t off, len; /* len: a string's buffer; 0: a uint64_t */
+} vnode_fields[] = {
+	U64_FIELD(id),	      STR_FIELD(token),		 STR_FIELD(state),
+	U64_FIELD(created_s), U64_FIELD(placed_memory),	 U64_FIELD(slab_size),
+	STR_FIELD(agent),     STR_FIELD(storsrv),	 STR_FIELD(vol_token),
+	U64_FIELD(epoch),     STR_FIELD(backup_storsrv), STR_FIELD(backup_token),
+};
+
 static json_t *vnode_record(const struct vnode *v)
 {
-	json_t *slabs = json_array();
+	json_t *slabs = json_array(), *rec = json_object();
 
+	for (size_t i = 0; i < ARRAY_SIZE(vnode_fields); i++) {
+		const char *p = (const char *)v + vnode_fields[i].off;
+
+		json_object_set_new(rec, vnode_fields[i].key,
+				    vnode_fields[i].len
+					    ? json_string(p)
+					    : json_integer((json_int_t) * (const uint64_t *)p));
+	}
 	for (int i = 0; i < v->nr_slabs; i++)
 		json_array_append_new(slabs, json_pack("{s:I,s:s,s:s}", "size",
 						       (json_int_t)v->slabs[i].size, "primary",
 						       v->slabs[i].primary, "secondary",
 						       v->slabs[i].secondary));
-	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:s,s:O,s:s,s:I,s:I,s:I,s:I,s:o,s:s,s:s,s:I,s:s}",
-			 "backup_storsrv", v->backup_storsrv, "backup_token", v->backup_token,
-			 "backup_size", (json_int_t)v->backup_size, "epoch", (json_int_t)v->epoch,
-			 "id", (json_int_t)v->id, "token", v->token, "spec", v->spec, "state",
-			 v->state, "created", (json_int_t)v->created_s, "placed_memory",
-			 (json_int_t)v->placed_memory, "slab_size", (json_int_t)v->slab_size,
-			 "excache", (json_int_t)v->excache, "slabs", slabs, "agent", v->agent,
-			 "storsrv", v->storsrv, "disk_size", (json_int_t)v->disk_size, "vol_token",
-			 v->vol_token);
+	json_object_set_new(rec, "slabs", slabs);
+	json_object_set(rec, "spec", v->spec);
+	return rec;
 }
 
 int db_save_vnode(struct manager *m, const struct vnode *v)
@@ -140,22 +166,15 @@ static int load_vnode(struct manager *m, const char *name, const char *data)
 		json_decref(rec);
 		return -1;
 	}
-	v->id = U64(rec, "id");
-	v->epoch = U64(rec, "epoch");
-	copy(v->backup_storsrv, sizeof(v->backup_storsrv), rec, "backup_storsrv");
-	copy(v->backup_token, sizeof(v->backup_token), rec, "backup_token");
-	v->backup_size = U64(rec, "backup_size");
-	copy(v->token, sizeof(v->token), rec, "token");
+	for (i = 0; i < ARRAY_SIZE(vnode_fields); i++) {
+		char *p = (char *)v + vnode_fields[i].off;
+
+		if (vnode_fields[i].len)
+			copy(p, vnode_fields[i].len, rec, vnode_fields[i].key);
+		else
+			*(uint64_t *)p = U64(rec, vnode_fields[i].key);
+	}
 	v->spec = json_incref(json_object_get(rec, "spec"));
-	copy(v->state, sizeof(v->state), rec, "state");
-	v->created_s = U64(rec, "created");
-	v->placed_memory = U64(rec, "placed_memory");
-	v->slab_size = U64(rec, "slab_size");
-	v->excache = U64(rec, "excache");
-	copy(v->agent, sizeof(v->agent), rec, "agent");
-	copy(v->storsrv, sizeof(v->storsrv), rec, "storsrv");
-	v->disk_size = U64(rec, "disk_size");
-	copy(v->vol_token, sizeof(v->vol_token), rec, "vol_token");
 	slabs = json_object_get(rec, "slabs");
 	v->nr_slabs = (int)json_array_size(slabs);
 	v->slabs = calloc(v->nr_slabs + 1, sizeof(*v->slabs));

@@ -57,18 +57,16 @@ struct vnode {
 	char state[16]; /* creating, running, stopped, exited, failed, unknown */
 	uint64_t created_s;
 	/* placement */
-	uint64_t placed_memory, slab_size, excache;
+	uint64_t placed_memory, slab_size;
 	int nr_slabs;
 	struct slab_ref *slabs;
 	char agent[ADDR_LEN], storsrv[ADDR_LEN];
-	uint64_t disk_size;
 	char vol_token[2 * LMP_TOKEN_LEN + 1];
 	json_t *report; /* the agent's last word on it */
 	uint64_t epoch; /* of its memory's placement; the VMM moves it on at failovers */
 	/* the memory's backup: volume NAME.mem on a storage server ("": none) */
 	char backup_storsrv[ADDR_LEN];
 	char backup_token[2 * LMP_TOKEN_LEN + 1];
-	uint64_t backup_size;
 	uint64_t refill_ordered_ms;
 };
 

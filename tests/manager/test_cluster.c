@@ -521,8 +521,8 @@ TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
 	v = wait_vnode("a", "running", 8 * MiB);
 	ASSERT_EQ(JI(v, "pid"), vmm[0]);
 	json_decref(v);
-	/* vCPUs: at the next start, and said so. */
-	legoctl(&r, "resize", "b", "--cpus", "2", NULL);
+	/* vCPUs and memory: at the next start, and said so. */
+	legoctl(&r, "resize", "b", "--cpus", "2", "--memory", "96M", NULL);
 	ASSERT(r.status == 0 && strstr(r.out, "next start"), "%s%s", r.out, r.err);
 	proc_result_free(&r);
 
@@ -588,7 +588,15 @@ TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
 	v = wait_vnode("b", "running", 0);
 	vmm[1] = (pid_t)JI(v, "pid");
 	ASSERT_EQ(JI(json_object_get(v, "spec"), "cpus"), 2);
+	ASSERT_EQ(JI(v, "memory"), 96 * MiB);
 	json_decref(v);
+	{ /* its memory's backup volume followed the new size */
+		struct stat bst;
+
+		snprintf(p, sizeof(p), "%s/volumes/b.mem.vol", home);
+		ASSERT(stat(p, &bst) == 0, "no backup volume %s", p);
+		ASSERT_EQ((long long)bst.st_size, 96 * (long long)MiB + 4096);
+	}
 
 	/* Destroy frees what c held. */
 	long long before = total_reserved();

@@ -235,7 +235,8 @@ TEST(volume_subcommands_import_a_file_that_reads_back_and_delete_it)
 	fclose(f);
 	snprintf(bin, sizeof(bin), "%s", test_path("bin/lego-storsrv"));
 	{
-		char *argv[] = {bin, "volume", "create", sv.listen, "imported", "--from", img, NULL};
+		char *argv[] = {bin,	    "volume", "create", sv.listen,
+				"imported", "--from", img,	NULL};
 
 		proc_run(argv, 30, &r);
 	}
@@ -255,7 +256,11 @@ TEST(volume_subcommands_import_a_file_that_reads_back_and_delete_it)
 	xport_close(x);
 	{
 		char *argv[] = {bin, "volume", "delete", sv.listen, "imported", tok, NULL};
-		char *wrong[] = {bin, "volume", "delete", sv.listen, "imported",
+		char *wrong[] = {bin,
+				 "volume",
+				 "delete",
+				 sv.listen,
+				 "imported",
 				 "0000000000000000000000000000000000000000000000000000000000000000",
 				 NULL};
 
