@@ -444,31 +444,36 @@ static void vm_stop(const char *name)
 	}
 }
 
-static json_t *vm_json(struct vm *v, bool details)
+static json_t *vm_json(struct vm *v)
 {
 	json_t *j =
 		json_pack("{s:s,s:i,s:{s:i,s:I}}", "state", v->exited ? "exited" : "running", "pid",
 			  (int)v->pid, "running", "cpus", v->cpus, "memory", (json_int_t)v->memory);
-	char path[PATH_MAX + 64], err[256];
 
 	if (v->exited)
 		json_object_set_new(j, "exit_status", json_integer(v->exit_status));
-	if (details && !v->exited) {
-		json_t *req = json_pack("{s:s}", "cmd", "excache");
-		json_t *xc;
-
-		vm_path(path, sizeof(path), v->name, "control.sock");
-		/* Short: a busy VMM must not hold up the heartbeat that carries this. */
-		xc = ctl_call(path, req, 250, err, sizeof(err));
-		json_decref(req);
-		if (xc && json_is_true(json_object_get(xc, "ok"))) {
-			json_object_del(xc, "ok");
-			json_object_del(xc, "miss_latency_log2_us");
-			json_object_set(j, "excache", xc);
-		}
-		json_decref(xc);
-	}
 	return j;
+}
+
+/*
+ * Send @req (stolen) to the control socket of @name's VMM: the answer, or NULL
+ * with the reason in @err. Called without the agent's lock: a VMM may be slow.
+ */
+static json_t *vmm_ctl(const char *name, json_t *req, int timeout_ms, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 64];
+	json_t *ans;
+
+	vm_path(path, sizeof(path), name, "control.sock");
+	ans = req ? ctl_call(path, req, timeout_ms, err, errlen) : NULL;
+	json_decref(req);
+	if (ans && !json_is_true(json_object_get(ans, "ok"))) {
+		snprintf(err, errlen, "%s",
+			 json_string_value(json_object_get(ans, "error")) ?: "?");
+		json_decref(ans);
+		ans = NULL;
+	}
+	return ans;
 }
 
 static void on_list(void *opaque, const struct http_req *req, struct http_resp *resp)
@@ -478,7 +483,7 @@ static void on_list(void *opaque, const struct http_req *req, struct http_resp *
 	(void)opaque, (void)req;
 	pthread_mutex_lock(&A.lock);
 	for (int i = 0; i < A.nr; i++)
-		json_object_set_new(all, A.vms[i].name, vm_json(&A.vms[i], false));
+		json_object_set_new(all, A.vms[i].name, vm_json(&A.vms[i]));
 	pthread_mutex_unlock(&A.lock);
 	http_json(resp, 200, json_pack("{s:o}", "vnodes", all));
 }
@@ -546,56 +551,48 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 			http_json(resp, 200, json_pack("{s:i}", "written", (int)w));
 		return;
 	}
-	if ((!strcmp(op, "secondary") || !strcmp(op, "lost") || !strcmp(op, "restore")) &&
-	    !strcmp(req->method, "POST")) {
-		json_t *body = http_parse_body(req, resp), *r, *ans;
+	/* The operations that the VMM's control socket carries out. */
+	static const struct {
+		const char *op, *cmd, *key; /* key: what the request passes on */
+	} ctl_ops[] = {
+		{"resize", "excache.resize", "excache"},
+		{"secondary", "memsrv.secondary", "addr"},
+		{"lost", "memsrv.lost", "addr"},
+		{"restore", "memsrv.restore", "addr"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(ctl_ops) && !strcmp(req->method, "POST"); i++) {
+		json_t *body, *ctl_req, *ans, *val;
 
+		if (strcmp(op, ctl_ops[i].op))
+			continue;
 		pthread_mutex_unlock(&A.lock);
-		if (!body)
+		if (!(body = http_parse_body(req, resp)))
 			return;
-		vm_path(path, sizeof(path), name, "control.sock");
-		r = json_pack("{s:s,s:O}", "cmd",
-			      !strcmp(op, "lost")      ? "memsrv.lost"
-			      : !strcmp(op, "restore") ? "memsrv.restore"
-						       : "memsrv.secondary",
-			      "addr", json_object_get(body, "addr"));
+		val = json_object_get(body, ctl_ops[i].key);
+		if (!(json_is_string(val) || (json_is_integer(val) && !strcmp(op, "resize")))) {
+			json_decref(body);
+			http_error(resp, 400, "give \"%s\"", ctl_ops[i].key);
+			return;
+		}
+		/* The VMM takes an ExCache size as text ("64M", or bytes). */
+		ctl_req = !strcmp(op, "resize")
+				  ? json_pack("{s:s,s:o}", "cmd", ctl_ops[i].cmd, "size",
+					      json_sprintf("%lld",
+							   (long long)json_integer_value(val)))
+				  : json_pack("{s:s,s:O}", "cmd", ctl_ops[i].cmd, "addr", val);
 		json_decref(body);
-		ans = r ? ctl_call(path, r, 5000, err, sizeof(err)) : NULL;
-		json_decref(r);
-		if (!ans || !json_is_true(json_object_get(ans, "ok")))
-			http_error(resp, 502, "the VMM of %s: %s", name,
-				   ans ? json_string_value(json_object_get(ans, "error")) : err);
-		else
-			http_json(resp, 200, json_incref(ans));
-		json_decref(ans);
-		return;
-	}
-	if (!strcmp(op, "resize") && !strcmp(req->method, "POST")) {
-		json_t *body = http_parse_body(req, resp), *r, *ans;
-		char size[32];
-
-		if (!body) {
+		ans = vmm_ctl(name, ctl_req, 5000, err, sizeof(err));
+		if (!ans) {
+			http_error(resp, 502, "the VMM of %s: %s", name, err);
+			return;
+		}
+		if (!strcmp(ctl_ops[i].op, "resize")) {
+			pthread_mutex_lock(&A.lock);
+			if ((v = vm_find(name)))
+				v->excache = (uint64_t)json_integer_value(
+					json_object_get(ans, "size_bytes"));
 			pthread_mutex_unlock(&A.lock);
-			return;
 		}
-		snprintf(size, sizeof(size), "%lld", INT(body, "excache"));
-		json_decref(body);
-		vm_path(path, sizeof(path), name, "control.sock");
-		pthread_mutex_unlock(&A.lock);
-		r = json_pack("{s:s,s:s}", "cmd", "excache.resize", "size", size);
-		ans = ctl_call(path, r, 5000, err, sizeof(err));
-		json_decref(r);
-		if (!ans || !json_is_true(json_object_get(ans, "ok"))) {
-			http_error(resp, 502, "the VMM of %s: %s", name,
-				   ans ? json_string_value(json_object_get(ans, "error")) : err);
-			json_decref(ans);
-			return;
-		}
-		pthread_mutex_lock(&A.lock);
-		if ((v = vm_find(name)))
-			v->excache =
-				(uint64_t)json_integer_value(json_object_get(ans, "size_bytes"));
-		pthread_mutex_unlock(&A.lock);
 		http_json(resp, 200, ans);
 		return;
 	}
@@ -605,17 +602,34 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 
 static json_t *agent_beat(void *opaque)
 {
-	json_t *vnodes = json_object();
+	json_t *vnodes = json_object(), *v;
 	uint64_t used = 0;
+	const char *name;
 
 	(void)opaque;
 	pthread_mutex_lock(&A.lock);
 	for (int i = 0; i < A.nr; i++) {
-		json_object_set_new(vnodes, A.vms[i].name, vm_json(&A.vms[i], true));
+		json_object_set_new(vnodes, A.vms[i].name, vm_json(&A.vms[i]));
 		if (!A.vms[i].exited)
 			used += A.vms[i].excache;
 	}
 	pthread_mutex_unlock(&A.lock);
+	/* Each running VMM's ExCache figures, asked without the lock. */
+	json_object_foreach(vnodes, name, v)
+	{
+		char err[256];
+		json_t *xc;
+
+		if (strcmp(json_string_value(json_object_get(v, "state")), "running"))
+			continue;
+		/* Short: a busy VMM must not hold up the heartbeat that carries this. */
+		xc = vmm_ctl(name, json_pack("{s:s}", "cmd", "excache"), 250, err, sizeof(err));
+		if (xc) {
+			json_object_del(xc, "ok");
+			json_object_del(xc, "miss_latency_log2_us");
+			json_object_set_new(v, "excache", xc);
+		}
+	}
 	return json_pack("{s:s,s:s,s:I,s:I,s:i,s:o}", "role", "agent", "addr", A.addr, "capacity",
 			 (json_int_t)A.capacity, "used", (json_int_t)used, "cpus", A.cpus, "vnodes",
 			 vnodes);
