@@ -77,24 +77,15 @@ int memclient_read(struct memclient *mc, uint64_t first, uint32_t count, void *b
 
 int memclient_write(struct memclient *mc, const uint64_t *pages, void *const *data, uint32_t count)
 {
-	struct iovec iov[2 * LMP_MAX_PAGES];
-	struct lmp_hdr resp;
-	uint32_t done = 0;
-
-	while (done < count) {
+	for (uint32_t done = 0; done < count;) {
 		uint32_t n = count - done < LMP_MAX_PAGES ? count - done : LMP_MAX_PAGES;
-		int ret;
+		uint64_t id;
+		int ret = memclient_write_send(mc, pages + done, data + done, n, &id);
 
-		for (uint32_t i = 0; i < n; i++) {
-			iov[2 * i] = (struct iovec){(void *)&pages[done + i], sizeof(uint64_t)};
-			iov[2 * i + 1] = (struct iovec){data[done + i], LMP_PAGE};
-		}
-		ret = xport_call(mc->x, LMP_WRITE, n, iov, 2 * n, &resp, NULL, 0);
+		if (!ret)
+			ret = memclient_write_wait(mc, id, n);
 		if (ret)
 			return ret;
-		if (resp.status)
-			return resp.status;
-		mc->bytes_out += (uint64_t)n * LMP_PAGE;
 		done += n;
 	}
 	return 0;
