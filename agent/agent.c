@@ -27,7 +27,6 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -682,7 +681,6 @@ int main(int argc, char **argv)
 	struct httpd *h;
 	pthread_t reap;
 	sigset_t set;
-	ssize_t n;
 	int c, sig;
 
 	A.addr = "127.0.0.1:7600";
@@ -732,9 +730,7 @@ int main(int argc, char **argv)
 	if (!manager || !dir)
 		return usage_error("%s: give --manager URL and --dir DIR", "missing options");
 	log_init("lego-agent", level);
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	self[n > 0 ? n : 0] = '\0';
-	dirname(self);
+	exe_dir(self, sizeof(self));
 	snprintf(A.vmm, sizeof(A.vmm), "%s", vmm ? vmm : self);
 	if (!vmm)
 		strncat(A.vmm, "/lego-vmm", sizeof(A.vmm) - strlen(A.vmm) - 1);

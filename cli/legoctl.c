@@ -1188,7 +1188,6 @@ int main(int argc, char **argv)
 		{"destroy", cmd_simple}, {"dumpxml", cmd_dumpxml}, {"demo", cmd_demo},
 	};
 	char self[PATH_MAX];
-	ssize_t n;
 	int i = 1;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -1197,9 +1196,7 @@ int main(int argc, char **argv)
 	else
 		snprintf(home, sizeof(home), "%s/.local/share/lego",
 			 getenv("HOME") ? getenv("HOME") : "/root");
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	self[n > 0 ? n : 0] = '\0';
-	snprintf(bindir, sizeof(bindir), "%s", dirname(self));
+	snprintf(bindir, sizeof(bindir), "%s", exe_dir(self, sizeof(self)));
 	/* Global options come before the command; --json may also come after it. */
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "--json")) {

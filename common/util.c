@@ -115,3 +115,17 @@ int tcp_listen(const char *addr, int wait_ms, char *err, size_t errlen)
 	freeaddrinfo(res);
 	return fd;
 }
+
+char *exe_dir(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+	char *slash;
+
+	buf[n > 0 ? n : 0] = '\0';
+	slash = strrchr(buf, '/');
+	if (slash && slash != buf)
+		*slash = '\0';
+	else
+		snprintf(buf, len, "%s", slash ? "/" : ".");
+	return buf;
+}

@@ -41,6 +41,12 @@ int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 
  */
 int tcp_listen(const char *addr, int wait_ms, char *err, size_t errlen);
 
+/*
+ * exe_dir - the directory of the running program (from /proc/self/exe) into
+ * @buf: where lego's programs find each other. Returns @buf ("." if unknown).
+ */
+char *exe_dir(char *buf, size_t len);
+
 /* now_ns - CLOCK_MONOTONIC in nanoseconds. */
 static inline uint64_t now_ns(void)
 {
