@@ -1,6 +1,7 @@
 /*
- * proto.h - lego's binary wire protocol for the data paths (pages now;
- * blocks, logs and heartbeats later). Every message is a fixed 32-byte
+ * proto.h - lego's binary wire protocol for the data paths: pages, blocks
+ * and memory backups (the control plane, heartbeats included, is JSON over
+ * HTTP: common/http.h). Every message is a fixed 32-byte
  * little-endian header followed by `len` bytes of body. Requests carry a
  * client-chosen id that the response repeats; a response has LMP_RESPONSE
  * set in its type and a status (0 or -errno). Every length is checked
@@ -81,7 +82,28 @@ struct lmp_stat {
 	uint64_t nr_vnodes;
 };
 
-#define LMP_VOL_NAME_LEN 64 /* with the terminating NUL */
+#define LMP_VOL_NAME_LEN 64	      /* with the terminating NUL */
+#define LMP_BLK_MAX	 (256 * 1024) /* most bytes in one BLK_READ or BLK_WRITE */
+#define LMP_BLK_FUA	 1u	      /* lmp_blk.flags: durable before the response */
+
+struct lmp_vol {
+	char name[LMP_VOL_NAME_LEN]; /* [A-Za-z0-9_.-], not starting with '.' */
+	uint8_t token[LMP_TOKEN_LEN];
+	uint64_t size; /* bytes, a multiple of 512 */
+};
+
+struct lmp_vol_info {
+	char name[LMP_VOL_NAME_LEN];
+	uint64_t size;
+};
+
+struct lmp_blk {
+	char volume[LMP_VOL_NAME_LEN];
+	uint8_t token[LMP_TOKEN_LEN];
+	uint64_t offset; /* bytes, a multiple of 512 */
+	uint32_t length; /* bytes, a multiple of 512, at most LMP_BLK_MAX */
+	uint32_t flags;	 /* LMP_BLK_FUA */
+};
 
 /*
  * A memory server keeps a backup of a vNode's pages in [first_page,
@@ -112,27 +134,6 @@ struct lmp_backup_stat {
 struct lmp_backup_header {
 	uint64_t magic;
 	uint64_t vnode, seq, start_ms, nr_pages;
-};
-#define LMP_BLK_MAX (256 * 1024) /* most bytes in one BLK_READ or BLK_WRITE */
-#define LMP_BLK_FUA 1u		 /* lmp_blk.flags: durable before the response */
-
-struct lmp_vol {
-	char name[LMP_VOL_NAME_LEN]; /* [A-Za-z0-9_.-], not starting with '.' */
-	uint8_t token[LMP_TOKEN_LEN];
-	uint64_t size; /* bytes, a multiple of 512 */
-};
-
-struct lmp_vol_info {
-	char name[LMP_VOL_NAME_LEN];
-	uint64_t size;
-};
-
-struct lmp_blk {
-	char volume[LMP_VOL_NAME_LEN];
-	uint8_t token[LMP_TOKEN_LEN];
-	uint64_t offset; /* bytes, a multiple of 512 */
-	uint32_t length; /* bytes, a multiple of 512, at most LMP_BLK_MAX */
-	uint32_t flags;	 /* LMP_BLK_FUA */
 };
 
 /* lmp_vol_name_ok - a volume name that is safe as a file name and printable. */
