@@ -883,7 +883,7 @@ static int cmd_list(int argc, char **argv)
 		json_t *route = json_object_get(json_object_get(v, "excache_use"), "route");
 		const char *ev = JS(route, "last_event");
 
-		if (ev && *ev)
+		if (*ev)
 			printf("  %s: %s\n", JS(v, "name"), ev);
 	}
 	json_decref(out);
