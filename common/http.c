@@ -22,11 +22,33 @@ struct httpd {
 	int fd, port;
 };
 
+/* A body being received (a request here, an answer in the client). */
 struct body {
-	char *buf;
-	size_t len;
+	char *buf; /* NUL-terminated */
+	size_t len, cap;
 	bool too_big;
 };
+
+/* Append @n bytes, growing geometrically (answers can be megabytes). -1: no memory. */
+static int body_append(struct body *b, const void *data, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *nb;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		nb = realloc(b->buf, cap);
+		if (!nb)
+			return -1;
+		b->buf = nb;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, data, n);
+	b->len += n;
+	b->buf[b->len] = '\0';
+	return 0;
+}
 
 static const struct http_route *route_find(struct httpd *h, const char *method, const char *url,
 					   const char **rest, bool *other_method)
@@ -84,18 +106,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (b->len + *upload_size > HTTP_BODY_MAX) {
+		if (b->len + *upload_size > HTTP_BODY_MAX)
 			b->too_big = true;
-		} else {
-			char *nb = realloc(b->buf, b->len + *upload_size + 1);
-
-			if (!nb)
-				return MHD_NO;
-			memcpy(nb + b->len, upload, *upload_size);
-			b->buf = nb;
-			b->len += *upload_size;
-			b->buf[b->len] = '\0';
-		}
+		else if (body_append(b, upload, *upload_size))
+			return MHD_NO;
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -238,11 +252,6 @@ json_t *http_parse_body(const struct http_req *req, struct http_resp *resp)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
-struct client_body {
-	char *buf;
-	size_t len, cap;
-};
-
 static void curl_init(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -250,30 +259,13 @@ static void curl_init(void)
 
 static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
 {
-	struct client_body *b = arg;
-
-	if (b->len + size * n + 1 > b->cap) { /* grow geometrically: answers can be large */
-		size_t cap = b->cap ? b->cap : 4096;
-		char *nb;
-
-		while (cap < b->len + size * n + 1)
-			cap *= 2;
-		nb = realloc(b->buf, cap);
-		if (!nb)
-			return 0;
-		b->buf = nb;
-		b->cap = cap;
-	}
-	memcpy(b->buf + b->len, ptr, size * n);
-	b->len += size * n;
-	b->buf[b->len] = '\0';
-	return size * n;
+	return body_append(arg, ptr, size * n) ? 0 : size * n;
 }
 
 int http_call_raw(const char *method, const char *url, const char *type, const char *body,
 		  char **out, int timeout_ms, char *err, size_t errlen)
 {
-	struct client_body b = {0};
+	struct body b = {0};
 	struct curl_slist *hdrs = NULL;
 	char ct[128];
 	long status = -1;
