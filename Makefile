@@ -142,7 +142,8 @@ $(BUILD)/lib/libtest.a: $(TEST_LIB:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(Q)$(AR) rcs $@ $^
 
-test check: all $(GUEST_KIT) $(TEST_BINS)
+# The benchmarks are built (not run), so that a change cannot leave them broken.
+test check: all $(GUEST_KIT) $(TEST_BINS) $(BENCH_BINS)
 	$(Q)tests/run.sh $(BUILD) $(TEST_BINS)
 
 bench: all $(GUEST_KIT) $(BENCH_BINS)

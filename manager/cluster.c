@@ -241,34 +241,62 @@ void vnode_reserve(struct manager *m, struct vnode *v, int sign)
 }
 
 /* The components that @v depends on and that are down, as a JSON array. */
+/* Append @s (stolen) to @arr unless an equal string is there. */
+static void append_unique(json_t *arr, json_t *s)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(arr, i, e)
+	{
+		if (json_equal(e, s)) {
+			json_decref(s);
+			return;
+		}
+	}
+	json_array_append_new(arr, s);
+}
+
+/* Does @v depend on @c: its memory, its disk or memory backup, its VMM? */
+static bool vnode_uses(const struct vnode *v, const struct comp *c)
+{
+	switch (c->role) {
+	case ROLE_AGENT:
+		return !strcmp(v->agent, c->addr);
+	case ROLE_STORSRV:
+		return !strcmp(v->storsrv, c->addr) || !strcmp(v->backup_storsrv, c->addr);
+	case ROLE_MEMSRV:
+		for (int s = 0; s < v->nr_slabs; s++)
+			if (!strcmp(v->slabs[s].primary, c->addr) ||
+			    !strcmp(v->slabs[s].secondary, c->addr))
+				return true;
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* Add "ROLE ADDR" to @down if that component is known and down (a hash lookup). */
+static void add_if_down(struct manager *m, json_t *down, enum role r, const char *addr)
+{
+	struct comp *c = addr[0] ? comp_find(m, r, addr, NULL) : NULL;
+
+	if (c && !comp_up(m, c))
+		append_unique(down, json_sprintf("%s %s", role_name(r), addr));
+}
+
+/* The components that @v depends on and that are down. */
 static json_t *vnode_down_deps(struct manager *m, struct vnode *v)
 {
 	json_t *down = json_array();
-	struct comp *c;
 
 	for (int i = 0; i < v->nr_slabs; i++) {
-		const char *a[2] = {v->slabs[i].primary, v->slabs[i].secondary};
-
-		for (int k = 0; k < 2; k++) {
-			c = comp_find(m, ROLE_MEMSRV, a[k], NULL);
-			if (c && !comp_up(m, c)) {
-				char tag[ADDR_LEN + 16];
-				bool dup = false;
-				size_t j;
-				json_t *e;
-
-				snprintf(tag, sizeof(tag), "memsrv %s", a[k]);
-				json_array_foreach(down, j, e) dup |=
-					!strcmp(json_string_value(e), tag);
-				if (!dup)
-					json_array_append_new(down, json_string(tag));
-			}
-		}
+		add_if_down(m, down, ROLE_MEMSRV, v->slabs[i].primary);
+		add_if_down(m, down, ROLE_MEMSRV, v->slabs[i].secondary);
 	}
-	if (v->storsrv[0] && (c = comp_find(m, ROLE_STORSRV, v->storsrv, NULL)) && !comp_up(m, c))
-		json_array_append_new(down, json_sprintf("storsrv %s", v->storsrv));
-	if (v->agent[0] && (c = comp_find(m, ROLE_AGENT, v->agent, NULL)) && !comp_up(m, c))
-		json_array_append_new(down, json_sprintf("agent %s", v->agent));
+	add_if_down(m, down, ROLE_STORSRV, v->storsrv);
+	add_if_down(m, down, ROLE_STORSRV, v->backup_storsrv);
+	add_if_down(m, down, ROLE_AGENT, v->agent);
 	return down;
 }
 
@@ -291,13 +319,7 @@ json_t *comp_json(struct manager *m, enum role r, int i)
 	/* The vNodes that depend on it: what a person wants to know when it is down. */
 	for (int k = 0; k < m->nr_vnodes; k++) {
 		struct vnode *v = m->vnodes[k];
-		bool uses = !strcmp(v->agent, c->addr) && r == ROLE_AGENT;
-
-		uses |= r == ROLE_STORSRV && !strcmp(v->storsrv, c->addr);
-		for (int s = 0; r == ROLE_MEMSRV && !uses && s < v->nr_slabs; s++)
-			uses = !strcmp(v->slabs[s].primary, c->addr) ||
-			       !strcmp(v->slabs[s].secondary, c->addr);
-		if (uses)
+		if (vnode_uses(v, c))
 			json_array_append_new(deps, json_string(v->name));
 	}
 	json_object_set_new(j, "vnodes", deps);
@@ -311,18 +333,11 @@ json_t *vnode_json(struct manager *m, struct vnode *v)
 	json_t *running = json_object_get(v->report, "running"); /* what the VMM runs with */
 
 	for (int i = 0; i < v->nr_slabs; i++) {
-		bool seen = false;
-		size_t k;
-		json_t *e;
-
 		json_array_append_new(slabs, json_pack("{s:I,s:s,s:s}", "size",
 						       (json_int_t)v->slabs[i].size, "primary",
 						       v->slabs[i].primary, "secondary",
 						       v->slabs[i].secondary));
-		json_array_foreach(prim, k, e) seen |=
-			!strcmp(json_string_value(e), v->slabs[i].primary);
-		if (!seen)
-			json_array_append_new(prim, json_string(v->slabs[i].primary));
+		append_unique(prim, json_string(v->slabs[i].primary));
 	}
 	j = json_pack("{s:s,s:s,s:O,s:s,s:s,s:I,s:I,s:o,s:o,s:o,s:I}", "name", v->name, "state",
 		      v->state, "spec", v->spec, "agent", v->agent, "storsrv", v->storsrv, "memory",
@@ -597,12 +612,8 @@ static void *monitor_main(void *arg)
 						nr_orders < (int)ARRAY_SIZE(orders);
 				     k++) {
 					struct vnode *v = m->vnodes[k];
-					bool uses = false;
 
-					for (int s = 0; s < v->nr_slabs; s++)
-						uses |= !strcmp(v->slabs[s].primary, c->addr) ||
-							!strcmp(v->slabs[s].secondary, c->addr);
-					if (!uses || strcmp(v->state, "running"))
+					if (!vnode_uses(v, c) || strcmp(v->state, "running"))
 						continue;
 					orders[nr_orders].op = "lost";
 					snprintf(orders[nr_orders].agent, ADDR_LEN, "%s", v->agent);

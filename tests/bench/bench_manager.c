@@ -107,8 +107,6 @@ static void populate(struct manager *m, const char *db)
 		}
 		v->placed_memory = VNODE_MEM;
 		v->slab_size = m->slab_size;
-		v->excache = 512 * MiB;
-		v->disk_size = 4 * GiB;
 		snprintf(v->state, sizeof(v->state), "running");
 		snprintf(v->agent, ADDR_LEN, "%s", m->roles[ROLE_AGENT].c[ag_i].addr);
 		snprintf(v->storsrv, ADDR_LEN, "%s", m->roles[ROLE_STORSRV].c[st_i].addr);
