@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "memroute.h"
+#include "memwork.h"
 #include "test.h"
 #include "util.h"
 
@@ -35,61 +36,9 @@ static struct memclient_cred cred(uint64_t vnode, uint64_t pages)
 	return c;
 }
 
-static void fill(uint8_t *p, uint64_t no, uint64_t v)
+static void kill9(void *arg)
 {
-	for (int i = 0; i < 4096; i += 16) {
-		*(uint64_t *)(p + i) = no;
-		*(uint64_t *)(p + i + 8) = v;
-	}
-}
-
-struct worker {
-	struct memroute *r;
-	int index;
-	volatile bool *stop;
-	uint64_t acked[PAGES_PER_THREAD], lost;
-	int error;
-};
-
-static void *worker(void *arg)
-{
-	struct worker *w = arg;
-	struct memroute_client rc;
-	static __thread uint8_t buf[8][4096], got[4096];
-	char err[256];
-	uint64_t seed = now_ns() ^ (uint64_t)w->index;
-
-	if (memroute_open(&rc, w->r, err, sizeof(err))) {
-		w->error = -1;
-		return NULL;
-	}
-	while (!*w->stop && !w->error) {
-		uint64_t nos[8];
-		void *data[8];
-
-		for (int i = 0; i < 8; i++) {
-			uint64_t p = ((seed = seed * 6364136223846793005ULL + 1) >> 33) %
-					     (PAGES_PER_THREAD / 8) * 8 +
-				     (uint64_t)i;
-
-			nos[i] = (uint64_t)w->index * PAGES_PER_THREAD + p;
-			fill(buf[i], nos[i], w->acked[p] + 1);
-			data[i] = buf[i];
-		}
-		w->error = memroute_write(&rc, nos, data, 8);
-		for (int i = 0; !w->error && i < 8; i++)
-			w->acked[nos[i] % PAGES_PER_THREAD]++;
-	}
-	for (uint64_t p = 0; !w->error && p < PAGES_PER_THREAD; p++) {
-		uint64_t no = (uint64_t)w->index * PAGES_PER_THREAD + p;
-
-		w->error = memroute_read(&rc, no, 1, got);
-		fill(buf[0], no, w->acked[p]);
-		if (!w->error && w->acked[p] && memcmp(got, buf[0], 4096))
-			w->lost++;
-	}
-	memroute_close(&rc);
-	return NULL;
+	kill(*(pid_t *)arg, SIGKILL);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -149,9 +98,7 @@ int main(int argc, char **argv)
 	test_set_build_dir(argc > 1 ? argv[1] : "build");
 	for (int round = 0; round < ROUNDS; round++) {
 		struct memclient_cred c = cred(1000 + round, 2 * PAGES_PER_THREAD);
-		static struct worker w[2];
-		volatile bool stop = false;
-		pthread_t t[2];
+		struct memwork_result res;
 		struct memroute r;
 		char err[256];
 
@@ -161,24 +108,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench_failover: %s\n", err);
 			return 1;
 		}
-		for (int i = 0; i < 2; i++) {
-			memset(&w[i], 0, sizeof(w[i]));
-			w[i] = (struct worker){.r = &r, .index = i, .stop = &stop};
-			pthread_create(&t[i], NULL, worker, &w[i]);
+		memwork_run(&r, 2, PAGES_PER_THREAD, 250 + 200, 50 + (int)(now_ns() % 200), kill9,
+			    &pa, &res);
+		if (res.error) {
+			fprintf(stderr, "bench_failover: round %d: %s\n", round,
+				memclient_strerror(res.error));
+			return 1;
 		}
-		usleep(50000 + (useconds_t)(now_ns() % 200000));
-		kill(pa, SIGKILL);
-		usleep(200000);
-		stop = true;
-		for (int i = 0; i < 2; i++) {
-			pthread_join(t[i], NULL);
-			if (w[i].error) {
-				fprintf(stderr, "bench_failover: round %d: %s\n", round,
-					memclient_strerror(w[i].error));
-				return 1;
-			}
-			lost += w[i].lost;
-		}
+		lost += res.mismatches;
 		pauses[round] = r.pause_max_ns;
 		waitpid(pa, NULL, 0);
 		kill(pb, SIGTERM);

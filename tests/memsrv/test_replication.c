@@ -19,6 +19,7 @@
 
 #include "memclient.h"
 #include "memroute.h"
+#include "memwork.h"
 #include "test.h"
 #include "util.h"
 #include "xport.h"
@@ -29,14 +30,6 @@ static struct memclient_cred cred(uint64_t vnode, uint64_t pages, uint64_t epoch
 
 	memset(c.token, 0x77, sizeof(c.token));
 	return c;
-}
-
-static void fill(uint8_t *page, uint64_t pageno, uint64_t version)
-{
-	for (int i = 0; i < 4096; i += 16) {
-		*(uint64_t *)(page + i) = pageno;
-		*(uint64_t *)(page + i + 8) = version;
-	}
 }
 
 static int hello(struct memclient *mc, const char *addr, uint64_t epoch, uint64_t since,
@@ -58,7 +51,7 @@ TEST(epochs_fence_old_connections_and_stale_copies)
 	void *data = page;
 
 	ASSERT_EQ(hello(&c1, addr, 1, 1, 0), 0);
-	fill(page, 0, 1);
+	memwork_fill(page, 0, 1);
 	ASSERT_EQ(memclient_write(&c1, &p0, &data, 1), 0);
 	/* The placement moves on to epoch 2 with this server in it. */
 	ASSERT_EQ(hello(&c2, addr, 2, 1, 0), 0);
@@ -102,7 +95,7 @@ TEST(a_write_counts_when_primary_and_secondary_both_hold_it)
 	ASSERT(memroute_open(&rc, &r, err, sizeof(err)) == 0, "%s", err);
 	for (int i = 0; i < 8; i++) {
 		nos[i] = (uint64_t)i * 7;
-		fill(pages[i], nos[i], 3);
+		memwork_fill(pages[i], nos[i], 3);
 		data[i] = pages[i];
 	}
 	ASSERT_EQ(memroute_write(&rc, nos, data, 8), 0);
@@ -129,101 +122,21 @@ TEST(a_write_counts_when_primary_and_secondary_both_hold_it)
 	waitpid(pb, NULL, 0);
 }
 
-/* ---- the workload: threads writing and verifying their own pages ---- */
+/* ---- the workload (tests/lib/memwork.c): threads writing and verifying pages ---- */
 
 #define WL_PAGES   256 /* per thread */
 #define WL_THREADS 2
-
-struct worker {
-	struct memroute *r;
-	int index;
-	volatile bool *stop;
-	uint64_t acked[WL_PAGES]; /* the last version each page was acknowledged at */
-	uint64_t writes, mismatches, seed;
-	int error;
-};
-
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-	struct memroute_client rc;
-	static __thread uint8_t buf[8][4096], got[4096];
-	char err[256];
-
-	if (memroute_open(&rc, w->r, err, sizeof(err))) {
-		w->error = -1;
-		return NULL;
-	}
-	while (!*w->stop) {
-		uint64_t nos[8];
-		void *data[8];
-
-		/* A batch of 8 random pages of this thread's own, one version up. */
-		for (int i = 0; i < 8; i++) {
-			uint64_t k = (w->seed = w->seed * 6364136223846793005ULL +
-						1442695040888963407ULL) >>
-				     33;
-			uint64_t p = k % WL_PAGES;
-
-			for (int j = 0; j < i; j++)
-				if (nos[j] == (uint64_t)(w->index * WL_PAGES + p))
-					p = (p + 1) % WL_PAGES, j = -1;
-			nos[i] = (uint64_t)(w->index * WL_PAGES + p);
-			fill(buf[i], nos[i], w->acked[p] + 1);
-			data[i] = buf[i];
-		}
-		w->error = memroute_write(&rc, nos, data, 8);
-		if (w->error)
-			break;
-		for (int i = 0; i < 8; i++)
-			w->acked[nos[i] - (uint64_t)w->index * WL_PAGES]++;
-		w->writes += 8;
-		/* Read one back at once. */
-		w->error = memroute_read(&rc, nos[0], 1, got);
-		if (w->error)
-			break;
-		w->mismatches += memcmp(got, buf[0], 4096) != 0;
-	}
-	/* The final verification: every page as last acknowledged. */
-	for (uint64_t p = 0; !w->error && p < WL_PAGES; p++) {
-		uint64_t no = (uint64_t)w->index * WL_PAGES + p;
-
-		w->error = memroute_read(&rc, no, 1, got);
-		if (w->error)
-			break;
-		fill(buf[0], no, w->acked[p]);
-		if (w->acked[p] && memcmp(got, buf[0], 4096))
-			w->mismatches++;
-	}
-	memroute_close(&rc);
-	return NULL;
-}
 
 /* Run the workload on @r; @cut is called after @cut_ms; returns the mismatches. */
 static uint64_t run_workload(struct memroute *r, int run_ms, int cut_ms, void (*cut)(void *),
 			     void *cut_arg)
 {
-	static struct worker w[WL_THREADS];
-	pthread_t th[WL_THREADS];
-	volatile bool stop = false;
-	uint64_t mismatches = 0;
+	struct memwork_result res;
 
-	for (int i = 0; i < WL_THREADS; i++) {
-		memset(&w[i], 0, sizeof(w[i]));
-		w[i] = (struct worker){.r = r, .index = i, .stop = &stop, .seed = now_ns() + i};
-		pthread_create(&th[i], NULL, worker_main, &w[i]);
-	}
-	usleep(cut_ms * 1000);
-	cut(cut_arg);
-	usleep((run_ms - cut_ms) * 1000);
-	stop = true;
-	for (int i = 0; i < WL_THREADS; i++) {
-		pthread_join(th[i], NULL);
-		ASSERT(w[i].error == 0, "worker %d: %s", i, memclient_strerror(w[i].error));
-		ASSERT(w[i].writes > 0, "worker %d wrote nothing", i);
-		mismatches += w[i].mismatches;
-	}
-	return mismatches;
+	memwork_run(r, WL_THREADS, WL_PAGES, run_ms, cut_ms, cut, cut_arg, &res);
+	ASSERT(res.error == 0, "the workload stopped: %s", memclient_strerror(res.error));
+	ASSERT(res.idle_threads == 0, "%d workload threads wrote nothing", res.idle_threads);
+	return res.mismatches;
 }
 
 static void kill9(void *arg)
@@ -497,7 +410,7 @@ TEST(a_server_declared_down_is_failed_over_from_at_once)
 
 	ASSERT(memroute_init(&r, a, b, 0, &c, err, sizeof(err)) == 0, "%s", err);
 	ASSERT(memroute_open(&rc, &r, err, sizeof(err)) == 0, "%s", err);
-	fill(page, no, 1);
+	memwork_fill(page, no, 1);
 	ASSERT_EQ(memroute_write(&rc, &no, &data, 1), 0);
 	ASSERT_EQ(memroute_lose(&r, "127.0.0.1:1"), -ENOENT);
 	/* The manager says the primary is down (it still runs: a partition, say). */
@@ -592,7 +505,7 @@ TEST_TIMEOUT(both_copies_lost_restores_from_the_backup_and_says_what_may_be_lost
 	/* Version 1 of every page, then a backup that holds it. */
 	for (int i = 0; i < 64; i++) {
 		nos[i] = (uint64_t)i;
-		fill(v1[i], nos[i], 1);
+		memwork_fill(v1[i], nos[i], 1);
 		data[i] = v1[i];
 	}
 	ASSERT_EQ(memroute_write(&rc, nos, data, 64), 0);
@@ -605,7 +518,7 @@ TEST_TIMEOUT(both_copies_lost_restores_from_the_backup_and_says_what_may_be_lost
 	ASSERT(bs.pages >= 64, "the backup holds %llu pages", (unsigned long long)bs.pages);
 	memclient_close(&probe);
 	/* Version 2 of page 5, at once followed by the loss of both copies: it may be lost. */
-	fill(page, 5, 2);
+	memwork_fill(page, 5, 2);
 	nos[0] = 5;
 	data[0] = page;
 	ASSERT_EQ(memroute_write(&rc, nos, data, 1), 0);
