@@ -19,7 +19,7 @@ struct httpd {
 	struct MHD_Daemon *d;
 	const struct http_route *routes;
 	void *opaque;
-	int fd, port;
+	int fd;
 };
 
 /* A body being received (a request here, an answer in the client). */
@@ -158,7 +158,6 @@ struct httpd *httpd_start(const char *addr, const struct http_route *routes, voi
 			  char *err, size_t errlen)
 {
 	struct httpd *h = calloc(1, sizeof(*h));
-	const union MHD_DaemonInfo *info;
 
 	if (!h) {
 		snprintf(err, errlen, "out of memory");
@@ -181,14 +180,7 @@ struct httpd *httpd_start(const char *addr, const struct http_route *routes, voi
 		free(h);
 		return NULL;
 	}
-	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-	h->port = info ? info->port : 0;
 	return h;
-}
-
-int httpd_port(struct httpd *h)
-{
-	return h->port;
 }
 
 void httpd_stop(struct httpd *h)

@@ -43,13 +43,12 @@ struct http_route {
 struct httpd;
 
 /*
- * httpd_start - listen on @addr ("HOST:PORT"; port 0 picks one) and serve
+ * httpd_start - listen on @addr ("HOST:PORT") and serve
  * @routes (terminated by a NULL method) with @opaque. NULL with a reason in
- * @err. httpd_port tells the port actually bound.
+ * @err.
  */
 struct httpd *httpd_start(const char *addr, const struct http_route *routes, void *opaque,
 			  char *err, size_t errlen);
-int httpd_port(struct httpd *h);
 void httpd_stop(struct httpd *h);
 
 /* http_query - the value of query argument @key, or NULL. */

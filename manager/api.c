@@ -217,6 +217,8 @@ static void on_status(void *opaque, const struct http_req *req, struct http_resp
 	pthread_mutex_unlock(&m->lock);
 }
 
+static char *metrics_text(struct manager *m);
+
 static void on_metrics(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
 	char *text = metrics_text(opaque);
@@ -247,7 +249,7 @@ static void metric_head(FILE *f, const char *name, const char *type, const char 
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-char *metrics_text(struct manager *m)
+static char *metrics_text(struct manager *m)
 {
 	static const struct {
 		const char *name, *type, *help, *key; /* key: in the component's report */

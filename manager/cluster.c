@@ -79,7 +79,7 @@ static int index_put(struct comp_set *s, int pos)
 	}
 }
 
-struct comp *comp_find(struct manager *m, enum role r, const char *addr, int *index)
+static struct comp *comp_find(struct manager *m, enum role r, const char *addr, int *index)
 {
 	struct comp_set *s = &m->roles[r];
 
@@ -126,7 +126,7 @@ struct comp *comp_add(struct manager *m, enum role r, const char *addr, uint64_t
 	return &s->c[s->n++];
 }
 
-bool comp_up(const struct manager *m, const struct comp *c)
+static bool comp_up(const struct manager *m, const struct comp *c)
 {
 	const struct comp_set *s = &m->roles[c->role];
 
@@ -162,7 +162,7 @@ struct vnode *vnode_add(struct manager *m, const char *name)
 	return v;
 }
 
-void vnode_free(struct vnode *v)
+static void vnode_free(struct vnode *v)
 {
 	json_decref(v->spec);
 	json_decref(v->report);
@@ -170,7 +170,7 @@ void vnode_free(struct vnode *v)
 	free(v);
 }
 
-void vnode_remove(struct manager *m, struct vnode *v)
+static void vnode_remove(struct manager *m, struct vnode *v)
 {
 	for (int i = 0; i < m->nr_vnodes; i++) {
 		if (m->vnodes[i] == v) {

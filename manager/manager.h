@@ -97,15 +97,11 @@ int db_delete_vnode(struct manager *m, const char *name);
 /* cluster.c - the model; every function expects m->lock held unless noted */
 int manager_init(struct manager *m, const char *db_path, char *err, size_t errlen);
 void manager_exit(struct manager *m);
-struct comp *comp_find(struct manager *m, enum role r, const char *addr, int *index);
 struct comp *comp_add(struct manager *m, enum role r, const char *addr, uint64_t capacity);
 struct vnode *vnode_find(struct manager *m, const char *name);
 struct vnode *vnode_add(struct manager *m, const char *name);
-void vnode_remove(struct manager *m, struct vnode *v);
-void vnode_free(struct vnode *v);
 /* vnode_reserve/vnode_unreserve - count @v's placement in the candidates' reservations. */
 void vnode_reserve(struct manager *m, struct vnode *v, int sign);
-bool comp_up(const struct manager *m, const struct comp *c);
 json_t *comp_json(struct manager *m, enum role r, int i);
 json_t *vnode_json(struct manager *m, struct vnode *v);
 /* heartbeat: register or refresh a component. No lock needed. */
@@ -126,6 +122,5 @@ char *spec_to_xml(const json_t *spec, char *err, size_t errlen);
 /* api.c */
 struct httpd;
 struct httpd *api_start(struct manager *m, const char *addr, char *err, size_t errlen);
-char *metrics_text(struct manager *m);
 
 #endif

@@ -516,7 +516,7 @@ static void *refill_main(void *arg)
 }
 
 /* {"cmd":"memsrv.secondary","addr":"HOST:PORT"}: restore redundancy (memroute.h). */
-static json_t *vmm_ctl_secondary(void *opaque, json_t *req, char *err, size_t errlen)
+static json_t *vmm_ctl_fill(void *opaque, json_t *req, char *err, size_t errlen)
 {
 	struct vmm *v = opaque;
 	const char *addr = json_string_value(json_object_get(req, "addr"));
@@ -845,10 +845,10 @@ int main(int argc, char **argv)
 			ctl_register(v.ctl, "memsrv.lost", vmm_ctl_lost, &v,
 				     "fail over from a server the manager declared down: "
 				     "{\"addr\":\"HOST:PORT\"}");
-			ctl_register(v.ctl, "memsrv.restore", vmm_ctl_secondary, &v,
+			ctl_register(v.ctl, "memsrv.restore", vmm_ctl_fill, &v,
 				     "refill the slabs that lost every copy from the backup, on "
 				     "{\"addr\":\"HOST:PORT\"}");
-			ctl_register(v.ctl, "memsrv.secondary", vmm_ctl_secondary, &v,
+			ctl_register(v.ctl, "memsrv.secondary", vmm_ctl_fill, &v,
 				     "fill a new secondary for the slabs that lack one: "
 				     "{\"addr\":\"HOST:PORT\"}");
 		}

@@ -112,7 +112,8 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-uint64_t memroute_pause_percentile(struct memroute *r, int pct)
+/* The failover pause percentile @pct over the last MEMROUTE_PAUSES, ns (0: none). */
+static uint64_t memroute_pause_percentile(struct memroute *r, int pct)
 {
 	uint64_t v[MEMROUTE_PAUSES], n;
 

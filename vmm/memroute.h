@@ -103,12 +103,9 @@ void memroute_set_backup(struct memroute *r, const char *storsrv, const char *vo
  */
 int memroute_restore(struct memroute_client *c, const char *addr, char *err, size_t errlen);
 
-/* memroute_status - the route as JSON: epoch, slabs, failovers, pauses, refill. */
+/* memroute_status - the route as JSON: epoch, slabs, failovers, pauses, fill, backup. */
 struct json_t;
 struct json_t *memroute_status(struct memroute *r);
-
-/* memroute_pause_percentile - failover pause percentile @pct, ns (0: none yet). */
-uint64_t memroute_pause_percentile(struct memroute *r, int pct);
 
 struct memroute_client {
 	struct memroute *r;
