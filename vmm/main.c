@@ -515,7 +515,11 @@ static void *refill_main(void *arg)
 	return NULL;
 }
 
-/* {"cmd":"memsrv.secondary","addr":"HOST:PORT"}: restore redundancy (memroute.h). */
+/*
+ * {"cmd":"memsrv.secondary" or "memsrv.restore","addr":"HOST:PORT"}: fill a
+ * new secondary for the slabs that lack one, or the slabs that lost every
+ * copy from the backup (memroute.h), on a thread of its own.
+ */
 static json_t *vmm_ctl_fill(void *opaque, json_t *req, char *err, size_t errlen)
 {
 	struct vmm *v = opaque;
