@@ -6,11 +6,13 @@
 # part of `make test` and proves less than a run on a real /dev/kvm:
 #
 #   - seen here (QEMU 7.2, Debian 12): the payload tests pass, lego-vmm's
-#     failover under a verifying guest runs, but the nested guest now and then
-#     stops with a triple fault and the QEMU guest's own kernel sometimes
-#     panics ("corrupted stack end detected inside scheduler") right after
-#     KVM_RUN, also in tests that involve no lego component beyond lego-vmm
-#     and one memory server. A failure seen only here is a lead, not a verdict.
+#     failover under a verifying guest ran six clean rounds, but the nested
+#     guest was seen to stop (a triple fault after a failover; an ExCache
+#     test with one memory server and no replication exiting 126) and the
+#     QEMU guest's own kernel panics now and then ("corrupted stack end
+#     detected inside scheduler", after KVM_RUN or in a userfault wait), a
+#     corruption no user program can cause. With -smp 1 nothing finished in
+#     20 minutes. A failure seen only here is a lead, not a verdict.
 #   - everything runs 5-50x slower than natively.
 #
 # The host's root file system is the guest's (9p, read-write: build on the
