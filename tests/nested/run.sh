@@ -7,8 +7,8 @@
 #
 #   - seen here (QEMU 7.2, Debian 12): the payload tests pass, lego-vmm's
 #     failover under a verifying guest ran six clean rounds, but the nested
-#     guest was seen to stop (a triple fault after a failover; an ExCache
-#     test with one memory server and no replication exiting 126) and the
+#     guest was seen to stop with a triple fault (after a failover, and also
+#     with one memory server and no replication at all) and the
 #     QEMU guest's own kernel panics now and then ("corrupted stack end
 #     detected inside scheduler", after KVM_RUN or in a userfault wait), a
 #     corruption no user program can cause. With -smp 1 nothing finished in
