@@ -430,9 +430,14 @@ static json_t *vnode(json_t *list, const char *name)
 /* Wait for a vNode's state (and, if @xc_size, its ExCache to report that size). */
 static json_t *wait_vnode(const char *name, const char *state, long long xc_size)
 {
+	char seen[128] = "not listed";
+
 	for (int ms = 0; ms < 15000; ms += 200) {
 		json_t *l = legoctl_json("list", NULL), *v = vnode(l, name);
 
+		if (v)
+			snprintf(seen, sizeof(seen), "%s, pid %lld, ExCache %lld", JS(v, "state"),
+				 JI(v, "pid"), JI(json_object_get(v, "excache_use"), "size_bytes"));
 		if (v && !strcmp(JS(v, "state"), state) &&
 		    (strcmp(state, "running") || JI(v, "pid") > 0) &&
 		    (!xc_size || JI(json_object_get(v, "excache_use"), "size_bytes") == xc_size)) {
@@ -443,7 +448,8 @@ static json_t *wait_vnode(const char *name, const char *state, long long xc_size
 		json_decref(l);
 		usleep(200 * 1000);
 	}
-	ASSERT(0, "vNode %s never reached state %s (ExCache %lld)", name, state, xc_size);
+	ASSERT(0, "vNode %s never reached state %s (ExCache %lld) in 15 s; last seen: %s", name,
+	       state, xc_size, seen);
 	return NULL;
 }
 
