@@ -135,24 +135,25 @@ int memclient_backup(struct memclient *mc, const struct lmp_backup *b)
 	return ret ? ret : resp.status;
 }
 
-int memclient_backup_stat(struct memclient *mc, struct lmp_backup_stat *st)
+/* A request without a body whose answer is a fixed-size @out of @len bytes. */
+static int call_for(struct memclient *mc, uint16_t type, void *out, size_t len)
 {
 	struct lmp_hdr resp;
-	int ret = xport_call(mc->x, LMP_BACKUP_STAT, 0, NULL, 0, &resp, st, sizeof(*st));
+	int ret = xport_call(mc->x, type, 0, NULL, 0, &resp, out, len);
 
 	if (ret)
 		return ret;
-	return resp.status ? resp.status : resp.len == sizeof(*st) ? 0 : -EPROTO;
+	return resp.status ? resp.status : resp.len == len ? 0 : -EPROTO;
+}
+
+int memclient_backup_stat(struct memclient *mc, struct lmp_backup_stat *st)
+{
+	return call_for(mc, LMP_BACKUP_STAT, st, sizeof(*st));
 }
 
 int memclient_stat(struct memclient *mc, struct lmp_stat *st)
 {
-	struct lmp_hdr resp;
-	int ret = xport_call(mc->x, LMP_STAT, 0, NULL, 0, &resp, st, sizeof(*st));
-
-	if (ret)
-		return ret;
-	return resp.status ? resp.status : resp.len == sizeof(*st) ? 0 : -EPROTO;
+	return call_for(mc, LMP_STAT, st, sizeof(*st));
 }
 
 const char *memclient_strerror(int err)
