@@ -513,10 +513,33 @@ static int pick_memsrv(struct manager *m, uint64_t need, const char * not )
 	return best;
 }
 
+/*
+ * Whether a fill may be ordered for @v now (its @route as last reported): an
+ * order takes a moment to show in the reports, so the next waits 15 s; but
+ * when the VMM reports that the last one failed (say, a server being
+ * restarted was not listening yet) after 2 s.
+ */
+static bool may_order(struct vnode *v, json_t *route)
+{
+	uint64_t failures = (uint64_t)json_integer_value(json_object_get(route, "fill_failures"));
+	uint64_t done = (uint64_t)json_integer_value(json_object_get(route, "fill_done"));
+	uint64_t total = (uint64_t)json_integer_value(json_object_get(route, "fill_total"));
+	uint64_t since = mono_ms() - v->refill_ordered_ms;
+	bool failed = failures > v->fill_failures_seen;
+
+	if (done < total && !failed)
+		return false; /* one under way */
+	return since >= 15000 || (failed && since >= 2000);
+}
+
 /* Fill @o: tell @v's agent to @op (secondary, restore) with the server @addr. */
 static bool order(struct refill_order *o, const char *op, struct vnode *v, const char *addr)
 {
+	json_t *route = json_object_get(json_object_get(v->report, "excache"), "route");
+
 	v->refill_ordered_ms = mono_ms();
+	v->fill_failures_seen =
+		(uint64_t)json_integer_value(json_object_get(route, "fill_failures"));
 	o->op = op;
 	snprintf(o->agent, sizeof(o->agent), "%s", v->agent);
 	snprintf(o->name, sizeof(o->name), "%s", v->name);
@@ -533,14 +556,11 @@ static bool plan_refill(struct manager *m, struct vnode *v, struct refill_order 
 {
 	json_t *route = json_object_get(json_object_get(v->report, "excache"), "route");
 	struct comp_set *ms = &m->roles[ROLE_MEMSRV];
-	uint64_t done = (uint64_t)json_integer_value(json_object_get(route, "fill_done"));
-	uint64_t total = (uint64_t)json_integer_value(json_object_get(route, "fill_total"));
 	const char *primary = NULL;
 	uint64_t need = 0;
 	int best = -1;
 
-	if (!route || strcmp(v->state, "running") || done < total ||
-	    mono_ms() - v->refill_ordered_ms < 15000)
+	if (!route || strcmp(v->state, "running") || !may_order(v, route))
 		return false;
 	for (int i = 0; i < v->nr_slabs; i++) {
 		if (!v->slabs[i].primary[0])
@@ -566,8 +586,7 @@ static bool plan_restore(struct manager *m, struct vnode *v, struct refill_order
 	size_t i;
 	int best = -1;
 
-	if (!route || strcmp(v->state, "running") || !v->backup_storsrv[0] ||
-	    mono_ms() - v->refill_ordered_ms < 15000)
+	if (!route || strcmp(v->state, "running") || !v->backup_storsrv[0] || !may_order(v, route))
 		return false;
 	json_array_foreach(slabs, i, s)
 	{

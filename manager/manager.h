@@ -68,6 +68,7 @@ struct vnode {
 	char backup_storsrv[ADDR_LEN];
 	char backup_token[2 * LMP_TOKEN_LEN + 1];
 	uint64_t refill_ordered_ms;
+	uint64_t fill_failures_seen; /* the VMM's count of failed fills at the last order */
 };
 
 struct manager {

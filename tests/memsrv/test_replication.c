@@ -648,7 +648,33 @@ TEST(the_route_reports_itself_as_the_manager_reads_it)
 	ASSERT_EQ(json_integer_value(json_object_get(j, "failovers")), 1);
 	ASSERT_EQ(json_integer_value(json_object_get(j, "epoch")), 5);
 	ASSERT_CONTAINS(json_string_value(json_object_get(j, "last_event")), "lost");
+	ASSERT_EQ(json_integer_value(json_object_get(j, "fill_failures")), 0);
 	json_decref(j);
+
+	/* A refill ordered onto a server that is not listening (killed, not yet
+	 * restarted) fails, and says so: the manager retries on that. */
+	struct memroute_client rc;
+
+	kill(pa, SIGKILL);
+	waitpid(pa, NULL, 0);
+	ASSERT(memroute_open(&rc, &r, err, sizeof(err)) == 0, "%s", err);
+	ASSERT(memroute_add_secondary(&rc, a, err, sizeof(err)) < 0, "a refill of nothing worked");
+	j = memroute_status(&r);
+	slab = json_array_get(json_object_get(j, "slabs"), 0);
+	ASSERT(json_is_null(json_object_get(slab, "secondary")), "a failed refill is a secondary");
+	ASSERT_EQ(json_integer_value(json_object_get(j, "fill_failures")), 1);
+	ASSERT_CONTAINS(json_string_value(json_object_get(j, "last_event")), "failed");
+	json_decref(j);
+	/* Restarted where it was, the next order fills it. */
+	pa = memsrv_at(a);
+	ASSERT(memroute_add_secondary(&rc, a, err, sizeof(err)) == 0, "%s", err);
+	j = memroute_status(&r);
+	slab = json_array_get(json_object_get(j, "slabs"), 0);
+	ASSERT(!strcmp(json_string_value(json_object_get(slab, "secondary")), a));
+	ASSERT_EQ(json_integer_value(json_object_get(j, "fill_failures")), 1);
+	ASSERT_CONTAINS(json_string_value(json_object_get(j, "last_event")), "redundancy restored");
+	json_decref(j);
+	memroute_close(&rc);
 	memroute_exit(&r);
 	kill(pa, SIGTERM);
 	kill(pb, SIGTERM);
