@@ -228,6 +228,10 @@ int cmd_demo(int argc, char **argv)
 			       since(t0), secondary, done, total);
 			refilling = true;
 		} else if (failed_over && !restored && *secondary && done >= total) {
+			if (!refilling)
+				printf("+%5.1f s  filled %s as the new secondary: %lld pages, "
+				       "copied between two looks (250 ms)\n",
+				       since(t0), secondary, total);
 			printf("+%5.1f s  redundancy restored: primary %s, secondary %s, filled "
 			       "with %lld pages (epoch %lld)\n",
 			       since(t0), now_primary, secondary, total, JI(route, "epoch"));
