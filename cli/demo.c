@@ -168,7 +168,12 @@ int cmd_demo(int argc, char **argv)
 		return 1;
 	snprintf(agent, sizeof(agent), "%s", JS(out, "agent"));
 	json_decref(out);
-	if (linux_guest && wait_ready(DEMO, agent))
+	/* Linux: the kill comes once lego-verify has written all its memory and
+	 * verifies it (most of it on the memory servers, the ExCache being 64 MiB). */
+	if (linux_guest &&
+	    (wait_ready(DEMO, agent) ||
+	     wait_console(DEMO, agent, "lego-verify: pass 1/", "running lego-verify in",
+			  "has written its 256 MiB once (pass 1)")))
 		goto out;
 	t0 = now_ns();
 	for (;;) {

@@ -577,6 +577,12 @@ static void last_line(const char *text, char *out, size_t len)
 /* --wait: watch the console until "lego-guest: ready" or the vNode stops. */
 int wait_ready(const char *name, const char *agent)
 {
+	return wait_console(name, agent, "lego-guest: ready", "booting", "is ready");
+}
+
+int wait_console(const char *name, const char *agent, const char *marker, const char *doing,
+		 const char *done)
+{
 	char line[100] = "";
 	uint64_t t0 = now_ns(), last_report = 0;
 	long long off = 0;
@@ -602,8 +608,8 @@ int wait_ready(const char *name, const char *agent)
 		memcpy(seen + seen_len, data, n + 1);
 		seen_len += n;
 		free(data);
-		if (strstr(seen, "lego-guest: ready")) {
-			printf("%s is ready after %.0f s\n", name, (now_ns() - t0) / 1e9);
+		if (strstr(seen, marker)) {
+			printf("%s %s after %.0f s\n", name, done, (now_ns() - t0) / 1e9);
 			free(seen);
 			return 0;
 		}
@@ -611,16 +617,16 @@ int wait_ready(const char *name, const char *agent)
 			json_t *v = api("GET", "/v1/vnodes/%s", NULL, name);
 
 			if (!v || strcmp(JS(v, "state"), "running")) {
-				fail("%s stopped while booting (%s); its console: legoctl console %s "
+				fail("%s stopped while %s (%s); its console: legoctl console %s "
 				     "--once",
-				     name, v ? JS(v, "state") : "gone", name);
+				     name, doing, v ? JS(v, "state") : "gone", name);
 				json_decref(v);
 				free(seen);
 				return 1;
 			}
 			json_decref(v);
 			last_line(seen, line, sizeof(line));
-			printf("  booting %s: %3.0f s  %s\n", name, (now_ns() - t0) / 1e9, line);
+			printf("  %s %s: %3.0f s  %s\n", doing, name, (now_ns() - t0) / 1e9, line);
 			fflush(stdout);
 			last_report = now_ns();
 		}

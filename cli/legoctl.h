@@ -32,6 +32,11 @@ pid_t read_pid(const char *name);
 /* The commands that demo.c uses as steps. */
 int cmd_up(int argc, char **argv);
 int wait_ready(const char *name, const char *agent);
+/* wait_console - watch @name's console until @marker appears (0) or the vNode
+ * stops (1), every 10 s a line "  @doing NAME: SECONDS  LAST-LINE", then
+ * "NAME @done after SECONDS". */
+int wait_console(const char *name, const char *agent, const char *marker, const char *doing,
+		 const char *done);
 int cmd_demo(int argc, char **argv);
 
 #endif
