@@ -887,10 +887,12 @@ static int cmd_list(int argc, char **argv)
 	json_array_foreach(json_object_get(out, "vnodes"), i, v)
 	{
 		json_t *route = json_object_get(json_object_get(v, "excache_use"), "route");
-		const char *ev = JS(route, "last_event");
+		const char *ev = JS(route, "last_event"), *fill = JS(route, "fill_error");
 
 		if (*ev)
 			printf("  %s: %s\n", JS(v, "name"), ev);
+		if (*fill && strcmp(fill, ev))
+			printf("  %s: %s\n", JS(v, "name"), fill);
 	}
 	json_decref(out);
 	return 0;

@@ -142,14 +142,14 @@ json_t *memroute_status(struct memroute *r)
 					 "secondary",
 					 s < 0 ? json_null() : json_string(r->servers[s].addr)));
 	}
-	j = json_pack("{s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:I}", "epoch",
+	j = json_pack("{s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:s}", "epoch",
 		      (json_int_t)r->cred.epoch, "slab_pages", (json_int_t)r->slab_pages, "slabs",
 		      slabs, "failovers", (json_int_t)r->failovers, "pause_p50_ns", (json_int_t)p50,
 		      "pause_p99_ns", (json_int_t)p99, "pause_max_ns", (json_int_t)r->pause_max_ns,
 		      "last_event", r->last_event, "fill_done",
 		      (json_int_t)atomic_load(&r->fill_done), "fill_total",
 		      (json_int_t)atomic_load(&r->fill_total), "fill_failures",
-		      (json_int_t)r->fill_failures);
+		      (json_int_t)r->fill_failures, "fill_error", r->fill_error);
 	if (r->has_backup)
 		json_object_set_new(j, "backup",
 				    json_pack("{s:s,s:s,s:I,s:I,s:I}", "storsrv", r->backup.storsrv,
@@ -704,7 +704,7 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
 	pthread_mutex_lock(&r->lock);
 	s = join_fresh(r, addr, &fresh, err, errlen);
 	if (s < 0) {
-		snprintf(r->last_event, sizeof(r->last_event),
+		snprintf(r->fill_error, sizeof(r->fill_error),
 			 "filling memory server %s as a secondary failed: %s", addr, err);
 		r->fill_failures++;
 		pthread_mutex_unlock(&r->lock);
@@ -731,6 +731,7 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
 		     : "memory server %s is a secondary again (%s): redundancy restored",
 		 addr, ret ? memclient_strerror(ret) : "copy complete");
 	r->fill_failures += ret != 0;
+	snprintf(r->fill_error, sizeof(r->fill_error), "%s", ret ? r->last_event : "");
 	pthread_mutex_unlock(&r->lock);
 	if (ret)
 		snprintf(err, errlen, "%s", r->last_event);
@@ -866,11 +867,13 @@ int memroute_restore(struct memroute_client *c, const char *addr, char *err, siz
 			r->lost_ms > h.start_ms ? (r->lost_ms - h.start_ms) / 1000.0 : 0.0);
 		log_warn("%s", r->last_event);
 		r->lost_ms = 0;
+		r->fill_error[0] = '\0';
 		atomic_fetch_add(&r->generation, 1);
 		pthread_cond_broadcast(&r->restored);
 	} else {
 		snprintf(r->last_event, sizeof(r->last_event), "restore on %s failed: %s", addr,
 			 err);
+		snprintf(r->fill_error, sizeof(r->fill_error), "%s", r->last_event);
 		r->fill_failures++;
 	}
 	pthread_mutex_unlock(&r->lock);

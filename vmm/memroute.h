@@ -66,6 +66,7 @@ struct memroute {
 	/* fills: a new secondary, or a restore */
 	_Atomic uint64_t fill_done, fill_total; /* a refill or a restore under way */
 	uint64_t fill_failures;			/* refills and restores that failed */
+	char fill_error[256];			/* why the last one failed; "" after a success */
 	/* backups, and restores from them when every copy of a slab is lost */
 	bool has_backup;
 	struct lmp_backup backup; /* first_page, nr_pages: per slab, filled in */

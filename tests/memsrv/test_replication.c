@@ -663,7 +663,9 @@ TEST(the_route_reports_itself_as_the_manager_reads_it)
 	slab = json_array_get(json_object_get(j, "slabs"), 0);
 	ASSERT(json_is_null(json_object_get(slab, "secondary")), "a failed refill is a secondary");
 	ASSERT_EQ(json_integer_value(json_object_get(j, "fill_failures")), 1);
-	ASSERT_CONTAINS(json_string_value(json_object_get(j, "last_event")), "failed");
+	ASSERT_CONTAINS(json_string_value(json_object_get(j, "fill_error")), "failed");
+	/* The placement did not change: the last event is still the loss. */
+	ASSERT_CONTAINS(json_string_value(json_object_get(j, "last_event")), "lost");
 	json_decref(j);
 	/* Restarted where it was, the next order fills it. */
 	pa = memsrv_at(a);
@@ -673,6 +675,8 @@ TEST(the_route_reports_itself_as_the_manager_reads_it)
 	ASSERT(!strcmp(json_string_value(json_object_get(slab, "secondary")), a));
 	ASSERT_EQ(json_integer_value(json_object_get(j, "fill_failures")), 1);
 	ASSERT_CONTAINS(json_string_value(json_object_get(j, "last_event")), "redundancy restored");
+	ASSERT(!strcmp(json_string_value(json_object_get(j, "fill_error")), ""),
+	       "a fill that worked left its predecessor's error");
 	json_decref(j);
 	memroute_close(&rc);
 	memroute_exit(&r);
