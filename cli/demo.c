@@ -173,7 +173,7 @@ int cmd_demo(int argc, char **argv)
 	if (linux_guest &&
 	    (wait_ready(DEMO, agent) ||
 	     wait_console(DEMO, agent, "lego-verify: pass 1/", "running lego-verify in",
-			  "has written its 256 MiB once (pass 1)")))
+			  "has written its memory once (pass 1)")))
 		goto out;
 	t0 = now_ns();
 	for (;;) {
@@ -235,7 +235,7 @@ int cmd_demo(int argc, char **argv)
 		} else if (failed_over && !restored && *secondary && done >= total) {
 			if (!refilling)
 				printf("+%5.1f s  filled %s as the new secondary: %lld pages, "
-				       "copied between two looks (250 ms)\n",
+				       "done before the demo looked again\n",
 				       since(t0), secondary, total);
 			printf("+%5.1f s  redundancy restored: primary %s, secondary %s, filled "
 			       "with %lld pages (epoch %lld)\n",

@@ -156,9 +156,10 @@ void pvm_compat_cmdline(char *buf, size_t len, uint64_t tsc_khz)
 	/* no-kvmapf: a guest page whose host page is not there yet (an ExCache miss,
 	 * a write-protected page) became an async page fault: the guest kernel is told
 	 * "not present", switches away and back on "ready", some 6000 instructions
-	 * that cost ~6 ms emulated here (seen: 150 a second, 2.9M emulated
-	 * instructions in 3 s, a lego-verify pass stalled from 20 s to minutes).
-	 * Without it the vCPU simply waits the tens of microseconds of the miss. */
+	 * that cost ~6 ms emulated here (seen: 458 in 3 s beside 2.9M emulated
+	 * instructions; lego-verify's third pass had not ended after 3 minutes,
+	 * where with no-kvmapf passes 2-6 took 0.4 guest-seconds each). Without it
+	 * the vCPU waits out the miss itself (p50 about 20 us here). */
 	snprintf(
 		buf, len,
 		"tsc_early_khz=%llu "
