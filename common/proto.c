@@ -53,6 +53,8 @@ const char *lmp_type_name(uint16_t type)
 		return "RELEASE";
 	case LMP_STAT:
 		return "STAT";
+	case LMP_PING:
+		return "PING";
 	case LMP_VOL_CREATE:
 		return "VOL_CREATE";
 	case LMP_VOL_DELETE:

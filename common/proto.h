@@ -30,6 +30,8 @@ enum lmp_type {
 	LMP_STAT = 5,	 /* response body: struct lmp_stat */
 	LMP_BACKUP = 6,	 /* body: struct lmp_backup: back these pages up to a volume */
 	LMP_BACKUP_STAT = 7, /* response body: struct lmp_backup_stat */
+	LMP_PING = 8,	     /* answered at once, empty, by the server loop: it serves this
+			      * connection (a client waiting on slow I/O asks, to tell) */
 
 	/* Volumes (lego-storsrv). Every request is self-contained: it names the
 	 * volume and carries its token; nothing depends on an earlier request. */

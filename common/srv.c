@@ -138,8 +138,16 @@ static void conn_serve(struct srv_conn *c)
 		}
 		if (c->rx_len - off < sizeof(h) + h.len)
 			break;
-		n = s->ops->request(s->app, c, c->session, &h, c->rx + off + sizeof(h),
-				    c->tx + c->tx_len);
+		if (h.type == LMP_PING) { /* the loop's own: no application state involved */
+			struct lmp_hdr pong;
+
+			lmp_hdr_init(&pong, LMP_PING | LMP_RESPONSE, h.id, 0, 0);
+			memcpy(c->tx + c->tx_len, &pong, sizeof(pong));
+			n = sizeof(pong);
+		} else {
+			n = s->ops->request(s->app, c, c->session, &h, c->rx + off + sizeof(h),
+					    c->tx + c->tx_len);
+		}
 		c->tx_len += n;
 		off += sizeof(h) + h.len;
 	}

@@ -9,8 +9,12 @@
  * dropped) it reconnects with exponential backoff and sends every request
  * that was not acknowledged again, in the order they were first sent.
  * That is safe because every request is idempotent (a write carries its
- * bytes; a read or flush can be repeated). Only a request that stays
- * unacknowledged for the deadline fails, with -EIO, to the guest.
+ * bytes; a read or flush can be repeated). A connection that stays silent
+ * while requests wait is not trusted: after PROBE_MS it is asked for a PING
+ * (every lego server answers one at once, even with slow I/O under way),
+ * and after SILENT_MS without a byte from it, it is dropped the same way. Only a
+ * request that stays unacknowledged for the deadline fails, with -EIO, to
+ * the guest.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,10 +32,9 @@
 #define CONNECT_TIMEOUT_MS 1000
 #define BACKOFF_MIN_MS	   10
 #define BACKOFF_MAX_MS	   1000
-#define POLL_MS		   100 /* how often deadlines are checked while waiting */
-/* a response that starts must finish within this (the receiver waits for one to
- * start with poll, so an idle connection never times out) */
-#define IO_TIMEOUT_MS 10000
+#define POLL_MS		   100	/* how often deadlines and silence are checked while waiting */
+#define PROBE_MS	   1000 /* requests waiting and nothing heard for this long: PING */
+#define SILENT_MS	   3000 /* ... and for this long: the connection is given up */
 
 struct net_io { /* one blk_io, in one or more chunks */
 	struct blk_io *io;
@@ -46,8 +49,8 @@ struct net_req { /* one chunk: one wire request */
 	uint16_t type;
 	uint64_t offset;
 	uint32_t length;
-	uint8_t *data; /* inside nio->buf */
-	uint64_t since_ns;
+	uint8_t *data;	      /* inside nio->buf */
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC: fails to the guest unanswered by then */
 	struct net_req *next;
 };
 
@@ -60,6 +63,8 @@ struct blk_net {
 	struct xport *x;	     /* NULL while disconnected; closed only by the receiver */
 	struct net_req *head, *tail; /* unacknowledged, in the order first sent */
 	uint64_t next_id;
+	uint64_t heard_ns; /* last byte from the server, or when waiting for it began */
+	uint64_t ping_id;  /* the PING in flight on this connection, 0 if none */
 	bool stopping;
 	pthread_t rx;
 	uint64_t reconnects, resent, failed;
@@ -127,14 +132,20 @@ static struct net_req *take(struct blk_net *n, uint64_t id)
 	return NULL;
 }
 
-/* Fail what waited longer than the deadline (on the receiver's thread). */
+/*
+ * Fail what waited past its deadline (on the receiver's thread). The time is
+ * read under the lock and compared with absolute deadlines: a request added
+ * between a clock read and the lock must not look older than the clock (it
+ * once did, by an unsigned wrap-around, and failed at once).
+ */
 static void expire(struct blk_net *n)
 {
-	uint64_t now = now_ns(), limit = (uint64_t)n->deadline_ms * 1000000;
 	struct net_req *done = NULL;
+	uint64_t now;
 
 	pthread_mutex_lock(&n->lock);
-	while (n->head && now - n->head->since_ns > limit) {
+	now = now_ns();
+	while (n->head && now >= n->head->deadline_ns) {
 		struct net_req *r = take(n, n->head->id);
 
 		r->next = done;
@@ -159,10 +170,12 @@ static bool reconnect(struct blk_net *n)
 	struct xport *x;
 	char err[256];
 
-	if (xport_connect(n->addr, CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS, &x, err, sizeof(err)))
+	if (xport_connect(n->addr, CONNECT_TIMEOUT_MS, SILENT_MS, &x, err, sizeof(err)))
 		return false;
 	pthread_mutex_lock(&n->lock);
 	n->x = x;
+	n->heard_ns = now_ns();
+	n->ping_id = 0;
 	n->reconnects++;
 	for (struct net_req *r = n->head; r && n->x; r = r->next) {
 		n->resent++;
@@ -183,9 +196,11 @@ static void complete(struct blk_net *n, const struct lmp_hdr *h, const uint8_t *
 
 	pthread_mutex_lock(&n->lock);
 	r = take(n, h->id);
+	if (!r && h->id == n->ping_id)
+		n->ping_id = 0;
 	pthread_mutex_unlock(&n->lock);
 	if (!r)
-		return; /* answered twice (sent again after a reconnect): the first one counted */
+		return; /* a PING, or answered twice (sent again after a reconnect) */
 	if (h->status == 0 && r->type == LMP_BLK_READ) {
 		if (h->len != r->length) {
 			chunk_done(r, -EIO);
@@ -208,6 +223,9 @@ static int receive(struct blk_net *n, struct xport *x, uint8_t *buf, size_t *len
 
 	if (got < 0)
 		return (int)got;
+	pthread_mutex_lock(&n->lock);
+	n->heard_ns = now_ns();
+	pthread_mutex_unlock(&n->lock);
 	*len += (size_t)got;
 	while (*len - off >= sizeof(struct lmp_hdr)) {
 		struct lmp_hdr h;
@@ -227,6 +245,35 @@ static int receive(struct blk_net *n, struct xport *x, uint8_t *buf, size_t *len
 	memmove(buf, buf + off, *len - off);
 	*len -= off;
 	return 0;
+}
+
+/*
+ * With requests waiting, a connection that says nothing is asked for a PING
+ * after PROBE_MS, and given up (-ETIMEDOUT) after SILENT_MS: a server that
+ * hangs, or a listening socket that lingers after its server died with
+ * nobody to accept from it, must not hold requests until their deadline.
+ */
+static int watch(struct blk_net *n, struct xport *x)
+{
+	uint64_t quiet;
+	int ret = 0;
+
+	pthread_mutex_lock(&n->lock);
+	quiet = n->head ? (now_ns() - n->heard_ns) / 1000000 : 0;
+	if (quiet >= SILENT_MS) {
+		log_warn("%s: %s said nothing for %llu ms with requests waiting", n->be.name,
+			 n->addr, (unsigned long long)quiet);
+		ret = -ETIMEDOUT;
+	} else if (quiet >= PROBE_MS && !n->ping_id) {
+		struct lmp_hdr h;
+		struct iovec iov = {&h, sizeof(h)};
+
+		n->ping_id = ++n->next_id;
+		lmp_hdr_init(&h, LMP_PING, n->ping_id, 0, 0);
+		ret = xport_sendv(x, &iov, 1);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return ret;
 }
 
 static void *rx_thread(void *arg)
@@ -260,10 +307,10 @@ static void *rx_thread(void *arg)
 			continue;
 		}
 		ret = xport_wait(x, POLL_MS);
-		if (ret == 0)
-			continue;
 		if (ret > 0)
 			ret = buf ? receive(n, x, buf, &len) : -ENOMEM;
+		if (ret >= 0)
+			ret = watch(n, x);
 		if (ret < 0) {
 			pthread_mutex_lock(&n->lock);
 			if (!n->stopping)
@@ -324,13 +371,15 @@ static int net_submit(struct blk_backend *b, struct blk_io *io)
 	} while (off < len);
 
 	pthread_mutex_lock(&n->lock);
+	if (!n->head) /* the server owes nothing until now: silence counts from here */
+		n->heard_ns = now_ns();
 	while (first) {
 		struct net_req *r = first;
 
 		first = r->next;
 		r->next = NULL;
 		r->id = ++n->next_id;
-		r->since_ns = now_ns();
+		r->deadline_ns = now_ns() + (uint64_t)n->deadline_ms * 1000000;
 		if (n->tail)
 			n->tail->next = r;
 		else
@@ -422,8 +471,7 @@ int blk_net_open(const char *url, const uint8_t *token, int deadline_ms, struct 
 	snprintf(n->be.name, sizeof(n->be.name), "volume %s", n->volume);
 	pthread_mutex_init(&n->lock, NULL);
 
-	ret = xport_connect(n->addr, CONNECT_TIMEOUT_MS * 5, IO_TIMEOUT_MS, &n->x, err,
-			    sizeof(err));
+	ret = xport_connect(n->addr, CONNECT_TIMEOUT_MS * 5, SILENT_MS, &n->x, err, sizeof(err));
 	if (ret) {
 		log_err("%s: %s", url, err);
 		goto fail;

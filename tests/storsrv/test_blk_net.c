@@ -3,7 +3,9 @@
  * process against a real lego-storsrv that is killed (-9) and restarted
  * several times while writes are in flight: every write completes without
  * an error, and what is read back at the end is the last version written
- * of every block (nothing lost, no old write replayed over a newer one).
+ * of every block (nothing lost, no old write replayed over a newer one);
+ * no request fails before its deadline; and a server that stops answering
+ * (a connection accepted and never served) is left for one that answers.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -14,7 +16,9 @@
 #include <unistd.h>
 
 #include "blk.h"
+#include "tcpproxy.h"
 #include "test.h"
+#include "util.h"
 #include "xport.h"
 
 #define BLOCKS	  64
@@ -84,6 +88,24 @@ static void submit(struct blk_backend *be, struct tracker *t, struct op *o, enum
 	ASSERT_EQ(be->ops->submit(be, &o->io), 0);
 }
 
+/* Create volume "disk" of @size bytes on @sv with a fixed token (into @token). */
+static void create_disk(struct storsrv_proc *sv, uint64_t size, uint8_t token[LMP_TOKEN_LEN])
+{
+	struct lmp_vol v = {.name = "disk", .size = size};
+	struct iovec iov = {&v, sizeof(v)};
+	struct lmp_hdr resp;
+	struct xport *x;
+	char err[256];
+
+	for (int i = 0; i < LMP_TOKEN_LEN; i++)
+		v.token[i] = (uint8_t)(i * 7 + 1);
+	memcpy(token, v.token, LMP_TOKEN_LEN);
+	ASSERT_EQ(xport_connect(sv->listen, 2000, 5000, &x, err, sizeof(err)), 0);
+	ASSERT_EQ(xport_call(x, LMP_VOL_CREATE, 0, &iov, 1, &resp, NULL, 0), 0);
+	ASSERT_EQ(resp.status, 0);
+	xport_close(x);
+}
+
 struct killer {
 	struct storsrv_proc *sv;
 	volatile int stop;
@@ -111,25 +133,17 @@ TEST_TIMEOUT(writes_survive_storage_server_restarts_in_order, 300)
 	static struct op ops[IN_FLIGHT + 1];
 	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
 	struct killer k = {.sv = &sv};
-	struct lmp_vol v = {.name = "disk", .size = (uint64_t)BLOCKS * BLOCK};
-	struct iovec iov = {&v, sizeof(v)};
+	uint8_t token[LMP_TOKEN_LEN];
 	struct blk_backend *be;
-	struct lmp_hdr resp;
-	struct xport *x;
-	char url[128], err[256];
+	char url[128];
 	pthread_t killer;
 	uint64_t reconnects, resent, failed;
 	int rounds;
 
 	storsrv_start(&sv);
-	for (int i = 0; i < LMP_TOKEN_LEN; i++)
-		v.token[i] = (uint8_t)(i * 7 + 1);
-	ASSERT_EQ(xport_connect(sv.listen, 2000, 5000, &x, err, sizeof(err)), 0);
-	ASSERT_EQ(xport_call(x, LMP_VOL_CREATE, 0, &iov, 1, &resp, NULL, 0), 0);
-	ASSERT_EQ(resp.status, 0);
-	xport_close(x);
+	create_disk(&sv, (uint64_t)BLOCKS * BLOCK, token);
 	snprintf(url, sizeof(url), "storsrv://%s/disk", sv.listen);
-	ASSERT_EQ(blk_net_open(url, v.token, 60000, &be), 0);
+	ASSERT_EQ(blk_net_open(url, token, 60000, &be), 0);
 	ASSERT_EQ(be->size, (uint64_t)BLOCKS * BLOCK);
 
 	pthread_create(&killer, NULL, kill_and_restart, &k);
@@ -169,6 +183,119 @@ TEST_TIMEOUT(writes_survive_storage_server_restarts_in_order, 300)
 	}
 	ASSERT_EQ(t.errors, 0);
 	be->ops->close(be);
+	storsrv_kill(&sv, SIGKILL);
+}
+
+/*
+ * Many small requests at depth: the receiver checks deadlines while the
+ * submitter adds requests, and a request added between the two must not be
+ * taken for one that waited past its deadline (it once was: an I/O error to
+ * the guest within microseconds, logged as "unanswered for 60000 ms").
+ */
+TEST(no_request_fails_before_its_deadline)
+{
+	enum { N = 20000 };
+	struct storsrv_proc sv = {0};
+	static uint8_t bufs[IN_FLIGHT][4096];
+	static struct op ops[IN_FLIGHT];
+	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+	uint8_t token[LMP_TOKEN_LEN];
+	uint64_t reconnects, resent, failed;
+	struct blk_backend *be;
+	char url[128];
+
+	storsrv_start(&sv);
+	create_disk(&sv, 16 * MiB, token);
+	snprintf(url, sizeof(url), "storsrv://%s/disk", sv.listen);
+	ASSERT_EQ(blk_net_open(url, token, 60000, &be), 0);
+	for (int i = 0; i < N; i += IN_FLIGHT) { /* batches, so that a buffer is free when reused */
+		for (int j = 0; j < IN_FLIGHT; j++)
+			submit(be, &t, &ops[j], BLK_WRITE, (uint64_t)((i + j) % 4096) * 4096,
+			       bufs[j], 4096);
+		wait_below(&t, 0);
+	}
+	blk_net_stats(be, &reconnects, &resent, &failed);
+	printf("  %d requests at depth %d: %d errors, %llu failed by deadline\n", t.completed,
+	       IN_FLIGHT, t.errors, (unsigned long long)failed);
+	ASSERT_EQ(t.completed, N);
+	ASSERT_EQ(t.errors, 0);
+	ASSERT_EQ(failed, 0);
+	be->ops->close(be);
+	storsrv_kill(&sv, SIGKILL);
+}
+
+/*
+ * The server stops answering: the client's connection is cut, and the
+ * reconnection lands on a connection that is accepted and never served (a
+ * hung server, or a killed server's listening socket that lingers). With
+ * requests outstanding and nothing heard, the client must give that
+ * connection up within seconds and send them again on a new one, long
+ * before the deadline that fails them to the guest.
+ */
+TEST(a_silent_connection_is_left_and_every_request_completes)
+{
+	struct storsrv_proc sv = {0};
+	static uint8_t bufs[IN_FLIGHT][BLOCK], got[BLOCK], want[BLOCK];
+	static struct op ops[IN_FLIGHT];
+	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+	uint8_t token[LMP_TOKEN_LEN];
+	uint64_t reconnects, resent, failed;
+	struct blk_backend *be;
+	struct tcpproxy *px;
+	char url[128], addr[64];
+	int accepted, silenced;
+	double waited;
+	uint64_t t0;
+
+	storsrv_start(&sv);
+	create_disk(&sv, (uint64_t)BLOCKS * BLOCK, token);
+	px = tcpproxy_start(sv.listen, addr);
+	snprintf(url, sizeof(url), "storsrv://%s/disk", addr);
+	ASSERT_EQ(blk_net_open(url, token, 30000, &be), 0);
+	for (int j = 0; j < IN_FLIGHT; j++) { /* version 0, through the proxy */
+		fill(bufs[j], j, 0);
+		submit(be, &t, &ops[j], BLK_WRITE, (uint64_t)j * BLOCK, bufs[j], BLOCK);
+	}
+	wait_below(&t, 0);
+	ASSERT_EQ(t.errors, 0);
+
+	tcpproxy_silent(px, true);
+	tcpproxy_cut(px);
+	for (int i = 0; i < 200; i++) { /* until the client has reconnected into the silence */
+		tcpproxy_counts(px, &accepted, &silenced);
+		if (silenced)
+			break;
+		usleep(10000);
+	}
+	ASSERT(silenced == 1, "the client did not reconnect after the cut");
+	t0 = now_ns();
+	for (int j = 0; j < IN_FLIGHT; j++) { /* version 1, sent into the silence */
+		fill(bufs[j], j, 1);
+		submit(be, &t, &ops[j], BLK_WRITE, (uint64_t)j * BLOCK, bufs[j], BLOCK);
+	}
+	usleep(300000);
+	tcpproxy_silent(px, false); /* the next connection is served again */
+	wait_below(&t, 0);
+	waited = (now_ns() - t0) / 1e9;
+	blk_net_stats(be, &reconnects, &resent, &failed);
+	tcpproxy_counts(px, &accepted, &silenced);
+	printf("  completed %.2f s after they were sent into the silence; %llu reconnects, "
+	       "%llu requests sent again, %d of %d connections silent\n",
+	       waited, (unsigned long long)reconnects, (unsigned long long)resent, silenced,
+	       accepted);
+	ASSERT_EQ(t.errors, 0);
+	ASSERT_EQ(failed, 0);
+	ASSERT(waited < 10, "the client sat %.1f s on a silent connection", waited);
+	ASSERT(resent >= IN_FLIGHT, "the requests were not sent again");
+	for (int j = 0; j < IN_FLIGHT; j++) {
+		submit(be, &t, &ops[0], BLK_READ, (uint64_t)j * BLOCK, got, BLOCK);
+		wait_below(&t, 0);
+		fill(want, j, 1);
+		ASSERT(!memcmp(got, want, BLOCK), "block %d is not its last version", j);
+	}
+	ASSERT_EQ(t.errors, 0);
+	be->ops->close(be);
+	tcpproxy_stop(px);
 	storsrv_kill(&sv, SIGKILL);
 }
 

@@ -1,9 +1,10 @@
 /*
  * test_srv.c - the common data-path server loop (srv.h) in a child process
- * with a small application: requests of type 7 are answered at once, type 8
- * later (after an io_uring timeout on the server's own ring, so responses
- * overtake each other), from a client that pipelines them; a malformed
- * header gets -EPROTO and a hang-up while another connection is served on.
+ * with a small application: requests of type T_NOW are answered at once,
+ * T_LATER later (after an io_uring timeout on the server's own ring, so
+ * responses overtake each other), from a client that pipelines them; a
+ * malformed header gets -EPROTO and a hang-up while another connection is
+ * served on; a PING is answered by the loop itself, ahead of slow requests.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,8 +17,9 @@
 #include "test.h"
 #include "xport.h"
 
-#define T_NOW	7
-#define T_LATER 8
+/* types the protocol does not use, so that the loop passes them on */
+#define T_NOW	100
+#define T_LATER 101
 
 struct later {
 	struct srv_op op; /* first: the loop hands this pointer back */
@@ -179,4 +181,29 @@ TEST(a_malformed_header_is_refused_and_others_are_served)
 	kill(pid, SIGTERM);
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the server did not survive");
+}
+
+TEST(a_ping_is_answered_by_the_loop_while_a_slow_request_waits)
+{
+	char addr[64];
+	pid_t pid = spawn_server(addr, sizeof(addr));
+	struct xport *x = connect_to(addr);
+	struct lmp_hdr slow, ping, resp;
+	struct iovec v[2] = {{&slow, sizeof(slow)}, {&ping, sizeof(ping)}};
+	int status;
+
+	lmp_hdr_init(&slow, T_LATER, 1, 0, 90); /* answered after 90 ms */
+	lmp_hdr_init(&ping, LMP_PING, 2, 0, 0);
+	ASSERT_EQ(xport_sendv(x, v, 2), 0);
+	ASSERT_EQ(xport_recv(x, &resp, sizeof(resp)), 0);
+	ASSERT_EQ(resp.id, 2);
+	ASSERT_EQ(resp.type, LMP_PING | LMP_RESPONSE);
+	ASSERT_EQ(resp.status, 0);
+	ASSERT_EQ(resp.len, 0);
+	ASSERT_EQ(xport_recv(x, &resp, sizeof(resp)), 0);
+	ASSERT_EQ(resp.id, 1);
+	xport_close(x);
+	kill(pid, SIGTERM);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the server did not stop cleanly");
 }
