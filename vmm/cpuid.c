@@ -1,8 +1,8 @@
 /* cpuid.c - CPUID policies (see cpuid.h). */
+#include <stdint.h>
 #include <string.h>
 
 #include "cpuid.h"
-#include "pvm_compat.h"
 
 #define BIT(n) (1u << (n))
 
@@ -24,11 +24,6 @@ int cpuid_policy_parse(const char *name)
 	if (!strcmp(name, "baseline"))
 		return CPUID_BASELINE;
 	return -1;
-}
-
-const char *cpuid_policy_name(enum cpuid_policy p)
-{
-	return p == CPUID_BASELINE ? "baseline" : "host";
 }
 
 static void cpuid_baseline(struct kvm_cpuid_entry2 *e)
@@ -60,7 +55,7 @@ static void cpuid_baseline(struct kvm_cpuid_entry2 *e)
 	}
 }
 
-void cpuid_apply(struct kvm_cpuid2 *c, enum cpuid_policy p, int index, bool pvm_compat)
+void cpuid_apply(struct kvm_cpuid2 *c, enum cpuid_policy p, int index)
 {
 	for (uint32_t i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
@@ -71,7 +66,5 @@ void cpuid_apply(struct kvm_cpuid2 *c, enum cpuid_policy p, int index, bool pvm_
 			e->ebx = (e->ebx & 0x00ffffff) | ((uint32_t)index << 24);
 		if (e->function == 0xb || e->function == 0x1f)
 			e->edx = (uint32_t)index;
-		if (pvm_compat)
-			pvm_compat_cpuid(e);
 	}
 }

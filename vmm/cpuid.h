@@ -12,10 +12,10 @@
  *             Platform bits (x2APIC, TSC-deadline, hypervisor, speculation
  *             controls) are kept as the host has them.
  *
- * On top of either: each vCPU's own APIC ID (leaves 1, 0xb, 0x1f), and on a
- * kvm_pvm host the bits pvm_compat clears. (On kvm_pvm, KVM itself builds
- * leaves 1, 7 and 0xd, so there the baseline cannot remove their bits: the
- * kernel command line's clearcpuid= does what it can.)
+ * On top of either: each vCPU's own APIC ID (leaves 1, 0xb, 0x1f); the host's
+ * quirks (vm.h) may clear more. (Some hosts build leaves 1, 7 and 0xd
+ * themselves, so there the baseline cannot remove their bits: the kernel
+ * command line's clearcpuid= does what it can.)
  */
 #ifndef LEGO_VMM_CPUID_H
 #define LEGO_VMM_CPUID_H
@@ -27,10 +27,9 @@ enum cpuid_policy { CPUID_HOST = 0, CPUID_BASELINE };
 
 /* cpuid_policy_parse - "host" or "baseline"; -1 for anything else. */
 int cpuid_policy_parse(const char *name);
-const char *cpuid_policy_name(enum cpuid_policy p);
 
 /* cpuid_apply - turn KVM's supported table @c (edited in place) into vCPU
- * @index's CPUID under policy @p; @pvm_compat adds the kvm_pvm masks. */
-void cpuid_apply(struct kvm_cpuid2 *c, enum cpuid_policy p, int index, bool pvm_compat);
+ * @index's CPUID under policy @p. */
+void cpuid_apply(struct kvm_cpuid2 *c, enum cpuid_policy p, int index);
 
 #endif

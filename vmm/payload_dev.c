@@ -7,7 +7,6 @@
 #include "abi.h"
 #include "log.h"
 #include "payload.h"
-#include "pvm_compat.h"
 #include "util.h"
 
 static const char *const payload_vector_names[32] = {
@@ -77,7 +76,8 @@ static void payload_exception(struct vcpu *vcpu, unsigned vector)
 			strerror(errno));
 		return;
 	}
-	if (vector == 13 && vcpu->vm->pvm_compat && pvm_compat_user_pio(vcpu, &r, 3)) {
+	if (vector == 13 && vcpu->vm->quirks && vcpu->vm->quirks->user_gp &&
+	    vcpu->vm->quirks->user_gp(vcpu, &r, 3)) {
 		/* IOPL 3 is the payload ABI: set at entry, and ring 3 cannot lower it. */
 		if (!vm_stopping(vcpu->vm) && ioctl(vcpu->fd, KVM_SET_REGS, &r) < 0)
 			vm_stop(vcpu->vm, VM_EXIT_VMM_ERROR, "cannot resume vCPU %d: %s",

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "pvm_compat.h"
 #include "vcpu.h"
+#include "vmm.h"
 
 #define MSR_STAR   0xc0000081
 #define MSR_LSTAR  0xc0000082
@@ -36,7 +37,13 @@ bool pvm_compat_host(void)
 	return access("/sys/module/kvm_pvm", F_OK) == 0;
 }
 
-int pvm_compat_user_pio(struct vcpu *vcpu, struct kvm_regs *r, unsigned iopl)
+/*
+ * The #GP of a ring-3 in/out: given the user context @r and the IOPL @iopl
+ * that the guest really has (its kernel, here the VMM, knows; the host CPU
+ * does not even show it in the frame's RFLAGS), carry out the port access
+ * if @iopl is 3, advancing @r->rip (and setting @r->rax for an in).
+ */
+static bool pvm_user_gp(struct vcpu *vcpu, struct kvm_regs *r, unsigned iopl)
 {
 	uint8_t insn[3] = {0}, op;
 	unsigned i = 0, size = 4, port;
@@ -44,10 +51,10 @@ int pvm_compat_user_pio(struct vcpu *vcpu, struct kvm_regs *r, unsigned iopl)
 	uint32_t data;
 
 	if (iopl != 3)
-		return 0; /* the #GP is what real hardware would raise too */
+		return false; /* the #GP is what real hardware would raise too */
 	if (vcpu_read_virt(vcpu, r->rip, insn, sizeof(insn)) &&
 	    vcpu_read_virt(vcpu, r->rip, insn, 2) && vcpu_read_virt(vcpu, r->rip, insn, 1))
-		return 0;
+		return false;
 	if (insn[0] == 0x66) {
 		opsize16 = true;
 		i++;
@@ -69,7 +76,7 @@ int pvm_compat_user_pio(struct vcpu *vcpu, struct kvm_regs *r, unsigned iopl)
 		i += 1;
 		break;
 	default:
-		return 0; /* string I/O and everything else: not emulated */
+		return false; /* string I/O and everything else: not emulated */
 	}
 	out = op & 2;
 	if (!(op & 1))
@@ -85,19 +92,19 @@ int pvm_compat_user_pio(struct vcpu *vcpu, struct kvm_regs *r, unsigned iopl)
 		r->rax = size == 4 ? data : (r->rax & ~mask) | (data & mask);
 	}
 	r->rip += i;
-	return 1;
+	return true;
 }
 
 static bool pvm_linux_trap(struct vcpu *vcpu, struct kvm_regs *r, struct kvm_sregs *s);
 
-bool pvm_compat_internal_error(struct vcpu *vcpu)
+/* KVM stopped on an instruction it does not emulate: true when handled and the vCPU can resume. */
+static bool pvm_internal_error(struct vcpu *vcpu)
 {
+	struct kvm_run *run = vcpu->run;
+	struct pvm_linux *pl = vcpu->vm->quirks_state;
 	struct kvm_regs r;
 	struct kvm_sregs s;
 	uint8_t op;
-
-	struct kvm_run *run = vcpu->run;
-	struct pvm_linux *pl = vcpu->vm->pvm_linux;
 
 	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0 ||
 	    vcpu_read_virt(vcpu, r.rip, &op, 1))
@@ -131,16 +138,16 @@ bool pvm_compat_internal_error(struct vcpu *vcpu)
 	return false;
 }
 
-void pvm_compat_cpuid(struct kvm_cpuid_entry2 *e)
+static void pvm_cpuid(struct kvm_cpuid_entry2 *e)
 {
 	if (e->function == 1)
 		e->ecx &= ~(1U << 13); /* CX16: lock cmpxchg16b is not emulated */
 }
 
-/* Guest time runs this many times slower than real time (see pvm_compat_cmdline). */
+/* Guest time runs this many times slower than real time (see pvm_cmdline). */
 #define PVM_TIME_DILATION 20
 
-void pvm_compat_cmdline(char *buf, size_t len, uint64_t tsc_khz)
+static void pvm_cmdline(char *buf, size_t len, uint64_t tsc_khz)
 {
 	/* Each one measured on kvm_pvm (see ENVIRONMENT.md): instructions it does not
 	 * emulate (xsave, SMAP's clac/stac, popcnt, ssse3, erms/fsrm string ops), and
@@ -174,27 +181,29 @@ void pvm_compat_cmdline(char *buf, size_t len, uint64_t tsc_khz)
 
 /* --- system calls from a Linux guest's user space (see pvm_compat.h) --- */
 
-int pvm_compat_linux_init(struct vm *vm)
+static int pvm_boot_linux(struct vm *vm, char *buf, size_t len)
 {
 	struct pvm_linux *pl = calloc(1, sizeof(*pl));
 
 	if (!pl)
 		return -ENOMEM;
 	pthread_mutex_init(&pl->lock, NULL);
-	vm->pvm_linux = pl;
+	vm->quirks_state = pl;
+	pvm_cmdline(buf, len, vm->tsc_khz);
 	return 0;
 }
 
-void pvm_compat_linux_exit(struct vm *vm)
+static void pvm_destroy(struct vm *vm)
 {
-	free(vm->pvm_linux);
-	vm->pvm_linux = NULL;
-}
+	struct pvm_linux *pl = vm->quirks_state;
 
-void pvm_compat_linux_stats(struct vm *vm, uint64_t *syscalls, uint64_t *faults)
-{
-	*syscalls = vm->pvm_linux ? vm->pvm_linux->nr_syscalls : 0;
-	*faults = vm->pvm_linux ? vm->pvm_linux->nr_faults : 0;
+	if (!pl)
+		return;
+	log_debug("pvm_compat: %llu guest system calls completed, %llu user faults passed on",
+		  (unsigned long long)pl->nr_syscalls, (unsigned long long)pl->nr_faults);
+	pthread_mutex_destroy(&pl->lock);
+	free(pl);
+	vm->quirks_state = NULL;
 }
 
 static int pvm_get_msrs(struct vcpu *vcpu, uint64_t *star, uint64_t *lstar, uint64_t *sfmask)
@@ -249,9 +258,10 @@ static uint64_t pvm_find_trap(struct vcpu *vcpu, uint64_t lstar, uint64_t pf_han
 	return 0;
 }
 
-void pvm_compat_linux_watch(struct vcpu *vcpu)
+/* After each exit of a Linux guest's vCPU: arm or re-arm the #PF hook. */
+static void pvm_linux_watch(struct vcpu *vcpu)
 {
-	struct pvm_linux *pl = vcpu->vm->pvm_linux;
+	struct pvm_linux *pl = vcpu->vm->quirks_state;
 	uint64_t star, lstar, sfmask, off;
 	struct kvm_sregs s;
 	uint8_t gate[16];
@@ -298,7 +308,7 @@ void pvm_compat_linux_watch(struct vcpu *vcpu)
 /* At the hooked int3: complete a system call, or go on to the kernel's #PF entry. */
 static bool pvm_linux_trap(struct vcpu *vcpu, struct kvm_regs *r, struct kvm_sregs *s)
 {
-	struct pvm_linux *pl = vcpu->vm->pvm_linux;
+	struct pvm_linux *pl = vcpu->vm->quirks_state;
 	uint64_t frame[6]; /* error code, RIP, CS, RFLAGS, RSP, SS */
 	uint16_t kcs;
 
@@ -330,3 +340,59 @@ static bool pvm_linux_trap(struct vcpu *vcpu, struct kvm_regs *r, struct kvm_sre
 	r->rflags = (r->r11 & ~pl->sfmask) | 2;
 	return ioctl(vcpu->fd, KVM_SET_SREGS, s) == 0 && ioctl(vcpu->fd, KVM_SET_REGS, r) == 0;
 }
+
+static bool pvm_exit(struct vcpu *vcpu)
+{
+	if (vcpu->vm->quirks_state)
+		pvm_linux_watch(vcpu);
+	return vcpu->run->exit_reason == KVM_EXIT_INTERNAL_ERROR && pvm_internal_error(vcpu);
+}
+
+const struct vm_quirks pvm_quirks = {
+	.name = "pvm_compat",
+	.cpuid = pvm_cpuid,
+	.exit = pvm_exit,
+	.user_gp = pvm_user_gp,
+	.boot_linux = pvm_boot_linux,
+	.destroy = pvm_destroy,
+};
+
+const struct vm_quirks *pvm_compat_quirks(void)
+{
+	return pvm_compat_host() ? &pvm_quirks : NULL;
+}
+
+/* ---- lego-vmm's module ---- */
+
+/* --no-pvm-compat: the module's state is only this flag (priv non-NULL: off). */
+static int opt_no_pvm(struct vmm *v, const char *arg, char *err, size_t errlen)
+{
+	(void)arg, (void)err, (void)errlen;
+	vmm_set_priv(v, &mod_pvm, (void *)&pvm_quirks);
+	return 0;
+}
+
+static void pvm_configure(struct vmm *v, struct vm_config *cfg)
+{
+	bool off = vmm_priv(v, &mod_pvm) != NULL;
+
+	if (!pvm_compat_host())
+		return;
+	cfg->quirks = off ? NULL : &pvm_quirks;
+	log_info("kvm_pvm host (no hardware virtualisation): pvm_compat workarounds %s",
+		 off ? "off" : "on (--no-pvm-compat turns them off)");
+}
+
+static const struct vmm_option pvm_options[] = {
+	{"no-pvm-compat", NULL,
+	 "on a kvm_pvm host (no hardware virtualisation), do not apply\n"
+	 "                   the workarounds of vmm/pvm_compat.c (on by default there)",
+	 opt_no_pvm},
+	{NULL},
+};
+
+const struct vmm_module mod_pvm = {
+	.name = "pvm_compat",
+	.options = pvm_options,
+	.configure = pvm_configure,
+};

@@ -9,10 +9,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cpuid.h"
 #include "log.h"
 #include "util.h"
-#include "pvm_compat.h"
-#include "cpuid.h"
 #include "vcpu.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
@@ -81,7 +80,9 @@ static int vcpu_setup_cpuid(struct vcpu *vcpu)
 	if (!c)
 		return -ENOMEM;
 	memcpy(c, vm->cpuid, bytes);
-	cpuid_apply(c, vm->cpuid_policy, vcpu->index, vm->pvm_compat);
+	cpuid_apply(c, vm->cpuid_policy, vcpu->index);
+	for (uint32_t i = 0; vm->quirks && vm->quirks->cpuid && i < c->nent; i++)
+		vm->quirks->cpuid(&c->entries[i]);
 	if (ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0) {
 		int ret = -errno;
 
@@ -273,8 +274,8 @@ static void vcpu_handle_exit(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 
-	if (vcpu->vm->pvm_linux)
-		pvm_compat_linux_watch(vcpu);
+	if (vcpu->vm->quirks && vcpu->vm->quirks->exit && vcpu->vm->quirks->exit(vcpu))
+		return;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		vcpu_handle_pio(vcpu);
@@ -296,9 +297,6 @@ static void vcpu_handle_exit(struct vcpu *vcpu)
 		break;
 	case KVM_EXIT_INTERNAL_ERROR: {
 		char data[160] = "";
-
-		if (vcpu->vm->pvm_compat && pvm_compat_internal_error(vcpu))
-			break;
 		int off = 0;
 
 		for (uint32_t i = 0; i < run->internal.ndata && i < 8; i++)

@@ -77,7 +77,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	bus_init(&vm->mmio, "MMIO");
 	vm->created_ns = now_ns();
 	vm->strict_io = cfg->strict_io;
-	vm->pvm_compat = cfg->pvm_compat;
+	vm->quirks = cfg->quirks;
 	vm->irqchip = cfg->irqchip;
 	vm->shutdown_is_poweroff = cfg->shutdown_is_poweroff;
 	vm->cpuid_policy = cfg->cpuid_policy;
@@ -161,6 +161,8 @@ void vm_destroy(struct vm *vm)
 	vm->mem.base = NULL;
 	free(vm->cpuid);
 	vm->cpuid = NULL;
+	if (vm->quirks && vm->quirks->destroy)
+		vm->quirks->destroy(vm);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
 	if (vm->vm_fd >= 0)

@@ -49,8 +49,8 @@ int gmem_read(const struct gmem *mem, uint64_t gpa, void *dst, uint64_t len);
 
 /*
  * gmem_write - copy @src to guest [@gpa, +@len); -EFAULT if outside RAM.
- * Every write the VMM makes into guest memory goes through here, so that a
- * memory backend that must see writes (the ExCache) has one place to hook.
+ * (The ExCache sees the VMM's writes as it sees the guest's: through
+ * userfaultfd, on the first write to a page that is absent or clean.)
  */
 int gmem_write(struct gmem *mem, uint64_t gpa, const void *src, uint64_t len);
 
@@ -75,14 +75,41 @@ struct vcpu {
 	_Atomic uint64_t nr_exits, nr_pio, nr_mmio;
 };
 
+struct kvm_cpuid_entry2;
+struct kvm_regs;
+
+/*
+ * Workarounds for a host whose KVM cannot do everything a guest expects
+ * (vmm/pvm_compat.c, on kvm_pvm), installed as this one table; NULL on
+ * hardware-virtualised KVM. The core calls a hook only where it is set and
+ * names no host.
+ */
+struct vm_quirks {
+	const char *name;
+	/* cpuid - adjust one CPUID entry that every vCPU will show */
+	void (*cpuid)(struct kvm_cpuid_entry2 *e);
+	/* exit - called on @vcpu's thread after each exit, before the run loop
+	 * dispatches it; true when the quirk handled the exit and the vCPU resumes */
+	bool (*exit)(struct vcpu *vcpu);
+	/* user_gp - a ring-3 program's #GP, its user context @r, its IOPL @iopl:
+	 * true when the quirk carried the instruction out (@r advanced) */
+	bool (*user_gp)(struct vcpu *vcpu, struct kvm_regs *r, unsigned iopl);
+	/* boot_linux - a Linux kernel is about to be loaded into @vm: kernel
+	 * options that avoid what the host cannot do into @buf (@len bytes), and
+	 * whatever the quirks must watch for while it runs. 0 or -errno. */
+	int (*boot_linux)(struct vm *vm, char *buf, size_t len);
+	/* destroy - release what the quirks keep for @vm (in vm->quirks_state) */
+	void (*destroy)(struct vm *vm);
+};
+
 struct vm_config {
 	uint64_t mem_size;
 	int nr_vcpus;
 	bool strict_io;		   /* an access no device claims stops the guest (payload mode) */
-	bool pvm_compat;	   /* kvm_pvm workarounds (pvm_compat.h); false on hardware KVM */
 	bool irqchip;		   /* in-kernel IOAPIC, PIC and local APICs (a Linux guest) */
 	bool shutdown_is_poweroff; /* a triple fault ends the guest normally (reboot=t) */
 	int cpuid_policy;	   /* enum cpuid_policy (cpuid.h); 0 is "host" */
+	const struct vm_quirks *quirks; /* NULL on hardware-virtualised KVM */
 };
 
 struct vm {
@@ -95,11 +122,11 @@ struct vm {
 	struct kvm_cpuid2 *cpuid;
 	int cpuid_policy;
 	bool strict_io;
-	bool pvm_compat;
 	bool irqchip;
 	bool shutdown_is_poweroff;
 	uint64_t tsc_khz;
-	struct pvm_linux *pvm_linux; /* pvm_compat's state for a Linux guest, or NULL */
+	const struct vm_quirks *quirks;
+	void *quirks_state; /* theirs, or NULL */
 	uint64_t created_ns;
 	_Atomic uint64_t first_guest_ns; /* CLOCK_MONOTONIC of the guest's start marker */
 

@@ -101,7 +101,7 @@ static void make_vm(struct vm *vm, uint64_t mem)
 	struct vm_config cfg = {.mem_size = mem,
 				.nr_vcpus = 2,
 				.irqchip = true,
-				.pvm_compat = pvm_compat_host(),
+				.quirks = pvm_compat_quirks(),
 				.shutdown_is_poweroff = true};
 
 	test_require_kvm();

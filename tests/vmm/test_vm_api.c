@@ -36,7 +36,7 @@ TEST(vm_api_runs_a_payload_on_four_vcpus)
 	struct vm_config cfg = {.mem_size = 32 << 20,
 				.nr_vcpus = 4,
 				.strict_io = true,
-				.pvm_compat = pvm_compat_host()};
+				.quirks = pvm_compat_quirks()};
 	FILE *devnull = fopen("/dev/null", "w");
 
 	test_require_kvm();
