@@ -13,6 +13,7 @@
  *   GET    /v1/status                    the manager itself
  *   GET    /metrics                      Prometheus text format
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,38 @@
 #include "manager.h"
 #include "util.h"
 
+/* What the flows' -errno means to an HTTP client. */
+static int http_status(int err)
+{
+	switch (-err) {
+	case EINVAL:
+		return 400; /* a wrong request */
+	case ENOENT:
+		return 404; /* no such vNode */
+	case EEXIST:
+	case EBUSY:
+		return 409; /* exists already, runs already, or is being changed */
+	case ECHILD:
+		return 422; /* its VMM could not run the order */
+	case EREMOTEIO:
+		return 502; /* a component refused or failed */
+	case EHOSTUNREACH:
+		return 503; /* a component cannot be reached */
+	case ENOSPC:
+		return 507; /* no room in the cluster */
+	default:
+		return 500;
+	}
+}
+
 static void status_answer(struct http_resp *resp, int status, const char *err, json_t *ok)
 {
-	if (status)
-		http_error(resp, status, "%s", err);
-	else
+	if (status) {
+		json_decref(ok);
+		http_error(resp, http_status(status), "%s", err);
+	} else {
 		http_json(resp, 200, ok ? ok : json_pack("{s:b}", "ok", 1));
+	}
 }
 
 static void on_heartbeat(void *opaque, const struct http_req *req, struct http_resp *resp)
@@ -127,7 +154,7 @@ static void on_create(void *opaque, const struct http_req *req, struct http_resp
 	status = vnode_create(m, spec, &out, err, sizeof(err));
 	json_decref(spec);
 	if (status)
-		http_error(resp, status, "%s", err);
+		http_error(resp, http_status(status), "%s", err);
 	else
 		http_json(resp, 201, out);
 }
@@ -299,7 +326,7 @@ static char *metrics_text(struct manager *m)
 	metric_head(f, "lego_vnode_running", "gauge", "1 if the vNode's VMM runs");
 	for (int i = 0; i < m->nr_vnodes; i++)
 		fprintf(f, "lego_vnode_running{vnode=\"%s\",agent=\"%s\"} %d\n", m->vnodes[i]->name,
-			m->vnodes[i]->agent, !strcmp(m->vnodes[i]->state, "running"));
+			m->vnodes[i]->agent, m->vnodes[i]->state == VNODE_RUNNING);
 	metric_head(f, "lego_vnode_memory_bytes", "gauge", "the vNode's memory");
 	for (int i = 0; i < m->nr_vnodes; i++)
 		fprintf(f, "lego_vnode_memory_bytes{vnode=\"%s\"} %llu\n", m->vnodes[i]->name,

@@ -100,10 +100,12 @@ static const struct {
 	const char *key;
 	size_t off, len; /* len: a string's buffer; 0: a uint64_t */
 } vnode_fields[] = {
-	U64_FIELD(id),	      STR_FIELD(token),		 STR_FIELD(state),
-	U64_FIELD(created_s), U64_FIELD(placed_memory),	 U64_FIELD(slab_size),
-	STR_FIELD(agent),     STR_FIELD(storsrv),	 STR_FIELD(vol_token),
-	U64_FIELD(epoch),     STR_FIELD(backup_storsrv), STR_FIELD(backup_token),
+	U64_FIELD(id),		 STR_FIELD(token),
+	U64_FIELD(created_s),	 U64_FIELD(placed_memory),
+	U64_FIELD(slab_size),	 STR_FIELD(agent),
+	STR_FIELD(storsrv),	 STR_FIELD(vol_token),
+	U64_FIELD(epoch),	 STR_FIELD(backup_storsrv),
+	STR_FIELD(backup_token),
 };
 
 static json_t *vnode_record(const struct vnode *v)
@@ -124,6 +126,7 @@ static json_t *vnode_record(const struct vnode *v)
 						       v->slabs[i].primary, "secondary",
 						       v->slabs[i].secondary));
 	json_object_set_new(rec, "slabs", slabs);
+	json_object_set_new(rec, "state", json_string(vnode_state_name(v->state)));
 	json_object_set(rec, "spec", v->spec);
 	return rec;
 }
@@ -160,6 +163,7 @@ static int load_vnode(struct manager *m, const char *name, const char *data)
 {
 	json_t *rec = json_loads(data, 0, NULL), *slabs, *e;
 	struct vnode *v;
+	int state;
 	size_t i;
 
 	if (!rec || !(v = vnode_add(m, name))) {
@@ -175,6 +179,7 @@ static int load_vnode(struct manager *m, const char *name, const char *data)
 			*(uint64_t *)p = U64(rec, vnode_fields[i].key);
 	}
 	v->spec = json_incref(json_object_get(rec, "spec"));
+	state = vnode_state_parse(json_string_value(json_object_get(rec, "state")));
 	slabs = json_object_get(rec, "slabs");
 	v->nr_slabs = (int)json_array_size(slabs);
 	v->slabs = calloc(v->nr_slabs + 1, sizeof(*v->slabs));
@@ -185,12 +190,11 @@ static int load_vnode(struct manager *m, const char *name, const char *data)
 		copy(v->slabs[i].secondary, ADDR_LEN, e, "secondary"); /* "": none */
 	}
 	json_decref(rec);
-	if (!v->spec || !v->slabs)
+	if (!v->spec || !v->slabs || state < 0)
 		return -1;
 	/* A create that the previous manager did not finish is undone by the agent
 	 * never having heard of it; here it is simply not running. */
-	if (!strcmp(v->state, "creating"))
-		snprintf(v->state, sizeof(v->state), "failed");
+	v->state = state == VNODE_CREATING ? VNODE_FAILED : (enum vnode_state)state;
 	return 0;
 }
 

@@ -6,6 +6,12 @@
  * database, which is read back at start: a restarted manager knows every
  * component and vNode it knew, and learns the live state again from the
  * components' heartbeats (the vNodes themselves never stop for it).
+ *
+ * The files: model.c (components, vNodes, what they hold), monitor.c
+ * (heartbeats, failure detection, the refill and restore orders),
+ * remote.c (calls to storage servers and agents, the vNode order),
+ * flows.c (create, start, stop, resize, destroy), place.c (placement
+ * decisions), db.c (SQLite), api.c (the HTTP API), xml.c (libvirt XML).
  */
 #ifndef LEGO_MANAGER_H
 #define LEGO_MANAGER_H
@@ -44,6 +50,21 @@ struct comp_set {
 	int index_cap;
 };
 
+/* A vNode's state, as the manager sees it. */
+enum vnode_state {
+	VNODE_CREATING, /* being placed and started, or changed: hands off */
+	VNODE_RUNNING,
+	VNODE_STOPPED, /* stopped by a person; starts again on request */
+	VNODE_EXITED,  /* its guest ended (status 0) */
+	VNODE_FAILED,  /* ... with an error, or a create that never finished */
+	VNODE_LOST,    /* its agent does not know it (the agent restarted) */
+	NR_VNODE_STATES
+};
+
+/* vnode_state_name / vnode_state_parse - "running", ...; parse answers -1 for an unknown name. */
+const char *vnode_state_name(enum vnode_state s);
+int vnode_state_parse(const char *name);
+
 struct slab_ref {
 	uint64_t size;
 	char primary[ADDR_LEN], secondary[ADDR_LEN];
@@ -53,8 +74,8 @@ struct vnode {
 	char name[NAME_LEN];
 	uint64_t id; /* its number on the memory servers */
 	char token[2 * LMP_TOKEN_LEN + 1];
-	json_t *spec;	/* what the user asked for (see cluster.c) */
-	char state[16]; /* creating, running, stopped, exited, failed, unknown */
+	json_t *spec; /* what the user asked for (see flows.c) */
+	enum vnode_state state;
 	uint64_t created_s;
 	/* placement */
 	uint64_t placed_memory, slab_size;
@@ -95,26 +116,66 @@ int db_save_comp(struct manager *m, const struct comp *c);
 int db_save_vnode(struct manager *m, const struct vnode *v);
 int db_delete_vnode(struct manager *m, const char *name);
 
-/* cluster.c - the model; every function expects m->lock held unless noted */
+/* model.c - the model; every function expects m->lock held unless noted */
 int manager_init(struct manager *m, const char *db_path, char *err, size_t errlen);
 void manager_exit(struct manager *m);
 struct comp *comp_add(struct manager *m, enum role r, const char *addr, uint64_t capacity);
+/* comp_find - the component of role @r at @addr (its position in *@index), or NULL. */
+struct comp *comp_find(struct manager *m, enum role r, const char *addr, int *index);
+/* ps_of - the placement view of that component, or NULL. */
+struct place_server *ps_of(struct manager *m, enum role r, const char *addr);
+/* adjust - count (@sign +1) or uncount (-1) @bytes on @ps (NULL: nothing). */
+void adjust(struct place_server *ps, uint64_t bytes, bool primary, int sign);
 struct vnode *vnode_find(struct manager *m, const char *name);
 struct vnode *vnode_add(struct manager *m, const char *name);
-/* vnode_reserve/vnode_unreserve - count @v's placement in the candidates' reservations. */
+/* vnode_remove - forget @v and free it (its reservations are the caller's). */
+void vnode_remove(struct manager *m, struct vnode *v);
+/* vnode_reserve - count @v's placement in its components' reservations (@sign -1: uncount). */
 void vnode_reserve(struct manager *m, struct vnode *v, int sign);
+/* vnode_set_state - change @v's state, logged and saved. */
+void vnode_set_state(struct manager *m, struct vnode *v, enum vnode_state state);
+/* vnode_uses - does @v depend on @c: its memory, its disk or memory backup, its VMM? */
+bool vnode_uses(const struct vnode *v, const struct comp *c);
 json_t *comp_json(struct manager *m, enum role r, int i);
 json_t *vnode_json(struct manager *m, struct vnode *v);
-/* heartbeat: register or refresh a component. No lock needed. */
+/* What a vNode holds follows from its spec and placement, not kept twice. */
+uint64_t spec_u64(const json_t *spec, const char *key);
+const char *spec_str(const json_t *spec, const char *key);
+uint64_t vnode_excache(const struct vnode *v);
+uint64_t vnode_disk(const struct vnode *v);
+/* backup_bytes - the memory's backup volume: every page, and a header page after them. */
+uint64_t backup_bytes(uint64_t memory);
+
+/* monitor.c */
+/* manager_heartbeat - register or refresh a component. 0 or -EINVAL/-ENOMEM with @err. No lock needed. */
 int manager_heartbeat(struct manager *m, json_t *beat, char *err, size_t errlen);
-/* The flows; they take the lock themselves. 0 or an HTTP status with @err. */
+int manager_start_monitor(struct manager *m);
+
+/* remote.c - calls to other components, made without the lock */
+/* volume_op - @type (LMP_VOL_*) on volume @name of the storage server @addr. 0 or -errno, @err. */
+int volume_op(const char *addr, uint16_t type, const char *name, const char *token_hex,
+	      uint64_t size, char *err, size_t errlen);
+/*
+ * agent_call - @method @path on the agent at @agent with @body (not stolen).
+ * 0 (its answer in *@out if @out), or -errno with @err: -EHOSTUNREACH when
+ * it cannot be reached, else what its status means (-ENOENT for 404, -EEXIST
+ * for 409, -ECHILD for 422: the VMM exited at once, -EREMOTEIO otherwise).
+ */
+int agent_call(const char *agent, const char *method, const char *path, json_t *body, json_t **out,
+	       char *err, size_t errlen);
+/* vnode_order - the order that runs @v's VMM (order.h), as JSON for the agent. Lock held. */
+json_t *vnode_order(struct vnode *v);
+/* hex - @n bytes at @b as 2n hex digits into @out. */
+void hex(const uint8_t *b, size_t n, char *out);
+
+/* flows.c - they take the lock themselves; 0 or -errno with a sentence in @err
+ * (api.c says which HTTP status each means) */
 int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_t errlen);
 int vnode_start(struct manager *m, const char *name, char *err, size_t errlen);
 int vnode_stop(struct manager *m, const char *name, char *err, size_t errlen);
 int vnode_destroy(struct manager *m, const char *name, char *err, size_t errlen);
 int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out, char *err,
 		 size_t errlen);
-int manager_start_monitor(struct manager *m);
 
 /* xml.c - libvirt domain XML in and out */
 json_t *xml_to_spec(const char *xml, char *err, size_t errlen);

@@ -107,7 +107,7 @@ static void populate(struct manager *m, const char *db)
 		}
 		v->placed_memory = VNODE_MEM;
 		v->slab_size = m->slab_size;
-		snprintf(v->state, sizeof(v->state), "running");
+		v->state = VNODE_RUNNING;
 		snprintf(v->agent, ADDR_LEN, "%s", m->roles[ROLE_AGENT].c[ag_i].addr);
 		snprintf(v->storsrv, ADDR_LEN, "%s", m->roles[ROLE_STORSRV].c[st_i].addr);
 		db_save_vnode(m, v);

@@ -12,6 +12,7 @@
  * fail over to the other and keep running), and the manager restarted during
  * that failover, which still restores redundancy when the server returns.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -266,11 +267,13 @@ TEST_TIMEOUT(cluster_registers_refuses_rolls_back_detects_down_and_restarts, 180
 		ASSERT(getdelim(&log, &len, '\0', lf) > 0);
 		fclose(lf);
 		ASSERT(realpath(test_path("guest"), p), "no boot kit");
-		snprintf(want, sizeof(want),
-			 "'--kernel' '%s/vmlinuz' '--initrd' '%s/initrd.img' '--append' "
-			 "'console=ttyS0'",
-			 p, p);
+		snprintf(want, sizeof(want), "\"kernel\":\"%s/vmlinuz\"", p);
 		ASSERT_CONTAINS(log, want);
+		snprintf(want, sizeof(want), "\"initrd\":\"%s/initrd.img\"", p);
+		ASSERT_CONTAINS(log, want);
+		/* what ran is logged, its credentials not */
+		ASSERT_CONTAINS(log, "--order-fd 3 with the order {");
+		ASSERT_CONTAINS(log, "\"token\":\"(secret)\"");
 		free(log);
 	}
 	if (r.status == 0) { /* with KVM it boots: enough to know it started */
@@ -402,6 +405,37 @@ TEST_TIMEOUT(cluster_registers_refuses_rolls_back_detects_down_and_restarts, 180
 	kill(other, SIGKILL);
 }
 
+/*
+ * A VMM's command line and environment, as any local user reads them: the
+ * order came through a descriptor, and no credential (64 hex digits) shows.
+ */
+static void assert_no_secret_in_argv(pid_t pid)
+{
+	const char *files[] = {"cmdline", "environ"};
+
+	for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
+		char path[64], buf[8192];
+		int fd, run = 0;
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, files[f]);
+		fd = open(path, O_RDONLY);
+		ASSERT(fd >= 0, "%s", path);
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		ASSERT(n > 0, "%s is empty", path);
+		for (ssize_t i = 0; i < n; i++) {
+			run = isxdigit((unsigned char)buf[i]) ? run + 1 : 0;
+			ASSERT(run < 64, "%s holds 64 hex digits: a credential", path);
+			if (!buf[i])
+				buf[i] = ' ';
+		}
+		buf[n] = '\0';
+		if (!f)
+			ASSERT_CONTAINS(buf, "--order-fd 3");
+	}
+}
+
 static void create_payload(const char *name, const char *cpus, const char *extra)
 {
 	struct proc_result r;
@@ -517,6 +551,7 @@ TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
 		v = wait_vnode(names[k], "running", 16 * MiB);
 		vmm[k] = (pid_t)JI(v, "pid");
 		ASSERT(vmm[k] > 0 && !gone(vmm[k]), "%s: no live VMM pid", names[k]);
+		assert_no_secret_in_argv(vmm[k]);
 		json_decref(v);
 	}
 
@@ -703,9 +738,15 @@ TEST_TIMEOUT(the_manager_and_agent_apis_refuse_bad_requests_and_go_on, 120)
 	snprintf(url, sizeof(url), "%s/v1/vnodes", a);
 	expect("POST", url, "application/json", "{\"name\":\"x\"}", 400, "name, memory and cpus");
 	expect("POST", url, "application/json",
-	       "{\"name\":\"x\",\"memory\":1,\"cpus\":1,\"memsrv\":[\"a:1\",\"b:2\"],"
-	       "\"memsrv_secondary\":[\"c:3\"]}",
+	       "{\"name\":\"x\",\"memory\":16777216,\"cpus\":1,\"payload\":\"hello\","
+	       "\"excache\":4194304,\"memsrv\":[\"a:1\",\"b:2\"],\"memsrv_secondary\":[\"c:3\"]}",
 	       400, "one secondary per slab");
+	expect("POST", url, "application/json",
+	       "{\"name\":\"x\",\"memory\":16777216,\"cpus\":1,\"bogus\":1}", 400,
+	       "unknown key 'bogus'");
+	expect("POST", url, "application/json",
+	       "{\"name\":\"x\",\"memory\":16777216,\"cpus\":1,\"token\":\"xyz\"}", 400,
+	       "64 hex digits");
 	snprintf(url, sizeof(url), "%s/v1/vnodes/nobody/console?from=0", a);
 	expect("GET", url, NULL, NULL, 404, "no vNode");
 	/* Still serving, and nothing was created. */

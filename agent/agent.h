@@ -1,0 +1,106 @@
+/*
+ * agent.h - lego-agent, the host agent: it runs vNodes' VMMs (one lego-vmm
+ * process each) on this machine when the manager orders it, tells the
+ * manager in its heartbeats which of them run and what their ExCaches do,
+ * passes the verbs of order.h on to a VMM's control socket, and relays the
+ * serial console. Its API (JSON over HTTP), used by the manager and legoctl:
+ *
+ *   POST   /v1/vnodes                 run a VMM: a vNode order (order.h)
+ *   GET    /v1/vnodes                 what runs here
+ *   DELETE /v1/vnodes/NAME            stop it (SIGTERM, then SIGKILL after 5 s)
+ *   POST   /v1/vnodes/NAME/VERB       a verb of order.h, {ARG: value}, to its VMM
+ *   GET    /v1/vnodes/NAME/console?from=N   the console's output from byte N
+ *   POST   /v1/vnodes/NAME/console    bytes typed into the console
+ *
+ * The agent completes an order for its host (the boot kit's kernel when it
+ * names none, payloads by name, the control socket's path) and hands it to
+ * lego-vmm through an inherited descriptor, never in argv. Each vNode has a
+ * directory DIR/NAME: control.sock, console.log (serial output), console.in
+ * (a FIFO: serial input), vmm.log (lego-vmm's own log) and vmm.pid.
+ */
+#ifndef LEGO_AGENT_H
+#define LEGO_AGENT_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "order.h"
+
+#define AGENT_MAX_VMMS 256
+#define AGENT_NAME_MAX 64
+
+/* One lego-vmm this agent started. */
+struct vmm_proc {
+	char name[AGENT_NAME_MAX];
+	pid_t pid;
+	bool exited;
+	int exit_status; /* as lego-vmm documents it; 128+N for signal N */
+	int console_in;	 /* the FIFO, held open so the VMM never sees its end */
+	uint64_t excache, memory;
+	int cpus;
+};
+
+struct agent {
+	pthread_mutex_t lock; /* the table below */
+	pthread_cond_t changed;
+	struct vmm_proc procs[AGENT_MAX_VMMS];
+	int nr;
+	char dir[1024], vmm[PATH_MAX], kit[PATH_MAX], payloads[PATH_MAX];
+	const char *addr;
+	uint64_t capacity;
+	int cpus;
+	pthread_t reaper;
+};
+
+/* ---- procs.c: the table of VMMs; a->lock held unless said ---- */
+
+/* proc_find - the VMM of vNode @name, or NULL. */
+struct vmm_proc *proc_find(struct agent *a, const char *name);
+
+/* proc_forget - drop @p from the table (its console FIFO closed). */
+void proc_forget(struct agent *a, struct vmm_proc *p);
+
+/* proc_stop - stop @name's VMM: SIGTERM, SIGKILL after 5 s; drops the lock while it waits. */
+void proc_stop(struct agent *a, const char *name);
+
+/* proc_json - what the manager and legoctl see of @p. */
+json_t *proc_json(const struct vmm_proc *p);
+
+/* proc_path - DIR/@name/@file into @buf. No lock needed. */
+void proc_path(const struct agent *a, char *buf, size_t len, const char *name, const char *file);
+
+/* proc_start_reaper - a thread that reaps exited VMMs and marks them. No lock needed. */
+int proc_start_reaper(struct agent *a);
+
+/*
+ * proc_ctl - send @req (stolen) to the control socket of @name's VMM and
+ * return its answer, or NULL with the reason in @err. Called without the
+ * lock: a VMM may be slow.
+ */
+json_t *proc_ctl(struct agent *a, const char *name, json_t *req, int timeout_ms, char *err,
+		 size_t errlen);
+
+/* ---- run.c: an order into a running lego-vmm ---- */
+
+/*
+ * agent_run - complete @o for this host and start its lego-vmm; returns
+ * once its control socket is up. 0 (its pid in *@pid), or -errno with a
+ * sentence in @err: -EINVAL the order cannot run, -EEXIST the vNode runs
+ * here already, -ENOSPC the table is full, -ECHILD lego-vmm exited at once
+ * (its last words in @err), another for a failure of this host. Takes the
+ * lock itself.
+ */
+int agent_run(struct agent *a, struct vnode_order *o, pid_t *pid, char *err, size_t errlen);
+
+/* ---- api.c: the HTTP API and the heartbeat ---- */
+
+struct httpd *agent_api_start(struct agent *a, char *err, size_t errlen);
+
+/* agent_beat - the heartbeat's body: capacity, use, and each VMM's state and ExCache. */
+json_t *agent_beat(void *opaque);
+
+#endif

@@ -1,0 +1,217 @@
+/* api.c - the agent's HTTP API (see agent.h) and its heartbeat to the manager. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+/* POST /v1/vnodes: a vNode order. */
+static void on_run(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	static const int status_of[] = {
+		[EINVAL] = 400, [EEXIST] = 409, [ENOSPC] = 507, [ECHILD] = 422};
+	struct agent *a = opaque;
+	json_t *j = http_parse_body(req, resp);
+	struct vnode_order o;
+	char err[512];
+	pid_t pid;
+	int ret;
+
+	if (!j)
+		return;
+	order_init(&o);
+	if (!json_is_string(json_object_get(j, "name")) ||
+	    !json_is_integer(json_object_get(j, "memory")) ||
+	    !json_is_integer(json_object_get(j, "cpus"))) {
+		snprintf(err, sizeof(err), "an order needs name, memory and cpus");
+		ret = -EINVAL;
+	} else {
+		ret = order_from_json(&o, j, err, sizeof(err));
+	}
+	json_decref(j);
+	if (!ret)
+		ret = agent_run(a, &o, &pid, err, sizeof(err));
+	if (ret)
+		http_error(resp,
+			   -ret < (int)ARRAY_SIZE(status_of) && status_of[-ret] ? status_of[-ret]
+										: 500,
+			   "%s", err);
+	else
+		http_json(resp, 201, json_pack("{s:s,s:i}", "name", o.name, "pid", pid));
+	order_free(&o);
+}
+
+static void on_list(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	struct agent *a = opaque;
+	json_t *all = json_object();
+
+	(void)req;
+	pthread_mutex_lock(&a->lock);
+	for (int i = 0; i < a->nr; i++)
+		json_object_set_new(all, a->procs[i].name, proc_json(&a->procs[i]));
+	pthread_mutex_unlock(&a->lock);
+	http_json(resp, 200, json_pack("{s:o}", "vnodes", all));
+}
+
+/* GET .../console?from=N: what the guest printed from byte N on (64 KiB at most). */
+static void console_get(struct agent *a, const char *name, const struct http_req *req,
+			struct http_resp *resp)
+{
+	const char *from = http_query(req, "from");
+	long long off = from ? atoll(from) : 0;
+	char path[PATH_MAX + 64], *buf = malloc(65537);
+	ssize_t got;
+	int fd;
+
+	proc_path(a, path, sizeof(path), name, "console.log");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	got = fd >= 0 && buf ? pread(fd, buf, 65536, off < 0 ? 0 : off) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (got < 0) {
+		free(buf);
+		http_error(resp, 500, "cannot read the console of %s", name);
+		return;
+	}
+	buf[got] = '\0';
+	resp->status = 200;
+	resp->body = buf; /* NUL bytes from the guest are cut here: a text console */
+	resp->content_type = "application/octet-stream";
+}
+
+/* POST .../VERB {ARG: value}: a verb of order.h, carried out by the VMM's control socket. */
+static void verb(struct agent *a, const char *name, int v, const struct http_req *req,
+		 struct http_resp *resp)
+{
+	const struct vnode_verb_def *d = &vnode_verbs[v];
+	json_t *body = http_parse_body(req, resp), *val, *ans;
+	char err[256];
+
+	if (!body)
+		return;
+	val = json_object_get(body, d->arg);
+	if (!json_is_string(val) && !(v == VERB_EXCACHE_RESIZE && json_is_integer(val))) {
+		json_decref(body);
+		http_error(resp, 400, "give \"%s\"", d->arg);
+		return;
+	}
+	ans = proc_ctl(a, name, json_pack("{s:s,s:O}", "cmd", d->cmd, d->arg, val), 5000, err,
+		       sizeof(err));
+	json_decref(body);
+	if (!ans) {
+		http_error(resp, 502, "the VMM of %s: %s", name, err);
+		return;
+	}
+	if (v == VERB_EXCACHE_RESIZE) {
+		struct vmm_proc *p;
+
+		pthread_mutex_lock(&a->lock);
+		if ((p = proc_find(a, name)))
+			p->excache =
+				(uint64_t)json_integer_value(json_object_get(ans, "size_bytes"));
+		pthread_mutex_unlock(&a->lock);
+	}
+	http_json(resp, 200, ans);
+}
+
+static void on_vnode(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	struct agent *a = opaque;
+	const char *slash = strchr(req->rest, '/'), *op = slash ? slash + 1 : "";
+	size_t n = slash ? (size_t)(slash - req->rest) : strlen(req->rest);
+	char name[AGENT_NAME_MAX];
+	struct vmm_proc *p;
+	int v;
+
+	if (n >= sizeof(name)) {
+		http_error(resp, 404, "no such vNode here");
+		return;
+	}
+	memcpy(name, req->rest, n);
+	name[n] = '\0';
+	pthread_mutex_lock(&a->lock);
+	p = proc_find(a, name);
+	if (!p) {
+		pthread_mutex_unlock(&a->lock);
+		http_error(resp, 404, "no vNode %s on this agent", name);
+		return;
+	}
+	if (!strcmp(req->method, "DELETE") && !*op) {
+		proc_stop(a, name);
+		if ((p = proc_find(a, name)))
+			proc_forget(a, p);
+		pthread_mutex_unlock(&a->lock);
+		http_json(resp, 200, json_pack("{s:b}", "ok", 1));
+		return;
+	}
+	if (!strcmp(op, "console") && !strcmp(req->method, "POST")) {
+		ssize_t w = p->exited ? -1 : write(p->console_in, req->body, req->body_len);
+
+		pthread_mutex_unlock(&a->lock);
+		if (w < 0)
+			http_error(resp, 409, "vNode %s does not run", name);
+		else
+			http_json(resp, 200, json_pack("{s:i}", "written", (int)w));
+		return;
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (!strcmp(op, "console") && !strcmp(req->method, "GET"))
+		console_get(a, name, req, resp);
+	else if (!strcmp(req->method, "POST") && (v = vnode_verb_by_op(op)) >= 0)
+		verb(a, name, v, req, resp);
+	else
+		http_error(resp, 404, "no such operation: %s %s", req->method, req->path);
+}
+
+json_t *agent_beat(void *opaque)
+{
+	struct agent *a = opaque;
+	json_t *vnodes = json_object(), *v;
+	uint64_t used = 0;
+	const char *name;
+
+	pthread_mutex_lock(&a->lock);
+	for (int i = 0; i < a->nr; i++) {
+		json_object_set_new(vnodes, a->procs[i].name, proc_json(&a->procs[i]));
+		if (!a->procs[i].exited)
+			used += a->procs[i].excache;
+	}
+	pthread_mutex_unlock(&a->lock);
+	/* Each running VMM's ExCache figures, asked without the lock. */
+	json_object_foreach(vnodes, name, v)
+	{
+		char err[256];
+		json_t *xc;
+
+		if (strcmp(json_string_value(json_object_get(v, "state")), "running"))
+			continue;
+		/* Short: a busy VMM must not hold up the heartbeat that carries this. */
+		xc = proc_ctl(a, name, json_pack("{s:s}", "cmd", "excache"), 250, err, sizeof(err));
+		if (xc) {
+			json_object_del(xc, "ok");
+			json_object_del(xc, "miss_latency_log2_us");
+			json_object_set_new(v, "excache", xc);
+		}
+	}
+	return json_pack("{s:s,s:s,s:I,s:I,s:i,s:o}", "role", "agent", "addr", a->addr, "capacity",
+			 (json_int_t)a->capacity, "used", (json_int_t)used, "cpus", a->cpus,
+			 "vnodes", vnodes);
+}
+
+static const struct http_route routes[] = {
+	{"POST", "/v1/vnodes", on_run},	     {"GET", "/v1/vnodes", on_list},
+	{"GET", "/v1/vnodes/", on_vnode},    {"POST", "/v1/vnodes/", on_vnode},
+	{"DELETE", "/v1/vnodes/", on_vnode}, {NULL, NULL, NULL},
+};
+
+struct httpd *agent_api_start(struct agent *a, char *err, size_t errlen)
+{
+	return httpd_start(a->addr, routes, a, err, errlen);
+}

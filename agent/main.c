@@ -1,0 +1,176 @@
+/* main.c - lego-agent's command line (see agent.h for what it does). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: lego-agent --manager URL --dir DIR [--listen HOST:PORT] [options]\n"
+		"\n"
+		"The host agent: runs vNodes' VMMs (lego-vmm) here when the manager asks.\n"
+		"\n"
+		"  --manager URL      the lego-manager, e.g. http://127.0.0.1:7300\n"
+		"  --dir DIR          per-vNode sockets, consoles and logs (created if missing)\n"
+		"  --listen HOST:PORT the agent's API (default 127.0.0.1:7600)\n"
+		"  --capacity SIZE    memory offered for ExCaches (default: half of this\n"
+		"                     machine's RAM)\n"
+		"  --vmm PATH         lego-vmm (default: next to lego-agent)\n"
+		"  --kit DIR          the boot kit: vmlinuz, initrd.img (default: ../guest\n"
+		"                     from lego-agent, as make builds it)\n"
+		"  --payloads DIR     test payloads by name (default: KIT/payloads)\n"
+		"  -v, --verbose      more messages; -q, --quiet fewer\n");
+}
+
+/* Where lego-vmm, the kit and the payloads are, from the options or next to this program. */
+static int find_paths(struct agent *a, const char *vmm, const char *kit, const char *payloads,
+		      const char *dir)
+{
+	char self[1024], real[PATH_MAX];
+
+	exe_dir(self, sizeof(self));
+	if (vmm)
+		snprintf(a->vmm, sizeof(a->vmm), "%s", vmm);
+	else
+		snprintf(a->vmm, sizeof(a->vmm), "%s/lego-vmm", self);
+	if (kit)
+		snprintf(a->kit, sizeof(a->kit), "%s", kit);
+	else
+		snprintf(a->kit, sizeof(a->kit), "%s/../guest", self);
+	if (realpath(a->kit, real)) /* a plain path in every order */
+		snprintf(a->kit, sizeof(a->kit), "%s", real);
+	if (payloads)
+		snprintf(a->payloads, sizeof(a->payloads), "%s", payloads);
+	else if ((size_t)snprintf(a->payloads, sizeof(a->payloads), "%.*s/payloads",
+				  (int)(sizeof(a->payloads) - 10), a->kit) >= sizeof(a->payloads))
+		return -1;
+	mkdir(dir, 0700);
+	if (!realpath(dir, real) || strlen(real) >= sizeof(a->dir) - AGENT_NAME_MAX) {
+		log_err("--dir %s: %s", dir, errno ? strerror(errno) : "path too long");
+		return -1;
+	}
+	snprintf(a->dir, sizeof(a->dir), "%s", real);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"manager", required_argument, NULL, 'm'},
+		{"dir", required_argument, NULL, 'd'},
+		{"listen", required_argument, NULL, 'l'},
+		{"capacity", required_argument, NULL, 'c'},
+		{"vmm", required_argument, NULL, 'x'},
+		{"kit", required_argument, NULL, 'k'},
+		{"payloads", required_argument, NULL, 'p'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *manager = NULL, *dir = NULL, *kit = NULL, *payloads = NULL, *vmm = NULL;
+	struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER,
+			  .changed = PTHREAD_COND_INITIALIZER,
+			  .addr = "127.0.0.1:7600"};
+	enum log_level level = LOG_INFO;
+	struct beat *beat;
+	struct httpd *h;
+	char err[512];
+	sigset_t set;
+	int c, sig;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			manager = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'l':
+			a.addr = optarg;
+			break;
+		case 'x':
+			vmm = optarg;
+			break;
+		case 'k':
+			kit = optarg;
+			break;
+		case 'p':
+			payloads = optarg;
+			break;
+		case 'c':
+			if (parse_size(optarg, &a.capacity) || !a.capacity)
+				return usage_error("--capacity: '%s' is not a size (e.g. 8G)",
+						   optarg);
+			break;
+		case 'v':
+			level = LOG_DEBUG;
+			break;
+		case 'q':
+			level = LOG_ERR;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case ':':
+			return usage_error("%s needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!manager || !dir)
+		return usage_error("%s: give --manager URL and --dir DIR", "missing options");
+	log_init("lego-agent", level);
+	if (find_paths(&a, vmm, kit, payloads, dir))
+		return 1;
+	if (!a.capacity)
+		a.capacity =
+			(uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 2;
+	a.cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (proc_start_reaper(&a)) {
+		log_err("cannot start the reaper thread");
+		return 1;
+	}
+	h = agent_api_start(&a, err, sizeof(err));
+	if (!h) {
+		log_err("%s", err);
+		return 1;
+	}
+	beat = beat_start(manager, 1000, agent_beat, &a);
+	log_info("running VMMs for the manager %s; API on http://%s", manager, a.addr);
+	sigwait(&set, &sig);
+	log_info("stopping (%s): stopping every VMM here", strsignal(sig));
+	beat_stop(beat);
+	httpd_stop(h);
+	pthread_mutex_lock(&a.lock);
+	while (a.nr) {
+		char name[AGENT_NAME_MAX];
+		struct vmm_proc *p;
+
+		snprintf(name, sizeof(name), "%s", a.procs[0].name);
+		proc_stop(&a, name);
+		if ((p = proc_find(&a, name)))
+			proc_forget(&a, p);
+	}
+	pthread_mutex_unlock(&a.lock);
+	return 0;
+}

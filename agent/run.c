@@ -1,0 +1,211 @@
+/*
+ * run.c - from a vNode order to a running lego-vmm: the order completed for
+ * this host, its directory and console set up, and the order handed over in
+ * a sealed memfd on descriptor 3 (lego-vmm --order-fd 3), so that no
+ * credential is ever in a command line or a file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+
+#define ORDER_FD 3
+
+/* What the manager leaves to the host: kit and payload paths, the control socket. */
+static int complete(struct agent *a, struct vnode_order *o, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 64];
+	int ret = 0;
+
+	if (!o->name || !lmp_vol_name_ok(o->name) || strlen(o->name) >= AGENT_NAME_MAX) {
+		snprintf(err, errlen,
+			 "an order needs a name of letters, digits, '_', '.' or '-' (at most %d)",
+			 AGENT_NAME_MAX - 1);
+		return -EINVAL;
+	}
+	if (o->payload && !strchr(o->payload, '/')) { /* a payload of the kit's, by name */
+		snprintf(path, sizeof(path), "%s/%s.bin", a->payloads, o->payload);
+		ret = order_set(&o->payload, path);
+	} else if (!o->payload && !o->kernel) { /* the boot kit: Debian's stock kernel */
+		snprintf(path, sizeof(path), "%s/vmlinuz", a->kit);
+		ret = order_set(&o->kernel, path);
+		snprintf(path, sizeof(path), "%s/initrd.img", a->kit);
+		if (!ret && !o->initrd)
+			ret = order_set(&o->initrd, path);
+	}
+	proc_path(a, path, sizeof(path), o->name, "control.sock");
+	if (!ret)
+		ret = order_set(&o->control, path);
+	if (ret) {
+		snprintf(err, errlen, "out of memory");
+		return ret;
+	}
+	return order_check(o, err, errlen);
+}
+
+/* The last line of @path, for an error message. */
+static void last_line(const char *path, char *out, size_t len)
+{
+	char buf[4096];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t size = fd >= 0 ? lseek(fd, 0, SEEK_END) : 0;
+	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, size > 4095 ? size - 4095 : 0) : 0;
+	char *end, *start;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	end = buf + strlen(buf);
+	while (end > buf && end[-1] == '\n')
+		*--end = '\0';
+	start = strrchr(buf, '\n');
+	snprintf(out, len, "%s", start ? start + 1 : buf);
+}
+
+/* vmm.log starts with what ran, credentials left out: what ran is never a guess. */
+static void log_order(int logfd, const char *vmm, const struct vnode_order *o)
+{
+	json_t *pub = order_public_json(o);
+	char *text = json_dumps(pub, JSON_COMPACT);
+
+	dprintf(logfd, "lego-agent: running '%s' --order-fd %d with the order %s\n", vmm, ORDER_FD,
+		text ? text : "?");
+	free(text);
+	json_decref(pub);
+}
+
+/* The VMM's process: its own session, console and log as stdio, the order on descriptor 3. */
+static pid_t spawn(struct agent *a, int in, int out, int logfd, int order_fd)
+{
+	char fdtext[16];
+	pid_t pid;
+
+	snprintf(fdtext, sizeof(fdtext), "%d", ORDER_FD);
+	pid = fork();
+	if (pid == 0) {
+		char *argv[] = {a->vmm, "--order-fd", fdtext, NULL};
+
+		setsid(); /* a terminal's ^C or hang-up is not the VMM's business */
+		/* dup2 leaves the copies open across exec; one already in place is not
+		 * copied, so its close-on-exec flag is cleared by hand */
+		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(logfd, 2) < 0 ||
+		    (order_fd == ORDER_FD ? fcntl(ORDER_FD, F_SETFD, 0)
+					  : dup2(order_fd, ORDER_FD)) < 0)
+			_exit(125);
+		execv(argv[0], argv);
+		fprintf(stderr, "lego-agent: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(125);
+	}
+	return pid;
+}
+
+int agent_run(struct agent *a, struct vnode_order *o, pid_t *pid_out, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 64], log_path[PATH_MAX + 64];
+	int in = -1, out = -1, logfd = -1, order_fd = -1, ret;
+	struct vmm_proc *p;
+	pid_t pid;
+
+	ret = complete(a, o, err, errlen);
+	if (ret)
+		return ret;
+	order_fd = order_memfd(o, err, errlen);
+	if (order_fd < 0)
+		return order_fd;
+	pthread_mutex_lock(&a->lock);
+	p = proc_find(a, o->name);
+	if (p && !p->exited) {
+		snprintf(err, errlen, "vNode %s runs here already (pid %d)", o->name, p->pid);
+		ret = -EEXIST;
+		goto unlock;
+	}
+	if (p)
+		proc_forget(a, p);
+	if (a->nr == AGENT_MAX_VMMS) {
+		snprintf(err, errlen, "this agent runs %d VMMs, its most", AGENT_MAX_VMMS);
+		ret = -ENOSPC;
+		goto unlock;
+	}
+	snprintf(path, sizeof(path), "%s/%s", a->dir, o->name);
+	mkdir(path, 0700);
+	proc_path(a, path, sizeof(path), o->name, "console.in");
+	unlink(path);
+	if (mkfifo(path, 0600) == 0)
+		in = open(path, O_RDWR | O_CLOEXEC);
+	proc_path(a, path, sizeof(path), o->name, "console.log");
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	proc_path(a, log_path, sizeof(log_path), o->name, "vmm.log");
+	logfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (in < 0 || out < 0 || logfd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot set up %s/%s: %s", a->dir, o->name, strerror(errno));
+		goto unlock;
+	}
+	log_order(logfd, a->vmm, o);
+	unlink(o->control);
+	pid = spawn(a, in, out, logfd, order_fd);
+	if (pid < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		goto unlock;
+	}
+	proc_path(a, path, sizeof(path), o->name, "vmm.pid");
+	{
+		FILE *f = fopen(path, "w");
+
+		if (f) {
+			fprintf(f, "%d\n", pid);
+			fclose(f);
+		}
+	}
+	p = &a->procs[a->nr++];
+	*p = (struct vmm_proc){.pid = pid,
+			       .console_in = in,
+			       .excache = o->excache,
+			       .memory = o->memory,
+			       .cpus = o->cpus};
+	snprintf(p->name, sizeof(p->name), "%s", o->name);
+	in = -1;
+	/* Up when its control socket is there (lego-vmm makes it last); an order it cannot run
+	 * fails here. */
+	for (int ms = 0; ms < 10000; ms += 20) {
+		struct stat st;
+
+		if (p->exited || !stat(o->control, &st))
+			break;
+		pthread_mutex_unlock(&a->lock);
+		usleep(20 * 1000);
+		pthread_mutex_lock(&a->lock);
+		p = proc_find(a, o->name);
+	}
+	if (p->exited) {
+		int status = p->exit_status;
+		char why[400];
+
+		proc_forget(a, p);
+		last_line(log_path, why, sizeof(why));
+		snprintf(err, errlen, "lego-vmm for %s exited at once with status %d: %s", o->name,
+			 status, why);
+		ret = -ECHILD;
+		goto unlock;
+	}
+	log_info("vNode %s: lego-vmm runs as pid %d", o->name, pid);
+	*pid_out = pid;
+	ret = 0;
+unlock:
+	pthread_mutex_unlock(&a->lock);
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (logfd >= 0)
+		close(logfd);
+	close(order_fd);
+	return ret;
+}

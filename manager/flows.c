@@ -1,0 +1,523 @@
+/*
+ * flows.c - what changes a vNode: create (placement, volumes, the VMM),
+ * start, stop, resize, destroy. Remote calls (storage server, agent) are
+ * made without the lock; a vNode in the middle of one is in state
+ * "creating" and cannot be changed meanwhile.
+ *
+ * A vNode's spec (JSON, what the user asked for):
+ *   name, cpus, memory, excache, disk (bytes, 0 for none), uuid,
+ *   and either payload (+ args) or kernel (+ initrd, cmdline), or neither
+ *   (the agent's boot kit: Debian's stock kernel).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "manager.h"
+#include "order.h"
+#include "util.h"
+
+/* Check and complete a spec in place; 0 or -EINVAL with a reason. */
+static int spec_check(json_t *spec, char *err, size_t errlen)
+{
+	const char *name = spec_str(spec, "name");
+	json_t *cpus = json_object_get(spec, "cpus"), *mem = json_object_get(spec, "memory");
+	json_t *xc = json_object_get(spec, "excache"), *disk = json_object_get(spec, "disk");
+	const char *keys[] = {"payload", "args", "kernel", "initrd", "cmdline", "uuid"};
+
+	if (!name || !lmp_vol_name_ok(name) || strlen(name) >= NAME_LEN - 1) {
+		snprintf(err, errlen,
+			 "a vNode needs a name of letters, digits, '_', '.' or '-' "
+			 "(at most 62, not starting with '.')");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		json_t *k = json_object_get(spec, keys[i]);
+
+		if (k && !json_is_string(k)) {
+			snprintf(err, errlen, "%s must be a string", keys[i]);
+			return -EINVAL;
+		}
+	}
+	if (spec_str(spec, "payload") && spec_str(spec, "kernel")) {
+		snprintf(err, errlen, "give a payload or a kernel, not both");
+		return -EINVAL;
+	}
+	if (!json_object_get(spec, "uuid")) { /* a vNode keeps one identity, as in libvirt */
+		uint8_t u[16];
+
+		if (getrandom(u, sizeof(u), 0) != sizeof(u)) {
+			snprintf(err, errlen, "no randomness for the vNode's UUID");
+			return -EIO;
+		}
+		u[6] = (u[6] & 0x0f) | 0x40;
+		u[8] = (u[8] & 0x3f) | 0x80;
+		json_object_set_new(spec, "uuid",
+				    json_sprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+						 "%02x%02x%02x%02x%02x%02x",
+						 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7],
+						 u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+						 u[15]));
+	}
+	if (!cpus)
+		json_object_set_new(spec, "cpus", cpus = json_integer(1));
+	if (!mem)
+		json_object_set_new(spec, "memory", mem = json_integer((json_int_t)(256 * MiB)));
+	if (!json_is_integer(cpus) || json_integer_value(cpus) < 1 ||
+	    json_integer_value(cpus) > 64) {
+		snprintf(err, errlen, "cpus must be between 1 and 64");
+		return -EINVAL;
+	}
+	if (!json_is_integer(mem) || json_integer_value(mem) < (json_int_t)(16 * MiB) ||
+	    json_integer_value(mem) > (json_int_t)(1024 * GiB) || json_integer_value(mem) % 4096) {
+		snprintf(err, errlen, "memory must be whole pages, between 16 MiB and 1 TiB");
+		return -EINVAL;
+	}
+	if (!xc) /* a quarter resident by default: the rest lives on the memory servers */
+		json_object_set_new(
+			spec, "excache",
+			xc = json_integer(ALIGN_UP(json_integer_value(mem) / 4, (json_int_t)MiB)));
+	if (!json_is_integer(xc) || json_integer_value(xc) < (json_int_t)MiB ||
+	    json_integer_value(xc) > json_integer_value(mem)) {
+		snprintf(err, errlen, "excache must be at least 1 MiB and at most the memory");
+		return -EINVAL;
+	}
+	if (!disk)
+		json_object_set_new(spec, "disk", disk = json_integer(0));
+	if (!json_is_integer(disk) || json_integer_value(disk) < 0 ||
+	    json_integer_value(disk) % 512) {
+		snprintf(err, errlen, "disk must be a size in bytes, a multiple of 512 (0: none)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Place @v's memory anew (first start, or its size changed). Lock held. */
+static int place_vnode_memory(struct manager *m, struct vnode *v, char *err, size_t errlen)
+{
+	struct comp_set *s = &m->roles[ROLE_MEMSRV];
+	struct place_slab slabs[MAX_SLABS];
+	uint64_t mem = spec_u64(v->spec, "memory");
+	int nr = place_memory(s->ps, s->n, mem, m->slab_size, slabs, MAX_SLABS, err, errlen);
+	struct slab_ref *refs;
+
+	if (nr < 0)
+		return nr;
+	refs = calloc(nr, sizeof(*refs));
+	if (!refs) {
+		place_release(s->ps, slabs, nr);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (int i = 0; i < nr; i++) {
+		refs[i].size = slabs[i].size;
+		snprintf(refs[i].primary, ADDR_LEN, "%s", s->c[slabs[i].primary].addr);
+		snprintf(refs[i].secondary, ADDR_LEN, "%s", s->c[slabs[i].secondary].addr);
+	}
+	free(v->slabs);
+	v->slabs = refs;
+	v->nr_slabs = nr;
+	v->placed_memory = mem;
+	v->slab_size = m->slab_size;
+	return 0;
+}
+
+/* Undo what create reserved and recorded for @v, and forget it. Lock held. */
+static void vnode_forget(struct manager *m, struct vnode *v)
+{
+	vnode_reserve(m, v, -1);
+	db_delete_vnode(m, v->name);
+	vnode_remove(m, v);
+}
+
+int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_t errlen)
+{
+	uint8_t rnd[LMP_TOKEN_LEN + 8];
+	struct comp_set *st = &m->roles[ROLE_STORSRV], *ag = &m->roles[ROLE_AGENT];
+	int status = spec_check(spec, err, errlen), si = -1, ai;
+	struct vnode *v;
+	json_t *order;
+	char name[NAME_LEN];
+
+	if (status)
+		return status;
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		snprintf(err, errlen, "no randomness for the vNode's token");
+		return -EIO;
+	}
+	snprintf(name, sizeof(name), "%s", spec_str(spec, "name"));
+	pthread_mutex_lock(&m->lock);
+	if (vnode_find(m, name)) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen, "a vNode named %s exists already (legoctl destroy %s)", name,
+			 name);
+		return -EEXIST;
+	}
+	v = vnode_add(m, name);
+	if (!v) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	v->spec = json_incref(spec);
+	v->created_s = wall_ms() / 1000;
+	v->epoch = 1;
+	v->state = VNODE_CREATING;
+	memcpy(&v->id, rnd + LMP_TOKEN_LEN, 8);
+	v->id &= INT64_MAX; /* it goes through JSON */
+	hex(rnd, LMP_TOKEN_LEN, v->token);
+	/* Two-level placement: all of it, or nothing. */
+	if (place_vnode_memory(m, v, err, errlen))
+		goto refuse;
+	if (vnode_disk(v)) {
+		si = place_one(st->ps, st->n, vnode_disk(v), "storage server", err, errlen);
+		if (si < 0)
+			goto refuse_mem;
+		snprintf(v->storsrv, ADDR_LEN, "%s", st->c[si].addr);
+	}
+	ai = place_one(ag->ps, ag->n, vnode_excache(v), "host agent with room for the ExCache", err,
+		       errlen);
+	if (ai < 0) {
+		if (si >= 0) {
+			st->ps[si].reserved -= vnode_disk(v);
+			st->ps[si].count--;
+			v->storsrv[0] = '\0';
+		}
+		goto refuse_mem;
+	}
+	snprintf(v->agent, ADDR_LEN, "%s", ag->c[ai].addr);
+	/* The memory's backup, where there is room: without one a vNode still runs,
+	 * but losing both copies of a slab would stop it. */
+	si = place_one(st->ps, st->n, backup_bytes(v->placed_memory), "storage server", err,
+		       errlen);
+	if (si >= 0)
+		snprintf(v->backup_storsrv, ADDR_LEN, "%s", st->c[si].addr);
+	else
+		log_warn("vNode %s gets no memory backup: %s", name, err);
+	m->nr_placements++;
+	db_save_vnode(m, v);
+	order = vnode_order(v);
+	pthread_mutex_unlock(&m->lock);
+
+	/* Remote work without the lock: the vNode is "creating" meanwhile. */
+	if (vnode_disk(v)) {
+		uint8_t vt[LMP_TOKEN_LEN];
+
+		if (getrandom(vt, sizeof(vt), 0) != sizeof(vt))
+			memset(vt, 0, sizeof(vt));
+		hex(vt, sizeof(vt), v->vol_token);
+		if (volume_op(v->storsrv, LMP_VOL_CREATE, v->name, v->vol_token, vnode_disk(v), err,
+			      errlen)) {
+			status = -EREMOTEIO;
+			goto undo;
+		}
+		json_object_set_new(order, "disks",
+				    json_pack("[{s:o,s:s}]", "url",
+					      json_sprintf("storsrv://%s/%s", v->storsrv, v->name),
+					      "token", v->vol_token));
+	}
+	if (v->backup_storsrv[0]) {
+		uint8_t bt[LMP_TOKEN_LEN];
+		char vol[NAME_LEN + 8], why[512];
+
+		if (getrandom(bt, sizeof(bt), 0) != sizeof(bt))
+			memset(bt, 0, sizeof(bt));
+		hex(bt, sizeof(bt), v->backup_token);
+		snprintf(vol, sizeof(vol), "%s.mem", v->name);
+		if (volume_op(v->backup_storsrv, LMP_VOL_CREATE, vol, v->backup_token,
+			      backup_bytes(v->placed_memory), why, sizeof(why))) {
+			log_warn("vNode %s gets no memory backup: %s", v->name, why);
+			pthread_mutex_lock(&m->lock);
+			adjust(ps_of(m, ROLE_STORSRV, v->backup_storsrv),
+			       backup_bytes(v->placed_memory), false, -1);
+			v->backup_storsrv[0] = '\0';
+			pthread_mutex_unlock(&m->lock);
+		}
+		json_decref(order);
+		pthread_mutex_lock(&m->lock);
+		order = vnode_order(v);
+		pthread_mutex_unlock(&m->lock);
+	}
+	status = agent_call(v->agent, "POST", "/v1/vnodes", order, NULL, err, errlen);
+	if (status) {
+		char why[256], vol[NAME_LEN + 8];
+
+		if (vnode_disk(v))
+			volume_op(v->storsrv, LMP_VOL_DELETE, v->name, v->vol_token, 0, why,
+				  sizeof(why));
+		snprintf(vol, sizeof(vol), "%s.mem", v->name);
+		if (v->backup_storsrv[0])
+			volume_op(v->backup_storsrv, LMP_VOL_DELETE, vol, v->backup_token, 0, why,
+				  sizeof(why));
+		goto undo;
+	}
+	json_decref(order);
+	pthread_mutex_lock(&m->lock);
+	v->state = VNODE_RUNNING;
+	db_save_vnode(m, v);
+	if (out)
+		*out = vnode_json(m, v);
+	pthread_mutex_unlock(&m->lock);
+	log_info("vNode %s created on agent %s", v->name, v->agent);
+	return 0;
+undo:
+	json_decref(order);
+	pthread_mutex_lock(&m->lock);
+	log_warn("vNode %s not created: %s", v->name, err);
+	vnode_forget(m, v);
+	pthread_mutex_unlock(&m->lock);
+	return status;
+refuse_mem:
+	vnode_reserve(m, &(struct vnode){.slabs = v->slabs, .nr_slabs = v->nr_slabs}, -1);
+refuse:
+	m->nr_refusals++;
+	vnode_remove(m, v);
+	pthread_mutex_unlock(&m->lock);
+	return -ENOSPC;
+}
+
+/* Look @name up and check it is not in the middle of a change. Lock held. */
+static struct vnode *vnode_get(struct manager *m, const char *name, int *status, char *err,
+			       size_t errlen)
+{
+	struct vnode *v = vnode_find(m, name);
+
+	if (!v) {
+		snprintf(err, errlen, "no vNode named %s (legoctl list)", name);
+		*status = -ENOENT;
+	} else if (v->state == VNODE_CREATING) {
+		snprintf(err, errlen, "vNode %s is being created or changed; try again", name);
+		*status = -EBUSY;
+		v = NULL;
+	}
+	return v;
+}
+
+int vnode_stop(struct manager *m, const char *name, char *err, size_t errlen)
+{
+	char agent[ADDR_LEN], path[NAME_LEN + 16];
+	int status = 0;
+	struct vnode *v;
+
+	pthread_mutex_lock(&m->lock);
+	v = vnode_get(m, name, &status, err, errlen);
+	if (v)
+		snprintf(agent, sizeof(agent), "%s", v->agent);
+	pthread_mutex_unlock(&m->lock);
+	if (!v)
+		return status;
+	snprintf(path, sizeof(path), "/v1/vnodes/%s", name);
+	status = agent_call(agent, "DELETE", path, NULL, NULL, err, errlen);
+	if (status == -ENOENT)
+		status = 0; /* the agent has no such VMM: it is stopped */
+	if (status)
+		return status;
+	pthread_mutex_lock(&m->lock);
+	v = vnode_find(m, name);
+	if (v) {
+		vnode_set_state(m, v, VNODE_STOPPED);
+		json_decref(v->report); /* what its VMM said is history now */
+		v->report = NULL;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int vnode_start(struct manager *m, const char *name, char *err, size_t errlen)
+{
+	int status = 0;
+	struct vnode *v;
+	json_t *order;
+	char agent[ADDR_LEN];
+	enum vnode_state prev;
+	bool resize_backup = false;
+
+	pthread_mutex_lock(&m->lock);
+	v = vnode_get(m, name, &status, err, errlen);
+	if (v && v->state == VNODE_RUNNING) {
+		snprintf(err, errlen, "vNode %s is running", name);
+		status = -EEXIST;
+		v = NULL;
+	}
+	if (!v) {
+		pthread_mutex_unlock(&m->lock);
+		return status;
+	}
+	/* A new memory size takes effect now: its slabs are placed anew, and its
+	 * backup volume (reserved here, resized below) follows. */
+	if (spec_u64(v->spec, "memory") != v->placed_memory) {
+		struct vnode old = {.nr_slabs = v->nr_slabs};
+		struct place_server *bk = ps_of(m, ROLE_STORSRV, v->backup_storsrv);
+		uint64_t old_memory = v->placed_memory;
+
+		old.slabs = malloc(v->nr_slabs * sizeof(*old.slabs) + 1);
+		if (!old.slabs) {
+			pthread_mutex_unlock(&m->lock);
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		memcpy(old.slabs, v->slabs, v->nr_slabs * sizeof(*old.slabs));
+		vnode_reserve(m, &old, -1);
+		if (place_vnode_memory(m, v, err, errlen)) {
+			vnode_reserve(m, &old, +1);
+			free(old.slabs);
+			pthread_mutex_unlock(&m->lock);
+			return -ENOSPC;
+		}
+		free(old.slabs);
+		adjust(bk, backup_bytes(old_memory), false, -1);
+		adjust(bk, backup_bytes(v->placed_memory), false, +1);
+		resize_backup = v->backup_storsrv[0] != '\0';
+		db_save_vnode(m, v);
+	}
+	prev = v->state;
+	v->state = VNODE_CREATING;
+	snprintf(agent, sizeof(agent), "%s", v->agent);
+	pthread_mutex_unlock(&m->lock);
+	if (resize_backup) { /* without the lock: the vNode is "creating" */
+		char vol[NAME_LEN + 8], why[512];
+
+		snprintf(vol, sizeof(vol), "%s.mem", v->name);
+		if (volume_op(v->backup_storsrv, LMP_VOL_RESIZE, vol, v->backup_token,
+			      backup_bytes(v->placed_memory), why, sizeof(why))) {
+			log_warn("vNode %s runs without a memory backup: %s", v->name, why);
+			volume_op(v->backup_storsrv, LMP_VOL_DELETE, vol, v->backup_token, 0, why,
+				  sizeof(why));
+			pthread_mutex_lock(&m->lock);
+			adjust(ps_of(m, ROLE_STORSRV, v->backup_storsrv),
+			       backup_bytes(v->placed_memory), false, -1);
+			v->backup_storsrv[0] = '\0';
+			pthread_mutex_unlock(&m->lock);
+		}
+	}
+	pthread_mutex_lock(&m->lock);
+	order = vnode_order(v);
+	pthread_mutex_unlock(&m->lock);
+	status = agent_call(agent, "POST", "/v1/vnodes", order, NULL, err, errlen);
+	json_decref(order);
+	pthread_mutex_lock(&m->lock);
+	v->state = status ? prev : VNODE_RUNNING;
+	db_save_vnode(m, v);
+	pthread_mutex_unlock(&m->lock);
+	return status;
+}
+
+int vnode_destroy(struct manager *m, const char *name, char *err, size_t errlen)
+{
+	int status = vnode_stop(m, name, err, errlen);
+	struct vnode *v;
+	char why[512];
+
+	if (status == -EHOSTUNREACH) /* the agent is gone, and its VMMs with it: nothing to stop */
+		log_warn("destroying %s without stopping it: %s", name, err);
+	else if (status)
+		return status;
+	pthread_mutex_lock(&m->lock);
+	v = vnode_find(m, name);
+	if (!v) {
+		pthread_mutex_unlock(&m->lock);
+		return 0;
+	}
+	if (vnode_disk(v) && v->storsrv[0] &&
+	    volume_op(v->storsrv, LMP_VOL_DELETE, v->name, v->vol_token, 0, why, sizeof(why)) &&
+	    !strstr(why, "No such file"))
+		log_warn("vNode %s: its volume stays behind: %s", name, why);
+	if (v->backup_storsrv[0]) {
+		char vol[NAME_LEN + 8];
+
+		snprintf(vol, sizeof(vol), "%s.mem", v->name);
+		if (volume_op(v->backup_storsrv, LMP_VOL_DELETE, vol, v->backup_token, 0, why,
+			      sizeof(why)) &&
+		    !strstr(why, "No such file"))
+			log_warn("vNode %s: its memory backup stays behind: %s", name, why);
+	}
+	vnode_forget(m, v);
+	pthread_mutex_unlock(&m->lock);
+	log_info("vNode %s destroyed", name);
+	return 0;
+}
+
+int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out, char *err,
+		 size_t errlen)
+{
+	json_t *xc = json_object_get(req, "excache"), *cpus = json_object_get(req, "cpus");
+	json_t *mem = json_object_get(req, "memory");
+	int status = 0;
+	struct vnode *v;
+	char agent[ADDR_LEN], path[NAME_LEN + 32];
+	bool live;
+	uint64_t old_xc;
+
+	if ((!xc && !cpus && !mem) ||
+	    (xc && (!json_is_integer(xc) || json_integer_value(xc) < (json_int_t)MiB)) ||
+	    (cpus && (!json_is_integer(cpus) || json_integer_value(cpus) < 1 ||
+		      json_integer_value(cpus) > 64)) ||
+	    (mem && (!json_is_integer(mem) || json_integer_value(mem) < (json_int_t)(16 * MiB) ||
+		     json_integer_value(mem) % 4096))) {
+		snprintf(err, errlen,
+			 "give excache (bytes, at least 1 MiB), cpus (1-64) or memory "
+			 "(bytes, whole pages, at least 16 MiB)");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&m->lock);
+	v = vnode_get(m, name, &status, err, errlen);
+	if (!v) {
+		pthread_mutex_unlock(&m->lock);
+		return status;
+	}
+	if (xc && (uint64_t)json_integer_value(xc) >
+			  (mem ? (uint64_t)json_integer_value(mem) : spec_u64(v->spec, "memory"))) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen, "the ExCache cannot be larger than the vNode's memory");
+		return -EINVAL;
+	}
+	if (cpus)
+		json_object_set(v->spec, "cpus", cpus);
+	if (mem)
+		json_object_set(v->spec, "memory", mem);
+	old_xc = vnode_excache(v);
+	live = xc && v->state == VNODE_RUNNING;
+	if (xc) {
+		struct place_server *ps = ps_of(m, ROLE_AGENT, v->agent);
+		uint64_t want = (uint64_t)json_integer_value(xc);
+
+		if (ps && want > old_xc && ps->reserved + (want - old_xc) > ps->capacity) {
+			pthread_mutex_unlock(&m->lock);
+			snprintf(err, errlen,
+				 "host agent %s has no room for %llu more bytes of ExCache",
+				 v->agent, (unsigned long long)(want - old_xc));
+			return -ENOSPC;
+		}
+		if (ps)
+			ps->reserved += want - old_xc;
+		json_object_set(v->spec, "excache", xc);
+	}
+	db_save_vnode(m, v);
+	snprintf(agent, sizeof(agent), "%s", v->agent);
+	pthread_mutex_unlock(&m->lock);
+	if (live) {
+		const struct vnode_verb_def *d = &vnode_verbs[VERB_EXCACHE_RESIZE];
+		json_t *body = json_pack("{s:O}", d->arg, xc);
+
+		snprintf(path, sizeof(path), "/v1/vnodes/%s/%s", name, d->op);
+		status = agent_call(agent, "POST", path, body, NULL, err, errlen);
+		json_decref(body);
+	}
+	pthread_mutex_lock(&m->lock);
+	v = vnode_find(m, name);
+	if (status && v) { /* the live resize failed: the old size stands */
+		struct place_server *ps = ps_of(m, ROLE_AGENT, v->agent);
+
+		if (ps)
+			ps->reserved -= vnode_excache(v) - old_xc;
+		json_object_set_new(v->spec, "excache", json_integer((json_int_t)old_xc));
+		db_save_vnode(m, v);
+	}
+	if (!status && v && out)
+		*out = vnode_json(m, v);
+	pthread_mutex_unlock(&m->lock);
+	return status;
+}

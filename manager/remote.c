@@ -1,0 +1,124 @@
+/* remote.c - the manager's calls to other components (storage servers, agents), and the vNode order. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "manager.h"
+#include "order.h"
+#include "storclient.h"
+#include "xport.h"
+
+#define AGENT_TIMEOUT_MS 15000
+
+int volume_op(const char *addr, uint16_t type, const char *name, const char *token_hex,
+	      uint64_t size, char *err, size_t errlen)
+{
+	struct lmp_vol vol = {.size = size};
+	struct xport *x;
+	int ret;
+
+	snprintf(vol.name, sizeof(vol.name), "%s", name);
+	lmp_token_parse(token_hex, vol.token);
+	ret = xport_connect(addr, 2000, 10000, &x, err, errlen);
+	if (ret)
+		return ret;
+	ret = stor_vol(x, type, &vol);
+	xport_close(x);
+	explicit_bzero(vol.token, sizeof(vol.token));
+	if (ret)
+		snprintf(err, errlen, "storage server %s: volume %s: %s", addr, name,
+			 stor_strerror(ret));
+	return ret;
+}
+
+int agent_call(const char *agent, const char *method, const char *path, json_t *body, json_t **out,
+	       char *err, size_t errlen)
+{
+	char url[ADDR_LEN + 128], why[512];
+	int status;
+
+	snprintf(url, sizeof(url), "http://%s%s", agent, path);
+	status = http_call(method, url, body, out, AGENT_TIMEOUT_MS, why, sizeof(why));
+	if (status >= 200 && status < 300)
+		return 0;
+	snprintf(err, errlen, "host agent %s: %s", agent, why);
+	switch (status) {
+	case 404:
+		return -ENOENT;
+	case 409:
+		return -EEXIST;
+	case 422:
+		return -ECHILD; /* lego-vmm exited at once: the order could not run */
+	default:
+		return status < 0 ? -EHOSTUNREACH : -EREMOTEIO;
+	}
+}
+
+void hex(const uint8_t *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* The primaries (or secondaries) of @v's slabs, one per slab, into @list/@nr. */
+static int servers(char ***list, int *nr, const struct vnode *v, bool secondary)
+{
+	*list = calloc(v->nr_slabs + 1, sizeof(**list));
+	if (!*list)
+		return -ENOMEM;
+	for (int i = 0; i < v->nr_slabs; i++) {
+		(*list)[i] = strdup(secondary ? v->slabs[i].secondary : v->slabs[i].primary);
+		if (!(*list)[i])
+			return -ENOMEM;
+		*nr = i + 1;
+	}
+	return 0;
+}
+
+json_t *vnode_order(struct vnode *v)
+{
+	static const char *const boot[] = {"payload", "args", "kernel", "initrd", "cmdline"};
+	struct vnode_order o;
+	bool replicated = v->nr_slabs > 0;
+	char url[ADDR_LEN + NAME_LEN + 16];
+	json_t *j = NULL;
+
+	order_init(&o);
+	o.cpus = (int)spec_u64(v->spec, "cpus");
+	o.memory = v->placed_memory;
+	o.excache = vnode_excache(v);
+	o.vnode = v->id;
+	o.has_token = !lmp_token_parse(v->token, o.token);
+	o.slab_size = v->slab_size;
+	o.epoch = v->epoch;
+	for (int i = 0; i < v->nr_slabs; i++)
+		replicated &= v->slabs[i].secondary[0] != '\0';
+	if (order_set(&o.name, v->name) || servers(&o.memsrv, &o.nr_memsrv, v, false) ||
+	    /* each slab's write-backs go to its secondary too, and the VMM fails over */
+	    (replicated && servers(&o.secondary, &o.nr_secondary, v, true)))
+		goto out;
+	if (replicated && v->backup_storsrv[0]) {
+		snprintf(url, sizeof(url), "storsrv://%s/%s.mem", v->backup_storsrv, v->name);
+		o.backup.has_token = !lmp_token_parse(v->backup_token, o.backup.token);
+		if (order_set(&o.backup.url, url))
+			goto out;
+	}
+	if (v->storsrv[0]) {
+		snprintf(url, sizeof(url), "storsrv://%s/%s", v->storsrv, v->name);
+		if (order_add_disk(&o, url))
+			goto out;
+		o.disks[0].has_token = !lmp_token_parse(v->vol_token, o.disks[0].token);
+	}
+	for (size_t i = 0; i < sizeof(boot) / sizeof(boot[0]); i++) {
+		char **field[] = {&o.payload, &o.args, &o.kernel, &o.initrd, &o.cmdline};
+
+		if (spec_str(v->spec, boot[i]) && order_set(field[i], spec_str(v->spec, boot[i])))
+			goto out;
+	}
+	j = order_to_json(&o);
+out:
+	order_free(&o);
+	return j;
+}
