@@ -30,13 +30,13 @@ static double since(uint64_t t0)
 }
 
 /* The local daemon (memsrv-1 or memsrv-2) listening on @addr, from cluster.json. */
-static const char *local_memsrv(const char *addr)
+static const char *local_memsrv(struct legoctl *lc, const char *addr)
 {
 	char p[PATH_MAX];
 	json_t *c;
 	const char *name = NULL;
 
-	snprintf(p, sizeof(p), "%s/cluster.json", home);
+	snprintf(p, sizeof(p), "%s/cluster.json", lc->home);
 	c = json_load_file(p, 0, NULL);
 	for (int i = 0; c && i < 2; i++)
 		if (!strcmp(json_string_value(json_array_get(json_object_get(c, "memsrv"), i))
@@ -48,14 +48,14 @@ static const char *local_memsrv(const char *addr)
 }
 
 /* `legoctl up`: start the cluster, or whatever part of it has stopped. */
-static int up_again(char **up_argv)
+static int up_again(struct legoctl *lc, char **up_argv)
 {
 	int ret;
 
 	optind = 0; /* getopt starts afresh */
-	up_quietly = true;
-	ret = cmd_up(1, up_argv);
-	up_quietly = false;
+	lc->up_quietly = true;
+	ret = cmd_up(lc, 1, up_argv);
+	lc->up_quietly = false;
 	return ret;
 }
 
@@ -115,7 +115,7 @@ static void help(void)
 	       "virtualisation).\n");
 }
 
-int cmd_demo(int argc, char **argv)
+int cmd_demo(struct legoctl *lc, int argc, char **argv)
 {
 	bool linux_guest = false, killed = false, failed_over = false, refilling = false;
 	bool restored = false;
@@ -142,12 +142,12 @@ int cmd_demo(int argc, char **argv)
 	}
 	printf("== the cluster (legoctl up)\n");
 	optind = 0;
-	if (cmd_up(1, up_argv))
+	if (cmd_up(lc, 1, up_argv))
 		return 1;
 	{ /* a demo vNode left over from an earlier run goes, quietly */
 		char url[400], err[256];
 
-		snprintf(url, sizeof(url), "%s/v1/vnodes/" DEMO, manager);
+		snprintf(url, sizeof(url), "%s/v1/vnodes/" DEMO, lc->manager);
 		http_call("DELETE", url, NULL, NULL, 30000, err, sizeof(err));
 	}
 	if (linux_guest)
@@ -162,7 +162,7 @@ int cmd_demo(int argc, char **argv)
 	printf("\n== a vNode writing and verifying its memory (%s)\n",
 	       linux_guest ? "Debian's kernel running lego-verify 256M, 6 passes"
 			   : "the touch payload on 2 vCPUs, 128 MiB, 12 passes");
-	out = api("POST", "/v1/vnodes", spec);
+	out = api(lc, "POST", "/v1/vnodes", spec);
 	json_decref(spec);
 	if (!out)
 		return 1;
@@ -171,8 +171,8 @@ int cmd_demo(int argc, char **argv)
 	/* Linux: the kill comes once lego-verify has written all its memory and
 	 * verifies it (most of it on the memory servers, the ExCache being 64 MiB). */
 	if (linux_guest &&
-	    (wait_ready(DEMO, agent) ||
-	     wait_console(DEMO, agent, "lego-verify: pass 1/", "running lego-verify in",
+	    (wait_ready(lc, DEMO, agent) ||
+	     wait_console(lc, DEMO, agent, "lego-verify: pass 1/", "running lego-verify in",
 			  "has written its memory once (pass 1)")))
 		goto out;
 	t0 = now_ns();
@@ -181,7 +181,7 @@ int cmd_demo(int argc, char **argv)
 		char now_primary[128], secondary[128];
 		long long done, total;
 
-		v = api("GET", "/v1/vnodes/" DEMO, NULL);
+		v = api(lc, "GET", "/v1/vnodes/" DEMO, NULL);
 		if (!v)
 			goto out;
 		route = vnode_route(v);
@@ -200,8 +200,8 @@ int cmd_demo(int argc, char **argv)
 		done = JI(route, "fill_done");
 		total = JI(route, "fill_total");
 		if (!killed && route && JI(json_object_get(v, "excache_use"), "misses") > 1000) {
-			const char *d = local_memsrv(now_primary);
-			pid_t pid = d ? read_pid(d) : 0;
+			const char *d = local_memsrv(lc, now_primary);
+			pid_t pid = d ? read_pid(lc, d) : 0;
 
 			if (!pid) {
 				fail("the primary %s is not a memory server of this machine's cluster",
@@ -227,7 +227,7 @@ int cmd_demo(int argc, char **argv)
 			       since(t0));
 			fflush(stdout);
 			failed_over = true;
-			up_again(up_argv);
+			up_again(lc, up_argv);
 		} else if (failed_over && total && done < total && !refilling) {
 			printf("+%5.1f s  filling %s as the new secondary: %lld of %lld pages\n",
 			       since(t0), secondary, done, total);
@@ -278,7 +278,7 @@ int cmd_demo(int argc, char **argv)
 	}
 out:
 	json_decref(last_route);
-	json_decref(api("DELETE", "/v1/vnodes/" DEMO, NULL));
-	up_again(up_argv); /* whatever was killed runs again */
+	json_decref(api(lc, "DELETE", "/v1/vnodes/" DEMO, NULL));
+	up_again(lc, up_argv); /* whatever was killed runs again */
 	return ret ? 1 : 0;
 }

@@ -1,42 +1,88 @@
-/* legoctl.h - what legoctl's commands share (legoctl.c); demo.c is one of them. */
+/*
+ * legoctl.h - what legoctl's commands share. Every command but `up` and
+ * `down` is a client of lego-manager's HTTP API (client.c); `up` starts a
+ * whole cluster on this machine and `down` stops it (local.c); vnodes.c has
+ * the vNode commands, console.c the console, demo.c the failover demo, and
+ * main.c dispatches. The local cluster lives under $LEGO_HOME (default
+ * ~/.local/share/lego): cluster.json (its addresses), manager.db, logs/, run/
+ * (pid files), volumes/, vnodes/ (consoles).
+ */
 #ifndef LEGO_LEGOCTL_H
 #define LEGO_LEGOCTL_H
 
 #include <jansson.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
+#include <termios.h>
 
 #define JS(o, k) (json_string_value(json_object_get(o, k)) ?: "")
 #define JI(o, k) ((long long)json_integer_value(json_object_get(o, k)))
 
-extern bool json_out;	/* --json */
-extern bool up_quietly; /* cmd_up as a step of another command: only what it starts */
-extern char home[PATH_MAX - 64], manager[256]; /* $LEGO_HOME, the manager's URL */
+#define LEGOCTL_TIMEOUT_MS 120000 /* a call to the manager: creates wait for the VMM */
+
+/* One run of legoctl: its global options and where things are. */
+struct legoctl {
+	bool json;		    /* --json */
+	bool up_quietly;	    /* `up` as a step of another command: say only what it starts */
+	char home[PATH_MAX - 64];   /* $LEGO_HOME */
+	char manager[256];	    /* the manager's URL ("": not found yet) */
+	char bindir[PATH_MAX - 64]; /* where legoctl and lego's daemons are */
+	struct termios tty_saved;   /* the terminal before the console made it raw */
+	bool tty_raw;
+};
+
+/* ---- client.c ---- */
 
 /* fail - "legoctl: " and the message on stderr; returns 1. */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* usage_fail - a wrong command line: the message and a pointer to --help; returns 2. */
 int usage_fail(const char *cmd, const char *fmt, const char *arg);
-/* find_manager - the manager's URL into `manager`; 1 (said why) if there is none. */
-int find_manager(void);
+/*
+ * help_or_args - a command's --help (@fmt printed with @arg), or a wrong
+ * number of arguments (@nargs is how many it takes): the exit status to
+ * end with, or -1 to go on.
+ */
+int help_or_args(int argc, char **argv, int nargs, const char *fmt, const char *arg);
+/* home_path - $LEGO_HOME/@rel into @buf. */
+void home_path(const struct legoctl *lc, char *buf, size_t len, const char *rel);
+/* find_manager - the manager's URL into lc->manager; 1 (said why) if there is none. */
+int find_manager(struct legoctl *lc);
 /* api - call the manager; the answer, or NULL after saying why. */
-json_t *api(const char *method, const char *fmt, json_t *body, ...);
+json_t *api(struct legoctl *lc, const char *method, const char *fmt, json_t *body, ...);
 void print_json(json_t *j);
 const char *size_str(json_int_t bytes, char *buf, size_t len);
 /* console_fetch - a vNode's console output from byte *@off (advanced), or NULL. */
 char *console_fetch(const char *agent, const char *name, long long *off);
+
+/* ---- local.c ---- */
+
 /* alive - @pid runs (not a zombie); read_pid - a local daemon's pid, 0 if it is not running. */
 bool alive(pid_t pid);
-pid_t read_pid(const char *name);
-/* The commands that demo.c uses as steps. */
-int cmd_up(int argc, char **argv);
-int wait_ready(const char *name, const char *agent);
+pid_t read_pid(struct legoctl *lc, const char *name);
+int cmd_up(struct legoctl *lc, int argc, char **argv);
+int cmd_down(struct legoctl *lc, int argc, char **argv);
+
+/* ---- vnodes.c ---- */
+
+int cmd_create(struct legoctl *lc, int argc, char **argv);
+int cmd_list(struct legoctl *lc, int argc, char **argv);
+int cmd_nodes(struct legoctl *lc, int argc, char **argv);
+int cmd_simple(struct legoctl *lc, int argc, char **argv); /* start, stop, destroy */
+int cmd_resize(struct legoctl *lc, int argc, char **argv);
+int cmd_dumpxml(struct legoctl *lc, int argc, char **argv);
+/* wait_ready - follow @name's console until the kit's init says it is ready (0), or it stops (1). */
+int wait_ready(struct legoctl *lc, const char *name, const char *agent);
 /* wait_console - watch @name's console until @marker appears (0) or the vNode
  * stops (1), every 10 s a line "  @doing NAME: SECONDS  LAST-LINE", then
  * "NAME @done after SECONDS". */
-int wait_console(const char *name, const char *agent, const char *marker, const char *doing,
-		 const char *done);
-int cmd_demo(int argc, char **argv);
+int wait_console(struct legoctl *lc, const char *name, const char *agent, const char *marker,
+		 const char *doing, const char *done);
+
+/* ---- console.c, demo.c ---- */
+
+int cmd_console(struct legoctl *lc, int argc, char **argv);
+int cmd_demo(struct legoctl *lc, int argc, char **argv);
 
 #endif

@@ -1,0 +1,132 @@
+/* client.c - legoctl as a client of the manager's API: finding it, calling it, printing. */
+#include <string.h>
+
+#include "http.h"
+#include "legoctl.h"
+#include "util.h"
+
+int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("legoctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int usage_fail(const char *cmd, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "legoctl %s: ", cmd);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(try 'legoctl %s --help')\n", cmd);
+	return 2;
+}
+
+void home_path(const struct legoctl *lc, char *buf, size_t len, const char *rel)
+{
+	snprintf(buf, len, "%s/%s", lc->home, rel);
+}
+
+/* The manager's URL: --manager, $LEGO_MANAGER, or the local cluster's. */
+int find_manager(struct legoctl *lc)
+{
+	char p[PATH_MAX];
+	json_t *c;
+
+	if (lc->manager[0])
+		return 0;
+	if (getenv("LEGO_MANAGER")) {
+		snprintf(lc->manager, sizeof(lc->manager), "%s", getenv("LEGO_MANAGER"));
+		return 0;
+	}
+	home_path(lc, p, sizeof(p), "cluster.json");
+	c = json_load_file(p, 0, NULL);
+	if (!c || !json_string_value(json_object_get(c, "manager"))) {
+		json_decref(c);
+		return fail("no cluster under %s (LEGO_HOME): start one with 'legoctl up'",
+			    lc->home);
+	}
+	snprintf(lc->manager, sizeof(lc->manager), "%s",
+		 json_string_value(json_object_get(c, "manager")));
+	json_decref(c);
+	return 0;
+}
+
+/* Call the manager; on failure print why and return NULL. */
+json_t *api(struct legoctl *lc, const char *method, const char *fmt, json_t *body, ...)
+{
+	char url[512], err[1024], rel[256];
+	json_t *out = NULL;
+	va_list ap;
+	int status;
+
+	va_start(ap, body);
+	vsnprintf(rel, sizeof(rel), fmt, ap);
+	va_end(ap);
+	if (find_manager(lc))
+		return NULL;
+	snprintf(url, sizeof(url), "%s%s", lc->manager, rel);
+	status = http_call(method, url, body, &out, LEGOCTL_TIMEOUT_MS, err, sizeof(err));
+	if (status < 0) {
+		fail("cannot reach the manager at %s: %s\n  is the cluster up? ('legoctl up')",
+		     lc->manager, err);
+		return NULL;
+	}
+	if (status >= 400) {
+		fail("%s", err);
+		json_decref(out);
+		return NULL;
+	}
+	return out ? out : json_object();
+}
+
+void print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	printf("%s\n", s);
+	free(s);
+}
+
+const char *size_str(json_int_t bytes, char *buf, size_t len)
+{
+	return format_size((uint64_t)bytes, buf, len);
+}
+
+int help_or_args(int argc, char **argv, int nargs, const char *fmt, const char *arg)
+{
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf(fmt, arg);
+		return 0;
+	}
+	if (argc - 1 != nargs)
+		return nargs ? usage_fail(argv[0], "%s", "give one vNode NAME")
+			     : usage_fail(argv[0], "unexpected argument '%s'", argv[1]);
+	return -1;
+}
+
+/*
+ * The console output of vNode @name on @agent from byte *@off on, as a
+ * malloc'd string (*@off advances past it); NULL with a reason printed.
+ */
+char *console_fetch(const char *agent, const char *name, long long *off)
+{
+	char url[600], err[512], *data = NULL;
+	int s;
+
+	snprintf(url, sizeof(url), "http://%s/v1/vnodes/%s/console?from=%lld", agent, name, *off);
+	s = http_call_raw("GET", url, NULL, NULL, &data, 10000, err, sizeof(err));
+	if (s != 200) {
+		free(data);
+		if (s < 0)
+			fail("the agent %s: %s", agent, err);
+		else
+			fail("vNode %s has no console on agent %s", name, agent);
+		return NULL;
+	}
+	*off += (long long)strlen(data);
+	return data;
+}

@@ -1,0 +1,366 @@
+/* local.c - legoctl up and down: a whole cluster on this machine, under $LEGO_HOME. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <glob.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "http.h"
+#include "legoctl.h"
+#include "util.h"
+
+/* ---- up / down ---- */
+
+struct daemon {
+	const char *name; /* also its log and pid file's name */
+	char *argv[24];
+};
+
+/* Is @pid a live process? A daemon is not our child: a dead one may linger as a zombie. */
+bool alive(pid_t pid)
+{
+	char p[64], buf[512], *rp;
+	FILE *f;
+	bool live = false;
+
+	if (kill(pid, 0) < 0)
+		return false;
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	f = fopen(p, "r");
+	if (f && fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')))
+		live = rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+	if (f)
+		fclose(f);
+	return live;
+}
+
+pid_t read_pid(struct legoctl *lc, const char *name)
+{
+	char p[PATH_MAX];
+	FILE *f;
+	int pid = 0;
+
+	snprintf(p, sizeof(p), "%s/run/%s.pid", lc->home, name);
+	f = fopen(p, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return pid > 0 && alive(pid) ? pid : 0;
+}
+
+static int spawn_daemon(struct legoctl *lc, struct daemon *d)
+{
+	char p[PATH_MAX];
+	pid_t pid;
+	FILE *f;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/logs/%s.log", lc->home, d->name);
+	fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fail("%s: %s", p, strerror(errno));
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		setsid();
+		dup2(null, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(d->argv[0], d->argv);
+		fprintf(stderr, "cannot run %s: %s\n", d->argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(fd);
+	if (pid < 0)
+		return fail("fork: %s", strerror(errno));
+	snprintf(p, sizeof(p), "%s/run/%s.pid", lc->home, d->name);
+	f = fopen(p, "w");
+	if (f) {
+		fprintf(f, "%d\n", pid);
+		fclose(f);
+	}
+	return 0;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static void up_help(struct legoctl *lc)
+{
+	printf("usage: legoctl up [--memsrv-capacity SIZE] [--agent-capacity SIZE]\n"
+	       "\n"
+	       "Start a whole cluster on this machine, under $LEGO_HOME (%s):\n"
+	       "a manager, two memory servers, a storage server and a host agent. Parts that\n"
+	       "run already are left alone, so 'up' also restarts what has stopped.\n"
+	       "\n"
+	       "  --memsrv-capacity SIZE  each memory server's capacity (default 4G)\n"
+	       "  --agent-capacity SIZE   memory the agent offers for ExCaches (default: half\n"
+	       "                          of this machine's RAM)\n",
+	       lc->home);
+}
+
+int cmd_up(struct legoctl *lc, int argc, char **argv)
+{
+	static const struct option opts[] = {{"memsrv-capacity", required_argument, NULL, 'm'},
+					     {"agent-capacity", required_argument, NULL, 'a'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *mcap = "4G", *acap = NULL;
+	char p[PATH_MAX], cfg[PATH_MAX], db[PATH_MAX], vols[PATH_MAX], vdir[PATH_MAX];
+	char bin[6][PATH_MAX], addr[5][256];
+	json_t *c;
+	uint64_t sz;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (o == 'h')
+			return up_help(lc), 0;
+		if (o == 'm')
+			mcap = optarg;
+		else if (o == 'a')
+			acap = optarg;
+		else
+			return usage_fail("up", "%s", "unknown option");
+	}
+	if (parse_size(mcap, &sz) || (acap && parse_size(acap, &sz)))
+		return usage_fail("up", "'%s' is not a size (e.g. 4G)", acap ? acap : mcap);
+	for (const char *d = "", *const *l = (const char *[]){"", "logs", "run", "volumes",
+							      "vnodes", NULL};
+	     (d = *l); l++) {
+		home_path(lc, p, sizeof(p), d);
+		if (mkdir(p, 0700) && errno != EEXIST) {
+			/* mkdir -p for $LEGO_HOME itself */
+			char cmd[PATH_MAX + 16];
+
+			snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", p);
+			if (system(cmd))
+				return fail("cannot create %s: %s", p, strerror(errno));
+		}
+	}
+	/* The addresses are chosen once and kept: a restarted part comes back where it was. */
+	home_path(lc, cfg, sizeof(cfg), "cluster.json");
+	c = json_load_file(cfg, 0, NULL);
+	if (!c) {
+		c = json_pack("{s:o,s:[o,o],s:o,s:o}", "manager",
+			      json_sprintf("http://127.0.0.1:%d", free_port()), "memsrv",
+			      json_sprintf("127.0.0.1:%d", free_port()),
+			      json_sprintf("127.0.0.1:%d", free_port()), "storsrv",
+			      json_sprintf("127.0.0.1:%d", free_port()), "agent",
+			      json_sprintf("127.0.0.1:%d", free_port()));
+		if (json_dump_file(c, cfg, JSON_INDENT(2)))
+			return fail("cannot write %s", cfg);
+	}
+	snprintf(lc->manager, sizeof(lc->manager), "%s", JS(c, "manager"));
+	snprintf(addr[0], 256, "%s", lc->manager + strlen("http://"));
+	snprintf(addr[1], 256, "%s",
+		 json_string_value(json_array_get(json_object_get(c, "memsrv"), 0)));
+	snprintf(addr[2], 256, "%s",
+		 json_string_value(json_array_get(json_object_get(c, "memsrv"), 1)));
+	snprintf(addr[3], 256, "%s", JS(c, "storsrv"));
+	snprintf(addr[4], 256, "%s", JS(c, "agent"));
+	json_decref(c);
+	const char *names[] = {"lego-manager", "lego-memsrv", "lego-storsrv", "lego-agent"};
+	for (int i = 0; i < 4; i++) {
+		snprintf(bin[i], sizeof(bin[i]), "%s/%s", lc->bindir, names[i]);
+		if (access(bin[i], X_OK))
+			return fail("%s is missing: build it with 'make'", bin[i]);
+	}
+	home_path(lc, db, sizeof(db), "manager.db");
+	home_path(lc, vols, sizeof(vols), "volumes");
+	home_path(lc, vdir, sizeof(vdir), "vnodes");
+	char agent_cap[32];
+	snprintf(agent_cap, sizeof(agent_cap), "%s", acap ? acap : "");
+	struct daemon ds[] = {
+		{"manager", {bin[0], "--db", db, "--listen", addr[0], NULL}},
+		{"memsrv-1",
+		 {bin[1], "--listen", addr[1], "--capacity", (char *)mcap, "--manager", lc->manager,
+		  NULL}},
+		{"memsrv-2",
+		 {bin[1], "--listen", addr[2], "--capacity", (char *)mcap, "--manager", lc->manager,
+		  NULL}},
+		{"storsrv",
+		 {bin[2], "--listen", addr[3], "--data", vols, "--manager", lc->manager, NULL}},
+		{"agent",
+		 {bin[3], "--listen", addr[4], "--dir", vdir, "--manager", lc->manager,
+		  acap ? "--capacity" : NULL, agent_cap, NULL}},
+	};
+	int started = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(ds); i++) {
+		pid_t pid = read_pid(lc, ds[i].name);
+
+		if (pid) {
+			if (!lc->json && !lc->up_quietly)
+				printf("  %-9s runs already (pid %d)\n", ds[i].name, pid);
+			continue;
+		}
+		if (spawn_daemon(lc, &ds[i]))
+			return 1;
+		started++;
+		if (!lc->json)
+			printf("%s%-9s started on %s\n", lc->up_quietly ? "          " : "  ",
+			       ds[i].name, i ? ds[i].argv[2] : lc->manager);
+	}
+	if (lc->up_quietly && !started)
+		return 0;
+	/* Ready when the manager knows all four components. */
+	if (!lc->json && !lc->up_quietly) {
+		printf("waiting for the components to register with the manager ");
+		fflush(stdout);
+	}
+	for (int ms = 0;; ms += 200) {
+		char url[300], err[512];
+		json_t *st = NULL;
+		int s;
+
+		snprintf(url, sizeof(url), "%s/v1/components", lc->manager);
+		s = http_call("GET", url, NULL, &st, 2000, err, sizeof(err));
+		if (s == 200) {
+			int up = 0;
+			size_t i;
+			json_t *e;
+
+			json_array_foreach(json_object_get(st, "components"), i, e)
+			{
+				for (int k = 1; k < 5; k++)
+					up += !strcmp(JS(e, "addr"), addr[k]) &&
+					      !strcmp(JS(e, "health"), "up");
+			}
+			json_decref(st);
+			if (up == 4)
+				break;
+		}
+		if (ms > 30000) {
+			if (!lc->json)
+				printf("\n");
+			return fail("the cluster did not come up in 30 s; see the logs in %s/logs",
+				    lc->home);
+		}
+		if (!lc->json && !lc->up_quietly && ms % 1000 == 0) {
+			printf(".");
+			fflush(stdout);
+		}
+		usleep(200 * 1000);
+	}
+	if (lc->json) {
+		json_t *j = json_pack("{s:s,s:s,s:i}", "home", lc->home, "manager", lc->manager,
+				      "started", started);
+		print_json(j);
+		json_decref(j);
+	} else if (!lc->up_quietly) {
+		printf(" up\n\ncluster up under %s; manager API at %s\n"
+		       "next: legoctl create NAME   (legoctl create --help), legoctl nodes\n",
+		       lc->home, lc->manager);
+	}
+	return 0;
+}
+
+/*
+ * The VMMs an agent left behind (it was killed, say): every vnodes/NAME/vmm.pid
+ * whose process still runs lego-vmm. Stopped like the agent would: SIGTERM,
+ * then SIGKILL after 5 s. Returns how many there were.
+ */
+static int stop_orphan_vmms(struct legoctl *lc)
+{
+	char p[PATH_MAX], exe[PATH_MAX];
+	glob_t g;
+	int n = 0;
+
+	snprintf(p, sizeof(p), "%s/vnodes/*/vmm.pid", lc->home);
+	if (glob(p, 0, NULL, &g))
+		return 0;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		FILE *f = fopen(g.gl_pathv[i], "r"), *c;
+		size_t len = 0;
+		int pid = 0;
+
+		if (f) {
+			if (fscanf(f, "%d", &pid) != 1)
+				pid = 0;
+			fclose(f);
+		}
+		if (pid <= 0 || !alive(pid))
+			continue;
+		/* Only a lego-vmm: the pid may have been reused since. */
+		snprintf(p, sizeof(p), "/proc/%d/cmdline", pid);
+		c = fopen(p, "r");
+		if (c) {
+			len = fread(exe, 1, sizeof(exe) - 1, c);
+			fclose(c);
+		}
+		exe[len] = '\0';
+		if (!len || strcmp(basename(exe), "lego-vmm"))
+			continue;
+		kill(pid, SIGTERM);
+		for (int ms = 0; alive(pid) && ms < 5000; ms += 50)
+			usleep(50 * 1000);
+		if (alive(pid))
+			kill(pid, SIGKILL);
+		if (!lc->json)
+			printf("  %-9s stopped a VMM its agent had left (pid %d, %s)\n", "", pid,
+			       g.gl_pathv[i]);
+		n++;
+	}
+	globfree(&g);
+	return n;
+}
+
+int cmd_down(struct legoctl *lc, int argc, char **argv)
+{
+	/* The agent first: it stops the VMMs it runs. */
+	const char *order[] = {"agent", "manager", "storsrv", "memsrv-1", "memsrv-2"};
+	int stopped = 0;
+
+	int ret =
+		help_or_args(argc, argv, 0,
+			     "usage: legoctl down\n\nStop the local cluster under $LEGO_HOME (%s): "
+			     "its vNodes, agent, manager\nand servers. State, volumes and logs "
+			     "stay; 'legoctl up' starts it again.\n",
+			     lc->home);
+
+	if (ret >= 0)
+		return ret;
+	for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
+		pid_t pid = read_pid(lc, order[i]);
+		char p[PATH_MAX];
+
+		if (pid) {
+			kill(pid, SIGTERM);
+			for (int ms = 0; alive(pid) && ms < 15000; ms += 50)
+				usleep(50 * 1000);
+			if (alive(pid)) {
+				fprintf(stderr, "%s: %s did not stop in 15 s: killing it\n",
+					"legoctl", order[i]);
+				kill(pid, SIGKILL);
+			}
+			stopped++;
+			if (!lc->json)
+				printf("  %-9s stopped\n", order[i]);
+		}
+		snprintf(p, sizeof(p), "%s/run/%s.pid", lc->home, order[i]);
+		unlink(p);
+		if (i == 0) /* after the agent: whatever VMMs it did not stop */
+			stopped += stop_orphan_vmms(lc);
+	}
+	if (lc->json)
+		printf("{\"stopped\": %d}\n", stopped);
+	else if (!stopped)
+		printf("no cluster runs under %s\n", lc->home);
+	return 0;
+}

@@ -1,0 +1,95 @@
+/* main.c - legoctl: its global options and the commands (legoctl.h). */
+#include <string.h>
+#include <sys/wait.h>
+
+#include "http.h"
+#include "legoctl.h"
+#include "util.h"
+
+static void help(struct legoctl *lc, FILE *f)
+{
+	fprintf(f,
+		"usage: legoctl [--json] [--manager URL] COMMAND [ARGS]\n"
+		"\n"
+		"Drive a lego cluster: vNodes whose memory lives on memory servers and whose\n"
+		"disks live on a storage server.\n"
+		"\n"
+		"  up                 start a whole cluster on this machine\n"
+		"  down               stop it (vNodes, agent, manager, servers)\n"
+		"  create NAME ...    create and start a vNode (--from FILE.xml: libvirt XML)\n"
+		"  list               the vNodes\n"
+		"  nodes              the components\n"
+		"  console NAME       a vNode's serial console\n"
+		"  resize NAME ...    --excache now; --memory, --cpus at the next start\n"
+		"  stop NAME          stop a vNode; start NAME runs it again\n"
+		"  destroy NAME       stop it and free everything it holds\n"
+		"  dumpxml NAME       a vNode as libvirt domain XML\n"
+		"  demo failover      kill a vNode's primary memory server under a verifying\n"
+		"                     workload, live (--guest payload|linux)\n"
+		"\n"
+		"  --json             machine-readable output\n"
+		"  --manager URL      a manager elsewhere (default: the cluster under $LEGO_HOME)\n"
+		"\n"
+		"$LEGO_HOME: %s\n"
+		"'legoctl COMMAND --help' tells more.\n",
+		lc->home);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(struct legoctl *lc, int, char **);
+	} cmds[] = {
+		{"up", cmd_up},		 {"down", cmd_down},	   {"create", cmd_create},
+		{"list", cmd_list},	 {"nodes", cmd_nodes},	   {"console", cmd_console},
+		{"resize", cmd_resize},	 {"stop", cmd_simple},	   {"start", cmd_simple},
+		{"destroy", cmd_simple}, {"dumpxml", cmd_dumpxml}, {"demo", cmd_demo},
+	};
+	struct legoctl ctx = {0}, *lc = &ctx;
+	char self[PATH_MAX];
+	int i = 1;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (getenv("LEGO_HOME") && *getenv("LEGO_HOME"))
+		snprintf(lc->home, sizeof(lc->home), "%s", getenv("LEGO_HOME"));
+	else
+		snprintf(lc->home, sizeof(lc->home), "%s/.local/share/lego",
+			 getenv("HOME") ? getenv("HOME") : "/root");
+	snprintf(lc->bindir, sizeof(lc->bindir), "%s", exe_dir(self, sizeof(self)));
+	/* Global options come before the command; --json may also come after it. */
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			lc->json = true;
+		} else if (!strcmp(argv[i], "--manager") && i + 1 < argc) {
+			snprintf(lc->manager, sizeof(lc->manager), "%s", argv[++i]);
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			help(lc, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "%s: unknown option '%s'\n(try '%s --help')\n", "legoctl",
+				argv[i], "legoctl");
+			return 2;
+		}
+	}
+	if (i == argc) {
+		help(lc, stderr);
+		return 2;
+	}
+	for (int k = i + 1; k < argc; k++) {
+		if (!strcmp(argv[k], "--json")) {
+			lc->json = true;
+			memmove(&argv[k], &argv[k + 1], (argc - k) * sizeof(*argv));
+			argc--, k--;
+		}
+	}
+	for (size_t c = 0; c < ARRAY_SIZE(cmds); c++) {
+		if (!strcmp(argv[i], cmds[c].name)) {
+			optind = 1;
+			return cmds[c].fn(lc, argc - i, argv + i);
+		}
+	}
+	fprintf(stderr, "%s: unknown command '%s'\n(try '%s --help')\n", "legoctl", argv[i],
+		"legoctl");
+	return 2;
+}

@@ -1,0 +1,547 @@
+/* vnodes.c - legoctl's vNode commands: create, list, nodes, start/stop/destroy, resize, dumpxml. */
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "legoctl.h"
+#include "util.h"
+
+/* @arr's strings joined by commas into @buf. */
+static char *join(json_t *arr, char *buf, size_t len)
+{
+	size_t i, n = 0;
+	json_t *e;
+
+	buf[0] = '\0';
+	json_array_foreach(arr, i, e)
+	{
+		snprintf(buf + n, len - n, "%s%s", i ? "," : "", json_string_value(e));
+		n = strlen(buf);
+	}
+	return buf;
+}
+
+/* ---- vNodes ---- */
+
+static void create_help(void)
+{
+	printf("usage: legoctl create NAME [--cpus N] [--memory SIZE] [--excache SIZE] [--disk SIZE]\n"
+	       "                      [--kernel FILE [--initrd FILE] [--append TEXT]]\n"
+	       "                      [--payload NAME|FILE [--args TEXT]]\n"
+	       "       legoctl create --from DOMAIN.xml\n"
+	       "\n"
+	       "Create a vNode and start it: the manager places its memory (in slabs, a\n"
+	       "primary and a secondary memory server each), its disk and its VMM.\n"
+	       "\n"
+	       "  --cpus N          vCPUs (default 1)\n"
+	       "  --memory SIZE     guest RAM (default 256M)\n"
+	       "  --excache SIZE    of which at most SIZE is resident in the VMM (default a\n"
+	       "                    quarter); the rest lives on the memory servers\n"
+	       "  --disk SIZE       a virtio disk: a new volume on a storage server\n"
+	       "  --kernel FILE     boot this bzImage (default: the boot kit's stock Debian\n"
+	       "                    kernel and initrd); --initrd, --append as for lego-vmm\n"
+	       "  --payload NAME    run a test payload instead (hello, touch, ...), with --args\n"
+	       "  --from FILE       a libvirt domain XML file (lego settings in <metadata>)\n"
+	       "  --wait            follow the boot until the guest says it is ready (the\n"
+	       "                    boot kit's init prints 'lego-guest: ready'), with progress\n");
+}
+
+/* The last non-empty line of @text, at most @len - 1 bytes, without control characters. */
+static void last_line(const char *text, char *out, size_t len)
+{
+	const char *end = text + strlen(text), *start;
+	size_t n, k = 0;
+
+	while (end > text && (end[-1] == '\n' || end[-1] == '\r'))
+		end--;
+	for (start = end; start > text && start[-1] != '\n'; start--)
+		;
+	n = (size_t)(end - start);
+	for (size_t i = 0; i < n && k + 1 < len; i++)
+		if ((unsigned char)start[i] >= 0x20)
+			out[k++] = start[i];
+	out[k] = '\0';
+}
+
+/* --wait: watch the console until "lego-guest: ready" or the vNode stops. */
+int wait_ready(struct legoctl *lc, const char *name, const char *agent)
+{
+	return wait_console(lc, name, agent, "lego-guest: ready", "booting", "is ready");
+}
+
+int wait_console(struct legoctl *lc, const char *name, const char *agent, const char *marker,
+		 const char *doing, const char *done)
+{
+	char line[100] = "";
+	uint64_t t0 = now_ns(), last_report = 0;
+	long long off = 0;
+	char *seen = NULL;
+	size_t seen_len = 0;
+
+	for (;;) {
+		char *data = console_fetch(agent, name, &off);
+
+		if (!data) {
+			free(seen);
+			return 1;
+		}
+		size_t n = strlen(data);
+		char *grown = realloc(seen, seen_len + n + 1);
+
+		if (!grown) {
+			free(data);
+			free(seen);
+			return fail("out of memory");
+		}
+		seen = grown;
+		memcpy(seen + seen_len, data, n + 1);
+		seen_len += n;
+		free(data);
+		if (strstr(seen, marker)) {
+			printf("%s %s after %.0f s\n", name, done, (now_ns() - t0) / 1e9);
+			free(seen);
+			return 0;
+		}
+		if (now_ns() - last_report > 10e9) {
+			json_t *v = api(lc, "GET", "/v1/vnodes/%s", NULL, name);
+
+			if (!v || strcmp(JS(v, "state"), "running")) {
+				fail("%s stopped while %s (%s); its console: legoctl console %s "
+				     "--once",
+				     name, doing, v ? JS(v, "state") : "gone", name);
+				json_decref(v);
+				free(seen);
+				return 1;
+			}
+			json_decref(v);
+			last_line(seen, line, sizeof(line));
+			printf("  %s %s: %3.0f s  %s\n", doing, name, (now_ns() - t0) / 1e9, line);
+			fflush(stdout);
+			last_report = now_ns();
+		}
+		usleep(500 * 1000);
+	}
+}
+
+int cmd_create(struct legoctl *lc, int argc, char **argv)
+{
+	static const struct option opts[] = {{"cpus", required_argument, NULL, 'c'},
+					     {"memory", required_argument, NULL, 'm'},
+					     {"excache", required_argument, NULL, 'x'},
+					     {"disk", required_argument, NULL, 'd'},
+					     {"kernel", required_argument, NULL, 'k'},
+					     {"initrd", required_argument, NULL, 'i'},
+					     {"append", required_argument, NULL, 'a'},
+					     {"payload", required_argument, NULL, 'p'},
+					     {"args", required_argument, NULL, 'A'},
+					     {"from", required_argument, NULL, 'f'},
+					     {"wait", no_argument, NULL, 'w'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	json_t *spec = json_object(), *out = NULL;
+	const char *from = NULL;
+	bool wait = false;
+	char *end;
+	uint64_t sz;
+	int o;
+
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		const char *key = NULL;
+
+		switch (o) {
+		case 'h':
+			create_help();
+			return 0;
+		case 'c': {
+			long n = strtol(optarg, &end, 10);
+
+			if (*end || n < 1 || n > 64)
+				return usage_fail("create", "--cpus: '%s' is not 1-64", optarg);
+			json_object_set_new(spec, "cpus", json_integer(n));
+			break;
+		}
+		case 'm':
+			key = "memory";
+			break;
+		case 'x':
+			key = "excache";
+			break;
+		case 'd':
+			key = "disk";
+			break;
+		case 'k':
+			json_object_set_new(spec, "kernel", json_string(optarg));
+			break;
+		case 'i':
+			json_object_set_new(spec, "initrd", json_string(optarg));
+			break;
+		case 'a':
+			json_object_set_new(spec, "cmdline", json_string(optarg));
+			break;
+		case 'p':
+			json_object_set_new(spec, "payload", json_string(optarg));
+			break;
+		case 'A':
+			json_object_set_new(spec, "args", json_string(optarg));
+			break;
+		case 'f':
+			from = optarg;
+			break;
+		case 'w':
+			wait = true;
+			break;
+		case ':':
+			return usage_fail("create", "%s needs a value", argv[optind - 1]);
+		default:
+			return usage_fail("create", "unknown option '%s'", argv[optind - 1]);
+		}
+		if (key) {
+			if (parse_size(optarg, &sz))
+				return usage_fail("create", "'%s' is not a size (e.g. 2G)", optarg);
+			json_object_set_new(spec, key, json_integer((json_int_t)sz));
+		}
+	}
+	if (!from && optind != argc - 1)
+		return usage_fail("create", "%s", "give the vNode's NAME (or --from FILE.xml)");
+	if (from && (optind < argc || json_object_size(spec)))
+		return usage_fail("create", "%s", "--from takes everything from the XML file");
+	/* Paths are the user's: make them absolute for the agent. */
+	const char *files[] = {"kernel", "initrd", "payload"};
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		const char *f = JS(spec, files[i]);
+		char real[PATH_MAX];
+
+		if (!*f || (!strcmp(files[i], "payload") && !strchr(f, '/')))
+			continue;
+		if (!realpath(f, real))
+			return fail("%s: %s", f, strerror(errno));
+		json_object_set_new(spec, files[i], json_string(real));
+	}
+	if (find_manager(lc))
+		return 1;
+	if (!lc->json) {
+		printf("creating %s: placing memory slabs, disk and VMM, starting it ... ",
+		       from ? from : argv[optind]);
+		fflush(stdout);
+	}
+	uint64_t t0 = now_ns();
+	if (from) {
+		char url[300], err[1024], *xml = NULL, *ans = NULL;
+		size_t len = 0;
+		FILE *f = fopen(from, "r");
+		int s;
+
+		if (!f)
+			return fail("%s: %s", from, strerror(errno));
+		if (getdelim(&xml, &len, '\0', f) < 0) {
+			fclose(f);
+			return fail("%s: empty or unreadable", from);
+		}
+		fclose(f);
+		snprintf(url, sizeof(url), "%s/v1/vnodes", lc->manager);
+		s = http_call_raw("POST", url, "application/xml", xml, &ans, LEGOCTL_TIMEOUT_MS,
+				  err, sizeof(err));
+		free(xml);
+		if (s < 0 || s >= 400) {
+			json_t *e = s > 0 ? json_loads(ans, 0, NULL) : NULL;
+
+			if (!lc->json)
+				printf("failed\n");
+			fail("%s", e ? JS(e, "error") : err);
+			json_decref(e);
+			free(ans);
+			return 1;
+		}
+		out = json_loads(ans, 0, NULL);
+		free(ans);
+	} else {
+		json_object_set_new(spec, "name", json_string(argv[optind]));
+		out = api(lc, "POST", "/v1/vnodes", spec);
+		if (!out && !lc->json)
+			fprintf(stderr, "(nothing was created)\n");
+	}
+	json_decref(spec);
+	if (!out)
+		return 1;
+	if (lc->json) {
+		print_json(out);
+	} else {
+		char a[32], b[32];
+
+		printf("done in %.1f s\n", (now_ns() - t0) / 1e9);
+		printf("  %s: %lld vCPU, %s memory (%s ExCache) on agent %s\n", JS(out, "name"),
+		       JI(json_object_get(out, "spec"), "cpus"),
+		       size_str(JI(out, "memory"), a, sizeof(a)),
+		       size_str(JI(out, "excache"), b, sizeof(b)), JS(out, "agent"));
+		size_t i;
+		json_t *s;
+		json_array_foreach(json_object_get(out, "slabs"), i, s)
+			printf("  slab %zu: %s, primary %s, secondary %s\n", i,
+			       size_str(JI(s, "size"), a, sizeof(a)), JS(s, "primary"),
+			       JS(s, "secondary"));
+		if (*JS(out, "storsrv"))
+			printf("  disk: volume %s on %s\n", JS(out, "name"), JS(out, "storsrv"));
+		printf("its console: legoctl console %s\n", JS(out, "name"));
+	}
+	if (wait) {
+		char name[128], agent[256];
+		int ret;
+
+		snprintf(name, sizeof(name), "%s", JS(out, "name"));
+		snprintf(agent, sizeof(agent), "%s", JS(out, "agent"));
+		json_decref(out);
+		ret = wait_ready(lc, name, agent);
+		return ret;
+	}
+	json_decref(out);
+	return 0;
+}
+
+int cmd_list(struct legoctl *lc, int argc, char **argv)
+{
+	int ret = help_or_args(argc, argv, 0,
+			       "usage: legoctl list [--json]\n\nThe vNodes: state, host agent, "
+			       "memory servers, ExCache use.%s\n",
+			       "");
+	json_t *out, *v;
+	size_t i;
+
+	if (ret >= 0)
+		return ret;
+	/* In pages, so that a large cluster is never one huge answer. */
+	out = json_pack("{s:[]}", "vnodes");
+	for (json_t *page = NULL, *next = NULL;; json_decref(page)) {
+		char after[128] = "";
+
+		if (next)
+			snprintf(after, sizeof(after), "&after=%s", json_string_value(next));
+		page = api(lc, "GET", "/v1/vnodes?limit=1000%s", NULL, after);
+		if (!page) {
+			json_decref(out);
+			return 1;
+		}
+		json_array_extend(json_object_get(out, "vnodes"), json_object_get(page, "vnodes"));
+		next = json_object_get(page, "next");
+		if (!json_is_string(next)) {
+			json_decref(page);
+			break;
+		}
+	}
+	if (lc->json) {
+		print_json(out);
+		json_decref(out);
+		return 0;
+	}
+	printf("%-16s %-9s %4s %9s %9s %9s %8s %-16s %s\n", "NAME", "STATE", "CPUS", "MEMORY",
+	       "EXCACHE", "RESIDENT", "MISSES", "AGENT", "MEMORY SERVERS (primary)");
+	json_array_foreach(json_object_get(out, "vnodes"), i, v)
+	{
+		json_t *xc = json_object_get(v, "excache_use"), *spec = json_object_get(v, "spec");
+		char a[32], b[32], c[32] = "-", mem[512], miss[32] = "-";
+
+		if (xc) {
+			size_str(JI(xc, "resident_pages") * 4096, c, sizeof(c));
+			snprintf(miss, sizeof(miss), "%lld", JI(xc, "misses"));
+		}
+		join(json_object_get(v, "memsrvs"), mem, sizeof(mem));
+		{ /* redundancy: every slab with a secondary, or being refilled */
+			json_t *route = json_object_get(xc, "route"), *s;
+			long long done = JI(route, "fill_done"), total = JI(route, "fill_total");
+			size_t k, n = strlen(mem);
+			bool bare = false;
+
+			json_array_foreach(json_object_get(v, "slabs"), k, s) bare |=
+				!*JS(s, "secondary");
+			if (total && done < total)
+				snprintf(mem + n, sizeof(mem) - n, "  filling a copy %lld%%",
+					 100 * done / total);
+			else if (bare)
+				snprintf(mem + n, sizeof(mem) - n, "  NO SECONDARY");
+		}
+		if (json_array_size(json_object_get(v, "down"))) {
+			size_t n = strlen(mem);
+
+			snprintf(mem + n, sizeof(mem) - n, "  DOWN: %s",
+				 json_string_value(json_array_get(json_object_get(v, "down"), 0)));
+		}
+		printf("%-16s %-9s %4lld %9s %9s %9s %8s %-16s %s%s\n", JS(v, "name"),
+		       JS(v, "state"), JI(spec, "cpus"), size_str(JI(v, "memory"), a, sizeof(a)),
+		       size_str(JI(v, "excache"), b, sizeof(b)), c, miss, JS(v, "agent"), mem,
+		       json_is_true(json_object_get(v, "pending")) ? "  (changes at next start)"
+								   : "");
+	}
+	/* What happened to their memory, in the VMM's own words: failovers, refills,
+	 * restores and what a restore may have lost. */
+	json_array_foreach(json_object_get(out, "vnodes"), i, v)
+	{
+		json_t *route = json_object_get(json_object_get(v, "excache_use"), "route");
+		const char *ev = JS(route, "last_event"), *fill = JS(route, "fill_error");
+
+		if (*ev)
+			printf("  %s: %s\n", JS(v, "name"), ev);
+		if (*fill && strcmp(fill, ev))
+			printf("  %s: %s\n", JS(v, "name"), fill);
+	}
+	json_decref(out);
+	return 0;
+}
+
+int cmd_nodes(struct legoctl *lc, int argc, char **argv)
+{
+	int ret = help_or_args(argc, argv, 0,
+			       "usage: legoctl nodes [--json]\n\nThe components: role, address, "
+			       "capacity, load, health, and the vNodes\nthat depend on each.%s\n",
+			       "");
+	json_t *out, *c;
+	size_t i;
+
+	if (ret >= 0)
+		return ret;
+	out = api(lc, "GET", "/v1/components", NULL);
+	if (!out)
+		return 1;
+	if (lc->json) {
+		print_json(out);
+		json_decref(out);
+		return 0;
+	}
+	printf("%-8s %-22s %-6s %10s %10s %10s %6s  %s\n", "ROLE", "ADDRESS", "HEALTH", "CAPACITY",
+	       "RESERVED", "USED", "LOAD", "VNODES");
+	json_array_foreach(json_object_get(out, "components"), i, c)
+	{
+		char a[32], b[32], u[32], deps[256];
+
+		join(json_object_get(c, "vnodes"), deps, sizeof(deps));
+		printf("%-8s %-22s %-6s %10s %10s %10s %5.0f%%  %s\n", JS(c, "role"), JS(c, "addr"),
+		       JS(c, "health"), size_str(JI(c, "capacity"), a, sizeof(a)),
+		       size_str(JI(c, "reserved"), b, sizeof(b)),
+		       size_str(JI(c, "used"), u, sizeof(u)),
+		       JI(c, "capacity") ? 100.0 * JI(c, "reserved") / JI(c, "capacity") : 0.0,
+		       deps);
+	}
+	json_decref(out);
+	return 0;
+}
+
+/* stop, start, destroy: NAME, no options. */
+int cmd_simple(struct legoctl *lc, int argc, char **argv)
+{
+	const char *cmd = argv[0];
+	int ret = help_or_args(
+		argc, argv, 1,
+		!strcmp(cmd, "stop")	? "usage: legoctl stop NAME\n\nStop the vNode's VMM; its "
+					  "placement and disk stay.%s\n"
+		: !strcmp(cmd, "start") ? "usage: legoctl start NAME\n\nStart a stopped vNode "
+					  "again (new --cpus and --memory take effect).%s\n"
+					: "usage: legoctl destroy NAME\n\nStop the vNode and free "
+					  "all it holds: memory slabs, disk volume, state.%s\n",
+		"");
+	json_t *out;
+
+	if (ret >= 0)
+		return ret;
+	if (!strcmp(cmd, "destroy"))
+		out = api(lc, "DELETE", "/v1/vnodes/%s", NULL, argv[1]);
+	else
+		out = api(lc, "POST", "/v1/vnodes/%s/%s", NULL, argv[1], cmd);
+	if (!out)
+		return 1;
+	if (lc->json)
+		print_json(out);
+	else
+		printf("%s: %s\n", argv[1],
+		       !strcmp(cmd, "stop")    ? "stopped"
+		       : !strcmp(cmd, "start") ? "started"
+					       : "destroyed");
+	json_decref(out);
+	return 0;
+}
+
+int cmd_resize(struct legoctl *lc, int argc, char **argv)
+{
+	static const struct option opts[] = {{"excache", required_argument, NULL, 'x'},
+					     {"memory", required_argument, NULL, 'm'},
+					     {"cpus", required_argument, NULL, 'c'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	json_t *req = json_object(), *out;
+	uint64_t sz;
+	char *end;
+	int o;
+
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (o == 'h') {
+			printf("usage: legoctl resize NAME [--excache SIZE] [--memory SIZE] [--cpus "
+			       "N]\n\nThe ExCache changes at once, on the running vNode; memory and "
+			       "vCPUs at its\nnext start (legoctl stop NAME; legoctl start NAME).\n");
+			return 0;
+		}
+		if (o == 'x' || o == 'm') {
+			if (parse_size(optarg, &sz))
+				return usage_fail("resize", "'%s' is not a size (e.g. 512M)",
+						  optarg);
+			json_object_set_new(req, o == 'x' ? "excache" : "memory",
+					    json_integer((json_int_t)sz));
+		} else if (o == 'c') {
+			long n = strtol(optarg, &end, 10);
+
+			if (*end || n < 1 || n > 64)
+				return usage_fail("resize", "--cpus: '%s' is not 1-64", optarg);
+			json_object_set_new(req, "cpus", json_integer(n));
+		} else {
+			return usage_fail("resize", "unknown option or missing value: '%s'",
+					  argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1 || !json_object_size(req))
+		return usage_fail("resize", "%s", "give NAME and --excache, --memory or --cpus");
+	out = api(lc, "POST", "/v1/vnodes/%s/resize", req, argv[optind]);
+	json_decref(req);
+	if (!out)
+		return 1;
+	if (lc->json) {
+		print_json(out);
+	} else {
+		char a[32];
+
+		printf("%s: ExCache %s%s\n", argv[optind],
+		       size_str(JI(out, "excache"), a, sizeof(a)),
+		       json_is_true(json_object_get(out, "pending"))
+			       ? "; memory and vCPUs change at the next start"
+			       : "");
+	}
+	json_decref(out);
+	return 0;
+}
+
+int cmd_dumpxml(struct legoctl *lc, int argc, char **argv)
+{
+	char url[512], err[1024], *xml = NULL;
+	int s = help_or_args(argc, argv, 1,
+			     "usage: legoctl dumpxml NAME\n\nThe vNode as a libvirt domain XML "
+			     "document (lego's settings in <metadata>);\n'legoctl create --from "
+			     "FILE' takes it back.%s\n",
+			     "");
+
+	if (s >= 0)
+		return s;
+	if (find_manager(lc))
+		return 1;
+	snprintf(url, sizeof(url), "%s/v1/vnodes/%s/xml", lc->manager, argv[1]);
+	s = http_call_raw("GET", url, NULL, NULL, &xml, LEGOCTL_TIMEOUT_MS, err, sizeof(err));
+	if (s != 200) {
+		json_t *e = s > 0 ? json_loads(xml, 0, NULL) : NULL;
+
+		fail("%s", e ? JS(e, "error") : s > 0 ? xml : err);
+		json_decref(e);
+		free(xml);
+		return 1;
+	}
+	fputs(xml, stdout);
+	free(xml);
+	return 0;
+}
