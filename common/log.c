@@ -17,11 +17,6 @@ void log_init(const char *prog, enum log_level level)
 	log_max = level;
 }
 
-enum log_level log_level_get(void)
-{
-	return log_max;
-}
-
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const char *const tag[] = {"error: ", "warning: ", "", "debug: "};

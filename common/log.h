@@ -7,9 +7,6 @@ enum log_level { LOG_ERR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 /* log_init - set the prefix (program name) and the most verbose level shown. */
 void log_init(const char *prog, enum log_level level);
 
-/* log_level_get - the most verbose level currently shown. */
-enum log_level log_level_get(void);
-
 /* log_msg - print one line at @level; a trailing newline is added. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "xport.h"
 
 struct tcp_xport {
@@ -20,7 +21,7 @@ struct tcp_xport {
 
 static int tcp_sendv(struct xport *x, const struct iovec *iov_in, int iovcnt)
 {
-	struct tcp_xport *t = (struct tcp_xport *)x;
+	struct tcp_xport *t = container_of(x, struct tcp_xport, x);
 	struct iovec iov[XPORT_MAX_IOV];
 	struct msghdr msg = {.msg_iov = iov};
 
@@ -53,7 +54,7 @@ static int tcp_sendv(struct xport *x, const struct iovec *iov_in, int iovcnt)
 
 static int tcp_recv(struct xport *x, void *buf, size_t len)
 {
-	struct tcp_xport *t = (struct tcp_xport *)x;
+	struct tcp_xport *t = container_of(x, struct tcp_xport, x);
 	size_t off = 0;
 
 	while (off < len) {
@@ -73,7 +74,7 @@ static int tcp_recv(struct xport *x, void *buf, size_t len)
 
 static void tcp_close(struct xport *x)
 {
-	struct tcp_xport *t = (struct tcp_xport *)x;
+	struct tcp_xport *t = container_of(x, struct tcp_xport, x);
 
 	close(t->fd);
 	free(t);
@@ -81,7 +82,7 @@ static void tcp_close(struct xport *x)
 
 static long tcp_recv_some(struct xport *x, void *buf, size_t len)
 {
-	struct tcp_xport *t = (struct tcp_xport *)x;
+	struct tcp_xport *t = container_of(x, struct tcp_xport, x);
 
 	for (;;) {
 		ssize_t n = recv(t->fd, buf, len, 0);
@@ -97,7 +98,7 @@ static long tcp_recv_some(struct xport *x, void *buf, size_t len)
 
 static int tcp_wait(struct xport *x, int timeout_ms)
 {
-	struct tcp_xport *t = (struct tcp_xport *)x;
+	struct tcp_xport *t = container_of(x, struct tcp_xport, x);
 	struct pollfd pfd = {.fd = t->fd, .events = POLLIN};
 	int n;
 
@@ -109,7 +110,7 @@ static int tcp_wait(struct xport *x, int timeout_ms)
 
 static void tcp_shutdown(struct xport *x)
 {
-	shutdown(((struct tcp_xport *)x)->fd, SHUT_RDWR);
+	shutdown(container_of(x, struct tcp_xport, x)->fd, SHUT_RDWR);
 }
 
 static const struct xport_ops tcp_ops = {

@@ -81,8 +81,9 @@ int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_
 		uint32_t flags);
 
 /*
- * store_backup_scope - back up @n pages of @vn from @first to @target from now
- * on (the pages held already count as written). -ERANGE, -ENOMEM.
+ * store_backup_scope - from now on, back up the pages of @vn in
+ * [@target->first_page, + @target->nr_pages) to @target's volume (the pages
+ * held already count as written). -ERANGE, -ENOMEM.
  */
 int store_backup_scope(struct store *s, struct store_vnode *vn, const struct lmp_backup *target);
 

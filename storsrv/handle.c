@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "log.h"
 #include "volume.h"
 
@@ -38,7 +39,7 @@ static size_t respond_now(struct storsrv *s, const struct lmp_hdr *h, int status
 
 static void blk_done(struct srv_op *op, int res)
 {
-	struct blk_op *b = (struct blk_op *)op;
+	struct blk_op *b = container_of(op, struct blk_op, op);
 	struct storsrv *s = b->s;
 	size_t len = sizeof(b->resp);
 

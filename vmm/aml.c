@@ -148,12 +148,6 @@ void aml_int(struct aml *a, uint64_t v)
 	}
 }
 
-void aml_string(struct aml *a, const char *s)
-{
-	aml_byte(a, AML_STRING_PREFIX);
-	aml_bytes(a, s, strlen(s) + 1);
-}
-
 void aml_eisaid(struct aml *a, const char *id)
 {
 	uint32_t vendor, product = 0;

@@ -34,7 +34,6 @@ void aml_name(struct aml *a, const char *path);
 
 /* aml_int - the shortest integer encoding of @v (Zero, One, Byte/Word/DWord/QWord). */
 void aml_int(struct aml *a, uint64_t v);
-void aml_string(struct aml *a, const char *s);
 
 /* aml_eisaid - EISAID("PNP0A03") as the compressed DWord integer. */
 void aml_eisaid(struct aml *a, const char *id);

@@ -329,7 +329,7 @@ static void *rx_thread(void *arg)
 
 static int net_submit(struct blk_backend *b, struct blk_io *io)
 {
-	struct blk_net *n = (struct blk_net *)b;
+	struct blk_net *n = container_of(b, struct blk_net, be);
 	struct net_io *nio = calloc(1, sizeof(*nio));
 	struct net_req *first = NULL, **link = &first;
 	size_t len = 0, off = 0;
@@ -403,7 +403,7 @@ nomem:
 
 static void net_close(struct blk_backend *b)
 {
-	struct blk_net *n = (struct blk_net *)b;
+	struct blk_net *n = container_of(b, struct blk_net, be);
 
 	/* what is in flight completes (or expires) first */
 	for (;;) {
@@ -433,7 +433,7 @@ static void net_close(struct blk_backend *b)
 
 void blk_net_stats(struct blk_backend *b, uint64_t *reconnects, uint64_t *resent, uint64_t *failed)
 {
-	struct blk_net *n = (struct blk_net *)b;
+	struct blk_net *n = container_of(b, struct blk_net, be);
 
 	pthread_mutex_lock(&n->lock);
 	*reconnects = n->reconnects;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "blk.h"
 #include "log.h"
 
@@ -27,7 +28,7 @@ struct blk_raw {
 
 static int raw_submit(struct blk_backend *b, struct blk_io *io)
 {
-	struct blk_raw *r = (struct blk_raw *)b;
+	struct blk_raw *r = container_of(b, struct blk_raw, b);
 	struct io_uring_sqe *sqe;
 	int ret;
 
@@ -88,7 +89,7 @@ static void *raw_reaper(void *arg)
 
 static void raw_close(struct blk_backend *b)
 {
-	struct blk_raw *r = (struct blk_raw *)b;
+	struct blk_raw *r = container_of(b, struct blk_raw, b);
 	struct io_uring_sqe *sqe;
 
 	pthread_mutex_lock(&r->sq_lock);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "log.h"
 #include "virtio_blk.h"
 #include "virtio_pci.h"
@@ -95,7 +96,7 @@ static void blk_complete(struct blk_req *r, uint8_t status)
 
 static void blk_done(struct blk_io *io, int result)
 {
-	struct blk_req *r = (struct blk_req *)io;
+	struct blk_req *r = container_of(io, struct blk_req, io);
 
 	if (result)
 		log_debug("virtio-blk: %s at %llu failed: %s",
