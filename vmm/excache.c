@@ -12,6 +12,10 @@
  * the evictor, seeing the page changed, keeps it (a wasted write-back, never
  * a lost write). A write that traps after the evictor committed to the drop
  * waits until the page is gone, then faults it back in from the server.
+ *
+ * Why one file of some 700 lines: the fault threads and the evictor are the
+ * two sides of the page-state protocol argued above (one compare-and-swap
+ * byte per page); split, that one argument would live in two places.
  */
 #include <errno.h>
 #include <fcntl.h>

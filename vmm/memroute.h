@@ -155,4 +155,12 @@ void memroute_close_all(struct memroute *r);
 /* memroute_release - the vNode is gone: every server frees its pages. */
 int memroute_release(struct memroute_client *c);
 
+/* Inside the route (memroute.c), for the fills of memroute_fill.c: */
+/* memroute_server_index - @addr's index in the route, added if new; -1 when full. Lock held. */
+int memroute_server_index(struct memroute *r, const char *addr);
+/* memroute_slab_end - one past the last page of slab @k. */
+uint64_t memroute_slab_end(const struct memroute *r, uint64_t k);
+/* memroute_catch_up - @c's connections brought in line with the route, if it changed. */
+int memroute_catch_up(struct memroute_client *c);
+
 #endif
