@@ -65,6 +65,13 @@ void order_free(struct vnode_order *o)
 	for (int i = 0; i < o->nr_disks; i++)
 		free(o->disks[i].url);
 	o->nr_disks = 0;
+	for (int i = 0; i < o->nr_nics; i++) {
+		free(o->nics[i].tap);
+		free(o->nics[i].ip);
+		free(o->nics[i].gateway);
+	}
+	memset(o->nics, 0, sizeof(o->nics));
+	o->nr_nics = 0;
 	/* the secrets do not outlive the order */
 	explicit_bzero(o->token, sizeof(o->token));
 	explicit_bzero(o->backup.token, sizeof(o->backup.token));
@@ -131,6 +138,88 @@ int order_add_disk(struct vnode_order *o, const char *url)
 		return -ENOMEM;
 	o->nr_disks++;
 	return 0;
+}
+
+int order_mac_parse(const char *text, uint8_t mac[6])
+{
+	unsigned v[6];
+	char end;
+
+	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		   &end) != 6 ||
+	    strlen(text) != 17)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	/* a unicast address: a group address would make every host answer */
+	return mac[0] & 1 ? -EINVAL : 0;
+}
+
+void order_mac_text(const uint8_t mac[6], char *text)
+{
+	sprintf(text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
+		mac[5]);
+}
+
+/* "A.B.C.D/N" (@prefix) or "A.B.C.D" */
+static bool ipv4_ok(const char *text, bool prefix)
+{
+	unsigned a, b, c, d, n = 32;
+	char end;
+	int got = prefix ? sscanf(text, "%u.%u.%u.%u/%u%c", &a, &b, &c, &d, &n, &end)
+			 : sscanf(text, "%u.%u.%u.%u%c", &a, &b, &c, &d, &end);
+
+	return got == (prefix ? 5 : 4) && a < 256 && b < 256 && c < 256 && d < 256 && n >= 1 &&
+	       (!prefix || n <= 30);
+}
+
+/* What a network interface must be; its TAP may still be for the agent to name (@tap false). */
+static int nic_check(const struct order_nic *nic, bool tap, const char **why)
+{
+	*why = tap && (!nic->tap || !nic->tap[0] || strlen(nic->tap) > 15)
+		       ? "a network interface names its TAP (1 to 15 characters)"
+	       : nic->ip && !ipv4_ok(nic->ip, true)	       ? "ip= is A.B.C.D/N"
+	       : nic->gateway && !ipv4_ok(nic->gateway, false) ? "gw= is A.B.C.D"
+							       : NULL;
+	return *why ? -EINVAL : 0;
+}
+
+int order_add_nic(struct vnode_order *o, const char *text, char *err, size_t errlen)
+{
+	struct order_nic *nic;
+	char *copy, *save = NULL, *part;
+	const char *why = NULL;
+	int ret = 0;
+
+	if (o->nr_nics == ORDER_MAX_NICS) {
+		snprintf(err, errlen, "at most %d network interfaces", ORDER_MAX_NICS);
+		return -E2BIG;
+	}
+	copy = strdup(text);
+	if (!copy)
+		return -ENOMEM;
+	nic = &o->nics[o->nr_nics++];
+	for (part = strtok_r(copy, ",", &save); part && !ret; part = strtok_r(NULL, ",", &save)) {
+		if (!nic->tap)
+			ret = order_set(&nic->tap, part);
+		else if (!strncmp(part, "mac=", 4))
+			ret = order_mac_parse(part + 4, nic->mac) ? (why = "mac= is a unicast "
+									   "xx:xx:xx:xx:xx:xx",
+								     -EINVAL)
+								  : (nic->has_mac = true, 0);
+		else if (!strncmp(part, "ip=", 3))
+			ret = order_set(&nic->ip, part + 3);
+		else if (!strncmp(part, "gw=", 3))
+			ret = order_set(&nic->gateway, part + 3);
+		else
+			ret = (why = "give TAP[,mac=MAC][,ip=A.B.C.D/N][,gw=A.B.C.D]", -EINVAL);
+	}
+	free(copy);
+	if (!ret)
+		ret = nic_check(nic, true, &why);
+	if (ret)
+		snprintf(err, errlen, "'%s': %s", text, why ? why : strerror(-ret));
+	return ret;
 }
 
 static void hex(const uint8_t *b, size_t n, char *out)
@@ -330,6 +419,60 @@ static int read_disks(struct vnode_order *o, const json_t *disks, char *err, siz
 	return 0;
 }
 
+static int read_nics(struct vnode_order *o, const json_t *nics, char *err, size_t errlen)
+{
+	size_t i;
+	json_t *d;
+
+	if (!json_is_array(nics) || json_array_size(nics) > ORDER_MAX_NICS) {
+		snprintf(err, errlen, "order: nics is an array of at most %d", ORDER_MAX_NICS);
+		return -EINVAL;
+	}
+	json_array_foreach(nics, i, d)
+	{
+		struct order_nic *nic = &o->nics[o->nr_nics++];
+		static const char *const keys[] = {"tap", "mac", "ip", "gateway"};
+		const char *key, *why;
+		json_t *v;
+
+		json_object_foreach(d, key, v)
+		{
+			size_t k = 0;
+
+			while (k < ARRAY_SIZE(keys) && strcmp(keys[k], key))
+				k++;
+			if (k == ARRAY_SIZE(keys) || !json_is_string(v)) {
+				snprintf(err, errlen,
+					 "order: a nic is {\"tap\", \"mac\", \"ip\", "
+					 "\"gateway\"}, strings");
+				return -EINVAL;
+			}
+		}
+		if (!json_is_object(d) ||
+		    order_set(&nic->tap, json_string_value(json_object_get(d, "tap"))) ||
+		    order_set(&nic->ip, json_string_value(json_object_get(d, "ip"))) ||
+		    order_set(&nic->gateway, json_string_value(json_object_get(d, "gateway")))) {
+			snprintf(err, errlen, "order: a nic is a JSON object");
+			return -EINVAL;
+		}
+		if (json_object_get(d, "mac")) {
+			if (order_mac_parse(json_string_value(json_object_get(d, "mac")),
+					    nic->mac)) {
+				snprintf(err, errlen,
+					 "order: a nic's mac is a unicast "
+					 "xx:xx:xx:xx:xx:xx");
+				return -EINVAL;
+			}
+			nic->has_mac = true;
+		}
+		if (nic_check(nic, false, &why)) {
+			snprintf(err, errlen, "order: %s", why);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int order_from_json(struct vnode_order *o, const json_t *j, char *err, size_t errlen)
 {
 	const char *key;
@@ -355,6 +498,8 @@ int order_from_json(struct vnode_order *o, const json_t *j, char *err, size_t er
 			ret = read_backup(o, v, err, errlen);
 		else if (!strcmp(key, "disks"))
 			ret = read_disks(o, v, err, errlen);
+		else if (!strcmp(key, "nics"))
+			ret = read_nics(o, v, err, errlen);
 		else {
 			snprintf(err, errlen, "order: unknown key '%s'", key);
 			ret = -EINVAL;
@@ -437,6 +582,27 @@ json_t *order_to_json(const struct vnode_order *o)
 		}
 		json_object_set_new(j, "disks", disks);
 	}
+	if (o->nr_nics) {
+		json_t *nics = json_array();
+
+		for (int i = 0; i < o->nr_nics; i++) {
+			const struct order_nic *nic = &o->nics[i];
+			json_t *d = json_object();
+
+			if (nic->tap)
+				json_object_set_new(d, "tap", json_string(nic->tap));
+			if (nic->has_mac) {
+				order_mac_text(nic->mac, text);
+				json_object_set_new(d, "mac", json_string(text));
+			}
+			if (nic->ip)
+				json_object_set_new(d, "ip", json_string(nic->ip));
+			if (nic->gateway)
+				json_object_set_new(d, "gateway", json_string(nic->gateway));
+			json_array_append_new(nics, d);
+		}
+		json_object_set_new(j, "nics", nics);
+	}
 	explicit_bzero(text, sizeof(text));
 	return j;
 }
@@ -501,6 +667,8 @@ int order_check(const struct vnode_order *o, char *err, size_t errlen)
 		      "and --memsrv-secondary";
 	else if (o->cpuid && strcmp(o->cpuid, "host") && strcmp(o->cpuid, "baseline"))
 		why = "--cpuid is host or baseline";
+	for (int i = 0; !why && i < o->nr_nics; i++)
+		nic_check(&o->nics[i], true, &why);
 	for (int i = 0; !why && i < o->nr_disks; i++) {
 		bool remote = !strncmp(o->disks[i].url, "storsrv://", strlen("storsrv://"));
 

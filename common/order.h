@@ -21,6 +21,7 @@
 
 #define ORDER_MAX_CPUS	 64
 #define ORDER_MAX_DISKS	 8
+#define ORDER_MAX_NICS	 4
 #define ORDER_MAX_SLABS	 4096
 #define ORDER_MIN_MEMORY (4ULL << 20)
 
@@ -29,6 +30,15 @@ struct order_disk {
 	char *url;
 	uint8_t token[LMP_TOKEN_LEN];
 	bool has_token;
+};
+
+/* A network interface: a virtio-net device on a TAP, and what the guest is told of it. */
+struct order_nic {
+	char *tap; /* the TAP device's name */
+	uint8_t mac[6];
+	bool has_mac;  /* else a random locally administered one */
+	char *ip;      /* "A.B.C.D/N" for the guest to take, or NULL */
+	char *gateway; /* its default route, or NULL */
 };
 
 struct vnode_order {
@@ -62,6 +72,8 @@ struct vnode_order {
 
 	int nr_disks;
 	struct order_disk disks[ORDER_MAX_DISKS];
+	int nr_nics;
+	struct order_nic nics[ORDER_MAX_NICS];
 
 	/* How it runs on its host. */
 	char *control;	     /* the control socket's path (NULL: none) */
@@ -109,6 +121,17 @@ int order_set_servers(char ***list, int *nr, const char *text);
 
 /* order_add_disk - append a disk at @url (no token yet). -E2BIG past ORDER_MAX_DISKS. */
 int order_add_disk(struct vnode_order *o, const char *url);
+
+/*
+ * order_add_nic - append a network interface from @text: "TAP" or
+ * "TAP,mac=52:54:00:12:34:56,ip=10.0.0.2/24,gw=10.0.0.1" (each optional).
+ * 0, or -EINVAL with a sentence in @err, -E2BIG past ORDER_MAX_NICS.
+ */
+int order_add_nic(struct vnode_order *o, const char *text, char *err, size_t errlen);
+
+/* order_mac_parse / order_mac_text - "52:54:00:12:34:56" and back (@text: 18 bytes). */
+int order_mac_parse(const char *text, uint8_t mac[6]);
+void order_mac_text(const uint8_t mac[6], char *text);
 
 /*
  * order_write_fd / order_read_fd - the order as JSON through a file

@@ -71,6 +71,10 @@ const char *lmp_type_name(uint16_t type)
 		return "BLK_FLUSH";
 	case LMP_VOL_STAT:
 		return "VOL_STAT";
+	case LMP_BLK_DISCARD:
+		return "BLK_DISCARD";
+	case LMP_BLK_WRITE_ZEROES:
+		return "BLK_WRITE_ZEROES";
 	}
 	return "UNKNOWN";
 }

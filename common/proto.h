@@ -43,6 +43,9 @@ enum lmp_type {
 	LMP_BLK_WRITE = 21,  /* body: struct lmp_blk, then length bytes */
 	LMP_BLK_FLUSH = 22,  /* body: struct lmp_blk (offset, length 0): all writes durable */
 	LMP_VOL_STAT = 23,   /* body: struct lmp_vol (name, token); response: struct lmp_vol_info */
+	LMP_BLK_DISCARD = 24, /* body: struct lmp_blk (offset, length of the range): may go, reads
+			       * as zeros after (its space goes back: a hole in the file) */
+	LMP_BLK_WRITE_ZEROES = 25, /* body: struct lmp_blk: the range reads as zeros */
 	LMP_RESPONSE = 0x8000,
 };
 
@@ -103,7 +106,8 @@ struct lmp_blk {
 	char volume[LMP_VOL_NAME_LEN];
 	uint8_t token[LMP_TOKEN_LEN];
 	uint64_t offset; /* bytes, a multiple of 512 */
-	uint32_t length; /* bytes, a multiple of 512, at most LMP_BLK_MAX */
+	uint32_t length; /* bytes, a multiple of 512, at most LMP_BLK_MAX (any, for a
+			  * discard or zeroes: no data travels) */
 	uint32_t flags;	 /* LMP_BLK_FUA */
 };
 

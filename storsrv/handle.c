@@ -47,7 +47,8 @@ static void blk_done(struct srv_op *op, int res)
 		b->resp.status = res;
 		log_warn("volume %s: %s failed: %s", b->vol->name, lmp_type_name(b->type),
 			 strerror(-res));
-	} else if (b->type != LMP_BLK_FLUSH && (uint32_t)res != b->length) {
+	} else if ((b->type == LMP_BLK_READ || b->type == LMP_BLK_WRITE) &&
+		   (uint32_t)res != b->length) {
 		b->resp.status = -EIO; /* short: the file changed under us */
 	} else if (b->type == LMP_BLK_READ) {
 		b->resp.len = b->length;
@@ -71,6 +72,7 @@ static size_t blk_request(struct storsrv *s, struct srv_conn *c, const struct lm
 	struct blk_op *b;
 	struct io_uring_sqe *sqe;
 	size_t data_len;
+	bool ranged;
 	int ret;
 
 	if (h->len < sizeof(req))
@@ -80,17 +82,18 @@ static size_t blk_request(struct storsrv *s, struct srv_conn *c, const struct lm
 	ret = volume_get(s, req.volume, req.token, &v);
 	if (ret)
 		return respond_now(s, h, ret, out);
+	ranged = h->type == LMP_BLK_DISCARD || h->type == LMP_BLK_WRITE_ZEROES;
 	if (h->type == LMP_BLK_FLUSH) {
 		req.offset = req.length = 0;
 	} else if (req.offset % 512 || req.length % 512 || req.length == 0 ||
-		   req.length > LMP_BLK_MAX) {
+		   (req.length > LMP_BLK_MAX && !ranged)) {
 		return respond_now(s, h, -EINVAL, out);
 	} else if (req.offset > v->size || req.length > v->size - req.offset) {
 		return respond_now(s, h, -ERANGE, out); /* past the end of the volume */
 	}
 	if (h->len != sizeof(req) + (h->type == LMP_BLK_WRITE ? req.length : 0))
 		return respond_now(s, h, -EBADMSG, out);
-	data_len = h->type == LMP_BLK_FLUSH ? 0 : req.length;
+	data_len = h->type == LMP_BLK_READ || h->type == LMP_BLK_WRITE ? req.length : 0;
 	b = malloc(sizeof(*b) + data_len);
 	if (!b)
 		return respond_now(s, h, -ENOMEM, out);
@@ -119,6 +122,9 @@ static size_t blk_request(struct storsrv *s, struct srv_conn *c, const struct lm
 		io_uring_prep_write(sqe, v->fd, b->data, req.length, req.offset);
 		if (req.flags & LMP_BLK_FUA)
 			sqe->rw_flags = RWF_DSYNC;
+	} else if (ranged) { /* a hole: the space goes back to the file system, zeros read */
+		io_uring_prep_fallocate(sqe, v->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					(off_t)req.offset, (off_t)req.length);
 	} else {
 		io_uring_prep_fsync(sqe, v->fd, IORING_FSYNC_DATASYNC);
 	}
@@ -187,6 +193,8 @@ static size_t storsrv_request(void *app, struct srv_conn *c, void *session, cons
 	case LMP_BLK_READ:
 	case LMP_BLK_WRITE:
 	case LMP_BLK_FLUSH:
+	case LMP_BLK_DISCARD:
+	case LMP_BLK_WRITE_ZEROES:
 		return blk_request(s, c, h, body, out);
 	case LMP_VOL_CREATE:
 	case LMP_VOL_DELETE:

@@ -10,11 +10,15 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH };
+/* BLK_DISCARD: the range's data may go (it reads as zeros after, here);
+ * BLK_WRITE_ZEROES: the range reads as zeros. Both carry no buffers: the
+ * range is offset and len. */
+enum blk_op { BLK_READ, BLK_WRITE, BLK_FLUSH, BLK_DISCARD, BLK_WRITE_ZEROES };
 
 struct blk_io {
 	enum blk_op op;
 	uint64_t offset; /* bytes */
+	uint64_t len;	 /* bytes, for BLK_DISCARD and BLK_WRITE_ZEROES */
 	struct iovec *iov;
 	int iovcnt;
 	/* done - called once, on any thread, with 0 or -errno when the I/O is over

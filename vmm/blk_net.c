@@ -358,11 +358,17 @@ static int net_submit(struct blk_backend *b, struct blk_io *io)
 		if (!r)
 			goto nomem;
 		r->nio = nio;
-		r->type = io->op == BLK_READ	? LMP_BLK_READ
-			  : io->op == BLK_WRITE ? LMP_BLK_WRITE
-						: LMP_BLK_FLUSH;
+		r->type = io->op == BLK_READ	       ? LMP_BLK_READ
+			  : io->op == BLK_WRITE	       ? LMP_BLK_WRITE
+			  : io->op == BLK_DISCARD      ? LMP_BLK_DISCARD
+			  : io->op == BLK_WRITE_ZEROES ? LMP_BLK_WRITE_ZEROES
+						       : LMP_BLK_FLUSH;
 		r->offset = io->offset + off;
-		r->length = io->op == BLK_FLUSH ? 0 : chunk;
+		/* a discard or zeroes names its range; no data travels */
+		r->length = io->op == BLK_FLUSH ? 0
+			    : io->op == BLK_DISCARD || io->op == BLK_WRITE_ZEROES
+				    ? (uint32_t)io->len
+				    : chunk;
 		r->data = nio->buf ? nio->buf + off : NULL;
 		*link = r;
 		link = &r->next;

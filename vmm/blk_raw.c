@@ -48,6 +48,11 @@ static int raw_submit(struct blk_backend *b, struct blk_io *io)
 	case BLK_FLUSH:
 		io_uring_prep_fsync(sqe, r->fd, IORING_FSYNC_DATASYNC);
 		break;
+	case BLK_DISCARD:
+	case BLK_WRITE_ZEROES: /* a hole: the space goes back, and it reads as zeros */
+		io_uring_prep_fallocate(sqe, r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					(off_t)io->offset, (off_t)io->len);
+		break;
 	}
 	io_uring_sqe_set_data(sqe, io);
 	ret = io_uring_submit(&r->ring);
@@ -81,7 +86,8 @@ static void *raw_reaper(void *arg)
 		if (!io) /* the close marker */
 			return NULL;
 		/* A short transfer is an error for a block device: past the end, or I/O trouble. */
-		if (res >= 0 && io->op != BLK_FLUSH && (size_t)res != iov_bytes(io))
+		if (res >= 0 && (io->op == BLK_READ || io->op == BLK_WRITE) &&
+		    (size_t)res != iov_bytes(io))
 			res = -EIO;
 		io->done(io, res < 0 ? res : 0);
 	}

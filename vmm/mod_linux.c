@@ -68,15 +68,22 @@ static int linux_load_kernel(struct vmm *v)
 {
 	const struct vnode_order *o = &v->order;
 	const struct vm_quirks *q = v->vm.quirks;
-	char quirks[1024] = "", *cmdline;
+	char quirks[1024] = "", net[256] = "", *cmdline;
 	struct linux_boot lb;
 	int ret;
 
 	if (q && q->boot_linux && (ret = q->boot_linux(&v->vm, quirks, sizeof(quirks))))
 		return ret;
-	/* the quirks' options first, so that the user's override them and a user's
-	 * "--" (what follows goes to init) stays last */
-	if (asprintf(&cmdline, "%s%s%s", quirks, quirks[0] ? " " : "",
+	/* The vNode's name and the first interface's address, for the boot kit's
+	 * init (guest/kit/init); names are [A-Za-z0-9_.-], safe on a command line. */
+	if (o->nr_nics && o->nics[0].ip)
+		snprintf(net, sizeof(net), "lego.ip=%s%s%s%s%s ", o->nics[0].ip,
+			 o->nics[0].gateway ? " lego.gw=" : "",
+			 o->nics[0].gateway ? o->nics[0].gateway : "", o->name ? " lego.name=" : "",
+			 o->name ? o->name : "");
+	/* the quirks' options and the address first, so that the user's override
+	 * them and a user's "--" (what follows goes to init) stays last */
+	if (asprintf(&cmdline, "%s%s%s%s", quirks, quirks[0] ? " " : "", net,
 		     o->cmdline ? o->cmdline : "console=ttyS0") < 0)
 		return -ENOMEM;
 	ret = linux_load(&v->vm, o->kernel, o->initrd, cmdline, &lb);

@@ -97,6 +97,11 @@ int virtq_pop(struct virtq *vq, struct virtq_req *req, const char **why)
 	return 1;
 }
 
+void virtq_unpop(struct virtq *vq, uint16_t n)
+{
+	vq->last_avail -= n;
+}
+
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
 {
 	volatile uint16_t *used = gmem_ptr(vq->mem, vq->used, 6 + 8ULL * vq->size);

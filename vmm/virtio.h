@@ -57,6 +57,9 @@ int virtq_enable(struct virtq *vq, const char **why);
  */
 int virtq_pop(struct virtq *vq, struct virtq_req *req, const char **why);
 
+/* virtq_unpop - give the last @n popped requests back, unused (they are popped again next). */
+void virtq_unpop(struct virtq *vq, uint16_t n);
+
 /* virtq_push - return request @head with @len bytes written to the guest. */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
 

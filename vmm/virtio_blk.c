@@ -19,11 +19,20 @@
 #define VIRTIO_BLK_F_RO	      (1ULL << 5)
 #define VIRTIO_BLK_F_BLK_SIZE (1ULL << 6)
 #define VIRTIO_BLK_F_FLUSH    (1ULL << 9)
+#define VIRTIO_BLK_F_DISCARD  (1ULL << 13)
+#define VIRTIO_BLK_F_WZEROES  (1ULL << 14)
 
-#define VIRTIO_BLK_T_IN	    0
-#define VIRTIO_BLK_T_OUT    1
-#define VIRTIO_BLK_T_FLUSH  4
-#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_T_IN	     0
+#define VIRTIO_BLK_T_OUT     1
+#define VIRTIO_BLK_T_FLUSH   4
+#define VIRTIO_BLK_T_GET_ID  8
+#define VIRTIO_BLK_T_DISCARD 11
+#define VIRTIO_BLK_T_WZEROES 13
+
+/* One range per discard or write-zeroes request, at most 2 GiB, 4 KiB aligned
+ * (what a hole in the backend's file is made of). */
+#define RANGE_MAX_SECTORS (1u << 22)
+#define RANGE_ALIGN	  8
 
 #define VIRTIO_BLK_S_OK	    0
 #define VIRTIO_BLK_S_IOERR  1
@@ -55,7 +64,7 @@ struct blk_hdr {
 
 static struct virtio_blk *to_blk(struct virtio_dev *vd)
 {
-	return (struct virtio_blk *)vd; /* vd is the first member */
+	return container_of(vd, struct virtio_blk, vd);
 }
 
 static uint64_t blk_features(struct virtio_dev *vd)
@@ -63,21 +72,28 @@ static uint64_t blk_features(struct virtio_dev *vd)
 	struct virtio_blk *blk = to_blk(vd);
 
 	return VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH |
-	       (blk->be->read_only ? VIRTIO_BLK_F_RO : 0);
+	       (blk->be->read_only ? VIRTIO_BLK_F_RO : VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WZEROES);
 }
 
 static void blk_config(struct virtio_dev *vd, uint32_t off, void *data, uint32_t len, bool is_write)
 {
 	struct virtio_blk *blk = to_blk(vd);
-	uint8_t cfg[24] = {0};
+	uint8_t cfg[60] = {0};
 	uint64_t capacity = blk->be->size / SECTOR;
-	uint32_t seg_max = VIRTQ_MAX_SEGS - 2, blk_size = SECTOR;
+	uint32_t seg_max = VIRTQ_MAX_SEGS - 2, blk_size = SECTOR, one = 1;
+	uint32_t range_max = RANGE_MAX_SECTORS, align = RANGE_ALIGN;
 
 	if (is_write)
 		return; /* nothing writable that is negotiated */
 	memcpy(cfg + 0, &capacity, 8);
 	memcpy(cfg + 12, &seg_max, 4);
 	memcpy(cfg + 20, &blk_size, 4);
+	memcpy(cfg + 36, &range_max, 4); /* max_discard_sectors */
+	memcpy(cfg + 40, &one, 4);	 /* max_discard_seg */
+	memcpy(cfg + 44, &align, 4);	 /* discard_sector_alignment */
+	memcpy(cfg + 48, &range_max, 4); /* max_write_zeroes_sectors */
+	memcpy(cfg + 52, &one, 4);	 /* max_write_zeroes_seg */
+	cfg[56] = 1;			 /* write_zeroes_may_unmap: zeros are a hole */
 	memcpy(data, cfg + off, len);
 }
 
@@ -107,6 +123,46 @@ static void blk_done(struct blk_io *io, int result)
 	blk_complete(r, result ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
 }
 
+/*
+ * A discard or write-zeroes: one range (max_discard_seg and
+ * max_write_zeroes_seg are 1) in the request's data, copied out once.
+ */
+static bool blk_range(struct virtio_blk *blk, struct blk_req *r, uint32_t type, uint64_t bytes)
+{
+	struct {
+		uint64_t sector;
+		uint32_t num_sectors, flags;
+	} range;
+	uint64_t max = blk->be->size / SECTOR;
+
+	if (bytes != sizeof(range) || r->io.iovcnt != 1) {
+		blk_complete(r, VIRTIO_BLK_S_UNSUPP); /* more than one range */
+		return true;
+	}
+	memcpy(&range, r->iov[0].iov_base, sizeof(range));
+	if (range.flags & ~(type == VIRTIO_BLK_T_WZEROES ? 1u : 0u)) { /* only "unmap" */
+		blk_complete(r, VIRTIO_BLK_S_UNSUPP);
+		return true;
+	}
+	if (range.num_sectors > RANGE_MAX_SECTORS || range.sector > max ||
+	    range.num_sectors > max - range.sector) {
+		blk_complete(r, VIRTIO_BLK_S_IOERR);
+		return true;
+	}
+	r->io.op = type == VIRTIO_BLK_T_DISCARD ? BLK_DISCARD : BLK_WRITE_ZEROES;
+	r->io.offset = range.sector * SECTOR;
+	r->io.len = (uint64_t)range.num_sectors * SECTOR;
+	r->io.iovcnt = 0;
+	r->written = 0;
+	if (!r->io.len) {
+		blk_complete(r, VIRTIO_BLK_S_OK);
+		return true;
+	}
+	if (blk->be->ops->submit(blk->be, &r->io))
+		blk_complete(r, VIRTIO_BLK_S_IOERR);
+	return true;
+}
+
 /* One request: header, data, status. Returns false if the chain itself is malformed. */
 static bool blk_request(struct virtio_blk *blk, const struct virtq_req *vr)
 {
@@ -131,7 +187,9 @@ static bool blk_request(struct virtio_blk *blk, const struct virtq_req *vr)
 	r->io.iov = r->iov;
 	blk->inflight++;
 	if (h.type != VIRTIO_BLK_T_IN && h.type != VIRTIO_BLK_T_OUT &&
-	    h.type != VIRTIO_BLK_T_FLUSH && h.type != VIRTIO_BLK_T_GET_ID) {
+	    h.type != VIRTIO_BLK_T_FLUSH && h.type != VIRTIO_BLK_T_GET_ID &&
+	    ((h.type != VIRTIO_BLK_T_DISCARD && h.type != VIRTIO_BLK_T_WZEROES) ||
+	     blk->be->read_only)) {
 		blk_complete(r, VIRTIO_BLK_S_UNSUPP);
 		return true;
 	}
@@ -165,6 +223,9 @@ static bool blk_request(struct virtio_blk *blk, const struct virtq_req *vr)
 		r->io.op = BLK_FLUSH;
 		r->io.iovcnt = 0;
 		break;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WZEROES:
+		return blk_range(blk, r, h.type, bytes);
 	case VIRTIO_BLK_T_GET_ID: {
 		/* The serial: at most 20 bytes, not NUL-terminated when all are used. */
 		char id[21] = "lego-";
@@ -225,7 +286,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.device_type = 2,
 	.pci_class = 0x018000,
 	.nr_queues = 1,
-	.config_len = 24,
+	.config_len = 60,
 	.features = blk_features,
 	.config = blk_config,
 	.notify = blk_notify,

@@ -137,10 +137,17 @@ static void virtio_ioeventfds(struct virtio_dev *vd, bool on)
 	vd->ioeventfd_addr = on ? base : 0;
 }
 
+/*
+ * The driver wrote status 0. Called with vd->lock held; the device's reset
+ * runs without it, so that completions still landing (virtio_used and
+ * virtio_fail take the lock) can finish while the device waits for them.
+ */
 static void virtio_reset(struct virtio_dev *vd)
 {
 	virtio_ioeventfds(vd, false);
+	pthread_mutex_unlock(&vd->lock);
 	vd->ops->reset(vd);
+	pthread_mutex_lock(&vd->lock);
 	for (int q = 0; q < vd->ops->nr_queues; q++) {
 		struct gmem *mem = vd->vq[q].mem;
 
@@ -214,8 +221,11 @@ static void virtio_common(struct virtio_dev *vd, uint64_t off, void *data, uint3
 		    ((vd->driver_features & ~virtio_features(vd)) ||
 		     !(vd->driver_features & VIRTIO_F_VERSION_1)))
 			val &= ~VIRTIO_STATUS_FEATURES_OK;
-		if ((val & VIRTIO_STATUS_DRIVER_OK) && !(vd->status & VIRTIO_STATUS_DRIVER_OK))
+		if ((val & VIRTIO_STATUS_DRIVER_OK) && !(vd->status & VIRTIO_STATUS_DRIVER_OK)) {
 			virtio_ioeventfds(vd, true);
+			if (vd->ops->driver_ok)
+				vd->ops->driver_ok(vd, vd->driver_features);
+		}
 		vd->status = (uint8_t)val | (vd->status & VIRTIO_STATUS_NEEDS_RESET);
 		break;
 	case 0x15: /* config_generation */

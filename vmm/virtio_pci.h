@@ -46,7 +46,10 @@ struct virtio_dev_ops {
 		       bool is_write);
 	/* notify - queue @q has new buffers; called on the transport's thread. */
 	void (*notify)(struct virtio_dev *vd, int q);
-	/* reset - the driver reset the device: forget everything in flight. */
+	/* driver_ok - the driver is ready with @features (may be NULL); vd->lock held. */
+	void (*driver_ok)(struct virtio_dev *vd, uint64_t features);
+	/* reset - the driver reset the device: forget everything in flight
+	 * (called without vd->lock: completions may land meanwhile). */
 	void (*reset)(struct virtio_dev *vd);
 };
 

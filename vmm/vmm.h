@@ -143,11 +143,12 @@ int vmm_run(struct vmm *v);
 /*
  * The modules of lego-vmm, in setup order (main.c lists them): the machine
  * itself (vmm.c), the host's quirks (pvm_compat.c), the two machine profiles,
- * the legacy PC devices, the ExCache, the PCI bus and its virtio devices,
+ * the legacy PC devices, the ExCache, the PCI bus and its virtio devices
+ * (disks, network),
  * and the control socket last (so that it goes first).
  */
 extern const struct vmm_module mod_machine, mod_pvm, mod_payload, mod_linux, mod_legacy,
-	mod_excache, mod_pci, mod_blk, mod_control;
+	mod_excache, mod_pci, mod_blk, mod_net, mod_control;
 
 /* vmm_status - the "status" answer: the VM, its vCPUs, and each active module's fields. */
 json_t *vmm_status(struct vmm *v);

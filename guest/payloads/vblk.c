@@ -5,128 +5,53 @@
  * then checks that bad requests get errors and that a malformed descriptor
  * makes the device ask for a reset instead of harming anything.
  *
+ * With discard=1 it then discards the first half of what it wrote and
+ * writes zeros over the next quarter, and reads both back as zeros.
+ *
  * args: size=BYTES to write (default 8M), chunk=BYTES per request (64K),
- *       inflight=N requests at once (8), seed=N, evil=1 (the malformed part)
- * Reports capacity_sectors, requests, mismatches, and the error checks.
+ *       inflight=N requests at once (8), seed=N, evil=1 (the malformed part),
+ *       discard=1
+ * Reports capacity_sectors, requests, mismatches, the discard checks and the
+ * error checks.
  */
 #include "rt.h"
+#include "vdev.h"
 
 #define WL_POW rt_pow
 #include "workload.h"
 
 #define QSIZE 64
 
-struct desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags, next;
-};
-
 struct hdr {
 	uint32_t type, reserved;
 	uint64_t sector;
 };
 
-static volatile uint8_t *common, *isr, *devcfg, *notify;
-static struct desc *descs;
-static volatile uint16_t *avail, *used;
-static uint16_t avail_idx, used_seen;
+static struct vdev dev;
+static struct vq *q;
 static struct hdr *hdrs;
 static uint8_t *statuses;
 static uint8_t *bufs;
 static uint64_t chunk;
 
-static uint32_t cfg_read(unsigned slot, unsigned reg)
+static int setup(uint64_t mem)
 {
-	rt_outl(0xcf8, 0x80000000u | slot << 11 | (reg & 0xfc));
-	return rt_inl(0xcfc);
-}
-
-#define W8(p, off, v)  (*(volatile uint8_t *)((p) + (off)) = (v))
-#define W16(p, off, v) (*(volatile uint16_t *)((p) + (off)) = (v))
-#define W32(p, off, v) (*(volatile uint32_t *)((p) + (off)) = (v))
-#define R8(p, off)     (*(volatile uint8_t *)((p) + (off)))
-#define R16(p, off)    (*(volatile uint16_t *)((p) + (off)))
-#define R32(p, off)    (*(volatile uint32_t *)((p) + (off)))
-
-static int find_device(void)
-{
-	unsigned slot;
-	uint64_t bar;
-	uint32_t ptr;
-
-	for (slot = 0; slot < 32; slot++)
-		if (cfg_read(slot, 0) == 0x10421af4)
-			break;
-	if (slot == 32) {
-		rt_print("vblk: no virtio-blk device on PCI bus 0\n");
+	if (vdev_find(&dev, 0x1042, "vblk"))
 		return -1;
-	}
-	bar = cfg_read(slot, 0x10) & ~0xfULL;
-	for (ptr = cfg_read(slot, 0x34) & 0xff; ptr; ptr = (cfg_read(slot, ptr) >> 8) & 0xff) {
-		uint32_t head = cfg_read(slot, ptr), type = (head >> 24) & 0xff;
-		volatile uint8_t *where = (volatile uint8_t *)(bar + cfg_read(slot, ptr + 8));
-
-		if ((head & 0xff) != 0x09)
-			continue;
-		if (type == 1)
-			common = where;
-		else if (type == 2)
-			notify = where; /* queue 0: notify_off 0 */
-		else if (type == 3)
-			isr = where;
-		else if (type == 4)
-			devcfg = where;
-	}
-	if (!common || !notify || !isr || !devcfg) {
-		rt_print("vblk: the device lacks a virtio capability\n");
-		return -1;
-	}
-	rt_printf("vblk: virtio-blk in slot %u, BAR0 at %p\n", slot, (void *)bar);
-	return 0;
-}
-
-static int negotiate(uint64_t mem)
-{
-	uint32_t hi;
-
-	W8(common, 0x14, 0);
-	W8(common, 0x14, 1 | 2); /* ACKNOWLEDGE | DRIVER */
-	W32(common, 0x00, 1);
-	hi = R32(common, 0x04);
-	if (!(hi & 1)) {
-		rt_print("vblk: device does not offer VIRTIO_F_VERSION_1\n");
-		return -1;
-	}
-	W32(common, 0x08, 0);
-	W32(common, 0x0c, 1u << 9); /* FLUSH */
-	W32(common, 0x08, 1);
-	W32(common, 0x0c, 1); /* VERSION_1 */
-	W8(common, 0x14, 1 | 2 | 8);
-	if (!(R8(common, 0x14) & 8)) {
+	if (vdev_negotiate(&dev, 1u << 9 | 1u << 13 | 1u << 14 /* FLUSH, DISCARD, WRITE_ZEROES */,
+			   NULL)) {
 		rt_print("vblk: FEATURES_OK refused\n");
 		return -1;
 	}
-	W16(common, 0x16, 0);
-	if (R16(common, 0x18) < QSIZE) {
+	if (vdev_queue(&dev, 0, QSIZE, (void *)mem)) {
 		rt_print("vblk: queue too small\n");
 		return -1;
 	}
-	W16(common, 0x18, QSIZE);
-	descs = (struct desc *)mem;
-	avail = (volatile uint16_t *)(mem + 4096);
-	used = (volatile uint16_t *)(mem + 8192);
-	hdrs = (struct hdr *)(mem + 12288);
-	statuses = (uint8_t *)(mem + 16384);
-	bufs = (uint8_t *)(mem + 20480);
-	W32(common, 0x20, (uint32_t)(uint64_t)descs);
-	W32(common, 0x24, 0);
-	W32(common, 0x28, (uint32_t)(uint64_t)avail);
-	W32(common, 0x2c, 0);
-	W32(common, 0x30, (uint32_t)(uint64_t)used);
-	W32(common, 0x34, 0);
-	W16(common, 0x1c, 1);
-	W8(common, 0x14, 1 | 2 | 8 | 4); /* DRIVER_OK */
+	q = &dev.vq[0];
+	hdrs = (struct hdr *)(mem + 16384);
+	statuses = (uint8_t *)(mem + 20480);
+	bufs = (uint8_t *)(mem + 24576);
+	vdev_ready(&dev);
 	return 0;
 }
 
@@ -138,32 +63,76 @@ static void queue_req(unsigned slot, uint32_t type, uint64_t sector, void *buf, 
 
 	hdrs[slot] = (struct hdr){type, 0, sector};
 	statuses[slot] = 0xff;
-	descs[d] = (struct desc){(uint64_t)&hdrs[slot], sizeof(struct hdr), 1, d + 1};
-	descs[d + 1] =
-		(struct desc){(uint64_t)buf, len, (uint16_t)(1 | (device_writes ? 2 : 0)), d + 2};
-	descs[d + 2] = (struct desc){(uint64_t)&statuses[slot], 1, 2, 0};
+	q->desc[d] = (struct vdesc){(uint64_t)&hdrs[slot], sizeof(struct hdr), VDESC_NEXT, d + 1};
+	q->desc[d + 1] =
+		(struct vdesc){(uint64_t)buf, len,
+			       (uint16_t)(VDESC_NEXT | (device_writes ? VDESC_WRITE : 0)), d + 2};
+	q->desc[d + 2] = (struct vdesc){(uint64_t)&statuses[slot], 1, VDESC_WRITE, 0};
 	if (type == 4) /* flush: no data descriptor */
-		descs[d].next = d + 2;
-	avail[2 + avail_idx % QSIZE] = d;
-	avail_idx++;
+		q->desc[d].next = d + 2;
+	vq_add(q, d);
 }
 
 /* Publish what was queued, notify, and wait until the device used it all. */
 static int kick_and_wait(void)
 {
 	uint64_t deadline = rt_rdtsc() + rt_info()->tsc_khz * 10000; /* 10 s */
+	uint32_t id, len;
 
-	__atomic_store_n(&avail[1], avail_idx, __ATOMIC_RELEASE);
-	W16(notify, 0, 0);
-	while (__atomic_load_n(&used[1], __ATOMIC_ACQUIRE) != avail_idx) {
+	vq_kick(q);
+	while (q->used_seen != q->avail_idx) {
+		if (vq_used(q, &id, &len))
+			continue;
 		if (rt_rdtsc() > deadline) {
 			rt_print("vblk: the device did not complete the requests within 10 s\n");
 			return -1;
 		}
 		__asm__ volatile("pause");
 	}
-	used_seen = avail_idx;
 	return 0;
+}
+
+/* A range request (discard 11, write zeroes 13) of @n sectors at @sector: its status. */
+static uint8_t range_req(uint32_t type, uint64_t sector, uint32_t n, uint32_t flags)
+{
+	struct {
+		uint64_t sector;
+		uint32_t num, flags;
+	} *range = (void *)(bufs + (1 << 20));
+
+	range->sector = sector;
+	range->num = n;
+	range->flags = flags;
+	queue_req(0, type, 0, range, sizeof(*range), 0);
+	if (kick_and_wait())
+		return 0xff;
+	return statuses[0];
+}
+
+/* Discard the first half of @sectors, zero the next quarter; both must read back as zeros. */
+static int discard_check(uint64_t sectors)
+{
+	uint64_t zeros = 0, half = sectors / 2, quarter = sectors / 4;
+	uint8_t d = range_req(11, 0, (uint32_t)half, 0);
+	uint8_t z = range_req(13, half, (uint32_t)quarter, 1 /* may unmap */);
+	uint8_t bad = range_req(11, 0, 8, 1); /* discard with a flag: not supported */
+
+	for (uint64_t s = 0; s < half + quarter; s += chunk / 512) {
+		memset(bufs, 0xa5, chunk);
+		queue_req(0, 0, s, bufs, chunk, 1);
+		if (kick_and_wait())
+			return 1;
+		for (uint64_t w = 0; w < chunk / 8; w++)
+			if (((uint64_t *)bufs)[w]) {
+				zeros++;
+				break;
+			}
+	}
+	rt_report("discard_status", d);
+	rt_report("write_zeroes_status", z);
+	rt_report("discard_flag_status", bad);
+	rt_report("nonzero_after_discard", zeros);
+	return d != 0 || z != 0 || bad != 2 || zeros != 0;
 }
 
 int main(unsigned vcpu)
@@ -179,9 +148,9 @@ int main(unsigned vcpu)
 		return 0;
 	if (inflight > QSIZE / 3 || chunk % 512 || !chunk || size % chunk)
 		rt_exit(2);
-	if (find_device() || negotiate((info->free_base + 0xfff) & ~0xfffULL))
+	if (setup((info->free_base + 0xfff) & ~0xfffULL))
 		return 3;
-	capacity = *(volatile uint64_t *)devcfg;
+	capacity = *(volatile uint64_t *)dev.devcfg;
 	rt_report("capacity_sectors", capacity);
 	if (size / 512 > capacity) {
 		rt_print("vblk: size= is larger than the disk\n");
@@ -229,6 +198,8 @@ int main(unsigned vcpu)
 	}
 	rt_report("requests", requests);
 	rt_report("mismatches", mismatches);
+	if (rt_arg_u64("discard", 0))
+		failed |= discard_check(size / 512);
 	/* requests the device must refuse, with the right status */
 	queue_req(0, 1, capacity, bufs, 512, 0); /* past the end: IOERR */
 	queue_req(1, 99, 0, bufs, 512, 1);	 /* unknown type: UNSUPP */
@@ -244,16 +215,13 @@ int main(unsigned vcpu)
 		uint64_t deadline = rt_rdtsc() + info->tsc_khz * 5000;
 
 		queue_req(0, 0, 0, (void *)(1ULL << 40), 512, 1);
-		__atomic_store_n(&avail[1], avail_idx, __ATOMIC_RELEASE);
-		W16(notify, 0, 0);
-		while (!(R8(common, 0x14) & 64) && rt_rdtsc() < deadline)
+		vq_kick(q);
+		while (!(vdev_status(&dev) & 64) && rt_rdtsc() < deadline)
 			__asm__ volatile("pause");
-		rt_report("needs_reset", (R8(common, 0x14) & 64) != 0);
-		failed |= !(R8(common, 0x14) & 64);
-		W8(common, 0x14, 0); /* reset: the device must come back clean */
-		rt_report("status_after_reset", R8(common, 0x14));
+		rt_report("needs_reset", (vdev_status(&dev) & 64) != 0);
+		failed |= !(vdev_status(&dev) & 64);
+		vdev_reset(&dev); /* reset: the device must come back clean */
+		rt_report("status_after_reset", vdev_status(&dev));
 	}
-	(void)isr;
-	(void)used_seen;
 	return failed || mismatches ? 1 : 0;
 }

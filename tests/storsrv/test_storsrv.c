@@ -274,3 +274,51 @@ TEST(volume_subcommands_import_a_file_that_reads_back_and_delete_it)
 	}
 	storsrv_kill(&sv, SIGTERM);
 }
+
+/*
+ * A discard or write-zeroes names a range (larger than any write may be),
+ * checked like any other; done, the range reads as zeros and its space is
+ * given back to the file system (a hole in the volume's file).
+ */
+TEST(discard_and_write_zeroes_punch_holes_and_bad_ranges_are_refused)
+{
+	struct storsrv_proc sv = {0};
+	static uint8_t buf[LMP_BLK_MAX];
+	uint8_t tok[LMP_TOKEN_LEN];
+	char path[400];
+	struct stat st;
+	struct xport *x;
+	long long full;
+
+	storsrv_start(&sv);
+	x = dial(&sv);
+	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "thin", 4 << 20), 0);
+	token_of("thin", tok);
+	for (uint64_t off = 0; off < 4 << 20; off += sizeof(buf)) {
+		pattern(buf, sizeof(buf), off, 1);
+		ASSERT_EQ(blk_call(x, LMP_BLK_WRITE, "thin", tok, off, sizeof(buf), buf), 0);
+	}
+	ASSERT_EQ(blk_call(x, LMP_BLK_FLUSH, "thin", tok, 0, 0, NULL), 0);
+	snprintf(path, sizeof(path), "%s/thin.vol", sv.dir);
+	ASSERT_EQ(stat(path, &st), 0);
+	full = (long long)st.st_blocks * 512;
+	ASSERT_EQ(blk_call(x, LMP_BLK_DISCARD, "thin", tok, 0, 2 << 20, NULL), 0);
+	ASSERT_EQ(blk_call(x, LMP_BLK_WRITE_ZEROES, "thin", tok, 2 << 20, 1 << 20, NULL), 0);
+	ASSERT_EQ(stat(path, &st), 0);
+	ASSERT((long long)st.st_blocks * 512 <= full - (3 << 20) + (256 << 10),
+	       "%lld bytes held after 3 MiB were given back, of %lld",
+	       (long long)st.st_blocks * 512, full);
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "thin", tok, 1 << 20, 4096, buf), 0);
+	for (int i = 0; i < 4096; i++)
+		ASSERT_EQ(buf[i], 0);
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "thin", tok, 3 << 20, 4096, buf), 0);
+	ASSERT(buf[100] || buf[101] || buf[102], "the last MiB was not left alone");
+	/* bad ranges: past the end, unaligned, empty, a wrong token */
+	ASSERT_EQ(blk_call(x, LMP_BLK_DISCARD, "thin", tok, 3 << 20, 2 << 20, NULL), -ERANGE);
+	ASSERT_EQ(blk_call(x, LMP_BLK_DISCARD, "thin", tok, 100, 4096, NULL), -EINVAL);
+	ASSERT_EQ(blk_call(x, LMP_BLK_WRITE_ZEROES, "thin", tok, 0, 0, NULL), -EINVAL);
+	tok[0] ^= 1;
+	ASSERT_EQ(blk_call(x, LMP_BLK_DISCARD, "thin", tok, 0, 4096, NULL), -EACCES);
+	xport_close(x);
+	storsrv_kill(&sv, SIGTERM);
+}

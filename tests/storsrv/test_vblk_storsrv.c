@@ -2,7 +2,9 @@
  * test_vblk_storsrv.c - the vblk payload (a virtio-blk driver in ring 3)
  * writes, flushes and reads back a pattern on a volume of lego-storsrv
  * while the server is killed (-9) and restarted: no error reaches the guest,
- * its pattern is intact, and the host finds it in the volume's file.
+ * its pattern is intact, and the host finds it in the volume's file. Then it
+ * discards half of it and zeroes a quarter: they read back as zeros, and the
+ * volume's file gives that space back (holes).
  */
 #include <fcntl.h>
 #include <math.h>
@@ -10,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,7 +61,7 @@ TEST_TIMEOUT(vblk_payload_on_a_storage_server_volume_survives_restarts, 300)
 			"--disk-token",
 			token,
 			"--args",
-			"size=192M seed=11",
+			"size=192M seed=11 discard=1",
 			NULL};
 	struct proc_result r;
 	struct lmp_hdr resp;
@@ -90,14 +93,31 @@ TEST_TIMEOUT(vblk_payload_on_a_storage_server_volume_survives_restarts, 300)
 	ASSERT(sv.restarts >= 1, "the guest finished before any restart: make the run longer");
 	ASSERT(report_get(r.out, 0, "capacity_sectors", &val) && val == (256 << 20) / 512);
 	ASSERT(report_get(r.out, 0, "mismatches", &val) && val == 0);
-	/* the pattern is in the volume's file, where the server put it */
+	ASSERT(report_get(r.out, 0, "discard_status", &val) && val == 0);
+	ASSERT(report_get(r.out, 0, "write_zeroes_status", &val) && val == 0);
+	ASSERT(report_get(r.out, 0, "nonzero_after_discard", &val) && val == 0);
+	/* the pattern is in the volume's file where the guest left it (the last
+	 * quarter), the rest holes */
 	snprintf(path, sizeof(path), "%s/vblk.vol", sv.p.dir);
 	fd = open(path, O_RDONLY);
 	ASSERT(fd >= 0);
 	for (uint64_t sector = 0; sector < (192 << 20) / 512; sector += 40009) {
+		uint64_t want =
+			sector >= (144 << 20) / 512
+				? wl_blk_pattern(11, sector & ~127ULL, (sector % 128) * 64 + 1)
+				: 0;
+
 		ASSERT(pread(fd, &word, 8, sector * 512 + 8) == 8);
-		ASSERT(word == wl_blk_pattern(11, sector & ~127ULL, (sector % 128) * 64 + 1),
-		       "sector %llu holds something else", (unsigned long long)sector);
+		ASSERT(word == want, "sector %llu holds something else",
+		       (unsigned long long)sector);
+	}
+	{
+		struct stat st;
+
+		ASSERT(fstat(fd, &st) == 0);
+		printf("  the volume holds %lld MiB after the guest gave 144 MiB back\n",
+		       (long long)st.st_blocks * 512 >> 20);
+		ASSERT(st.st_blocks * 512 <= 60 << 20, "the space discarded did not go back");
 	}
 	close(fd);
 	proc_result_free(&r);

@@ -1,13 +1,15 @@
 /*
  * test_virtio_blk.c - virtio-blk end to end at native speed: the vblk
  * payload drives the virtio-pci device from ring 3 (PCI discovery, virtio
- * 1.x negotiation, a split queue, 8 requests in flight, flush), and the host
- * then finds the guest's pattern in the image file.
+ * 1.x negotiation, a split queue, 8 requests in flight, flush, discard and
+ * write-zeroes), and the host then finds the guest's pattern in the image
+ * file where it is left, and holes where the guest gave the space back.
  */
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -27,7 +29,7 @@ TEST(vblk_payload_writes_flushes_and_reads_back_through_virtio_pci)
 			"--disk",
 			img,
 			"--args",
-			"size=8M seed=7 evil=1",
+			"size=8M seed=7 evil=1 discard=1",
 			NULL};
 	struct proc_result r;
 	uint64_t v, word;
@@ -48,12 +50,29 @@ TEST(vblk_payload_writes_flushes_and_reads_back_through_virtio_pci)
 	ASSERT(report_get(r.out, 0, "get_id_ok", &v) && v == 1);
 	ASSERT(report_get(r.out, 0, "needs_reset", &v) && v == 1);
 	ASSERT(report_get(r.out, 0, "status_after_reset", &v) && v == 0);
+	ASSERT(report_get(r.out, 0, "discard_status", &v) && v == 0);
+	ASSERT(report_get(r.out, 0, "write_zeroes_status", &v) && v == 0);
+	ASSERT(report_get(r.out, 0, "discard_flag_status", &v) && v == 2); /* UNSUPP */
+	ASSERT(report_get(r.out, 0, "nonzero_after_discard", &v) && v == 0);
 	ASSERT_CONTAINS(r.err, "broke the device (buffer outside guest RAM)");
-	/* the data is in the file, where the guest put it */
+	/* the data is in the file where the guest left it: the last quarter; the
+	 * first three quarters are holes now (discarded, then zeroed) */
 	for (uint64_t sector = 0; sector < 16384; sector += 4099) {
+		uint64_t want = sector >= 12288 ? wl_blk_pattern(7, sector & ~127ULL,
+								 (sector % 128) * 64 + 1)
+						: 0;
+
 		ASSERT(pread(fd, &word, 8, sector * 512 + 8) == 8);
-		ASSERT(word == wl_blk_pattern(7, sector & ~127ULL, (sector % 128) * 64 + 1),
-		       "sector %llu holds something else", (unsigned long long)sector);
+		ASSERT(word == want, "sector %llu holds something else",
+		       (unsigned long long)sector);
+	}
+	{
+		struct stat st;
+
+		ASSERT(fstat(fd, &st) == 0);
+		ASSERT(st.st_blocks * 512 <= 3 << 20,
+		       "the image holds %lld bytes: the space discarded did not go back",
+		       (long long)st.st_blocks * 512);
 	}
 	close(fd);
 	proc_result_free(&r);
