@@ -13,10 +13,15 @@
  *   POST   /v1/vnodes/NAME/console    bytes typed into the console
  *
  * The agent completes an order for its host (the boot kit's kernel when it
- * names none, payloads by name, the control socket's path) and hands it to
- * lego-vmm through an inherited descriptor, never in argv. Each vNode has a
- * directory DIR/NAME: control.sock, console.log (serial output), console.in
- * (a FIFO: serial input), vmm.log (lego-vmm's own log) and vmm.pid.
+ * names none, payloads by name, the control socket's path, a TAP for each
+ * network interface on the host's bridge) and hands it to lego-vmm through
+ * an inherited descriptor, never in argv. Each vNode has a directory
+ * DIR/NAME: control.sock, console.log (serial output), console.in (a FIFO:
+ * serial input), vmm.log (lego-vmm's own log) and vmm.pid.
+ *
+ * The host's network for vNodes (netdev.h): a bridge made at start (the
+ * vNodes' gateway, --gateway) and removed at exit, a persistent TAP per
+ * interface on it, removed with its VMM.
  */
 #ifndef LEGO_AGENT_H
 #define LEGO_AGENT_H
@@ -42,6 +47,8 @@ struct vmm_proc {
 	int console_in;	 /* the FIFO, held open so the VMM never sees its end */
 	uint64_t excache, memory;
 	int cpus;
+	int nr_taps;
+	char taps[ORDER_MAX_NICS][16]; /* made for it; removed when it is forgotten */
 };
 
 struct agent {
@@ -54,6 +61,9 @@ struct agent {
 	uint64_t capacity;
 	int cpus;
 	pthread_t reaper;
+	/* the host network: its bridge ("": none), and why there is none if it failed */
+	char bridge[16], gateway[32], net_error[256];
+	unsigned next_tap;
 };
 
 /* ---- procs.c: the table of VMMs; a->lock held unless said ---- */
@@ -61,7 +71,7 @@ struct agent {
 /* proc_find - the VMM of vNode @name, or NULL. */
 struct vmm_proc *proc_find(struct agent *a, const char *name);
 
-/* proc_forget - drop @p from the table (its console FIFO closed). */
+/* proc_forget - drop @p from the table (its console FIFO closed, its TAPs removed). */
 void proc_forget(struct agent *a, struct vmm_proc *p);
 
 /* proc_stop - stop @name's VMM: SIGTERM, SIGKILL after 5 s; drops the lock while it waits. */

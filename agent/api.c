@@ -15,7 +15,7 @@
 static void on_run(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
 	static const int status_of[] = {
-		[EINVAL] = 400, [EEXIST] = 409, [ENOSPC] = 507, [ECHILD] = 422};
+		[EINVAL] = 400, [EEXIST] = 409, [ENOSPC] = 507, [ECHILD] = 422, [ENETDOWN] = 503};
 	struct agent *a = opaque;
 	json_t *j = http_parse_body(req, resp);
 	struct vnode_order o;
@@ -200,9 +200,12 @@ json_t *agent_beat(void *opaque)
 			json_object_set_new(v, "excache", xc);
 		}
 	}
-	return json_pack("{s:s,s:s,s:I,s:I,s:i,s:o}", "role", "agent", "addr", a->addr, "capacity",
-			 (json_int_t)a->capacity, "used", (json_int_t)used, "cpus", a->cpus,
-			 "vnodes", vnodes);
+	return json_pack(
+		"{s:s,s:s,s:I,s:I,s:i,s:o,s:o}", "role", "agent", "addr", a->addr, "capacity",
+		(json_int_t)a->capacity, "used", (json_int_t)used, "cpus", a->cpus, "vnodes",
+		vnodes, "network",
+		a->bridge[0] ? json_pack("{s:s,s:s}", "bridge", a->bridge, "gateway", a->gateway)
+			     : json_pack("{s:s}", "error", a->net_error));
 }
 
 static const struct http_route routes[] = {

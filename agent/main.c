@@ -11,6 +11,7 @@
 #include "agent.h"
 #include "http.h"
 #include "log.h"
+#include "netdev.h"
 #include "util.h"
 
 static void usage(FILE *f)
@@ -29,6 +30,9 @@ static void usage(FILE *f)
 		"  --kit DIR          the boot kit: vmlinuz, initrd.img (default: ../guest\n"
 		"                     from lego-agent, as make builds it)\n"
 		"  --payloads DIR     test payloads by name (default: KIT/payloads)\n"
+		"  --bridge NAME      the vNodes' network: this bridge, made at start and\n"
+		"                     removed at exit, a TAP per interface on it\n"
+		"  --gateway A.B.C.D/N  the bridge's address: the vNodes' gateway\n"
 		"  -v, --verbose      more messages; -q, --quiet fewer\n");
 }
 
@@ -63,6 +67,30 @@ static int find_paths(struct agent *a, const char *vmm, const char *kit, const c
 	return 0;
 }
 
+/*
+ * The vNodes' network: the bridge and its address. Without it the agent
+ * still runs VMMs, and refuses the ones that ask for a network with why.
+ */
+static void network_up(struct agent *a)
+{
+	int ret;
+
+	if (!a->bridge[0])
+		return;
+	ret = netdev_bridge(a->bridge);
+	if (!ret && a->gateway[0])
+		ret = netdev_addr(a->bridge, a->gateway);
+	if (!ret) {
+		log_info("vNodes' network: bridge %s, gateway %s", a->bridge,
+			 a->gateway[0] ? a->gateway : "(none)");
+		return;
+	}
+	snprintf(a->net_error, sizeof(a->net_error), "the bridge %s could not be made: %s",
+		 a->bridge, strerror(-ret));
+	log_warn("no network for vNodes here: %s", a->net_error);
+	a->bridge[0] = '\0'; /* not removed: it may be another's */
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -73,6 +101,8 @@ int main(int argc, char **argv)
 		{"vmm", required_argument, NULL, 'x'},
 		{"kit", required_argument, NULL, 'k'},
 		{"payloads", required_argument, NULL, 'p'},
+		{"bridge", required_argument, NULL, 'b'},
+		{"gateway", required_argument, NULL, 'g'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -110,6 +140,15 @@ int main(int argc, char **argv)
 		case 'p':
 			payloads = optarg;
 			break;
+		case 'b':
+			if (!optarg[0] || strlen(optarg) >= sizeof(a.bridge))
+				return usage_error("--bridge: '%s' is not a network interface name",
+						   optarg);
+			snprintf(a.bridge, sizeof(a.bridge), "%s", optarg);
+			break;
+		case 'g':
+			snprintf(a.gateway, sizeof(a.gateway), "%s", optarg);
+			break;
 		case 'c':
 			if (parse_size(optarg, &a.capacity) || !a.capacity)
 				return usage_error("--capacity: '%s' is not a size (e.g. 8G)",
@@ -141,6 +180,7 @@ int main(int argc, char **argv)
 		a.capacity =
 			(uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 2;
 	a.cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	network_up(&a);
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
@@ -172,5 +212,7 @@ int main(int argc, char **argv)
 			proc_forget(&a, p);
 	}
 	pthread_mutex_unlock(&a.lock);
+	if (a.bridge[0] && (c = netdev_delete(a.bridge)))
+		log_warn("cannot remove the bridge %s: %s", a.bridge, strerror(-c));
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include "agent.h"
 #include "ctl.h"
 #include "log.h"
+#include "netdev.h"
 
 struct vmm_proc *proc_find(struct agent *a, const char *name)
 {
@@ -22,6 +23,13 @@ void proc_forget(struct agent *a, struct vmm_proc *p)
 {
 	if (p->console_in >= 0)
 		close(p->console_in);
+	for (int i = 0; i < p->nr_taps; i++) {
+		int ret = netdev_delete(p->taps[i]);
+
+		if (ret)
+			log_warn("vNode %s: cannot remove its TAP %s: %s", p->name, p->taps[i],
+				 strerror(-ret));
+	}
 	*p = a->procs[--a->nr];
 }
 

@@ -14,6 +14,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "netdev.h"
 
 #define ORDER_FD 3
 
@@ -42,11 +43,43 @@ static int complete(struct agent *a, struct vnode_order *o, char *err, size_t er
 	proc_path(a, path, sizeof(path), o->name, "control.sock");
 	if (!ret)
 		ret = order_set(&o->control, path);
+	/* a TAP on this host's bridge for each interface, named here */
+	for (int i = 0; !ret && i < o->nr_nics; i++) {
+		char tap[16];
+
+		if (!a->bridge[0]) {
+			snprintf(err, errlen, "this host has no network for vNodes (%s)",
+				 a->net_error[0] ? a->net_error
+						 : "its agent runs without --bridge");
+			return -ENETDOWN;
+		}
+		snprintf(tap, sizeof(tap), "%.9s-%u", a->bridge, a->next_tap++ % 10000);
+		ret = order_set(&o->nics[i].tap, tap);
+	}
 	if (ret) {
 		snprintf(err, errlen, "out of memory");
 		return ret;
 	}
 	return order_check(o, err, errlen);
+}
+
+/* The TAPs of @o's interfaces on the bridge, for @p; -errno with @err, none left made. */
+static int make_taps(struct agent *a, const struct vnode_order *o, struct vmm_proc *p, char *err,
+		     size_t errlen)
+{
+	for (int i = 0; i < o->nr_nics; i++) {
+		int ret = netdev_tap(o->nics[i].tap, a->bridge);
+
+		if (ret) {
+			snprintf(err, errlen, "cannot make the TAP %s on %s: %s", o->nics[i].tap,
+				 a->bridge, strerror(-ret));
+			while (p->nr_taps)
+				netdev_delete(p->taps[--p->nr_taps]);
+			return ret;
+		}
+		snprintf(p->taps[p->nr_taps++], sizeof(p->taps[0]), "%s", o->nics[i].tap);
+	}
+	return 0;
 }
 
 /* The last line of @path, for an error message. */
@@ -109,7 +142,7 @@ int agent_run(struct agent *a, struct vnode_order *o, pid_t *pid_out, char *err,
 {
 	char path[PATH_MAX + 64], log_path[PATH_MAX + 64];
 	int in = -1, out = -1, logfd = -1, order_fd = -1, ret;
-	struct vmm_proc *p;
+	struct vmm_proc *p, fresh = {.console_in = -1};
 	pid_t pid;
 
 	ret = complete(a, o, err, errlen);
@@ -147,12 +180,17 @@ int agent_run(struct agent *a, struct vnode_order *o, pid_t *pid_out, char *err,
 		snprintf(err, errlen, "cannot set up %s/%s: %s", a->dir, o->name, strerror(errno));
 		goto unlock;
 	}
+	ret = make_taps(a, o, &fresh, err, errlen);
+	if (ret)
+		goto unlock;
 	log_order(logfd, a->vmm, o);
 	unlink(o->control);
 	pid = spawn(a, in, out, logfd, order_fd);
 	if (pid < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "fork: %s", strerror(errno));
+		while (fresh.nr_taps)
+			netdev_delete(fresh.taps[--fresh.nr_taps]);
 		goto unlock;
 	}
 	proc_path(a, path, sizeof(path), o->name, "vmm.pid");
@@ -165,11 +203,12 @@ int agent_run(struct agent *a, struct vnode_order *o, pid_t *pid_out, char *err,
 		}
 	}
 	p = &a->procs[a->nr++];
-	*p = (struct vmm_proc){.pid = pid,
-			       .console_in = in,
-			       .excache = o->excache,
-			       .memory = o->memory,
-			       .cpus = o->cpus};
+	*p = fresh;
+	p->pid = pid;
+	p->console_in = in;
+	p->excache = o->excache;
+	p->memory = o->memory;
+	p->cpus = o->cpus;
 	snprintf(p->name, sizeof(p->name), "%s", o->name);
 	in = -1;
 	/* Up when its control socket is there (lego-vmm makes it last); an order it cannot run

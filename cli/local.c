@@ -1,8 +1,10 @@
 /* local.c - legoctl up and down: a whole cluster on this machine, under $LEGO_HOME. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <glob.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -102,6 +104,38 @@ static int free_port(void)
 	return port;
 }
 
+/*
+ * The local cluster's network: a bridge and a /24 of 10.77.0.0/16, both
+ * named from $LEGO_HOME, so that two clusters on one host do not meet; a
+ * subnet that an interface here already has an address in is passed over.
+ */
+static json_t *choose_network(const char *home)
+{
+	uint32_t h = 2166136261u; /* FNV-1a of the path */
+	struct ifaddrs *ifs = NULL;
+	unsigned n;
+
+	for (const char *p = home; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	getifaddrs(&ifs);
+	for (n = h % 250;; n = (n + 1) % 250) {
+		bool taken = false;
+
+		for (struct ifaddrs *i = ifs; i && !taken; i = i->ifa_next) {
+			const struct sockaddr_in *a = (const struct sockaddr_in *)i->ifa_addr;
+			uint32_t ip = a && a->sin_family == AF_INET ? ntohl(a->sin_addr.s_addr) : 0;
+
+			taken = (ip >> 8) == ((10u << 16 | 77u << 8 | n));
+		}
+		if (!taken || n == (h + 249) % 250)
+			break;
+	}
+	freeifaddrs(ifs);
+	return json_pack("{s:o,s:o,s:o}", "bridge", json_sprintf("lgb%04x", h & 0xffff), "subnet",
+			 json_sprintf("10.77.%u.0/24", n), "gateway",
+			 json_sprintf("10.77.%u.1/24", n));
+}
+
 static void up_help(struct legoctl *lc)
 {
 	printf("usage: legoctl up [--memsrv-capacity SIZE] [--agent-capacity SIZE]\n"
@@ -124,7 +158,7 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	const char *mcap = "4G", *acap = NULL;
 	char p[PATH_MAX], cfg[PATH_MAX], db[PATH_MAX], vols[PATH_MAX], vdir[PATH_MAX];
-	char bin[6][PATH_MAX], addr[5][256];
+	char bin[6][PATH_MAX], addr[5][256], bridge[32], subnet[32], gateway[32];
 	json_t *c;
 	uint64_t sz;
 	int o;
@@ -157,16 +191,20 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	/* The addresses are chosen once and kept: a restarted part comes back where it was. */
 	home_path(lc, cfg, sizeof(cfg), "cluster.json");
 	c = json_load_file(cfg, 0, NULL);
-	if (!c) {
+	if (!c)
 		c = json_pack("{s:o,s:[o,o],s:o,s:o}", "manager",
 			      json_sprintf("http://127.0.0.1:%d", free_port()), "memsrv",
 			      json_sprintf("127.0.0.1:%d", free_port()),
 			      json_sprintf("127.0.0.1:%d", free_port()), "storsrv",
 			      json_sprintf("127.0.0.1:%d", free_port()), "agent",
 			      json_sprintf("127.0.0.1:%d", free_port()));
-		if (json_dump_file(c, cfg, JSON_INDENT(2)))
-			return fail("cannot write %s", cfg);
-	}
+	if (!json_object_get(c, "network")) /* its bridge and subnet, chosen once as well */
+		json_object_set_new(c, "network", choose_network(lc->home));
+	if (json_dump_file(c, cfg, JSON_INDENT(2)))
+		return fail("cannot write %s", cfg);
+	snprintf(bridge, sizeof(bridge), "%s", JS(json_object_get(c, "network"), "bridge"));
+	snprintf(subnet, sizeof(subnet), "%s", JS(json_object_get(c, "network"), "subnet"));
+	snprintf(gateway, sizeof(gateway), "%s", JS(json_object_get(c, "network"), "gateway"));
 	snprintf(lc->manager, sizeof(lc->manager), "%s", JS(c, "manager"));
 	snprintf(addr[0], 256, "%s", lc->manager + strlen("http://"));
 	snprintf(addr[1], 256, "%s",
@@ -188,7 +226,7 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	char agent_cap[32];
 	snprintf(agent_cap, sizeof(agent_cap), "%s", acap ? acap : "");
 	struct daemon ds[] = {
-		{"manager", {bin[0], "--db", db, "--listen", addr[0], NULL}},
+		{"manager", {bin[0], "--db", db, "--listen", addr[0], "--subnet", subnet, NULL}},
 		{"memsrv-1",
 		 {bin[1], "--listen", addr[1], "--capacity", (char *)mcap, "--manager", lc->manager,
 		  NULL}},
@@ -198,8 +236,8 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 		{"storsrv",
 		 {bin[2], "--listen", addr[3], "--data", vols, "--manager", lc->manager, NULL}},
 		{"agent",
-		 {bin[3], "--listen", addr[4], "--dir", vdir, "--manager", lc->manager,
-		  acap ? "--capacity" : NULL, agent_cap, NULL}},
+		 {bin[3], "--listen", addr[4], "--dir", vdir, "--manager", lc->manager, "--bridge",
+		  bridge, "--gateway", gateway, acap ? "--capacity" : NULL, agent_cap, NULL}},
 	};
 	int started = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(ds); i++) {

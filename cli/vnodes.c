@@ -1,12 +1,16 @@
 /* vnodes.c - legoctl's vNode commands: create, list, nodes, start/stop/destroy, resize, dumpxml. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "http.h"
 #include "legoctl.h"
+#include "storclient.h"
 #include "util.h"
+#include "xport.h"
 
 /* @arr's strings joined by commas into @buf. */
 static char *join(json_t *arr, char *buf, size_t len)
@@ -27,9 +31,10 @@ static char *join(json_t *arr, char *buf, size_t len)
 
 static void create_help(void)
 {
-	printf("usage: legoctl create NAME [--cpus N] [--memory SIZE] [--excache SIZE] [--disk SIZE]\n"
+	printf("usage: legoctl create NAME [--cpus N] [--memory SIZE] [--excache SIZE]\n"
+	       "                      [--image FILE] [--disk SIZE]...\n"
 	       "                      [--kernel FILE [--initrd FILE] [--append TEXT]]\n"
-	       "                      [--payload NAME|FILE [--args TEXT]]\n"
+	       "                      [--payload NAME|FILE [--args TEXT]] [--net|--no-net]\n"
 	       "       legoctl create --from DOMAIN.xml\n"
 	       "\n"
 	       "Create a vNode and start it: the manager places its memory (in slabs, a\n"
@@ -39,10 +44,17 @@ static void create_help(void)
 	       "  --memory SIZE     guest RAM (default 256M)\n"
 	       "  --excache SIZE    of which at most SIZE is resident in the VMM (default a\n"
 	       "                    quarter); the rest lives on the memory servers\n"
-	       "  --disk SIZE       a virtio disk: a new volume on a storage server\n"
+	       "  --disk SIZE       a virtio disk: a new volume on a storage server; again for\n"
+	       "                    more (vda, vdb, ...)\n"
+	       "  --image FILE      a raw disk image imported into the first disk (made as\n"
+	       "                    large as the image if --disk says less): the vNode starts\n"
+	       "                    once it is in (the boot kit's rootfs.img is one)\n"
 	       "  --kernel FILE     boot this bzImage (default: the boot kit's stock Debian\n"
 	       "                    kernel and initrd); --initrd, --append as for lego-vmm\n"
 	       "  --payload NAME    run a test payload instead (hello, touch, ...), with --args\n"
+	       "  --net, --no-net   a network interface on the cluster's network, its address\n"
+	       "                    given by the manager (default: --net for a Linux vNode,\n"
+	       "                    --no-net for a payload)\n"
 	       "  --from FILE       a libvirt domain XML file (lego settings in <metadata>)\n"
 	       "  --wait            follow the boot until the guest says it is ready (the\n"
 	       "                    boot kit's init prints 'lego-guest: ready'), with progress\n");
@@ -125,6 +137,55 @@ int wait_console(struct legoctl *lc, const char *name, const char *agent, const 
 	}
 }
 
+static void import_progress(void *arg, uint64_t done, uint64_t size)
+{
+	char a[32], b[32];
+
+	(void)arg;
+	printf("\r  importing: %3.0f%% (%s of %s)", size ? 100.0 * done / size : 100.0,
+	       format_size(done, a, sizeof(a)), format_size(size, b, sizeof(b)));
+	fflush(stdout);
+}
+
+/*
+ * --image: the manager made the vNode's volumes and answered where the first
+ * one is, with its token ("import"); copy the image there, then start it.
+ */
+static int import_image(struct legoctl *lc, json_t *out, const char *image, int fd)
+{
+	json_t *imp = json_object_get(out, "import"), *started;
+	const char *url = JS(imp, "url"), *host = url + strlen("storsrv://"), *slash;
+	char addr[256], err[256];
+	uint8_t token[LMP_TOKEN_LEN];
+	struct stat st;
+	struct xport *x;
+	int ret;
+
+	slash = strchr(host, '/');
+	if (strncmp(url, "storsrv://", 10) || !slash || lmp_token_parse(JS(imp, "token"), token))
+		return fail("the manager did not say where to import %s", image);
+	snprintf(addr, sizeof(addr), "%.*s", (int)(slash - host), host);
+	if (fstat(fd, &st) || xport_connect(addr, 5000, 30000, &x, err, sizeof(err)))
+		return fail("%s: %s (the vNode %s waits, stopped)", url, err, JS(out, "name"));
+	if (!lc->json)
+		printf("\n");
+	ret = stor_import(x, slash + 1, token, fd, (uint64_t)st.st_size,
+			  lc->json ? NULL : import_progress, NULL);
+	xport_close(x);
+	explicit_bzero(token, sizeof(token));
+	if (ret)
+		return fail("importing %s into %s: %s (the vNode %s waits, stopped)", image, url,
+			    stor_strerror(ret), JS(out, "name"));
+	if (!lc->json)
+		printf("\n  starting it ... ");
+	started = api(lc, "POST", "/v1/vnodes/%s/start", NULL, JS(out, "name"));
+	if (!started)
+		return 1;
+	json_decref(started);
+	json_object_del(out, "import"); /* its token is not for the screen */
+	return 0;
+}
+
 int cmd_create(struct legoctl *lc, int argc, char **argv)
 {
 	static const struct option opts[] = {{"cpus", required_argument, NULL, 'c'},
@@ -138,10 +199,14 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 					     {"args", required_argument, NULL, 'A'},
 					     {"from", required_argument, NULL, 'f'},
 					     {"wait", no_argument, NULL, 'w'},
+					     {"image", required_argument, NULL, 'I'},
+					     {"net", no_argument, NULL, 'n'},
+					     {"no-net", no_argument, NULL, 'N'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	json_t *spec = json_object(), *out = NULL;
-	const char *from = NULL;
+	const char *from = NULL, *image = NULL;
+	int image_fd = -1;
 	bool wait = false;
 	char *end;
 	uint64_t sz;
@@ -170,7 +235,17 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 			key = "excache";
 			break;
 		case 'd':
-			key = "disk";
+			if (parse_size(optarg, &sz) || sz % 512 || sz < 4096)
+				return usage_fail("create",
+						  "--disk: '%s' is not a size of 4K or more",
+						  optarg);
+			if (!json_object_get(spec, "disks"))
+				json_object_set_new(spec, "disks", json_array());
+			json_array_append_new(json_object_get(spec, "disks"),
+					      json_integer((json_int_t)sz));
+			break;
+		case 'I':
+			image = optarg;
 			break;
 		case 'k':
 			json_object_set_new(spec, "kernel", json_string(optarg));
@@ -192,6 +267,10 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 			break;
 		case 'w':
 			wait = true;
+			break;
+		case 'n':
+		case 'N':
+			json_object_set_new(spec, "net", json_boolean(o == 'n'));
 			break;
 		case ':':
 			return usage_fail("create", "%s needs a value", argv[optind - 1]);
@@ -220,11 +299,19 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 			return fail("%s: %s", f, strerror(errno));
 		json_object_set_new(spec, files[i], json_string(real));
 	}
+	if (image) {
+		struct stat st;
+
+		image_fd = open(image, O_RDONLY | O_CLOEXEC);
+		if (image_fd < 0 || fstat(image_fd, &st))
+			return fail("--image %s: %s", image, strerror(errno));
+		json_object_set_new(spec, "image", json_integer((json_int_t)st.st_size));
+	}
 	if (find_manager(lc))
 		return 1;
 	if (!lc->json) {
-		printf("creating %s: placing memory slabs, disk and VMM, starting it ... ",
-		       from ? from : argv[optind]);
+		printf("creating %s: placing memory slabs, disks and VMM, %s ... ",
+		       from ? from : argv[optind], image ? "making its volumes" : "starting it");
 		fflush(stdout);
 	}
 	uint64_t t0 = now_ns();
@@ -264,6 +351,12 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 			fprintf(stderr, "(nothing was created)\n");
 	}
 	json_decref(spec);
+	if (out && image_fd >= 0 && import_image(lc, out, image, image_fd)) {
+		json_decref(out);
+		out = NULL;
+	}
+	if (image_fd >= 0)
+		close(image_fd);
 	if (!out)
 		return 1;
 	if (lc->json) {
@@ -282,8 +375,17 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 			printf("  slab %zu: %s, primary %s, secondary %s\n", i,
 			       size_str(JI(s, "size"), a, sizeof(a)), JS(s, "primary"),
 			       JS(s, "secondary"));
-		if (*JS(out, "storsrv"))
-			printf("  disk: volume %s on %s\n", JS(out, "name"), JS(out, "storsrv"));
+		json_array_foreach(json_object_get(json_object_get(out, "spec"), "disks"), i, s)
+		{
+			printf("  disk vd%c: %s, volume %s", (char)('a' + i),
+			       size_str(json_integer_value(s), a, sizeof(a)), JS(out, "name"));
+			if (i)
+				printf(".d%zu", i);
+			printf(" on %s\n", JS(out, "storsrv"));
+		}
+		if (*JS(json_object_get(out, "net"), "ip"))
+			printf("  network: %s (MAC %s)\n", JS(json_object_get(out, "net"), "ip"),
+			       JS(json_object_get(out, "net"), "mac"));
 		printf("its console: legoctl console %s\n", JS(out, "name"));
 	}
 	if (wait) {
@@ -335,8 +437,9 @@ int cmd_list(struct legoctl *lc, int argc, char **argv)
 		json_decref(out);
 		return 0;
 	}
-	printf("%-16s %-9s %4s %9s %9s %9s %8s %-16s %s\n", "NAME", "STATE", "CPUS", "MEMORY",
-	       "EXCACHE", "RESIDENT", "MISSES", "AGENT", "MEMORY SERVERS (primary)");
+	printf("%-16s %-9s %-15s %4s %9s %9s %9s %8s %-16s %s\n", "NAME", "STATE", "ADDRESS",
+	       "CPUS", "MEMORY", "EXCACHE", "RESIDENT", "MISSES", "AGENT",
+	       "MEMORY SERVERS (primary)");
 	json_array_foreach(json_object_get(out, "vnodes"), i, v)
 	{
 		json_t *xc = json_object_get(v, "excache_use"), *spec = json_object_get(v, "spec");
@@ -367,8 +470,11 @@ int cmd_list(struct legoctl *lc, int argc, char **argv)
 			snprintf(mem + n, sizeof(mem) - n, "  DOWN: %s",
 				 json_string_value(json_array_get(json_object_get(v, "down"), 0)));
 		}
-		printf("%-16s %-9s %4lld %9s %9s %9s %8s %-16s %s%s\n", JS(v, "name"),
-		       JS(v, "state"), JI(spec, "cpus"), size_str(JI(v, "memory"), a, sizeof(a)),
+		printf("%-16s %-9s %-15s %4lld %9s %9s %9s %8s %-16s %s%s\n", JS(v, "name"),
+		       JS(v, "state"),
+		       *JS(json_object_get(v, "net"), "ip") ? JS(json_object_get(v, "net"), "ip")
+							    : "-",
+		       JI(spec, "cpus"), size_str(JI(v, "memory"), a, sizeof(a)),
 		       size_str(JI(v, "excache"), b, sizeof(b)), c, miss, JS(v, "agent"), mem,
 		       json_is_true(json_object_get(v, "pending")) ? "  (changes at next start)"
 								   : "");

@@ -1,6 +1,8 @@
 /* storclient.c - volume and block requests to a storage server (storclient.h). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "storclient.h"
 
@@ -47,4 +49,43 @@ const char *stor_strerror(int err)
 		       "512)";
 	}
 	return strerror(-err);
+}
+
+int stor_import(struct xport *x, const char *volume, const uint8_t *token, int fd, uint64_t size,
+		void (*progress)(void *arg, uint64_t done, uint64_t size), void *arg)
+{
+	uint8_t *buf = malloc(LMP_BLK_MAX), *zero = calloc(1, LMP_BLK_MAX);
+	uint64_t off = 0, reported = 0;
+	int ret = buf && zero ? 0 : -ENOMEM;
+
+	while (!ret && off < size) {
+		off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+		ssize_t n;
+		uint32_t len;
+
+		if (data < 0) /* no data after @off: the rest is a hole */
+			break;
+		off = (uint64_t)data & ~511ULL;
+		n = pread(fd, buf, LMP_BLK_MAX, (off_t)off);
+		if (n <= 0) {
+			ret = n < 0 ? -errno : 0;
+			break;
+		}
+		len = (uint32_t)((n + 511) & ~511);
+		memset(buf + n, 0, len - n);
+		if (memcmp(buf, zero, len))
+			ret = stor_blk(x, LMP_BLK_WRITE, volume, token, off, buf, len, 0);
+		off += (uint64_t)n;
+		if (progress && off - reported >= (64u << 20)) {
+			progress(arg, off, size);
+			reported = off;
+		}
+	}
+	if (!ret)
+		ret = stor_blk(x, LMP_BLK_FLUSH, volume, token, 0, NULL, 0, 0);
+	if (!ret && progress)
+		progress(arg, size, size);
+	free(buf);
+	free(zero);
+	return ret;
 }

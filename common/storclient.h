@@ -22,6 +22,15 @@ int stor_vol(struct xport *x, uint16_t type, const struct lmp_vol *v);
 int stor_blk(struct xport *x, uint16_t type, const char *volume, const uint8_t *token,
 	     uint64_t offset, void *data, uint32_t len, uint32_t flags);
 
+/*
+ * stor_import - copy the file @fd (@size bytes) into @volume from its
+ * start, 256 KiB per request, skipping its holes and zero blocks (a volume
+ * reads zeros where it was never written), then flush. @progress, if not
+ * NULL, is called with the bytes done so far now and then. -errno.
+ */
+int stor_import(struct xport *x, const char *volume, const uint8_t *token, int fd, uint64_t size,
+		void (*progress)(void *arg, uint64_t done, uint64_t size), void *arg);
+
 /* stor_strerror - what a volume request's -errno means for a person. */
 const char *stor_strerror(int err);
 

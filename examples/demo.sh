@@ -3,7 +3,9 @@
 # all their memory local, then with most of it on a memory server; then a whole
 # cluster (legoctl up: manager, two memory servers, a storage server, a host
 # agent) and a vNode in it booting Debian's stock kernel, its memory in slabs
-# on the memory servers and its disk a volume on the storage server.
+# on the memory servers, its disk a volume on the storage server, and an
+# address on the cluster's network, where it serves a page this script
+# fetches with curl.
 # Usage: examples/demo.sh [BUILD_DIR]   (make demo builds everything first)
 set -eu
 build=${1:-build}
@@ -46,15 +48,28 @@ echo "== a cluster on this machine: legoctl up (LEGO_HOME=$LEGO_HOME)"
 "$ctl" nodes
 echo
 echo "== a vNode booting Debian's stock kernel on 2 vCPUs: 512 MiB of RAM, of which 32 MiB"
-echo "   stay in lego-vmm, the rest on the memory servers; a 256 MiB disk on the storage server"
+echo "   stay in lego-vmm, the rest on the memory servers; a 256 MiB disk on the storage"
+echo "   server; an address on the cluster's network, where its guest serves a page"
 if [ -e /sys/module/kvm_pvm ]; then
 	echo "   (this host has no hardware virtualisation: the kernel's code is emulated, minutes)"
 fi
 "$ctl" create web --cpus 2 --memory 512M --excache 32M --disk 256M \
-	--append 'console=ttyS0 lego.run="uname -r; nproc; grep MemTotal /proc/meminfo; echo disk vda: $(cat /sys/block/vda/size) sectors"'
+	--append 'console=ttyS0 lego.run="uname -r; nproc; grep MemTotal /proc/meminfo; echo disk vda: $(cat /sys/block/vda/size) sectors; echo lego-demo: waiting for the host to fetch my page; read -r line; echo the host says: $line"'
 "$ctl" list
+echo "== its console, until its network is up"
+for i in $(seq 1 1800); do
+	"$ctl" console web --once >"$out" 2>/dev/null || true
+	grep -q "lego-demo: waiting" "$out" && break
+	grep -q "lego-guest: power off" "$out" && break
+	sleep 1
+done
+cat "$out"
+ip=$("$ctl" --json list | sed -n 's/.*"ip": "\([0-9.]*\)".*/\1/p' | head -n 1)
+echo
+echo "== the page web serves, fetched from this host: curl http://$ip/"
+curl -sS --max-time 120 "http://$ip/" || echo "(curl could not fetch it)"
 echo "== its console, until it powers off"
-"$ctl" console web </dev/null
+echo "I fetched your page" | "$ctl" console web
 "$ctl" list
 state=$("$ctl" --json list | grep -o '"state": "[a-z]*"' | head -1)
 "$ctl" destroy web

@@ -184,6 +184,8 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 			out = vnode_json(m, v);
 		else if (v)
 			spec = json_deep_copy(v->spec);
+		if (spec && v->mac[0]) /* for dumpxml's <interface> */
+			json_object_set_new(spec, "mac", json_string(v->mac));
 		pthread_mutex_unlock(&m->lock);
 		if (!v) {
 			http_error(resp, 404, "no vNode named %s (legoctl list)", name);

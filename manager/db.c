@@ -105,7 +105,8 @@ static const struct {
 	U64_FIELD(slab_size),	 STR_FIELD(agent),
 	STR_FIELD(storsrv),	 STR_FIELD(vol_token),
 	U64_FIELD(epoch),	 STR_FIELD(backup_storsrv),
-	STR_FIELD(backup_token),
+	STR_FIELD(backup_token), STR_FIELD(ip),
+	STR_FIELD(mac),
 };
 
 static json_t *vnode_record(const struct vnode *v)
@@ -234,8 +235,17 @@ int db_load(struct manager *m, char *err, size_t errlen)
 		}
 	}
 	sqlite3_finalize(st);
-	for (int i = 0; i < m->nr_vnodes; i++)
-		vnode_reserve(m, m->vnodes[i], +1);
+	for (int i = 0; i < m->nr_vnodes; i++) {
+		struct vnode *v = m->vnodes[i];
+
+		vnode_reserve(m, v, +1);
+		if (v->ip[0] && ipam_mark(&m->ipam, v->ip)) {
+			log_warn("vNode %s had %s, outside the subnet or taken twice: it runs "
+				 "without a network until it is made again",
+				 v->name, v->ip);
+			v->ip[0] = v->mac[0] = '\0';
+		}
+	}
 	if (n || m->nr_vnodes)
 		log_info("state loaded: %d components, %d vNodes", n, m->nr_vnodes);
 	return 0;

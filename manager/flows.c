@@ -5,9 +5,12 @@
  * "creating" and cannot be changed meanwhile.
  *
  * A vNode's spec (JSON, what the user asked for):
- *   name, cpus, memory, excache, disk (bytes, 0 for none), uuid,
- *   and either payload (+ args) or kernel (+ initrd, cmdline), or neither
- *   (the agent's boot kit: Debian's stock kernel).
+ *   name, cpus, memory, excache, disks (their sizes in bytes: vda, vdb, ...;
+ *   "disk": one size, as before), image (the size of a raw image to be
+ *   imported into the first disk before the vNode starts), uuid, net (a
+ *   network interface: true by default for a Linux vNode, false for a
+ *   payload), and either payload (+ args) or kernel (+ initrd, cmdline), or
+ *   neither (the agent's boot kit: Debian's stock kernel).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +22,57 @@
 #include "manager.h"
 #include "order.h"
 #include "util.h"
+
+/*
+ * The disks of a spec, as "disks": [size, ...]; a "disk" of the older form
+ * becomes the first, an "image" makes the first at least its size.
+ */
+static int disks_check(json_t *spec, json_t *disk, char *err, size_t errlen)
+{
+	json_t *disks = json_object_get(spec, "disks"), *image = json_object_get(spec, "image");
+	json_t *e;
+	size_t i;
+
+	if (disk && (!json_is_integer(disk) || json_integer_value(disk) < 0 ||
+		     json_integer_value(disk) % 512)) {
+		snprintf(err, errlen, "disk must be a size in bytes, a multiple of 512 (0: none)");
+		return -EINVAL;
+	}
+	if (!disks) {
+		disks = json_array();
+		if (disk && json_integer_value(disk))
+			json_array_append(disks, disk);
+		json_object_set_new(spec, "disks", disks);
+	}
+	json_object_del(spec, "disk");
+	if (image && (!json_is_integer(image) || json_integer_value(image) <= 0)) {
+		snprintf(err, errlen, "image is the size in bytes of the image to import");
+		return -EINVAL;
+	}
+	if (image) { /* the first disk holds the image */
+		json_int_t need = ALIGN_UP(json_integer_value(image), (json_int_t)512);
+
+		if (!json_array_size(disks))
+			json_array_append_new(disks, json_integer(need));
+		else if (json_integer_value(json_array_get(disks, 0)) < need)
+			json_array_set_new(disks, 0, json_integer(need));
+	}
+	if (!json_is_array(disks) || json_array_size(disks) > ORDER_MAX_DISKS) {
+		snprintf(err, errlen, "disks is a list of at most %d sizes", ORDER_MAX_DISKS);
+		return -EINVAL;
+	}
+	json_array_foreach(disks, i, e)
+	{
+		if (!json_is_integer(e) || json_integer_value(e) < 4096 ||
+		    json_integer_value(e) % 512) {
+			snprintf(err, errlen,
+				 "each disk is a size in bytes, a multiple of 512, at "
+				 "least 4K");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
 
 /* Check and complete a spec in place; 0 or -EINVAL with a reason. */
 static int spec_check(json_t *spec, char *err, size_t errlen)
@@ -85,14 +139,26 @@ static int spec_check(json_t *spec, char *err, size_t errlen)
 		snprintf(err, errlen, "excache must be at least 1 MiB and at most the memory");
 		return -EINVAL;
 	}
-	if (!disk)
-		json_object_set_new(spec, "disk", disk = json_integer(0));
-	if (!json_is_integer(disk) || json_integer_value(disk) < 0 ||
-	    json_integer_value(disk) % 512) {
-		snprintf(err, errlen, "disk must be a size in bytes, a multiple of 512 (0: none)");
+	if (!json_object_get(spec, "net"))
+		json_object_set_new(spec, "net", json_boolean(!spec_str(spec, "payload")));
+	if (!json_is_boolean(json_object_get(spec, "net"))) {
+		snprintf(err, errlen, "net is true or false");
 		return -EINVAL;
 	}
-	return 0;
+	return disks_check(spec, disk, err, errlen);
+}
+
+/* Delete the volumes of @v's first @n disks (a create undone, or a destroy); errors logged. */
+static void delete_volumes(struct vnode *v, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char vol[NAME_LEN + 8], why[512];
+
+		vnode_volume(v, i, vol, sizeof(vol));
+		if (volume_op(v->storsrv, LMP_VOL_DELETE, vol, v->vol_token, 0, why, sizeof(why)) &&
+		    !strstr(why, "No such file"))
+			log_warn("vNode %s: its volume %s stays behind: %s", v->name, vol, why);
+	}
 }
 
 /* Place @v's memory anew (first start, or its size changed). Lock held. */
@@ -156,6 +222,14 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 			 name);
 		return -EEXIST;
 	}
+	if (json_is_true(json_object_get(spec, "net")) && !m->ipam.used) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen,
+			 "this cluster has no network for vNodes (lego-manager runs without "
+			 "--subnet): create %s with --no-net",
+			 name);
+		return -EINVAL;
+	}
 	v = vnode_add(m, name);
 	if (!v) {
 		pthread_mutex_unlock(&m->lock);
@@ -169,7 +243,18 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 	memcpy(&v->id, rnd + LMP_TOKEN_LEN, 8);
 	v->id &= INT64_MAX; /* it goes through JSON */
 	hex(rnd, LMP_TOKEN_LEN, v->token);
-	/* Two-level placement: all of it, or nothing. */
+	/* Its address, then two-level placement: all of it, or nothing. */
+	if (json_is_true(json_object_get(spec, "net"))) {
+		char subnet[20];
+
+		if (ipam_take(&m->ipam, v->ip)) {
+			ipam_gateway(&m->ipam, subnet);
+			snprintf(err, errlen, "no address left in the vNodes' subnet (gateway %s)",
+				 subnet);
+			goto refuse;
+		}
+		ipam_mac(v->ip, v->mac);
+	}
 	if (place_vnode_memory(m, v, err, errlen))
 		goto refuse;
 	if (vnode_disk(v)) {
@@ -198,26 +283,27 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 	else
 		log_warn("vNode %s gets no memory backup: %s", name, err);
 	m->nr_placements++;
-	db_save_vnode(m, v);
-	order = vnode_order(v);
-	pthread_mutex_unlock(&m->lock);
-
-	/* Remote work without the lock: the vNode is "creating" meanwhile. */
-	if (vnode_disk(v)) {
+	if (vnode_disk(v)) { /* one token for the vNode's volumes */
 		uint8_t vt[LMP_TOKEN_LEN];
 
 		if (getrandom(vt, sizeof(vt), 0) != sizeof(vt))
 			memset(vt, 0, sizeof(vt));
 		hex(vt, sizeof(vt), v->vol_token);
-		if (volume_op(v->storsrv, LMP_VOL_CREATE, v->name, v->vol_token, vnode_disk(v), err,
-			      errlen)) {
+	}
+	db_save_vnode(m, v);
+	pthread_mutex_unlock(&m->lock);
+
+	/* Remote work without the lock: the vNode is "creating" meanwhile. */
+	for (int i = 0; i < vnode_nr_disks(v); i++) {
+		char vol[NAME_LEN + 8];
+
+		vnode_volume(v, i, vol, sizeof(vol));
+		if (volume_op(v->storsrv, LMP_VOL_CREATE, vol, v->vol_token, vnode_disk_size(v, i),
+			      err, errlen)) {
+			delete_volumes(v, i);
 			status = -EREMOTEIO;
 			goto undo;
 		}
-		json_object_set_new(order, "disks",
-				    json_pack("[{s:o,s:s}]", "url",
-					      json_sprintf("storsrv://%s/%s", v->storsrv, v->name),
-					      "token", v->vol_token));
 	}
 	if (v->backup_storsrv[0]) {
 		uint8_t bt[LMP_TOKEN_LEN];
@@ -236,25 +322,39 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 			v->backup_storsrv[0] = '\0';
 			pthread_mutex_unlock(&m->lock);
 		}
-		json_decref(order);
-		pthread_mutex_lock(&m->lock);
-		order = vnode_order(v);
-		pthread_mutex_unlock(&m->lock);
 	}
+	if (json_object_get(v->spec, "image")) {
+		/* Its first disk waits for an image: the client imports it, then starts it. */
+		pthread_mutex_lock(&m->lock);
+		v->state = VNODE_STOPPED;
+		db_save_vnode(m, v);
+		if (out) {
+			*out = vnode_json(m, v);
+			json_object_set_new(
+				*out, "import",
+				json_pack("{s:o,s:s}", "url",
+					  json_sprintf("storsrv://%s/%s", v->storsrv, v->name),
+					  "token", v->vol_token));
+		}
+		pthread_mutex_unlock(&m->lock);
+		log_info("vNode %s created, waiting for its image before it starts", v->name);
+		return 0;
+	}
+	pthread_mutex_lock(&m->lock);
+	order = vnode_order(v, &m->ipam);
+	pthread_mutex_unlock(&m->lock);
 	status = agent_call(v->agent, "POST", "/v1/vnodes", order, NULL, err, errlen);
+	json_decref(order);
 	if (status) {
 		char why[256], vol[NAME_LEN + 8];
 
-		if (vnode_disk(v))
-			volume_op(v->storsrv, LMP_VOL_DELETE, v->name, v->vol_token, 0, why,
-				  sizeof(why));
+		delete_volumes(v, vnode_nr_disks(v));
 		snprintf(vol, sizeof(vol), "%s.mem", v->name);
 		if (v->backup_storsrv[0])
 			volume_op(v->backup_storsrv, LMP_VOL_DELETE, vol, v->backup_token, 0, why,
 				  sizeof(why));
 		goto undo;
 	}
-	json_decref(order);
 	pthread_mutex_lock(&m->lock);
 	v->state = VNODE_RUNNING;
 	db_save_vnode(m, v);
@@ -264,7 +364,6 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 	log_info("vNode %s created on agent %s", v->name, v->agent);
 	return 0;
 undo:
-	json_decref(order);
 	pthread_mutex_lock(&m->lock);
 	log_warn("vNode %s not created: %s", v->name, err);
 	vnode_forget(m, v);
@@ -394,7 +493,7 @@ int vnode_start(struct manager *m, const char *name, char *err, size_t errlen)
 		}
 	}
 	pthread_mutex_lock(&m->lock);
-	order = vnode_order(v);
+	order = vnode_order(v, &m->ipam);
 	pthread_mutex_unlock(&m->lock);
 	status = agent_call(agent, "POST", "/v1/vnodes", order, NULL, err, errlen);
 	json_decref(order);
@@ -421,10 +520,8 @@ int vnode_destroy(struct manager *m, const char *name, char *err, size_t errlen)
 		pthread_mutex_unlock(&m->lock);
 		return 0;
 	}
-	if (vnode_disk(v) && v->storsrv[0] &&
-	    volume_op(v->storsrv, LMP_VOL_DELETE, v->name, v->vol_token, 0, why, sizeof(why)) &&
-	    !strstr(why, "No such file"))
-		log_warn("vNode %s: its volume stays behind: %s", name, why);
+	if (v->storsrv[0])
+		delete_volumes(v, vnode_nr_disks(v) ? vnode_nr_disks(v) : 1);
 	if (v->backup_storsrv[0]) {
 		char vol[NAME_LEN + 8];
 

@@ -24,6 +24,8 @@ static void usage(FILE *f)
 		   "  --listen HOST:PORT  the HTTP API (default 127.0.0.1:7300)\n"
 		   "  --slab-size SIZE    memory is placed in slabs of SIZE (default 256M)\n"
 		   "  --down-after MS     a component silent this long is down (default 3000)\n"
+		   "  --subnet A.B.C.D/N  the vNodes' network: their addresses, the first one\n"
+		   "                      the gateway (the agents' bridges); none: no network\n"
 		   "  -v, --verbose       more messages; -q, --quiet fewer\n"
 		   "  -h, --help          this text; --version the version\n");
 }
@@ -35,6 +37,7 @@ int main(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},
 		{"slab-size", required_argument, NULL, 's'},
 		{"down-after", required_argument, NULL, 'D'},
+		{"subnet", required_argument, NULL, 'n'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -62,6 +65,12 @@ int main(int argc, char **argv)
 			if (parse_size(optarg, &m.slab_size) || m.slab_size < MiB ||
 			    m.slab_size % (2 * MiB))
 				return usage_error("--slab-size: '%s' is not a multiple of 2M",
+						   optarg);
+			break;
+		case 'n':
+			if (ipam_init(&m.ipam, optarg))
+				return usage_error("--subnet: '%s' is not A.B.C.D/N with N from 16 "
+						   "to 30",
 						   optarg);
 			break;
 		case 'D':

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ipam.h"
 #include "place.h"
 #include "proto.h"
 
@@ -90,6 +91,7 @@ struct vnode {
 	char backup_token[2 * LMP_TOKEN_LEN + 1];
 	uint64_t refill_ordered_ms;
 	uint64_t fill_failures_seen; /* the VMM's count of failed fills at the last order */
+	char ip[16], mac[18];	     /* its network interface ("": none) */
 };
 
 struct manager {
@@ -100,6 +102,7 @@ struct manager {
 	int nr_vnodes, cap_vnodes;
 	uint64_t slab_size;
 	int down_after_ms;
+	struct ipam ipam; /* the vNodes' subnet (ipam.used NULL: no network) */
 	uint64_t nr_requests, nr_heartbeats, nr_placements, nr_refusals;
 	pthread_t monitor;
 	bool stop;
@@ -142,7 +145,12 @@ json_t *vnode_json(struct manager *m, struct vnode *v);
 uint64_t spec_u64(const json_t *spec, const char *key);
 const char *spec_str(const json_t *spec, const char *key);
 uint64_t vnode_excache(const struct vnode *v);
+/* vnode_disk - all its disks' bytes; vnode_nr_disks, vnode_disk_size - each one's. */
 uint64_t vnode_disk(const struct vnode *v);
+int vnode_nr_disks(const struct vnode *v);
+uint64_t vnode_disk_size(const struct vnode *v, int i);
+/* vnode_volume - the name of disk @i's volume: NAME for the first, NAME.dI after. */
+void vnode_volume(const struct vnode *v, int i, char *name, size_t len);
 /* backup_bytes - the memory's backup volume: every page, and a header page after them. */
 uint64_t backup_bytes(uint64_t memory);
 
@@ -163,8 +171,9 @@ int volume_op(const char *addr, uint16_t type, const char *name, const char *tok
  */
 int agent_call(const char *agent, const char *method, const char *path, json_t *body, json_t **out,
 	       char *err, size_t errlen);
-/* vnode_order - the order that runs @v's VMM (order.h), as JSON for the agent. Lock held. */
-json_t *vnode_order(struct vnode *v);
+/* vnode_order - the order that runs @v's VMM (order.h), as JSON for the agent; @ipam
+ * the cluster's subnet, for its address. Lock held. */
+json_t *vnode_order(struct vnode *v, const struct ipam *ipam);
 /* hex - @n bytes at @b as 2n hex digits into @out. */
 void hex(const uint8_t *b, size_t n, char *out);
 

@@ -173,6 +173,8 @@ static void vnode_free(struct vnode *v)
 
 void vnode_remove(struct manager *m, struct vnode *v)
 {
+	if (v->ip[0])
+		ipam_put(&m->ipam, v->ip); /* the address goes with the vNode */
 	for (int i = 0; i < m->nr_vnodes; i++) {
 		if (m->vnodes[i] == v) {
 			m->vnodes[i] = m->vnodes[--m->nr_vnodes];
@@ -214,9 +216,31 @@ uint64_t vnode_excache(const struct vnode *v)
 	return spec_u64(v->spec, "excache");
 }
 
+int vnode_nr_disks(const struct vnode *v)
+{
+	return (int)json_array_size(json_object_get(v->spec, "disks"));
+}
+
+uint64_t vnode_disk_size(const struct vnode *v, int i)
+{
+	return (uint64_t)json_integer_value(json_array_get(json_object_get(v->spec, "disks"), i));
+}
+
+void vnode_volume(const struct vnode *v, int i, char *name, size_t len)
+{
+	if (i)
+		snprintf(name, len, "%s.d%d", v->name, i);
+	else
+		snprintf(name, len, "%s", v->name);
+}
+
 uint64_t vnode_disk(const struct vnode *v)
 {
-	return spec_u64(v->spec, "disk");
+	uint64_t total = spec_u64(v->spec, "disk"); /* a record of before "disks" */
+
+	for (int i = 0; i < vnode_nr_disks(v); i++)
+		total += vnode_disk_size(v, i);
+	return total;
 }
 
 uint64_t backup_bytes(uint64_t memory)
@@ -347,6 +371,8 @@ json_t *vnode_json(struct manager *m, struct vnode *v)
 		json_object_set(j, "exit_status", json_object_get(v->report, "exit_status"));
 	if (json_object_get(v->report, "pid"))
 		json_object_set(j, "pid", json_object_get(v->report, "pid"));
+	if (v->ip[0])
+		json_object_set_new(j, "net", json_pack("{s:s,s:s}", "ip", v->ip, "mac", v->mac));
 	if (spec_u64(v->spec, "memory") != v->placed_memory ||
 	    (running && spec_u64(v->spec, "cpus") != spec_u64(running, "cpus")))
 		json_object_set_new(j, "pending", json_true()); /* waits for the next start */
@@ -383,6 +409,7 @@ void manager_exit(struct manager *m)
 		free(m->roles[r].ps);
 		free(m->roles[r].index);
 	}
+	ipam_exit(&m->ipam);
 	db_close(m);
 }
 

@@ -77,12 +77,12 @@ static int servers(char ***list, int *nr, const struct vnode *v, bool secondary)
 	return 0;
 }
 
-json_t *vnode_order(struct vnode *v)
+json_t *vnode_order(struct vnode *v, const struct ipam *ipam)
 {
 	static const char *const boot[] = {"payload", "args", "kernel", "initrd", "cmdline"};
 	struct vnode_order o;
 	bool replicated = v->nr_slabs > 0;
-	char url[ADDR_LEN + NAME_LEN + 16];
+	char url[ADDR_LEN + NAME_LEN + 32];
 	json_t *j = NULL;
 
 	order_init(&o);
@@ -105,11 +105,24 @@ json_t *vnode_order(struct vnode *v)
 		if (order_set(&o.backup.url, url))
 			goto out;
 	}
-	if (v->storsrv[0]) {
-		snprintf(url, sizeof(url), "storsrv://%s/%s", v->storsrv, v->name);
+	if (v->ip[0] && ipam->used) { /* one interface: the agent names its TAP */
+		struct order_nic *nic = &o.nics[o.nr_nics++];
+		char cidr[20], gw[16];
+
+		ipam_cidr(ipam, v->ip, cidr);
+		ipam_gateway(ipam, gw);
+		nic->has_mac = !order_mac_parse(v->mac, nic->mac);
+		if (order_set(&nic->ip, cidr) || order_set(&nic->gateway, gw))
+			goto out;
+	}
+	for (int i = 0; v->storsrv[0] && i < (vnode_nr_disks(v) ? vnode_nr_disks(v) : 1); i++) {
+		char vol[NAME_LEN + 8];
+
+		vnode_volume(v, i, vol, sizeof(vol));
+		snprintf(url, sizeof(url), "storsrv://%s/%s", v->storsrv, vol);
 		if (order_add_disk(&o, url))
 			goto out;
-		o.disks[0].has_token = !lmp_token_parse(v->vol_token, o.disks[0].token);
+		o.disks[i].has_token = !lmp_token_parse(v->vol_token, o.disks[i].token);
 	}
 	for (size_t i = 0; i < sizeof(boot) / sizeof(boot[0]); i++) {
 		char **field[] = {&o.payload, &o.args, &o.kernel, &o.initrd, &o.cmdline};

@@ -7,14 +7,19 @@
  *   <metadata>
  *     <lego:vnode xmlns:lego="https://lego.dev/xmlns/vnode/1">
  *       <lego:excache unit="bytes">268435456</lego:excache>
- *       <lego:disk unit="bytes">4294967296</lego:disk>   (the volume's size)
+ *       <lego:disk unit="bytes">4294967296</lego:disk>   (a volume's size; one per disk)
  *       <lego:payload args="op=verify">touch</lego:payload>  (test payloads)
  *     </lego:vnode>
  *   </metadata>
  *
- * A <disk device="disk"> among the devices is the vNode's volume; its size
- * comes from <lego:disk>, or from the file a type="file" disk names. dumpxml
- * writes it as <disk type="volume"> of the storage pool "lego".
+ * Each <disk device="disk"> among the devices is one of the vNode's
+ * volumes (vda, vdb, ... in order); its size comes from the <lego:disk> of
+ * the same rank, or from the file a type="file" disk names. dumpxml writes
+ * them as <disk type="volume"> of the storage pool "lego". An
+ * <interface> is the vNode's network interface (on the cluster's network,
+ * its address the manager's to give): dumpxml writes it as
+ * <interface type="bridge"> with the vNode's MAC; a domain without one has
+ * no network.
  */
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -29,6 +34,7 @@
 #include <sys/stat.h>
 
 #include "manager.h"
+#include "order.h"
 #include "util.h"
 
 #define LEGO_XMLNS "https://lego.dev/xmlns/vnode/1"
@@ -180,30 +186,49 @@ json_t *xml_to_spec(const char *xml, char *err, size_t errlen)
 		goto bad;
 	if (!r)
 		json_object_set_new(spec, "excache", json_integer((json_int_t)size));
-	if (xpath_count(ctx, "/domain/devices/disk[@device='disk']") > 1) {
-		snprintf(err, errlen, "a vNode has at most one disk (its volume)");
+	if (xpath_count(ctx, "/domain/devices/disk[@device='disk']") > ORDER_MAX_DISKS) {
+		snprintf(err, errlen, "a vNode has at most %d disks", ORDER_MAX_DISKS);
 		goto bad;
 	}
-	json_object_set_new(spec, "disk", json_integer(0));
-	if (xpath_count(ctx, "/domain/devices/disk[@device='disk']") == 1) {
-		r = xpath_size(ctx, "/domain/metadata/lego:vnode/lego:disk", &size, err, errlen);
-		if (r < 0)
-			goto bad;
-		if (r) {
-			struct stat st;
+	if (xpath_count(ctx, "/domain/devices/interface") > 1) {
+		snprintf(err, errlen, "a vNode has at most one network interface");
+		goto bad;
+	}
+	json_object_set_new(spec, "net",
+			    json_boolean(xpath_count(ctx, "/domain/devices/interface") == 1));
+	{
+		int n = xpath_count(ctx, "/domain/devices/disk[@device='disk']");
+		json_t *disks = json_array();
 
-			s = xpath_str(ctx, "/domain/devices/disk[@device='disk']/source/@file");
-			if (!s || stat(s, &st)) {
-				snprintf(err, errlen,
-					 "the disk's size is unknown: give it as <lego:disk "
-					 "unit=\"GiB\">4</lego:disk> in the lego metadata");
-				free(s);
+		json_object_set_new(spec, "disks", disks);
+		for (int i = 1; i <= n; i++) {
+			char expr[160];
+
+			snprintf(expr, sizeof(expr), "/domain/metadata/lego:vnode/lego:disk[%d]",
+				 i);
+			r = xpath_size(ctx, expr, &size, err, errlen);
+			if (r < 0)
 				goto bad;
+			if (r) {
+				struct stat st;
+
+				snprintf(expr, sizeof(expr),
+					 "/domain/devices/disk[@device='disk'][%d]/source/@file",
+					 i);
+				s = xpath_str(ctx, expr);
+				if (!s || stat(s, &st)) {
+					snprintf(err, errlen,
+						 "disk %d's size is unknown: give it as <lego:disk "
+						 "unit=\"GiB\">4</lego:disk> in the lego metadata",
+						 i);
+					free(s);
+					goto bad;
+				}
+				size = ALIGN_UP((uint64_t)st.st_size, 512);
+				free(s);
 			}
-			size = ALIGN_UP((uint64_t)st.st_size, 512);
-			free(s);
+			json_array_append_new(disks, json_integer((json_int_t)size));
 		}
-		json_object_set_new(spec, "disk", json_integer((json_int_t)size));
 	}
 	goto out;
 bad:
@@ -268,8 +293,10 @@ char *spec_to_xml(const json_t *spec, char *err, size_t errlen)
 	elem(f, "  ", "uuid", STR("uuid"));
 	fprintf(f, "  <metadata>\n    <lego:vnode xmlns:lego='%s'>\n", LEGO_XMLNS);
 	fprintf(f, "      <lego:excache unit='bytes'>%lld</lego:excache>\n", INT("excache"));
-	if (INT("disk"))
-		fprintf(f, "      <lego:disk unit='bytes'>%lld</lego:disk>\n", INT("disk"));
+	for (size_t i = 0; i < json_array_size(json_object_get(spec, "disks")); i++)
+		fprintf(f, "      <lego:disk unit='bytes'>%lld</lego:disk>\n",
+			(long long)json_integer_value(
+				json_array_get(json_object_get(spec, "disks"), i)));
 	if (STR("payload")) {
 		fprintf(f, "      <lego:payload");
 		if (STR("args")) {
@@ -289,11 +316,24 @@ char *spec_to_xml(const json_t *spec, char *err, size_t errlen)
 	elem(f, "    ", "initrd", STR("initrd"));
 	elem(f, "    ", "cmdline", STR("cmdline"));
 	fprintf(f, "  </os>\n  <devices>\n");
-	if (INT("disk")) {
+	for (size_t i = 0; i < json_array_size(json_object_get(spec, "disks")); i++) {
 		fprintf(f, "    <disk type='volume' device='disk'>\n"
 			   "      <source pool='lego' volume='");
 		esc(f, STR("name"));
-		fprintf(f, "'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>\n");
+		if (i)
+			fprintf(f, ".d%zu", i);
+		fprintf(f, "'/>\n      <target dev='vd%c' bus='virtio'/>\n    </disk>\n",
+			(char)('a' + i));
+	}
+	if (json_is_true(json_object_get(spec, "net"))) {
+		fprintf(f, "    <interface type='bridge'>\n");
+		if (STR("mac")) {
+			fprintf(f, "      <mac address='");
+			esc(f, STR("mac"));
+			fprintf(f, "'/>\n");
+		}
+		fprintf(f, "      <source bridge='lego'/>\n      <model type='virtio'/>\n"
+			   "    </interface>\n");
 	}
 	fprintf(f, "    <serial type='pty'/>\n  </devices>\n</domain>\n");
 	fclose(f);

@@ -27,28 +27,6 @@ static int fail(const char *what, int err)
 	return 1;
 }
 
-/* Copy @path into the new volume, 256 KiB per request, skipping zero blocks. */
-static int import(struct xport *x, const struct lmp_vol *v, int fd)
-{
-	static uint8_t buf[LMP_BLK_MAX], zero[LMP_BLK_MAX];
-	uint64_t off = 0;
-	ssize_t n;
-
-	while ((n = pread(fd, buf, sizeof(buf), (off_t)off)) > 0) {
-		uint32_t len = (uint32_t)((n + 511) & ~511);
-		int ret;
-
-		memset(buf + n, 0, len - n);
-		off += (uint64_t)n;
-		if (!memcmp(buf, zero, len))
-			continue; /* the volume is sparse: never-written blocks read zero */
-		ret = stor_blk(x, LMP_BLK_WRITE, v->name, v->token, off - (uint64_t)n, buf, len, 0);
-		if (ret)
-			return ret;
-	}
-	return stor_blk(x, LMP_BLK_FLUSH, v->name, v->token, 0, NULL, 0, 0);
-}
-
 int volctl_main(int argc, char **argv)
 {
 	struct lmp_vol v = {0};
@@ -119,7 +97,7 @@ int volctl_main(int argc, char **argv)
 	} else if (!strcmp(argv[0], "create")) {
 		ret = stor_vol(x, LMP_VOL_CREATE, &v);
 		if (!ret && fd >= 0)
-			ret = import(x, &v, fd);
+			ret = stor_import(x, v.name, v.token, fd, v.size, NULL, NULL);
 		if (ret) {
 			ret = fail(v.name, ret);
 		} else {

@@ -5,16 +5,24 @@
  * under the guest: once just after the disk was found (while it mounts
  * and loads), once after the guest wrote a file and synced; the guest then
  * drops its caches and reads the file back from the disk. A second boot
- * sees the file. Minutes on kvm_pvm hosts.
+ * sees the file, and checks what a vNode a person uses has, in the same
+ * boot (they cost minutes each on kvm_pvm hosts): a network, in a namespace
+ * of the test's own (the guest takes its address, fetches a page from the
+ * host, the host pings it and fetches the page its httpd serves); a second
+ * disk (vdb); and fstrim, which gives the space of a deleted file back to
+ * the storage server (the volume's file shrinks).
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "netns.h"
 #include "test.h"
 
 /* Wait until @pid's console shows @text (false if it exited first). */
@@ -38,15 +46,26 @@ static bool wait_for_console(pid_t pid, const char *text)
 	return false;
 }
 
-static pid_t boot(const char *disk, const char *token, const char *run)
+static pid_t boot(const char *disk, const char *token, const char *run, char *const more[])
 {
-	static char append[512];
-	char *argv[KIT_ARGV_MAX];
-	char *const extra[] = {"--disk", (char *)disk, "--disk-token", (char *)token, NULL};
+	static char append[1024];
+	char *argv[KIT_ARGV_MAX],
+		*extra[16] = {"--disk", (char *)disk, "--disk-token", (char *)token};
+	int n = 4;
 
+	for (int i = 0; more && more[i] && n < 15; i++)
+		extra[n++] = more[i];
+	extra[n] = NULL;
 	snprintf(append, sizeof(append), "console=ttyS0 lego.run=\"%s\"", run);
 	kit_argv(argv, extra, append);
 	return proc_spawn(argv);
+}
+
+static long long allocated(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) ? -1 : (long long)st.st_blocks * 512;
 }
 
 static void finish(pid_t vmm, struct proc_result *r)
@@ -78,6 +97,9 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 	const char *p;
 
 	kit_require();
+	netns_enter(); /* before any server: everything of the case in one namespace */
+	netns_tap("lt0");
+	netns_addr("lt0", "10.0.7.1/24");
 	storsrv_start(&sv);
 	proc_run(create, 60, &r);
 	ASSERT_EQ(r.status, 0);
@@ -92,7 +114,7 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 		 "echo %s > /mnt/persist; sync; echo lego-test: synced; sleep 1; "
 		 "echo 3 > /proc/sys/vm/drop_caches; cat /mnt/persist",
 		 name);
-	vmm = boot(disk, token, run);
+	vmm = boot(disk, token, run, NULL);
 	ASSERT(wait_for_console(vmm, "virtio_blk virtio0: [vda]"), "the disk never appeared");
 	storsrv_kill(&sv, SIGKILL); /* while the guest mounts its disk and goes on */
 	storsrv_start(&sv);
@@ -109,12 +131,52 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 	ASSERT_CONTAINS(r.err, "connected again");
 	proc_result_free(&r);
 
-	/* a second boot sees the file */
-	vmm = boot(disk, token, "cat /mnt/persist");
-	finish(vmm, &r);
-	ASSERT_EQ(r.status, 0);
-	p = strstr(r.out, "lego-guest: ready");
-	ASSERT(p && strstr(p, name), "the second boot did not see the file");
-	proc_result_free(&r);
+	/* A second boot sees the file; with a network, a second disk, and fstrim. */
+	{
+		char scratch[300], vol[400], page[4096];
+		char *more[] = {"--net", "lt0,ip=10.0.7.2/24,gw=10.0.7.1", "--disk", scratch, NULL};
+		struct netns_httpd *h = netns_httpd_start("10.0.7.1", 8080);
+		long long before, after;
+		int fd, status;
+
+		snprintf(scratch, sizeof(scratch), "%s/scratch.img", test_tmpdir());
+		fd = open(scratch, O_CREAT | O_RDWR, 0600);
+		ASSERT(fd >= 0 && ftruncate(fd, 8 << 20) == 0);
+		close(fd);
+		snprintf(vol, sizeof(vol), "%s/root.vol", sv.dir);
+		before = allocated(vol);
+		vmm = boot(
+			disk, token,
+			"cat /mnt/persist; echo lego-test: vdb $(cat /sys/block/vdb/size); "
+			"wget -q -O - http://10.0.7.1:8080/hello; "
+			"dd if=/dev/zero of=/mnt/big bs=1M count=16 2>/dev/null; sync; rm /mnt/big; "
+			"sync; fstrim -v /mnt; echo lego-test: net-ready; "
+			"until wget -q -O /dev/null http://10.0.7.1:8080/done; do usleep 200000; done",
+			more);
+		ASSERT(wait_for_console(vmm, "lego-test: net-ready"), "the guest never got there");
+		after = allocated(vol);
+		printf("  the volume held %lld KiB before the boot, %lld KiB after 16 MiB were "
+		       "written, deleted and trimmed\n",
+		       before >> 10, after >> 10);
+		ASSERT(after <= before + (4 << 20),
+		       "fstrim gave nothing back to the storage server");
+		ASSERT(netns_ping("10.0.7.2", 60000), "the guest does not answer a ping");
+		status = netns_http_get("10.0.7.2", 80, "/", page, sizeof(page), 60000);
+		ASSERT(status == 200, "GET / from the guest: %d", status);
+		ASSERT_CONTAINS(page, "lego vNode");
+		netns_httpd_done(h);
+		finish(vmm, &r);
+		ASSERT_EQ(r.status, 0);
+		p = strstr(r.out, "lego-guest: ready");
+		ASSERT(p && strstr(p, name), "the second boot did not see the file");
+		ASSERT_CONTAINS(r.out, "lego-guest: network eth0 10.0.7.2/24 via 10.0.7.1");
+		ASSERT_CONTAINS(r.out, "hello from the host");
+		ASSERT_CONTAINS(r.out, "lego-test: vdb 16384");
+		ASSERT_CONTAINS(r.out, "bytes trimmed");
+		ASSERT(netns_httpd_hits(h, "/hello") == 1,
+		       "the guest never fetched the host's page");
+		netns_httpd_stop(h);
+		proc_result_free(&r);
+	}
 	storsrv_kill(&sv, SIGTERM);
 }

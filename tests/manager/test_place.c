@@ -4,8 +4,11 @@
  * respected, and a request that does not fit changes nothing.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "ipam.h"
 #include "place.h"
 #include "test.h"
 #include "util.h"
@@ -105,4 +108,64 @@ TEST(place_one_picks_the_roomiest_up_candidate)
 	ASSERT_EQ(s[1].reserved, 3 * GiB);
 	ASSERT_EQ(place_one(s, 3, 8 * GiB, "storage server", err, sizeof(err)), -ENOSPC);
 	ASSERT_CONTAINS(err, "no storage server has 8 GiB free (2 of 3 up)");
+}
+
+/*
+ * The vNodes' addresses (ipam.h): 1,000 vNodes made and destroyed at
+ * random in a /24, the subnet full at times: an address is never held by
+ * two at once, never the network's, the gateway's or the broadcast, a full
+ * subnet refuses, freed ones come back, and the count of the used ones
+ * matches what the vNodes hold.
+ */
+TEST(addresses_are_never_given_twice_and_freed_ones_come_back)
+{
+	static char held[1000][16];
+	struct ipam p;
+	char ip[16], gw[16], cidr[20], mac[18];
+	int live = 0, taken = 0, refused = 0, seen_again = 0;
+	static uint8_t ever[256];
+
+	ASSERT_EQ(ipam_init(&p, "10.77.3.0/24"), 0);
+	ASSERT_EQ(ipam_init(&(struct ipam){0}, "10.77.3.0/8"), -EINVAL);
+	ASSERT_EQ(ipam_init(&(struct ipam){0}, "10.77.3/24"), -EINVAL);
+	ipam_gateway(&p, gw);
+	ASSERT(!strcmp(gw, "10.77.3.1"));
+	srand(7);
+	for (int step = 0; step < 1000; step++) {
+		bool make = live == 0 || (live < 1000 && rand() % 3 != 0);
+
+		if (make) {
+			if (ipam_take(&p, ip)) {
+				ASSERT(live == 253, "refused with only %d held", live);
+				refused++;
+				continue;
+			}
+			for (int k = 0; k < live; k++)
+				ASSERT(strcmp(held[k], ip), "%s given twice", ip);
+			ASSERT(strcmp(ip, "10.77.3.0") && strcmp(ip, gw) &&
+				       strcmp(ip, "10.77.3.255"),
+			       "%s is not a host's", ip);
+			seen_again += ever[atoi(strrchr(ip, '.') + 1)]++ > 0;
+			snprintf(held[live++], 16, "%s", ip);
+			taken++;
+		} else {
+			int k = rand() % live;
+
+			ipam_put(&p, held[k]);
+			memcpy(held[k], held[--live], 16);
+		}
+		ASSERT_EQ(p.nr_used, (uint32_t)live + 3);
+	}
+	printf("  %d addresses handed out, %d refusals (the subnet full), %d handed out again\n",
+	       taken, refused, seen_again);
+	ASSERT(refused > 0, "the subnet never filled up: the test did not reach it");
+	ASSERT(seen_again > 0, "no freed address ever came back");
+	/* Read back from a database: each one once. */
+	ASSERT_EQ(ipam_mark(&p, held[0]), -EEXIST);
+	ASSERT_EQ(ipam_mark(&p, "10.78.0.5"), -EINVAL);
+	ipam_cidr(&p, "10.77.3.9", cidr);
+	ASSERT(!strcmp(cidr, "10.77.3.9/24"));
+	ipam_mac("10.77.3.9", mac);
+	ASSERT(!strcmp(mac, "02:4c:47:4d:03:09"));
+	ipam_exit(&p);
 }

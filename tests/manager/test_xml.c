@@ -40,7 +40,8 @@ TEST(a_libvirt_domain_becomes_a_vnode_spec)
 	ASSERT_EQ(I(spec, "memory"), 512 * MiB);
 	ASSERT_EQ(I(spec, "cpus"), 2);
 	ASSERT_EQ(I(spec, "excache"), 64 * MiB);
-	ASSERT_EQ(I(spec, "disk"), 4 * GiB);
+	ASSERT_EQ(json_array_size(json_object_get(spec, "disks")), 1);
+	ASSERT_EQ(json_integer_value(json_array_get(json_object_get(spec, "disks"), 0)), 4 * GiB);
 	ASSERT_EQ(strcmp(S(spec, "kernel"), "/boot/vmlinuz"), 0);
 	ASSERT_EQ(strcmp(S(spec, "initrd"), "/boot/initrd.img"), 0);
 	ASSERT_EQ(strcmp(S(spec, "cmdline"), "console=ttyS0 quiet"), 0);
@@ -65,17 +66,28 @@ TEST(dumpxml_reads_back_as_the_same_vnode)
 	xml2 = spec_to_xml(back, err, sizeof(err));
 	ASSERT(xml2 && !strcmp(xml, xml2), "not stable:\n%s\n%s", xml, xml2);
 	/* A payload vNode's own settings go through the metadata too. */
-	json_t *p =
-		json_pack("{s:s,s:s,s:I,s:i,s:I,s:I,s:s,s:s}", "name", "t", "uuid",
-			  "0f3e1b6a-4c1d-4f2e-9a7b-5d6c7e8f9a0b", "memory", (json_int_t)(64 * MiB),
-			  "cpus", 1, "excache", (json_int_t)(16 * MiB), "disk", (json_int_t)0,
-			  "payload", "touch", "args", "op=verify passes=3 <&>");
+	json_t *p = json_pack("{s:s,s:s,s:I,s:i,s:I,s:[I,I],s:s,s:s,s:b}", "name", "t", "uuid",
+			      "0f3e1b6a-4c1d-4f2e-9a7b-5d6c7e8f9a0b", "memory",
+			      (json_int_t)(64 * MiB), "cpus", 1, "excache", (json_int_t)(16 * MiB),
+			      "disks", (json_int_t)(64 * MiB), (json_int_t)(8 * MiB), "payload",
+			      "touch", "args", "op=verify passes=3 <&>", "net", 0);
 	free(xml);
 	xml = spec_to_xml(p, err, sizeof(err));
 	ASSERT(xml, "%s", err);
 	again = xml_to_spec(xml, err, sizeof(err));
 	ASSERT(again, "%s", err);
 	ASSERT(json_equal(p, again), "%s\n%s", json_dumps(p, 0), json_dumps(again, 0));
+	free(xml);
+	/* A network interface: written with the vNode's MAC, read back as "net". */
+	json_decref(again);
+	json_object_set_new(p, "net", json_true());
+	json_object_set_new(p, "mac", json_string("02:4c:47:4d:00:05"));
+	xml = spec_to_xml(p, err, sizeof(err));
+	ASSERT(xml, "%s", err);
+	ASSERT_CONTAINS(xml, "<interface type='bridge'>");
+	ASSERT_CONTAINS(xml, "<mac address='02:4c:47:4d:00:05'/>");
+	again = xml_to_spec(xml, err, sizeof(err));
+	ASSERT(again && json_is_true(json_object_get(again, "net")), "%s", err);
 	free(xml);
 	free(xml2);
 	json_decref(spec);
@@ -118,7 +130,7 @@ TEST(the_example_domain_is_valid)
 	ASSERT(spec, "examples/web.xml: %s", err);
 	ASSERT_EQ(I(spec, "memory"), GiB);
 	ASSERT_EQ(I(spec, "excache"), 128 * MiB);
-	ASSERT_EQ(I(spec, "disk"), GiB);
+	ASSERT_EQ(json_integer_value(json_array_get(json_object_get(spec, "disks"), 0)), GiB);
 	ASSERT(!json_object_get(spec, "kernel"), "no kernel: the boot kit's");
 	json_decref(spec);
 	free(xml);
