@@ -59,8 +59,8 @@ fi
 echo "== its console, until its network is up"
 for i in $(seq 1 1800); do
 	"$ctl" console web --once >"$out" 2>/dev/null || true
-	grep -q "lego-demo: waiting" "$out" && break
-	grep -q "lego-guest: power off" "$out" && break
+	grep -q "^lego-demo: waiting" "$out" && break
+	grep -q "^lego-guest: power off" "$out" && break
 	sleep 1
 done
 cat "$out"

@@ -420,6 +420,27 @@ void kit_argv(char **argv, char *const extra[], const char *append)
 	argv[n] = NULL;
 }
 
+const char *console_line(const char *out, const char *text)
+{
+	size_t n = strlen(text);
+
+	for (const char *p = out; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		const char *q = p;
+
+		while (*q == '\r')
+			q++;
+		if (*q == '[') { /* a kernel message: its text begins after the timestamp */
+			const char *end = strpbrk(q, "]\n");
+
+			if (end && *end == ']' && end[1] == ' ')
+				q = end + 2;
+		}
+		if (!strncmp(q, text, n))
+			return q;
+	}
+	return NULL;
+}
+
 void storsrv_start(struct storsrv_proc *sp)
 {
 	char *argv[] = {(char *)test_path("bin/lego-storsrv"),

@@ -131,6 +131,14 @@ bool wait_for_port(int port, int timeout_ms);
 void kit_require(void);
 void kit_argv(char **argv, char *const extra[], const char *append);
 
+/*
+ * console_line - the first line of a guest's console @out that begins with
+ * @text (after the kernel's "[  12.345678] " if it has one), or NULL. A
+ * marker a test's lego.run echoes also appears earlier, inside the kernel's
+ * "Kernel command line:" line: only a line of its own is the guest's.
+ */
+const char *console_line(const char *out, const char *text);
+
 /* A lego-storsrv process for a test: where it listens, its data directory, its pid. */
 struct storsrv_proc {
 	char listen[64], dir[300];

@@ -25,7 +25,7 @@
 #include "netns.h"
 #include "test.h"
 
-/* Wait until @pid's console shows @text (false if it exited first). */
+/* Wait until @pid's console has a line that begins with @text (false if it exited first). */
 static bool wait_for_console(pid_t pid, const char *text)
 {
 	const char *path = proc_out_path(pid);
@@ -36,7 +36,7 @@ static bool wait_for_console(pid_t pid, const char *text)
 		bool seen = false;
 
 		while (f && !seen && fgets(line, sizeof(line), f))
-			seen = strstr(line, text) != NULL;
+			seen = console_line(line, text) != NULL;
 		if (f)
 			fclose(f);
 		if (seen)
@@ -125,7 +125,7 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 	ASSERT_EQ(r.status, 0);
 	ASSERT_CONTAINS(r.out, "EXT4-fs (vda): mounted");
 	ASSERT_CONTAINS(r.out, "lego-guest: exit 0");
-	p = strstr(r.out, "lego-test: synced");
+	p = console_line(r.out, "lego-test: synced");
 	ASSERT(p && strstr(p, name), "the guest did not read its file back after the restart");
 	ASSERT(strstr(r.out, "I/O error") == NULL, "an I/O error reached the guest");
 	ASSERT_CONTAINS(r.err, "connected again");
@@ -167,11 +167,11 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 		netns_httpd_done(h);
 		finish(vmm, &r);
 		ASSERT_EQ(r.status, 0);
-		p = strstr(r.out, "lego-guest: ready");
+		p = console_line(r.out, "lego-guest: ready");
 		ASSERT(p && strstr(p, name), "the second boot did not see the file");
 		ASSERT_CONTAINS(r.out, "lego-guest: network eth0 10.0.7.2/24 via 10.0.7.1");
 		ASSERT_CONTAINS(r.out, "hello from the host");
-		ASSERT_CONTAINS(r.out, "lego-test: vdb 16384");
+		ASSERT(console_line(r.out, "lego-test: vdb 16384"), "the guest saw no 8 MiB vdb");
 		ASSERT_CONTAINS(r.out, "bytes trimmed");
 		ASSERT(netns_httpd_hits(h, "/hello") == 1,
 		       "the guest never fetched the host's page");
