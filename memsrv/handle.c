@@ -34,7 +34,7 @@ static size_t handle_hello(struct memsrv *m, struct memsrv_session *ss, const st
 			 ret == -EACCES ? "wrong token" : "its size does not match");
 		return reply(out, h, ret, 0, 0);
 	}
-	if (hello.flags & ~LMP_HELLO_FRESH) {
+	if (hello.flags & ~(LMP_HELLO_FRESH | LMP_HELLO_TAKEOVER)) {
 		store_detach(&m->store, vn);
 		return reply(out, h, -EINVAL, 0, 0);
 	}

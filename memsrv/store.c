@@ -50,8 +50,8 @@ int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_
 		vn->epoch = epoch;
 		return 0;
 	}
-	if (epoch < vn->epoch)
-		return -ESTALE; /* a newer placement exists: this client is fenced */
+	if (epoch < vn->epoch || ((flags & LMP_HELLO_TAKEOVER) && epoch == vn->epoch))
+		return -ESTALE; /* a newer placement exists (or was taken first): fenced */
 	if (flags & LMP_HELLO_FRESH) {
 		if (epoch == vn->epoch)
 			return -ESTALE; /* only a newer placement may refill */

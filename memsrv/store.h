@@ -75,7 +75,8 @@ int store_write(struct store *s, struct store_vnode *vn, uint64_t page, const ui
 /*
  * store_epoch - a client at placement @epoch wants @vn (see struct lmp_hello):
  * 0 and the vNode is at @epoch, or -ESTALE when its copy is not current for
- * that client. LMP_HELLO_FRESH drops every page first.
+ * that client. LMP_HELLO_FRESH drops every page first; LMP_HELLO_TAKEOVER
+ * wants @epoch newer than any seen.
  */
 int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_t since,
 		uint32_t flags);

@@ -385,6 +385,56 @@ static void record_pause(struct memroute *r, uint64_t ns)
 	pthread_mutex_unlock(&r->lock);
 }
 
+int memroute_takeover(struct memroute *r, uint64_t epoch, char *err, size_t errlen)
+{
+	struct memclient mc = {0};
+	struct memclient_cred cred;
+	int s, ret = -ENOENT;
+
+	pthread_mutex_lock(&r->lock);
+	for (s = 0; s < r->nr_servers && (r->servers[s].lost || !in_use(r, s)); s++)
+		;
+	if (s == r->nr_servers) {
+		snprintf(err, errlen, "no memory server is left to take the vNode over on");
+		goto out;
+	}
+	/* The servers have held the current copies since the epoch taken over from
+	 * at the latest (the placement is the one the other VMM used). */
+	for (int i = 0; i < r->nr_servers; i++)
+		if (epoch && r->servers[i].since > epoch - 1)
+			r->servers[i].since = epoch - 1;
+	cred = r->cred;
+	cred.epoch = epoch;
+	ret = memclient_open_at(&mc, r->servers[s].addr, &cred, r->servers[s].since,
+				LMP_HELLO_TAKEOVER, r->io_timeout_ms, err, errlen);
+	memclient_close(&mc);
+	explicit_bzero(&cred, sizeof(cred));
+	if (ret == -ESTALE) {
+		snprintf(err, errlen, "memory server %s: epoch %llu was taken first",
+			 r->servers[s].addr, (unsigned long long)epoch);
+		goto out;
+	}
+	if (ret)
+		goto out;
+	r->cred.epoch = epoch; /* every client connects again at it: the rest learn it */
+	atomic_fetch_add(&r->generation, 1);
+	snprintf(r->last_event, sizeof(r->last_event), "took the vNode over at epoch %llu on %s",
+		 (unsigned long long)epoch, r->servers[s].addr);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+uint64_t memroute_epoch(struct memroute *r)
+{
+	uint64_t e;
+
+	pthread_mutex_lock(&r->lock);
+	e = r->cred.epoch;
+	pthread_mutex_unlock(&r->lock);
+	return e;
+}
+
 int memroute_catch_up(struct memroute_client *c)
 {
 	char err[256];

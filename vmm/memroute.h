@@ -105,6 +105,19 @@ void memroute_set_backup(struct memroute *r, const char *storsrv, const char *vo
  */
 int memroute_restore(struct memroute_client *c, const char *addr, char *err, size_t errlen);
 
+/*
+ * memroute_takeover - claim the vNode at @epoch on the route's first server
+ * (LMP_HELLO_TAKEOVER): of two VMMs racing for the same epoch (a migration's
+ * source and target) exactly one gets 0 and runs on; every client of @r
+ * then connects again at @epoch, which fences the old one everywhere.
+ * -ESTALE when the other was first, other -errno when the server cannot
+ * say; a sentence in @err.
+ */
+int memroute_takeover(struct memroute *r, uint64_t epoch, char *err, size_t errlen);
+
+/* memroute_epoch - the route's epoch now (failovers move it on). */
+uint64_t memroute_epoch(struct memroute *r);
+
 /* memroute_status - the route as JSON: epoch, slabs, failovers, pauses, fill, backup. */
 struct json_t;
 struct json_t *memroute_status(struct memroute *r);

@@ -79,6 +79,44 @@ TEST(epochs_fence_old_connections_and_stale_copies)
 	waitpid(pid, NULL, 0);
 }
 
+/* Two clients racing to take the vNode over at the same new epoch: one wins, and the old
+ * epoch is fenced (a migration's source and target). */
+TEST(a_takeover_of_an_epoch_is_won_once)
+{
+	char addr[64], err[256];
+	pid_t pid = memsrv_spawn("16M", addr);
+	struct memclient old, won, lost, after;
+	static uint8_t page[4096], got[4096];
+	uint64_t p0 = 0;
+	void *data = page;
+	struct memroute r;
+	struct memclient_cred c = cred(5, 64, 1);
+
+	ASSERT_EQ(hello(&old, addr, 1, 1, 0), 0);
+	memwork_fill(page, 0, 9);
+	ASSERT_EQ(memclient_write(&old, &p0, &data, 1), 0);
+	ASSERT_EQ(hello(&won, addr, 2, 1, LMP_HELLO_TAKEOVER), 0);
+	ASSERT_EQ(hello(&lost, addr, 2, 1, LMP_HELLO_TAKEOVER), -ESTALE);
+	ASSERT_EQ(memclient_write(&old, &p0, &data, 1), -ESTALE); /* the source is fenced */
+	ASSERT_EQ(memclient_read(&won, 0, 1, got), 0);
+	ASSERT(memcmp(got, page, 4096) == 0, "the takeover lost the page");
+	/* the winner's other connections join at its epoch without the flag */
+	ASSERT_EQ(hello(&after, addr, 2, 1, 0), 0);
+	/* memroute_takeover: the same, and the route moves to the epoch */
+	ASSERT(memroute_init(&r, addr, NULL, 0, &c, err, sizeof(err)) == 0, "%s", err);
+	ASSERT_EQ(memroute_takeover(&r, 2, err, sizeof(err)), -ESTALE);
+	ASSERT_CONTAINS(err, "taken first");
+	ASSERT_EQ(memroute_takeover(&r, 3, err, sizeof(err)), 0);
+	ASSERT_EQ(memroute_epoch(&r), 3);
+	ASSERT_EQ(memclient_read(&won, 0, 1, got), -ESTALE);
+	memroute_exit(&r);
+	memclient_close(&old);
+	memclient_close(&won);
+	memclient_close(&after);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
 TEST(a_write_counts_when_primary_and_secondary_both_hold_it)
 {
 	char a[64], b[64], err[256];
