@@ -23,6 +23,9 @@ const struct vnode_verb_def vnode_verbs[NR_VERBS] = {
 	[VERB_MEMSRV_RESTORE] = {"restore", "memsrv.restore", "addr",
 				 "refill the slabs that lost every copy from the backup, on "
 				 "{\"addr\":\"HOST:PORT\"}"},
+	[VERB_PAUSE] = {"pause", "pause", NULL,
+			"stop the vCPUs and quiesce the devices until resume"},
+	[VERB_RESUME] = {"resume", "resume", NULL, "let a paused vNode run again"},
 };
 
 int vnode_verb_by_op(const char *op)
@@ -51,8 +54,8 @@ static void free_list(char **list, int n)
 
 void order_free(struct vnode_order *o)
 {
-	char **strs[] = {&o->name,    &o->payload, &o->args,  &o->kernel,    &o->initrd,
-			 &o->cmdline, &o->control, &o->cpuid, &o->backup.url};
+	char **strs[] = {&o->name,    &o->payload, &o->args,  &o->kernel,     &o->initrd,
+			 &o->cmdline, &o->control, &o->cpuid, &o->backup.url, &o->incoming};
 
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
 		free(*strs[i]);
@@ -269,6 +272,8 @@ static const struct field fields[] = {
 	F2("memsrv_secondary", K_SERVERS, secondary, nr_secondary),
 	FR("epoch", K_U64, epoch, 0, INT64_MAX),
 	F("control", K_STR, control),
+	F("incoming", K_STR, incoming),
+	F2("migrate_token", K_TOKEN, migrate_token, has_migrate_token),
 	F("cpuid", K_STR, cpuid),
 	FR("disk_deadline_s", K_INT, disk_deadline_s, 1, 86400),
 	FR("prefetch", K_UINT, prefetch, 1, LMP_MAX_PAGES),
@@ -614,6 +619,8 @@ json_t *order_public_json(const struct vnode_order *o)
 
 	if (json_object_get(j, "token"))
 		json_object_set_new(j, "token", json_string("(secret)"));
+	if (json_object_get(j, "migrate_token"))
+		json_object_set_new(j, "migrate_token", json_string("(secret)"));
 	if (json_object_get(j, "backup"))
 		json_object_set_new(json_object_get(j, "backup"), "token", json_string("(secret)"));
 	json_array_foreach(json_object_get(j, "disks"), i, d)
@@ -667,6 +674,9 @@ int order_check(const struct vnode_order *o, char *err, size_t errlen)
 		      "and --memsrv-secondary";
 	else if (o->cpuid && strcmp(o->cpuid, "host") && strcmp(o->cpuid, "baseline"))
 		why = "--cpuid is host or baseline";
+	else if (o->incoming && (!o->has_migrate_token || !o->excache))
+		why = "--incoming goes with --migrate-token, for a vNode whose memory is on "
+		      "memory servers (--excache, --memsrv)";
 	for (int i = 0; !why && i < o->nr_nics; i++)
 		nic_check(&o->nics[i], true, &why);
 	for (int i = 0; !why && i < o->nr_disks; i++) {

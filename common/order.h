@@ -75,6 +75,12 @@ struct vnode_order {
 	int nr_nics;
 	struct order_nic nics[ORDER_MAX_NICS];
 
+	/* A migration's target: wait for the running vNode's state on this
+	 * HOST:PORT, from a source that presents @migrate_token (NULL: boot). */
+	char *incoming;
+	uint8_t migrate_token[LMP_TOKEN_LEN];
+	bool has_migrate_token;
+
 	/* How it runs on its host. */
 	char *control;	     /* the control socket's path (NULL: none) */
 	char *cpuid;	     /* "host" or "baseline" (NULL: host) */
@@ -158,13 +164,15 @@ enum vnode_verb {
 	VERB_MEMSRV_SECONDARY, /* "addr": fill it as the new secondary */
 	VERB_MEMSRV_LOST,      /* "addr": the manager declared it down: fail over now */
 	VERB_MEMSRV_RESTORE,   /* "addr": refill the slabs that lost every copy, from the backup */
+	VERB_PAUSE,	       /* no argument: the vCPUs stop, the devices go quiet */
+	VERB_RESUME,	       /* no argument: a paused vNode runs on */
 	NR_VERBS
 };
 
 struct vnode_verb_def {
 	const char *op;	 /* the agent's path element */
 	const char *cmd; /* lego-vmm's control command */
-	const char *arg; /* the key of its one argument */
+	const char *arg; /* the key of its one argument (NULL: none) */
 	const char *help;
 };
 

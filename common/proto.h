@@ -79,6 +79,12 @@ struct lmp_hello {
 };
 
 #define LMP_HELLO_FRESH 1u /* drop what is held for the vNode: a refill follows */
+/*
+ * Take the vNode over at @epoch: accepted only if it is newer than every
+ * epoch the server has seen for it, so that of two clients racing to the
+ * same new epoch (a migration's source and target) exactly one wins.
+ */
+#define LMP_HELLO_TAKEOVER 2u
 
 struct lmp_stat {
 	uint64_t capacity_pages;

@@ -1,6 +1,7 @@
 /* util.c - size parsing and formatting used by every command line. */
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -114,6 +115,45 @@ int tcp_listen(const char *addr, int wait_ms, char *err, size_t errlen)
 	}
 	freeaddrinfo(res);
 	return fd;
+}
+
+int tcp_connect(const char *addr, int timeout_ms, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+	char host[256];
+	const char *port = strrchr(addr, ':');
+	struct pollfd p;
+	int fd, rc, soerr = 0;
+	socklen_t sl = sizeof(soerr);
+
+	if (!port || port == addr || (size_t)(port - addr) >= sizeof(host)) {
+		snprintf(err, errlen, "'%s' is not HOST:PORT (e.g. 127.0.0.1:7400)", addr);
+		return -EINVAL;
+	}
+	memcpy(host, addr, port - addr);
+	host[port - addr] = '\0';
+	rc = getaddrinfo(host, port + 1, &hints, &res);
+	if (rc) {
+		snprintf(err, errlen, "cannot resolve %s: %s", addr, gai_strerror(rc));
+		return -EINVAL;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	rc = fd < 0 ? -errno : connect(fd, res->ai_addr, res->ai_addrlen) ? -errno : 0;
+	freeaddrinfo(res);
+	if (rc == -EINPROGRESS) {
+		p = (struct pollfd){.fd = fd, .events = POLLOUT};
+		rc = poll(&p, 1, timeout_ms);
+		rc = rc < 0 ? -errno : rc == 0 ? -ETIMEDOUT : 0;
+		if (!rc && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr)
+			rc = -soerr;
+	}
+	if (rc) {
+		snprintf(err, errlen, "cannot connect to %s: %s", addr, strerror(-rc));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	return fd; /* non-blocking: its users wait with poll */
 }
 
 char *exe_dir(char *buf, size_t len)

@@ -42,6 +42,12 @@ int usage_error(const char *fmt, const char *arg) __attribute__((format(printf, 
 int tcp_listen(const char *addr, int wait_ms, char *err, size_t errlen);
 
 /*
+ * tcp_connect - a TCP connection to @addr ("HOST:PORT") within @timeout_ms,
+ * non-blocking (wait with poll). The fd, or -errno with a sentence in @err.
+ */
+int tcp_connect(const char *addr, int timeout_ms, char *err, size_t errlen);
+
+/*
  * exe_dir - the directory of the running program (from /proc/self/exe) into
  * @buf: where lego's programs find each other. Returns @buf ("." if unknown).
  */

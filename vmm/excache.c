@@ -464,11 +464,77 @@ static void *xc_evictor_thread(void *arg)
 			pthread_cond_timedwait(&xc->need_room, &xc->lock, &ts);
 		}
 		pthread_mutex_unlock(&xc->lock);
+		pthread_mutex_lock(&xc->evict_lock);
 		while (!xc->stop && xc->resident > target)
 			if (!xc_evict_batch(xc, target))
 				break;
+		pthread_mutex_unlock(&xc->evict_lock);
 	}
 	return NULL;
+}
+
+/* ---- the guest at rest: every page on the servers ---- */
+
+int excache_flush(struct excache *xc)
+{
+	struct excache_thread *t = &xc->evictor; /* its connections: it waits meanwhile */
+	uint64_t pages[LMP_MAX_PAGES];
+	void *data[LMP_MAX_PAGES];
+	uint64_t next = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&xc->evict_lock);
+	while (!ret && next < xc->nr_pages) {
+		uint32_t n = 0;
+
+		for (; next < xc->nr_pages && n < LMP_MAX_PAGES; next++) {
+			uint8_t s = xc->state[next];
+
+			if (ST(s) != XC_DIRTY || !xc_cas(xc, next, &s, XC_WB | (s & XC_REM)))
+				continue;
+			if (xc_protect(xc, next, true)) {
+				ret = -errno;
+				xc->state[next] = s;
+				break;
+			}
+			memcpy(t->buf + n * PAGE, xc->base + next * PAGE, PAGE);
+			pages[n] = next;
+			data[n] = t->buf + n * PAGE;
+			n++;
+		}
+		if (n && !ret) {
+			ret = memroute_write(&t->rc, pages, data, n);
+			xc->stats.bytes_out += ret ? 0 : n * PAGE;
+		}
+		/* written back: clean, and (protected) a later write is seen again; not
+		 * written: dirty and writable as before */
+		for (uint32_t i = 0; i < n; i++) {
+			uint8_t rem = xc->state[pages[i]] & XC_REM;
+
+			if (ret)
+				xc_protect(xc, pages[i], false);
+			xc->state[pages[i]] = ret ? XC_DIRTY | rem : XC_CLEAN | XC_REM;
+		}
+	}
+	pthread_mutex_unlock(&xc->evict_lock);
+	if (ret)
+		log_err("writing the ExCache's dirty pages back: %s", memclient_strerror(ret));
+	return ret;
+}
+
+void excache_remote_map(struct excache *xc, uint8_t *map)
+{
+	memset(map, 0, (xc->nr_pages + 7) / 8);
+	for (uint64_t p = 0; p < xc->nr_pages; p++)
+		if (xc->state[p] & XC_REM)
+			map[p / 8] |= (uint8_t)(1u << (p % 8));
+}
+
+void excache_set_remote(struct excache *xc, const uint8_t *map)
+{
+	for (uint64_t p = 0; p < xc->nr_pages; p++)
+		if (map[p / 8] & (1u << (p % 8)) && ST(xc->state[p]) == XC_NONE)
+			xc->state[p] = XC_REMOTE | XC_REM;
 }
 
 /* ---- setup and teardown ---- */
@@ -540,6 +606,7 @@ int excache_init(struct excache *xc, struct vm *vm, const struct excache_config 
 	if (xc->cfg.nr_fault_threads < 1)
 		xc->cfg.nr_fault_threads = 1;
 	pthread_mutex_init(&xc->lock, NULL);
+	pthread_mutex_init(&xc->evict_lock, NULL);
 	pthread_cond_init(&xc->room, NULL);
 	pthread_cond_init(&xc->need_room, NULL);
 	if (xc->limit < 64) {
@@ -577,7 +644,17 @@ int excache_init(struct excache *xc, struct vm *vm, const struct excache_config 
 	xc->faulters = calloc(xc->cfg.nr_fault_threads, sizeof(*xc->faulters));
 	if (!xc->faulters)
 		return -ENOMEM;
-	for (int i = 0; i < xc->cfg.nr_fault_threads; i++) {
+	log_info("ExCache: %s of %s resident at most, the rest on memory server %s",
+		 format_size(cfg->size, a, sizeof(a)), format_size(vm->mem.size, b, sizeof(b)),
+		 cfg->memsrv);
+	return cfg->defer_connect ? 0 : excache_connect(xc);
+}
+
+int excache_connect(struct excache *xc)
+{
+	int ret;
+
+	for (int i = xc->nr_threads; i < xc->cfg.nr_fault_threads; i++) {
 		ret = xc_thread_init(xc, &xc->faulters[i], i);
 		if (ret)
 			return ret;
@@ -590,9 +667,6 @@ int excache_init(struct excache *xc, struct vm *vm, const struct excache_config 
 		pthread_create(&xc->faulters[i].thread, NULL, xc_fault_thread, &xc->faulters[i]);
 	pthread_create(&xc->evictor.thread, NULL, xc_evictor_thread, &xc->evictor);
 	xc->started = true;
-	log_info("ExCache: %s of %s resident at most, the rest on memory server %s",
-		 format_size(cfg->size, a, sizeof(a)), format_size(vm->mem.size, b, sizeof(b)),
-		 cfg->memsrv);
 	return 0;
 }
 
@@ -623,7 +697,7 @@ void excache_stop(struct excache *xc)
 void excache_exit(struct excache *xc)
 {
 	excache_stop(xc);
-	if (xc->evictor.rc.open) {
+	if (xc->evictor.rc.open && !xc->keep_memory) {
 		int ret = memroute_release(&xc->evictor.rc);
 
 		if (ret)

@@ -41,6 +41,7 @@ struct excache_config {
 	enum excache_poll poll; /* how fault threads wait for faults */
 	unsigned prefetch_max;	/* pages fetched at once on a sequential run; 1 = off */
 	unsigned spin_us;	/* with POLL_BLOCK: poll this long after a fault before sleeping */
+	bool defer_connect;	/* connect only at excache_connect (a migration's target) */
 };
 
 #define XC_HIST_BUCKETS 24 /* miss latency, log2 microseconds */
@@ -90,6 +91,8 @@ struct excache {
 	struct excache_thread *faulters;
 	struct excache_thread evictor;
 	bool started;
+	bool keep_memory; /* at exit, leave the pages on the memory servers (the vNode goes on) */
+	pthread_mutex_t evict_lock; /* held by the evictor while it evicts, and by a flush */
 	struct excache_stats stats;
 	struct memroute route; /* where the pages that are not resident live */
 };
@@ -103,6 +106,12 @@ struct excache {
 int excache_init(struct excache *xc, struct vm *vm, const struct excache_config *cfg);
 
 /*
+ * excache_connect - with cfg.defer_connect: connect to the memory servers and
+ * start the threads now (until then, an access to guest RAM would wait).
+ */
+int excache_connect(struct excache *xc);
+
+/*
  * excache_stop - stop the threads and release userfaultfd, which lets any
  * access still waiting proceed (the VM must already be stopping). Idempotent.
  */
@@ -110,6 +119,23 @@ void excache_stop(struct excache *xc);
 
 /* excache_exit - stop, tell the memory server the vNode is gone, free everything. */
 void excache_exit(struct excache *xc);
+
+/*
+ * excache_flush - write every dirty page back, acknowledged, and keep it
+ * resident and clean: the memory servers then hold all of the guest's
+ * memory. For a paused guest whose devices are quiet (nothing writes
+ * meanwhile). 0 or -errno (the servers could not take the pages).
+ */
+int excache_flush(struct excache *xc);
+
+/* excache_remote_map - one bit per page into @map: set where the memory servers hold it. */
+void excache_remote_map(struct excache *xc, uint8_t *map);
+
+/*
+ * excache_set_remote - before the guest first runs: the pages whose bit is
+ * set in @map are on the memory servers (a restored vNode's memory).
+ */
+void excache_set_remote(struct excache *xc, const uint8_t *map);
 
 /* excache_resize - change the most bytes resident, while the guest runs. */
 int excache_resize(struct excache *xc, uint64_t size);

@@ -10,6 +10,7 @@
 
 #include "blk.h"
 #include "virtio_blk.h"
+#include "virtio_pci.h"
 #include "vmm.h"
 
 struct disks {
@@ -118,6 +119,44 @@ static void blk_status(struct vmm *v, json_t *status)
 	json_object_set_new(status, "disks", arr);
 }
 
+static int devs(struct vmm *v, struct virtio_dev **out)
+{
+	struct disks *ds = vmm_priv(v, &mod_blk);
+
+	for (int i = 0; i < ds->nr; i++)
+		out[i] = virtio_blk_dev(ds->dev[i]);
+	return ds->nr;
+}
+
+/* Every request in flight lands first: a snapshot holds none half done. */
+static void blk_quiesce(struct vmm *v)
+{
+	struct virtio_dev *d[ORDER_MAX_DISKS];
+
+	vmm_devices_quiesce(d, devs(v, d), true);
+}
+
+static void blk_unquiesce(struct vmm *v)
+{
+	struct virtio_dev *d[ORDER_MAX_DISKS];
+
+	vmm_devices_quiesce(d, devs(v, d), false);
+}
+
+static int blk_save(struct vmm *v, struct snap_writer *w)
+{
+	struct virtio_dev *d[ORDER_MAX_DISKS];
+
+	return vmm_devices_save(w, "blk", d, devs(v, d));
+}
+
+static int blk_restore(struct vmm *v, const struct snap *s)
+{
+	struct virtio_dev *d[ORDER_MAX_DISKS];
+
+	return vmm_devices_restore(s, "blk", d, devs(v, d));
+}
+
 static const struct vmm_option blk_options[] = {
 	{"disk", "IMAGE",
 	 "a virtio-blk disk (PCI, virtio 1.x) backed by the raw file IMAGE,\n"
@@ -139,4 +178,8 @@ const struct vmm_module mod_blk = {
 	.setup = blk_setup,
 	.teardown = blk_teardown,
 	.status = blk_status,
+	.quiesce = blk_quiesce,
+	.unquiesce = blk_unquiesce,
+	.save = blk_save,
+	.restore = blk_restore,
 };

@@ -238,6 +238,7 @@ static int xc_setup(struct vmm *v)
 		.poll = o->poll_spin ? EXCACHE_POLL_SPIN : EXCACHE_POLL_BLOCK,
 		.prefetch_max = o->prefetch,
 		.spin_us = o->spin_us,
+		.defer_connect = v->incoming, /* a migration's target: once the vNode is its own */
 	};
 	int ret;
 
@@ -307,12 +308,46 @@ static void xc_teardown(struct vmm *v)
 		memroute_close_all(&m->xc.route);
 		pthread_join(m->filler, NULL);
 	}
+	m->xc.keep_memory = v->keep_memory;
 	excache_exit(&m->xc);
 	v->xc = NULL;
 	free(m->memsrv);
 	free(m->secondary);
 	free(m);
 	vmm_set_priv(v, &mod_excache, NULL);
+}
+
+/* ---- the vNode at rest ---- */
+
+/* Its dirty pages written back, and which pages the memory servers hold. */
+static int xc_save(struct vmm *v, struct snap_writer *w)
+{
+	uint64_t len = (v->xc->nr_pages + 7) / 8;
+	uint8_t *map = malloc(len);
+	int ret = excache_flush(v->xc);
+
+	if (!map || ret) {
+		free(map);
+		return ret ? ret : -ENOMEM;
+	}
+	excache_remote_map(v->xc, map);
+	snap_put(w, "excache.remote", map, len);
+	free(map);
+	return w->err;
+}
+
+static int xc_restore(struct vmm *v, const struct snap *s)
+{
+	uint64_t len;
+	const uint8_t *map = snap_get(s, "excache.remote", &len);
+
+	if (!map || len != (v->xc->nr_pages + 7) / 8) {
+		log_err("the snapshot does not say which pages the memory servers hold (its vNode "
+			"had no ExCache?)");
+		return -EINVAL;
+	}
+	excache_set_remote(v->xc, map);
+	return 0;
 }
 
 /* ---- statistics and commands ---- */
@@ -479,4 +514,6 @@ const struct vmm_module mod_excache = {
 	.stats = xc_stats,
 	.stats_tag = "EXCACHE",
 	.cmds = xc_cmds,
+	.save = xc_save,
+	.restore = xc_restore,
 };

@@ -145,7 +145,8 @@ static int linux_start(struct vmm *v)
 	struct console *c = vmm_priv(v, &mod_linux);
 	struct vmm_watch w = {STDIN_FILENO, console_ready, console_read, c};
 	struct termios t;
-	int ret = linux_load_kernel(v);
+	/* restored: the kernel runs already, from the memory it was saved with */
+	int ret = v->restoring ? 0 : linux_load_kernel(v);
 
 	if (ret)
 		return ret;

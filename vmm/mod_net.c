@@ -60,6 +60,9 @@ static int net_setup(struct vmm *v)
 			if (getrandom(mac, 6, 0) != 6)
 				memset(mac, 0x42, 6);
 			mac[0] = (mac[0] & 0xfe) | 0x02;
+			/* in the order from now on: a snapshot's restore keeps it */
+			memcpy(v->order.nics[i].mac, mac, 6);
+			v->order.nics[i].has_mac = true;
 		}
 		ret = net_tap_open(nic->tap, &be);
 		if (!ret && !(ns->dev[ns->nr] = virtio_net_create(&v->vm, v->pci, be, mac))) {
@@ -101,6 +104,43 @@ static void net_status(struct vmm *v, json_t *status)
 	json_object_set_new(status, "nics", arr);
 }
 
+static int devs(struct vmm *v, struct virtio_dev **out)
+{
+	struct nics *ns = vmm_priv(v, &mod_net);
+
+	for (int i = 0; i < ns->nr; i++)
+		out[i] = virtio_net_dev(ns->dev[i]);
+	return ns->nr;
+}
+
+static void net_quiesce(struct vmm *v)
+{
+	struct virtio_dev *d[ORDER_MAX_NICS];
+
+	vmm_devices_quiesce(d, devs(v, d), true);
+}
+
+static void net_unquiesce(struct vmm *v)
+{
+	struct virtio_dev *d[ORDER_MAX_NICS];
+
+	vmm_devices_quiesce(d, devs(v, d), false);
+}
+
+static int net_save(struct vmm *v, struct snap_writer *w)
+{
+	struct virtio_dev *d[ORDER_MAX_NICS];
+
+	return vmm_devices_save(w, "net", d, devs(v, d));
+}
+
+static int net_restore(struct vmm *v, const struct snap *s)
+{
+	struct virtio_dev *d[ORDER_MAX_NICS];
+
+	return vmm_devices_restore(s, "net", d, devs(v, d));
+}
+
 static const struct vmm_option net_options[] = {
 	{"net", "TAP[,mac=MAC][,ip=A.B.C.D/N][,gw=A.B.C.D]",
 	 "a virtio-net interface on the TAP device TAP\n"
@@ -116,4 +156,8 @@ const struct vmm_module mod_net = {
 	.setup = net_setup,
 	.teardown = net_teardown,
 	.status = net_status,
+	.quiesce = net_quiesce,
+	.unquiesce = net_unquiesce,
+	.save = net_save,
+	.restore = net_restore,
 };

@@ -48,7 +48,33 @@ static int payload_setup(struct vmm *v)
 
 static int payload_start(struct vmm *v)
 {
-	return payload_load(&v->vm, v->order.payload, v->order.args);
+	/* restored: the image, its tables and every vCPU's place are back already */
+	return v->restoring ? 0 : payload_load(&v->vm, v->order.payload, v->order.args);
+}
+
+/* What the port device counts: the reports so far go on from there. */
+static int payload_save(struct vmm *v, struct snap_writer *w)
+{
+	struct payload_dev *dev = vmm_priv(v, &mod_payload);
+	uint64_t reports = dev->nr_reports;
+
+	snap_put(w, "payload", &reports, sizeof(reports));
+	return w->err;
+}
+
+static int payload_restore(struct vmm *v, const struct snap *s)
+{
+	struct payload_dev *dev = vmm_priv(v, &mod_payload);
+	const uint64_t *reports;
+	uint64_t len;
+
+	reports = snap_get(s, "payload", &len);
+	if (!reports || len != sizeof(*reports)) {
+		log_err("the snapshot is not of a payload vNode");
+		return -EINVAL;
+	}
+	dev->nr_reports = *reports;
+	return 0;
 }
 
 static void payload_teardown(struct vmm *v)
@@ -85,4 +111,6 @@ const struct vmm_module mod_payload = {
 	.start = payload_start,
 	.teardown = payload_teardown,
 	.status = payload_status,
+	.save = payload_save,
+	.restore = payload_restore,
 };

@@ -34,8 +34,35 @@ static void pci_teardown(struct vmm *v)
 	v->pci = NULL;
 }
 
+/* The bridge's own: the configuration address last selected (each device saves its space). */
+static int pci_save(struct vmm *v, struct snap_writer *w)
+{
+	uint32_t addr;
+
+	pthread_mutex_lock(&v->pci->lock);
+	addr = v->pci->addr;
+	pthread_mutex_unlock(&v->pci->lock);
+	snap_put(w, "pci", &addr, sizeof(addr));
+	return w->err;
+}
+
+static int pci_restore(struct vmm *v, const struct snap *s)
+{
+	uint64_t len;
+	const uint32_t *addr = snap_get(s, "pci", &len);
+
+	if (!addr || len != sizeof(*addr)) {
+		log_err("the snapshot has no PCI bus: its vNode had other devices");
+		return -EINVAL;
+	}
+	v->pci->addr = *addr;
+	return 0;
+}
+
 const struct vmm_module mod_pci = {
 	.name = "pci",
 	.setup = pci_setup,
 	.teardown = pci_teardown,
+	.save = pci_save,
+	.restore = pci_restore,
 };

@@ -206,6 +206,55 @@ static void pvm_destroy(struct vm *vm)
 	vm->quirks_state = NULL;
 }
 
+/* What a snapshot keeps of a Linux guest's hook: where the kernel's #PF entry
+ * really is (the IDT, in guest memory, points at the int3 now). */
+struct pvm_saved {
+	uint32_t version, armed;
+	uint64_t star, lstar, sfmask, pf_handler, trap, no_trap_at;
+};
+
+static ssize_t pvm_save(struct vm *vm, void *buf, size_t len)
+{
+	struct pvm_linux *pl = vm->quirks_state;
+	struct pvm_saved sv = {.version = 1};
+
+	if (!pl)
+		return 0; /* a payload: nothing kept */
+	if (len < sizeof(sv))
+		return -ENOSPC;
+	pthread_mutex_lock(&pl->lock);
+	sv.armed = pl->armed;
+	sv.star = pl->star, sv.lstar = pl->lstar, sv.sfmask = pl->sfmask;
+	sv.pf_handler = pl->pf_handler, sv.trap = pl->trap, sv.no_trap_at = pl->no_trap_at;
+	pthread_mutex_unlock(&pl->lock);
+	memcpy(buf, &sv, sizeof(sv));
+	return sizeof(sv);
+}
+
+static int pvm_load(struct vm *vm, const void *buf, size_t len)
+{
+	struct pvm_saved sv;
+	struct pvm_linux *pl;
+
+	if (len != sizeof(sv))
+		return -EINVAL;
+	memcpy(&sv, buf, sizeof(sv));
+	if (sv.version != 1)
+		return -EINVAL;
+	pl = vm->quirks_state;
+	if (!pl) {
+		pl = calloc(1, sizeof(*pl));
+		if (!pl)
+			return -ENOMEM;
+		pthread_mutex_init(&pl->lock, NULL);
+		vm->quirks_state = pl;
+	}
+	pl->armed = sv.armed;
+	pl->star = sv.star, pl->lstar = sv.lstar, pl->sfmask = sv.sfmask;
+	pl->pf_handler = sv.pf_handler, pl->trap = sv.trap, pl->no_trap_at = sv.no_trap_at;
+	return 0;
+}
+
 static int pvm_get_msrs(struct vcpu *vcpu, uint64_t *star, uint64_t *lstar, uint64_t *sfmask)
 {
 	struct {
@@ -355,6 +404,8 @@ const struct vm_quirks pvm_quirks = {
 	.user_gp = pvm_user_gp,
 	.boot_linux = pvm_boot_linux,
 	.destroy = pvm_destroy,
+	.save = pvm_save,
+	.load = pvm_load,
 };
 
 const struct vm_quirks *pvm_compat_quirks(void)

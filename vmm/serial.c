@@ -151,6 +151,49 @@ void serial_input(struct serial *s, const uint8_t *buf, size_t len)
 	pthread_mutex_unlock(&s->lock);
 }
 
+struct serial_saved {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, thr_int;
+	uint32_t rx_len, reserved;
+	uint8_t rx[SERIAL_RX_MAX];
+};
+
+size_t serial_save(struct serial *s, void *buf)
+{
+	struct serial_saved sv = {0};
+
+	_Static_assert(sizeof(sv) <= SERIAL_STATE_MAX, "SERIAL_STATE_MAX");
+	pthread_mutex_lock(&s->lock);
+	sv.ier = s->ier, sv.lcr = s->lcr, sv.mcr = s->mcr, sv.scr = s->scr;
+	sv.dll = s->dll, sv.dlm = s->dlm, sv.fcr = s->fcr, sv.thr_int = s->thr_int;
+	sv.rx_len = s->rx_len;
+	for (unsigned i = 0; i < s->rx_len; i++)
+		sv.rx[i] = s->rx[(s->rx_head + i) % SERIAL_RX_MAX];
+	pthread_mutex_unlock(&s->lock);
+	memcpy(buf, &sv, sizeof(sv));
+	return sizeof(sv);
+}
+
+int serial_load(struct serial *s, const void *buf, size_t len)
+{
+	struct serial_saved sv;
+
+	if (len != sizeof(sv))
+		return -EINVAL;
+	memcpy(&sv, buf, sizeof(sv));
+	if (sv.rx_len > SERIAL_RX_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	s->ier = sv.ier, s->lcr = sv.lcr, s->mcr = sv.mcr, s->scr = sv.scr;
+	s->dll = sv.dll, s->dlm = sv.dlm, s->fcr = sv.fcr, s->thr_int = sv.thr_int;
+	memcpy(s->rx, sv.rx, sv.rx_len);
+	s->rx_head = 0;
+	s->rx_len = sv.rx_len;
+	s->irq_level = false; /* raised again below if a cause is pending */
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 size_t serial_rx_room(struct serial *s)
 {
 	size_t room;

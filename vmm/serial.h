@@ -36,6 +36,15 @@ int serial_init(struct serial *s, struct vm *vm, int out_fd, int irq);
  * (what does not fit in SERIAL_RX_MAX is dropped: check serial_rx_room first). */
 void serial_input(struct serial *s, const uint8_t *buf, size_t len);
 
+/*
+ * serial_save - the UART's registers and unread input into @buf
+ * (SERIAL_STATE_MAX bytes): its length. serial_load - back into a fresh
+ * UART, its interrupt line raised again if it was. 0 or -EINVAL.
+ */
+#define SERIAL_STATE_MAX (16 + SERIAL_RX_MAX)
+size_t serial_save(struct serial *s, void *buf);
+int serial_load(struct serial *s, const void *buf, size_t len);
+
 /* serial_rx_room - how many more input bytes the receive buffer takes now. */
 size_t serial_rx_room(struct serial *s);
 

@@ -315,6 +315,34 @@ static void vcpu_handle_exit(struct vcpu *vcpu)
 	}
 }
 
+void vcpu_pause_point(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	/* An exit just handled (an in, an MMIO read) is complete only once KVM_RUN is
+	 * entered again: entered with immediate_exit, it completes it and runs nothing,
+	 * so the registers read while paused are the whole state. */
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	while (ioctl(vcpu->fd, KVM_RUN, 0) == 0) {
+		vcpu->nr_exits++; /* not expected: an exit came before the check */
+		vcpu_handle_exit(vcpu);
+	}
+	pthread_mutex_lock(&vm->lock);
+	if (vm->pausing && !vm->stopping) {
+		vm->nr_paused++;
+		pthread_cond_broadcast(&vm->pause_cond);
+		while (vm->pausing && !vm->stopping)
+			pthread_cond_wait(&vm->pause_cond, &vm->lock);
+		vm->nr_paused--;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	/* The kick that paused it is spent; a stop's kick must not be: vm_stop sets
+	 * stopping before it kicks, so one that comes after this check kicks again. */
+	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	if (vm_stopping(vm))
+		__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -326,6 +354,8 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	vcpu->state = VCPU_RUNNING;
 	while (!vcpu->finished && !vm_stopping(vm)) {
+		if (__atomic_load_n(&vm->pausing, __ATOMIC_ACQUIRE))
+			vcpu_pause_point(vcpu);
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;

@@ -13,6 +13,9 @@ int vcpus_start(struct vm *vm);
 /* vcpus_kick - make every vCPU leave KVM_RUN and notice vm->stopping. */
 void vcpus_kick(struct vm *vm);
 
+/* vcpu_pause_point - on @vcpu's thread, out of KVM_RUN: wait here while the VM is paused. */
+void vcpu_pause_point(struct vcpu *vcpu);
+
 /* vcpus_join - wait for every vCPU thread to end. */
 void vcpus_join(struct vm *vm);
 

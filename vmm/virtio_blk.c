@@ -291,6 +291,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.config = blk_config,
 	.notify = blk_notify,
 	.reset = blk_reset,
+	.quiesce = blk_reset, /* the same wait: what is in flight lands */
 };
 
 struct virtio_blk *virtio_blk_create(struct vm *vm, struct pci *pci, struct blk_backend *backend)
@@ -315,6 +316,11 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 	virtio_pci_exit(&blk->vd);
 	blk->be->ops->close(blk->be); /* waits for what is in flight */
 	free(blk);
+}
+
+struct virtio_dev *virtio_blk_dev(struct virtio_blk *blk)
+{
+	return &blk->vd;
 }
 
 void virtio_blk_stats(struct virtio_blk *blk, uint64_t *requests, uint64_t *errors)

@@ -17,6 +17,9 @@ struct virtio_blk *virtio_blk_create(struct vm *vm, struct pci *pci, struct blk_
 void virtio_blk_destroy(struct virtio_blk *blk);
 
 /* virtio_blk_stats - requests completed and errors returned to the guest. */
+/* virtio_blk_dev - its virtio device (for the transport's quiesce, save and restore). */
+struct virtio_dev *virtio_blk_dev(struct virtio_blk *blk);
+
 void virtio_blk_stats(struct virtio_blk *blk, uint64_t *requests, uint64_t *errors);
 
 #endif

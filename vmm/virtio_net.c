@@ -252,6 +252,8 @@ static bool rx_pump(struct virtio_net *n, const char **why)
 		     !(vd->status & VIRTIO_STATUS_NEEDS_RESET) && vd->vq[Q_RX].ready;
 	bool used = false;
 
+	if (vd->quiesced)
+		return false; /* at rest: frames wait in the backend meanwhile */
 	for (int budget = 256; budget > 0 && !n->be_dead; budget--) {
 		if (!n->frame_len) {
 			ssize_t got = n->be->ops->recv(n->be, n->frame, NET_FRAME_MAX);
@@ -291,9 +293,9 @@ static void *rx_main(void *arg)
 
 	while (!n->stopping) {
 		/* the backend is watched only while nothing waits for buffers */
-		struct pollfd pfd[2] = {
-			{.fd = n->rx_wake, .events = POLLIN},
-			{.fd = n->frame_len || n->be_dead ? -1 : n->be->fd, .events = POLLIN}};
+		bool idle = n->frame_len || n->be_dead || n->vd.quiesced;
+		struct pollfd pfd[2] = {{.fd = n->rx_wake, .events = POLLIN},
+					{.fd = idle ? -1 : n->be->fd, .events = POLLIN}};
 		const char *why = NULL;
 		uint64_t cnt;
 		bool used;
@@ -355,6 +357,20 @@ static void net_reset(struct virtio_dev *vd)
 	pthread_mutex_unlock(&n->rx_lock);
 }
 
+/* The receiver is out of rx_pump, and stays out while the transport is quiesced. */
+static void net_quiesce(struct virtio_dev *vd)
+{
+	struct virtio_net *n = to_net(vd);
+
+	pthread_mutex_lock(&n->rx_lock);
+	pthread_mutex_unlock(&n->rx_lock);
+}
+
+static void net_unquiesce(struct virtio_dev *vd)
+{
+	wake_rx(to_net(vd));
+}
+
 static const struct virtio_dev_ops net_ops = {
 	.name = "virtio-net",
 	.device_type = 1,
@@ -366,6 +382,8 @@ static const struct virtio_dev_ops net_ops = {
 	.notify = net_notify,
 	.driver_ok = net_driver_ok,
 	.reset = net_reset,
+	.quiesce = net_quiesce,
+	.unquiesce = net_unquiesce,
 };
 
 struct virtio_net *virtio_net_create(struct vm *vm, struct pci *pci, struct net_backend *backend,
@@ -421,6 +439,11 @@ void virtio_net_destroy(struct virtio_net *n)
 	free(n->reqs);
 	free(n->tx_iov);
 	free(n);
+}
+
+struct virtio_dev *virtio_net_dev(struct virtio_net *n)
+{
+	return &n->vd;
 }
 
 void virtio_net_stats(struct virtio_net *n, struct virtio_net_stats *st, char *error, size_t len)

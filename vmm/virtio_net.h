@@ -30,6 +30,9 @@ struct virtio_net *virtio_net_create(struct vm *vm, struct pci *pci, struct net_
 void virtio_net_destroy(struct virtio_net *n);
 
 /* virtio_net_stats - its counters, and why its backend failed ("" while it works) into @error. */
+/* virtio_net_dev - its virtio device (for the transport's quiesce, save and restore). */
+struct virtio_dev *virtio_net_dev(struct virtio_net *n);
+
 void virtio_net_stats(struct virtio_net *n, struct virtio_net_stats *st, char *error, size_t len);
 
 #endif

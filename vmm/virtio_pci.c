@@ -353,9 +353,13 @@ static void *virtio_thread(void *arg)
 
 			if (!pfd[q].revents || read(vd->kick_fd[q], &cnt, sizeof(cnt)) < 0)
 				continue;
-			if (vd->status & VIRTIO_STATUS_DRIVER_OK &&
-			    !(vd->status & VIRTIO_STATUS_NEEDS_RESET))
+			pthread_mutex_lock(&vd->notify_lock);
+			if (vd->quiesced)
+				vd->held[q] = true;
+			else if (vd->status & VIRTIO_STATUS_DRIVER_OK &&
+				 !(vd->status & VIRTIO_STATUS_NEEDS_RESET))
 				vd->ops->notify(vd, q);
+			pthread_mutex_unlock(&vd->notify_lock);
 		}
 	}
 }
@@ -396,6 +400,7 @@ int virtio_pci_init(struct virtio_dev *vd, struct vm *vm, struct pci *pci,
 	vd->irq_fd = vd->resample_fd = -1;
 	vd->stop_fd = eventfd(0, EFD_CLOEXEC);
 	pthread_mutex_init(&vd->lock, NULL);
+	pthread_mutex_init(&vd->notify_lock, NULL);
 	for (int q = 0; q < ops->nr_queues; q++) {
 		virtq_init(&vd->vq[q], &vm->mem);
 		vd->kick_fd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -419,6 +424,133 @@ int virtio_pci_init(struct virtio_dev *vd, struct vm *vm, struct pci *pci,
 	ret = -pthread_create(&vd->thread, NULL, virtio_thread, vd);
 	vd->thread_started = !ret;
 	return ret;
+}
+
+/* ---- at rest ---- */
+
+void virtio_pci_quiesce(struct virtio_dev *vd)
+{
+	pthread_mutex_lock(&vd->notify_lock); /* a notification being handed over lands first */
+	vd->quiesced = true;
+	pthread_mutex_unlock(&vd->notify_lock);
+	if (vd->ops->quiesce)
+		vd->ops->quiesce(vd);
+}
+
+static void kick(struct virtio_dev *vd, int q)
+{
+	uint64_t one = 1;
+
+	if (write(vd->kick_fd[q], &one, sizeof(one)) < 0)
+		log_warn("%s: lost a notification: %s", vd->ops->name, strerror(errno));
+}
+
+void virtio_pci_unquiesce(struct virtio_dev *vd)
+{
+	pthread_mutex_lock(&vd->notify_lock);
+	vd->quiesced = false;
+	for (int q = 0; q < vd->ops->nr_queues; q++) {
+		if (vd->held[q])
+			kick(vd, q);
+		vd->held[q] = false;
+	}
+	pthread_mutex_unlock(&vd->notify_lock);
+	if (vd->ops->unquiesce)
+		vd->ops->unquiesce(vd);
+}
+
+struct virtio_saved {
+	uint64_t driver_features;
+	uint32_t dfselect, gfselect;
+	uint16_t queue_sel, nr_queues;
+	uint8_t status, isr, generation, device_type;
+	struct {
+		uint64_t desc, avail, used;
+		uint16_t size, last_avail, used_idx;
+		uint8_t ready, broken;
+	} q[VIRTIO_MAX_QUEUES];
+	uint8_t cfg[256];
+};
+
+size_t virtio_pci_save(struct virtio_dev *vd, void *buf)
+{
+	struct virtio_saved sv = {0};
+
+	_Static_assert(sizeof(sv) <= VIRTIO_PCI_STATE_MAX, "VIRTIO_PCI_STATE_MAX");
+	pthread_mutex_lock(&vd->lock);
+	sv.driver_features = vd->driver_features;
+	sv.dfselect = vd->dfselect, sv.gfselect = vd->gfselect;
+	sv.queue_sel = vd->queue_sel;
+	sv.nr_queues = vd->ops->nr_queues;
+	sv.status = vd->status, sv.isr = vd->isr, sv.generation = vd->generation;
+	sv.device_type = (uint8_t)vd->ops->device_type;
+	for (int q = 0; q < vd->ops->nr_queues; q++) {
+		struct virtq *vq = &vd->vq[q];
+
+		pthread_mutex_lock(&vq->lock);
+		sv.q[q].desc = vq->desc, sv.q[q].avail = vq->avail, sv.q[q].used = vq->used;
+		sv.q[q].size = vq->size, sv.q[q].last_avail = vq->last_avail;
+		sv.q[q].used_idx = vq->used_idx;
+		sv.q[q].ready = vq->ready, sv.q[q].broken = vq->broken;
+		pthread_mutex_unlock(&vq->lock);
+	}
+	memcpy(sv.cfg, vd->pci.cfg, sizeof(sv.cfg));
+	pthread_mutex_unlock(&vd->lock);
+	memcpy(buf, &sv, sizeof(sv));
+	return sizeof(sv);
+}
+
+int virtio_pci_restore(struct virtio_dev *vd, const void *buf, size_t len)
+{
+	struct virtio_saved sv;
+	const char *why = NULL;
+
+	if (len != sizeof(sv))
+		return -EINVAL;
+	memcpy(&sv, buf, sizeof(sv));
+	if (sv.nr_queues != vd->ops->nr_queues || sv.device_type != vd->ops->device_type ||
+	    (sv.driver_features & ~virtio_features(vd)))
+		return -EINVAL;
+	pthread_mutex_lock(&vd->lock);
+	vd->driver_features = sv.driver_features;
+	vd->dfselect = sv.dfselect, vd->gfselect = sv.gfselect;
+	vd->queue_sel = sv.queue_sel;
+	vd->status = sv.status, vd->generation = sv.generation;
+	/* the configuration space as the guest left it (its BAR where it put it),
+	 * with what this device is: IDs, BAR sizes and capabilities stay its own */
+	memcpy(vd->pci.cfg + 0x04, sv.cfg + 0x04, 4); /* command, status */
+	memcpy(vd->pci.cfg + 0x0c, sv.cfg + 0x0c, 4); /* cache line, latency, ... */
+	memcpy(vd->pci.cfg + 0x10, sv.cfg + 0x10, 4 * PCI_MAX_BARS);
+	vd->pci.cfg[0x3c] = sv.cfg[0x3c];
+	for (int q = 0; q < vd->ops->nr_queues && !why; q++) {
+		struct virtq *vq = &vd->vq[q];
+
+		vq->desc = sv.q[q].desc, vq->avail = sv.q[q].avail, vq->used = sv.q[q].used;
+		vq->size = sv.q[q].size;
+		vq->last_avail = sv.q[q].last_avail, vq->used_idx = sv.q[q].used_idx;
+		if (sv.q[q].ready && virtq_enable(vq, &why))
+			break; /* a ring outside RAM: not a state this device was ever in */
+		vq->broken = sv.q[q].broken;
+	}
+	if (!why && (vd->status & VIRTIO_STATUS_DRIVER_OK)) {
+		virtio_ioeventfds(vd, true);
+		if (vd->ops->driver_ok)
+			vd->ops->driver_ok(vd, vd->driver_features);
+	}
+	if (!why && (sv.isr & 1)) {
+		vd->isr = sv.isr;
+		virtio_set_irq(vd, 1);
+	}
+	pthread_mutex_unlock(&vd->lock);
+	if (why) {
+		log_err("%s: the saved state is not one it could have been in: %s", vd->ops->name,
+			why);
+		return -EINVAL;
+	}
+	for (int q = 0; q < vd->ops->nr_queues; q++) /* what the driver queued meanwhile */
+		if (vd->vq[q].ready)
+			kick(vd, q);
+	return 0;
 }
 
 void virtio_pci_exit(struct virtio_dev *vd)

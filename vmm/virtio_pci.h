@@ -51,6 +51,10 @@ struct virtio_dev_ops {
 	/* reset - the driver reset the device: forget everything in flight
 	 * (called without vd->lock: completions may land meanwhile). */
 	void (*reset)(struct virtio_dev *vd);
+	/* quiesce - no notification reaches the device any more: let what is in
+	 * flight land and start nothing until unquiesce (both may be NULL) */
+	void (*quiesce)(struct virtio_dev *vd);
+	void (*unquiesce)(struct virtio_dev *vd);
 };
 
 struct virtio_dev {
@@ -64,6 +68,11 @@ struct virtio_dev {
 	uint16_t queue_sel;
 	uint8_t status, isr, generation;
 	int kick_fd[VIRTIO_MAX_QUEUES];
+	/* Quiesced (a snapshot): notifications are held back, and handed to the
+	 * device at unquiesce. notify_lock is held around each one handed over. */
+	pthread_mutex_t notify_lock;
+	bool quiesced;
+	bool held[VIRTIO_MAX_QUEUES];
 	uint64_t ioeventfd_addr; /* BAR address the ioeventfds are bound to, 0 if none */
 	int stop_fd;
 	pthread_t thread;
@@ -86,5 +95,24 @@ void virtio_used(struct virtio_dev *vd, int q);
 
 /* virtio_fail - the guest broke the device's rules: say @why and ask for a reset. */
 void virtio_fail(struct virtio_dev *vd, const char *why);
+
+/*
+ * virtio_pci_quiesce - hold every notification back and let the device finish
+ * what is in flight (ops->quiesce): its state is then still. unquiesce hands
+ * the held notifications over and lets it go on.
+ */
+void virtio_pci_quiesce(struct virtio_dev *vd);
+void virtio_pci_unquiesce(struct virtio_dev *vd);
+
+/*
+ * virtio_pci_save - the quiesced device's transport state (registers, queues,
+ * PCI configuration space) into @buf, VIRTIO_PCI_STATE_MAX bytes: its length.
+ * virtio_pci_restore - into a fresh device of the same kind, before the
+ * guest runs: checked (a queue outside RAM is refused), then what the driver
+ * had set up is set up again and the queues looked at. 0 or -EINVAL.
+ */
+#define VIRTIO_PCI_STATE_MAX 512
+size_t virtio_pci_save(struct virtio_dev *vd, void *buf);
+int virtio_pci_restore(struct virtio_dev *vd, const void *buf, size_t len);
 
 #endif

@@ -73,6 +73,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	memset(vm, 0, sizeof(*vm));
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	bus_init(&vm->pio, "port I/O");
 	bus_init(&vm->mmio, "MMIO");
 	vm->created_ns = now_ns();
@@ -211,9 +212,47 @@ void vm_stop(struct vm *vm, int status, const char *fmt, ...)
 		return;
 	}
 	log_debug("stopping (status %d): %s", status, reason);
+	pthread_mutex_lock(&vm->lock);
+	pthread_cond_broadcast(&vm->pause_cond); /* paused vCPUs and their pauser: stop */
+	pthread_mutex_unlock(&vm->lock);
 	vcpus_kick(vm);
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0)
 		log_warn("cannot signal the VM's stop: %s", strerror(errno));
+}
+
+/* vCPU threads that can still pause: started and not finished. */
+static int vcpus_alive(struct vm *vm)
+{
+	int n = 0;
+
+	for (int i = 0; i < vm->nr_vcpus; i++)
+		n += vm->vcpus[i].thread_started && !vm->vcpus[i].finished;
+	return n;
+}
+
+int vm_pause(struct vm *vm)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->pausing = true;
+	pthread_mutex_unlock(&vm->lock);
+	vcpus_kick(vm);
+	pthread_mutex_lock(&vm->lock);
+	while (!vm->stopping && vm->nr_paused < vcpus_alive(vm))
+		pthread_cond_wait(&vm->pause_cond, &vm->lock);
+	if (vm->stopping)
+		ret = -ESHUTDOWN;
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pausing = false;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->lock);
 }
 
 int vm_wait(struct vm *vm)

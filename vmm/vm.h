@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "bus.h"
 
@@ -100,6 +101,10 @@ struct vm_quirks {
 	int (*boot_linux)(struct vm *vm, char *buf, size_t len);
 	/* destroy - release what the quirks keep for @vm (in vm->quirks_state) */
 	void (*destroy)(struct vm *vm);
+	/* save - what they keep, for a snapshot, into @buf (@len bytes): its length
+	 * (0: nothing) or -errno; load - take it back into a fresh @vm */
+	ssize_t (*save)(struct vm *vm, void *buf, size_t len);
+	int (*load)(struct vm *vm, const void *buf, size_t len);
 };
 
 struct vm_config {
@@ -130,7 +135,10 @@ struct vm {
 	uint64_t created_ns;
 	_Atomic uint64_t first_guest_ns; /* CLOCK_MONOTONIC of the guest's start marker */
 
-	pthread_mutex_t lock; /* protects the stop state below */
+	pthread_mutex_t lock; /* protects the stop and pause state below */
+	pthread_cond_t pause_cond;
+	bool pausing;  /* vCPUs are asked to wait out of KVM_RUN */
+	int nr_paused; /* ... and this many do */
 	bool stopping;
 	int exit_status;
 	char stop_reason[512];
@@ -156,6 +164,16 @@ void vm_stop(struct vm *vm, int status, const char *fmt, ...) __attribute__((for
 
 /* vm_stopping - true once vm_stop was called. */
 bool vm_stopping(struct vm *vm);
+
+/*
+ * vm_pause - every running vCPU out of KVM_RUN, waiting until vm_resume:
+ * their state may then be read and written (a snapshot). Returns once all
+ * are; -ESHUTDOWN if the VM stops meanwhile.
+ */
+int vm_pause(struct vm *vm);
+
+/* vm_resume - let the paused vCPUs run again. */
+void vm_resume(struct vm *vm);
 
 /* vm_wait - join every vCPU thread; returns the exit status. */
 int vm_wait(struct vm *vm);

@@ -14,6 +14,8 @@
 
 #include "cpuid.h"
 #include "util.h"
+#include "virtio_pci.h"
+#include "vm_state.h"
 #include "vmm.h"
 
 static int module_index(const struct vmm *v, const struct vmm_module *m)
@@ -60,6 +62,9 @@ void vmm_init(struct vmm *v, const struct vmm_module *const *modules, int nr)
 	v->modules = modules;
 	v->nr_modules = nr < VMM_MAX_MODULES ? nr : VMM_MAX_MODULES;
 	v->level = LOG_INFO;
+	pthread_mutex_init(&v->life_lock, NULL);
+	v->migrate_sock = -1;
+	v->init_ns = now_ns();
 	order_init(&v->order);
 	for (int fd = 0; fd < 1024; fd++)
 		if (fcntl(fd, F_GETFD) >= 0)
@@ -80,7 +85,10 @@ static void usage(struct vmm *v, FILE *f)
 		"  --order FILE     the vNode order as JSON (common/order.h), as the host agent\n"
 		"                   writes it; it holds credentials, so a FILE others may read\n"
 		"                   is refused. Options after it change it.\n"
-		"  --order-fd N     the same, read from inherited descriptor N (then closed)\n");
+		"  --order-fd N     the same, read from inherited descriptor N (then closed)\n"
+		"  --restore FILE   bring back the vNode a snapshot holds (control command\n"
+		"                   snapshot), its order included; options after it change it,\n"
+		"                   an --order after it replaces it\n");
 	for (int i = 0; i < v->nr_modules; i++) {
 		for (const struct vmm_option *o = v->modules[i]->options; o && o->name; o++) {
 			char head[64];
@@ -107,10 +115,16 @@ static void usage(struct vmm *v, FILE *f)
 		VM_EXIT_USAGE, VM_EXIT_VMM_ERROR, VM_EXIT_GUEST_FAULT);
 }
 
-/* The order read from @fd, onto what the options before it said. */
+/* The order read from @fd, onto what the options before it said (after --restore: instead of
+ * the snapshot's order, which was made for the host it was taken on). */
 static int read_order(struct vmm *v, int fd)
 {
 	char err[512];
+
+	if (v->restoring) {
+		order_free(&v->order);
+		order_init(&v->order);
+	}
 
 	return order_read_fd(&v->order, fd, err, sizeof(err)) ? usage_error("%s", err) : 0;
 }
@@ -129,7 +143,8 @@ static int order_file(struct vmm *v, const char *path)
 	ret = read_order(v, fd);
 	close(fd);
 	if (!ret && (st.st_mode & 077)) {
-		bool secret = v->order.has_token || v->order.backup.has_token;
+		bool secret = v->order.has_token || v->order.backup.has_token ||
+			      v->order.has_migrate_token;
 
 		for (int i = 0; i < v->order.nr_disks; i++)
 			secret |= v->order.disks[i].has_token;
@@ -144,13 +159,66 @@ static int order_file(struct vmm *v, const char *path)
 	return ret;
 }
 
-enum { OPT_ORDER = 1000, OPT_ORDER_FD, OPT_STATS, OPT_LEAKS, OPT_VERSION, OPT_MODULE = 2000 };
+/* --restore FILE: the snapshot, checked whole, and the order it holds. */
+static int restore_file(struct vmm *v, const char *path)
+{
+	struct snap *sn = calloc(1, sizeof(*sn));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const char *text;
+	uint64_t len;
+	char err[512];
+	json_t *j;
+	int ret;
+
+	if (!sn || fd < 0) {
+		fprintf(stderr, "lego-vmm: --restore %s: %s\n", path, strerror(errno));
+		free(sn);
+		if (fd >= 0)
+			close(fd);
+		return VM_EXIT_USAGE;
+	}
+	ret = snap_open(sn, fd, err, sizeof(err));
+	close(fd);
+	if (ret) {
+		free(sn);
+		fprintf(stderr, "lego-vmm: --restore %s: %s\n", path, err);
+		return VM_EXIT_USAGE;
+	}
+	text = snap_get(sn, "order", &len);
+	j = text ? json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	if (!j || order_from_json(&v->order, j, err, sizeof(err))) {
+		fprintf(stderr, "lego-vmm: --restore %s: %s\n", path,
+			j ? err : "the snapshot holds no order");
+		json_decref(j);
+		snap_close(sn);
+		free(sn);
+		return VM_EXIT_USAGE;
+	}
+	json_decref(j);
+	if (v->restoring) {
+		snap_close(v->restoring);
+		free(v->restoring);
+	}
+	v->restoring = sn;
+	return 0;
+}
+
+enum {
+	OPT_ORDER = 1000,
+	OPT_ORDER_FD,
+	OPT_RESTORE,
+	OPT_STATS,
+	OPT_LEAKS,
+	OPT_VERSION,
+	OPT_MODULE = 2000
+};
 
 int vmm_parse_args(struct vmm *v, int argc, char **argv)
 {
 	static const struct option own[] = {
 		{"order", required_argument, NULL, OPT_ORDER},
 		{"order-fd", required_argument, NULL, OPT_ORDER_FD},
+		{"restore", required_argument, NULL, OPT_RESTORE},
 		{"stats", no_argument, NULL, OPT_STATS},
 		{"check-leaks", no_argument, NULL, OPT_LEAKS},
 		{"verbose", no_argument, NULL, 'v'},
@@ -194,6 +262,10 @@ int vmm_parse_args(struct vmm *v, int argc, char **argv)
 				return ret;
 			break;
 		}
+		case OPT_RESTORE:
+			if ((ret = restore_file(v, optarg)))
+				return ret;
+			break;
 		case OPT_STATS:
 			v->stats = true;
 			break;
@@ -291,6 +363,28 @@ static int setup(struct vmm *v)
 			return ret;
 		}
 		v->active[i] = ret != VMM_IDLE;
+	}
+	if (v->incoming) {
+		int ret = migrate_incoming(v);
+
+		if (ret)
+			return ret;
+	}
+	for (int i = 0; v->restoring && i < v->nr_modules; i++) {
+		const struct vmm_module *m = v->modules[i];
+		int ret = v->active[i] && m->restore ? m->restore(v, v->restoring) : 0;
+
+		if (ret < 0) {
+			log_err("restoring %s from the snapshot failed: %s", m->name,
+				strerror(-ret));
+			return ret;
+		}
+	}
+	if (v->incoming) {
+		int ret = migrate_commit(v);
+
+		if (ret)
+			return ret;
 	}
 	for (int i = 0; i < v->nr_modules; i++) {
 		int ret = v->active[i] && v->modules[i]->start ? v->modules[i]->start(v) : 0;
@@ -448,7 +542,7 @@ int vmm_run(struct vmm *v)
 	struct vm_config cfg = {.mem_size = v->order.memory, .nr_vcpus = v->order.cpus};
 	uint64_t ram = 0;
 	sigset_t sigs;
-	int sfd, status = VM_EXIT_VMM_ERROR;
+	int sfd, ret, status = VM_EXIT_VMM_ERROR;
 
 	log_init("lego-vmm", v->level);
 	/* Blocked here so every thread inherits it: only the signalfd sees them. */
@@ -464,12 +558,23 @@ int vmm_run(struct vmm *v)
 			v->modules[i]->configure(v, &cfg);
 	if (sfd < 0 || vm_create(&v->vm, &cfg))
 		goto out;
-	if (setup(v) == 0) {
+	ret = setup(v);
+	if (v->restoring) { /* all of it is in the VM now */
+		snap_close(v->restoring);
+		free(v->restoring);
+		v->restoring = NULL;
+		v->restored = true;
+	}
+	if (ret == 0) {
 		log_debug("running %s on %d vCPU(s) with %llu MiB",
 			  v->order.kernel ? v->order.kernel : v->order.payload, v->order.cpus,
 			  (unsigned long long)(v->order.memory / MiB));
-		if (vm_start(&v->vm) == 0)
+		if (vm_start(&v->vm) == 0) {
+			v->run_ns = now_ns();
+			log_debug("the vCPUs run %.1f ms after lego-vmm started%s",
+				  (v->run_ns - v->init_ns) / 1e6, v->restored ? " (restored)" : "");
 			wait_for_stop(v, sfd);
+		}
 		for (int i = v->nr_modules - 1; i >= 0; i--)
 			if (v->active[i] && v->modules[i]->stop)
 				v->modules[i]->stop(v);
@@ -487,6 +592,11 @@ int vmm_run(struct vmm *v)
 out:
 	if (sfd >= 0)
 		close(sfd);
+	if (v->restoring) {
+		snap_close(v->restoring);
+		free(v->restoring);
+		v->restoring = NULL;
+	}
 	if (v->check_leaks && check_leaks(v, ram, v->order.memory))
 		status = VM_EXIT_VMM_ERROR;
 	order_free(&v->order);
@@ -541,6 +651,351 @@ static void machine_configure(struct vmm *v, struct vm_config *cfg)
 	cfg->cpuid_policy = v->order.cpuid ? cpuid_policy_parse(v->order.cpuid) : CPUID_HOST;
 }
 
+/* ---- the vNode at rest: pause, snapshot, restore ---- */
+
+int vmm_pause(struct vmm *v)
+{
+	int ret;
+
+	if (v->paused)
+		return 0;
+	ret = vm_pause(&v->vm);
+	if (ret) {
+		vm_resume(&v->vm);
+		return ret;
+	}
+	for (int i = v->nr_modules - 1; i >= 0; i--)
+		if (v->active[i] && v->modules[i]->quiesce)
+			v->modules[i]->quiesce(v);
+	v->paused = true;
+	return 0;
+}
+
+void vmm_resume(struct vmm *v)
+{
+	if (!v->paused)
+		return;
+	for (int i = 0; i < v->nr_modules; i++)
+		if (v->active[i] && v->modules[i]->unquiesce)
+			v->modules[i]->unquiesce(v);
+	vm_resume(&v->vm);
+	v->paused = false;
+}
+
+int vmm_save(struct vmm *v, int fd, char *err, size_t errlen)
+{
+	struct snap_writer w;
+	json_t *order = order_to_json(&v->order);
+	char *text = order ? json_dumps(order, JSON_COMPACT) : NULL;
+	int ret = 0;
+
+	json_decref(order);
+	if (!text) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snap_begin(&w, fd);
+	snap_put(&w, "order", text, strlen(text));
+	explicit_bzero(text, strlen(text)); /* it holds the credentials */
+	free(text);
+	for (int i = 0; !ret && i < v->nr_modules; i++) {
+		const struct vmm_module *m = v->modules[i];
+
+		if (v->active[i] && m->save && (ret = m->save(v, &w)))
+			snprintf(err, errlen, "saving %s: %s", m->name, strerror(-ret));
+	}
+	if (!ret && (ret = snap_end(&w)))
+		snprintf(err, errlen, "writing the snapshot: %s", strerror(-ret));
+	return ret;
+}
+
+void vmm_devices_quiesce(struct virtio_dev *const *devs, int n, bool quiesce)
+{
+	for (int i = 0; i < n; i++)
+		(quiesce ? virtio_pci_quiesce : virtio_pci_unquiesce)(devs[i]);
+}
+
+int vmm_devices_save(struct snap_writer *w, const char *prefix, struct virtio_dev *const *devs,
+		     int n)
+{
+	uint8_t buf[VIRTIO_PCI_STATE_MAX];
+
+	for (int i = 0; i < n; i++) {
+		char name[SNAP_NAME];
+
+		snprintf(name, sizeof(name), "%s.%d", prefix, i);
+		snap_put(w, name, buf, virtio_pci_save(devs[i], buf));
+	}
+	return w->err;
+}
+
+int vmm_devices_restore(const struct snap *s, const char *prefix, struct virtio_dev *const *devs,
+			int n)
+{
+	for (int i = 0; i < n; i++) {
+		char name[SNAP_NAME];
+		uint64_t len;
+		const void *b;
+
+		snprintf(name, sizeof(name), "%s.%d", prefix, i);
+		b = snap_get(s, name, &len);
+		if (!b) {
+			log_err("the snapshot has no %s: its vNode had other devices", name);
+			return -EINVAL;
+		}
+		if (virtio_pci_restore(devs[i], b, len))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Guest memory that lives only here (no ExCache): the pages that are not
+ * zero, as a map of one bit per page ("memory.map") and those pages in order
+ * ("memory"). Zero pages cost nothing but their bit, and restore leaves them
+ * untouched in fresh anonymous memory.
+ */
+static int save_memory(struct vmm *v, struct snap_writer *w)
+{
+	static const uint8_t zero[4096];
+	uint64_t pages = v->vm.mem.size / 4096;
+	uint8_t *map = calloc((pages + 7) / 8, 1);
+
+	if (!map)
+		return -ENOMEM;
+	for (uint64_t p = 0; p < pages; p++)
+		if (memcmp(v->vm.mem.base + p * 4096, zero, 4096))
+			map[p / 8] |= (uint8_t)(1u << (p % 8));
+	snap_put(w, "memory.map", map, (pages + 7) / 8);
+	snap_open_section(w, "memory");
+	for (uint64_t p = 0; p < pages; p++)
+		if (map[p / 8] & (1u << (p % 8)))
+			snap_write(w, v->vm.mem.base + p * 4096, 4096);
+	snap_close_section(w);
+	free(map);
+	return w->err;
+}
+
+static int restore_memory(struct vmm *v, const struct snap *s)
+{
+	uint64_t pages = v->vm.mem.size / 4096, map_len, len, n = 0;
+	const uint8_t *map = snap_get(s, "memory.map", &map_len),
+		      *data = snap_get(s, "memory", &len);
+
+	if (!map || !data || map_len != (pages + 7) / 8) {
+		log_err("the snapshot holds no memory for %llu pages (its vNode had an ExCache?)",
+			(unsigned long long)pages);
+		return -EINVAL;
+	}
+	for (uint64_t p = 0; p < pages; p++) {
+		if (!(map[p / 8] & (1u << (p % 8))))
+			continue;
+		if ((n + 1) * 4096 > len)
+			return -EINVAL;
+		memcpy(v->vm.mem.base + p * 4096, data + n++ * 4096, 4096);
+	}
+	return n * 4096 == len ? 0 : -EINVAL;
+}
+
+/* Per vCPU: whether it had finished (a payload's vCPU that exited). */
+struct vcpus_blob {
+	uint32_t nr;
+	uint8_t finished[VM_MAX_VCPUS];
+};
+
+static int machine_save(struct vmm *v, struct snap_writer *w)
+{
+	struct vm *vm = &v->vm;
+	struct vcpus_blob vb = {.nr = (uint32_t)vm->nr_vcpus};
+	uint8_t vmb[VM_STATE_VM_MAX];
+	size_t len, max = vm_state_vcpu_size();
+	void *buf = malloc(max);
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = vm_state_save_vm(vm, vmb, &len);
+	if (!ret)
+		snap_put(w, "machine.vm", vmb, len);
+	for (int i = 0; !ret && i < vm->nr_vcpus; i++) {
+		char name[SNAP_NAME];
+
+		vb.finished[i] = vm->vcpus[i].finished;
+		ret = vm_state_save_vcpu(&vm->vcpus[i], buf, &len);
+		snprintf(name, sizeof(name), "machine.vcpu.%d", i);
+		if (!ret)
+			snap_put(w, name, buf, len);
+	}
+	free(buf);
+	if (ret)
+		return ret;
+	snap_put(w, "machine.vcpus", &vb, sizeof(vb));
+	if (vm->quirks && vm->quirks->save) {
+		uint8_t qb[512];
+		ssize_t n = vm->quirks->save(vm, qb, sizeof(qb));
+
+		if (n < 0)
+			return (int)n;
+		if (n > 0)
+			snap_put(w, "machine.quirks", qb, (uint64_t)n);
+	}
+	if (!v->xc && (ret = save_memory(v, w)))
+		return ret;
+	return w->err;
+}
+
+static int machine_restore(struct vmm *v, const struct snap *s)
+{
+	struct vm *vm = &v->vm;
+	const struct vcpus_blob *vb;
+	const void *b;
+	uint64_t len;
+	int ret;
+
+	vb = snap_get(s, "machine.vcpus", &len);
+	if (!vb || len != sizeof(*vb) || vb->nr != (uint32_t)vm->nr_vcpus) {
+		log_err("the snapshot is of a vNode with other vCPUs than %d", vm->nr_vcpus);
+		return -EINVAL;
+	}
+	b = snap_get(s, "machine.vm", &len);
+	if (!b || (ret = vm_state_load_vm(vm, b, len))) {
+		log_err("the snapshot's interrupt controllers cannot be loaded");
+		return b ? ret : -EINVAL;
+	}
+	for (int i = 0; i < vm->nr_vcpus; i++) {
+		char name[SNAP_NAME];
+
+		snprintf(name, sizeof(name), "machine.vcpu.%d", i);
+		b = snap_get(s, name, &len);
+		if (!b || (ret = vm_state_load_vcpu(&vm->vcpus[i], b, len))) {
+			log_err("vCPU %d's state cannot be loaded from the snapshot: %s", i,
+				b ? strerror(-ret) : "missing");
+			return b ? ret : -EINVAL;
+		}
+		vm->vcpus[i].finished = vb->finished[i];
+	}
+	b = snap_get(s, "machine.quirks", &len);
+	if (b && vm->quirks && vm->quirks->load && (ret = vm->quirks->load(vm, b, len))) {
+		log_err("the snapshot's %s state cannot be loaded", vm->quirks->name);
+		return ret;
+	}
+	return v->xc ? 0 : restore_memory(v, s);
+}
+
+/* {"cmd":"pause"} */
+static json_t *cmd_pause(struct vmm *v, json_t *req, char *err, size_t errlen)
+{
+	int ret;
+
+	(void)req;
+	pthread_mutex_lock(&v->life_lock);
+	ret = vmm_pause(v);
+	pthread_mutex_unlock(&v->life_lock);
+	if (ret) {
+		snprintf(err, errlen, "the guest is stopping: it cannot be paused");
+		return NULL;
+	}
+	return json_pack("{s:b}", "paused", 1);
+}
+
+/* {"cmd":"resume"} */
+static json_t *cmd_resume(struct vmm *v, json_t *req, char *err, size_t errlen)
+{
+	(void)req, (void)err, (void)errlen;
+	pthread_mutex_lock(&v->life_lock);
+	vmm_resume(v);
+	pthread_mutex_unlock(&v->life_lock);
+	return json_pack("{s:b}", "paused", 0);
+}
+
+/*
+ * {"cmd":"snapshot","path":FILE,"then":"resume"|"pause"|"stop"}: the vNode
+ * paused, saved into FILE (mode 0600: it holds the order's credentials),
+ * then running again (the default), left paused, or stopped for good. With
+ * an ExCache the memory servers hold its memory, which must not change after
+ * the snapshot: only "stop" is allowed then, and the memory stays there for
+ * the restore (keep_memory).
+ */
+static json_t *cmd_snapshot(struct vmm *v, json_t *req, char *err, size_t errlen)
+{
+	const char *path = json_string_value(json_object_get(req, "path"));
+	const char *then = json_string_value(json_object_get(req, "then"));
+	uint64_t t0 = now_ns(), paused_ns;
+	bool was_paused;
+	struct stat st;
+	int fd, ret;
+
+	if (!then)
+		then = v->xc ? "stop" : "resume";
+	if (!path || !*path) {
+		snprintf(err, errlen, "give \"path\": the file to write the snapshot to");
+		return NULL;
+	}
+	if (strcmp(then, "resume") && strcmp(then, "pause") && strcmp(then, "stop")) {
+		snprintf(err, errlen, "\"then\": '%s' is none of resume, pause, stop", then);
+		return NULL;
+	}
+	if (v->xc && strcmp(then, "stop")) {
+		snprintf(err, errlen,
+			 "this vNode's memory is on memory servers, where it would go on "
+			 "changing after the snapshot: take it with \"then\":\"stop\"");
+		return NULL;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "cannot write %s: %s", path,
+			 fd < 0 ? strerror(errno) : "not a regular file");
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	pthread_mutex_lock(&v->life_lock);
+	was_paused = v->paused;
+	ret = vmm_pause(v);
+	paused_ns = now_ns();
+	if (ret)
+		snprintf(err, errlen, "the guest is stopping: no snapshot");
+	else if ((ret = vmm_save(v, fd, err, errlen)) == 0 && !strcmp(then, "stop")) {
+		v->keep_memory = true;
+		vm_stop(&v->vm, 0, "stopped after its snapshot to %s", path);
+	} else if (!strcmp(then, "resume") && !was_paused) {
+		vmm_resume(v);
+	}
+	pthread_mutex_unlock(&v->life_lock);
+	if (!ret && fstat(fd, &st))
+		st.st_size = 0;
+	close(fd);
+	if (ret) {
+		unlink(path);
+		return NULL;
+	}
+	log_info("snapshot to %s in %.1f ms; the vNode is %s", path, (now_ns() - t0) / 1e6,
+		 !strcmp(then, "stop")			? "stopping"
+		 : !strcmp(then, "pause") || was_paused ? "paused"
+							: "running again");
+	return json_pack("{s:s,s:I,s:f,s:f}", "path", path, "bytes", (json_int_t)st.st_size,
+			 "pause_ms", (paused_ns - t0) / 1e6, "ms", (now_ns() - t0) / 1e6);
+}
+
+static void machine_status(struct vmm *v, json_t *status)
+{
+	json_object_set_new(status, "paused", json_boolean(v->paused));
+	if (v->run_ns) /* from lego-vmm's start to its vCPUs': a boot's set-up, or a restore */
+		json_object_set_new(status, "start_ms", json_real((v->run_ns - v->init_ns) / 1e6));
+	if (v->restored)
+		json_object_set_new(status, "restored", json_true());
+}
+
+static const struct vmm_cmd machine_cmds[] = {
+	{NULL, NULL, VERB_PAUSE, cmd_pause},
+	{NULL, NULL, VERB_RESUME, cmd_resume},
+	{"snapshot",
+	 "save the vNode into {\"path\":FILE}, then \"resume\" (default), \"pause\" or "
+	 "\"stop\" (the only one with an ExCache)",
+	 0, cmd_snapshot},
+	{NULL},
+};
+
 static const struct vmm_option machine_options[] = {
 	{"memory", "SIZE", "guest RAM, e.g. 64M, 2G (default 256M)", opt_memory},
 	{"cpus", "N", "number of vCPUs, one host thread each (default 1)", opt_cpus},
@@ -555,4 +1010,8 @@ const struct vmm_module mod_machine = {
 	.name = "machine",
 	.options = machine_options,
 	.configure = machine_configure,
+	.status = machine_status,
+	.cmds = machine_cmds,
+	.save = machine_save,
+	.restore = machine_restore,
 };

@@ -23,6 +23,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "order.h"
+#include "snap.h"
 #include "vm.h"
 
 struct vmm;
@@ -72,6 +73,18 @@ struct vmm_module {
 	json_t *(*stats)(struct vmm *v);
 	const char *stats_tag;
 	const struct vmm_cmd *cmds; /* ends with a NULL fn; may be NULL */
+
+	/*
+	 * The vNode at rest (vmm_snapshot). quiesce - the vCPUs are paused: finish
+	 * what is in flight and start nothing new until unquiesce. save - the
+	 * module's state into sections of @w named "<module>..." (snap.h). restore -
+	 * run instead of start's first boot, after every setup and before any start:
+	 * take the state back from @s. Each returns 0 or -errno after logging why.
+	 */
+	void (*quiesce)(struct vmm *v);
+	void (*unquiesce)(struct vmm *v);
+	int (*save)(struct vmm *v, struct snap_writer *w);
+	int (*restore)(struct vmm *v, const struct snap *s);
 };
 
 #define VMM_MAX_MODULES 16
@@ -94,8 +107,19 @@ struct vmm {
 	/* how this run reports, not part of the order */
 	bool stats;
 	enum log_level level;
-	bool check_leaks; /* --check-leaks: after teardown, report what is still held */
-	const char *mode; /* the machine profile: "payload" or "linux" */
+	bool check_leaks;	  /* --check-leaks: after teardown, report what is still held */
+	const char *mode;	  /* the machine profile: "payload" or "linux" */
+	struct snap *restoring;	  /* --restore: the snapshot the vNode comes back from */
+	bool restored;		  /* ... and came back from */
+	uint64_t init_ns, run_ns; /* when lego-vmm started, and its vCPUs (0: not yet) */
+	/* the vNode goes on elsewhere (a snapshot it stopped for, a migration): its
+	 * memory stays on the memory servers when this VMM exits */
+	bool keep_memory;
+	pthread_mutex_t life_lock; /* pause, snapshot and their state below: one at a time */
+	bool paused;
+	bool incoming;	  /* a migration's target (--incoming): the state comes from the source */
+	int migrate_sock; /* ... on this connection, between migrate_incoming and _commit */
+	uint64_t migrate_epoch; /* ... and the epoch to take the vNode over at */
 
 	/* what modules offer each other; NULL until their module is set up */
 	struct pci *pci;
@@ -144,13 +168,50 @@ int vmm_run(struct vmm *v);
  * The modules of lego-vmm, in setup order (main.c lists them): the machine
  * itself (vmm.c), the host's quirks (pvm_compat.c), the two machine profiles,
  * the legacy PC devices, the ExCache, the PCI bus and its virtio devices
- * (disks, network),
- * and the control socket last (so that it goes first).
+ * (disks, network), migration, and the control socket last (so that it
+ * goes first).
  */
 extern const struct vmm_module mod_machine, mod_pvm, mod_payload, mod_linux, mod_legacy,
-	mod_excache, mod_pci, mod_blk, mod_net, mod_control;
+	mod_excache, mod_pci, mod_blk, mod_net, mod_migrate, mod_control;
+
+/*
+ * A migration's target (migrate.c): migrate_incoming waits for the source
+ * and takes its snapshot as v->restoring; after the modules restored from
+ * it, migrate_commit finishes the handshake and takes the vNode over on the
+ * memory servers (its ExCache connects then). 0 or -errno, logged.
+ */
+int migrate_incoming(struct vmm *v);
+int migrate_commit(struct vmm *v);
 
 /* vmm_status - the "status" answer: the VM, its vCPUs, and each active module's fields. */
 json_t *vmm_status(struct vmm *v);
+
+/*
+ * vmm_pause - stop the vCPUs (out of KVM_RUN, their exits complete) and
+ * quiesce every module; vmm_resume undoes it. Both idempotent; pause fails
+ * (-ESHUTDOWN) when the guest is stopping. Called with life_lock held.
+ */
+int vmm_pause(struct vmm *v);
+void vmm_resume(struct vmm *v);
+
+/*
+ * vmm_save - the paused vNode as a snapshot into @fd (seekable, at its
+ * start): its order, then every active module's state. With an ExCache its
+ * dirty pages are written back first, and the snapshot holds which pages the
+ * memory servers have; without one it holds the memory. 0 or -errno, with
+ * why in @err.
+ */
+int vmm_save(struct vmm *v, int fd, char *err, size_t errlen);
+
+/*
+ * For the modules of virtio devices: quiesce, unquiesce, save as sections
+ * "<prefix>.<i>" and restore their @n devices @devs (virtio_pci.h).
+ */
+struct virtio_dev;
+void vmm_devices_quiesce(struct virtio_dev *const *devs, int n, bool quiesce);
+int vmm_devices_save(struct snap_writer *w, const char *prefix, struct virtio_dev *const *devs,
+		     int n);
+int vmm_devices_restore(const struct snap *s, const char *prefix, struct virtio_dev *const *devs,
+			int n);
 
 #endif

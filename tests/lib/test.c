@@ -209,6 +209,20 @@ pid_t proc_spawn(char *const argv[])
 	return pid;
 }
 
+const char *proc_err_path(pid_t pid)
+{
+	static char err[400];
+	char out[400];
+
+	for (int i = 0; i < nr_spawned; i++) {
+		if (spawned[i].pid == pid) {
+			proc_files(spawned[i].serial, out, err, sizeof(err));
+			return err;
+		}
+	}
+	return NULL;
+}
+
 const char *proc_out_path(pid_t pid)
 {
 	static char out[400];

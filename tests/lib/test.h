@@ -96,6 +96,9 @@ void proc_collect(pid_t pid, int timeout_s, struct proc_result *res);
 /* proc_out_path - the file a proc_spawn'ed @pid's stdout goes to (to watch it live). */
 const char *proc_out_path(pid_t pid);
 
+/* proc_err_path - the same for its stderr. */
+const char *proc_err_path(pid_t pid);
+
 /* proc_running - true while @pid has not exited (does not reap it). */
 bool proc_running(pid_t pid);
 

@@ -13,6 +13,7 @@
  * the storage server (the volume's file shrinks).
  */
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +23,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "netns.h"
 #include "test.h"
+#include "util.h"
 
 /* Wait until @pid's console has a line that begins with @text (false if it exited first). */
 static bool wait_for_console(pid_t pid, const char *text)
@@ -131,15 +134,27 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 	ASSERT_CONTAINS(r.err, "connected again");
 	proc_result_free(&r);
 
-	/* A second boot sees the file; with a network, a second disk, and fstrim. */
+	/*
+	 * A second boot sees the file; with a network, a second disk, and fstrim.
+	 * Then it is saved into a snapshot and stopped, and a new lego-vmm
+	 * restored from the snapshot carries on: it answers pings and serves its
+	 * page again, and the command it was in the middle of runs to its end.
+	 */
 	{
-		char scratch[300], vol[400], page[4096];
-		char *more[] = {"--net", "lt0,ip=10.0.7.2/24,gw=10.0.7.1", "--disk", scratch, NULL};
+		char scratch[300], vol[400], page[4096], ctl[300], snap[300], text[400];
+		char *more[] = {"--net",     "lt0,ip=10.0.7.2/24,gw=10.0.7.1",
+				"--disk",    scratch,
+				"--control", ctl,
+				NULL};
 		struct netns_httpd *h = netns_httpd_start("10.0.7.1", 8080);
+		struct proc_result rr;
 		long long before, after;
+		json_t *req, *res;
 		int fd, status;
 
 		snprintf(scratch, sizeof(scratch), "%s/scratch.img", test_tmpdir());
+		snprintf(ctl, sizeof(ctl), "%s/vmm.sock", test_tmpdir());
+		snprintf(snap, sizeof(snap), "%s/linux.snap", test_tmpdir());
 		fd = open(scratch, O_CREAT | O_RDWR, 0600);
 		ASSERT(fd >= 0 && ftruncate(fd, 8 << 20) == 0);
 		close(fd);
@@ -151,7 +166,8 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 			"wget -q -O - http://10.0.7.1:8080/hello; "
 			"dd if=/dev/zero of=/mnt/big bs=1M count=16 2>/dev/null; sync; rm /mnt/big; "
 			"sync; fstrim -v /mnt; echo lego-test: net-ready; "
-			"until wget -q -O /dev/null http://10.0.7.1:8080/done; do usleep 200000; done",
+			"until wget -q -O /dev/null http://10.0.7.1:8080/done; do usleep 200000; done; "
+			"echo lego-test: after the restore, up $(cut -d. -f1 /proc/uptime) s",
 			more);
 		ASSERT(wait_for_console(vmm, "lego-test: net-ready"), "the guest never got there");
 		after = allocated(vol);
@@ -164,9 +180,43 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 		status = netns_http_get("10.0.7.2", 80, "/", page, sizeof(page), 60000);
 		ASSERT(status == 200, "GET / from the guest: %d", status);
 		ASSERT_CONTAINS(page, "lego vNode");
-		netns_httpd_done(h);
+
+		/* saved and stopped; restored by a new lego-vmm on the same TAP and disks */
+		snprintf(text, sizeof(text),
+			 "{\"cmd\":\"snapshot\",\"path\":\"%s\",\"then\":\"stop\"}", snap);
+		req = json_loads(text, 0, NULL);
+		res = ctl_call(ctl, req, 600000, text, sizeof(text));
+		json_decref(req);
+		ASSERT(res && json_is_true(json_object_get(res, "ok")), "snapshot: %s",
+		       res ? json_string_value(json_object_get(res, "error")) : text);
+		printf("  Linux saved in %.0f ms into %lld MiB (its memory is local)\n",
+		       json_real_value(json_object_get(res, "ms")),
+		       (long long)json_integer_value(json_object_get(res, "bytes")) >> 20);
+		json_decref(res);
 		finish(vmm, &r);
 		ASSERT_EQ(r.status, 0);
+		unlink(ctl);
+		{
+			char *argv[] = {(char *)test_path("bin/lego-vmm"), "--restore", snap, NULL};
+			uint64_t t0 = now_ns();
+
+			vmm = proc_spawn(argv);
+			ASSERT(wait_for_path(ctl, 60000), "the restored VMM never came up");
+			ASSERT(netns_ping("10.0.7.2", 120000),
+			       "the restored guest does not answer a ping");
+			printf("  restored: it answered a ping %.1f s after lego-vmm started\n",
+			       (now_ns() - t0) / 1e9);
+		}
+		status = netns_http_get("10.0.7.2", 80, "/", page, sizeof(page), 120000);
+		ASSERT(status == 200, "GET / from the restored guest: %d", status);
+		ASSERT_CONTAINS(page, "lego vNode");
+		netns_httpd_done(h);
+		finish(vmm, &rr);
+		ASSERT_EQ(rr.status, 0);
+		ASSERT(console_line(rr.out, "lego-test: after the restore"),
+		       "the restored guest did not run its next command:\n%s", rr.out);
+		ASSERT(console_line(rr.out, "lego-guest: exit 0"), "%s", rr.out);
+		proc_result_free(&rr);
 		p = console_line(r.out, "lego-guest: ready");
 		ASSERT(p && strstr(p, name), "the second boot did not see the file");
 		ASSERT_CONTAINS(r.out, "lego-guest: network eth0 10.0.7.2/24 via 10.0.7.1");

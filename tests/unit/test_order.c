@@ -130,6 +130,34 @@ TEST(the_parts_of_an_order_must_agree)
 	      "\"0202020202020202020202020202020202020202020202020202020202020202\"}]}",
 	      "names a host and a volume");
 	check("{\"payload\":\"p\",\"cpuid\":\"newest\"}", "host or baseline");
+	check("{\"payload\":\"p\",\"incoming\":\"h:1\"}", "--incoming goes with --migrate-token");
+	check("{\"payload\":\"p\",\"incoming\":\"h:1\",\"migrate_token\":"
+	      "\"0404040404040404040404040404040404040404040404040404040404040404\"}",
+	      "whose memory is on memory servers");
+}
+
+TEST(a_migrate_token_is_a_credential)
+{
+	struct vnode_order o;
+	char err[256], *text;
+	json_t *j, *pub;
+
+	order_init(&o);
+	j = json_loads("{\"payload\":\"p\",\"excache\":1048576,\"memsrv\":[\"a:1\"],"
+		       "\"incoming\":\"h:1\",\"migrate_token\":"
+		       "\"0404040404040404040404040404040404040404040404040404040404040404\"}",
+		       0, NULL);
+	ASSERT_EQ(order_from_json(&o, j, err, sizeof(err)), 0);
+	ASSERT_EQ(order_check(&o, err, sizeof(err)), 0);
+	ASSERT(o.has_migrate_token && o.migrate_token[0] == 4);
+	pub = order_public_json(&o);
+	text = json_dumps(pub, JSON_COMPACT);
+	ASSERT(!strstr(text, "0404040404"), "the migrate token in the public form: %s", text);
+	ASSERT_CONTAINS(text, "\"migrate_token\":\"(secret)\"");
+	free(text);
+	json_decref(pub);
+	json_decref(j);
+	order_free(&o);
 }
 
 TEST(a_memfd_carries_the_order_sealed_and_the_public_form_hides_credentials)
@@ -165,8 +193,9 @@ TEST(the_verbs_have_one_definition)
 	ASSERT_EQ(vnode_verb_by_op("lost"), VERB_MEMSRV_LOST);
 	ASSERT_EQ(vnode_verb_by_op("excache"), VERB_EXCACHE_RESIZE);
 	ASSERT_EQ(vnode_verb_by_op("resize"), -1);
+	ASSERT_EQ(vnode_verb_by_op("pause"), VERB_PAUSE);
+	ASSERT(vnode_verbs[VERB_PAUSE].arg == NULL, "pause takes no argument");
 	for (int i = 0; i < NR_VERBS; i++)
-		ASSERT(vnode_verbs[i].op && vnode_verbs[i].cmd && vnode_verbs[i].arg &&
-			       vnode_verbs[i].help,
+		ASSERT(vnode_verbs[i].op && vnode_verbs[i].cmd && vnode_verbs[i].help,
 		       "verb %d is not whole", i);
 }

@@ -1,0 +1,311 @@
+/*
+ * bench_lifecycle.c - a vNode saved, brought back and moved, with the
+ * verifying payload on 2 vCPUs running through it (real lego-vmm and
+ * lego-memsrv processes, KVM):
+ *   snapshot_local_ms, snapshot_local_mib   a 256 MiB vNode whose memory is
+ *       all in lego-vmm (128 MiB of it written): the snapshot holds it
+ *   restore_local_ms     lego-vmm --restore of it: process start to vCPUs running
+ *   snapshot_excache_ms, snapshot_excache_kib  the same vNode with a 64 MiB
+ *       ExCache on a memory server: dirty pages written back, no memory saved
+ *   restore_excache_ms   its restore, to the vCPUs running (pages fault in after)
+ *   restore_first_report_ms  ... to the payload's first report after it
+ *   migrate_pause_p50_ms, migrate_pause_p99_ms (per memory size: 512 MiB,
+ *       2 GiB, 8 GiB, each with the same 64 MiB ExCache and 256 MiB written
+ *       over and over): 20 live migrations, the guest's pause as the source
+ *       measured it (pause to the target's "running")
+ *   precopy_ms           next to each: what sending that memory once would
+ *       take at the loopback TCP throughput measured in the same run (what a
+ *       pre-copy migration needs at least, before its own downtime)
+ * Goals: migrate_pause_p99_ms under 100 ms and flat in the memory size.
+ * Not built: REAP-style recording of the first pages touched after a restore
+ * and their prefetch at the next one (restore_first_report_ms is without it).
+ */
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "test.h"
+#include "util.h"
+
+#define TOKEN	 "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0"
+#define MIGTOKEN "feedfeedfeedfeedfeedfeedfeedfeedfeedfeedfeedfeedfeedfeedfeedfeed"
+#define ROUNDS	 20
+
+static json_t *call(const char *sock, const char *fmt, ...)
+{
+	char text[512], err[256];
+	json_t *req, *res;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	req = json_loads(text, 0, NULL);
+	res = ctl_call(sock, req, 120000, err, sizeof(err));
+	json_decref(req);
+	if (!res || !json_is_true(json_object_get(res, "ok"))) {
+		fprintf(stderr, "bench-lifecycle: %s: %s\n", text,
+			res ? json_string_value(json_object_get(res, "error")) : err);
+		exit(1);
+	}
+	return res;
+}
+
+/* lego-vmm with the verifying payload: @memory, @written of it, ExCache on @memsrv (or none). */
+static pid_t vmm(const char *sock, const char *memory, const char *written, const char *memsrv,
+		 const char *incoming, const char *restore)
+{
+	static char args[128];
+	char *argv[40];
+	int n = 0;
+
+	snprintf(args, sizeof(args), "op=verify mode=rand size=%s passes=100000000", written);
+	argv[n++] = (char *)test_path("bin/lego-vmm");
+	argv[n++] = "-q";
+	if (restore) {
+		argv[n++] = "--restore";
+		argv[n++] = (char *)restore;
+	} else {
+		argv[n++] = "--payload";
+		argv[n++] = strdup(test_path("guest/payloads/touch.bin"));
+		argv[n++] = "--args";
+		argv[n++] = args;
+		argv[n++] = "--memory";
+		argv[n++] = (char *)memory;
+		argv[n++] = "--cpus";
+		argv[n++] = "2";
+		if (memsrv) {
+			argv[n++] = "--excache";
+			argv[n++] = "64M";
+			argv[n++] = "--memsrv";
+			argv[n++] = (char *)memsrv;
+			argv[n++] = "--vnode";
+			argv[n++] = "9090";
+			argv[n++] = "--token";
+			argv[n++] = TOKEN;
+		}
+	}
+	argv[n++] = "--control";
+	argv[n++] = (char *)sock;
+	if (incoming) {
+		argv[n++] = "--incoming";
+		argv[n++] = (char *)incoming;
+		argv[n++] = "--migrate-token";
+		argv[n++] = MIGTOKEN;
+	}
+	argv[n] = NULL;
+	unlink(sock);
+	return proc_spawn(argv);
+}
+
+/* Process start to vCPUs running, as the VMM at @sock says (it says once they run). */
+static double start_ms(const char *sock)
+{
+	for (int i = 0; i < 6000; i++) {
+		if (access(sock, F_OK) == 0) {
+			json_t *st = call(sock, "{\"cmd\":\"status\"}");
+			json_t *ms = json_object_get(st, "start_ms");
+			double v = json_number_value(ms);
+
+			json_decref(st);
+			if (ms)
+				return v;
+		}
+		usleep(5000);
+	}
+	fprintf(stderr, "bench-lifecycle: the VMM at %s never ran\n", sock);
+	exit(1);
+}
+
+/* The first line of @pid's stdout after byte @from, waited for: ms since @t0. */
+static double first_report_after(pid_t pid, long from, uint64_t t0)
+{
+	for (int i = 0; i < 60000; i++) {
+		struct stat st;
+
+		if (stat(proc_out_path(pid), &st) == 0 && st.st_size > from)
+			return (now_ns() - t0) / 1e6;
+		usleep(1000);
+	}
+	return -1;
+}
+
+static void stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* ---- loopback TCP throughput: what a pre-copy migration would send memory at ---- */
+
+static void *sink(void *arg)
+{
+	int fd = accept(*(int *)arg, NULL, NULL);
+	static char buf[1 << 20];
+
+	while (fd >= 0 && read(fd, buf, sizeof(buf)) > 0)
+		;
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static double loopback_gbps(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
+	static char buf[1 << 20];
+	uint64_t total = 4ULL << 30, sent = 0, t0;
+	pthread_t th;
+
+	bind(l, (struct sockaddr *)&sa, sizeof(sa));
+	listen(l, 1);
+	getsockname(l, (struct sockaddr *)&sa, &len);
+	pthread_create(&th, NULL, sink, &l);
+	if (connect(c, (struct sockaddr *)&sa, sizeof(sa)))
+		return 0;
+	t0 = now_ns();
+	while (sent < total) {
+		ssize_t n = write(c, buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		sent += (uint64_t)n;
+	}
+	close(c);
+	pthread_join(th, NULL);
+	close(l);
+	return sent * 8.0 / (now_ns() - t0);
+}
+
+static void bench_snapshot(const char *dir, const char *memsrv)
+{
+	char sock[400], snap[400], sock2[400];
+	double snap_local_ms, snap_xc_ms, restore_local, restore_xc, first_report;
+	long long local_bytes, xc_bytes;
+	json_t *res;
+	pid_t pid;
+	uint64_t t0;
+	struct stat st;
+
+	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
+	snprintf(sock2, sizeof(sock2), "%s/r.sock", dir);
+	snprintf(snap, sizeof(snap), "%s/bench.snap", dir);
+
+	pid = vmm(sock, "256M", "128M", NULL, NULL, NULL);
+	start_ms(sock);
+	sleep(2); /* its memory written once at least */
+	res = call(sock, "{\"cmd\":\"snapshot\",\"path\":\"%s\",\"then\":\"stop\"}", snap);
+	snap_local_ms = json_number_value(json_object_get(res, "ms"));
+	local_bytes = json_integer_value(json_object_get(res, "bytes"));
+	json_decref(res);
+	waitpid(pid, NULL, 0);
+	pid = vmm(sock2, NULL, NULL, NULL, NULL, snap);
+	restore_local = start_ms(sock2);
+	stop(pid);
+
+	pid = vmm(sock, "256M", "128M", memsrv, NULL, NULL);
+	start_ms(sock);
+	sleep(2);
+	res = call(sock, "{\"cmd\":\"snapshot\",\"path\":\"%s\",\"then\":\"stop\"}", snap);
+	snap_xc_ms = json_number_value(json_object_get(res, "ms"));
+	xc_bytes = json_integer_value(json_object_get(res, "bytes"));
+	json_decref(res);
+	waitpid(pid, NULL, 0);
+	t0 = now_ns();
+	pid = vmm(sock2, NULL, NULL, NULL, NULL, snap);
+	restore_xc = start_ms(sock2);
+	first_report = first_report_after(pid, stat(proc_out_path(pid), &st) ? 0 : st.st_size, t0);
+	stop(pid);
+	unlink(snap);
+	printf("BENCH snapshot snapshot_local_ms=%.1f snapshot_local_mib=%.1f restore_local_ms=%.1f "
+	       "snapshot_excache_ms=%.1f snapshot_excache_kib=%.1f restore_excache_ms=%.1f "
+	       "restore_first_report_ms=%.1f\n",
+	       snap_local_ms, local_bytes / 1048576.0, restore_local, snap_xc_ms, xc_bytes / 1024.0,
+	       restore_xc, first_report);
+}
+
+static void bench_migrate(const char *dir, const char *memory, uint64_t bytes, double gbps)
+{
+	char memsrv[64], sock[2][400], incoming[64];
+	double pause[ROUNDS];
+	pid_t ms, cur, next;
+	int at = 0;
+
+	ms = memsrv_spawn("1G", memsrv);
+	snprintf(sock[0], sizeof(sock[0]), "%s/m0.sock", dir);
+	snprintf(sock[1], sizeof(sock[1]), "%s/m1.sock", dir);
+	cur = vmm(sock[0], memory, "256M", memsrv, NULL, NULL);
+	start_ms(sock[0]);
+	sleep(1);
+	for (int i = 0; i < ROUNDS; i++) {
+		json_t *res;
+
+		snprintf(incoming, sizeof(incoming), "127.0.0.1:%d", test_free_port());
+		next = vmm(sock[!at], memory, "256M", memsrv, incoming, NULL);
+		if (!wait_for_port(atoi(strrchr(incoming, ':') + 1), 20000)) {
+			fprintf(stderr, "bench-lifecycle: the target never listened\n");
+			exit(1);
+		}
+		usleep(300000);
+		res = call(sock[at], "{\"cmd\":\"migrate\",\"to\":\"%s\",\"token\":\"%s\"}",
+			   incoming, MIGTOKEN);
+		pause[i] = json_number_value(json_object_get(res, "pause_ms"));
+		json_decref(res);
+		waitpid(cur, NULL, 0);
+		start_ms(sock[!at]);
+		cur = next;
+		at = !at;
+	}
+	stop(cur);
+	kill(ms, SIGTERM);
+	waitpid(ms, NULL, 0);
+	qsort(pause, ROUNDS, sizeof(pause[0]), cmp_double);
+	printf("BENCH migrate memory=%s rounds=%d excache_mib=64 migrate_pause_p50_ms=%.1f "
+	       "migrate_pause_p99_ms=%.1f precopy_ms=%.0f loopback_gbps=%.1f\n",
+	       memory, ROUNDS, pause[ROUNDS / 2], pause[ROUNDS - 1], bytes * 8.0 / gbps / 1e6,
+	       gbps);
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	char dir[] = "/tmp/lego-bench-lifecycle-XXXXXX", memsrv[64];
+	double gbps;
+	pid_t ms;
+
+	test_set_build_dir(argc > 1 ? argv[1] : "build");
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		printf("bench-lifecycle: SKIP: no /dev/kvm\n");
+		return 0;
+	}
+	if (!mkdtemp(dir))
+		return 1;
+	ms = memsrv_spawn("1G", memsrv);
+	bench_snapshot(dir, memsrv);
+	kill(ms, SIGTERM);
+	waitpid(ms, NULL, 0);
+	gbps = loopback_gbps();
+	bench_migrate(dir, "512M", 512ULL << 20, gbps);
+	bench_migrate(dir, "2G", 2ULL << 30, gbps);
+	bench_migrate(dir, "8G", 8ULL << 30, gbps);
+	return 0;
+}
