@@ -5,7 +5,10 @@
  * passes the verbs of order.h on to a VMM's control socket, and relays the
  * serial console. Its API (JSON over HTTP), used by the manager and legoctl:
  *
- *   POST   /v1/vnodes                 run a VMM: a vNode order (order.h)
+ *   POST   /v1/vnodes                 run a VMM: a vNode order (order.h), with
+ *                                      "restore": SNAPSHOT to bring one back
+ *   POST   /v1/vnodes/NAME/migrate    {"to", "token"}: move it to another agent's VMM
+ *   POST   /v1/vnodes/NAME/snapshot   {"snapshot": NAME}: save it, and stop
  *   GET    /v1/vnodes                 what runs here
  *   DELETE /v1/vnodes/NAME            stop it (SIGTERM, then SIGKILL after 5 s)
  *   POST   /v1/vnodes/NAME/VERB       a verb of order.h, {ARG: value}, to its VMM
@@ -18,6 +21,10 @@
  * an inherited descriptor, never in argv. Each vNode has a directory
  * DIR/NAME: control.sock, console.log (serial output), console.in (a FIFO:
  * serial input), vmm.log (lego-vmm's own log) and vmm.pid.
+ *
+ * A restarted agent takes back the VMMs it left running (proc_adopt): a
+ * VMM outlives its agent (its own session), so an agent's crash or upgrade
+ * stops no vNode.
  *
  * The host's network for vNodes (netdev.h): a bridge made at start (the
  * vNodes' gateway, --gateway) and removed at exit, a persistent TAP per
@@ -43,7 +50,8 @@ struct vmm_proc {
 	char name[AGENT_NAME_MAX];
 	pid_t pid;
 	bool exited;
-	int exit_status; /* as lego-vmm documents it; 128+N for signal N */
+	bool adopted;	 /* left running by a previous run of the agent, and taken back */
+	int exit_status; /* as lego-vmm documents it; 128+N for signal N (adopted: 0) */
 	int console_in;	 /* the FIFO, held open so the VMM never sees its end */
 	uint64_t excache, memory;
 	int cpus;
@@ -64,6 +72,7 @@ struct agent {
 	/* the host network: its bridge ("": none), and why there is none if it failed */
 	char bridge[16], gateway[32], net_error[256];
 	unsigned next_tap;
+	bool own_bridge; /* made by this agent: removed at its exit (another's stays) */
 };
 
 /* ---- procs.c: the table of VMMs; a->lock held unless said ---- */
@@ -83,6 +92,13 @@ json_t *proc_json(const struct vmm_proc *p);
 /* proc_path - DIR/@name/@file into @buf. No lock needed. */
 void proc_path(const struct agent *a, char *buf, size_t len, const char *name, const char *file);
 
+/*
+ * proc_adopt - at start: the VMMs a previous run of this agent left running
+ * (DIR/NAME/vmm.pid, a live lego-vmm whose control socket answers), taken
+ * back into the table. Returns how many. Before the API and the reaper start.
+ */
+int proc_adopt(struct agent *a);
+
 /* proc_start_reaper - a thread that reaps exited VMMs and marks them. No lock needed. */
 int proc_start_reaper(struct agent *a);
 
@@ -97,14 +113,17 @@ json_t *proc_ctl(struct agent *a, const char *name, json_t *req, int timeout_ms,
 /* ---- run.c: an order into a running lego-vmm ---- */
 
 /*
- * agent_run - complete @o for this host and start its lego-vmm; returns
- * once its control socket is up. 0 (its pid in *@pid), or -errno with a
+ * agent_run - complete @o for this host and start its lego-vmm, restored
+ * from this agent's snapshot named @restore (NULL: it boots); returns once
+ * its control socket is up (a migration's target, o->incoming: once it
+ * listens there; an address of port 0 gets a free port, in o->incoming). 0 (its pid in *@pid), or -errno with a
  * sentence in @err: -EINVAL the order cannot run, -EEXIST the vNode runs
  * here already, -ENOSPC the table is full, -ECHILD lego-vmm exited at once
  * (its last words in @err), another for a failure of this host. Takes the
  * lock itself.
  */
-int agent_run(struct agent *a, struct vnode_order *o, pid_t *pid, char *err, size_t errlen);
+int agent_run(struct agent *a, struct vnode_order *o, const char *restore, pid_t *pid, char *err,
+	      size_t errlen);
 
 /* ---- api.c: the HTTP API and the heartbeat ---- */
 

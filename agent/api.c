@@ -14,18 +14,22 @@
 /* POST /v1/vnodes: a vNode order. */
 static void on_run(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
-	static const int status_of[] = {
-		[EINVAL] = 400, [EEXIST] = 409, [ENOSPC] = 507, [ECHILD] = 422, [ENETDOWN] = 503};
+	static const int status_of[] = {[EINVAL] = 400, [EEXIST] = 409,	  [ENOSPC] = 507,
+					[ECHILD] = 422, [ENETDOWN] = 503, [ENOENT] = 404};
 	struct agent *a = opaque;
 	json_t *j = http_parse_body(req, resp);
 	struct vnode_order o;
-	char err[512];
+	char err[512], *restore = NULL;
 	pid_t pid;
 	int ret;
 
 	if (!j)
 		return;
 	order_init(&o);
+	if (json_is_string(json_object_get(j, "restore"))) { /* not the order's: the agent's */
+		restore = strdup(json_string_value(json_object_get(j, "restore")));
+		json_object_del(j, "restore");
+	}
 	if (!json_is_string(json_object_get(j, "name")) ||
 	    !json_is_integer(json_object_get(j, "memory")) ||
 	    !json_is_integer(json_object_get(j, "cpus"))) {
@@ -36,14 +40,18 @@ static void on_run(void *opaque, const struct http_req *req, struct http_resp *r
 	}
 	json_decref(j);
 	if (!ret)
-		ret = agent_run(a, &o, &pid, err, sizeof(err));
+		ret = agent_run(a, &o, restore, &pid, err, sizeof(err));
+	free(restore);
 	if (ret)
 		http_error(resp,
 			   -ret < (int)ARRAY_SIZE(status_of) && status_of[-ret] ? status_of[-ret]
 										: 500,
 			   "%s", err);
 	else
-		http_json(resp, 201, json_pack("{s:s,s:i}", "name", o.name, "pid", pid));
+		http_json(resp, 201,
+			  o.incoming ? json_pack("{s:s,s:i,s:s}", "name", o.name, "pid", pid,
+						 "incoming", o.incoming)
+				     : json_pack("{s:s,s:i}", "name", o.name, "pid", pid));
 	order_free(&o);
 }
 
@@ -91,19 +99,23 @@ static void verb(struct agent *a, const char *name, int v, const struct http_req
 		 struct http_resp *resp)
 {
 	const struct vnode_verb_def *d = &vnode_verbs[v];
-	json_t *body = http_parse_body(req, resp), *val, *ans;
+	json_t *body = d->arg ? http_parse_body(req, resp) : NULL, *val = NULL, *ans, *cmd;
 	char err[256];
 
-	if (!body)
+	if (d->arg && !body)
 		return;
-	val = json_object_get(body, d->arg);
-	if (!json_is_string(val) && !(v == VERB_EXCACHE_RESIZE && json_is_integer(val))) {
-		json_decref(body);
-		http_error(resp, 400, "give \"%s\"", d->arg);
-		return;
+	if (d->arg) {
+		val = json_object_get(body, d->arg);
+		if (!json_is_string(val) && !(v == VERB_EXCACHE_RESIZE && json_is_integer(val))) {
+			json_decref(body);
+			http_error(resp, 400, "give \"%s\"", d->arg);
+			return;
+		}
 	}
-	ans = proc_ctl(a, name, json_pack("{s:s,s:O}", "cmd", d->cmd, d->arg, val), 5000, err,
-		       sizeof(err));
+	cmd = json_pack("{s:s}", "cmd", d->cmd);
+	if (val)
+		json_object_set(cmd, d->arg, val);
+	ans = proc_ctl(a, name, cmd, 5000, err, sizeof(err));
 	json_decref(body);
 	if (!ans) {
 		http_error(resp, 502, "the VMM of %s: %s", name, err);
@@ -119,6 +131,70 @@ static void verb(struct agent *a, const char *name, int v, const struct http_req
 		pthread_mutex_unlock(&a->lock);
 	}
 	http_json(resp, 200, ans);
+}
+
+/*
+ * POST .../migrate {"to": HOST:PORT, "token": HEX}: the VMM moves the vNode
+ * to the target VMM another agent started with "incoming" (minutes at most:
+ * the handshake's steps each have their own deadline).
+ */
+static void migrate(struct agent *a, const char *name, const struct http_req *req,
+		    struct http_resp *resp)
+{
+	json_t *body = http_parse_body(req, resp), *ans;
+	const char *to, *token;
+	char err[256];
+
+	if (!body)
+		return;
+	to = json_string_value(json_object_get(body, "to"));
+	token = json_string_value(json_object_get(body, "token"));
+	if (!to || !token) {
+		json_decref(body);
+		http_error(resp, 400, "give \"to\" (HOST:PORT) and \"token\"");
+		return;
+	}
+	ans = proc_ctl(a, name,
+		       json_pack("{s:s,s:s,s:s}", "cmd", "migrate", "to", to, "token", token),
+		       120000, err, sizeof(err));
+	json_decref(body);
+	if (!ans)
+		http_error(resp, 502, "the VMM of %s: %s", name, err);
+	else
+		http_json(resp, 200, ans);
+}
+
+/*
+ * POST .../snapshot {"snapshot": NAME}: the vNode saved into DIR/NAME/<snapshot>.snap
+ * (a name, never a path: the agent chooses where), then stopped; its memory
+ * stays on the memory servers for the restore (POST /v1/vnodes with "restore").
+ */
+static void snapshot(struct agent *a, const char *name, const struct http_req *req,
+		     struct http_resp *resp)
+{
+	json_t *body = http_parse_body(req, resp), *ans;
+	const char *snap;
+	char err[256], path[PATH_MAX + 64], file[LMP_VOL_NAME_LEN + 8];
+
+	if (!body)
+		return;
+	snap = json_string_value(json_object_get(body, "snapshot"));
+	if (!snap || !lmp_vol_name_ok(snap) || strlen(snap) >= LMP_VOL_NAME_LEN) {
+		json_decref(body);
+		http_error(resp, 400,
+			   "give \"snapshot\": a name of letters, digits, '_', '.' or '-'");
+		return;
+	}
+	snprintf(file, sizeof(file), "%s.snap", snap);
+	proc_path(a, path, sizeof(path), name, file);
+	json_decref(body);
+	ans = proc_ctl(a, name,
+		       json_pack("{s:s,s:s,s:s}", "cmd", "snapshot", "path", path, "then", "stop"),
+		       120000, err, sizeof(err));
+	if (!ans)
+		http_error(resp, 502, "the VMM of %s: %s", name, err);
+	else
+		http_json(resp, 200, ans);
 }
 
 static void on_vnode(void *opaque, const struct http_req *req, struct http_resp *resp)
@@ -164,6 +240,10 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 	pthread_mutex_unlock(&a->lock);
 	if (!strcmp(op, "console") && !strcmp(req->method, "GET"))
 		console_get(a, name, req, resp);
+	else if (!strcmp(req->method, "POST") && !strcmp(op, "migrate"))
+		migrate(a, name, req, resp);
+	else if (!strcmp(req->method, "POST") && !strcmp(op, "snapshot"))
+		snapshot(a, name, req, resp);
 	else if (!strcmp(req->method, "POST") && (v = vnode_verb_by_op(op)) >= 0)
 		verb(a, name, v, req, resp);
 	else

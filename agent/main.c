@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -74,10 +75,15 @@ static int find_paths(struct agent *a, const char *vmm, const char *kit, const c
 static void network_up(struct agent *a)
 {
 	int ret;
+	bool made;
 
 	if (!a->bridge[0])
 		return;
-	ret = netdev_bridge(a->bridge);
+
+	ret = netdev_bridge(a->bridge, &made);
+	/* its owner removes it at exit: the agent that made it or gives its gateway
+	 * (a restarted one); an agent that only joins it leaves it to that one */
+	a->own_bridge = made || a->gateway[0];
 	if (!ret && a->gateway[0])
 		ret = netdev_addr(a->bridge, a->gateway);
 	if (!ret) {
@@ -180,7 +186,11 @@ int main(int argc, char **argv)
 		a.capacity =
 			(uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 2;
 	a.cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (getrandom(&a.next_tap, sizeof(a.next_tap), 0) < 0) /* see complete() in run.c */
+		a.next_tap = (unsigned)getpid();
 	network_up(&a);
+	if ((c = proc_adopt(&a)))
+		log_info("took back %d running VMM(s)", c);
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
@@ -212,7 +222,7 @@ int main(int argc, char **argv)
 			proc_forget(&a, p);
 	}
 	pthread_mutex_unlock(&a.lock);
-	if (a.bridge[0] && (c = netdev_delete(a.bridge)))
+	if (a.bridge[0] && a.own_bridge && (c = netdev_delete(a.bridge)))
 		log_warn("cannot remove the bridge %s: %s", a.bridge, strerror(-c));
 	return 0;
 }

@@ -108,12 +108,13 @@ int netdev_up(const char *name)
 	return talk(&r);
 }
 
-int netdev_bridge(const char *name)
+int netdev_bridge(const char *name, bool *made)
 {
 	struct nlreq r;
 	struct rtattr *info;
 	int ret;
 
+	*made = false;
 	if (if_nametoindex(name))
 		return netdev_up(name); /* there already: a restarted agent takes it back */
 	link_req(&r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
@@ -122,6 +123,7 @@ int netdev_bridge(const char *name)
 	attr(&r, IFLA_INFO_KIND, "bridge", strlen("bridge"));
 	nest_end(&r, info);
 	ret = talk(&r);
+	*made = ret == 0;
 	return ret ? ret : netdev_up(name);
 }
 

@@ -5,8 +5,10 @@
 #ifndef LEGO_AGENT_NETDEV_H
 #define LEGO_AGENT_NETDEV_H
 
-/* netdev_bridge - the bridge @name, made if missing, and up. */
-int netdev_bridge(const char *name);
+#include <stdbool.h>
+
+/* netdev_bridge - the bridge @name, made if missing (*@made then true), and up. */
+int netdev_bridge(const char *name, bool *made);
 
 /* netdev_addr - give @name the IPv4 address @cidr ("10.77.0.1/24"); one it has already is fine. */
 int netdev_addr(const char *name, const char *cidr);

@@ -1,5 +1,8 @@
 /* procs.c - the agent's table of the VMMs it runs: reaping, stopping, asking them. */
 #include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,16 +41,34 @@ void proc_path(const struct agent *a, char *buf, size_t len, const char *name, c
 	snprintf(buf, len, "%s/%s/%s", a->dir, name, file);
 }
 
+/*
+ * Exited VMMs: children are reaped; VMMs adopted from a previous run of the
+ * agent are not its children and are looked at (their exit status is lost).
+ */
 static void *reaper(void *arg)
 {
 	struct agent *a = arg;
 
 	for (;;) {
 		int st;
-		pid_t pid = waitpid(-1, &st, 0);
+		pid_t pid = waitpid(-1, &st, WNOHANG);
 
-		if (pid < 0) {
-			usleep(100 * 1000);
+		if (pid <= 0) {
+			pthread_mutex_lock(&a->lock);
+			for (int i = 0; i < a->nr; i++) {
+				struct vmm_proc *p = &a->procs[i];
+
+				if (!p->adopted || p->exited || kill(p->pid, 0) == 0 ||
+				    errno != ESRCH)
+					continue;
+				p->exited = true;
+				p->exit_status = 0;
+				log_info("vNode %s: lego-vmm (pid %d, adopted) is gone", p->name,
+					 p->pid);
+				pthread_cond_broadcast(&a->changed);
+			}
+			pthread_mutex_unlock(&a->lock);
+			usleep(50 * 1000);
 			continue;
 		}
 		pthread_mutex_lock(&a->lock);
@@ -65,6 +86,85 @@ static void *reaper(void *arg)
 		pthread_mutex_unlock(&a->lock);
 	}
 	return NULL;
+}
+
+/* @pid runs lego-vmm (a pid in vmm.pid may have been reused since). */
+static bool is_vmm(pid_t pid)
+{
+	char path[64], cmd[PATH_MAX];
+	FILE *f;
+	size_t n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if ((f = fopen(path, "r"))) {
+		n = fread(cmd, 1, sizeof(cmd) - 1, f);
+		fclose(f);
+	}
+	cmd[n] = '\0';
+	return n && !strcmp(strrchr(cmd, '/') ? strrchr(cmd, '/') + 1 : cmd, "lego-vmm");
+}
+
+int proc_adopt(struct agent *a)
+{
+	char pattern[PATH_MAX + 16];
+	int n = 0;
+	glob_t g;
+
+	snprintf(pattern, sizeof(pattern), "%s/*/vmm.pid", a->dir);
+	if (glob(pattern, 0, NULL, &g))
+		return 0;
+	for (size_t i = 0; i < g.gl_pathc && a->nr < AGENT_MAX_VMMS; i++) {
+		char name[AGENT_NAME_MAX], path[PATH_MAX + 64], err[256];
+		const char *dir_end = strrchr(g.gl_pathv[i], '/'), *start;
+		struct vmm_proc *p = &a->procs[a->nr];
+		json_t *st, *nic, *xc;
+		FILE *f = fopen(g.gl_pathv[i], "r");
+		int pid = 0;
+		size_t k;
+
+		if (f) {
+			if (fscanf(f, "%d", &pid) != 1)
+				pid = 0;
+			fclose(f);
+		}
+		for (start = dir_end; start > g.gl_pathv[i] && start[-1] != '/'; start--)
+			;
+		snprintf(name, sizeof(name), "%.*s", (int)(dir_end - start), start);
+		if (pid <= 0 || kill(pid, 0) || !is_vmm(pid) || proc_find(a, name))
+			continue;
+		st = proc_ctl(a, name, json_pack("{s:s}", "cmd", "status"), 2000, err, sizeof(err));
+		if (!st) {
+			log_warn("vNode %s: a lego-vmm (pid %d) runs, but its control socket does "
+				 "not answer (%s): left alone",
+				 name, pid, err);
+			continue;
+		}
+		memset(p, 0, sizeof(*p));
+		snprintf(p->name, sizeof(p->name), "%s", name);
+		p->pid = pid;
+		p->adopted = true;
+		p->memory = (uint64_t)json_integer_value(json_object_get(st, "memory_bytes"));
+		p->cpus = (int)json_integer_value(json_object_get(st, "nr_vcpus"));
+		json_array_foreach(json_object_get(st, "nics"), k, nic)
+		{
+			const char *tap = json_string_value(json_object_get(nic, "tap"));
+
+			if (tap && p->nr_taps < ORDER_MAX_NICS)
+				snprintf(p->taps[p->nr_taps++], sizeof(p->taps[0]), "%s", tap);
+		}
+		json_decref(st);
+		xc = proc_ctl(a, name, json_pack("{s:s}", "cmd", "excache"), 2000, err,
+			      sizeof(err));
+		p->excache = (uint64_t)json_integer_value(json_object_get(xc, "size_bytes"));
+		json_decref(xc);
+		proc_path(a, path, sizeof(path), name, "console.in");
+		p->console_in = open(path, O_RDWR | O_CLOEXEC);
+		a->nr++;
+		n++;
+		log_info("vNode %s: took its running lego-vmm (pid %d) back", name, pid);
+	}
+	globfree(&g);
+	return n;
 }
 
 int proc_start_reaper(struct agent *a)

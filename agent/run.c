@@ -4,6 +4,7 @@
  * a sealed memfd on descriptor 3 (lego-vmm --order-fd 3), so that no
  * credential is ever in a command line or a file.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "agent.h"
 #include "log.h"
 #include "netdev.h"
+#include "util.h"
 
 #define ORDER_FD 3
 
@@ -53,7 +55,8 @@ static int complete(struct agent *a, struct vnode_order *o, char *err, size_t er
 						 : "its agent runs without --bridge");
 			return -ENETDOWN;
 		}
-		snprintf(tap, sizeof(tap), "%.9s-%u", a->bridge, a->next_tap++ % 10000);
+		/* agents sharing a bridge start their counts at random: names differ */
+		snprintf(tap, sizeof(tap), "%.9s-%04x", a->bridge, a->next_tap++ & 0xffff);
 		ret = order_set(&o->nics[i].tap, tap);
 	}
 	if (ret) {
@@ -113,8 +116,11 @@ static void log_order(int logfd, const char *vmm, const struct vnode_order *o)
 	json_decref(pub);
 }
 
-/* The VMM's process: its own session, console and log as stdio, the order on descriptor 3. */
-static pid_t spawn(struct agent *a, int in, int out, int logfd, int order_fd)
+/*
+ * The VMM's process: its own session, console and log as stdio, the order on
+ * descriptor 3; restored from the snapshot at @restore (NULL: it boots).
+ */
+static pid_t spawn(struct agent *a, int in, int out, int logfd, int order_fd, const char *restore)
 {
 	char fdtext[16];
 	pid_t pid;
@@ -122,7 +128,9 @@ static pid_t spawn(struct agent *a, int in, int out, int logfd, int order_fd)
 	snprintf(fdtext, sizeof(fdtext), "%d", ORDER_FD);
 	pid = fork();
 	if (pid == 0) {
-		char *argv[] = {a->vmm, "--order-fd", fdtext, NULL};
+		char *boot[] = {a->vmm, "--order-fd", fdtext, NULL};
+		char *again[] = {a->vmm, "--restore", (char *)restore, "--order-fd", fdtext, NULL};
+		char **argv = restore ? again : boot;
 
 		setsid(); /* a terminal's ^C or hang-up is not the VMM's business */
 		/* dup2 leaves the copies open across exec; one already in place is not
@@ -138,16 +146,81 @@ static pid_t spawn(struct agent *a, int in, int out, int logfd, int order_fd)
 	return pid;
 }
 
-int agent_run(struct agent *a, struct vnode_order *o, pid_t *pid_out, char *err, size_t errlen)
+/*
+ * An incoming VMM's address with port 0: a port free now, chosen here, so
+ * that the manager can tell the source where to send the vNode.
+ */
+static int pick_port(struct vnode_order *o, char *err, size_t errlen)
 {
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	char host[64], addr[96];
+	const char *colon = strrchr(o->incoming, ':');
+	int fd, ret = 0;
+
+	if (!colon || strcmp(colon, ":0"))
+		return 0;
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - o->incoming), o->incoming);
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		snprintf(err, errlen, "incoming: '%s' is not an IPv4 address", host);
+		return -EINVAL;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len)) {
+		ret = -errno;
+		snprintf(err, errlen, "incoming: no port on %s: %s", host, strerror(errno));
+	} else {
+		snprintf(addr, sizeof(addr), "%s:%u", host, ntohs(sa.sin_port));
+		ret = order_set(&o->incoming, addr);
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* Whether something listens on @addr (the incoming VMM, which ignores such probes). */
+static bool listening(const char *addr)
+{
+	char err[128];
+	int fd = tcp_connect(addr, 200, err, sizeof(err));
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+int agent_run(struct agent *a, struct vnode_order *o, const char *restore, pid_t *pid_out,
+	      char *err, size_t errlen)
+{
+	char snap[PATH_MAX + 64];
 	char path[PATH_MAX + 64], log_path[PATH_MAX + 64];
 	int in = -1, out = -1, logfd = -1, order_fd = -1, ret;
 	struct vmm_proc *p, fresh = {.console_in = -1};
 	pid_t pid;
 
 	ret = complete(a, o, err, errlen);
+	if (!ret && o->incoming)
+		ret = pick_port(o, err, errlen);
 	if (ret)
 		return ret;
+	if (restore) { /* a snapshot this agent took: by name, in the vNode's directory */
+		char file[LMP_VOL_NAME_LEN + 8];
+		struct stat st;
+
+		if (!lmp_vol_name_ok(restore) || strlen(restore) >= LMP_VOL_NAME_LEN) {
+			snprintf(err, errlen, "restore: '%s' is not a snapshot's name", restore);
+			return -EINVAL;
+		}
+		snprintf(file, sizeof(file), "%s.snap", restore);
+		proc_path(a, snap, sizeof(snap), o->name, file);
+		if (stat(snap, &st)) {
+			snprintf(err, errlen, "this agent holds no snapshot %s of %s", restore,
+				 o->name);
+			return -ENOENT;
+		}
+	}
 	order_fd = order_memfd(o, err, errlen);
 	if (order_fd < 0)
 		return order_fd;
@@ -185,7 +258,7 @@ int agent_run(struct agent *a, struct vnode_order *o, pid_t *pid_out, char *err,
 		goto unlock;
 	log_order(logfd, a->vmm, o);
 	unlink(o->control);
-	pid = spawn(a, in, out, logfd, order_fd);
+	pid = spawn(a, in, out, logfd, order_fd, restore ? snap : NULL);
 	if (pid < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "fork: %s", strerror(errno));
@@ -211,12 +284,13 @@ int agent_run(struct agent *a, struct vnode_order *o, pid_t *pid_out, char *err,
 	p->cpus = o->cpus;
 	snprintf(p->name, sizeof(p->name), "%s", o->name);
 	in = -1;
-	/* Up when its control socket is there (lego-vmm makes it last); an order it cannot run
+	/* Up when its control socket is there (lego-vmm makes it last), or, for a
+	 * migration's target, when it listens for the vNode; an order it cannot run
 	 * fails here. */
 	for (int ms = 0; ms < 10000; ms += 20) {
 		struct stat st;
 
-		if (p->exited || !stat(o->control, &st))
+		if (p->exited || (o->incoming ? listening(o->incoming) : !stat(o->control, &st)))
 			break;
 		pthread_mutex_unlock(&a->lock);
 		usleep(20 * 1000);
@@ -234,7 +308,11 @@ int agent_run(struct agent *a, struct vnode_order *o, pid_t *pid_out, char *err,
 		ret = -ECHILD;
 		goto unlock;
 	}
-	log_info("vNode %s: lego-vmm runs as pid %d", o->name, pid);
+	log_info("vNode %s: lego-vmm runs as pid %d%s", o->name, pid,
+		 restore ? ", restored from its snapshot" : "");
+	/* its memory moves on from the snapshot: restored once, and gone */
+	if (restore)
+		unlink(snap);
 	*pid_out = pid;
 	ret = 0;
 unlock:

@@ -20,7 +20,8 @@
 #define JS(o, k) (json_string_value(json_object_get(o, k)) ?: "")
 #define JI(o, k) ((long long)json_integer_value(json_object_get(o, k)))
 
-#define LEGOCTL_TIMEOUT_MS 120000 /* a call to the manager: creates wait for the VMM */
+#define MAX_AGENTS	   4	  /* legoctl up --agents */
+#define LEGOCTL_TIMEOUT_MS 240000 /* a call to the manager: creates, migrations wait for VMMs */
 
 /* One run of legoctl: its global options and where things are. */
 struct legoctl {
@@ -82,6 +83,10 @@ int wait_console(struct legoctl *lc, const char *name, const char *agent, const 
 
 /* ---- console.c, demo.c ---- */
 
+int cmd_pause(struct legoctl *lc, int argc, char **argv);
+int cmd_migrate(struct legoctl *lc, int argc, char **argv);
+int cmd_snapshot(struct legoctl *lc, int argc, char **argv);
+int cmd_restore(struct legoctl *lc, int argc, char **argv);
 int cmd_console(struct legoctl *lc, int argc, char **argv);
 int cmd_demo(struct legoctl *lc, int argc, char **argv);
 

@@ -138,7 +138,7 @@ static json_t *choose_network(const char *home)
 
 static void up_help(struct legoctl *lc)
 {
-	printf("usage: legoctl up [--memsrv-capacity SIZE] [--agent-capacity SIZE]\n"
+	printf("usage: legoctl up [--memsrv-capacity SIZE] [--agent-capacity SIZE] [--agents N]\n"
 	       "\n"
 	       "Start a whole cluster on this machine, under $LEGO_HOME (%s):\n"
 	       "a manager, two memory servers, a storage server and a host agent. Parts that\n"
@@ -146,22 +146,26 @@ static void up_help(struct legoctl *lc)
 	       "\n"
 	       "  --memsrv-capacity SIZE  each memory server's capacity (default 4G)\n"
 	       "  --agent-capacity SIZE   memory the agent offers for ExCaches (default: half\n"
-	       "                          of this machine's RAM)\n",
-	       lc->home);
+	       "                          of this machine's RAM)\n"
+	       "  --agents N              N host agents (1 to %d, default 1; kept for later\n"
+	       "                          ups): vNodes migrate between them (legoctl migrate)\n",
+	       lc->home, MAX_AGENTS);
 }
 
 int cmd_up(struct legoctl *lc, int argc, char **argv)
 {
 	static const struct option opts[] = {{"memsrv-capacity", required_argument, NULL, 'm'},
 					     {"agent-capacity", required_argument, NULL, 'a'},
+					     {"agents", required_argument, NULL, 'n'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *mcap = "4G", *acap = NULL;
 	char p[PATH_MAX], cfg[PATH_MAX], db[PATH_MAX], vols[PATH_MAX], vdir[PATH_MAX];
-	char bin[6][PATH_MAX], addr[5][256], bridge[32], subnet[32], gateway[32];
-	json_t *c;
+	char bin[6][PATH_MAX], addr[4 + MAX_AGENTS][256], bridge[32], subnet[32], gateway[32];
+	char vdirs[MAX_AGENTS][PATH_MAX + 16], anames[MAX_AGENTS][24];
+	json_t *c, *more;
 	uint64_t sz;
-	int o;
+	int o, nr_agents = 0;
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (o == 'h')
@@ -170,6 +174,10 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 			mcap = optarg;
 		else if (o == 'a')
 			acap = optarg;
+		else if (o == 'n' && (nr_agents = atoi(optarg)) >= 1 && nr_agents <= MAX_AGENTS)
+			;
+		else if (o == 'n')
+			return usage_fail("up", "--agents: '%s' is not from 1 to 4", optarg);
 		else
 			return usage_fail("up", "%s", "unknown option");
 	}
@@ -200,6 +208,13 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 			      json_sprintf("127.0.0.1:%d", free_port()));
 	if (!json_object_get(c, "network")) /* its bridge and subnet, chosen once as well */
 		json_object_set_new(c, "network", choose_network(lc->home));
+	/* agents beyond the first, on the same bridge: "more_agents" */
+	if (!json_is_array(json_object_get(c, "more_agents")))
+		json_object_set_new(c, "more_agents", json_array());
+	more = json_object_get(c, "more_agents");
+	while (nr_agents && (int)json_array_size(more) < nr_agents - 1)
+		json_array_append_new(more, json_sprintf("127.0.0.1:%d", free_port()));
+	nr_agents = 1 + (int)json_array_size(more);
 	if (json_dump_file(c, cfg, JSON_INDENT(2)))
 		return fail("cannot write %s", cfg);
 	snprintf(bridge, sizeof(bridge), "%s", JS(json_object_get(c, "network"), "bridge"));
@@ -213,6 +228,8 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 		 json_string_value(json_array_get(json_object_get(c, "memsrv"), 1)));
 	snprintf(addr[3], 256, "%s", JS(c, "storsrv"));
 	snprintf(addr[4], 256, "%s", JS(c, "agent"));
+	for (int k = 1; k < nr_agents; k++)
+		snprintf(addr[4 + k], 256, "%s", json_string_value(json_array_get(more, k - 1)));
 	json_decref(c);
 	const char *names[] = {"lego-manager", "lego-memsrv", "lego-storsrv", "lego-agent"};
 	for (int i = 0; i < 4; i++) {
@@ -225,6 +242,12 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	home_path(lc, vdir, sizeof(vdir), "vnodes");
 	char agent_cap[32];
 	snprintf(agent_cap, sizeof(agent_cap), "%s", acap ? acap : "");
+	for (int k = 1; k < nr_agents; k++) {
+		snprintf(anames[k], sizeof(anames[k]), "agent-%d", k + 1);
+		snprintf(vdirs[k], sizeof(vdirs[k]), "%s-%d", vdir, k + 1);
+		if (mkdir(vdirs[k], 0700) && errno != EEXIST)
+			return fail("cannot create %s: %s", vdirs[k], strerror(errno));
+	}
 	struct daemon ds[] = {
 		{"manager", {bin[0], "--db", db, "--listen", addr[0], "--subnet", subnet, NULL}},
 		{"memsrv-1",
@@ -238,9 +261,19 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 		{"agent",
 		 {bin[3], "--listen", addr[4], "--dir", vdir, "--manager", lc->manager, "--bridge",
 		  bridge, "--gateway", gateway, acap ? "--capacity" : NULL, agent_cap, NULL}},
+		/* the others join the first's bridge (it owns it), each with a directory */
+		{anames[1],
+		 {bin[3], "--listen", addr[5], "--dir", vdirs[1], "--manager", lc->manager,
+		  "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap, NULL}},
+		{anames[2],
+		 {bin[3], "--listen", addr[6], "--dir", vdirs[2], "--manager", lc->manager,
+		  "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap, NULL}},
+		{anames[3],
+		 {bin[3], "--listen", addr[7], "--dir", vdirs[3], "--manager", lc->manager,
+		  "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap, NULL}},
 	};
 	int started = 0;
-	for (size_t i = 0; i < ARRAY_SIZE(ds); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(ds) - (MAX_AGENTS - nr_agents); i++) {
 		pid_t pid = read_pid(lc, ds[i].name);
 
 		if (pid) {
@@ -276,12 +309,12 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 
 			json_array_foreach(json_object_get(st, "components"), i, e)
 			{
-				for (int k = 1; k < 5; k++)
+				for (int k = 1; k < 4 + nr_agents; k++)
 					up += !strcmp(JS(e, "addr"), addr[k]) &&
 					      !strcmp(JS(e, "health"), "up");
 			}
 			json_decref(st);
-			if (up == 4)
+			if (up == 3 + nr_agents)
 				break;
 		}
 		if (ms > 30000) {
@@ -320,7 +353,7 @@ static int stop_orphan_vmms(struct legoctl *lc)
 	glob_t g;
 	int n = 0;
 
-	snprintf(p, sizeof(p), "%s/vnodes/*/vmm.pid", lc->home);
+	snprintf(p, sizeof(p), "%s/vnodes*/*/vmm.pid", lc->home);
 	if (glob(p, 0, NULL, &g))
 		return 0;
 	for (size_t i = 0; i < g.gl_pathc; i++) {
@@ -361,8 +394,9 @@ static int stop_orphan_vmms(struct legoctl *lc)
 
 int cmd_down(struct legoctl *lc, int argc, char **argv)
 {
-	/* The agent first: it stops the VMMs it runs. */
-	const char *order[] = {"agent", "manager", "storsrv", "memsrv-1", "memsrv-2"};
+	/* The agents first: they stop the VMMs they run. */
+	const char *order[] = {"agent",	  "agent-2", "agent-3",	 "agent-4",
+			       "manager", "storsrv", "memsrv-1", "memsrv-2"};
 	int stopped = 0;
 
 	int ret =
@@ -393,7 +427,7 @@ int cmd_down(struct legoctl *lc, int argc, char **argv)
 		}
 		snprintf(p, sizeof(p), "%s/run/%s.pid", lc->home, order[i]);
 		unlink(p);
-		if (i == 0) /* after the agent: whatever VMMs it did not stop */
+		if (i == MAX_AGENTS - 1) /* after the agents: whatever VMMs they did not stop */
 			stopped += stop_orphan_vmms(lc);
 	}
 	if (lc->json)

@@ -222,9 +222,29 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 			return;
 		status = vnode_resize(m, name, body, &out, err, sizeof(err));
 		json_decref(body);
+	} else if (!strcmp(op, "pause") || !strcmp(op, "resume")) {
+		status = vnode_pause(m, name, !strcmp(op, "pause"), err, sizeof(err));
+	} else if (!strcmp(op, "migrate")) {
+		if (!(body = http_parse_body(req, resp)))
+			return;
+		status = vnode_migrate(m, name, json_string_value(json_object_get(body, "to")),
+				       &out, err, sizeof(err));
+		json_decref(body);
+	} else if (!strcmp(op, "snapshot")) {
+		if (!(body = http_parse_body(req, resp)))
+			return;
+		status = vnode_snapshot(m, name,
+					json_string_value(json_object_get(body, "snapshot")), &out,
+					err, sizeof(err));
+		json_decref(body);
+	} else if (!strcmp(op, "restore")) {
+		status = vnode_restore(m, name, err, sizeof(err));
 	} else {
-		http_error(resp, 404, "no such operation on a vNode: '%s' (start, stop, resize)",
-			   op);
+		http_error(
+			resp, 404,
+			"no such operation on a vNode: '%s' (start, stop, resize, pause, resume, "
+			"migrate, snapshot, restore)",
+			op);
 		return;
 	}
 	status_answer(resp, status, err, out);

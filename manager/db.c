@@ -106,7 +106,7 @@ static const struct {
 	STR_FIELD(storsrv),	 STR_FIELD(vol_token),
 	U64_FIELD(epoch),	 STR_FIELD(backup_storsrv),
 	STR_FIELD(backup_token), STR_FIELD(ip),
-	STR_FIELD(mac),
+	STR_FIELD(mac),		 STR_FIELD(snapshot),
 };
 
 static json_t *vnode_record(const struct vnode *v)

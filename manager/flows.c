@@ -379,8 +379,8 @@ refuse:
 }
 
 /* Look @name up and check it is not in the middle of a change. Lock held. */
-static struct vnode *vnode_get(struct manager *m, const char *name, int *status, char *err,
-			       size_t errlen)
+struct vnode *vnode_lookup(struct manager *m, const char *name, int *status, char *err,
+			   size_t errlen)
 {
 	struct vnode *v = vnode_find(m, name);
 
@@ -402,7 +402,7 @@ int vnode_stop(struct manager *m, const char *name, char *err, size_t errlen)
 	struct vnode *v;
 
 	pthread_mutex_lock(&m->lock);
-	v = vnode_get(m, name, &status, err, errlen);
+	v = vnode_lookup(m, name, &status, err, errlen);
 	if (v)
 		snprintf(agent, sizeof(agent), "%s", v->agent);
 	pthread_mutex_unlock(&m->lock);
@@ -418,8 +418,10 @@ int vnode_stop(struct manager *m, const char *name, char *err, size_t errlen)
 	v = vnode_find(m, name);
 	if (v) {
 		vnode_set_state(m, v, VNODE_STOPPED);
+		v->snapshot[0] = '\0';	/* a saved one's snapshot is dropped */
 		json_decref(v->report); /* what its VMM said is history now */
 		v->report = NULL;
+		db_save_vnode(m, v);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return 0;
@@ -435,9 +437,16 @@ int vnode_start(struct manager *m, const char *name, char *err, size_t errlen)
 	bool resize_backup = false;
 
 	pthread_mutex_lock(&m->lock);
-	v = vnode_get(m, name, &status, err, errlen);
-	if (v && v->state == VNODE_RUNNING) {
-		snprintf(err, errlen, "vNode %s is running", name);
+	v = vnode_lookup(m, name, &status, err, errlen);
+	if (v && (v->state == VNODE_RUNNING || v->state == VNODE_PAUSED)) {
+		snprintf(err, errlen, "vNode %s is %s", name, vnode_state_name(v->state));
+		status = -EEXIST;
+		v = NULL;
+	} else if (v && v->state == VNODE_SAVED) {
+		snprintf(err, errlen,
+			 "vNode %s is saved: legoctl restore %s brings it back where it was (a "
+			 "stop drops the snapshot, then it boots anew)",
+			 name, name);
 		status = -EEXIST;
 		v = NULL;
 	}
@@ -560,7 +569,7 @@ int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out,
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&m->lock);
-	v = vnode_get(m, name, &status, err, errlen);
+	v = vnode_lookup(m, name, &status, err, errlen);
 	if (!v) {
 		pthread_mutex_unlock(&m->lock);
 		return status;

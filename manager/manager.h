@@ -59,6 +59,8 @@ enum vnode_state {
 	VNODE_EXITED,  /* its guest ended (status 0) */
 	VNODE_FAILED,  /* ... with an error, or a create that never finished */
 	VNODE_LOST,    /* its agent does not know it (the agent restarted) */
+	VNODE_PAUSED,  /* its vCPUs stopped by a person; resumes on request */
+	VNODE_SAVED,   /* saved into a snapshot on its agent, memory kept on the servers */
 	NR_VNODE_STATES
 };
 
@@ -92,6 +94,7 @@ struct vnode {
 	uint64_t refill_ordered_ms;
 	uint64_t fill_failures_seen; /* the VMM's count of failed fills at the last order */
 	char ip[16], mac[18];	     /* its network interface ("": none) */
+	char snapshot[NAME_LEN];     /* VNODE_SAVED: the snapshot its agent holds */
 };
 
 struct manager {
@@ -169,6 +172,8 @@ int volume_op(const char *addr, uint16_t type, const char *name, const char *tok
  * it cannot be reached, else what its status means (-ENOENT for 404, -EEXIST
  * for 409, -ECHILD for 422: the VMM exited at once, -EREMOTEIO otherwise).
  */
+int agent_call_ms(const char *agent, const char *method, const char *path, json_t *body,
+		  json_t **out, int timeout_ms, char *err, size_t errlen);
 int agent_call(const char *agent, const char *method, const char *path, json_t *body, json_t **out,
 	       char *err, size_t errlen);
 /* vnode_order - the order that runs @v's VMM (order.h), as JSON for the agent; @ipam
@@ -183,6 +188,20 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 int vnode_start(struct manager *m, const char *name, char *err, size_t errlen);
 int vnode_stop(struct manager *m, const char *name, char *err, size_t errlen);
 int vnode_destroy(struct manager *m, const char *name, char *err, size_t errlen);
+/*
+ * lifecycle.c: pause and resume; migrate its VMM to another agent (@to, or
+ * the one with the most room), the memory staying where it is; snapshot
+ * (saved on its agent and stopped, VNODE_SAVED) and restore from it.
+ */
+int vnode_pause(struct manager *m, const char *name, bool pause, char *err, size_t errlen);
+int vnode_migrate(struct manager *m, const char *name, const char *to, json_t **out, char *err,
+		  size_t errlen);
+int vnode_snapshot(struct manager *m, const char *name, const char *snap, json_t **out, char *err,
+		   size_t errlen);
+int vnode_restore(struct manager *m, const char *name, char *err, size_t errlen);
+/* vnode_lookup - @name if it is not being changed: -ENOENT / -EBUSY in *@status. Lock held. */
+struct vnode *vnode_lookup(struct manager *m, const char *name, int *status, char *err,
+			   size_t errlen);
 int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out, char *err,
 		 size_t errlen);
 

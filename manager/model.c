@@ -30,6 +30,7 @@ int role_parse(const char *name)
 static const char *const state_names[NR_VNODE_STATES] = {
 	[VNODE_CREATING] = "creating", [VNODE_RUNNING] = "running", [VNODE_STOPPED] = "stopped",
 	[VNODE_EXITED] = "exited",     [VNODE_FAILED] = "failed",   [VNODE_LOST] = "lost",
+	[VNODE_PAUSED] = "paused",     [VNODE_SAVED] = "saved",
 };
 
 const char *vnode_state_name(enum vnode_state s)
@@ -373,6 +374,8 @@ json_t *vnode_json(struct manager *m, struct vnode *v)
 		json_object_set(j, "pid", json_object_get(v->report, "pid"));
 	if (v->ip[0])
 		json_object_set_new(j, "net", json_pack("{s:s,s:s}", "ip", v->ip, "mac", v->mac));
+	if (v->state == VNODE_SAVED)
+		json_object_set_new(j, "snapshot", json_string(v->snapshot));
 	if (spec_u64(v->spec, "memory") != v->placed_memory ||
 	    (running && spec_u64(v->spec, "cpus") != spec_u64(running, "cpus")))
 		json_object_set_new(j, "pending", json_true()); /* waits for the next start */

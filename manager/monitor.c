@@ -74,15 +74,19 @@ static void agent_report(struct manager *m, struct comp *c, json_t *vnodes)
 			json_decref(v->report);
 			v->report = json_incref(r);
 			learn_route(m, v, json_object_get(json_object_get(r, "excache"), "route"));
+			if (v->state == VNODE_SAVED)
+				continue; /* its VMM stopped after the snapshot */
 			if (st && !strcmp(st, "running"))
-				vnode_set_state(m, v, VNODE_RUNNING);
+				vnode_set_state(m, v,
+						v->state == VNODE_PAUSED ? VNODE_PAUSED
+									 : VNODE_RUNNING);
 			else if (st && v->state != VNODE_STOPPED)
 				vnode_set_state(
 					m, v,
 					json_integer_value(json_object_get(r, "exit_status"))
 						? VNODE_FAILED
 						: VNODE_EXITED);
-		} else if (v->state == VNODE_RUNNING) {
+		} else if (v->state == VNODE_RUNNING || v->state == VNODE_PAUSED) {
 			vnode_set_state(m, v, VNODE_LOST); /* its agent does not know it */
 		}
 	}

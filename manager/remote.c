@@ -36,11 +36,17 @@ int volume_op(const char *addr, uint16_t type, const char *name, const char *tok
 int agent_call(const char *agent, const char *method, const char *path, json_t *body, json_t **out,
 	       char *err, size_t errlen)
 {
+	return agent_call_ms(agent, method, path, body, out, AGENT_TIMEOUT_MS, err, errlen);
+}
+
+int agent_call_ms(const char *agent, const char *method, const char *path, json_t *body,
+		  json_t **out, int timeout_ms, char *err, size_t errlen)
+{
 	char url[ADDR_LEN + 128], why[512];
 	int status;
 
 	snprintf(url, sizeof(url), "http://%s%s", agent, path);
-	status = http_call(method, url, body, out, AGENT_TIMEOUT_MS, why, sizeof(why));
+	status = http_call(method, url, body, out, timeout_ms, why, sizeof(why));
 	if (status >= 200 && status < 300)
 		return 0;
 	snprintf(err, errlen, "host agent %s: %s", agent, why);

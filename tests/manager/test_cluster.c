@@ -961,3 +961,151 @@ TEST_TIMEOUT(no_bridge_no_network_nothing_left, 120)
 	proc_result_free(&r);
 	down_leaves_nothing(NULL, 0);
 }
+
+/* The console of vNode @name, as legoctl prints it once. */
+static char *console_of(const char *name)
+{
+	struct proc_result r;
+	char *out;
+
+	legoctl(&r, "console", name, "--once", NULL);
+	ASSERT(r.status == 0, "console %s: %s", name, r.err);
+	out = strdup(r.out);
+	proc_result_free(&r);
+	return out;
+}
+
+/*
+ * Two host agents: a verifying payload vNode paused and resumed, migrated
+ * back and forth while it runs, saved into a snapshot and restored; it
+ * finishes with zero mismatches, and each step shows in legoctl list.
+ */
+TEST_TIMEOUT(lifecycle_pause_migrate_snapshot, 300)
+{
+	struct proc_result r;
+	char agents[2][64], *con;
+	json_t *n, *v, *c;
+	size_t i;
+	int k = 0;
+
+	test_require_kvm();
+	cluster_home();
+	legoctl(&r, "up", "--memsrv-capacity", "512M", "--agent-capacity", "1G", "--agents", "2",
+		NULL);
+	ASSERT(r.status == 0, "legoctl up --agents 2: %s%s", r.out, r.err);
+	proc_result_free(&r);
+	n = legoctl_json("nodes", NULL);
+	json_array_foreach(json_object_get(n, "components"), i, c)
+	{
+		if (!strcmp(JS(c, "role"), "agent") && k < 2)
+			snprintf(agents[k++], sizeof(agents[0]), "%s", JS(c, "addr"));
+	}
+	json_decref(n);
+	ASSERT_EQ(k, 2);
+	legoctl(&r, "create", "mv", "--cpus", "2", "--memory", "64M", "--excache", "8M",
+		"--payload", "touch", "--args", "op=verify mode=rand size=24M passes=150", NULL);
+	ASSERT(r.status == 0, "create: %s%s", r.out, r.err);
+	proc_result_free(&r);
+	v = wait_vnode("mv", "running", 0);
+	json_decref(v);
+
+	legoctl(&r, "pause", "mv", NULL);
+	ASSERT(r.status == 0, "pause: %s", r.err);
+	proc_result_free(&r);
+	json_decref(wait_vnode("mv", "paused", 0));
+	legoctl(&r, "migrate", "mv", NULL);
+	ASSERT(r.status != 0, "a paused vNode migrated");
+	ASSERT_CONTAINS(r.err, "only a running one migrates");
+	proc_result_free(&r);
+	legoctl(&r, "resume", "mv", NULL);
+	ASSERT(r.status == 0, "resume: %s", r.err);
+	proc_result_free(&r);
+	json_decref(wait_vnode("mv", "running", 0));
+
+	for (int m = 0; m < 4; m++) { /* back and forth, while the guest verifies its memory */
+		json_t *l;
+		const char *from;
+		char was[64];
+
+		l = legoctl_json("list", NULL);
+		from = JS(vnode(l, "mv"), "agent");
+		snprintf(was, sizeof(was), "%s", from);
+		json_decref(l);
+		legoctl(&r, "migrate", "mv", NULL);
+		ASSERT(r.status == 0, "migration %d: %s%s", m + 1, r.out, r.err);
+		ASSERT_CONTAINS(r.out, "migrated from");
+		printf("  %s", r.out);
+		proc_result_free(&r);
+		v = wait_vnode("mv", "running", 0);
+		ASSERT(strcmp(JS(v, "agent"), was), "migration %d: still on %s", m + 1, was);
+		ASSERT(!strcmp(JS(v, "agent"), agents[0]) || !strcmp(JS(v, "agent"), agents[1]));
+		json_decref(v);
+	}
+	legoctl(&r, "migrate", "mv", "--to", "127.0.0.1:1", NULL);
+	ASSERT(r.status != 0 && strstr(r.err, "not another host agent"),
+	       "a migration to no agent: %d %s", r.status, r.err);
+	proc_result_free(&r);
+
+	/* Its agent killed and started again: it takes the running VMM back (nothing lost). */
+	{
+		json_t *l = legoctl_json("list", NULL), *cfg;
+		pid_t vmm_pid = (pid_t)JI(vnode(l, "mv"), "pid");
+		char p[700];
+		bool first;
+
+		snprintf(p, sizeof(p), "%s/cluster.json", home);
+		cfg = json_load_file(p, 0, NULL);
+		ASSERT(cfg, "no %s", p);
+		first = !strcmp(JS(vnode(l, "mv"), "agent"), JS(cfg, "agent"));
+		json_decref(cfg);
+		json_decref(l);
+		kill_and_wait(pid_of(first ? "agent" : "agent-2"));
+		legoctl(&r, "up", NULL);
+		ASSERT(r.status == 0, "up after the agent's death: %s%s", r.out, r.err);
+		proc_result_free(&r);
+		ASSERT(!gone(vmm_pid), "the VMM died with its agent");
+		v = wait_vnode("mv", "running", 0);
+		ASSERT_EQ((pid_t)JI(v, "pid"), vmm_pid);
+		json_decref(v);
+	}
+
+	legoctl(&r, "snapshot", "mv", "s1", NULL);
+	ASSERT(r.status == 0, "snapshot: %s%s", r.out, r.err);
+	ASSERT_CONTAINS(r.out, "saved as s1");
+	proc_result_free(&r);
+	v = wait_vnode("mv", "saved", 0);
+	ASSERT(!strcmp(JS(v, "snapshot"), "s1"));
+	json_decref(v);
+	legoctl(&r, "start", "mv", NULL);
+	ASSERT(r.status != 0 && strstr(r.err, "legoctl restore"), "start of a saved vNode: %s",
+	       r.err);
+	proc_result_free(&r);
+	legoctl(&r, "restore", "mv", NULL);
+	ASSERT(r.status == 0, "restore: %s%s", r.out, r.err);
+	proc_result_free(&r);
+
+	/* It finishes where it was brought back, without a mismatch. */
+	for (int s = 0; s < 240; s++) {
+		json_t *l = legoctl_json("list", NULL);
+		bool done = !strcmp(JS(vnode(l, "mv"), "state"), "exited");
+
+		json_decref(l);
+		if (done)
+			break;
+		ASSERT(s < 239, "the restored vNode never finished");
+		sleep(1);
+	}
+	con = console_of("mv");
+	for (int cpu = 0; cpu < 2; cpu++) {
+		uint64_t mism = 1;
+
+		ASSERT(report_get(con, cpu, "mismatches", &mism), "no report of vCPU %d in:\n%s",
+		       cpu, con);
+		ASSERT(mism == 0, "vCPU %d found %llu mismatches", cpu, (unsigned long long)mism);
+	}
+	free(con);
+	legoctl(&r, "down", NULL);
+	ASSERT(r.status == 0);
+	ASSERT_CONTAINS(r.out, "agent-2");
+	proc_result_free(&r);
+}

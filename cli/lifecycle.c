@@ -1,0 +1,130 @@
+/* lifecycle.c - legoctl pause, resume, migrate, snapshot, restore: a vNode at rest or on the move. */
+#include <stdio.h>
+#include <string.h>
+
+#include "legoctl.h"
+
+/* pause NAME, resume NAME */
+int cmd_pause(struct legoctl *lc, int argc, char **argv)
+{
+	bool pause = !strcmp(argv[0], "pause");
+	int ret = help_or_args(argc, argv, 1,
+			       pause ? "usage: legoctl pause NAME\n\nStop the vNode's vCPUs and "
+				       "quiet its devices; it holds its memory and\nplace until "
+				       "legoctl resume NAME.%s\n"
+				     : "usage: legoctl resume NAME\n\nLet a paused vNode run "
+				       "on.%s\n",
+			       "");
+	json_t *out;
+
+	if (ret >= 0)
+		return ret;
+	out = api(lc, "POST", "/v1/vnodes/%s/%s", json_object(), argv[1], argv[0]);
+	if (!out)
+		return 1;
+	if (lc->json)
+		print_json(out);
+	else
+		printf("%s: %s\n", argv[1], pause ? "paused" : "running");
+	json_decref(out);
+	return 0;
+}
+
+/* migrate NAME [--to AGENT] */
+int cmd_migrate(struct legoctl *lc, int argc, char **argv)
+{
+	const char *name = NULL, *to = NULL;
+	json_t *body, *out;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("usage: legoctl migrate NAME [--to AGENT]\n\n"
+			       "Move the running vNode's VMM to another host agent (HOST:PORT, as\n"
+			       "legoctl nodes lists it; default: the one with the most room). Its\n"
+			       "memory stays on the memory servers and its disks on the storage\n"
+			       "server: only the vCPUs, the devices and the ExCache's dirty pages\n"
+			       "move, and the guest sees one short pause.\n");
+			return 0;
+		} else if (!strcmp(argv[i], "--to") && i + 1 < argc) {
+			to = argv[++i];
+		} else if (argv[i][0] == '-') {
+			return usage_fail("migrate", "unknown option '%s'", argv[i]);
+		} else if (name) {
+			return usage_fail("migrate", "unexpected argument '%s'", argv[i]);
+		} else {
+			name = argv[i];
+		}
+	}
+	if (!name)
+		return usage_fail("migrate", "%s", "give one vNode NAME");
+	body = to ? json_pack("{s:s}", "to", to) : json_object();
+	out = api(lc, "POST", "/v1/vnodes/%s/migrate", body, name);
+	json_decref(body);
+	if (!out)
+		return 1;
+	if (lc->json)
+		print_json(out);
+	else
+		printf("%s: migrated from %s to %s; the guest was paused %.1f ms (%.0f ms in all)\n",
+		       name, json_string_value(json_object_get(out, "from")),
+		       json_string_value(json_object_get(out, "to")),
+		       json_number_value(json_object_get(out, "pause_ms")),
+		       json_number_value(json_object_get(out, "ms")));
+	json_decref(out);
+	return 0;
+}
+
+/* snapshot NAME SNAPSHOT */
+int cmd_snapshot(struct legoctl *lc, int argc, char **argv)
+{
+	json_t *body, *out;
+
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("usage: legoctl snapshot NAME SNAPSHOT\n\n"
+		       "Save the running (or paused) vNode and stop it: its vCPUs and devices go\n"
+		       "into SNAPSHOT on its host agent, its ExCache's dirty pages to the memory\n"
+		       "servers, which keep its memory. legoctl restore NAME brings it back\n"
+		       "where it was, once (its memory moves on from there).\n");
+		return 0;
+	}
+	if (argc != 3)
+		return usage_fail("snapshot", "%s", "give a vNode NAME and a SNAPSHOT name");
+	body = json_pack("{s:s}", "snapshot", argv[2]);
+	out = api(lc, "POST", "/v1/vnodes/%s/snapshot", body, argv[1]);
+	json_decref(body);
+	if (!out)
+		return 1;
+	if (lc->json)
+		print_json(out);
+	else
+		printf("%s: saved as %s on %s in %.0f ms (%lld bytes; the memory stays on the "
+		       "memory servers)\n",
+		       argv[1], argv[2], json_string_value(json_object_get(out, "agent")),
+		       json_number_value(json_object_get(out, "ms")),
+		       (long long)json_integer_value(json_object_get(out, "bytes")));
+	json_decref(out);
+	return 0;
+}
+
+/* restore NAME */
+int cmd_restore(struct legoctl *lc, int argc, char **argv)
+{
+	int ret = help_or_args(argc, argv, 1,
+			       "usage: legoctl restore NAME\n\nBring a saved vNode (legoctl "
+			       "snapshot) back from its snapshot: it runs on\nfrom where it was "
+			       "saved.%s\n",
+			       "");
+	json_t *out;
+
+	if (ret >= 0)
+		return ret;
+	out = api(lc, "POST", "/v1/vnodes/%s/restore", json_object(), argv[1]);
+	if (!out)
+		return 1;
+	if (lc->json)
+		print_json(out);
+	else
+		printf("%s: restored, running\n", argv[1]);
+	json_decref(out);
+	return 0;
+}
