@@ -143,7 +143,7 @@ $(GUEST_VERIFY): guest/verify/lego-verify.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $< (static, for the guest)"
 	$(Q)$(CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
-$(GUEST_KIT): guest/kit/mkkit.sh guest/kit/init $(GUEST_VERIFY) | $(DEPS_STAMP)
+$(GUEST_KIT): guest/kit/mkkit.sh guest/kit/init guest/kit/power-button $(GUEST_VERIFY) | $(DEPS_STAMP)
 	$(Q)guest/kit/mkkit.sh $(BUILD)/guest $(GUEST_VERIFY)
 
 # --- tests and benchmarks ---

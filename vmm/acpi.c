@@ -71,6 +71,18 @@ static void acpi_hdr(struct acpi_hdr *h, const char *sig, uint32_t len, uint8_t 
 	h->checksum = acpi_checksum(h, len);
 }
 
+/* A Generic Address Structure at @p: one byte at I/O @port. */
+static void acpi_gas_io(uint8_t *p, uint16_t port)
+{
+	uint64_t addr = port;
+
+	p[0] = 1; /* system I/O space */
+	p[1] = 8; /* register bit width */
+	p[2] = 0; /* bit offset */
+	p[3] = 1; /* byte access */
+	memcpy(p + 4, &addr, 8);
+}
+
 /* Write @len bytes of table @t at *@at (16-byte aligned), return its address. */
 static uint64_t acpi_put(struct vm *vm, uint64_t *at, const void *t, uint32_t len)
 {
@@ -143,7 +155,39 @@ size_t acpi_dsdt_body(uint8_t *out, size_t cap)
 	aml_res_end(&a);
 	aml_end(&a);
 	aml_end(&a); /* COM1 */
+	/*
+	 * The power button of a hardware-reduced machine: a Generic Event Device
+	 * whose edge interrupt runs _EVT, which tells the button (PNP0C0C) it was
+	 * pressed; the kernel's button driver reports KEY_POWER for the guest's
+	 * userspace to shut down (acpid, systemd-logind).
+	 */
+	aml_device_begin(&a, "GED0");
+	aml_name_decl(&a, "_HID");
+	aml_string(&a, "ACPI0013");
+	aml_name_decl(&a, "_UID");
+	aml_int(&a, 0);
+	aml_name_decl(&a, "_CRS");
+	aml_buffer_begin(&a);
+	aml_res_irq(&a, 1u << ACPI_GED_IRQ);
+	aml_res_end(&a);
+	aml_end(&a);
+	aml_method_begin(&a, "_EVT", 1);
+	aml_notify(&a, "\\_SB.PWRB", 0x80); /* "status change": the button was pressed */
+	aml_end(&a);
+	aml_end(&a); /* GED0 */
+	aml_device_begin(&a, "PWRB");
+	aml_name_decl(&a, "_HID");
+	aml_eisaid(&a, "PNP0C0C");
+	aml_name_decl(&a, "_UID");
+	aml_int(&a, 0);
+	aml_end(&a); /* PWRB */
 	aml_end(&a); /* \_SB */
+	/* S5 (soft off) is SLP_TYP 5 in the sleep control register: the kernel's poweroff. */
+	aml_name_decl(&a, "\\_S5");
+	aml_package_begin(&a, 2);
+	aml_int(&a, ACPI_SLP_TYP_S5);
+	aml_int(&a, 0);
+	aml_end(&a);
 	return a.error ? 0 : a.len;
 }
 
@@ -161,7 +205,8 @@ uint64_t acpi_build(struct vm *vm, int nr_vcpus)
 	acpi_hdr(h, "DSDT", len, 2);
 	dsdt = acpi_put(vm, &at, buf, len);
 
-	/* FADT, revision 6, hardware-reduced: no PM timer, no SCI, no legacy sleep. */
+	/* FADT, revision 6, hardware-reduced: no PM timer, no SCI, no PM1 blocks; the
+	 * sleep control and status registers are the two ports of power.c. */
 	memset(buf, 0, sizeof(buf));
 	len = 276;
 	*(uint32_t *)(buf + 40) = (uint32_t)dsdt;	   /* DSDT */
@@ -169,6 +214,8 @@ uint64_t acpi_build(struct vm *vm, int nr_vcpus)
 	*(uint16_t *)(buf + 109) = 0;			   /* IAPC_BOOT_ARCH */
 	buf[131] = 1;					   /* FADT minor version */
 	*(uint64_t *)(buf + 140) = dsdt;		   /* X_DSDT */
+	acpi_gas_io(buf + 244, ACPI_SLEEP_CONTROL_PORT);   /* SLEEP_CONTROL_REG */
+	acpi_gas_io(buf + 256, ACPI_SLEEP_STATUS_PORT);	   /* SLEEP_STATUS_REG */
 	acpi_hdr(h, "FACP", len, 6);
 	fadt = acpi_put(vm, &at, buf, len);
 

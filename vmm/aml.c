@@ -16,8 +16,10 @@ enum {
 	AML_SCOPE_OP = 0x10,
 	AML_BUFFER_OP = 0x11,
 	AML_PACKAGE_OP = 0x12,
+	AML_METHOD_OP = 0x14,
 	AML_EXT_PREFIX = 0x5b,
 	AML_DEVICE_OP = 0x82, /* after AML_EXT_PREFIX */
+	AML_NOTIFY_OP = 0x86,
 	AML_ROOT_CHAR = '\\',
 	AML_DUAL_NAME = 0x2e,
 	AML_MULTI_NAME = 0x2f,
@@ -148,6 +150,12 @@ void aml_int(struct aml *a, uint64_t v)
 	}
 }
 
+void aml_string(struct aml *a, const char *s)
+{
+	aml_byte(a, AML_STRING_PREFIX);
+	aml_bytes(a, s, strlen(s) + 1);
+}
+
 void aml_eisaid(struct aml *a, const char *id)
 {
 	uint32_t vendor, product = 0;
@@ -199,6 +207,21 @@ void aml_device_begin(struct aml *a, const char *name)
 	aml_byte(a, AML_DEVICE_OP);
 	aml_open(a, a->len);
 	aml_name(a, name);
+}
+
+void aml_method_begin(struct aml *a, const char *name, int nr_args)
+{
+	aml_byte(a, AML_METHOD_OP);
+	aml_open(a, a->len);
+	aml_name(a, name);
+	aml_byte(a, (uint8_t)(nr_args & 7)); /* MethodFlags: not serialized, sync level 0 */
+}
+
+void aml_notify(struct aml *a, const char *path, uint64_t value)
+{
+	aml_byte(a, AML_NOTIFY_OP);
+	aml_name(a, path);
+	aml_int(a, value);
 }
 
 void aml_package_begin(struct aml *a, uint8_t nr_elements)

@@ -1,7 +1,8 @@
 /*
  * aml.h - just enough of an ACPI Machine Language writer for a DSDT that
  * describes static hardware: scopes, devices, named integers, strings,
- * buffers, packages and resource templates (ACPI 6.x, chapters 19 and 20).
+ * buffers, packages, resource templates and methods as simple as a Notify
+ * (ACPI 6.x, chapters 19 and 20).
  *
  * Objects with a PkgLength (scopes, devices, buffers, packages) are opened
  * with aml_*_begin and closed with aml_end, which writes the length in its
@@ -35,6 +36,9 @@ void aml_name(struct aml *a, const char *path);
 /* aml_int - the shortest integer encoding of @v (Zero, One, Byte/Word/DWord/QWord). */
 void aml_int(struct aml *a, uint64_t v);
 
+/* aml_string - a String constant ("ACPI0013"). */
+void aml_string(struct aml *a, const char *s);
+
 /* aml_eisaid - EISAID("PNP0A03") as the compressed DWord integer. */
 void aml_eisaid(struct aml *a, const char *id);
 
@@ -44,6 +48,10 @@ void aml_name_decl(struct aml *a, const char *name);
 void aml_scope_begin(struct aml *a, const char *name);
 void aml_device_begin(struct aml *a, const char *name);
 void aml_package_begin(struct aml *a, uint8_t nr_elements);
+/* aml_method_begin - Method(@name, @nr_args) { <terms until aml_end> }, not serialized. */
+void aml_method_begin(struct aml *a, const char *name, int nr_args);
+/* aml_notify - Notify(@path, @value), a term inside a method. */
+void aml_notify(struct aml *a, const char *path, uint64_t value);
 /* aml_buffer_begin - a Buffer whose size is what is written until aml_end. */
 void aml_buffer_begin(struct aml *a);
 void aml_end(struct aml *a);

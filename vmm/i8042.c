@@ -27,7 +27,7 @@ static void i8042_command(struct vcpu *vcpu, void *opaque, uint64_t off, void *d
 	if (!is_write)
 		i8042_read(data, len);
 	else if (len == 1 && *(uint8_t *)data == I8042_CMD_RESET)
-		vm_stop(vm, 0, "the guest reset itself through the i8042: powered off");
+		vm_reset(vm, "the guest reset itself through the i8042: booting again");
 }
 
 int i8042_init(struct vm *vm)

@@ -15,7 +15,7 @@
 #define I8042_COMMAND_PORT 0x64
 #define I8042_CMD_RESET	   0xfe
 
-/* i8042_init - claim ports 0x60 and 0x64 on @vm; a reset stops it with exit 0. */
+/* i8042_init - claim ports 0x60 and 0x64 on @vm; a reset command resets the machine (vm_reset). */
 int i8042_init(struct vm *vm);
 
 #endif

@@ -300,9 +300,55 @@ static void xc_stop(struct vmm *v)
 	excache_stop(v->xc);
 }
 
+/*
+ * A reset boots the same vNode again: its slabs where they are now, after
+ * whatever failovers and refills moved them, at the epoch it holds now.
+ * Left as ordered when a slab has no copy left (its restore is under way).
+ */
+static void route_to_order(struct vmm *v, struct memroute *r)
+{
+	size_t cap = r->nr_slabs * 130 + 1;
+	char *prim = malloc(cap), *sec = malloc(cap);
+	size_t np = 0, ns = 0;
+	bool ok = prim && sec, all_sec = true;
+
+	pthread_mutex_lock(&r->lock);
+	for (uint64_t k = 0; ok && k < r->nr_slabs; k++) {
+		int p = r->slabs[k].primary, q = r->slabs[k].secondary;
+
+		ok = p >= 0;
+		if (ok)
+			np += (size_t)snprintf(prim + np, cap - np, "%s%s", k ? "," : "",
+					       r->servers[p].addr);
+		all_sec &= q >= 0;
+		if (ok && q >= 0)
+			ns += (size_t)snprintf(sec + ns, cap - ns, "%s%s", k ? "," : "",
+					       r->servers[q].addr);
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (ok && r->nr_slabs > 1 && !v->order.slab_size)
+		v->order.slab_size = r->slab_pages * 4096;
+	if (ok && order_set_servers(&v->order.memsrv, &v->order.nr_memsrv, prim))
+		ok = false;
+	/* a slab that lost its secondary keeps the order's: its refill was ordered */
+	if (ok && all_sec && v->order.nr_secondary &&
+	    order_set_servers(&v->order.secondary, &v->order.nr_secondary, sec))
+		ok = false;
+	if (!ok)
+		log_warn("reset: the memory route could not be taken over as it is now; "
+			 "booting again on the servers of the order");
+	free(prim);
+	free(sec);
+}
+
 static void xc_teardown(struct vmm *v)
 {
 	struct xc_module *m = vmm_priv(v, &mod_excache);
+
+	if (v->vm.reset && v->keep_memory) { /* at the epoch it holds now (after a migration) */
+		v->order.epoch = memroute_epoch(&m->xc.route);
+		route_to_order(v, &m->xc.route);
+	}
 
 	if (m->filler_started) { /* a refill or restore under way ends first: it uses the route */
 		memroute_close_all(&m->xc.route);

@@ -47,8 +47,8 @@ static void linux_configure(struct vmm *v, struct vm_config *cfg)
 	if (!v->order.kernel)
 		return;
 	v->mode = "linux";
-	cfg->irqchip = true;		  /* local APICs, IOAPIC and PIC in the kernel */
-	cfg->shutdown_is_poweroff = true; /* reboot=t: a triple fault ends the run */
+	cfg->irqchip = true;	     /* local APICs, IOAPIC and PIC in the kernel */
+	cfg->shutdown_resets = true; /* reboot=t: a triple fault is the guest rebooting */
 }
 
 static int linux_setup(struct vmm *v)

@@ -153,9 +153,9 @@ static void pvm_cmdline(char *buf, size_t len, uint64_t tsc_khz)
 	 * emulate (xsave, SMAP's clac/stac, popcnt, ssse3, erms/fsrm string ops), and
 	 * work that costs minutes of emulation but a vNode does not need. reboot=t:
 	 * here Linux 6.1's default restart went straight to a real-mode BIOS jump
-	 * (there is no BIOS) without trying the i8042; a triple fault always ends
-	 * the run. The user's command line comes after these and can override
-	 * them (the Linux boot test reboots one guest with reboot=k). */
+	 * (there is no BIOS) without trying the i8042; a triple fault always
+	 * comes, and lego-vmm resets the machine on it. The user's command line
+	 * comes after these and can override them (reboot=k uses the i8042). */
 	/* Every timer tick costs milliseconds of emulated kernel code here: telling the
 	 * kernel its TSC runs PVM_TIME_DILATION times faster than it does stretches
 	 * its ticks (TSC-deadline local APIC timer) by as much, and leaves it no

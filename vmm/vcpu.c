@@ -286,8 +286,8 @@ static void vcpu_handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_INTR:
 		break;
 	case KVM_EXIT_SHUTDOWN:
-		if (vcpu->vm->shutdown_is_poweroff)
-			vm_stop(vcpu->vm, 0, "the guest reset itself (triple fault): powered off");
+		if (vcpu->vm->shutdown_resets)
+			vm_reset(vcpu->vm, "the guest reset itself (triple fault): booting again");
 		else
 			vcpu_fault(vcpu, "triple fault (KVM_EXIT_SHUTDOWN)");
 		break;

@@ -80,7 +80,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->strict_io = cfg->strict_io;
 	vm->quirks = cfg->quirks;
 	vm->irqchip = cfg->irqchip;
-	vm->shutdown_is_poweroff = cfg->shutdown_is_poweroff;
+	vm->shutdown_resets = cfg->shutdown_resets;
 	vm->cpuid_policy = cfg->cpuid_policy;
 
 	if (cfg->mem_size < 4 * MiB || cfg->mem_size % (4 * KiB)) {
@@ -188,21 +188,18 @@ bool vm_stopping(struct vm *vm)
 	return stopping;
 }
 
-void vm_stop(struct vm *vm, int status, const char *fmt, ...)
+static void vm_stop_v(struct vm *vm, int status, bool reset, const char *fmt, va_list ap)
 {
 	char reason[sizeof(vm->stop_reason)];
 	uint64_t one = 1;
 	bool first;
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-
 	pthread_mutex_lock(&vm->lock);
 	first = !vm->stopping;
 	if (first) {
 		vm->stopping = true;
+		vm->reset = reset;
 		vm->exit_status = status;
 		snprintf(vm->stop_reason, sizeof(vm->stop_reason), "%s", reason);
 	}
@@ -218,6 +215,24 @@ void vm_stop(struct vm *vm, int status, const char *fmt, ...)
 	vcpus_kick(vm);
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0)
 		log_warn("cannot signal the VM's stop: %s", strerror(errno));
+}
+
+void vm_stop(struct vm *vm, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vm_stop_v(vm, status, false, fmt, ap);
+	va_end(ap);
+}
+
+void vm_reset(struct vm *vm, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vm_stop_v(vm, 0, true, fmt, ap);
+	va_end(ap);
 }
 
 /* vCPU threads that can still pause: started and not finished. */

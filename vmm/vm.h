@@ -110,10 +110,10 @@ struct vm_quirks {
 struct vm_config {
 	uint64_t mem_size;
 	int nr_vcpus;
-	bool strict_io;		   /* an access no device claims stops the guest (payload mode) */
-	bool irqchip;		   /* in-kernel IOAPIC, PIC and local APICs (a Linux guest) */
-	bool shutdown_is_poweroff; /* a triple fault ends the guest normally (reboot=t) */
-	int cpuid_policy;	   /* enum cpuid_policy (cpuid.h); 0 is "host" */
+	bool strict_io;	      /* an access no device claims stops the guest (payload mode) */
+	bool irqchip;	      /* in-kernel IOAPIC, PIC and local APICs (a Linux guest) */
+	bool shutdown_resets; /* a triple fault resets the machine (Linux's reboot=t) */
+	int cpuid_policy;     /* enum cpuid_policy (cpuid.h); 0 is "host" */
 	const struct vm_quirks *quirks; /* NULL on hardware-virtualised KVM */
 };
 
@@ -128,7 +128,7 @@ struct vm {
 	int cpuid_policy;
 	bool strict_io;
 	bool irqchip;
-	bool shutdown_is_poweroff;
+	bool shutdown_resets;
 	uint64_t tsc_khz;
 	const struct vm_quirks *quirks;
 	void *quirks_state; /* theirs, or NULL */
@@ -140,6 +140,7 @@ struct vm {
 	bool pausing;  /* vCPUs are asked to wait out of KVM_RUN */
 	int nr_paused; /* ... and this many do */
 	bool stopping;
+	bool reset; /* ... to boot again (vm_reset): the VMM sets the machine up anew */
 	int exit_status;
 	char stop_reason[512];
 	int nr_finished;
@@ -161,6 +162,12 @@ int vm_start(struct vm *vm);
  * only log. @fmt says why (shown to the user when @status is an error).
  */
 void vm_stop(struct vm *vm, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * vm_reset - stop the guest to boot it again (a reboot): as vm_stop with
+ * status 0, and vm->reset tells the VMM to set the machine up anew.
+ */
+void vm_reset(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* vm_stopping - true once vm_stop was called. */
 bool vm_stopping(struct vm *vm);

@@ -537,27 +537,22 @@ static int check_leaks(struct vmm *v, uint64_t ram, uint64_t ram_bytes)
 	return leaks;
 }
 
-int vmm_run(struct vmm *v)
+/*
+ * One life of the machine: create the VM, set every module up, run the guest
+ * until it stops, tear down. *@reset says whether the guest asked to boot
+ * again (a reboot), and *@ram where its RAM was mapped (for --check-leaks).
+ */
+static int run_machine(struct vmm *v, int sfd, bool *reset, uint64_t *ram)
 {
 	struct vm_config cfg = {.mem_size = v->order.memory, .nr_vcpus = v->order.cpus};
-	uint64_t ram = 0;
-	sigset_t sigs;
-	int sfd, ret, status = VM_EXIT_VMM_ERROR;
+	int ret, status = VM_EXIT_VMM_ERROR;
 
-	log_init("lego-vmm", v->level);
-	/* Blocked here so every thread inherits it: only the signalfd sees them. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
-	signal(SIGPIPE, SIG_IGN);
+	*reset = false;
 	for (int i = 0; i < v->nr_modules; i++)
 		if (v->modules[i]->configure)
 			v->modules[i]->configure(v, &cfg);
-	if (sfd < 0 || vm_create(&v->vm, &cfg))
-		goto out;
+	if (vm_create(&v->vm, &cfg))
+		return status;
 	ret = setup(v);
 	if (v->restoring) { /* all of it is in the VM now */
 		snap_close(v->restoring);
@@ -579,17 +574,52 @@ int vmm_run(struct vmm *v)
 			if (v->active[i] && v->modules[i]->stop)
 				v->modules[i]->stop(v);
 		status = vm_wait(&v->vm);
+		*reset = v->vm.reset && status == 0;
 		if (status == VM_EXIT_GUEST_FAULT || status == VM_EXIT_VMM_ERROR)
 			log_err("%s (exit status %d)", v->vm.stop_reason, status);
+		else if (*reset)
+			log_info("%s", v->vm.stop_reason);
 		else
 			log_debug("%s (exit status %d)", v->vm.stop_reason, status);
-		if (v->stats)
+		if (v->stats && !*reset)
 			print_stats(v);
 	}
+	/* A reset keeps the vNode's memory on its servers: the same placement boots again. */
+	if (*reset)
+		v->keep_memory = true;
 	teardown(v);
-	ram = (uint64_t)(uintptr_t)v->vm.mem.base;
+	*ram = (uint64_t)(uintptr_t)v->vm.mem.base;
 	vm_destroy(&v->vm);
-out:
+	return status;
+}
+
+int vmm_run(struct vmm *v)
+{
+	uint64_t ram = 0;
+	sigset_t sigs;
+	int sfd, status = VM_EXIT_VMM_ERROR;
+	bool reset = false;
+
+	log_init("lego-vmm", v->level);
+	/* Blocked here so every thread inherits it: only the signalfd sees them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	signal(SIGPIPE, SIG_IGN);
+	if (sfd >= 0) {
+		do {
+			status = run_machine(v, sfd, &reset, &ram);
+			/* the next boot is a first boot: nothing to restore or receive */
+			v->incoming = false;
+			v->restored = false;
+			v->keep_memory = false;
+			v->paused = false;
+			v->resets += reset;
+		} while (reset);
+	}
 	if (sfd >= 0)
 		close(sfd);
 	if (v->restoring) {
@@ -984,6 +1014,68 @@ static void machine_status(struct vmm *v, json_t *status)
 		json_object_set_new(status, "start_ms", json_real((v->run_ns - v->init_ns) / 1e6));
 	if (v->restored)
 		json_object_set_new(status, "restored", json_true());
+	json_object_set_new(status, "resets", json_integer((json_int_t)v->resets));
+}
+
+/* "timeout_ms" of @req: milliseconds, 1 to a day (default 60 s); -1 after a sentence in @err. */
+static int timeout_arg(json_t *req, char *err, size_t errlen)
+{
+	json_t *t = json_object_get(req, "timeout_ms");
+
+	if (!t)
+		return 60000;
+	if (!json_is_integer(t) || json_integer_value(t) < 1 ||
+	    json_integer_value(t) > 24 * 3600 * 1000) {
+		snprintf(err, errlen, "\"timeout_ms\" is a number of milliseconds, 1 to 86400000");
+		return -1;
+	}
+	return (int)json_integer_value(t);
+}
+
+static json_t *press(struct vmm *v, bool reboot, int timeout_ms, char *err, size_t errlen)
+{
+	if (timeout_ms < 0)
+		return NULL;
+	if (v->paused) {
+		snprintf(err, errlen, "the vNode is paused: resume it first, or use force");
+		return NULL;
+	}
+	if (legacy_press(v, reboot, timeout_ms)) {
+		snprintf(err, errlen, "this machine has no power button (a payload): %s",
+			 reboot ? "force resets it" : "only a forced stop ends it");
+		return NULL;
+	}
+	return json_pack("{s:b,s:i}", "pressed", 1, "timeout_ms", timeout_ms);
+}
+
+/*
+ * {"cmd":"shutdown","timeout_ms":N}: press the power button; the guest shuts
+ * down and powers off (ACPI S5), or is stopped after N ms (default 60 s).
+ */
+static json_t *cmd_shutdown(struct vmm *v, json_t *req, char *err, size_t errlen)
+{
+	return press(v, false, timeout_arg(req, err, errlen), err, errlen);
+}
+
+/*
+ * {"cmd":"reboot","force":false,"timeout_ms":N}: the power button, and the
+ * guest's power-off resets the machine instead (a reset after N ms at the
+ * latest); with "force", a reset at once, as a reset button would.
+ */
+static json_t *cmd_reboot(struct vmm *v, json_t *req, char *err, size_t errlen)
+{
+	json_t *force = json_object_get(req, "force");
+
+	if (force && !json_is_boolean(force)) {
+		snprintf(err, errlen, "\"force\" is true or false");
+		return NULL;
+	}
+	if (!json_is_true(force))
+		return press(v, true, timeout_arg(req, err, errlen), err, errlen);
+	pthread_mutex_lock(&v->life_lock); /* not in the middle of a snapshot */
+	vm_reset(&v->vm, "reset by request: booting again");
+	pthread_mutex_unlock(&v->life_lock);
+	return json_pack("{s:b}", "reset", 1);
 }
 
 static const struct vmm_cmd machine_cmds[] = {
@@ -993,6 +1085,14 @@ static const struct vmm_cmd machine_cmds[] = {
 	 "save the vNode into {\"path\":FILE}, then \"resume\" (default), \"pause\" or "
 	 "\"stop\" (the only one with an ExCache)",
 	 0, cmd_snapshot},
+	{"shutdown",
+	 "press the power button: the guest shuts down; stopped after {\"timeout_ms\":N} "
+	 "(default 60000)",
+	 0, cmd_shutdown},
+	{"reboot",
+	 "press the power button and boot again once the guest is down; {\"force\":true} "
+	 "resets at once",
+	 0, cmd_reboot},
 	{NULL},
 };
 

@@ -117,6 +117,7 @@ struct vmm {
 	bool keep_memory;
 	pthread_mutex_t life_lock; /* pause, snapshot and their state below: one at a time */
 	bool paused;
+	uint64_t resets;  /* times the machine was reset (a reboot) and booted again */
 	bool incoming;	  /* a migration's target (--incoming): the state comes from the source */
 	int migrate_sock; /* ... on this connection, between migrate_incoming and _commit */
 	uint64_t migrate_epoch; /* ... and the epoch to take the vNode over at */
@@ -159,7 +160,9 @@ int vmm_parse_args(struct vmm *v, int argc, char **argv);
 
 /*
  * vmm_run - create the VM, set every module up, run the guest until it
- * stops or SIGTERM/SIGINT/SIGHUP stops it, tear down in reverse order.
+ * stops or SIGTERM/SIGINT/SIGHUP stops it, tear down in reverse order. A
+ * reset (vm_reset: the guest rebooting) does all of it again with the same
+ * order: devices reset, kernel loaded again, the same memory servers.
  * Returns the exit status (vm.h).
  */
 int vmm_run(struct vmm *v);
@@ -182,6 +185,13 @@ extern const struct vmm_module mod_machine, mod_pvm, mod_payload, mod_linux, mod
  */
 int migrate_incoming(struct vmm *v);
 int migrate_commit(struct vmm *v);
+
+/*
+ * legacy_press - press the power button (mod_legacy.c): the guest should shut
+ * down within @timeout_ms, after which it is stopped, or reset if @reboot
+ * (its power-off then resets it too). -ENODEV when the machine has none.
+ */
+int legacy_press(struct vmm *v, bool reboot, int timeout_ms);
 
 /* vmm_status - the "status" answer: the VM, its vCPUs, and each active module's fields. */
 json_t *vmm_status(struct vmm *v);

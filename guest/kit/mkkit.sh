@@ -3,7 +3,8 @@
 # as shipped, with PROGRAMs (static binaries, e.g. lego-verify) in the initramfs's /bin.
 #
 #   OUTDIR/vmlinuz      the kernel of linux-image-cloud-amd64 (not rebuilt, not patched)
-#   OUTDIR/initrd.img   busybox-static, the virtio modules and init (guest/kit/init)
+#   OUTDIR/initrd.img   busybox-static, the virtio and ACPI button modules, init (guest/kit/init)
+#                       and the power button's handler (guest/kit/power-button)
 #   OUTDIR/rootfs.img   an ext4 image the init mounts at /mnt when a virtio disk is there
 #   OUTDIR/kit.txt      what went in (package versions), for the record
 #
@@ -16,7 +17,7 @@ out=${1:?usage: mkkit.sh OUTDIR [PROGRAM...]}
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 kernel_meta=${LEGO_KERNEL_PACKAGE:-linux-image-cloud-amd64}
-modules="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk virtio_net"
+modules="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk virtio_net button evdev"
 rootfs_size=${LEGO_ROOTFS_SIZE:-64M}
 
 need() {
@@ -110,6 +111,10 @@ for m in $ordered; do
 done
 cp "$here/init" "$ir/init"
 chmod 755 "$ir/init"
+# busybox acpid runs /etc/acpi/PWRF/00000080 when the power button is pressed
+mkdir -p "$ir/etc/acpi/PWRF"
+cp "$here/power-button" "$ir/etc/acpi/PWRF/00000080"
+chmod 755 "$ir/etc/acpi/PWRF/00000080"
 for p in "$@"; do
 	cp "$p" "$ir/bin/$(basename "$p")"
 	chmod 755 "$ir/bin/$(basename "$p")"

@@ -455,6 +455,50 @@ const char *console_line(const char *out, const char *text)
 	return NULL;
 }
 
+int console_count(const char *out, const char *text)
+{
+	int n = 0;
+
+	for (const char *p = console_line(out, text); p; n++) {
+		p = strchr(p, '\n');
+		p = p ? console_line(p + 1, text) : NULL;
+	}
+	return n;
+}
+
+int console_count_proc(pid_t pid, const char *text)
+{
+	FILE *f = fopen(proc_out_path(pid), "r"), *m;
+	char *buf = NULL, chunk[65536];
+	size_t len = 0, got;
+	int n;
+
+	if (!f)
+		return 0;
+	m = open_memstream(&buf, &len);
+	while (m && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		fwrite(chunk, 1, got, m);
+	if (m)
+		fclose(m);
+	fclose(f);
+	n = buf ? console_count(buf, text) : 0;
+	free(buf);
+	return n;
+}
+
+bool console_wait(pid_t pid, const char *text, int nth)
+{
+	for (;;) {
+		bool running = proc_running(pid); /* before reading: the last output counts */
+
+		if (console_count_proc(pid, text) >= nth)
+			return true;
+		if (!running)
+			return false;
+		usleep(200000);
+	}
+}
+
 void storsrv_start(struct storsrv_proc *sp)
 {
 	char *argv[] = {(char *)test_path("bin/lego-storsrv"),

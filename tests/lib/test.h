@@ -142,6 +142,18 @@ void kit_argv(char **argv, char *const extra[], const char *append);
  */
 const char *console_line(const char *out, const char *text);
 
+/* console_count - how many lines of @out begin with @text (as console_line matches). */
+int console_count(const char *out, const char *text);
+
+/* console_count_proc - console_count on the console of @pid (proc_spawn'd) so far. */
+int console_count_proc(pid_t pid, const char *text);
+
+/*
+ * console_wait - wait until the console of @pid (proc_spawn'd) has @nth
+ * lines that begin with @text; false if the process exited first.
+ */
+bool console_wait(pid_t pid, const char *text, int nth);
+
 /* A lego-storsrv process for a test: where it listens, its data directory, its pid. */
 struct storsrv_proc {
 	char listen[64], dir[300];

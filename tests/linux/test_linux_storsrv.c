@@ -28,27 +28,6 @@
 #include "test.h"
 #include "util.h"
 
-/* Wait until @pid's console has a line that begins with @text (false if it exited first). */
-static bool wait_for_console(pid_t pid, const char *text)
-{
-	const char *path = proc_out_path(pid);
-
-	while (proc_running(pid)) {
-		FILE *f = fopen(path, "r");
-		char line[1024];
-		bool seen = false;
-
-		while (f && !seen && fgets(line, sizeof(line), f))
-			seen = console_line(line, text) != NULL;
-		if (f)
-			fclose(f);
-		if (seen)
-			return true;
-		usleep(200000);
-	}
-	return false;
-}
-
 static pid_t boot(const char *disk, const char *token, const char *run, char *const more[])
 {
 	static char append[1024];
@@ -118,10 +97,10 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 		 "echo 3 > /proc/sys/vm/drop_caches; cat /mnt/persist",
 		 name);
 	vmm = boot(disk, token, run, NULL);
-	ASSERT(wait_for_console(vmm, "virtio_blk virtio0: [vda]"), "the disk never appeared");
+	ASSERT(console_wait(vmm, "virtio_blk virtio0: [vda]", 1), "the disk never appeared");
 	storsrv_kill(&sv, SIGKILL); /* while the guest mounts its disk and goes on */
 	storsrv_start(&sv);
-	ASSERT(wait_for_console(vmm, "lego-test: synced"), "the guest never synced");
+	ASSERT(console_wait(vmm, "lego-test: synced", 1), "the guest never synced");
 	storsrv_kill(&sv, SIGKILL); /* the file is on the server's disk: read back after this */
 	storsrv_start(&sv);
 	finish(vmm, &r);
@@ -169,7 +148,7 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 			"until wget -q -O /dev/null http://10.0.7.1:8080/done; do usleep 200000; done; "
 			"echo lego-test: after the restore, up $(cut -d. -f1 /proc/uptime) s",
 			more);
-		ASSERT(wait_for_console(vmm, "lego-test: net-ready"), "the guest never got there");
+		ASSERT(console_wait(vmm, "lego-test: net-ready", 1), "the guest never got there");
 		after = allocated(vol);
 		printf("  the volume held %lld KiB before the boot, %lld KiB after 16 MiB were "
 		       "written, deleted and trimmed\n",
@@ -216,6 +195,8 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 		ASSERT(console_line(rr.out, "lego-test: after the restore"),
 		       "the restored guest did not run its next command:\n%s", rr.out);
 		ASSERT(console_line(rr.out, "lego-guest: exit 0"), "%s", rr.out);
+		/* the guest's own poweroff (init's last step) stops the vNode: ACPI S5 */
+		ASSERT(console_line(rr.out, "reboot: Power down"), "%s", rr.out);
 		proc_result_free(&rr);
 		p = console_line(r.out, "lego-guest: ready");
 		ASSERT(p && strstr(p, name), "the second boot did not see the file");

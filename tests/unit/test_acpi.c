@@ -83,6 +83,13 @@ TEST(acpi_rsdp_xsdt_and_checksums)
 	ASSERT_EQ(rd32(fadt + 40), dsdt);
 	ASSERT(rd32(fadt + 112) & (1u << 20), "hardware-reduced ACPI flag");
 	check_table(dsdt, "DSDT");
+	/* the sleep registers a hardware-reduced poweroff writes: one byte each in I/O space */
+	ASSERT_EQ(low_ram[fadt + 244], 1); /* SLEEP_CONTROL_REG: system I/O */
+	ASSERT_EQ(low_ram[fadt + 245], 8);
+	ASSERT_EQ(rd64(fadt + 248), ACPI_SLEEP_CONTROL_PORT);
+	ASSERT_EQ(low_ram[fadt + 256], 1); /* SLEEP_STATUS_REG */
+	ASSERT_EQ(rd64(fadt + 260), ACPI_SLEEP_STATUS_PORT);
+	ASSERT(rd32(fadt + 4) >= 268, "the FADT is too short for its sleep registers");
 }
 
 /* The MADT entries of type @type, in order, into @out; returns how many. */
@@ -195,7 +202,8 @@ TEST(acpi_dsdt_pci_root_bridge_routing_and_com1)
 	uint8_t body[8192];
 	size_t n = acpi_dsdt_body(body, sizeof(body));
 	char dir[256], cmd[700], path[300], line[512];
-	int prt = 0, hid = 0, crs_mem = 0, com1 = 0, irq4 = 0;
+	int prt = 0, hid = 0, crs_mem = 0, com1 = 0, irq4 = 0, ged = 0, ged_irq = 0, pwrb = 0;
+	int notify = 0, s5 = 0;
 	FILE *f;
 
 	ASSERT(n > 0);
@@ -247,8 +255,19 @@ TEST(acpi_dsdt_pci_root_bridge_routing_and_com1)
 			crs_mem++;
 		if (strstr(line, "EisaId (\"PNP0501\")"))
 			com1++;
-		if (strstr(line, "IRQNoFlags"))
-			irq4 += !!fgets(line, sizeof(line), f) && strstr(line, "{4}") != NULL;
+		if (strstr(line, "IRQNoFlags") && fgets(line, sizeof(line), f)) {
+			irq4 += strstr(line, "{4}") != NULL;
+			ged_irq += strstr(line, "{10}") != NULL;
+		}
+		if (strstr(line, "\"ACPI0013\"")) /* the Generic Event Device */
+			ged++;
+		if (strstr(line, "EisaId (\"PNP0C0C\")")) /* the power button */
+			pwrb++;
+		if (strstr(line, "Notify (PWRB, 0x80)") ||
+		    strstr(line, "Notify (\\_SB.PWRB, 0x80)"))
+			notify++;
+		if (strstr(line, "_S5, Package"))
+			s5++;
 		if (strstr(line, "Package (0x04)")) /* a _PRT entry */
 			prt++;
 	}
@@ -258,4 +277,10 @@ TEST(acpi_dsdt_pci_root_bridge_routing_and_com1)
 	ASSERT_EQ(prt, PCI_MAX_DEVS * 4);
 	ASSERT_EQ(com1, 1); /* without it Linux has no IRQ 4 for the serial port */
 	ASSERT_EQ(irq4, 1);
+	ASSERT_EQ(ged, 1);
+	ASSERT_EQ(ged_irq, 1);
+	ASSERT_EQ(ACPI_GED_IRQ, 10);
+	ASSERT_EQ(pwrb, 1);
+	ASSERT_EQ(notify, 1); /* _EVT tells the button it was pressed */
+	ASSERT_EQ(s5, 1);     /* without \_S5 the kernel has no ACPI poweroff */
 }

@@ -249,6 +249,81 @@ TEST_TIMEOUT(a_snapshot_through_the_excache_stops_the_vnode_and_its_restore_fini
 	waitpid(ms, NULL, 0);
 }
 
+/* REPORT lines with @key on @pid's output so far. */
+static int reports(pid_t pid, const char *key)
+{
+	char buf[1 << 16];
+	FILE *f = fopen(proc_out_path(pid), "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return report_count(buf, key);
+}
+
+/*
+ * A reset (what a guest reboot does): the same process sets the machine up
+ * again from the same order, on the same memory server, and leaves nothing
+ * behind; the restarted payload verifies to a clean finish. A payload has no
+ * power button: a shutdown or a graceful reboot is refused with the reason.
+ */
+TEST_TIMEOUT(a_reset_boots_the_same_vnode_again_in_the_same_process, 240)
+{
+	char memsrv[64];
+	struct vmm_args a;
+	struct proc_result r;
+	json_t *res;
+	pid_t ms, pid;
+
+	test_require_kvm();
+	ms = memsrv_spawn("128M", memsrv);
+	vmm_args(&a, "r", "6", memsrv);
+	arg(&a, "--check-leaks");
+	pid = start(&a);
+	res = call(a.control, "{\"cmd\":\"shutdown\"}");
+	ASSERT(!ok(res), "a payload has no power button");
+	ASSERT_CONTAINS(json_string_value(json_object_get(res, "error")), "no power button");
+	json_decref(res);
+	res = call(a.control, "{\"cmd\":\"reboot\",\"force\":\"yes\"}");
+	ASSERT(!ok(res));
+	ASSERT_CONTAINS(json_string_value(json_object_get(res, "error")), "\"force\"");
+	json_decref(res);
+	for (int k = 1; k <= 2; k++) {
+		/* each run of the payload has begun (its vCPUs reported their pages) */
+		for (int i = 0; i < 400 && reports(pid, "pages") < 2 * k; i++)
+			usleep(50000);
+		ASSERT_EQ(reports(pid, "pages"), 2 * k);
+		res = call(a.control, "{\"cmd\":\"reboot\",\"force\":true}");
+		ASSERT(ok(res), "reboot: %s", json_dumps(res, 0));
+		json_decref(res);
+		res = NULL;
+		for (int i = 0; i < 200 && !res; i++) { /* its control socket comes back */
+			char err[256];
+			json_t *req = json_pack("{s:s}", "cmd", "status");
+
+			usleep(50000);
+			res = ctl_call(a.control, req, 2000, err, sizeof(err));
+			json_decref(req);
+			if (res && json_integer_value(json_object_get(res, "resets")) != k) {
+				json_decref(res);
+				res = NULL;
+			}
+		}
+		ASSERT(res, "the VMM did not come back from reset %d", k);
+		json_decref(res);
+		ASSERT(proc_running(pid), "a reset must not end lego-vmm");
+	}
+	proc_collect(pid, 200, &r);
+	ASSERT(r.status == 0, "exit %d:\n%s", r.status, r.err);
+	ASSERT(strstr(r.err, "LEAK") == NULL, "%s", r.err);
+	ASSERT_EQ(report_count(r.out, "pages"), 2 * 3); /* each vCPU began three times */
+	clean_finish(r.out, "the reset vNode");
+	proc_result_free(&r);
+	kill(ms, SIGTERM);
+	waitpid(ms, NULL, 0);
+}
+
 /* A copy of @src with @len bytes at @off replaced by @bytes, or cut at @off (bytes NULL). */
 static void damaged_copy(const char *src, const char *dst, long off, const void *bytes, size_t len)
 {

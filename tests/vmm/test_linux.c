@@ -102,7 +102,7 @@ static void make_vm(struct vm *vm, uint64_t mem)
 				.nr_vcpus = 2,
 				.irqchip = true,
 				.quirks = pvm_compat_quirks(),
-				.shutdown_is_poweroff = true};
+				.shutdown_resets = true};
 
 	test_require_kvm();
 	log_init("test", LOG_ERR);
