@@ -10,6 +10,9 @@
  *   POST   /v1/vnodes/NAME/migrate    {"to", "token"}: move it to another agent's VMM
  *   POST   /v1/vnodes/NAME/snapshot   {"snapshot": NAME}: save it, and stop
  *   GET    /v1/vnodes                 what runs here
+ *   POST   /v1/vnodes/NAME/shutdown   {"timeout_s": N, "force": bool}: the power
+ *                                      button, stopped after N s (default 60)
+ *   POST   /v1/vnodes/NAME/reboot     {"timeout_s": N, "force": bool}: the guest reboots
  *   DELETE /v1/vnodes/NAME            stop it (SIGTERM, then SIGKILL after 5 s)
  *   POST   /v1/vnodes/NAME/VERB       a verb of order.h, {ARG: value}, to its VMM
  *   GET    /v1/vnodes/NAME/console?from=N   the console's output from byte N

@@ -197,6 +197,111 @@ static void snapshot(struct agent *a, const char *name, const struct http_req *r
 		http_json(resp, 200, ans);
 }
 
+/* The optional body of shutdown and reboot: {"timeout_s": N, "force": bool}. NULL after a 400. */
+static json_t *power_body(const struct http_req *req, struct http_resp *resp, int *timeout_s,
+			  bool *force)
+{
+	json_t *body = req->body_len ? http_parse_body(req, resp) : json_object(), *t, *f;
+
+	if (!body)
+		return NULL;
+	t = json_object_get(body, "timeout_s");
+	f = json_object_get(body, "force");
+	*timeout_s = t ? (int)json_integer_value(t) : 60;
+	*force = json_is_true(f);
+	if ((t &&
+	     (!json_is_integer(t) || json_integer_value(t) < 1 || json_integer_value(t) > 86400)) ||
+	    (f && !json_is_boolean(f))) {
+		json_decref(body);
+		http_error(resp, 400,
+			   "give \"timeout_s\" (1 to 86400 s) and \"force\" (true or false)");
+		return NULL;
+	}
+	return body;
+}
+
+/*
+ * POST .../shutdown {"timeout_s": N}: the power button; the guest shuts down
+ * and its VMM exits, or is stopped after N s (default 60). A VMM whose guest
+ * has no power button (a payload) is stopped at once, and the answer says so.
+ * Either way the vNode is forgotten here, as after DELETE.
+ */
+static void shutdown_vnode(struct agent *a, const char *name, const struct http_req *req,
+			   struct http_resp *resp)
+{
+	int timeout_s;
+	bool force, graceful = false;
+	char err[256] = "";
+	json_t *body = power_body(req, resp, &timeout_s, &force), *ans = NULL;
+	struct vmm_proc *p;
+	struct timespec ts;
+	int status = -1;
+
+	if (!body)
+		return;
+	json_decref(body);
+	if (!force)
+		ans = proc_ctl(
+			a, name,
+			json_pack("{s:s,s:i}", "cmd", "shutdown", "timeout_ms", timeout_s * 1000),
+			5000, err, sizeof(err));
+	if (!ans && !force) {
+		char why[sizeof(err)];
+
+		snprintf(why, sizeof(why), "no graceful shutdown: %s; stopped at once", err);
+		snprintf(err, sizeof(err), "%s", why);
+	}
+	pthread_mutex_lock(&a->lock);
+	if (ans) { /* the VMM stops by itself: when the guest is down, or at its deadline */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += timeout_s + 10;
+		while ((p = proc_find(a, name)) && !p->exited)
+			if (pthread_cond_timedwait(&a->changed, &a->lock, &ts) == ETIMEDOUT)
+				break;
+		graceful = p && p->exited;
+		if (!graceful)
+			snprintf(err, sizeof(err), "lego-vmm did not stop after %d s",
+				 timeout_s + 10);
+	} else if (force) {
+		snprintf(err, sizeof(err), "stopped by force");
+	}
+	if (!graceful)
+		log_info("vNode %s: stopping its VMM (%s)", name, err);
+	proc_stop(a, name);
+	if ((p = proc_find(a, name))) {
+		status = p->exit_status;
+		proc_forget(a, p);
+	}
+	pthread_mutex_unlock(&a->lock);
+	json_decref(ans);
+	ans = json_pack("{s:b,s:b,s:i}", "ok", 1, "graceful", graceful, "exit_status", status);
+	if (!graceful)
+		json_object_set_new(ans, "why", json_string(err));
+	http_json(resp, 200, ans);
+}
+
+/* POST .../reboot {"force": bool, "timeout_s": N}: the guest reboots (see lego-vmm's reboot). */
+static void reboot_vnode(struct agent *a, const char *name, const struct http_req *req,
+			 struct http_resp *resp)
+{
+	int timeout_s;
+	bool force;
+	char err[256];
+	json_t *body = power_body(req, resp, &timeout_s, &force), *ans;
+
+	if (!body)
+		return;
+	json_decref(body);
+	ans = proc_ctl(a, name,
+		       json_pack("{s:s,s:b,s:i}", "cmd", "reboot", "force", force, "timeout_ms",
+				 timeout_s * 1000),
+		       5000, err, sizeof(err));
+	if (!ans)
+		http_error(resp, 409, "vNode %s cannot reboot: %s", name, err);
+	else
+		http_json(resp, 200, ans);
+}
+
 static void on_vnode(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
 	struct agent *a = opaque;
@@ -244,6 +349,10 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 		migrate(a, name, req, resp);
 	else if (!strcmp(req->method, "POST") && !strcmp(op, "snapshot"))
 		snapshot(a, name, req, resp);
+	else if (!strcmp(req->method, "POST") && !strcmp(op, "shutdown"))
+		shutdown_vnode(a, name, req, resp);
+	else if (!strcmp(req->method, "POST") && !strcmp(op, "reboot"))
+		reboot_vnode(a, name, req, resp);
 	else if (!strcmp(req->method, "POST") && (v = vnode_verb_by_op(op)) >= 0)
 		verb(a, name, v, req, resp);
 	else

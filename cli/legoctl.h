@@ -83,6 +83,7 @@ int wait_console(struct legoctl *lc, const char *name, const char *agent, const 
 
 /* ---- console.c, demo.c ---- */
 
+int cmd_power(struct legoctl *lc, int argc, char **argv);
 int cmd_pause(struct legoctl *lc, int argc, char **argv);
 int cmd_migrate(struct legoctl *lc, int argc, char **argv);
 int cmd_snapshot(struct legoctl *lc, int argc, char **argv);

@@ -1,8 +1,72 @@
-/* lifecycle.c - legoctl pause, resume, migrate, snapshot, restore: a vNode at rest or on the move. */
+/* lifecycle.c - legoctl stop, reboot, pause, resume, migrate, snapshot, restore: a vNode at rest or on the move. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "legoctl.h"
+
+/* stop NAME [--force] [--timeout S], reboot NAME [--force] */
+int cmd_power(struct legoctl *lc, int argc, char **argv)
+{
+	bool stop = !strcmp(argv[0], "stop"), force = false;
+	const char *name = NULL;
+	long timeout_s = 60;
+	json_t *body, *out;
+
+	for (int i = 1; i < argc; i++) {
+		char *end;
+
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			if (stop)
+				printf("usage: legoctl stop NAME [--force] [--timeout S]\n\n"
+				       "Press the vNode's power button: its guest shuts down and "
+				       "powers off.\nAfter S seconds (default 60) the power is cut; "
+				       "with --force at once.\nA guest without a power button (a "
+				       "payload) is stopped at once. Its\nplacement and disks stay; "
+				       "legoctl start NAME boots it again.\n");
+			else
+				printf("usage: legoctl reboot NAME [--force]\n\n"
+				       "The guest shuts down through its power button and boots "
+				       "again, on the same\nmemory servers and disks; with --force "
+				       "it is reset at once, as by a\nreset button.\n");
+			return 0;
+		} else if (!strcmp(argv[i], "--force")) {
+			force = true;
+		} else if (stop && !strcmp(argv[i], "--timeout") && i + 1 < argc) {
+			timeout_s = strtol(argv[++i], &end, 10);
+			if (*end || end == argv[i] || timeout_s < 1 || timeout_s > 86400)
+				return usage_fail(argv[0],
+						  "--timeout: '%s' is not 1 to 86400 seconds",
+						  argv[i]);
+		} else if (argv[i][0] == '-') {
+			return usage_fail(argv[0], "unknown option '%s'", argv[i]);
+		} else if (name) {
+			return usage_fail(argv[0], "unexpected argument '%s'", argv[i]);
+		} else {
+			name = argv[i];
+		}
+	}
+	if (!name)
+		return usage_fail(argv[0], "%s", "give one vNode NAME");
+	body = json_pack("{s:b,s:i}", "force", force, "timeout_s", (int)timeout_s);
+	out = api(lc, "POST", "/v1/vnodes/%s/%s", body, name, argv[0]);
+	json_decref(body);
+	if (!out)
+		return 1;
+	if (lc->json)
+		print_json(out);
+	else if (!stop)
+		printf("%s: %s\n", name,
+		       force ? "reset: booting again" : "power button pressed: rebooting");
+	else if (json_is_true(json_object_get(out, "graceful")))
+		printf("%s: shut down and powered off\n", name);
+	else if (json_object_get(out, "why"))
+		printf("%s: stopped (%s)\n", name, json_string_value(json_object_get(out, "why")));
+	else
+		printf("%s: stopped\n", name);
+	json_decref(out);
+	return 0;
+}
 
 /* pause NAME, resume NAME */
 int cmd_pause(struct legoctl *lc, int argc, char **argv)

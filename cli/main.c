@@ -21,7 +21,9 @@ static void help(struct legoctl *lc, FILE *f)
 		"  nodes              the components\n"
 		"  console NAME       a vNode's serial console\n"
 		"  resize NAME ...    --excache now; --memory, --cpus at the next start\n"
-		"  stop NAME          stop a vNode; start NAME runs it again\n"
+		"  stop NAME          shut a vNode down (power button; --force cuts the power);\n"
+		"                     start NAME runs it again\n"
+		"  reboot NAME        the guest reboots (--force: a reset)\n"
 		"  pause NAME         stop its vCPUs; resume NAME lets them run on\n"
 		"  migrate NAME       move its VMM to another host agent while it runs (--to)\n"
 		"  snapshot NAME SNAP save it and stop it; restore NAME brings it back\n"
@@ -44,15 +46,12 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(struct legoctl *lc, int, char **);
 	} cmds[] = {
-		{"up", cmd_up},		  {"down", cmd_down},
-		{"create", cmd_create},	  {"list", cmd_list},
-		{"nodes", cmd_nodes},	  {"console", cmd_console},
-		{"resize", cmd_resize},	  {"stop", cmd_simple},
-		{"start", cmd_simple},	  {"destroy", cmd_simple},
-		{"dumpxml", cmd_dumpxml}, {"demo", cmd_demo},
-		{"pause", cmd_pause},	  {"resume", cmd_pause},
-		{"migrate", cmd_migrate}, {"snapshot", cmd_snapshot},
-		{"restore", cmd_restore},
+		{"up", cmd_up},		  {"down", cmd_down},	      {"create", cmd_create},
+		{"list", cmd_list},	  {"nodes", cmd_nodes},	      {"console", cmd_console},
+		{"resize", cmd_resize},	  {"stop", cmd_power},	      {"reboot", cmd_power},
+		{"start", cmd_simple},	  {"destroy", cmd_simple},    {"dumpxml", cmd_dumpxml},
+		{"demo", cmd_demo},	  {"pause", cmd_pause},	      {"resume", cmd_pause},
+		{"migrate", cmd_migrate}, {"snapshot", cmd_snapshot}, {"restore", cmd_restore},
 	};
 	struct legoctl ctx = {0}, *lc = &ctx;
 	char self[PATH_MAX];

@@ -532,19 +532,17 @@ int cmd_nodes(struct legoctl *lc, int argc, char **argv)
 	return 0;
 }
 
-/* stop, start, destroy: NAME, no options. */
+/* start, destroy: NAME, no options. */
 int cmd_simple(struct legoctl *lc, int argc, char **argv)
 {
 	const char *cmd = argv[0];
-	int ret = help_or_args(
-		argc, argv, 1,
-		!strcmp(cmd, "stop")	? "usage: legoctl stop NAME\n\nStop the vNode's VMM; its "
-					  "placement and disk stay.%s\n"
-		: !strcmp(cmd, "start") ? "usage: legoctl start NAME\n\nStart a stopped vNode "
-					  "again (new --cpus and --memory take effect).%s\n"
-					: "usage: legoctl destroy NAME\n\nStop the vNode and free "
-					  "all it holds: memory slabs, disk volume, state.%s\n",
-		"");
+	int ret = help_or_args(argc, argv, 1,
+			       !strcmp(cmd, "start")
+				       ? "usage: legoctl start NAME\n\nStart a stopped vNode "
+					 "again (new --cpus and --memory take effect).%s\n"
+				       : "usage: legoctl destroy NAME\n\nStop the vNode and free "
+					 "all it holds: memory slabs, disk volume, state.%s\n",
+			       "");
 	json_t *out;
 
 	if (ret >= 0)
@@ -558,10 +556,7 @@ int cmd_simple(struct legoctl *lc, int argc, char **argv)
 	if (lc->json)
 		print_json(out);
 	else
-		printf("%s: %s\n", argv[1],
-		       !strcmp(cmd, "stop")    ? "stopped"
-		       : !strcmp(cmd, "start") ? "started"
-					       : "destroyed");
+		printf("%s: %s\n", argv[1], !strcmp(cmd, "start") ? "started" : "destroyed");
 	json_decref(out);
 	return 0;
 }

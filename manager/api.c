@@ -7,7 +7,9 @@
  *   POST   /v1/vnodes                    create one: a JSON spec, or libvirt domain XML
  *   GET    /v1/vnodes/NAME               one vNode
  *   GET    /v1/vnodes/NAME/xml           it as libvirt domain XML
- *   POST   /v1/vnodes/NAME/start|stop    run it again / stop its VMM
+ *   POST   /v1/vnodes/NAME/start|stop    run it again / stop it: {"force": bool,
+ *                                        "timeout_s": N}, the power button first
+ *   POST   /v1/vnodes/NAME/reboot        {"force": bool}: the guest reboots
  *   POST   /v1/vnodes/NAME/resize        {"excache": bytes} live; cpus, memory next start
  *   DELETE /v1/vnodes/NAME               destroy it: VMM, placement, volume
  *   GET    /v1/status                    the manager itself
@@ -215,8 +217,31 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 	}
 	if (!strcmp(op, "start")) {
 		status = vnode_start(m, name, err, sizeof(err));
-	} else if (!strcmp(op, "stop")) {
-		status = vnode_stop(m, name, err, sizeof(err));
+	} else if (!strcmp(op, "stop") || !strcmp(op, "reboot")) {
+		struct stop_opts how = {.timeout_s = 60};
+		json_t *t, *f;
+
+		body = req->body_len ? http_parse_body(req, resp) : json_object();
+		if (!body)
+			return;
+		t = json_object_get(body, "timeout_s");
+		f = json_object_get(body, "force");
+		if ((t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
+			   json_integer_value(t) > 86400)) ||
+		    (f && !json_is_boolean(f))) {
+			json_decref(body);
+			http_error(
+				resp, 400,
+				"give \"timeout_s\" (1 to 86400 s) and \"force\" (true or false)");
+			return;
+		}
+		how.force = json_is_true(f);
+		if (t)
+			how.timeout_s = (int)json_integer_value(t);
+		json_decref(body);
+		status = !strcmp(op, "stop")
+				 ? vnode_stop(m, name, &how, &out, err, sizeof(err))
+				 : vnode_reboot(m, name, how.force, &out, err, sizeof(err));
 	} else if (!strcmp(op, "resize")) {
 		if (!(body = http_parse_body(req, resp)))
 			return;
@@ -242,8 +267,8 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 	} else {
 		http_error(
 			resp, 404,
-			"no such operation on a vNode: '%s' (start, stop, resize, pause, resume, "
-			"migrate, snapshot, restore)",
+			"no such operation on a vNode: '%s' (start, stop, reboot, resize, pause, "
+			"resume, migrate, snapshot, restore)",
 			op);
 		return;
 	}

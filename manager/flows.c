@@ -395,21 +395,33 @@ struct vnode *vnode_lookup(struct manager *m, const char *name, int *status, cha
 	return v;
 }
 
-int vnode_stop(struct manager *m, const char *name, char *err, size_t errlen)
+int vnode_stop(struct manager *m, const char *name, const struct stop_opts *how, json_t **out,
+	       char *err, size_t errlen)
 {
-	char agent[ADDR_LEN], path[NAME_LEN + 16];
+	char agent[ADDR_LEN], path[NAME_LEN + 32];
 	int status = 0;
 	struct vnode *v;
+	bool running;
 
 	pthread_mutex_lock(&m->lock);
 	v = vnode_lookup(m, name, &status, err, errlen);
 	if (v)
 		snprintf(agent, sizeof(agent), "%s", v->agent);
+	running = v && (v->state == VNODE_RUNNING || v->state == VNODE_PAUSED);
 	pthread_mutex_unlock(&m->lock);
 	if (!v)
 		return status;
-	snprintf(path, sizeof(path), "/v1/vnodes/%s", name);
-	status = agent_call(agent, "DELETE", path, NULL, NULL, err, errlen);
+	if (how && !how->force && running) { /* the power button first */
+		json_t *body = json_pack("{s:i}", "timeout_s", how->timeout_s);
+
+		snprintf(path, sizeof(path), "/v1/vnodes/%s/shutdown", name);
+		status = agent_call_ms(agent, "POST", path, body, out, (how->timeout_s + 30) * 1000,
+				       err, errlen);
+		json_decref(body);
+	} else {
+		snprintf(path, sizeof(path), "/v1/vnodes/%s", name);
+		status = agent_call(agent, "DELETE", path, NULL, NULL, err, errlen);
+	}
 	if (status == -ENOENT)
 		status = 0; /* the agent has no such VMM: it is stopped */
 	if (status)
@@ -513,9 +525,37 @@ int vnode_start(struct manager *m, const char *name, char *err, size_t errlen)
 	return status;
 }
 
+int vnode_reboot(struct manager *m, const char *name, bool force, json_t **out, char *err,
+		 size_t errlen)
+{
+	char agent[ADDR_LEN], path[NAME_LEN + 32];
+	int status = 0;
+	struct vnode *v;
+	json_t *body;
+
+	pthread_mutex_lock(&m->lock);
+	v = vnode_lookup(m, name, &status, err, errlen);
+	if (v && v->state != VNODE_RUNNING) {
+		snprintf(err, errlen, "%s is %s: only a running vNode reboots (start it instead)",
+			 name, vnode_state_name(v->state));
+		status = -EBUSY;
+		v = NULL;
+	}
+	if (v)
+		snprintf(agent, sizeof(agent), "%s", v->agent);
+	pthread_mutex_unlock(&m->lock);
+	if (!v)
+		return status;
+	snprintf(path, sizeof(path), "/v1/vnodes/%s/reboot", name);
+	body = json_pack("{s:b}", "force", force);
+	status = agent_call(agent, "POST", path, body, out, err, errlen);
+	json_decref(body);
+	return status;
+}
+
 int vnode_destroy(struct manager *m, const char *name, char *err, size_t errlen)
 {
-	int status = vnode_stop(m, name, err, errlen);
+	int status = vnode_stop(m, name, NULL, NULL, err, errlen);
 	struct vnode *v;
 	char why[512];
 

@@ -186,7 +186,17 @@ void hex(const uint8_t *b, size_t n, char *out);
  * (api.c says which HTTP status each means) */
 int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_t errlen);
 int vnode_start(struct manager *m, const char *name, char *err, size_t errlen);
-int vnode_stop(struct manager *m, const char *name, char *err, size_t errlen);
+/* How vnode_stop stops a running vNode: the power button, and the guest's
+ * @timeout_s to shut down; or at once (@force). NULL: at once. */
+struct stop_opts {
+	bool force;
+	int timeout_s;
+};
+int vnode_stop(struct manager *m, const char *name, const struct stop_opts *how, json_t **out,
+	       char *err, size_t errlen);
+/* vnode_reboot - the running guest reboots: through its power button, or a reset (@force). */
+int vnode_reboot(struct manager *m, const char *name, bool force, json_t **out, char *err,
+		 size_t errlen);
 int vnode_destroy(struct manager *m, const char *name, char *err, size_t errlen);
 /*
  * lifecycle.c: pause and resume; migrate its VMM to another agent (@to, or

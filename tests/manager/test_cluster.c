@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "http.h"
 #include "test.h"
 #include "util.h"
@@ -318,8 +319,8 @@ TEST_TIMEOUT(cluster_registers_refuses_rolls_back_detects_down_and_restarts, 180
 		ASSERT_CONTAINS(r.err, "--help");
 		proc_result_free(&r);
 	}
-	const char *cmds[] = {"up",	"down", "create", "list",    "nodes",	"console",
-			      "resize", "stop", "start",  "destroy", "dumpxml", "demo"};
+	const char *cmds[] = {"up",   "down",  "create",  "list",    "nodes", "console", "resize",
+			      "stop", "start", "destroy", "dumpxml", "demo",  "reboot"};
 	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
 		legoctl(&r, cmds[i], "--help", NULL);
 		ASSERT(r.status == 0, "legoctl %s --help: %d", cmds[i], r.status);
@@ -624,9 +625,47 @@ TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
 	}
 	ASSERT_EQ(nr_vnodes(), 4);
 
+	/* A reset (reboot --force): the same VMM boots the guest again, on the same memory servers. */
+	legoctl(&r, "reboot", "b", "--force", NULL);
+	ASSERT(r.status == 0, "%s", r.err);
+	ASSERT_CONTAINS(r.out, "b: reset");
+	proc_result_free(&r);
+	{
+		char sock[600], err[256];
+		json_t *st = NULL;
+
+		snprintf(sock, sizeof(sock), "%s/vnodes/b/control.sock", home);
+		for (int n = 0; n < 200;
+		     n++) { /* the socket is made again as the machine comes back */
+			json_decref(st);
+			st = ctl_call(sock, json_pack("{s:s}", "cmd", "status"), 2000, err,
+				      sizeof(err));
+			if (st && JI(st, "resets") == 1)
+				break;
+			usleep(50000);
+		}
+		ASSERT(st != NULL, "b's VMM does not answer after its reset: %s", err);
+		ASSERT_EQ(JI(st, "resets"), 1);
+		json_decref(st);
+	}
+	ASSERT(!gone(vmm[1]), "a reset must not end the VMM");
+	v = wait_vnode("b", "running", 0);
+	ASSERT_EQ(JI(v, "pid"), vmm[1]);
+	json_decref(v);
+	/* a payload has no power button: a graceful reboot is refused, a stop cuts the power */
+	legoctl(&r, "reboot", "b", NULL);
+	ASSERT_EQ(r.status, 1);
+	ASSERT_CONTAINS(r.err, "cannot reboot");
+	proc_result_free(&r);
+	legoctl(&r, "stop", "b", "--timeout", "0", NULL);
+	ASSERT_EQ(r.status, 2);
+	ASSERT_CONTAINS(r.err, "--timeout");
+	proc_result_free(&r);
+
 	/* Stop and start: the new vCPU count takes effect. */
 	legoctl(&r, "stop", "b", NULL);
 	ASSERT(r.status == 0, "%s", r.err);
+	ASSERT_CONTAINS(r.out, "no graceful shutdown");
 	proc_result_free(&r);
 	ASSERT(gone(vmm[1]), "stop left b's VMM running");
 	legoctl(&r, "start", "b", NULL);
