@@ -507,13 +507,20 @@ int excache_flush(struct excache *xc)
 			xc->stats.bytes_out += ret ? 0 : n * PAGE;
 		}
 		/* written back: clean, and (protected) a later write is seen again; not
-		 * written: dirty and writable as before */
+		 * written: dirty and writable as before. A page the guest wrote during
+		 * its write-back (a running guest: the pre-copy of a migration) left
+		 * XC_WB in the write fault and is dirty again: it stays so. */
 		for (uint32_t i = 0; i < n; i++) {
-			uint8_t rem = xc->state[pages[i]] & XC_REM;
+			uint8_t s = xc->state[pages[i]];
 
-			if (ret)
+			if (ST(s) != XC_WB)
+				continue;
+			if (ret) {
 				xc_protect(xc, pages[i], false);
-			xc->state[pages[i]] = ret ? XC_DIRTY | rem : XC_CLEAN | XC_REM;
+				xc->state[pages[i]] = XC_DIRTY | (s & XC_REM);
+			} else if (!xc_cas(xc, pages[i], &s, XC_CLEAN | XC_REM)) {
+				continue; /* written just now: the fault made it dirty */
+			}
 		}
 	}
 	pthread_mutex_unlock(&xc->evict_lock);

@@ -123,8 +123,9 @@ void excache_exit(struct excache *xc);
 /*
  * excache_flush - write every dirty page back, acknowledged, and keep it
  * resident and clean: the memory servers then hold all of the guest's
- * memory. For a paused guest whose devices are quiet (nothing writes
- * meanwhile). 0 or -errno (the servers could not take the pages).
+ * memory once the guest is paused and its devices quiet. On a running guest
+ * it is a pre-copy: a page written meanwhile stays dirty, for the next
+ * flush. 0 or -errno (the servers could not take the pages).
  */
 int excache_flush(struct excache *xc);
 

@@ -229,7 +229,15 @@ static json_t *cmd_migrate(struct vmm *v, json_t *req, char *err, size_t errlen)
 		snprintf(err, errlen, "migration to %s: %s", to, buf);
 		return NULL;
 	}
+	/* The dirty pages go back while the guest runs: the pause then writes back
+	 * only what it dirtied since, and does not grow with the ExCache. */
+	ret = excache_flush(v->xc);
+	if (ret)
+		log_warn("migration: the pre-copy of dirty pages failed (%s); the pause "
+			 "writes them all",
+			 memclient_strerror(ret));
 	/* From here the guest is paused; it runs again here or there. */
+	t0 = now_ns();
 	ret = vmm_pause(v);
 	epoch = memroute_epoch(&v->xc->route);
 	h.epoch = epoch;
