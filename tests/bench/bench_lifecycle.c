@@ -63,6 +63,24 @@ static json_t *call(const char *sock, const char *fmt, ...)
 	return res;
 }
 
+/* What this benchmark started: stopped at exit, also when it gives up on an error. */
+static pid_t children[64];
+static int nr_children;
+
+static pid_t track(pid_t pid)
+{
+	if (pid > 0 && nr_children < (int)(sizeof(children) / sizeof(children[0])))
+		children[nr_children++] = pid;
+	return pid;
+}
+
+static void stop_children(void)
+{
+	for (int i = 0; i < nr_children; i++)
+		if (kill(children[i], SIGKILL) == 0)
+			waitpid(children[i], NULL, 0);
+}
+
 /* lego-vmm with the verifying payload: @memory, @written of it, ExCache on @memsrv (or none). */
 static pid_t vmm(const char *sock, const char *memory, const char *written, const char *memsrv,
 		 const char *incoming, const char *restore)
@@ -107,7 +125,7 @@ static pid_t vmm(const char *sock, const char *memory, const char *written, cons
 	}
 	argv[n] = NULL;
 	unlink(sock);
-	return proc_spawn(argv);
+	return track(proc_spawn(argv));
 }
 
 /* Process start to vCPUs running, as the VMM at @sock says (it says once they run). */
@@ -257,7 +275,7 @@ static void bench_migrate(const char *dir, const char *memory, uint64_t bytes, d
 	pid_t ms, cur, next;
 	int at = 0;
 
-	ms = memsrv_spawn("1G", memsrv);
+	ms = track(memsrv_spawn("1G", memsrv));
 	snprintf(sock[0], sizeof(sock[0]), "%s/m0.sock", dir);
 	snprintf(sock[1], sizeof(sock[1]), "%s/m1.sock", dir);
 	cur = vmm(sock[0], memory, "256M", memsrv, NULL, NULL);
@@ -306,7 +324,8 @@ int main(int argc, char **argv)
 	}
 	if (!mkdtemp(dir))
 		return 1;
-	ms = memsrv_spawn("1G", memsrv);
+	atexit(stop_children);
+	ms = track(memsrv_spawn("1G", memsrv));
 	bench_snapshot(dir, memsrv);
 	kill(ms, SIGTERM);
 	waitpid(ms, NULL, 0);
