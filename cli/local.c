@@ -273,6 +273,7 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 		  "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap, NULL}},
 	};
 	int started = 0;
+	bool fresh[ARRAY_SIZE(ds)] = {false}; /* started now: ready once it answers */
 	for (size_t i = 0; i < ARRAY_SIZE(ds) - (MAX_AGENTS - nr_agents); i++) {
 		pid_t pid = read_pid(lc, ds[i].name);
 
@@ -283,6 +284,7 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 		}
 		if (spawn_daemon(lc, &ds[i]))
 			return 1;
+		fresh[i] = true;
 		started++;
 		if (!lc->json)
 			printf("%s%-9s started on %s\n", lc->up_quietly ? "          " : "  ",
@@ -314,6 +316,16 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 					      !strcmp(JS(e, "health"), "up");
 			}
 			json_decref(st);
+			/* a component just restarted may still be "up" from before its death:
+			 * it is ready when it accepts connections again */
+			for (size_t k = 1; up == 3 + nr_agents && k < ARRAY_SIZE(ds); k++) {
+				int fd = fresh[k] ? tcp_connect(addr[k], 200, err, sizeof(err)) : 0;
+
+				if (fd < 0)
+					up = -1;
+				else if (fresh[k])
+					close(fd);
+			}
 			if (up == 3 + nr_agents)
 				break;
 		}

@@ -525,34 +525,6 @@ int vnode_start(struct manager *m, const char *name, char *err, size_t errlen)
 	return status;
 }
 
-int vnode_reboot(struct manager *m, const char *name, bool force, json_t **out, char *err,
-		 size_t errlen)
-{
-	char agent[ADDR_LEN], path[NAME_LEN + 32];
-	int status = 0;
-	struct vnode *v;
-	json_t *body;
-
-	pthread_mutex_lock(&m->lock);
-	v = vnode_lookup(m, name, &status, err, errlen);
-	if (v && v->state != VNODE_RUNNING) {
-		snprintf(err, errlen, "%s is %s: only a running vNode reboots (start it instead)",
-			 name, vnode_state_name(v->state));
-		status = -EBUSY;
-		v = NULL;
-	}
-	if (v)
-		snprintf(agent, sizeof(agent), "%s", v->agent);
-	pthread_mutex_unlock(&m->lock);
-	if (!v)
-		return status;
-	snprintf(path, sizeof(path), "/v1/vnodes/%s/reboot", name);
-	body = json_pack("{s:b}", "force", force);
-	status = agent_call(agent, "POST", path, body, out, err, errlen);
-	json_decref(body);
-	return status;
-}
-
 int vnode_destroy(struct manager *m, const char *name, char *err, size_t errlen)
 {
 	int status = vnode_stop(m, name, NULL, NULL, err, errlen);

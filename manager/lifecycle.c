@@ -24,29 +24,59 @@
 
 #define LIFECYCLE_TIMEOUT_MS 180000 /* a migration or snapshot, its waits included */
 
-int vnode_pause(struct manager *m, const char *name, bool pause, char *err, size_t errlen)
+/*
+ * The agent of vNode @name into @agent if it is in state @want; else -ENOENT
+ * (no such vNode) or -EBUSY, with a sentence saying what @verb needs.
+ */
+static int agent_of(struct manager *m, const char *name, enum vnode_state want, const char *verb,
+		    char *agent, char *err, size_t errlen)
 {
-	enum vnode_state want = pause ? VNODE_RUNNING : VNODE_PAUSED;
-	char agent[ADDR_LEN], path[NAME_LEN + 32];
-	struct vnode *v;
 	int status = 0;
+	struct vnode *v;
 
 	pthread_mutex_lock(&m->lock);
 	v = vnode_lookup(m, name, &status, err, errlen);
 	if (v && v->state != want) {
 		snprintf(err, errlen, "vNode %s is %s: only a %s one can be %s", name,
-			 vnode_state_name(v->state), vnode_state_name(want),
-			 pause ? "paused" : "resumed");
-		status = -EINVAL;
-		v = NULL;
+			 vnode_state_name(v->state), vnode_state_name(want), verb);
+		status = -EBUSY;
+	} else if (v) {
+		snprintf(agent, ADDR_LEN, "%s", v->agent);
 	}
-	if (v)
-		snprintf(agent, sizeof(agent), "%s", v->agent);
 	pthread_mutex_unlock(&m->lock);
-	if (!v)
+	return status;
+}
+
+int vnode_reboot(struct manager *m, const char *name, bool force, json_t **out, char *err,
+		 size_t errlen)
+{
+	char agent[ADDR_LEN], path[NAME_LEN + 32];
+	int status = agent_of(m, name, VNODE_RUNNING, "rebooted", agent, err, errlen);
+	json_t *body;
+
+	if (status)
+		return status;
+	snprintf(path, sizeof(path), "/v1/vnodes/%s/reboot", name);
+	body = json_pack("{s:b}", "force", force);
+	status = agent_call(agent, "POST", path, body, out, err, errlen);
+	json_decref(body);
+	return status;
+}
+
+int vnode_pause(struct manager *m, const char *name, bool pause, char *err, size_t errlen)
+{
+	char agent[ADDR_LEN], path[NAME_LEN + 32];
+	int status = agent_of(m, name, pause ? VNODE_RUNNING : VNODE_PAUSED,
+			      pause ? "paused" : "resumed", agent, err, errlen);
+	struct vnode *v;
+	json_t *body;
+
+	if (status)
 		return status;
 	snprintf(path, sizeof(path), "/v1/vnodes/%s/%s", name, pause ? "pause" : "resume");
-	status = agent_call(agent, "POST", path, json_object(), NULL, err, errlen);
+	body = json_object();
+	status = agent_call(agent, "POST", path, body, NULL, err, errlen);
+	json_decref(body);
 	if (status)
 		return status;
 	pthread_mutex_lock(&m->lock);

@@ -22,9 +22,11 @@
 static bool control(const char *sock, const char *cmd)
 {
 	char err[256];
-	json_t *ans = ctl_call(sock, json_pack("{s:s,s:i}", "cmd", cmd, "timeout_ms", 600000),
-			       10000, err, sizeof(err));
+	json_t *req = json_pack("{s:s,s:i}", "cmd", cmd, "timeout_ms", 600000);
+	json_t *ans = ctl_call(sock, req, 10000, err, sizeof(err));
 	bool ok = ans && json_is_true(json_object_get(ans, "ok"));
+
+	json_decref(req);
 
 	if (!ok)
 		printf("  %s: %s\n", cmd,

@@ -112,15 +112,15 @@ TEST_TIMEOUT(linux_boots_with_a_64m_excache_and_its_pages_on_a_memory_server, 36
 		if (!migrating && console_count_proc(vmm, "lego-test: waiting")) {
 			/* the guest waits (5 guest seconds): move it to a VMM started now */
 			char err[256];
+			json_t *req = json_pack("{s:s,s:s,s:s}", "cmd", "migrate", "to", incoming,
+						"token", MIGTOKEN);
 			json_t *ans;
 
 			target = proc_spawn(argv2);
 			ASSERT(wait_for_port(atoi(strrchr(incoming, ':') + 1), 30000),
 			       "the migration's target never listened");
-			ans = ctl_call(sock,
-				       json_pack("{s:s,s:s,s:s}", "cmd", "migrate", "to", incoming,
-						 "token", MIGTOKEN),
-				       120000, err, sizeof(err));
+			ans = ctl_call(sock, req, 120000, err, sizeof(err));
+			json_decref(req);
 			ASSERT(ans && json_is_true(json_object_get(ans, "ok")), "migrate: %s",
 			       ans ? json_string_value(json_object_get(ans, "error")) : err);
 			printf("  migrated: the guest was paused %.1f ms\n",

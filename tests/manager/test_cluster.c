@@ -635,11 +635,13 @@ TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
 		json_t *st = NULL;
 
 		snprintf(sock, sizeof(sock), "%s/vnodes/b/control.sock", home);
-		for (int n = 0; n < 200;
-		     n++) { /* the socket is made again as the machine comes back */
+		/* the socket is made again as the machine comes back */
+		for (int n = 0; n < 200; n++) {
+			json_t *req = json_pack("{s:s}", "cmd", "status");
+
 			json_decref(st);
-			st = ctl_call(sock, json_pack("{s:s}", "cmd", "status"), 2000, err,
-				      sizeof(err));
+			st = ctl_call(sock, req, 2000, err, sizeof(err));
+			json_decref(req);
 			if (st && JI(st, "resets") == 1)
 				break;
 			usleep(50000);
