@@ -169,7 +169,7 @@ int vmm_run(struct vmm *v);
 
 /*
  * The modules of lego-vmm, in setup order (main.c lists them): the machine
- * itself (vmm.c), the host's quirks (pvm_compat.c), the two machine profiles,
+ * itself (mod_machine.c), the host's quirks (pvm_compat.c), the two machine profiles,
  * the legacy PC devices, the ExCache, the PCI bus and its virtio devices
  * (disks, network), migration, and the control socket last (so that it
  * goes first).
