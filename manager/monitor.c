@@ -65,7 +65,10 @@ static void agent_report(struct manager *m, struct comp *c, json_t *vnodes)
 		struct vnode *v = m->vnodes[i];
 		json_t *r;
 
-		if (strcmp(v->agent, c->addr) || v->state == VNODE_CREATING)
+		/* A stopped vNode's VMM is gone: a report of it running was built
+		 * before the stop and arrived after it (nothing else starts one). */
+		if (strcmp(v->agent, c->addr) || v->state == VNODE_CREATING ||
+		    v->state == VNODE_STOPPED)
 			continue;
 		r = json_object_get(vnodes, v->name);
 		if (r) {
@@ -80,7 +83,7 @@ static void agent_report(struct manager *m, struct comp *c, json_t *vnodes)
 				vnode_set_state(m, v,
 						v->state == VNODE_PAUSED ? VNODE_PAUSED
 									 : VNODE_RUNNING);
-			else if (st && v->state != VNODE_STOPPED)
+			else if (st)
 				vnode_set_state(
 					m, v,
 					json_integer_value(json_object_get(r, "exit_status"))

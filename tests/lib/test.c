@@ -204,8 +204,12 @@ pid_t proc_spawn(char *const argv[])
 	}
 	if (pid < 0)
 		test_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
-	if (nr_spawned < (int)(sizeof(spawned) / sizeof(spawned[0])))
-		spawned[nr_spawned++].pid = pid, spawned[nr_spawned - 1].serial = serial;
+	/* A process leaves the table when it is collected: a full one means
+	 * processes spawned and never collected, and its output would be lost. */
+	if (nr_spawned == (int)(sizeof(spawned) / sizeof(spawned[0])))
+		test_fail(__FILE__, __LINE__, "%d processes spawned and not collected", nr_spawned);
+	spawned[nr_spawned].pid = pid;
+	spawned[nr_spawned++].serial = serial;
 	return pid;
 }
 
@@ -276,6 +280,7 @@ void proc_collect(pid_t pid, int timeout_s, struct proc_result *res)
 			proc_files(spawned[i].serial, out, err, sizeof(out));
 			res->out = slurp(out);
 			res->err = slurp(err);
+			spawned[i] = spawned[--nr_spawned]; /* its pid may be reused now */
 			return;
 		}
 	}
