@@ -1,16 +1,28 @@
 /*
- * test_linux_storsrv.c - the stock kernel boots with its root disk on
- * lego-storsrv (the kit's rootfs imported as a volume with `lego-storsrv
- * volume create --from`). The server is killed (-9) and restarted twice
- * under the guest: once just after the disk was found (while it mounts
- * and loads), once after the guest wrote a file and synced; the guest then
- * drops its caches and reads the file back from the disk. A second boot
- * sees the file, and checks what a vNode a person uses has, in the same
- * boot (they cost minutes each on kvm_pvm hosts): a network, in a namespace
- * of the test's own (the guest takes its address, fetches a page from the
- * host, the host pings it and fetches the page its httpd serves); a second
- * disk (vdb); and fstrim, which gives the space of a deleted file back to
- * the storage server (the volume's file shrinks).
+ * test_linux_storsrv.c - the stock Debian kernel from the boot kit (make
+ * guest), 2 vCPUs, its root disk on lego-storsrv (the kit's rootfs imported
+ * as a volume with `lego-storsrv volume create --from`), a second disk in a
+ * local file, a network in a namespace of the test's own and a control
+ * socket. Every Linux check but the ExCache's is in this one lego-vmm: a
+ * boot costs minutes on kvm_pvm hosts.
+ *
+ * Boot 1: the platform (2 CPUs through ACPI, virtio-blk on PCI, the RTC's
+ * date, nproc). The storage server is killed (-9) and restarted twice
+ * under the guest: once just after the disk was found (while it mounts and
+ * loads), once after the guest wrote a file and synced; the guest then
+ * drops its caches and reads the file back from the disk.
+ * `reboot` on the control socket (legoctl reboot) presses the ACPI power
+ * button: the guest shuts down cleanly and the machine boots again in the
+ * same process.
+ * Boot 2: the file is still there; the guest takes its address, fetches a
+ * page from the host, the host pings it and fetches the page its httpd
+ * serves; it writes to the second disk (vdb), and fstrim gives the space of
+ * a deleted file back to the storage server (the volume's file shrinks).
+ * Then it is saved into a snapshot and stopped, and a new lego-vmm restored
+ * from the snapshot carries on: it answers pings, serves its page, runs the
+ * command it was in the middle of to its end, and `shutdown` on its control
+ * socket (legoctl stop) presses the power button of the restored machine:
+ * the guest powers off (ACPI S5) and lego-vmm exits 0.
  */
 #include <fcntl.h>
 #include <jansson.h>
@@ -28,26 +40,45 @@
 #include "test.h"
 #include "util.h"
 
-static pid_t boot(const char *disk, const char *token, const char *run, char *const more[])
-{
-	static char append[1024];
-	char *argv[KIT_ARGV_MAX],
-		*extra[16] = {"--disk", (char *)disk, "--disk-token", (char *)token};
-	int n = 4;
-
-	for (int i = 0; more && more[i] && n < 15; i++)
-		extra[n++] = more[i];
-	extra[n] = NULL;
-	snprintf(append, sizeof(append), "console=ttyS0 lego.run=\"%s\"", run);
-	kit_argv(argv, extra, append);
-	return proc_spawn(argv);
-}
+/* One lego.run for both boots: the second finds the file the first wrote. The
+ * guest's time runs 20x slow on kvm_pvm: "sleep 1" leaves ~20 s for a restart. */
+#define RUN                                                                                        \
+	"if [ -f /mnt/persist ]; then "                                                            \
+	"echo lego-test: again $(cat /mnt/persist); "                                              \
+	"echo lego-test: vdb $(cat /sys/block/vdb/size); "                                         \
+	"cat /mnt/persist >/dev/vdb; sync; "                                                       \
+	"wget -q -O - http://10.0.7.1:8080/hello; "                                                \
+	"dd if=/dev/zero of=/mnt/big bs=1M count=16 2>/dev/null; sync; rm /mnt/big; sync; "        \
+	"fstrim -v /mnt; echo lego-test: net-ready; "                                              \
+	"until wget -q -O /dev/null http://10.0.7.1:8080/done; do usleep 200000; done; "           \
+	"echo lego-test: after the restore, up $(cut -d. -f1 /proc/uptime) s; "                    \
+	"else "                                                                                    \
+	"echo lego-test: nproc $(nproc); echo %s > /mnt/persist; sync; echo lego-test: synced; "   \
+	"sleep 1; echo 3 > /proc/sys/vm/drop_caches; echo lego-test: read $(cat /mnt/persist); "   \
+	"fi; echo lego-test: waiting; sleep 3600"
 
 static long long allocated(const char *path)
 {
 	struct stat st;
 
 	return stat(path, &st) ? -1 : (long long)st.st_blocks * 512;
+}
+
+/* {"cmd": @cmd} to the control socket @sock: true if it answered ok. The guest gets
+ * 10 minutes to shut down: on a contended kvm_pvm host it runs 20 times slow. */
+static bool control(const char *sock, const char *cmd)
+{
+	char err[256];
+	json_t *req = json_pack("{s:s,s:i}", "cmd", cmd, "timeout_ms", 600000);
+	json_t *ans = ctl_call(sock, req, 10000, err, sizeof(err));
+	bool ok = ans && json_is_true(json_object_get(ans, "ok"));
+
+	json_decref(req);
+	if (!ok)
+		printf("  %s: %s\n", cmd,
+		       ans ? json_string_value(json_object_get(ans, "error")) : err);
+	json_decref(ans);
+	return ok;
 }
 
 static void finish(pid_t vmm, struct proc_result *r)
@@ -61,10 +92,19 @@ static void finish(pid_t vmm, struct proc_result *r)
 	}
 }
 
-TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
+/* What the kernel says as the power button shuts it down: @n times in @out. */
+static void clean_shutdowns(const char *out, int n)
+{
+	ASSERT_EQ(console_count(out, "lego-guest: power button: shutting down"), n);
+	ASSERT_EQ(console_count(out, "ACPI: PM: Preparing to enter system sleep state S5"), n);
+	ASSERT_EQ(console_count(out, "reboot: Power down"), n);
+}
+
+TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored, 3600)
 {
 	struct storsrv_proc sv = {0};
-	char disk[128], token[80] = "", name[32], run[300];
+	char disk[128], token[80] = "", name[32], run[1400], append[1600];
+	char scratch[300], vol[400], page[4096], ctl[300], snap[300], text[400];
 	char *create[] = {(char *)test_path("bin/lego-storsrv"),
 			  "volume",
 			  "create",
@@ -73,141 +113,148 @@ TEST_TIMEOUT(linux_root_disk_on_a_storage_server_that_restarts, 3600)
 			  "--from",
 			  (char *)test_path("guest/rootfs.img"),
 			  NULL};
-	struct proc_result r;
-	uint64_t rnd;
-	pid_t vmm;
+	char *extra[] = {
+		"--disk", disk,	   "--disk-token", token, "--net", "lt0,ip=10.0.7.2/24,gw=10.0.7.1",
+		"--disk", scratch, "--control",	   ctl,	  NULL};
+	char *argv[KIT_ARGV_MAX];
+	struct netns_httpd *h;
+	struct proc_result r, rr;
+	long long before, after;
+	uint64_t rnd, t0;
+	json_t *req, *res;
+	int fd, status;
 	const char *p;
+	pid_t vmm;
+	FILE *f;
 
 	kit_require();
 	netns_enter(); /* before any server: everything of the case in one namespace */
 	netns_tap("lt0");
 	netns_addr("lt0", "10.0.7.1/24");
+	h = netns_httpd_start("10.0.7.1", 8080);
 	storsrv_start(&sv);
 	proc_run(create, 60, &r);
 	ASSERT_EQ(r.status, 0);
 	ASSERT(sscanf(r.out, "%64s", token) == 1 && strlen(token) == 64, "no token printed");
 	proc_result_free(&r);
 	snprintf(disk, sizeof(disk), "storsrv://%s/root", sv.listen);
+	snprintf(scratch, sizeof(scratch), "%s/scratch.img", test_tmpdir());
+	snprintf(ctl, sizeof(ctl), "%s/vmm.sock", test_tmpdir());
+	snprintf(snap, sizeof(snap), "%s/linux.snap", test_tmpdir());
+	snprintf(vol, sizeof(vol), "%s/root.vol", sv.dir);
+	fd = open(scratch, O_CREAT | O_RDWR, 0600);
+	ASSERT(fd >= 0 && ftruncate(fd, 8 << 20) == 0);
+	close(fd);
 	ASSERT_EQ(getrandom(&rnd, sizeof(rnd), 0), (ssize_t)sizeof(rnd));
 	snprintf(name, sizeof(name), "lego-%016llx", (unsigned long long)rnd);
+	snprintf(run, sizeof(run), RUN, name);
+	snprintf(append, sizeof(append), "console=ttyS0 lego.run=\"%s\"", run);
+	kit_argv(argv, extra, append);
 
-	/* guest time runs 20x slow on kvm_pvm: "sleep 1" leaves ~20 s for the restart */
-	snprintf(run, sizeof(run),
-		 "echo %s > /mnt/persist; sync; echo lego-test: synced; sleep 1; "
-		 "echo 3 > /proc/sys/vm/drop_caches; cat /mnt/persist",
-		 name);
-	vmm = boot(disk, token, run, NULL);
+	/* Boot 1: the storage server dies twice under the guest. */
+	t0 = now_ns();
+	vmm = proc_spawn(argv);
 	ASSERT(console_wait(vmm, "virtio_blk virtio0: [vda]", 1), "the disk never appeared");
 	storsrv_kill(&sv, SIGKILL); /* while the guest mounts its disk and goes on */
 	storsrv_start(&sv);
 	ASSERT(console_wait(vmm, "lego-test: synced", 1), "the guest never synced");
 	storsrv_kill(&sv, SIGKILL); /* the file is on the server's disk: read back after this */
 	storsrv_start(&sv);
+	ASSERT(console_wait(vmm, "lego-test: waiting", 1), "the first boot never got there");
+	printf("  boot 1 took %.0f s\n", (now_ns() - t0) / 1e9);
+	before = allocated(vol);
+
+	/* The power button, for a reboot: boot 2 in the same lego-vmm. */
+	t0 = now_ns();
+	ASSERT(control(ctl, "reboot"), "reboot refused");
+	ASSERT(console_wait(vmm, "lego-test: net-ready", 1), "the second boot never got there");
+	printf("  the reboot and boot 2 took %.0f s\n", (now_ns() - t0) / 1e9);
+	after = allocated(vol);
+	printf("  the volume held %lld KiB before boot 2, %lld KiB after 16 MiB were written, "
+	       "deleted and trimmed\n",
+	       before >> 10, after >> 10);
+	ASSERT(after <= before + (4 << 20), "fstrim gave nothing back to the storage server");
+	ASSERT(netns_ping("10.0.7.2", 60000), "the guest does not answer a ping");
+	status = netns_http_get("10.0.7.2", 80, "/", page, sizeof(page), 60000);
+	ASSERT(status == 200, "GET / from the guest: %d", status);
+	ASSERT_CONTAINS(page, "lego vNode");
+
+	/* Saved and stopped; restored by a new lego-vmm on the same TAP and disks. */
+	snprintf(text, sizeof(text), "{\"cmd\":\"snapshot\",\"path\":\"%s\",\"then\":\"stop\"}",
+		 snap);
+	req = json_loads(text, 0, NULL);
+	res = ctl_call(ctl, req, 600000, text, sizeof(text));
+	json_decref(req);
+	ASSERT(res && json_is_true(json_object_get(res, "ok")), "snapshot: %s",
+	       res ? json_string_value(json_object_get(res, "error")) : text);
+	printf("  Linux saved in %.0f ms into %lld MiB (its memory is local)\n",
+	       json_real_value(json_object_get(res, "ms")),
+	       (long long)json_integer_value(json_object_get(res, "bytes")) >> 20);
+	json_decref(res);
 	finish(vmm, &r);
 	ASSERT_EQ(r.status, 0);
+	unlink(ctl);
+	{
+		char *rargv[] = {(char *)test_path("bin/lego-vmm"), "--restore", snap, NULL};
+
+		t0 = now_ns();
+		vmm = proc_spawn(rargv);
+		ASSERT(wait_for_path(ctl, 60000), "the restored VMM never came up");
+		ASSERT(netns_ping("10.0.7.2", 120000), "the restored guest does not answer a ping");
+		printf("  restored: it answered a ping %.1f s after lego-vmm started\n",
+		       (now_ns() - t0) / 1e9);
+	}
+	status = netns_http_get("10.0.7.2", 80, "/", page, sizeof(page), 120000);
+	ASSERT(status == 200, "GET / from the restored guest: %d", status);
+	ASSERT_CONTAINS(page, "lego vNode");
+	netns_httpd_done(h);
+	ASSERT(console_wait(vmm, "lego-test: waiting", 1), "the restored guest never got there");
+	/* the restored machine's power button (its ACPI state came with the snapshot) */
+	t0 = now_ns();
+	ASSERT(control(ctl, "shutdown"), "shutdown refused");
+	finish(vmm, &rr);
+	printf("  the restored guest shut down in %.0f s\n", (now_ns() - t0) / 1e9);
+	ASSERT_EQ(rr.status, 0);
+	ASSERT(console_line(rr.out, "lego-test: after the restore"),
+	       "the restored guest did not run its next command:\n%s", rr.out);
+	ASSERT(strstr(rr.out, "Linux version") == NULL, "the restored guest booted again");
+	clean_shutdowns(rr.out, 1);
+	proc_result_free(&rr);
+
+	/* Boot 1, in the first lego-vmm's console and log. */
+	ASSERT_CONTAINS(r.out, "smp: Brought up 1 node, 2 CPUs");
+	ASSERT_CONTAINS(r.out, "[1af4:1042]"); /* virtio-blk (modern) enumerated on PCI */
+	ASSERT_CONTAINS(r.out, "virtio_blk virtio0: [vda]");
 	ASSERT_CONTAINS(r.out, "EXT4-fs (vda): mounted");
-	ASSERT_CONTAINS(r.out, "lego-guest: exit 0");
-	p = console_line(r.out, "lego-test: synced");
-	ASSERT(p && strstr(p, name), "the guest did not read its file back after the restart");
+	ASSERT(console_line(r.out, "lego-test: nproc 2"), "nproc did not print 2");
+	/* the CMOS clock gave the kernel the host's date */
+	ASSERT(strstr(r.out, "Unable to read current time from RTC") == NULL,
+	       "no time from the RTC");
+	p = console_line(r.out, "lego-test: read ");
+	ASSERT(p && !strncmp(p + strlen("lego-test: read "), name, strlen(name)),
+	       "the guest did not read its file back after the restart");
 	ASSERT(strstr(r.out, "I/O error") == NULL, "an I/O error reached the guest");
 	ASSERT_CONTAINS(r.err, "connected again");
+	/* the reboot: a clean shutdown by the kernel's own path, then boot 2 */
+	clean_shutdowns(r.out, 1);
+	ASSERT_CONTAINS(r.err, "the guest shut down for a reboot (ACPI S5): booting again");
+	ASSERT_EQ(console_count(r.out, "lego-guest: ready"), 2);
+	p = console_line(r.out, "lego-test: again ");
+	ASSERT(p && !strncmp(p + strlen("lego-test: again "), name, strlen(name)),
+	       "the second boot did not see the file");
+	ASSERT_CONTAINS(r.out, "lego-guest: network eth0 10.0.7.2/24 via 10.0.7.1");
+	ASSERT_CONTAINS(r.out, "hello from the host");
+	ASSERT(console_line(r.out, "lego-test: vdb 16384"), "the guest saw no 8 MiB vdb");
+	ASSERT_CONTAINS(r.out, "bytes trimmed");
+	ASSERT(netns_httpd_hits(h, "/hello") == 1, "the guest never fetched the host's page");
+	netns_httpd_stop(h);
 	proc_result_free(&r);
 
-	/*
-	 * A second boot sees the file; with a network, a second disk, and fstrim.
-	 * Then it is saved into a snapshot and stopped, and a new lego-vmm
-	 * restored from the snapshot carries on: it answers pings and serves its
-	 * page again, and the command it was in the middle of runs to its end.
-	 */
-	{
-		char scratch[300], vol[400], page[4096], ctl[300], snap[300], text[400];
-		char *more[] = {"--net",     "lt0,ip=10.0.7.2/24,gw=10.0.7.1",
-				"--disk",    scratch,
-				"--control", ctl,
-				NULL};
-		struct netns_httpd *h = netns_httpd_start("10.0.7.1", 8080);
-		struct proc_result rr;
-		long long before, after;
-		json_t *req, *res;
-		int fd, status;
-
-		snprintf(scratch, sizeof(scratch), "%s/scratch.img", test_tmpdir());
-		snprintf(ctl, sizeof(ctl), "%s/vmm.sock", test_tmpdir());
-		snprintf(snap, sizeof(snap), "%s/linux.snap", test_tmpdir());
-		fd = open(scratch, O_CREAT | O_RDWR, 0600);
-		ASSERT(fd >= 0 && ftruncate(fd, 8 << 20) == 0);
-		close(fd);
-		snprintf(vol, sizeof(vol), "%s/root.vol", sv.dir);
-		before = allocated(vol);
-		vmm = boot(
-			disk, token,
-			"cat /mnt/persist; echo lego-test: vdb $(cat /sys/block/vdb/size); "
-			"wget -q -O - http://10.0.7.1:8080/hello; "
-			"dd if=/dev/zero of=/mnt/big bs=1M count=16 2>/dev/null; sync; rm /mnt/big; "
-			"sync; fstrim -v /mnt; echo lego-test: net-ready; "
-			"until wget -q -O /dev/null http://10.0.7.1:8080/done; do usleep 200000; done; "
-			"echo lego-test: after the restore, up $(cut -d. -f1 /proc/uptime) s",
-			more);
-		ASSERT(console_wait(vmm, "lego-test: net-ready", 1), "the guest never got there");
-		after = allocated(vol);
-		printf("  the volume held %lld KiB before the boot, %lld KiB after 16 MiB were "
-		       "written, deleted and trimmed\n",
-		       before >> 10, after >> 10);
-		ASSERT(after <= before + (4 << 20),
-		       "fstrim gave nothing back to the storage server");
-		ASSERT(netns_ping("10.0.7.2", 60000), "the guest does not answer a ping");
-		status = netns_http_get("10.0.7.2", 80, "/", page, sizeof(page), 60000);
-		ASSERT(status == 200, "GET / from the guest: %d", status);
-		ASSERT_CONTAINS(page, "lego vNode");
-
-		/* saved and stopped; restored by a new lego-vmm on the same TAP and disks */
-		snprintf(text, sizeof(text),
-			 "{\"cmd\":\"snapshot\",\"path\":\"%s\",\"then\":\"stop\"}", snap);
-		req = json_loads(text, 0, NULL);
-		res = ctl_call(ctl, req, 600000, text, sizeof(text));
-		json_decref(req);
-		ASSERT(res && json_is_true(json_object_get(res, "ok")), "snapshot: %s",
-		       res ? json_string_value(json_object_get(res, "error")) : text);
-		printf("  Linux saved in %.0f ms into %lld MiB (its memory is local)\n",
-		       json_real_value(json_object_get(res, "ms")),
-		       (long long)json_integer_value(json_object_get(res, "bytes")) >> 20);
-		json_decref(res);
-		finish(vmm, &r);
-		ASSERT_EQ(r.status, 0);
-		unlink(ctl);
-		{
-			char *argv[] = {(char *)test_path("bin/lego-vmm"), "--restore", snap, NULL};
-			uint64_t t0 = now_ns();
-
-			vmm = proc_spawn(argv);
-			ASSERT(wait_for_path(ctl, 60000), "the restored VMM never came up");
-			ASSERT(netns_ping("10.0.7.2", 120000),
-			       "the restored guest does not answer a ping");
-			printf("  restored: it answered a ping %.1f s after lego-vmm started\n",
-			       (now_ns() - t0) / 1e9);
-		}
-		status = netns_http_get("10.0.7.2", 80, "/", page, sizeof(page), 120000);
-		ASSERT(status == 200, "GET / from the restored guest: %d", status);
-		ASSERT_CONTAINS(page, "lego vNode");
-		netns_httpd_done(h);
-		finish(vmm, &rr);
-		ASSERT_EQ(rr.status, 0);
-		ASSERT(console_line(rr.out, "lego-test: after the restore"),
-		       "the restored guest did not run its next command:\n%s", rr.out);
-		ASSERT(console_line(rr.out, "lego-guest: exit 0"), "%s", rr.out);
-		/* the guest's own poweroff (init's last step) stops the vNode: ACPI S5 */
-		ASSERT(console_line(rr.out, "reboot: Power down"), "%s", rr.out);
-		proc_result_free(&rr);
-		p = console_line(r.out, "lego-guest: ready");
-		ASSERT(p && strstr(p, name), "the second boot did not see the file");
-		ASSERT_CONTAINS(r.out, "lego-guest: network eth0 10.0.7.2/24 via 10.0.7.1");
-		ASSERT_CONTAINS(r.out, "hello from the host");
-		ASSERT(console_line(r.out, "lego-test: vdb 16384"), "the guest saw no 8 MiB vdb");
-		ASSERT_CONTAINS(r.out, "bytes trimmed");
-		ASSERT(netns_httpd_hits(h, "/hello") == 1,
-		       "the guest never fetched the host's page");
-		netns_httpd_stop(h);
-		proc_result_free(&r);
-	}
+	/* the host reads what the guest wrote to its second disk (a local file) */
+	f = fopen(scratch, "r");
+	ASSERT(f != NULL);
+	ASSERT(fgets(text, sizeof(text), f) != NULL);
+	fclose(f);
+	ASSERT(!strncmp(text, name, strlen(name)), "vdb holds another text: %.40s", text);
 	storsrv_kill(&sv, SIGTERM);
 }
