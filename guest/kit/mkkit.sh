@@ -108,6 +108,12 @@ for m in $ordered; do
 	*.zst) zstd -qdc "$f" >"$dst" ;;
 	*) cp "$f" "$dst" ;;
 	esac
+	# Without its signature and BTF: rewriting the ELF drops the signature
+	# appended to it. The kernel has no key to check it against here
+	# (load_system_certificate_list is skipped) and taints the module either
+	# way, but it still hashed and parsed it in emulated ring-0 code: the 11
+	# modules took 144 s of each boot on kvm_pvm, 31 s without.
+	objcopy --remove-section=.BTF "$dst"
 done
 cp "$here/init" "$ir/init"
 chmod 755 "$ir/init"
