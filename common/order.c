@@ -670,12 +670,12 @@ int order_check(const struct vnode_order *o, char *err, size_t errlen)
 		why = "--slab-size must be a whole number of pages";
 	else if (o->backup.url &&
 		 (!o->nr_secondary || !o->backup.has_token || !volume_url(o->backup.url)))
-		why = "--memsrv-backup storsrv://HOST:PORT/VOLUME goes with --memsrv-backup-token "
+		why = "--memsrv-backup storsrv://HOST:PORT/VOLUME goes with the order's backup.token "
 		      "and --memsrv-secondary";
 	else if (o->cpuid && strcmp(o->cpuid, "host") && strcmp(o->cpuid, "baseline"))
 		why = "--cpuid is host or baseline";
 	else if (o->incoming && (!o->has_migrate_token || !o->excache))
-		why = "--incoming goes with --migrate-token, for a vNode whose memory is on "
+		why = "--incoming goes with the order's migrate_token, for a vNode whose memory is on "
 		      "memory servers (--excache, --memsrv)";
 	for (int i = 0; !why && i < o->nr_nics; i++)
 		nic_check(&o->nics[i], true, &why);
@@ -685,10 +685,10 @@ int order_check(const struct vnode_order *o, char *err, size_t errlen)
 		if (remote && !volume_url(o->disks[i].url))
 			why = "--disk storsrv://HOST:PORT/VOLUME names a host and a volume";
 		else if (remote && !o->disks[i].has_token)
-			why = "--disk storsrv://...: a volume on a storage server needs its "
-			      "--disk-token";
+			why = "--disk storsrv://...: a volume on a storage server needs its token "
+			      "(the order's disks[{\"url\":...,\"token\":...}])";
 		else if (!remote && o->disks[i].has_token)
-			why = "--disk-token goes with --disk storsrv://HOST:PORT/VOLUME";
+			why = "a disk's token goes with a volume: storsrv://HOST:PORT/VOLUME";
 	}
 	if (why) {
 		snprintf(err, errlen, "%s", why);

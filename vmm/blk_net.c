@@ -490,7 +490,7 @@ int blk_net_open(const char *url, const uint8_t *token, int deadline_ms, struct 
 	if (ret || resp.len != sizeof(info)) {
 		log_err("%s: %s", url,
 			ret == -ENOENT	 ? "no such volume on the storage server"
-			: ret == -EACCES ? "the token is not this volume's (--disk-token)"
+			: ret == -EACCES ? "the token is not this volume's"
 					 : strerror(ret ? -ret : EPROTO));
 		xport_close(n->x);
 		ret = ret ? ret : -EPROTO;

@@ -304,16 +304,6 @@ static int opt_incoming(struct vmm *v, const char *arg, char *err, size_t errlen
 	return order_set(&v->order.incoming, arg);
 }
 
-static int opt_migrate_token(struct vmm *v, const char *arg, char *err, size_t errlen)
-{
-	if (lmp_token_parse(arg, v->order.migrate_token)) {
-		snprintf(err, errlen, "--migrate-token: '%s' is not 64 hex digits", arg);
-		return -EINVAL;
-	}
-	v->order.has_migrate_token = true;
-	return 0;
-}
-
 static void migrate_configure(struct vmm *v, struct vm_config *cfg)
 {
 	(void)cfg;
@@ -477,10 +467,9 @@ int migrate_commit(struct vmm *v)
 static const struct vmm_option migrate_options[] = {
 	{"incoming", "HOST:PORT",
 	 "a migration's target: wait there for the running vNode's\n"
-	 "                   state from its source VMM (control command migrate)",
+	 "                   state from its source VMM (control command migrate),\n"
+	 "                   which must present the order's migrate_token",
 	 opt_incoming},
-	{"migrate-token", "HEX", "the secret the source must present (64 hex digits)",
-	 opt_migrate_token},
 	{NULL},
 };
 

@@ -27,22 +27,6 @@ static int opt_disk(struct vmm *v, const char *arg, char *err, size_t errlen)
 	return ret;
 }
 
-static int opt_disk_token(struct vmm *v, const char *arg, char *err, size_t errlen)
-{
-	struct order_disk *d = v->order.nr_disks ? &v->order.disks[v->order.nr_disks - 1] : NULL;
-
-	if (!d) {
-		snprintf(err, errlen, "--disk-token goes after the --disk it is for");
-		return -EINVAL;
-	}
-	if (lmp_token_parse(arg, d->token)) {
-		snprintf(err, errlen, "--disk-token: '%s' is not 64 hex digits", arg);
-		return -EINVAL;
-	}
-	d->has_token = true;
-	return 0;
-}
-
 static int opt_deadline(struct vmm *v, const char *arg, char *err, size_t errlen)
 {
 	char *end;
@@ -161,10 +145,9 @@ static const struct vmm_option blk_options[] = {
 	{"disk", "IMAGE",
 	 "a virtio-blk disk (PCI, virtio 1.x) backed by the raw file IMAGE,\n"
 	 "                   or by a volume of lego-storsrv: storsrv://HOST:PORT/VOLUME;\n"
-	 "                   up to 8, in this order (vda, vdb, ...)",
+	 "                   up to 8, in this order (vda, vdb, ...); a volume's token\n"
+	 "                   goes in the order: disks[{\"url\":...,\"token\":...}]",
 	 opt_disk},
-	{"disk-token", "HEX", "the token of the volume of the --disk before it (64 hex digits)",
-	 opt_disk_token},
 	{"disk-deadline", "S",
 	 "fail a disk request to the guest only after S seconds\n"
 	 "                   without the storage server (default 30; it is retried meanwhile)",

@@ -61,17 +61,6 @@ static int opt_number(uint64_t *out, const char *arg, uint64_t lo, uint64_t hi, 
 	return 0;
 }
 
-static int opt_token(uint8_t *token, bool *has, const char *arg, const char *what, char *err,
-		     size_t errlen)
-{
-	if (lmp_token_parse(arg, token)) {
-		snprintf(err, errlen, "%s: '%s' is not 64 hex digits", what, arg);
-		return -EINVAL;
-	}
-	*has = true;
-	return 0;
-}
-
 static int opt_excache(struct vmm *v, const char *arg, char *err, size_t errlen)
 {
 	return opt_size(&v->order.excache, arg, 256 * KiB, "--excache", err, errlen);
@@ -120,12 +109,6 @@ static int opt_backup(struct vmm *v, const char *arg, char *err, size_t errlen)
 	return order_set(&v->order.backup.url, arg);
 }
 
-static int opt_backup_token(struct vmm *v, const char *arg, char *err, size_t errlen)
-{
-	return opt_token(v->order.backup.token, &v->order.backup.has_token, arg,
-			 "--memsrv-backup-token", err, errlen);
-}
-
 static int opt_backup_interval(struct vmm *v, const char *arg, char *err, size_t errlen)
 {
 	uint64_t ms;
@@ -138,11 +121,6 @@ static int opt_backup_interval(struct vmm *v, const char *arg, char *err, size_t
 static int opt_vnode(struct vmm *v, const char *arg, char *err, size_t errlen)
 {
 	return opt_number(&v->order.vnode, arg, 0, INT64_MAX, "--vnode", err, errlen);
-}
-
-static int opt_vnode_token(struct vmm *v, const char *arg, char *err, size_t errlen)
-{
-	return opt_token(v->order.token, &v->order.has_token, arg, "--token", err, errlen);
 }
 
 static int opt_poll(struct vmm *v, const char *arg, char *err, size_t errlen)
@@ -192,15 +170,15 @@ static const struct vmm_option xc_options[] = {
 	 "the secondaries back the memory up there\n"
 	 "                   every --backup-interval MS (default 1000); if every copy of a\n"
 	 "                   slab is lost, its accesses wait (2 min at most) for a restore\n"
-	 "                   from it (control command memsrv.restore)",
+	 "                   from it (control command memsrv.restore);\n"
+	 "                   its token: the order's backup.token",
 	 opt_backup},
-	{"memsrv-backup-token", "HEX",
-	 "that volume's token (visible to ps: --order keeps it private)", opt_backup_token},
 	{"backup-interval", "MS", "how often the backup is brought up to date",
 	 opt_backup_interval},
-	{"vnode", "ID", "the vNode's number on the memory server (default: random)", opt_vnode},
-	{"token", "HEX", "its secret, 64 hex digits (default: random; visible to ps)",
-	 opt_vnode_token},
+	{"vnode", "ID",
+	 "the vNode's number on the memory server (default: random;\n"
+	 "                   its token is random too, or the order's \"token\")",
+	 opt_vnode},
 	{"excache-poll", "block|spin", "how fault threads wait (default block)", opt_poll},
 	{"prefetch", "N", "pages fetched at once on sequential misses (default 16, 1 = off)",
 	 opt_prefetch},

@@ -211,6 +211,35 @@ enum {
 	OPT_MODULE = 2000
 };
 
+/*
+ * Options that would put a secret in the command line, where every user of
+ * the host reads it (ps, /proc/PID/cmdline): refused, with where it goes.
+ */
+static int secret_option(const char *arg)
+{
+	static const char *const secrets[][2] = {
+		{"--token", "\"token\""},
+		{"--disk-token", "the disk's \"token\" in \"disks\""},
+		{"--migrate-token", "\"migrate_token\""},
+		{"--memsrv-backup-token", "\"backup\": {\"url\": ..., \"token\": ...}"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(secrets); i++) {
+		size_t len = strlen(secrets[i][0]);
+
+		char why[400];
+
+		if (strncmp(arg, secrets[i][0], len) || (arg[len] && arg[len] != '='))
+			continue;
+		snprintf(why, sizeof(why),
+			 "%s: a secret on the command line is visible to every user of this host; "
+			 "give it as %s in the order (--order FILE of mode 0600, or --order-fd)",
+			 secrets[i][0], secrets[i][1]);
+		return usage_error("%s", why);
+	}
+	return 0;
+}
+
 int vmm_parse_args(struct vmm *v, int argc, char **argv)
 {
 	static const struct option own[] = {
@@ -240,6 +269,9 @@ int vmm_parse_args(struct vmm *v, int argc, char **argv)
 		}
 	memcpy(longopts + n, own, sizeof(own));
 	memset(&longopts[n + ARRAY_SIZE(own)], 0, sizeof(longopts[0]));
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if ((ret = secret_option(argv[i])))
+			return ret;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {

@@ -111,8 +111,8 @@ static pid_t vmm(const char *sock, const char *memory, const char *written, cons
 			argv[n++] = (char *)memsrv;
 			argv[n++] = "--vnode";
 			argv[n++] = "9090";
-			argv[n++] = "--token";
-			argv[n++] = TOKEN;
+			argv[n++] = "--order";
+			argv[n++] = strdup(test_order_file("{\"token\":\"%s\"}", TOKEN));
 		}
 	}
 	argv[n++] = "--control";
@@ -120,8 +120,8 @@ static pid_t vmm(const char *sock, const char *memory, const char *written, cons
 	if (incoming) {
 		argv[n++] = "--incoming";
 		argv[n++] = (char *)incoming;
-		argv[n++] = "--migrate-token";
-		argv[n++] = MIGTOKEN;
+		argv[n++] = "--order";
+		argv[n++] = strdup(test_order_file("{\"migrate_token\":\"%s\"}", MIGTOKEN));
 	}
 	argv[n] = NULL;
 	unlink(sock);

@@ -1,6 +1,7 @@
 /* test.c - the harness behind test.h: case runner, process helpers, report parsing. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -113,6 +114,28 @@ const char *test_tmpdir(void)
 			test_fail(__FILE__, __LINE__, "mkdtemp: %s", strerror(errno));
 	}
 	return case_tmp;
+}
+
+const char *test_order_file(const char *fmt, ...)
+{
+	static char paths[8][PATH_MAX];
+	static unsigned next, serial;
+	char *path = paths[next++ % 8], *text;
+	va_list ap;
+	int fd, len;
+
+	va_start(ap, fmt);
+	len = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		test_fail(__FILE__, __LINE__, "vasprintf failed");
+	snprintf(path, PATH_MAX, "%s/order-%u.json", test_tmpdir(), serial++);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, text, (size_t)len) != len)
+		test_fail(__FILE__, __LINE__, "%s: %s", path, strerror(errno));
+	close(fd);
+	free(text);
+	return path;
 }
 
 void test_set_build_dir(const char *dir)

@@ -76,6 +76,13 @@ void test_require_kvm(void);
 /* test_tmpdir - a fresh directory for this case, removed when the case ends. */
 const char *test_tmpdir(void);
 
+/*
+ * test_order_file - a vNode order for lego-vmm --order: the JSON @fmt...
+ * written to a new file of mode 0600 in the case's directory (credentials
+ * never go on a command line). Its path, in a static buffer rotating over 8.
+ */
+const char *test_order_file(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 struct proc_result {
 	int status; /* exit status, or 128 + signal */
 	bool timed_out;

@@ -9,6 +9,7 @@
  * is live-migrated to a second lego-vmm: it goes on with its uptime and its
  * file (in its RAM: on the memory server), and does not boot again.
  */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,11 +74,12 @@ static void host_md5(char *out, size_t len)
 TEST_TIMEOUT(linux_boots_with_a_64m_excache_and_its_pages_on_a_memory_server, 3600)
 {
 	char addr[64], sock[300], sock2[300], append[512], md5[64], incoming[64];
+	char order[PATH_MAX], order2[PATH_MAX];
 	char *extra[] = {"--stats", "--excache", "64M", "--memsrv", addr,  "--control",
-			 sock,	    "--vnode",	 VNODE, "--token",  TOKEN, NULL};
-	char *extra2[] = {"--stats", "--excache",	"64M",	  "--memsrv", addr,  "--control",
-			  sock2,     "--vnode",		VNODE,	  "--token",  TOKEN, "--incoming",
-			  incoming,  "--migrate-token", MIGTOKEN, NULL};
+			 sock,	    "--vnode",	 VNODE, "--order",  order, NULL};
+	char *extra2[] = {"--stats",   "--excache",  "64M",	"--memsrv", addr,
+			  "--control", sock2,	     "--vnode", VNODE,	    "--order",
+			  order2,      "--incoming", incoming,	NULL};
 	char *argv[KIT_ARGV_MAX], *argv2[KIT_ARGV_MAX];
 	struct proc_result r, rt;
 	pid_t target = -1;
@@ -98,6 +100,9 @@ TEST_TIMEOUT(linux_boots_with_a_64m_excache_and_its_pages_on_a_memory_server, 36
 	snprintf(sock, sizeof(sock), "%s/vmm.sock", test_tmpdir());
 	snprintf(sock2, sizeof(sock2), "%s/vmm2.sock", test_tmpdir());
 	snprintf(incoming, sizeof(incoming), "127.0.0.1:%d", test_free_port());
+	snprintf(order, sizeof(order), "%s", test_order_file("{\"token\":\"%s\"}", TOKEN));
+	snprintf(order2, sizeof(order2), "%s",
+		 test_order_file("{\"token\":\"%s\",\"migrate_token\":\"%s\"}", TOKEN, MIGTOKEN));
 	kit_argv(argv2, extra2, append);
 	ms = memsrv_spawn("2G", addr);
 	t0 = time(NULL);

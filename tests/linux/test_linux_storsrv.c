@@ -25,6 +25,7 @@
  * the guest powers off (ACPI S5) and lego-vmm exits 0.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -113,9 +114,10 @@ TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored,
 			  "--from",
 			  (char *)test_path("guest/rootfs.img"),
 			  NULL};
-	char *extra[] = {
-		"--disk", disk,	   "--disk-token", token, "--net", "lt0,ip=10.0.7.2/24,gw=10.0.7.1",
-		"--disk", scratch, "--control",	   ctl,	  NULL};
+	char order[PATH_MAX]; /* the root volume and its token: vda */
+	char *extra[] = {"--order", order,   "--net",	  "lt0,ip=10.0.7.2/24,gw=10.0.7.1",
+			 "--disk",  scratch, "--control", ctl,
+			 NULL};
 	char *argv[KIT_ARGV_MAX];
 	struct netns_httpd *h;
 	struct proc_result r, rr;
@@ -138,6 +140,8 @@ TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored,
 	ASSERT(sscanf(r.out, "%64s", token) == 1 && strlen(token) == 64, "no token printed");
 	proc_result_free(&r);
 	snprintf(disk, sizeof(disk), "storsrv://%s/root", sv.listen);
+	snprintf(order, sizeof(order), "%s",
+		 test_order_file("{\"disks\":[{\"url\":\"%s\",\"token\":\"%s\"}]}", disk, token));
 	snprintf(scratch, sizeof(scratch), "%s/scratch.img", test_tmpdir());
 	snprintf(ctl, sizeof(ctl), "%s/vmm.sock", test_tmpdir());
 	snprintf(snap, sizeof(snap), "%s/linux.snap", test_tmpdir());

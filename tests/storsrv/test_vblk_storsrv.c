@@ -7,6 +7,7 @@
  * volume's file gives that space back (holes).
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -50,16 +51,14 @@ TEST_TIMEOUT(vblk_payload_on_a_storage_server_volume_survives_restarts, 300)
 	struct server sv = {0};
 	struct lmp_vol v = {.name = "vblk", .size = 256 << 20};
 	struct iovec iov = {&v, sizeof(v)};
-	char disk[128], token[2 * LMP_TOKEN_LEN + 1], err[256], path[400];
+	char disk[128], token[2 * LMP_TOKEN_LEN + 1], err[256], path[400], order[PATH_MAX];
 	char *argv[] = {(char *)test_path("bin/lego-vmm"),
 			"--payload",
 			(char *)test_path("guest/payloads/vblk.bin"),
 			"--memory",
 			"64M",
-			"--disk",
-			disk,
-			"--disk-token",
-			token,
+			"--order",
+			order,
 			"--args",
 			"size=192M seed=11 discard=1",
 			NULL};
@@ -81,6 +80,8 @@ TEST_TIMEOUT(vblk_payload_on_a_storage_server_volume_survives_restarts, 300)
 	ASSERT_EQ(resp.status, 0);
 	xport_close(x);
 	snprintf(disk, sizeof(disk), "storsrv://%s/vblk", sv.p.listen);
+	snprintf(order, sizeof(order), "%s",
+		 test_order_file("{\"disks\":[{\"url\":\"%s\",\"token\":\"%s\"}]}", disk, token));
 
 	sv.vmm = proc_spawn(argv);
 	pthread_create(&t, NULL, restarter, &sv);

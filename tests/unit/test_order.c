@@ -123,14 +123,15 @@ TEST(the_parts_of_an_order_must_agree)
 	check("{\"payload\":\"p\",\"excache\":1048576,\"memsrv\":[\"a:1\"],\"backup\":"
 	      "{\"url\":\"storsrv://s:1/v\",\"token\":"
 	      "\"0202020202020202020202020202020202020202020202020202020202020202\"}}",
-	      "goes with --memsrv-backup-token and --memsrv-secondary");
+	      "goes with the order's backup.token and --memsrv-secondary");
 	check("{\"payload\":\"p\",\"disks\":[{\"url\":\"storsrv://s:1/v\"}]}",
-	      "needs its --disk-token");
+	      "a volume on a storage server needs its token");
 	check("{\"payload\":\"p\",\"disks\":[{\"url\":\"storsrv://s:1/../v\",\"token\":"
 	      "\"0202020202020202020202020202020202020202020202020202020202020202\"}]}",
 	      "names a host and a volume");
 	check("{\"payload\":\"p\",\"cpuid\":\"newest\"}", "host or baseline");
-	check("{\"payload\":\"p\",\"incoming\":\"h:1\"}", "--incoming goes with --migrate-token");
+	check("{\"payload\":\"p\",\"incoming\":\"h:1\"}",
+	      "--incoming goes with the order's migrate_token");
 	check("{\"payload\":\"p\",\"incoming\":\"h:1\",\"migrate_token\":"
 	      "\"0404040404040404040404040404040404040404040404040404040404040404\"}",
 	      "whose memory is on memory servers");

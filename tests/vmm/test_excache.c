@@ -261,6 +261,8 @@ TEST_TIMEOUT(a_memory_server_killed_under_the_guest_stops_it_with_a_clear_error,
 	proc_result_free(&r);
 }
 
+#define TOKEN_HEX "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
 TEST(excache_command_line_errors)
 {
 	char *a1[] = {(char *)VMM, "--payload", (char *)PAYLOAD("hello"), "--excache", "16M", NULL};
@@ -269,16 +271,31 @@ TEST(excache_command_line_errors)
 		      "127.0.0.1:1", NULL};
 	char *a3[] = {(char *)VMM, "--payload", (char *)PAYLOAD("hello"), "--excache",
 		      "16M",	   "--memsrv",	"127.0.0.1:7400",	  "--token",
-		      "xyz",	   NULL};
+		      TOKEN_HEX,   NULL};
+	char *a4[] = {(char *)VMM,
+		      "--payload",
+		      (char *)PAYLOAD("hello"),
+		      "--excache",
+		      "16M",
+		      "--memsrv",
+		      "127.0.0.1:7400",
+		      "--order",
+		      (char *)test_order_file("{\"token\":\"xyz\"}"),
+		      NULL};
 	struct proc_result r;
 
 	proc_run(a1, 10, &r);
 	ASSERT_EQ(r.status, VM_EXIT_USAGE);
 	ASSERT_CONTAINS(r.err, "--excache and --memsrv go together");
 	proc_result_free(&r);
+	/* a secret on the command line: refused, however well formed */
 	proc_run(a3, 10, &r);
 	ASSERT_EQ(r.status, VM_EXIT_USAGE);
-	ASSERT_CONTAINS(r.err, "--token: 'xyz' is not 64 hex digits");
+	ASSERT_CONTAINS(r.err, "--token: a secret on the command line is visible to every user");
+	proc_result_free(&r);
+	proc_run(a4, 10, &r);
+	ASSERT_EQ(r.status, VM_EXIT_USAGE);
+	ASSERT_CONTAINS(r.err, "order: token must be 64 hex digits");
 	proc_result_free(&r);
 	test_require_kvm();
 	proc_run(a2, 20, &r);

@@ -8,6 +8,7 @@
  * step of the handshake: exactly one VMM runs the vNode afterwards. KVM.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@ struct vmm_args {
 	char *argv[MAX_ARGS];
 	int n;
 	char control[300], incoming[64];
+	char order[PATH_MAX], migrate_order[PATH_MAX]; /* the credentials */
 };
 
 static void arg(struct vmm_args *a, const char *s)
@@ -70,8 +72,10 @@ static void vmm_args(struct vmm_args *a, const char *name, const char *passes, c
 		arg(a, (char *)memsrv);
 		arg(a, "--vnode");
 		arg(a, "4242");
-		arg(a, "--token");
-		arg(a, TOKEN);
+		snprintf(a->order, sizeof(a->order), "%s",
+			 test_order_file("{\"token\":\"%s\"}", TOKEN));
+		arg(a, "--order");
+		arg(a, a->order);
 	}
 }
 
@@ -401,8 +405,10 @@ static pid_t target(struct vmm_args *a, const char *name, const char *passes, co
 	snprintf(a->incoming, sizeof(a->incoming), "127.0.0.1:%d", test_free_port());
 	arg(a, "--incoming");
 	arg(a, a->incoming);
-	arg(a, "--migrate-token");
-	arg(a, MIGTOKEN);
+	snprintf(a->migrate_order, sizeof(a->migrate_order), "%s",
+		 test_order_file("{\"migrate_token\":\"%s\"}", MIGTOKEN));
+	arg(a, "--order");
+	arg(a, a->migrate_order);
 	if (stall)
 		setenv("LEGO_MIGRATE_STALL", stall, 1);
 	pid_t pid = proc_spawn(a->argv);

@@ -11,6 +11,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,13 +184,18 @@ TEST_TIMEOUT(a_failure_at_each_setup_step_leaves_nothing_behind, 300)
 	/* A volume whose token is wrong: its backend connects, then is refused. */
 	{
 		struct storsrv_proc sv = {0};
-		char url[200];
+		char url[200], order[PATH_MAX];
 
 		storsrv_start(&sv);
 		snprintf(url, sizeof(url), "storsrv://%s/missing", sv.listen);
-		base(&r, touch, addr, url, sock);
-		arg(&r, "--disk-token");
-		arg(&r, "0101010101010101010101010101010101010101010101010101010101010101");
+		snprintf(
+			order, sizeof(order), "%s",
+			test_order_file(
+				"{\"disks\":[{\"url\":\"%s\",\"token\":\"%s\"}]}", url,
+				"0101010101010101010101010101010101010101010101010101010101010101"));
+		base(&r, touch, addr, NULL, sock);
+		arg(&r, "--order");
+		arg(&r, order);
 		expect_clean(&r, VM_EXIT_VMM_ERROR, "no such volume", addr);
 		storsrv_kill(&sv, SIGKILL);
 	}
