@@ -1,0 +1,255 @@
+/* cluster.c - a whole cluster on loopback for a test case (see cluster.h). */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.h"
+
+char home[512];
+
+/* Run legoctl ARGS... under this case's LEGO_HOME. */
+void legoctl(struct proc_result *r, const char *a0, ...)
+{
+	char *argv[24], bin[600];
+	va_list ap;
+	int n = 0;
+
+	snprintf(bin, sizeof(bin), "%s", test_path("bin/legoctl"));
+	argv[n++] = bin;
+	va_start(ap, a0);
+	for (const char *a = a0; a && n < 23; a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	proc_run(argv, 120, r);
+}
+
+json_t *legoctl_json_(int line, const char *cmd, const char *arg, ...)
+{
+	struct proc_result r;
+	json_t *j;
+
+	legoctl(&r, "--json", cmd, arg, NULL);
+	ASSERT(r.status == 0, "line %d: legoctl %s failed (%d): %s", line, cmd, r.status, r.err);
+	j = json_loads(r.out, 0, NULL);
+	ASSERT(j, "line %d: legoctl --json %s printed no JSON: [%s] (stderr: [%s], %zu bytes out)",
+	       line, cmd, r.out, r.err, strlen(r.out));
+	proc_result_free(&r);
+	return j;
+}
+
+void cluster_home(void)
+{
+	snprintf(home, sizeof(home), "%s/home", test_tmpdir());
+	setenv("LEGO_HOME", home, 1);
+	/* The cluster's bridge and TAPs in a network namespace of the case's own:
+	 * they go with it, whatever happens (without root, no network: said so). */
+	if (geteuid() == 0 && unshare(CLONE_NEWNET) == 0 && system("ip link set lo up") != 0)
+		test_fail(__FILE__, __LINE__, "cannot bring up the namespace's loopback");
+}
+
+pid_t pid_of(const char *daemon)
+{
+	char p[700];
+	FILE *f;
+	int pid = 0;
+
+	snprintf(p, sizeof(p), "%s/run/%s.pid", home, daemon);
+	f = fopen(p, "r");
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	return pid;
+}
+
+/* The address `legoctl up` gave memsrv-@nth (1 or 2), from $LEGO_HOME/cluster.json. */
+void memsrv_addr(int nth, char *out, size_t len)
+{
+	char p[700];
+	json_t *cfg;
+
+	snprintf(p, sizeof(p), "%s/cluster.json", home);
+	cfg = json_load_file(p, 0, NULL);
+	ASSERT(cfg, "no %s", p);
+	snprintf(out, len, "%s",
+		 json_string_value(json_array_get(json_object_get(cfg, "memsrv"), nth - 1)));
+	json_decref(cfg);
+}
+
+json_t *component(json_t *nodes, const char *role, int nth)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(json_object_get(nodes, "components"), i, c)
+	{
+		if (!strcmp(json_string_value(json_object_get(c, "role")), role) && nth-- == 0)
+			return c;
+	}
+	return NULL;
+}
+
+long long total_reserved(void)
+{
+	json_t *n = legoctl_json("nodes", NULL), *c;
+	long long sum = 0;
+	size_t i;
+
+	json_array_foreach(json_object_get(n, "components"), i, c) sum += JI(c, "reserved");
+	json_decref(n);
+	return sum;
+}
+
+size_t nr_vnodes(void)
+{
+	json_t *l = legoctl_json("list", NULL);
+	size_t n = json_array_size(json_object_get(l, "vnodes"));
+
+	json_decref(l);
+	return n;
+}
+
+void up(const char *memsrv_capacity)
+{
+	struct proc_result r;
+
+	legoctl(&r, "up", "--memsrv-capacity", memsrv_capacity, "--agent-capacity", "2G", NULL);
+	ASSERT(r.status == 0, "legoctl up: %s%s", r.out, r.err);
+	ASSERT_CONTAINS(r.out, "cluster up");
+	proc_result_free(&r);
+}
+
+/* Wait until @addr of @role has health @health; returns the ms it took, or -1. */
+int wait_health(const char *role, const char *addr, const char *health, int max_ms)
+{
+	for (int ms = 0; ms <= max_ms; ms += 100) {
+		json_t *n = legoctl_json("nodes", NULL), *c;
+		bool hit = false;
+		size_t i;
+
+		json_array_foreach(json_object_get(n, "components"), i, c)
+		{
+			hit |= !strcmp(JS(c, "role"), role) && !strcmp(JS(c, "addr"), addr) &&
+			       !strcmp(JS(c, "health"), health);
+		}
+		json_decref(n);
+		if (hit)
+			return ms;
+		usleep(100 * 1000);
+	}
+	return -1;
+}
+
+/* Gone, or a zombie waiting for init: the process no longer runs. */
+bool gone(pid_t pid)
+{
+	char p[64], buf[512], *rp;
+	FILE *f;
+	bool dead = true;
+
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	f = fopen(p, "r");
+	if (f && fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')))
+		dead = rp[2] == 'Z' || rp[2] == 'X';
+	if (f)
+		fclose(f);
+	return dead;
+}
+
+void kill_and_wait(pid_t pid)
+{
+	ASSERT(pid > 0 && kill(pid, SIGKILL) == 0, "cannot kill pid %d", pid);
+	for (int ms = 0; !gone(pid) && ms < 5000; ms += 20)
+		usleep(20 * 1000);
+	ASSERT(gone(pid), "pid %d survived SIGKILL for 5 s", pid);
+}
+
+void down_leaves_nothing(pid_t *extra, int nr_extra)
+{
+	const char *names[] = {"manager", "memsrv-1", "memsrv-2", "storsrv", "agent"};
+	pid_t pids[5];
+	struct proc_result r;
+
+	for (int i = 0; i < 5; i++) {
+		pids[i] = pid_of(names[i]);
+		ASSERT(pids[i] > 0, "no pid file for %s", names[i]);
+	}
+	legoctl(&r, "down", NULL);
+	ASSERT(r.status == 0, "legoctl down: %s", r.err);
+	proc_result_free(&r);
+	for (int i = 0; i < 5; i++)
+		ASSERT(gone(pids[i]), "%s (pid %d) survived down", names[i], pids[i]);
+	for (int i = 0; i < nr_extra; i++)
+		ASSERT(gone(extra[i]), "a VMM (pid %d) survived down", extra[i]);
+	ASSERT(pid_of("manager") == 0, "down left its pid files");
+}
+
+void create_payload(const char *name, const char *cpus, const char *extra)
+{
+	struct proc_result r;
+
+	legoctl(&r, "create", name, "--cpus", cpus, "--memory", "64M", "--excache", "16M",
+		"--payload", "touch", "--args", "op=verify mode=rand size=24M passes=100000000",
+		extra ? "--disk" : NULL, extra, NULL);
+	ASSERT(r.status == 0, "create %s: %s%s", name, r.out, r.err);
+	ASSERT_CONTAINS(r.out, "primary");
+	proc_result_free(&r);
+}
+
+json_t *vnode(json_t *list, const char *name)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(json_object_get(list, "vnodes"), i, v)
+	{
+		if (!strcmp(JS(v, "name"), name))
+			return v;
+	}
+	return NULL;
+}
+
+/* Wait for a vNode's state (and, if @xc_size, its ExCache to report that size). */
+json_t *wait_vnode(const char *name, const char *state, long long xc_size)
+{
+	char seen[128] = "not listed";
+
+	for (int ms = 0; ms < 15000; ms += 200) {
+		json_t *l = legoctl_json("list", NULL), *v = vnode(l, name);
+
+		if (v)
+			snprintf(seen, sizeof(seen), "%s, pid %lld, ExCache %lld", JS(v, "state"),
+				 JI(v, "pid"), JI(json_object_get(v, "excache_use"), "size_bytes"));
+		if (v && !strcmp(JS(v, "state"), state) &&
+		    (strcmp(state, "running") || JI(v, "pid") > 0) &&
+		    (!xc_size || JI(json_object_get(v, "excache_use"), "size_bytes") == xc_size)) {
+			json_incref(v);
+			json_decref(l);
+			return v;
+		}
+		json_decref(l);
+		usleep(200 * 1000);
+	}
+	ASSERT(0, "vNode %s never reached state %s (ExCache %lld) in 15 s; last seen: %s", name,
+	       state, xc_size, seen);
+	return NULL;
+}
+
+char *console_of(const char *name)
+{
+	struct proc_result r;
+	char *out;
+
+	legoctl(&r, "console", name, "--once", NULL);
+	ASSERT(r.status == 0, "console %s: %s", name, r.err);
+	out = strdup(r.out);
+	proc_result_free(&r);
+	return out;
+}
