@@ -60,7 +60,7 @@ static void virtio_resample(struct virtio_dev *vd)
 	if (read(vd->resample_fd, &cnt, sizeof(cnt)) < 0)
 		return;
 	pthread_mutex_lock(&vd->lock);
-	if (vd->isr & 1)
+	if (vd->isr)
 		virtio_set_irq(vd, 1);
 	pthread_mutex_unlock(&vd->lock);
 }
@@ -101,15 +101,24 @@ static void virtio_irqfd_release(struct virtio_dev *vd)
 	vd->irq_fd = vd->resample_fd = -1;
 }
 
+void virtio_config_changed(struct virtio_dev *vd)
+{
+	pthread_mutex_lock(&vd->lock);
+	vd->generation++;
+	if (!vd->isr)
+		virtio_set_irq(vd, 1);
+	vd->isr |= 2;
+	pthread_mutex_unlock(&vd->lock);
+}
+
 void virtio_used(struct virtio_dev *vd, int q)
 {
 	(void)q;
 	pthread_mutex_lock(&vd->lock);
 	/* already pending: the line is up (or comes up again at the EOI, irqfd) */
-	if (!(vd->isr & 1)) {
-		vd->isr |= 1;
+	if (!vd->isr)
 		virtio_set_irq(vd, 1);
-	}
+	vd->isr |= 1;
 	pthread_mutex_unlock(&vd->lock);
 }
 
@@ -146,7 +155,8 @@ static void virtio_reset(struct virtio_dev *vd)
 {
 	virtio_ioeventfds(vd, false);
 	pthread_mutex_unlock(&vd->lock);
-	vd->ops->reset(vd);
+	if (vd->ops->reset)
+		vd->ops->reset(vd);
 	pthread_mutex_lock(&vd->lock);
 	for (int q = 0; q < vd->ops->nr_queues; q++) {
 		struct gmem *mem = vd->vq[q].mem;
@@ -537,7 +547,7 @@ int virtio_pci_restore(struct virtio_dev *vd, const void *buf, size_t len)
 		if (vd->ops->driver_ok)
 			vd->ops->driver_ok(vd, vd->driver_features);
 	}
-	if (!why && (sv.isr & 1)) {
+	if (!why && (sv.isr & 3)) {
 		vd->isr = sv.isr;
 		virtio_set_irq(vd, 1);
 	}

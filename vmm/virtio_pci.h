@@ -48,7 +48,7 @@ struct virtio_dev_ops {
 	void (*notify)(struct virtio_dev *vd, int q);
 	/* driver_ok - the driver is ready with @features (may be NULL); vd->lock held. */
 	void (*driver_ok)(struct virtio_dev *vd, uint64_t features);
-	/* reset - the driver reset the device: forget everything in flight
+	/* reset - the driver reset the device: forget everything in flight (may be NULL)
 	 * (called without vd->lock: completions may land meanwhile). */
 	void (*reset)(struct virtio_dev *vd);
 	/* quiesce - no notification reaches the device any more: let what is in
@@ -92,6 +92,9 @@ void virtio_pci_exit(struct virtio_dev *vd);
 
 /* virtio_used - tell the driver that queue @q has used buffers (interrupt). */
 void virtio_used(struct virtio_dev *vd, int q);
+
+/* virtio_config_changed - the device configuration changed (interrupt, ISR bit 1). */
+void virtio_config_changed(struct virtio_dev *vd);
 
 /* virtio_fail - the guest broke the device's rules: say @why and ask for a reset. */
 void virtio_fail(struct virtio_dev *vd, const char *why);

@@ -84,7 +84,7 @@ int rt_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 	size_t pos = 0;
 
 	for (; *fmt; fmt++) {
-		int width = 0, longs = 0;
+		int width = 0, longs = 0, alt = 0;
 		char pad = ' ';
 		uint64_t u;
 		int64_t s;
@@ -94,6 +94,8 @@ int rt_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 			continue;
 		}
 		fmt++;
+		if (*fmt == '#')
+			alt = 1, fmt++;
 		if (*fmt == '0')
 			pad = '0', fmt++;
 		while (*fmt >= '0' && *fmt <= '9')
@@ -110,6 +112,10 @@ int rt_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		case 'u':
 		case 'x':
 			u = longs ? va_arg(ap, unsigned long) : va_arg(ap, unsigned);
+			if (alt && *fmt == 'x') {
+				fmt_put(buf, size, &pos, '0');
+				fmt_put(buf, size, &pos, 'x');
+			}
 			fmt_num(buf, size, &pos, u, *fmt == 'x' ? 16 : 10, 0, width, pad);
 			break;
 		case 'p':
