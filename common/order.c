@@ -26,6 +26,14 @@ const struct vnode_verb_def vnode_verbs[NR_VERBS] = {
 	[VERB_PAUSE] = {"pause", "pause", NULL,
 			"stop the vCPUs and quiesce the devices until resume"},
 	[VERB_RESUME] = {"resume", "resume", NULL, "let a paused vNode run again"},
+	[VERB_MEMORY_RESIZE] = {"memory",
+				"memory.resize",
+				"size",
+				"grow or shrink the guest's memory while it runs (virtio-mem): "
+				"{\"size\":\"2G\"}, between --memory and --max-memory; with "
+				"first_slab, memsrv, memsrv_secondary: slabs placed for it; with "
+				"slabs: all but that many given back",
+				{"first_slab", "memsrv", "memsrv_secondary", "slabs"}},
 };
 
 int vnode_verb_by_op(const char *op)
@@ -233,7 +241,8 @@ static void hex(const uint8_t *b, size_t n, char *out)
 
 /* ---- JSON ---- */
 
-enum kind { K_STR, K_U64, K_INT, K_UINT, K_TOKEN, K_SERVERS, K_BOOL_POLL };
+/* K_U64Z: a K_U64 left out of the JSON when it is 0 (a feature the order does not use) */
+enum kind { K_STR, K_U64, K_U64Z, K_INT, K_UINT, K_TOKEN, K_SERVERS, K_BOOL_POLL };
 
 struct field {
 	const char *key;
@@ -259,6 +268,8 @@ static const struct field fields[] = {
 	F("name", K_STR, name),
 	FR("cpus", K_INT, cpus, 1, ORDER_MAX_CPUS),
 	FR("memory", K_U64, memory, ORDER_MIN_MEMORY, 1ULL << 46),
+	FR("max_memory", K_U64Z, max_memory, 0, 1ULL << 46),
+	FR("hotplug", K_U64Z, hotplug, 0, 1ULL << 46),
 	F("payload", K_STR, payload),
 	F("args", K_STR, args),
 	F("kernel", K_STR, kernel),
@@ -303,6 +314,7 @@ static int read_field(struct vnode_order *o, const struct field *f, const json_t
 			break;
 		return order_set((char **)(base + f->off), json_string_value(v));
 	case K_U64:
+	case K_U64Z:
 	case K_INT:
 	case K_UINT: {
 		json_int_t n = json_integer_value(v);
@@ -312,7 +324,7 @@ static int read_field(struct vnode_order *o, const struct field *f, const json_t
 				 f->key, (unsigned long long)f->min, (unsigned long long)f->max);
 			return -EINVAL;
 		}
-		if (f->kind == K_U64)
+		if (f->kind == K_U64 || f->kind == K_U64Z)
 			*(uint64_t *)(base + f->off) = (uint64_t)n;
 		else if (f->kind == K_INT)
 			*(int *)(base + f->off) = (int)n;
@@ -537,6 +549,10 @@ json_t *order_to_json(const struct vnode_order *o)
 		case K_U64:
 			v = json_integer((json_int_t) * (const uint64_t *)(base + f->off));
 			break;
+		case K_U64Z:
+			if (*(const uint64_t *)(base + f->off))
+				v = json_integer((json_int_t) * (const uint64_t *)(base + f->off));
+			break;
 		case K_INT:
 			v = json_integer(*(const int *)(base + f->off));
 			break;
@@ -654,6 +670,12 @@ int order_check(const struct vnode_order *o, char *err, size_t errlen)
 		why = "--args goes with --payload";
 	else if (o->memory < ORDER_MIN_MEMORY || o->memory % 4096)
 		why = "--memory must be a multiple of 4 KiB of at least 4M";
+	else if (o->max_memory &&
+		 (o->max_memory <= o->memory || (o->max_memory - o->memory) % ORDER_HOTPLUG_BLOCK))
+		why = "--max-memory is more than --memory, by a multiple of 2M";
+	else if (o->hotplug &&
+		 (o->hotplug % ORDER_HOTPLUG_BLOCK || o->memory + o->hotplug > o->max_memory))
+		why = "the hotplugged memory is a multiple of 2M up to --max-memory";
 	else if (o->cpus < 1 || o->cpus > ORDER_MAX_CPUS)
 		why = "--cpus must be from 1 to 64";
 	else if (!o->excache != !o->nr_memsrv)

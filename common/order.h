@@ -19,11 +19,12 @@
 
 #include "proto.h"
 
-#define ORDER_MAX_CPUS	 64
-#define ORDER_MAX_DISKS	 8
-#define ORDER_MAX_NICS	 4
-#define ORDER_MAX_SLABS	 4096
-#define ORDER_MIN_MEMORY (4ULL << 20)
+#define ORDER_MAX_CPUS	    64
+#define ORDER_MAX_DISKS	    8
+#define ORDER_MAX_NICS	    4
+#define ORDER_MAX_SLABS	    4096
+#define ORDER_MIN_MEMORY    (4ULL << 20)
+#define ORDER_HOTPLUG_BLOCK (2ULL << 20) /* live resize moves memory in these */
 
 /* A disk: a raw image file, or a volume storsrv://HOST:PORT/VOLUME with its token. */
 struct order_disk {
@@ -44,7 +45,10 @@ struct order_nic {
 struct vnode_order {
 	char *name; /* the vNode's name (NULL when run by hand): for messages */
 	int cpus;
-	uint64_t memory; /* bytes of guest RAM */
+	uint64_t memory; /* bytes of guest RAM it boots with */
+	/* Live resize (virtio-mem): the memory may grow to @max_memory (0: it
+	 * cannot); @hotplug bytes above @memory are asked of the guest now. */
+	uint64_t max_memory, hotplug;
 
 	/* What runs: a payload (+ args), or a Linux kernel (+ initrd, cmdline).
 	 * In the manager's order neither names the agent's boot kit. */
@@ -166,6 +170,7 @@ enum vnode_verb {
 	VERB_MEMSRV_RESTORE,   /* "addr": refill the slabs that lost every copy, from the backup */
 	VERB_PAUSE,	       /* no argument: the vCPUs stop, the devices go quiet */
 	VERB_RESUME,	       /* no argument: a paused vNode runs on */
+	VERB_MEMORY_RESIZE,    /* "size": the memory the guest should have (bytes or "2G") */
 	NR_VERBS
 };
 
@@ -174,6 +179,7 @@ struct vnode_verb_def {
 	const char *cmd; /* lego-vmm's control command */
 	const char *arg; /* the key of its one argument (NULL: none) */
 	const char *help;
+	const char *extra[4]; /* keys passed along as they are, when given (NULL-ended) */
 };
 
 extern const struct vnode_verb_def vnode_verbs[NR_VERBS];

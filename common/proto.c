@@ -55,6 +55,8 @@ const char *lmp_type_name(uint16_t type)
 		return "STAT";
 	case LMP_PING:
 		return "PING";
+	case LMP_DISCARD:
+		return "DISCARD";
 	case LMP_VOL_CREATE:
 		return "VOL_CREATE";
 	case LMP_VOL_DELETE:

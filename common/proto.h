@@ -32,6 +32,8 @@ enum lmp_type {
 	LMP_BACKUP_STAT = 7, /* response body: struct lmp_backup_stat */
 	LMP_PING = 8,	     /* answered at once, empty, by the server loop: it serves this
 			      * connection (a client waiting on slow I/O asks, to tell) */
+	LMP_DISCARD = 9,     /* arg: first page; body: u32 count: those pages are no longer
+			      * memory (unplugged): freed, they read as zeros after */
 
 	/* Volumes (lego-storsrv). Every request is self-contained: it names the
 	 * volume and carries its token; nothing depends on an earlier request. */

@@ -160,6 +160,7 @@ static size_t handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 		case LMP_READ:
 		case LMP_WRITE:
 		case LMP_RELEASE:
+		case LMP_DISCARD:
 		case LMP_STAT:
 		case LMP_BACKUP:
 		case LMP_BACKUP_STAT:
@@ -175,6 +176,14 @@ static size_t handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 	case LMP_RELEASE:
 		store_release(&m->store, ss->vn);
 		return reply(out, h, 0, 0, 0);
+	case LMP_DISCARD: {
+		uint32_t count;
+
+		if (h->len != sizeof(count))
+			return reply(out, h, -EINVAL, 0, 0);
+		memcpy(&count, body, sizeof(count));
+		return reply(out, h, store_discard(&m->store, ss->vn, h->arg, count), 0, 0);
+	}
 	case LMP_BACKUP:
 		return handle_backup(m, ss, h, body, out);
 	case LMP_BACKUP_STAT:

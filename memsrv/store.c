@@ -214,6 +214,28 @@ int store_write(struct store *s, struct store_vnode *vn, uint64_t page, const ui
 	return 0;
 }
 
+int store_discard(struct store *s, struct store_vnode *vn, uint64_t first, uint64_t n)
+{
+	if (first > vn->nr_pages || n > vn->nr_pages - first)
+		return -ERANGE;
+	for (uint64_t p = first; p < first + n; p++) {
+		uint32_t slot = vn->slots[p];
+
+		if (!slot)
+			continue;
+		madvise(s->pool + (uint64_t)(slot - 1) * LMP_PAGE, LMP_PAGE, MADV_DONTNEED);
+		s->free_slots[s->nr_free++] = slot - 1;
+		s->used_pages--;
+		vn->used--;
+		vn->slots[p] = 0;
+		if (vn->backup && vn->backup->scope[p]) {
+			vn->backup->dirty[p] = 1; /* the backup learns it is zeros now */
+			vn->backup->writes_since++;
+		}
+	}
+	return 0;
+}
+
 void store_release(struct store *s, struct store_vnode *vn)
 {
 	struct store_vnode **pp;

@@ -89,6 +89,12 @@ int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_
 int store_backup_scope(struct store *s, struct store_vnode *vn, const struct lmp_backup *target);
 
 /*
+ * store_discard - free pages [@first, @first + @n) of @vn (they read as zeros
+ * after, and are backed up as zeros). -ERANGE past its end.
+ */
+int store_discard(struct store *s, struct store_vnode *vn, uint64_t first, uint64_t n);
+
+/*
  * store_release - drop every page of @vn and forget it; connections still
  * attached to it find it released, and it is freed with the last of them.
  */

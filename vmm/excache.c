@@ -245,6 +245,25 @@ static void xc_fault_wp(struct excache *xc, uint64_t page)
 	}
 }
 
+/*
+ * Whether @page is memory: boot RAM, or in a plugged block of the
+ * hotpluggable region. A miss on an unplugged block is the guest's error:
+ * it is never served, the guest is stopped.
+ */
+static bool xc_plugged(struct excache *xc, uint64_t page)
+{
+	const struct gmem *mem = &xc->vm->mem;
+	int64_t b = gmem_hotplug_block(mem, page * PAGE);
+
+	if (b < 0 || gmem_block_plugged(mem, (uint64_t)b))
+		return true;
+	vm_stop(xc->vm, VM_EXIT_GUEST_FAULT,
+		"the guest touched guest-physical %#llx, in block %lld of its hotpluggable "
+		"memory (virtio-mem), which is not plugged",
+		(unsigned long long)(mem->hp.gpa + page * PAGE - mem->size), (long long)b);
+	return false;
+}
+
 static void xc_fault(struct excache_thread *t, uint64_t addr, uint64_t flags)
 {
 	struct excache *xc = t->xc;
@@ -260,6 +279,8 @@ static void xc_fault(struct excache_thread *t, uint64_t addr, uint64_t flags)
 		xc_fault_wp(xc, page);
 		return;
 	}
+	if (!xc_plugged(xc, page))
+		return;
 	for (;;) {
 		s = xc->state[page];
 		if (ST(s) == XC_NONE || ST(s) == XC_REMOTE) {
@@ -445,6 +466,46 @@ static bool xc_evict_batch(struct excache *xc, uint64_t target)
 	return xc->resident <= target || nr_dirty > 0;
 }
 
+void excache_discard(struct excache *xc, uint64_t first, uint64_t n)
+{
+	for (uint64_t p = first; p < first + n && p < xc->nr_pages; p++) {
+		for (;;) {
+			uint8_t s = xc->state[p];
+
+			if (ST(s) == XC_NONE) {
+				break;
+			} else if (ST(s) == XC_REMOTE) {
+				if (xc_cas(xc, p, &s, XC_NONE)) {
+					xc->stats.discarded++;
+					break;
+				}
+			} else if (ST(s) == XC_CLEAN || ST(s) == XC_DIRTY) {
+				if (xc_cas(xc, p, &s, XC_DROP | (s & XC_REM))) {
+					xc_gone(xc, p, XC_NONE);
+					xc->stats.discarded++;
+					break;
+				}
+			} else {
+				sched_yield(); /* a fetch or a write-back in flight: let it land */
+			}
+		}
+	}
+	pthread_mutex_lock(&xc->lock);
+	pthread_cond_broadcast(&xc->room);
+	pthread_mutex_unlock(&xc->lock);
+	/* The servers free their copies; on the evictor's connections, after
+	 * every write-back of these pages (each one waited for above). */
+	pthread_mutex_lock(&xc->evict_lock);
+	if (xc->evictor.rc.open) {
+		int ret = memroute_discard(&xc->evictor.rc, first, n);
+
+		if (ret)
+			log_warn("the memory servers did not free %llu unplugged pages: %s",
+				 (unsigned long long)n, memclient_strerror(ret));
+	}
+	pthread_mutex_unlock(&xc->evict_lock);
+}
+
 static void *xc_evictor_thread(void *arg)
 {
 	struct excache *xc = ((struct excache_thread *)arg)->xc;
@@ -606,7 +667,7 @@ int excache_init(struct excache *xc, struct vm *vm, const struct excache_config 
 	xc->cfg = *cfg;
 	xc->uffd = xc->stop_fd = -1;
 	xc->base = vm->mem.base;
-	xc->nr_pages = vm->mem.size / PAGE;
+	xc->nr_pages = vm->mem.map_size / PAGE; /* the hotpluggable region too */
 	xc->limit = cfg->size / PAGE;
 	if (xc->cfg.prefetch_max > LMP_MAX_PAGES)
 		xc->cfg.prefetch_max = LMP_MAX_PAGES;

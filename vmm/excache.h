@@ -57,6 +57,7 @@ struct excache_stats {
 	_Atomic uint64_t clean_drops;	   /* ... without network traffic */
 	_Atomic uint64_t dirty_writebacks; /* ... written back and acknowledged first */
 	_Atomic uint64_t wb_aborted;	   /* write-backs whose page was written meanwhile */
+	_Atomic uint64_t discarded;	   /* pages unplugged: dropped, no longer memory */
 	_Atomic uint64_t bytes_in, bytes_out;
 	_Atomic uint64_t lat_hist[XC_HIST_BUCKETS];
 	_Atomic uint64_t lat_next;
@@ -137,6 +138,14 @@ void excache_remote_map(struct excache *xc, uint8_t *map);
  * set in @map are on the memory servers (a restored vNode's memory).
  */
 void excache_set_remote(struct excache *xc, const uint8_t *map);
+
+/*
+ * excache_discard - pages [@first, @first + @n) are no longer memory (their
+ * block was unplugged): dropped from here without a write-back, freed on
+ * the memory servers, and never fetched again (a miss on them is refused,
+ * see gmem_block_plugged).
+ */
+void excache_discard(struct excache *xc, uint64_t first, uint64_t n);
 
 /* excache_resize - change the most bytes resident, while the guest runs. */
 int excache_resize(struct excache *xc, uint64_t size);

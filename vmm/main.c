@@ -4,8 +4,8 @@
 #include "vmm.h"
 
 static const struct vmm_module *const modules[] = {
-	&mod_machine, &mod_pvm, &mod_payload, &mod_linux,   &mod_legacy,  &mod_excache,
-	&mod_pci,     &mod_blk, &mod_net,     &mod_migrate, &mod_control,
+	&mod_machine, &mod_pvm, &mod_payload, &mod_linux, &mod_legacy,	&mod_excache,
+	&mod_pci,     &mod_blk, &mod_net,     &mod_mem,	  &mod_migrate, &mod_control,
 };
 
 int main(int argc, char **argv)

@@ -118,6 +118,15 @@ int memclient_write_wait(struct memclient *mc, uint64_t id, uint32_t count)
 	return 0;
 }
 
+int memclient_discard(struct memclient *mc, uint64_t first, uint32_t count)
+{
+	struct iovec iov = {&count, sizeof(count)};
+	struct lmp_hdr resp;
+	int ret = xport_call(mc->x, LMP_DISCARD, first, &iov, 1, &resp, NULL, 0);
+
+	return ret ? ret : resp.status;
+}
+
 int memclient_release(struct memclient *mc)
 {
 	struct lmp_hdr resp;

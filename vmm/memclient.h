@@ -68,6 +68,9 @@ int memclient_backup(struct memclient *mc, const struct lmp_backup *b);
 /* memclient_backup_stat - how the server's backups of the vNode are doing. */
 int memclient_backup_stat(struct memclient *mc, struct lmp_backup_stat *st);
 
+/* memclient_discard - pages [@first, +@count) are no longer memory: the server frees them. */
+int memclient_discard(struct memclient *mc, uint64_t first, uint32_t count);
+
 /* memclient_release - the vNode is gone: the server frees its pages. */
 int memclient_release(struct memclient *mc);
 

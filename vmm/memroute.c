@@ -42,21 +42,26 @@ static int parse_list(struct memroute *r, const char *list, int which, char *err
 			snprintf(err, errlen, "more than %d memory servers", MEMROUTE_MAX_SERVERS);
 			return -E2BIG;
 		}
-		/* One address for all: every slab on it. */
-		for (uint64_t k = n; k < r->nr_slabs; k += strchr(list, ',') ? r->nr_slabs : 1) {
-			if (which)
-				r->slabs[k].secondary = (int16_t)s;
-			else
-				r->slabs[k].primary = (int16_t)s;
+		if (n >= r->max_slabs) {
+			free(buf);
+			snprintf(err, errlen,
+				 "more memory servers listed than the %llu slabs of %llu pages "
+				 "the memory has",
+				 (unsigned long long)r->max_slabs,
+				 (unsigned long long)r->slab_pages);
+			return -EINVAL;
 		}
+		if (which)
+			r->slabs[n].secondary = (int16_t)s;
+		else
+			r->slabs[n].primary = (int16_t)s;
 	}
 	free(buf);
-	if (strchr(list, ',') && n != r->nr_slabs) {
-		snprintf(err, errlen,
-			 "%llu memory servers listed for %llu slabs of %llu pages: give one per "
-			 "slab",
-			 (unsigned long long)n, (unsigned long long)r->nr_slabs,
-			 (unsigned long long)r->slab_pages);
+	if (!which)
+		r->nr_slabs = n;
+	else if (n != r->nr_slabs) {
+		snprintf(err, errlen, "%llu secondaries listed for %llu slabs: give one per slab",
+			 (unsigned long long)n, (unsigned long long)r->nr_slabs);
 		return -EINVAL;
 	}
 	return 0;
@@ -72,21 +77,21 @@ int memroute_init(struct memroute *r, const char *primaries, const char *seconda
 	pthread_rwlock_init(&r->copying, NULL);
 	pthread_cond_init(&r->restored, NULL);
 	r->cred = *cred;
-	if (!slab_pages || (!strchr(primaries, ',') && !(secondaries && strchr(secondaries, ','))))
+	if (!slab_pages)
 		slab_pages = cred->nr_pages; /* one slab: the whole memory */
 	if (!slab_pages) {
 		snprintf(err, errlen, "the memory has no pages");
 		return -EINVAL;
 	}
 	r->slab_pages = slab_pages;
-	r->nr_slabs = (cred->nr_pages + slab_pages - 1) / slab_pages;
-	r->slabs = calloc(r->nr_slabs, sizeof(*r->slabs));
+	r->max_slabs = (cred->nr_pages + slab_pages - 1) / slab_pages;
+	r->slabs = calloc(r->max_slabs, sizeof(*r->slabs));
 	if (!r->slabs) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	for (uint64_t k = 0; k < r->nr_slabs; k++)
-		r->slabs[k].secondary = -1;
+	for (uint64_t k = 0; k < r->max_slabs; k++)
+		r->slabs[k].primary = r->slabs[k].secondary = -1;
 	ret = parse_list(r, primaries, 0, err, errlen);
 	if (!ret && secondaries)
 		ret = parse_list(r, secondaries, 1, err, errlen);
@@ -101,6 +106,89 @@ int memroute_init(struct memroute *r, const char *primaries, const char *seconda
 	r->io_timeout_ms = secondaries ? MEMROUTE_IO_TIMEOUT_MS : 30000;
 	if (ret)
 		memroute_exit(r);
+	return ret;
+}
+
+uint64_t memroute_placed_pages(struct memroute *r)
+{
+	uint64_t n = atomic_load(&r->nr_slabs) * r->slab_pages;
+
+	return n < r->cred.nr_pages ? n : r->cred.nr_pages;
+}
+
+static bool fill_under_way(struct memroute *r)
+{
+	return atomic_load(&r->fill_done) != atomic_load(&r->fill_total);
+}
+
+int memroute_extend(struct memroute *r, const char *const *primaries,
+		    const char *const *secondaries, int n, char *err, size_t errlen)
+{
+	uint64_t first;
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	first = r->nr_slabs;
+	if (fill_under_way(r)) {
+		snprintf(err, errlen, "a refill of the memory is under way: try again after it");
+		ret = -EBUSY;
+	} else if (n < 0 || first + (uint64_t)n > r->max_slabs) {
+		snprintf(err, errlen, "%llu slabs placed and %d more: past the %llu the memory has",
+			 (unsigned long long)first, n, (unsigned long long)r->max_slabs);
+		ret = -EINVAL;
+	}
+	for (int i = 0; !ret && i < n; i++) {
+		int p = memroute_server_index(r, primaries[i]);
+		int s = secondaries ? memroute_server_index(r, secondaries[i]) : -1;
+
+		if (p < 0 || (secondaries && s < 0)) {
+			snprintf(err, errlen, "more than %d memory servers", MEMROUTE_MAX_SERVERS);
+			ret = -E2BIG;
+		} else if (p == s || r->servers[p].lost || (s >= 0 && r->servers[s].lost)) {
+			snprintf(err, errlen, "slab %llu: its copies on %s and %s cannot be",
+				 (unsigned long long)(first + (uint64_t)i), primaries[i],
+				 secondaries ? secondaries[i] : "none");
+			ret = -EINVAL;
+		} else {
+			r->slabs[first + (uint64_t)i] =
+				(struct memroute_slab){(int16_t)p, (int16_t)s};
+		}
+	}
+	if (!ret) {
+		atomic_store(&r->nr_slabs, first + (uint64_t)n);
+		atomic_fetch_add(&r->generation, 1); /* clients connect to the new servers */
+		snprintf(r->last_event, sizeof(r->last_event),
+			 "%d slab(s) placed for hotplugged memory: %llu in all", n,
+			 (unsigned long long)(first + (uint64_t)n));
+	} else {
+		for (int i = 0; i < n && first + (uint64_t)i < r->max_slabs; i++)
+			r->slabs[first + (uint64_t)i] = (struct memroute_slab){-1, -1};
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int memroute_trim(struct memroute *r, uint64_t nr, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (fill_under_way(r)) {
+		snprintf(err, errlen, "a refill of the memory is under way: try again after it");
+		ret = -EBUSY;
+	} else if (!nr || nr > r->nr_slabs) {
+		snprintf(err, errlen, "%llu slabs are placed, not fewer than %llu",
+			 (unsigned long long)r->nr_slabs, (unsigned long long)nr);
+		ret = -EINVAL;
+	} else {
+		for (uint64_t k = nr; k < r->nr_slabs; k++)
+			r->slabs[k] = (struct memroute_slab){-1, -1};
+		atomic_store(&r->nr_slabs, nr);
+		snprintf(r->last_event, sizeof(r->last_event),
+			 "slabs of unplugged memory given back: %llu placed",
+			 (unsigned long long)nr);
+	}
+	pthread_mutex_unlock(&r->lock);
 	return ret;
 }
 
@@ -635,6 +723,30 @@ int memroute_write(struct memroute_client *c, const uint64_t *pages, void *const
 	pthread_rwlock_rdlock(&c->r->copying);
 	ret = run(c, write_op, &a);
 	pthread_rwlock_unlock(&c->r->copying);
+	return ret;
+}
+
+int memroute_discard(struct memroute_client *c, uint64_t first, uint64_t count)
+{
+	struct memroute *r = c->r;
+	int ret = memroute_catch_up(c);
+
+	for (uint64_t p = first; !ret && p < first + count;) {
+		uint64_t k = p / r->slab_pages, end = memroute_slab_end(r, k);
+		uint32_t n = (uint32_t)((end < first + count ? end : first + count) - p);
+		int who[2];
+
+		if (end <= p)
+			break; /* past the vNode's memory */
+		pthread_mutex_lock(&r->lock);
+		who[0] = k < r->nr_slabs ? r->slabs[k].primary : -1;
+		who[1] = k < r->nr_slabs ? r->slabs[k].secondary : -1;
+		pthread_mutex_unlock(&r->lock);
+		for (int i = 0; i < 2; i++)
+			if (who[i] >= 0 && c->conn[who[i]].x)
+				ret = ret ? ret : memclient_discard(&c->conn[who[i]], p, n);
+		p += n;
+	}
 	return ret;
 }
 

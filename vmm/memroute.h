@@ -52,8 +52,12 @@ struct memroute {
 	pthread_mutex_t lock;
 	pthread_rwlock_t copying;   /* writes hold it shared; a refill batch exclusively */
 	struct memclient_cred cred; /* cred.epoch: the current epoch */
-	uint64_t slab_pages, nr_slabs;
-	struct memroute_slab *slabs;
+	uint64_t slab_pages;
+	/* slabs[0, nr_slabs) are placed (have servers); the memory may grow
+	 * (hotplug) up to max_slabs, which cover cred.nr_pages */
+	_Atomic uint64_t nr_slabs;
+	uint64_t max_slabs;
+	struct memroute_slab *slabs; /* max_slabs of them */
 	struct memroute_server servers[MEMROUTE_MAX_SERVERS];
 	int nr_servers;
 	int io_timeout_ms;
@@ -79,10 +83,12 @@ struct memroute {
 };
 
 /*
- * memroute_init - @primaries is "HOST:PORT" for all the memory, or "A,B,..."
- * one per slab of @slab_pages; @secondaries (NULL: none) the same for the
- * secondaries, each on another server than its slab's primary. -errno with
- * a sentence in @err.
+ * memroute_init - @primaries is "HOST:PORT" for all the memory (without
+ * @slab_pages), or "A,B,..." one per slab of @slab_pages: the slabs placed so
+ * far, from the first (hotpluggable memory may need more later:
+ * memroute_extend); @secondaries (NULL: none) the same for the secondaries,
+ * each on another server than its slab's primary. -errno with a sentence in
+ * @err.
  */
 int memroute_init(struct memroute *r, const char *primaries, const char *secondaries,
 		  uint64_t slab_pages, const struct memclient_cred *cred, char *err, size_t errlen);
@@ -114,6 +120,21 @@ int memroute_restore(struct memroute_client *c, const char *addr, char *err, siz
  * say; a sentence in @err.
  */
 int memroute_takeover(struct memroute *r, uint64_t epoch, char *err, size_t errlen);
+
+/*
+ * memroute_extend - slabs [nr_slabs, nr_slabs + @n) are placed on @primaries[i]
+ * (and @secondaries[i], NULL: not replicated), for memory that is about to
+ * be plugged. memroute_trim - only the first @nr slabs stay placed (the
+ * pages of the others were discarded). -EBUSY while a refill or a restore is
+ * under way, -EINVAL past max_slabs or for a slab's two copies on one server;
+ * a sentence in @err.
+ */
+int memroute_extend(struct memroute *r, const char *const *primaries,
+		    const char *const *secondaries, int n, char *err, size_t errlen);
+int memroute_trim(struct memroute *r, uint64_t nr, char *err, size_t errlen);
+
+/* memroute_placed_pages - the pages the placed slabs cover. */
+uint64_t memroute_placed_pages(struct memroute *r);
 
 /* memroute_epoch - the route's epoch now (failovers move it on). */
 uint64_t memroute_epoch(struct memroute *r);
@@ -164,6 +185,12 @@ int memroute_lose(struct memroute *r, const char *addr);
 
 /* memroute_close_all - the VMM is going away: refills, restores and waits give up. */
 void memroute_close_all(struct memroute *r);
+
+/*
+ * memroute_discard - pages [@first, +@count) are no longer memory (unplugged):
+ * every server holding them (primary, secondary) frees them. -errno.
+ */
+int memroute_discard(struct memroute_client *c, uint64_t first, uint64_t count);
 
 /* memroute_release - the vNode is gone: every server frees its pages. */
 int memroute_release(struct memroute_client *c);

@@ -233,7 +233,7 @@ static int xc_setup(struct vmm *v)
 	}
 	cfg.memsrv = m->memsrv;
 	cfg.memsrv_secondary = m->secondary;
-	cfg.cred.nr_pages = v->vm.mem.size / 4096;
+	cfg.cred.nr_pages = v->vm.mem.map_size / 4096; /* the hotpluggable region too */
 	cfg.cred.vnode = o->vnode;
 	cfg.cred.epoch = o->epoch;
 	if (o->backup.url) { /* storsrv://HOST:PORT/VOLUME, checked with the order */
@@ -255,7 +255,16 @@ static int xc_setup(struct vmm *v)
 		ret = -errno;
 		goto fail;
 	}
-	ret = excache_init(&m->xc, &v->vm, &cfg);
+	/* unplugged memory is the ExCache's to refuse: no PROT_NONE under it */
+	ret = gmem_hotplug_unprotect(&v->vm.mem);
+	if (!ret)
+		ret = excache_init(&m->xc, &v->vm, &cfg);
+	if (!ret && memroute_placed_pages(&m->xc.route) < v->vm.mem.size / 4096) {
+		log_err("the memory servers listed hold %llu pages of the %llu the vNode boots with",
+			(unsigned long long)memroute_placed_pages(&m->xc.route),
+			(unsigned long long)(v->vm.mem.size / 4096));
+		ret = -EINVAL;
+	}
 	explicit_bzero(&cfg.cred.token, sizeof(cfg.cred.token));
 	explicit_bzero(cfg.backup_token, sizeof(cfg.backup_token));
 	if (ret) {
@@ -279,12 +288,14 @@ static void xc_stop(struct vmm *v)
 }
 
 /*
- * A reset boots the same vNode again: its slabs where they are now, after
- * whatever failovers and refills moved them, at the epoch it holds now.
- * Left as ordered when a slab has no copy left (its restore is under way).
+ * The order says where the slabs are now, after whatever failovers, refills
+ * and hotplugs moved or added them: for a reset, which boots the same vNode
+ * again, and for a snapshot. Left as ordered when a slab has no copy left
+ * (its restore is under way).
  */
-static void route_to_order(struct vmm *v, struct memroute *r)
+void excache_route_to_order(struct vmm *v)
 {
+	struct memroute *r = &v->xc->route;
 	size_t cap = r->nr_slabs * 130 + 1;
 	char *prim = malloc(cap), *sec = malloc(cap);
 	size_t np = 0, ns = 0;
@@ -325,7 +336,7 @@ static void xc_teardown(struct vmm *v)
 
 	if (v->vm.reset && v->keep_memory) { /* at the epoch it holds now (after a migration) */
 		v->order.epoch = memroute_epoch(&m->xc.route);
-		route_to_order(v, &m->xc.route);
+		excache_route_to_order(v);
 	}
 
 	if (m->filler_started) { /* a refill or restore under way ends first: it uses the route */
@@ -385,7 +396,7 @@ static json_t *xc_stats(struct vmm *v)
 	for (int i = 0; i < XC_HIST_BUCKETS; i++)
 		json_array_append_new(hist, json_integer((json_int_t)s->lat_hist[i]));
 	j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-		      "s:I,s:o,s:s}",
+		      "s:I,s:I,s:o,s:s}",
 		      "size_bytes", (json_int_t)(xc->limit * 4096), "resident_pages",
 		      (json_int_t)xc->resident, "ram_hva", (json_int_t)(uintptr_t)xc->base,
 		      "misses", (json_int_t)s->misses, "zero_fills", (json_int_t)s->zero_fills,
@@ -393,11 +404,11 @@ static json_t *xc_stats(struct vmm *v)
 		      "wp_faults", (json_int_t)s->wp_faults, "evictions", (json_int_t)s->evictions,
 		      "clean_drops", (json_int_t)s->clean_drops, "dirty_writebacks",
 		      (json_int_t)s->dirty_writebacks, "writebacks_aborted",
-		      (json_int_t)s->wb_aborted, "bytes_in", (json_int_t)s->bytes_in, "bytes_out",
-		      (json_int_t)s->bytes_out, "miss_p50_ns",
+		      (json_int_t)s->wb_aborted, "discarded", (json_int_t)s->discarded, "bytes_in",
+		      (json_int_t)s->bytes_in, "bytes_out", (json_int_t)s->bytes_out, "miss_p50_ns",
 		      (json_int_t)excache_percentile(xc, 50), "miss_p99_ns",
 		      (json_int_t)excache_percentile(xc, 99), "miss_samples",
-		      (json_int_t)s->lat_next, "ram_bytes", (json_int_t)v->vm.mem.size,
+		      (json_int_t)s->lat_next, "ram_bytes", (json_int_t)gmem_ram_bytes(&v->vm.mem),
 		      "miss_latency_log2_us", hist, "memsrv", xc->cfg.memsrv);
 	json_object_set_new(j, "route", memroute_status(&xc->route));
 	return j;
@@ -425,8 +436,8 @@ static json_t *cmd_resize(struct vmm *v, json_t *req, char *err, size_t errlen)
 			 "256K)");
 		return NULL;
 	}
-	if (size > v->vm.mem.size)
-		size = v->vm.mem.size;
+	if (size > gmem_ram_bytes(&v->vm.mem))
+		size = gmem_ram_bytes(&v->vm.mem);
 	excache_resize(v->xc, size);
 	return json_pack("{s:I}", "size_bytes", (json_int_t)size);
 }

@@ -69,6 +69,9 @@ static int linux_load_kernel(struct vmm *v)
 	const struct vnode_order *o = &v->order;
 	const struct vm_quirks *q = v->vm.quirks;
 	char quirks[1024] = "", net[256] = "", *cmdline;
+	/* memory plugged live (virtio-mem) comes online by itself, movable so that
+	 * it can be unplugged again */
+	const char *hotplug = o->max_memory ? "memhp_default_state=online_movable " : "";
 	struct linux_boot lb;
 	int ret;
 
@@ -83,7 +86,7 @@ static int linux_load_kernel(struct vmm *v)
 			 o->name ? o->name : "");
 	/* the quirks' options and the address first, so that the user's override
 	 * them and a user's "--" (what follows goes to init) stays last */
-	if (asprintf(&cmdline, "%s%s%s%s", quirks, quirks[0] ? " " : "", net,
+	if (asprintf(&cmdline, "%s%s%s%s%s", quirks, quirks[0] ? " " : "", hotplug, net,
 		     o->cmdline ? o->cmdline : "console=ttyS0") < 0)
 		return -ENOMEM;
 	ret = linux_load(&v->vm, o->kernel, o->initrd, cmdline, &lb);

@@ -66,54 +66,6 @@ static void machine_configure(struct vmm *v, struct vm_config *cfg)
 	cfg->cpuid_policy = v->order.cpuid ? cpuid_policy_parse(v->order.cpuid) : CPUID_HOST;
 }
 
-/*
- * Guest memory that lives only here (no ExCache): the pages that are not
- * zero, as a map of one bit per page ("memory.map") and those pages in order
- * ("memory"). Zero pages cost nothing but their bit, and restore leaves them
- * untouched in fresh anonymous memory.
- */
-static int save_memory(struct vmm *v, struct snap_writer *w)
-{
-	static const uint8_t zero[4096];
-	uint64_t pages = v->vm.mem.size / 4096;
-	uint8_t *map = calloc((pages + 7) / 8, 1);
-
-	if (!map)
-		return -ENOMEM;
-	for (uint64_t p = 0; p < pages; p++)
-		if (memcmp(v->vm.mem.base + p * 4096, zero, 4096))
-			map[p / 8] |= (uint8_t)(1u << (p % 8));
-	snap_put(w, "memory.map", map, (pages + 7) / 8);
-	snap_open_section(w, "memory");
-	for (uint64_t p = 0; p < pages; p++)
-		if (map[p / 8] & (1u << (p % 8)))
-			snap_write(w, v->vm.mem.base + p * 4096, 4096);
-	snap_close_section(w);
-	free(map);
-	return w->err;
-}
-
-static int restore_memory(struct vmm *v, const struct snap *s)
-{
-	uint64_t pages = v->vm.mem.size / 4096, map_len, len, n = 0;
-	const uint8_t *map = snap_get(s, "memory.map", &map_len),
-		      *data = snap_get(s, "memory", &len);
-
-	if (!map || !data || map_len != (pages + 7) / 8) {
-		log_err("the snapshot holds no memory for %llu pages (its vNode had an ExCache?)",
-			(unsigned long long)pages);
-		return -EINVAL;
-	}
-	for (uint64_t p = 0; p < pages; p++) {
-		if (!(map[p / 8] & (1u << (p % 8))))
-			continue;
-		if ((n + 1) * 4096 > len)
-			return -EINVAL;
-		memcpy(v->vm.mem.base + p * 4096, data + n++ * 4096, 4096);
-	}
-	return n * 4096 == len ? 0 : -EINVAL;
-}
-
 /* Per vCPU: whether it had finished (a payload's vCPU that exited). */
 struct vcpus_blob {
 	uint32_t nr;
@@ -156,7 +108,8 @@ static int machine_save(struct vmm *v, struct snap_writer *w)
 		if (n > 0)
 			snap_put(w, "machine.quirks", qb, (uint64_t)n);
 	}
-	if (!v->xc && (ret = save_memory(v, w)))
+	if (!v->xc &&
+	    (ret = vmm_save_pages(w, "memory", v->vm.mem.base, v->vm.mem.size / 4096, NULL, NULL)))
 		return ret;
 	return w->err;
 }
@@ -196,7 +149,7 @@ static int machine_restore(struct vmm *v, const struct snap *s)
 		log_err("the snapshot's %s state cannot be loaded", vm->quirks->name);
 		return ret;
 	}
-	return v->xc ? 0 : restore_memory(v, s);
+	return v->xc ? 0 : vmm_restore_pages(s, "memory", v->vm.mem.base, v->vm.mem.size / 4096);
 }
 
 /* {"cmd":"pause"} */

@@ -11,7 +11,7 @@ static int pci_setup(struct vmm *v)
 	struct pci *pci;
 	int ret;
 
-	if (!v->order.kernel && !v->order.nr_disks && !v->order.nr_nics)
+	if (!v->order.kernel && !v->order.nr_disks && !v->order.nr_nics && !v->order.max_memory)
 		return VMM_IDLE; /* a payload without devices has no bus to probe */
 	pci = calloc(1, sizeof(*pci));
 	if (!pci)

@@ -200,7 +200,7 @@ static int payload_build_system(struct vm *vm)
 /*
  * Identity page tables: 4 KiB pages for the first 2 MiB (page 0 absent,
  * system pages supervisor-only, the info page read-only), 2 MiB pages for the
- * rest of the low 4 GiB and for RAM above it.
+ * rest of the low 4 GiB and for RAM above it, hotpluggable memory included.
  */
 static int payload_build_page_tables(struct vm *vm)
 {
@@ -211,6 +211,8 @@ static int payload_build_page_tables(struct vm *vm)
 
 	if (vm->mem.nr > 1)
 		top = vm->mem.regions[1].gpa + vm->mem.regions[1].size;
+	if (vm->mem.hp.size) /* hotpluggable memory: mapped, reachable once plugged */
+		top = vm->mem.hp.gpa + vm->mem.hp.size;
 	nr_pd = ALIGN_UP(top, GiB) / GiB;
 	if (nr_pd > 512 || pd + nr_pd * 4096 > LP_PT_END) {
 		log_err("payload mode maps at most %llu GiB of guest memory",

@@ -343,6 +343,40 @@ void vcpu_pause_point(struct vcpu *vcpu)
 		__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 }
 
+#ifndef KVM_EXIT_MEMORY_FAULT
+#define KVM_EXIT_MEMORY_FAULT 39 /* Linux 6.8; the headers here may be older */
+#endif
+
+/*
+ * KVM_RUN failed with EFAULT: KVM could not reach the host page behind a
+ * guest access. Inside the hotpluggable region that is an unplugged block
+ * (PROT_NONE): the guest's error, and it is stopped for it. true when so.
+ */
+static bool vcpu_unplugged_access(struct vcpu *vcpu)
+{
+	const struct gmem *mem = &vcpu->vm->mem;
+	uint64_t gpa = 0;
+	bool known = vcpu->run->exit_reason == KVM_EXIT_MEMORY_FAULT;
+
+	if (!mem->hp.size)
+		return false;
+	if (known) /* struct kvm_memory_fault {flags, gpa, size} at the start of the union */
+		memcpy(&gpa, (const uint8_t *)&vcpu->run->hw + 8, sizeof(gpa));
+	if (known && (gpa < mem->hp.gpa || gpa - mem->hp.gpa >= mem->hp.size))
+		return false;
+	if (known)
+		vcpu_fault(vcpu,
+			   "the guest touched guest-physical %#llx, in block %llu of its "
+			   "hotpluggable memory (virtio-mem), which is not plugged",
+			   (unsigned long long)gpa,
+			   (unsigned long long)((gpa - mem->hp.gpa) / mem->hp.block_size));
+	else
+		vcpu_fault(vcpu, "KVM could not reach a page the guest touched: most likely a "
+				 "block of its hotpluggable memory (virtio-mem) that is not "
+				 "plugged");
+	return true;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -359,6 +393,8 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
+			if (errno == EFAULT && vcpu_unplugged_access(vcpu))
+				break;
 			vm_stop(vm, VM_EXIT_VMM_ERROR, "KVM_RUN on vCPU %d: %s", vcpu->index,
 				strerror(errno));
 			break;

@@ -16,36 +16,63 @@
 #include "vcpu.h"
 #include "vm.h"
 
-static int vm_setup_memory(struct vm *vm, uint64_t size)
+static int vm_set_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)hva,
+	};
+
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+}
+
+static int vm_setup_memory(struct vm *vm, uint64_t size, uint64_t hp_size)
 {
 	struct gmem *mem = &vm->mem;
-	uint64_t low = size < GMEM_LOW_LIMIT ? size : GMEM_LOW_LIMIT;
+	struct gmem_hotplug *hp = &mem->hp;
+	uint64_t low = size < GMEM_LOW_LIMIT ? size : GMEM_LOW_LIMIT, end;
+	int ret;
 
+	if (hp_size % GMEM_HP_BLOCK_SIZE)
+		return -EINVAL;
 	/* One anonymous private mapping: the ExCache later registers exactly this
 	 * range with userfaultfd and drops pages from it with MADV_DONTNEED. */
-	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	mem->base = mmap(NULL, size + hp_size, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (mem->base == MAP_FAILED) {
 		mem->base = NULL;
 		return -errno;
 	}
 	mem->size = size;
+	mem->map_size = size + hp_size;
 	mem->regions[mem->nr++] = (struct gmem_region){0, low, mem->base};
 	if (size > low)
 		mem->regions[mem->nr++] =
 			(struct gmem_region){GMEM_HIGH_BASE, size - low, mem->base + low};
 	for (int i = 0; i < mem->nr; i++) {
-		struct kvm_userspace_memory_region slot = {
-			.slot = i,
-			.guest_phys_addr = mem->regions[i].gpa,
-			.memory_size = mem->regions[i].size,
-			.userspace_addr = (uint64_t)(uintptr_t)mem->regions[i].hva,
-		};
-
-		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
-			return -errno;
+		ret = vm_set_slot(vm, (uint32_t)i, mem->regions[i].gpa, mem->regions[i].size,
+				  mem->regions[i].hva);
+		if (ret)
+			return ret;
 	}
-	return 0;
+	if (!hp_size)
+		return 0;
+	/* The hotpluggable region: above everything, every block unplugged. */
+	end = mem->regions[mem->nr - 1].gpa + mem->regions[mem->nr - 1].size;
+	hp->gpa = ALIGN_UP(end > GMEM_HIGH_BASE ? end : GMEM_HIGH_BASE, GMEM_HP_ALIGN);
+	hp->size = hp_size;
+	hp->hva = mem->base + size;
+	hp->block_size = GMEM_HP_BLOCK_SIZE;
+	hp->nr_blocks = hp_size / GMEM_HP_BLOCK_SIZE;
+	hp->plugged = calloc((hp->nr_blocks + 63) / 64, sizeof(*hp->plugged));
+	if (!hp->plugged)
+		return -ENOMEM;
+	hp->protect = true;
+	if (mprotect(hp->hva, hp_size, PROT_NONE))
+		return -errno;
+	return vm_set_slot(vm, 2, hp->gpa, hp_size, hp->hva);
 }
 
 static int vm_check_kvm(struct vm *vm)
@@ -121,7 +148,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		ret = -errno;
 		goto fail;
 	}
-	ret = vm_setup_memory(vm, cfg->mem_size);
+	ret = vm_setup_memory(vm, cfg->mem_size, cfg->hotplug_size);
 	if (ret) {
 		log_err("cannot set up %s of guest memory: %s",
 			format_size(cfg->mem_size, size_text, sizeof(size_text)), strerror(-ret));
@@ -158,8 +185,10 @@ void vm_destroy(struct vm *vm)
 	bus_exit(&vm->pio);
 	bus_exit(&vm->mmio);
 	if (vm->mem.base)
-		munmap(vm->mem.base, vm->mem.size);
+		munmap(vm->mem.base, vm->mem.map_size);
 	vm->mem.base = NULL;
+	free(vm->mem.hp.plugged);
+	vm->mem.hp.plugged = NULL;
 	free(vm->cpuid);
 	vm->cpuid = NULL;
 	if (vm->quirks && vm->quirks->destroy)

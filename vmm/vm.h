@@ -30,13 +30,66 @@ struct gmem_region {
 	uint8_t *hva;
 };
 
-/* Guest RAM: one host mapping, split into at most two guest-physical regions. */
+/*
+ * Hotpluggable memory (a virtio-mem device's region): guest-physical
+ * [gpa, gpa + size) above all boot RAM, in blocks of block_size, each
+ * plugged or not (one bit per block). An unplugged block is not memory: its
+ * host pages are inaccessible (PROT_NONE), so a guest access to one stops in
+ * KVM, and gmem_ptr refuses it to the VMM.
+ */
+#define GMEM_HP_ALIGN	   (1ULL << 30) /* where the region starts: a GiB boundary */
+#define GMEM_HP_BLOCK_SIZE (2ULL << 20) /* the plug unit: one huge page */
+
+struct gmem_hotplug {
+	uint64_t gpa, size; /* size 0: no such region */
+	uint8_t *hva;
+	uint64_t block_size, nr_blocks;
+	_Atomic uint64_t *plugged; /* bitmap of plugged blocks */
+	_Atomic uint64_t nr_plugged;
+	/* unplugged blocks are PROT_NONE (true until an ExCache, which refuses
+	 * their pages itself, takes the region over: gmem_hotplug_unprotect) */
+	bool protect;
+};
+
+/*
+ * Guest RAM: one host mapping of map_size bytes: the boot RAM (size bytes,
+ * split into at most two guest-physical regions) and after it the
+ * hotpluggable region, if any.
+ */
 struct gmem {
 	uint8_t *base;
-	uint64_t size;
+	uint64_t size;	   /* boot RAM */
+	uint64_t map_size; /* the whole mapping: boot RAM and the hotpluggable region */
 	int nr;
 	struct gmem_region regions[2];
+	struct gmem_hotplug hp;
 };
+
+/*
+ * gmem_plug - plug (@plug) or unplug blocks [@first, @first + @n) of the
+ * hotpluggable region: their pages become accessible, or are dropped and
+ * made inaccessible again. The caller checked the range and the blocks'
+ * states. 0 or -errno.
+ */
+int gmem_plug(struct gmem *mem, uint64_t first, uint64_t n, bool plug);
+
+/* gmem_ram_bytes - the guest's memory now: boot RAM and the plugged blocks. */
+uint64_t gmem_ram_bytes(const struct gmem *mem);
+
+/* gmem_block_plugged - whether block @b of the hotpluggable region is plugged. */
+bool gmem_block_plugged(const struct gmem *mem, uint64_t b);
+
+/*
+ * gmem_hotplug_block - the block of the hotpluggable region that byte @off
+ * of the host mapping lies in, or -1 when it lies in boot RAM.
+ */
+int64_t gmem_hotplug_block(const struct gmem *mem, uint64_t off);
+
+/*
+ * gmem_hotplug_unprotect - leave the unplugged blocks' pages accessible: for
+ * an ExCache, whose fault service refuses them. 0 or -errno.
+ */
+int gmem_hotplug_unprotect(struct gmem *mem);
 
 /*
  * gmem_ptr - the host address of guest-physical [@gpa, @gpa + @len), or NULL
@@ -109,6 +162,7 @@ struct vm_quirks {
 
 struct vm_config {
 	uint64_t mem_size;
+	uint64_t hotplug_size; /* a hotpluggable region of this many bytes (0: none) */
 	int nr_vcpus;
 	bool strict_io;	      /* an access no device claims stops the guest (payload mode) */
 	bool irqchip;	      /* in-kernel IOAPIC, PIC and local APICs (a Linux guest) */

@@ -358,8 +358,8 @@ json_t *vmm_status(struct vmm *v)
 	pthread_mutex_unlock(&vm->lock);
 	j = json_pack("{s:s,s:s,s:i,s:I,s:i,s:I,s:I,s:I,s:o,s:o}", "state",
 		      stopping ? "stopping" : "running", "mode", v->mode ? v->mode : "?", "pid",
-		      (int)getpid(), "memory_bytes", (json_int_t)vm->mem.size, "nr_vcpus",
-		      vm->nr_vcpus, "tsc_khz", (json_int_t)vm->tsc_khz, "uptime_ms",
+		      (int)getpid(), "memory_bytes", (json_int_t)gmem_ram_bytes(&vm->mem),
+		      "nr_vcpus", vm->nr_vcpus, "tsc_khz", (json_int_t)vm->tsc_khz, "uptime_ms",
 		      (json_int_t)((now_ns() - vm->created_ns) / 1000000), "first_guest_ns",
 		      (json_int_t)vm->first_guest_ns, "exit_status",
 		      stopping ? json_integer(status) : json_null(), "vcpus", vcpus);
@@ -570,9 +570,10 @@ static int check_leaks(struct vmm *v, uint64_t ram, uint64_t ram_bytes)
 /*
  * One life of the machine: create the VM, set every module up, run the guest
  * until it stops, tear down. *@reset says whether the guest asked to boot
- * again (a reboot), and *@ram where its RAM was mapped (for --check-leaks).
+ * again (a reboot), and *@ram and *@ram_len where its RAM was mapped (for
+ * --check-leaks).
  */
-static int run_machine(struct vmm *v, int sfd, bool *reset, uint64_t *ram)
+static int run_machine(struct vmm *v, int sfd, bool *reset, uint64_t *ram, uint64_t *ram_len)
 {
 	struct vm_config cfg = {.mem_size = v->order.memory, .nr_vcpus = v->order.cpus};
 	int ret, status = VM_EXIT_VMM_ERROR;
@@ -619,13 +620,14 @@ static int run_machine(struct vmm *v, int sfd, bool *reset, uint64_t *ram)
 		v->keep_memory = true;
 	teardown(v);
 	*ram = (uint64_t)(uintptr_t)v->vm.mem.base;
+	*ram_len = v->vm.mem.map_size;
 	vm_destroy(&v->vm);
 	return status;
 }
 
 int vmm_run(struct vmm *v)
 {
-	uint64_t ram = 0;
+	uint64_t ram = 0, ram_len = 0;
 	sigset_t sigs;
 	int sfd, status = VM_EXIT_VMM_ERROR;
 	bool reset = false;
@@ -641,7 +643,7 @@ int vmm_run(struct vmm *v)
 	signal(SIGPIPE, SIG_IGN);
 	if (sfd >= 0) {
 		do {
-			status = run_machine(v, sfd, &reset, &ram);
+			status = run_machine(v, sfd, &reset, &ram, &ram_len);
 			/* the next boot is a first boot: nothing to restore or receive */
 			v->incoming = false;
 			v->restored = false;
@@ -657,7 +659,7 @@ int vmm_run(struct vmm *v)
 		free(v->restoring);
 		v->restoring = NULL;
 	}
-	if (v->check_leaks && check_leaks(v, ram, v->order.memory))
+	if (v->check_leaks && check_leaks(v, ram, ram_len))
 		status = VM_EXIT_VMM_ERROR;
 	order_free(&v->order);
 	return status;
@@ -725,6 +727,52 @@ void vmm_devices_quiesce(struct virtio_dev *const *devs, int n, bool quiesce)
 {
 	for (int i = 0; i < n; i++)
 		(quiesce ? virtio_pci_quiesce : virtio_pci_unquiesce)(devs[i]);
+}
+
+int vmm_save_pages(struct snap_writer *w, const char *name, const uint8_t *base, uint64_t pages,
+		   bool (*skip)(void *opaque, uint64_t page), void *opaque)
+{
+	static const uint8_t zero[4096];
+	uint8_t *map = calloc((pages + 7) / 8, 1);
+	char section[SNAP_NAME];
+
+	if (!map)
+		return -ENOMEM;
+	for (uint64_t p = 0; p < pages; p++)
+		if ((!skip || !skip(opaque, p)) && memcmp(base + p * 4096, zero, 4096))
+			map[p / 8] |= (uint8_t)(1u << (p % 8));
+	snprintf(section, sizeof(section), "%s.map", name);
+	snap_put(w, section, map, (pages + 7) / 8);
+	snap_open_section(w, name);
+	for (uint64_t p = 0; p < pages; p++)
+		if (map[p / 8] & (1u << (p % 8)))
+			snap_write(w, base + p * 4096, 4096);
+	snap_close_section(w);
+	free(map);
+	return w->err;
+}
+
+int vmm_restore_pages(const struct snap *s, const char *name, uint8_t *base, uint64_t pages)
+{
+	char section[SNAP_NAME];
+	uint64_t map_len, len, n = 0;
+	const uint8_t *map, *data = snap_get(s, name, &len);
+
+	snprintf(section, sizeof(section), "%s.map", name);
+	map = snap_get(s, section, &map_len);
+	if (!map || !data || map_len != (pages + 7) / 8) {
+		log_err("the snapshot holds no %s for %llu pages (its vNode had an ExCache?)", name,
+			(unsigned long long)pages);
+		return -EINVAL;
+	}
+	for (uint64_t p = 0; p < pages; p++) {
+		if (!(map[p / 8] & (1u << (p % 8))))
+			continue;
+		if ((n + 1) * 4096 > len)
+			return -EINVAL;
+		memcpy(base + p * 4096, data + n++ * 4096, 4096);
+	}
+	return n * 4096 == len ? 0 : -EINVAL;
 }
 
 int vmm_devices_save(struct snap_writer *w, const char *prefix, struct virtio_dev *const *devs,

@@ -174,8 +174,11 @@ int vmm_run(struct vmm *v);
  * (disks, network), migration, and the control socket last (so that it
  * goes first).
  */
+/* excache_route_to_order - the order's slab lists made what the ExCache's route is now. */
+void excache_route_to_order(struct vmm *v);
+
 extern const struct vmm_module mod_machine, mod_pvm, mod_payload, mod_linux, mod_legacy,
-	mod_excache, mod_pci, mod_blk, mod_net, mod_migrate, mod_control;
+	mod_excache, mod_pci, mod_blk, mod_net, mod_mem, mod_migrate, mod_control;
 
 /*
  * A migration's target (migrate.c): migrate_incoming waits for the source
@@ -218,6 +221,18 @@ int vmm_save(struct vmm *v, int fd, char *err, size_t errlen);
  * "<prefix>.<i>" and restore their @n devices @devs (virtio_pci.h).
  */
 struct virtio_dev;
+/*
+ * vmm_save_pages / vmm_restore_pages - @pages pages of guest memory from
+ * @base that live only here (no ExCache): the ones that are not zero (and
+ * not @skip-ped), as a map of one bit per page ("<name>.map") and those
+ * pages in order ("<name>"). Zero pages cost their bit; restore leaves them
+ * untouched in fresh anonymous memory. 0 or -errno (restore: -EINVAL for a
+ * snapshot that does not hold them, logged).
+ */
+int vmm_save_pages(struct snap_writer *w, const char *name, const uint8_t *base, uint64_t pages,
+		   bool (*skip)(void *opaque, uint64_t page), void *opaque);
+int vmm_restore_pages(const struct snap *s, const char *name, uint8_t *base, uint64_t pages);
+
 void vmm_devices_quiesce(struct virtio_dev *const *devs, int n, bool quiesce);
 int vmm_devices_save(struct snap_writer *w, const char *prefix, struct virtio_dev *const *devs,
 		     int n);

@@ -17,7 +17,7 @@ out=${1:?usage: mkkit.sh OUTDIR [PROGRAM...]}
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 kernel_meta=${LEGO_KERNEL_PACKAGE:-linux-image-cloud-amd64}
-modules="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk virtio_net button evdev"
+modules="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk virtio_net virtio_mem button evdev"
 rootfs_size=${LEGO_ROOTFS_SIZE:-64M}
 
 need() {

@@ -130,6 +130,13 @@ TEST(the_parts_of_an_order_must_agree)
 	      "\"0202020202020202020202020202020202020202020202020202020202020202\"}]}",
 	      "names a host and a volume");
 	check("{\"payload\":\"p\",\"cpuid\":\"newest\"}", "host or baseline");
+	check("{\"payload\":\"p\",\"memory\":67108864,\"max_memory\":67108864}",
+	      "--max-memory is more than --memory, by a multiple of 2M");
+	check("{\"payload\":\"p\",\"memory\":67108864,\"max_memory\":68157440}",
+	      "--max-memory is more than --memory, by a multiple of 2M");
+	check("{\"payload\":\"p\",\"memory\":67108864,\"max_memory\":134217728,"
+	      "\"hotplug\":134217728}",
+	      "the hotplugged memory is a multiple of 2M up to --max-memory");
 	check("{\"payload\":\"p\",\"incoming\":\"h:1\"}",
 	      "--incoming goes with the order's migrate_token");
 	check("{\"payload\":\"p\",\"incoming\":\"h:1\",\"migrate_token\":"
