@@ -18,6 +18,9 @@
 #include "memroute.h"
 #include "test.h"
 
+static int raw_connect(const char *addr);
+static int raw_call(int fd, struct lmp_hdr *h, const void *body, size_t len);
+
 static struct memclient_cred cred(uint64_t vnode, uint8_t key, uint64_t pages)
 {
 	struct memclient_cred c = {.vnode = vnode, .nr_pages = pages};
@@ -71,6 +74,56 @@ TEST(pages_round_trip_and_unwritten_pages_read_zero)
 	ASSERT_EQ(st.vnode_pages, 2);
 	ASSERT_EQ(memclient_read(&mc, 99, 2, got), -ERANGE);
 	ASSERT_EQ(memclient_release(&mc), 0);
+	memclient_close(&mc);
+	stop(pid);
+}
+
+TEST(discarded_pages_are_freed_and_read_zero)
+{
+	char addr[64];
+	pid_t pid = memsrv_spawn("64M", addr);
+	struct memclient mc;
+	static uint8_t a[4096], got[4096], zero[4096];
+	uint64_t pages[3] = {10, 11, 40};
+	void *data[3] = {a, a, a};
+	struct lmp_stat st;
+	struct lmp_hdr h;
+	uint16_t shorty = 1;
+	int fd;
+
+	open_ok(&mc, addr, cred(3, 0x33, 64));
+	fill(a, 3);
+	ASSERT_EQ(memclient_write(&mc, pages, data, 3), 0);
+	ASSERT_EQ(memclient_discard(&mc, 8, 8), 0); /* pages 8-15: 10 and 11 go */
+	ASSERT_EQ(memclient_stat(&mc, &st), 0);
+	ASSERT_EQ(st.vnode_pages, 1);
+	ASSERT_EQ(st.used_pages, 1);
+	ASSERT_EQ(memclient_read(&mc, 11, 1, got), 0);
+	ASSERT(memcmp(got, zero, 4096) == 0, "a discarded page reads as zeros");
+	ASSERT_EQ(memclient_read(&mc, 40, 1, got), 0);
+	ASSERT(memcmp(got, a, 4096) == 0, "a page outside the range stays");
+	ASSERT_EQ(memclient_discard(&mc, 60, 8), -ERANGE); /* past the vNode's 64 pages */
+	ASSERT_EQ(memclient_discard(&mc, UINT64_MAX - 2, 8), -ERANGE);
+	ASSERT_EQ(memclient_stat(&mc, &st), 0);
+	ASSERT_EQ(st.vnode_pages, 1);
+	/* without HELLO, and with a body of the wrong size: refused */
+	fd = raw_connect(addr);
+	lmp_hdr_init(&h, LMP_DISCARD, 1, sizeof(uint32_t), 0);
+	ASSERT_EQ(raw_call(fd, &h, "\1\0\0\0", 4), -EACCES);
+	close(fd);
+	{
+		struct lmp_hello hello = {.vnode = 3, .nr_pages = 64};
+
+		fd = raw_connect(addr);
+		memset(hello.token, 0x33, sizeof(hello.token));
+		lmp_hdr_init(&h, LMP_HELLO, 2, sizeof(hello), 0);
+		ASSERT_EQ(raw_call(fd, &h, &hello, sizeof(hello)), 0);
+		lmp_hdr_init(&h, LMP_DISCARD, 3, sizeof(shorty), 40);
+		ASSERT_EQ(raw_call(fd, &h, &shorty, sizeof(shorty)), -EINVAL);
+		close(fd);
+	}
+	ASSERT_EQ(memclient_read(&mc, 40, 1, got), 0);
+	ASSERT(memcmp(got, a, 4096) == 0, "the malformed discard changed nothing");
 	memclient_close(&mc);
 	stop(pid);
 }
@@ -320,7 +373,7 @@ TEST(many_vnodes_and_connections_at_once)
 
 TEST(slabs_on_two_servers_each_page_goes_to_its_slabs_server)
 {
-	char a_addr[64], b_addr[64], list[256], err[256];
+	char a_addr[64], b_addr[64], list[400], err[256];
 	pid_t a = memsrv_spawn("64M", a_addr), b = memsrv_spawn("64M", b_addr);
 	struct memroute route;
 	struct memroute_client rc;
@@ -361,10 +414,29 @@ TEST(slabs_on_two_servers_each_page_goes_to_its_slabs_server)
 	memroute_exit(&route);
 	memclient_close(&on_a);
 	memclient_close(&on_b);
-	/* A list that does not match the memory's slabs is refused with a reason. */
-	snprintf(list, sizeof(list), "%s,%s", a_addr, b_addr);
+	/* More servers than the memory has slabs: refused with a reason. */
+	snprintf(list, sizeof(list), "%s,%s,%s,%s,%s", a_addr, b_addr, a_addr, b_addr, a_addr);
 	ASSERT(memroute_init(&route, list, NULL, 16, &c, err, sizeof(err)) == -EINVAL);
-	ASSERT_CONTAINS(err, "one per slab");
+	ASSERT_CONTAINS(err, "more memory servers listed than the 4 slabs");
+	/* Fewer: the slabs placed so far (memory plugged later gets more); past
+	 * them nothing is read or written. */
+	snprintf(list, sizeof(list), "%s,%s", a_addr, b_addr);
+	ASSERT_EQ(memroute_init(&route, list, NULL, 16, &c, err, sizeof(err)), 0);
+	ASSERT_EQ(memroute_placed_pages(&route), 32);
+	ASSERT_EQ(memroute_open(&rc, &route, err, sizeof(err)), 0);
+	ASSERT_EQ(memroute_read(&rc, 32, 1, got), -ERANGE);
+	{
+		const char *more[] = {a_addr, b_addr};
+
+		ASSERT_EQ(memroute_extend(&route, more, NULL, 2, err, sizeof(err)), 0);
+		ASSERT_EQ(memroute_placed_pages(&route), 64);
+		ASSERT_EQ(memroute_read(&rc, 32, 1, got), 0); /* the new slab's server */
+		ASSERT_EQ(memroute_extend(&route, more, NULL, 1, err, sizeof(err)), -EINVAL);
+		ASSERT_EQ(memroute_trim(&route, 2, err, sizeof(err)), 0);
+		ASSERT_EQ(memroute_read(&rc, 32, 1, got), -ERANGE);
+	}
+	memroute_close(&rc);
+	memroute_exit(&route);
 	stop(a);
 	stop(b);
 }
