@@ -57,6 +57,7 @@ struct vmm_proc {
 	int exit_status; /* as lego-vmm documents it; 128+N for signal N (adopted: 0) */
 	int console_in;	 /* the FIFO, held open so the VMM never sees its end */
 	uint64_t excache, memory;
+	bool hotplug; /* its memory can grow and shrink live (a virtio-mem device) */
 	int cpus;
 	int nr_taps;
 	char taps[ORDER_MAX_NICS][16]; /* made for it; removed when it is forgotten */

@@ -106,7 +106,9 @@ static void verb(struct agent *a, const char *name, int v, const struct http_req
 		return;
 	if (d->arg) {
 		val = json_object_get(body, d->arg);
-		if (!json_is_string(val) && !(v == VERB_EXCACHE_RESIZE && json_is_integer(val))) {
+		if (!json_is_string(val) &&
+		    !((v == VERB_EXCACHE_RESIZE || v == VERB_MEMORY_RESIZE) &&
+		      json_is_integer(val))) {
 			json_decref(body);
 			http_error(resp, 400, "give \"%s\"", d->arg);
 			return;
@@ -115,6 +117,9 @@ static void verb(struct agent *a, const char *name, int v, const struct http_req
 	cmd = json_pack("{s:s}", "cmd", d->cmd);
 	if (val)
 		json_object_set(cmd, d->arg, val);
+	for (int i = 0; body && i < 4 && d->extra[i]; i++)
+		if (json_object_get(body, d->extra[i]))
+			json_object_set(cmd, d->extra[i], json_object_get(body, d->extra[i]));
 	ans = proc_ctl(a, name, cmd, 5000, err, sizeof(err));
 	json_decref(body);
 	if (!ans) {
@@ -371,6 +376,9 @@ json_t *agent_beat(void *opaque)
 		json_object_set_new(vnodes, a->procs[i].name, proc_json(&a->procs[i]));
 		if (!a->procs[i].exited)
 			used += a->procs[i].excache;
+		if (a->procs[i].hotplug) /* marks it for the question below */
+			json_object_set_new(json_object_get(vnodes, a->procs[i].name), "hotplug",
+					    json_true());
 	}
 	pthread_mutex_unlock(&a->lock);
 	/* Each running VMM's ExCache figures, asked without the lock. */
@@ -387,6 +395,15 @@ json_t *agent_beat(void *opaque)
 			json_object_del(xc, "ok");
 			json_object_del(xc, "miss_latency_log2_us");
 			json_object_set_new(v, "excache", xc);
+		}
+		/* ... and, if its memory can be resized live, how much it has now */
+		if (json_is_true(json_object_get(v, "hotplug")) &&
+		    (xc = proc_ctl(a, name, json_pack("{s:s}", "cmd", "memory"), 250, err,
+				   sizeof(err)))) {
+			json_object_del(xc, "ok");
+			json_object_set(json_object_get(v, "running"), "memory",
+					json_object_get(xc, "memory_bytes"));
+			json_object_set_new(v, "hotplug", xc);
 		}
 	}
 	return json_pack(

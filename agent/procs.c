@@ -157,6 +157,9 @@ int proc_adopt(struct agent *a)
 			      sizeof(err));
 		p->excache = (uint64_t)json_integer_value(json_object_get(xc, "size_bytes"));
 		json_decref(xc);
+		xc = proc_ctl(a, name, json_pack("{s:s}", "cmd", "memory"), 2000, err, sizeof(err));
+		p->hotplug = xc != NULL;
+		json_decref(xc);
 		proc_path(a, path, sizeof(path), name, "console.in");
 		p->console_in = open(path, O_RDWR | O_CLOEXEC);
 		a->nr++;

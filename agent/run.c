@@ -281,6 +281,7 @@ int agent_run(struct agent *a, struct vnode_order *o, const char *restore, pid_t
 	p->console_in = in;
 	p->excache = o->excache;
 	p->memory = o->memory;
+	p->hotplug = o->max_memory != 0;
 	p->cpus = o->cpus;
 	snprintf(p->name, sizeof(p->name), "%s", o->name);
 	in = -1;

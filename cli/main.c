@@ -20,7 +20,7 @@ static void help(struct legoctl *lc, FILE *f)
 		"  list               the vNodes\n"
 		"  nodes              the components\n"
 		"  console NAME       a vNode's serial console\n"
-		"  resize NAME ...    --excache now; --memory, --cpus at the next start\n"
+		"  resize NAME ...    --memory, --excache live; --cpus at the next start\n"
 		"  stop NAME          shut a vNode down (power button; --force cuts the power);\n"
 		"                     start NAME runs it again\n"
 		"  reboot NAME        the guest reboots (--force: a reset)\n"

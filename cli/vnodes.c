@@ -31,7 +31,8 @@ static char *join(json_t *arr, char *buf, size_t len)
 
 static void create_help(void)
 {
-	printf("usage: legoctl create NAME [--cpus N] [--memory SIZE] [--excache SIZE]\n"
+	printf("usage: legoctl create NAME [--cpus N] [--memory SIZE] [--max-memory SIZE]\n"
+	       "                      [--excache SIZE]\n"
 	       "                      [--image FILE] [--disk SIZE]...\n"
 	       "                      [--kernel FILE [--initrd FILE] [--append TEXT]]\n"
 	       "                      [--payload NAME|FILE [--args TEXT]] [--net|--no-net]\n"
@@ -42,6 +43,9 @@ static void create_help(void)
 	       "\n"
 	       "  --cpus N          vCPUs (default 1)\n"
 	       "  --memory SIZE     guest RAM (default 256M)\n"
+	       "  --max-memory SIZE what the memory may grow to while it runs (legoctl\n"
+	       "                    resize --memory; default 4x --memory for a kernel,\n"
+	       "                    none for a payload)\n"
 	       "  --excache SIZE    of which at most SIZE is resident in the VMM (default a\n"
 	       "                    quarter); the rest lives on the memory servers\n"
 	       "  --disk SIZE       a virtio disk: a new volume on a storage server; again for\n"
@@ -190,6 +194,7 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 {
 	static const struct option opts[] = {{"cpus", required_argument, NULL, 'c'},
 					     {"memory", required_argument, NULL, 'm'},
+					     {"max-memory", required_argument, NULL, 'M'},
 					     {"excache", required_argument, NULL, 'x'},
 					     {"disk", required_argument, NULL, 'd'},
 					     {"kernel", required_argument, NULL, 'k'},
@@ -230,6 +235,9 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 		}
 		case 'm':
 			key = "memory";
+			break;
+		case 'M':
+			key = "max_memory";
 			break;
 		case 'x':
 			key = "excache";
@@ -402,6 +410,35 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * What is under way or waits, after the values that run: memory the guest is
+ * still plugging or giving back, and what changes at the next start.
+ */
+static const char *changes(json_t *v, char *buf, size_t len)
+{
+	json_t *next = json_object_get(v, "next_start");
+	long long want = JI(v, "memory_requested"), now = JI(v, "memory");
+	char a[32];
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (want && want != now && !strcmp(JS(v, "state"), "running"))
+		n += (size_t)snprintf(buf + n, len - n, "  (%s to %s)",
+				      want > now ? "growing" : "shrinking",
+				      size_str(want, a, sizeof(a)));
+	if (json_object_size(next) && n < len) {
+		n += (size_t)snprintf(buf + n, len - n, "  (next start:");
+		if (json_object_get(next, "cpus") && n < len)
+			n += (size_t)snprintf(buf + n, len - n, " %lld vCPUs", JI(next, "cpus"));
+		if (json_object_get(next, "memory") && n < len)
+			n += (size_t)snprintf(buf + n, len - n, " %s",
+					      size_str(JI(next, "memory"), a, sizeof(a)));
+		if (n < len)
+			snprintf(buf + n, len - n, ")");
+	}
+	return buf;
+}
+
 int cmd_list(struct legoctl *lc, int argc, char **argv)
 {
 	int ret = help_or_args(argc, argv, 0,
@@ -442,8 +479,8 @@ int cmd_list(struct legoctl *lc, int argc, char **argv)
 	       "MEMORY SERVERS (primary)");
 	json_array_foreach(json_object_get(out, "vnodes"), i, v)
 	{
-		json_t *xc = json_object_get(v, "excache_use"), *spec = json_object_get(v, "spec");
-		char a[32], b[32], c[32] = "-", mem[512], miss[32] = "-";
+		json_t *xc = json_object_get(v, "excache_use");
+		char a[32], b[32], c[32] = "-", mem[512], miss[32] = "-", note[128];
 
 		if (xc) {
 			size_str(JI(xc, "resident_pages") * 4096, c, sizeof(c));
@@ -474,10 +511,9 @@ int cmd_list(struct legoctl *lc, int argc, char **argv)
 		       JS(v, "state"),
 		       *JS(json_object_get(v, "net"), "ip") ? JS(json_object_get(v, "net"), "ip")
 							    : "-",
-		       JI(spec, "cpus"), size_str(JI(v, "memory"), a, sizeof(a)),
+		       JI(v, "cpus"), size_str(JI(v, "memory"), a, sizeof(a)),
 		       size_str(JI(v, "excache"), b, sizeof(b)), c, miss, JS(v, "agent"), mem,
-		       json_is_true(json_object_get(v, "pending")) ? "  (changes at next start)"
-								   : "");
+		       changes(v, note, sizeof(note)));
 	}
 	/* What happened to their memory, in the VMM's own words: failovers, refills,
 	 * restores and what a restore may have lost. */
@@ -561,24 +597,74 @@ int cmd_simple(struct legoctl *lc, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * Follow a live memory resize until the guest has what was asked (or
+ * @timeout_s): its memory as the VMM reports it, every second that it
+ * moves. 0 when it got there.
+ */
+static int wait_memory(struct legoctl *lc, const char *name, int timeout_s)
+{
+	uint64_t t0 = now_ns();
+	long long last = -1;
+
+	for (;;) {
+		json_t *v = api(lc, "GET", "/v1/vnodes/%s", NULL, name);
+		long long now, want;
+		char a[32], b[32];
+
+		if (!v)
+			return 1;
+		now = JI(v, "memory");
+		want = JI(v, "memory_requested");
+		json_decref(v);
+		if (now != last)
+			printf("  %s: %s of %s in the guest\n", name, size_str(now, a, sizeof(a)),
+			       size_str(want, b, sizeof(b)));
+		last = now;
+		if (now == want) {
+			printf("%s has %s after %.1f s\n", name, size_str(now, a, sizeof(a)),
+			       (now_ns() - t0) / 1e9);
+			return 0;
+		}
+		if (now_ns() - t0 > (uint64_t)timeout_s * 1000000000ULL)
+			return fail("%s has %s of the %s asked for after %d s: the guest has not "
+				    "plugged or given back the rest (its virtio-mem driver?); "
+				    "legoctl list shows where it is",
+				    name, size_str(now, a, sizeof(a)), size_str(want, b, sizeof(b)),
+				    timeout_s);
+		usleep(500 * 1000);
+	}
+}
+
 int cmd_resize(struct legoctl *lc, int argc, char **argv)
 {
 	static const struct option opts[] = {{"excache", required_argument, NULL, 'x'},
 					     {"memory", required_argument, NULL, 'm'},
 					     {"cpus", required_argument, NULL, 'c'},
+					     {"wait", no_argument, NULL, 'w'},
+					     {"timeout", required_argument, NULL, 't'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	json_t *req = json_object(), *out;
+	json_t *req = json_object(), *out, *applied;
+	bool wait = false;
+	long timeout_s = 120;
 	uint64_t sz;
 	char *end;
-	int o;
+	int o, ret = 0;
 
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (o == 'h') {
-			printf("usage: legoctl resize NAME [--excache SIZE] [--memory SIZE] [--cpus "
-			       "N]\n\nThe ExCache changes at once, on the running vNode; memory and "
-			       "vCPUs at its\nnext start (legoctl stop NAME; legoctl start NAME).\n");
+			printf("usage: legoctl resize NAME [--memory SIZE] [--excache SIZE] [--cpus N]\n"
+			       "                      [--wait [--timeout S]]\n\n"
+			       "The ExCache changes at once on a running vNode. Its memory does too\n"
+			       "when it has a maximum (create --max-memory; a kernel's default):\n"
+			       "the manager places the slabs it needs, and the guest plugs them\n"
+			       "(--wait follows it until the guest has it, at most S seconds,\n"
+			       "default 120); or gives memory back, and its slabs are freed. vCPUs,\n"
+			       "and the memory of a vNode without a maximum or not running, change\n"
+			       "at the next start.\n");
+			json_decref(req);
 			return 0;
 		}
 		if (o == 'x' || o == 'm') {
@@ -593,30 +679,53 @@ int cmd_resize(struct legoctl *lc, int argc, char **argv)
 			if (*end || n < 1 || n > 64)
 				return usage_fail("resize", "--cpus: '%s' is not 1-64", optarg);
 			json_object_set_new(req, "cpus", json_integer(n));
+		} else if (o == 'w') {
+			wait = true;
+		} else if (o == 't') {
+			timeout_s = strtol(optarg, &end, 10);
+			if (*end || end == optarg || timeout_s < 1 || timeout_s > 86400)
+				return usage_fail("resize",
+						  "--timeout: '%s' is not 1 to 86400 seconds",
+						  optarg);
 		} else {
 			return usage_fail("resize", "unknown option or missing value: '%s'",
 					  argv[optind - 1]);
 		}
 	}
 	if (optind != argc - 1 || !json_object_size(req))
-		return usage_fail("resize", "%s", "give NAME and --excache, --memory or --cpus");
+		return usage_fail("resize", "%s", "give NAME and --memory, --excache or --cpus");
 	out = api(lc, "POST", "/v1/vnodes/%s/resize", req, argv[optind]);
 	json_decref(req);
 	if (!out)
 		return 1;
+	applied = json_object_get(out, "applied");
 	if (lc->json) {
 		print_json(out);
 	} else {
 		char a[32];
 
-		printf("%s: ExCache %s%s\n", argv[optind],
-		       size_str(JI(out, "excache"), a, sizeof(a)),
-		       json_is_true(json_object_get(out, "pending"))
-			       ? "; memory and vCPUs change at the next start"
-			       : "");
+		if (*JS(applied, "memory"))
+			printf("%s: memory %s, %s\n", argv[optind],
+			       size_str(JI(out, "memory_requested")
+						? JI(out, "memory_requested")
+						: JI(json_object_get(out, "spec"), "memory"),
+					a, sizeof(a)),
+			       !strcmp(JS(applied, "memory"), "live")
+				       ? "live: the guest plugs or gives back the difference"
+				       : "at the next start");
+		if (*JS(applied, "excache"))
+			printf("%s: ExCache %s, %s\n", argv[optind],
+			       size_str(JI(out, "excache"), a, sizeof(a)),
+			       !strcmp(JS(applied, "excache"), "live") ? "live"
+								       : "at the next start");
+		if (*JS(applied, "cpus"))
+			printf("%s: %lld vCPUs at the next start\n", argv[optind],
+			       JI(json_object_get(out, "spec"), "cpus"));
 	}
+	if (wait && !strcmp(JS(applied, "memory"), "live"))
+		ret = wait_memory(lc, argv[optind], (int)timeout_s);
 	json_decref(out);
-	return 0;
+	return ret;
 }
 
 int cmd_dumpxml(struct legoctl *lc, int argc, char **argv)

@@ -10,7 +10,8 @@
  *   POST   /v1/vnodes/NAME/start|stop    run it again / stop it: {"force": bool,
  *                                        "timeout_s": N}, the power button first
  *   POST   /v1/vnodes/NAME/reboot        {"force": bool}: the guest reboots
- *   POST   /v1/vnodes/NAME/resize        {"excache": bytes} live; cpus, memory next start
+ *   POST   /v1/vnodes/NAME/resize        {"excache": bytes} live; {"memory": bytes} live
+ *                                        with a max_memory (memresize.c); cpus next start
  *   DELETE /v1/vnodes/NAME               destroy it: VMM, placement, volume
  *   GET    /v1/status                    the manager itself
  *   GET    /metrics                      Prometheus text format

@@ -139,6 +139,8 @@ static int spec_check(json_t *spec, char *err, size_t errlen)
 		snprintf(err, errlen, "excache must be at least 1 MiB and at most the memory");
 		return -EINVAL;
 	}
+	if (memresize_spec_check(spec, err, errlen))
+		return -EINVAL;
 	if (!json_object_get(spec, "net"))
 		json_object_set_new(spec, "net", json_boolean(!spec_str(spec, "payload")));
 	if (!json_is_boolean(json_object_get(spec, "net"))) {
@@ -166,7 +168,7 @@ static int place_vnode_memory(struct manager *m, struct vnode *v, char *err, siz
 {
 	struct comp_set *s = &m->roles[ROLE_MEMSRV];
 	struct place_slab slabs[MAX_SLABS];
-	uint64_t mem = spec_u64(v->spec, "memory");
+	uint64_t mem = vnode_place_target(v, m->slab_size);
 	int nr = place_memory(s->ps, s->n, mem, m->slab_size, slabs, MAX_SLABS, err, errlen);
 	struct slab_ref *refs;
 
@@ -468,7 +470,7 @@ int vnode_start(struct manager *m, const char *name, char *err, size_t errlen)
 	}
 	/* A new memory size takes effect now: its slabs are placed anew, and its
 	 * backup volume (reserved here, resized below) follows. */
-	if (spec_u64(v->spec, "memory") != v->placed_memory) {
+	if (vnode_place_target(v, v->slab_size ? v->slab_size : m->slab_size) != v->placed_memory) {
 		struct vnode old = {.nr_slabs = v->nr_slabs};
 		struct place_server *bk = ps_of(m, ROLE_STORSRV, v->backup_storsrv);
 		uint64_t old_memory = v->placed_memory;
@@ -566,7 +568,7 @@ int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out,
 	int status = 0;
 	struct vnode *v;
 	char agent[ADDR_LEN], path[NAME_LEN + 32];
-	bool live;
+	bool live, mem_live = false;
 	uint64_t old_xc;
 
 	if ((!xc && !cpus && !mem) ||
@@ -586,16 +588,27 @@ int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out,
 		pthread_mutex_unlock(&m->lock);
 		return status;
 	}
+	/* Memory changes live where the vNode can take it (a maximum, and running) */
+	mem_live = mem && vnode_max_memory(v) && v->state == VNODE_RUNNING;
 	if (xc && (uint64_t)json_integer_value(xc) >
-			  (mem ? (uint64_t)json_integer_value(mem) : spec_u64(v->spec, "memory"))) {
+			  (mem ? (uint64_t)json_integer_value(mem) : vnode_memory_now(v))) {
 		pthread_mutex_unlock(&m->lock);
 		snprintf(err, errlen, "the ExCache cannot be larger than the vNode's memory");
 		return -EINVAL;
 	}
+	if (mem && !mem_live && vnode_max_memory(v) &&
+	    (uint64_t)json_integer_value(mem) >= vnode_max_memory(v)) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen, "vNode %s's memory must stay below its maximum (%llu MiB)",
+			 name, (unsigned long long)(vnode_max_memory(v) >> 20));
+		return -EINVAL;
+	}
 	if (cpus)
 		json_object_set(v->spec, "cpus", cpus);
-	if (mem)
+	if (mem && !mem_live) { /* what it boots with next, nothing hotplugged */
 		json_object_set(v->spec, "memory", mem);
+		json_object_del(v->spec, "hotplug");
+	}
 	old_xc = vnode_excache(v);
 	live = xc && v->state == VNODE_RUNNING;
 	if (xc) {
@@ -616,7 +629,10 @@ int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out,
 	db_save_vnode(m, v);
 	snprintf(agent, sizeof(agent), "%s", v->agent);
 	pthread_mutex_unlock(&m->lock);
-	if (live) {
+	if (mem_live) /* first: a smaller ExCache might not fit the old memory */
+		status = vnode_memory_live(m, name, (uint64_t)json_integer_value(mem), NULL, err,
+					   errlen);
+	if (live && !status) {
 		const struct vnode_verb_def *d = &vnode_verbs[VERB_EXCACHE_RESIZE];
 		json_t *body = json_pack("{s:O}", d->arg, xc);
 
@@ -634,8 +650,15 @@ int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out,
 		json_object_set_new(v->spec, "excache", json_integer((json_int_t)old_xc));
 		db_save_vnode(m, v);
 	}
-	if (!status && v && out)
+	if (!status && v && out) {
 		*out = vnode_json(m, v);
+		/* which change applies when */
+		json_object_set_new(*out, "applied",
+				    json_pack("{s:s?,s:s?,s:s?}", "memory",
+					      mem ? (mem_live ? "live" : "next start") : NULL,
+					      "cpus", cpus ? "next start" : NULL, "excache",
+					      xc ? (live ? "live" : "next start") : NULL));
+	}
 	pthread_mutex_unlock(&m->lock);
 	return status;
 }

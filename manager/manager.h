@@ -92,6 +92,7 @@ struct vnode {
 	char backup_storsrv[ADDR_LEN];
 	char backup_token[2 * LMP_TOKEN_LEN + 1];
 	uint64_t refill_ordered_ms;
+	uint64_t trim_ordered_ms;    /* slabs of unplugged memory last given back */
 	uint64_t fill_failures_seen; /* the VMM's count of failed fills at the last order */
 	char ip[16], mac[18];	     /* its network interface ("": none) */
 	char snapshot[NAME_LEN];     /* VNODE_SAVED: the snapshot its agent holds */
@@ -113,6 +114,24 @@ struct manager {
 
 const char *role_name(enum role r);
 int role_parse(const char *name);
+
+/* memresize.c - a running vNode's memory grown and shrunk live */
+/* vnode_max_memory - what @v's memory may grow to live (0: it cannot). */
+uint64_t vnode_max_memory(const struct vnode *v);
+/* vnode_memory_now - the memory @v has (boot memory and what is hotplugged). */
+uint64_t vnode_memory_now(const struct vnode *v);
+/* vnode_place_target - the bytes of memory @v's placement covers. */
+uint64_t vnode_place_target(const struct vnode *v, uint64_t slab_size);
+/* memresize_spec_check - check and complete a spec's max_memory. 0 or -EINVAL. */
+int memresize_spec_check(json_t *spec, char *err, size_t errlen);
+/* vnode_memory_live - resize running @name to @total bytes now; the vNode's JSON in *@out. */
+int vnode_memory_live(struct manager *m, const char *name, uint64_t total, json_t **out, char *err,
+		      size_t errlen);
+/* memresize_plan_trim - whether @v gave memory back whose slabs may go. Lock held. */
+bool memresize_plan_trim(struct manager *m, struct vnode *v, uint64_t *size, int *slabs);
+/* memresize_trim - tell @name's VMM to keep @slabs slabs, and free the rest. Lock not held. */
+int memresize_trim(struct manager *m, const char *agent, const char *name, uint64_t size, int slabs,
+		   char *err, size_t errlen);
 
 /* db.c */
 int db_open(struct manager *m, const char *path, char *err, size_t errlen);

@@ -361,11 +361,26 @@ json_t *vnode_json(struct manager *m, struct vnode *v)
 						       v->slabs[i].secondary));
 		append_unique(prim, json_string(v->slabs[i].primary));
 	}
-	j = json_pack("{s:s,s:s,s:O,s:s,s:s,s:I,s:I,s:o,s:o,s:o,s:I}", "name", v->name, "state",
+	bool live = running && (v->state == VNODE_RUNNING || v->state == VNODE_PAUSED);
+	/* What runs, while it runs (its VMM's word); what it starts with, otherwise. */
+	uint64_t mem = live && spec_u64(running, "memory") ? spec_u64(running, "memory")
+		       : vnode_max_memory(v)		   ? vnode_memory_now(v)
+							   : v->placed_memory;
+	uint64_t cpus = live && spec_u64(running, "cpus") ? spec_u64(running, "cpus")
+							  : spec_u64(v->spec, "cpus");
+	json_t *next = json_object();
+
+	j = json_pack("{s:s,s:s,s:O,s:s,s:s,s:I,s:I,s:I,s:o,s:o,s:o,s:I}", "name", v->name, "state",
 		      vnode_state_name(v->state), "spec", v->spec, "agent", v->agent, "storsrv",
-		      v->storsrv, "memory", (json_int_t)v->placed_memory, "excache",
+		      v->storsrv, "memory", (json_int_t)mem, "cpus", (json_int_t)cpus, "excache",
 		      (json_int_t)vnode_excache(v), "slabs", slabs, "memsrvs", prim, "down",
 		      vnode_down_deps(m, v), "created", (json_int_t)v->created_s);
+	if (vnode_max_memory(v)) {
+		json_object_set_new(j, "max_memory", json_integer((json_int_t)vnode_max_memory(v)));
+		json_object_set_new(j, "memory_requested",
+				    json_integer((json_int_t)vnode_memory_now(v)));
+		json_object_set_new(j, "memory_placed", json_integer((json_int_t)v->placed_memory));
+	}
 	if (xc)
 		json_object_set(j, "excache_use", xc);
 	if (json_object_get(v->report, "exit_status"))
@@ -376,9 +391,16 @@ json_t *vnode_json(struct manager *m, struct vnode *v)
 		json_object_set_new(j, "net", json_pack("{s:s,s:s}", "ip", v->ip, "mac", v->mac));
 	if (v->state == VNODE_SAVED)
 		json_object_set_new(j, "snapshot", json_string(v->snapshot));
-	if (spec_u64(v->spec, "memory") != v->placed_memory ||
-	    (running && spec_u64(v->spec, "cpus") != spec_u64(running, "cpus")))
-		json_object_set_new(j, "pending", json_true()); /* waits for the next start */
+	/* What waits for the next start */
+	if (!vnode_max_memory(v) && spec_u64(v->spec, "memory") != v->placed_memory)
+		json_object_set_new(next, "memory",
+				    json_integer((json_int_t)spec_u64(v->spec, "memory")));
+	if (live && spec_u64(v->spec, "cpus") != cpus)
+		json_object_set_new(next, "cpus",
+				    json_integer((json_int_t)spec_u64(v->spec, "cpus")));
+	if (json_object_size(next))
+		json_object_set_new(j, "pending", json_true());
+	json_object_set_new(j, "next_start", next);
 	return j;
 }
 

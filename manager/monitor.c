@@ -260,7 +260,12 @@ static void *monitor_main(void *arg)
 	struct refill_order orders[8];
 
 	for (;;) {
-		int nr_orders = 0;
+		struct {
+			char agent[ADDR_LEN], name[NAME_LEN];
+			uint64_t size;
+			int slabs;
+		} trims[8];
+		int nr_orders = 0, nr_trims = 0;
 
 		pthread_mutex_lock(&m->lock);
 		if (m->stop) {
@@ -309,7 +314,25 @@ static void *monitor_main(void *arg)
 		for (int i = 0; i < m->nr_vnodes && nr_orders < (int)ARRAY_SIZE(orders); i++)
 			nr_orders += plan_restore(m, m->vnodes[i], &orders[nr_orders]) ||
 				     plan_refill(m, m->vnodes[i], &orders[nr_orders]);
+		/* memory given back by a guest: its slabs follow */
+		for (int i = 0; i < m->nr_vnodes && nr_trims < (int)ARRAY_SIZE(trims); i++) {
+			struct vnode *v = m->vnodes[i];
+
+			if (memresize_plan_trim(m, v, &trims[nr_trims].size,
+						&trims[nr_trims].slabs)) {
+				snprintf(trims[nr_trims].agent, ADDR_LEN, "%s", v->agent);
+				snprintf(trims[nr_trims++].name, NAME_LEN, "%s", v->name);
+			}
+		}
 		pthread_mutex_unlock(&m->lock);
+		for (int i = 0; i < nr_trims; i++) {
+			char err[512];
+
+			if (memresize_trim(m, trims[i].agent, trims[i].name, trims[i].size,
+					   trims[i].slabs, err, sizeof(err)))
+				log_warn("vNode %s: its unplugged slabs stay placed for now: %s",
+					 trims[i].name, err);
+		}
 		for (int i = 0; i < nr_orders; i++) {
 			const struct vnode_verb_def *d = &vnode_verbs[orders[i].verb];
 			char path[NAME_LEN + 32], err[512];

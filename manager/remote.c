@@ -94,6 +94,11 @@ json_t *vnode_order(struct vnode *v, const struct ipam *ipam)
 	order_init(&o);
 	o.cpus = (int)spec_u64(v->spec, "cpus");
 	o.memory = v->placed_memory;
+	if (vnode_max_memory(v)) { /* it boots with its memory; the rest is hotplugged */
+		o.memory = spec_u64(v->spec, "memory");
+		o.max_memory = vnode_max_memory(v);
+		o.hotplug = spec_u64(v->spec, "hotplug");
+	}
 	o.excache = vnode_excache(v);
 	o.vnode = v->id;
 	o.has_token = !lmp_token_parse(v->token, o.token);

@@ -166,6 +166,11 @@ json_t *xml_to_spec(const char *xml, char *err, size_t errlen)
 	if (xpath_size(ctx, "/domain/memory", &size, err, errlen))
 		goto bad;
 	json_object_set_new(spec, "memory", json_integer((json_int_t)size));
+	r = xpath_size(ctx, "/domain/maxMemory", &size, err, errlen);
+	if (r < 0)
+		goto bad;
+	if (!r)
+		json_object_set_new(spec, "max_memory", json_integer((json_int_t)size));
 	s = xpath_str(ctx, "/domain/vcpu");
 	json_object_set_new(spec, "cpus", json_integer(s ? atoi(s) : 1));
 	free(s);
@@ -309,8 +314,14 @@ char *spec_to_xml(const json_t *spec, char *err, size_t errlen)
 		fprintf(f, "</lego:payload>\n");
 	}
 	fprintf(f, "    </lego:vnode>\n  </metadata>\n");
-	fprintf(f, "  <memory unit='bytes'>%lld</memory>\n  <vcpu>%lld</vcpu>\n", INT("memory"),
-		INT("cpus"));
+	/* libvirt's form of memory that can grow: a maximum, and what there is now */
+	if (INT("max_memory"))
+		fprintf(f, "  <maxMemory unit='bytes'>%lld</maxMemory>\n", INT("max_memory"));
+	fprintf(f, "  <memory unit='bytes'>%lld</memory>\n", INT("memory"));
+	if (INT("max_memory"))
+		fprintf(f, "  <currentMemory unit='bytes'>%lld</currentMemory>\n",
+			INT("memory") + INT("hotplug"));
+	fprintf(f, "  <vcpu>%lld</vcpu>\n", INT("cpus"));
 	fprintf(f, "  <os>\n    <type arch='x86_64'>hvm</type>\n");
 	elem(f, "    ", "kernel", STR("kernel"));
 	elem(f, "    ", "initrd", STR("initrd"));

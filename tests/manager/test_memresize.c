@@ -1,0 +1,128 @@
+/*
+ * test_memresize.c - a running vNode's memory grown and shrunk live, through
+ * legoctl, on a whole cluster on loopback: the manager places the slabs a
+ * grow needs (on both memory servers, all or nothing), the guest (the vmem
+ * payload, a virtio-mem driver) plugs them and uses them, gives memory back
+ * on a shrink, and the slabs no plugged block uses are freed in the manager.
+ * Refusals (past the maximum, past the cluster's capacity) change nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "test.h"
+
+#define MiB (1LL << 20)
+
+/* Wait (30 s) until @name's console has @n lines beginning with @text. */
+static void wait_console_line(const char *name, const char *text, int n)
+{
+	for (int ms = 0; ms < 30000; ms += 250) {
+		char *out = console_of(name);
+		int seen = console_count(out, text);
+
+		free(out);
+		if (seen >= n)
+			return;
+		usleep(250 * 1000);
+	}
+	ASSERT(0, "%s never printed \"%s\" (%d times) in 30 s", name, text, n);
+}
+
+/* Wait (20 s) until the components' reservations add up to @want. */
+static void wait_reserved(long long want)
+{
+	long long got = 0;
+
+	for (int ms = 0; ms < 20000; ms += 200) {
+		got = total_reserved();
+		if (got == want)
+			return;
+		usleep(200 * 1000);
+	}
+	ASSERT(0, "%lld MiB reserved in the cluster, %lld MiB expected", got / MiB, want / MiB);
+}
+
+TEST_TIMEOUT(a_running_vnode_grows_and_shrinks_its_memory_live, 300)
+{
+	struct proc_result r;
+	long long base, one_slab;
+	json_t *l, *v;
+
+	test_require_kvm();
+	cluster_home();
+	up("512M"); /* room for two slabs of 256 MiB on each memory server */
+	base = total_reserved();
+	legoctl(&r, "create", "m1", "--memory", "64M", "--max-memory", "576M", "--excache", "16M",
+		"--payload", "vmem", "--args", "resize=3", "--no-net", NULL);
+	ASSERT(r.status == 0, "create: %s%s", r.out, r.err);
+	proc_result_free(&r);
+	v = wait_vnode("m1", "running", 0);
+	ASSERT_EQ(JI(v, "memory"), 64 * MiB);
+	ASSERT_EQ(JI(v, "max_memory"), 576 * MiB);
+	json_decref(v);
+	/* one slab, whole: the boot memory and room to grow in it; a slab more is
+	 * 256 MiB on each of two memory servers, and in the memory's backup */
+	ASSERT(total_reserved() - base >= 3 * 256 * MiB, "%lld MiB reserved for m1",
+	       (total_reserved() - base) / MiB);
+	base = total_reserved();
+	one_slab = 3 * 256 * MiB;
+	wait_console_line("m1", "vmem: waiting for a resize", 1);
+
+	/* past its maximum, and past the cluster's capacity: refused, nothing changed */
+	legoctl(&r, "resize", "m1", "--memory", "1G", NULL);
+	ASSERT(r.status != 0, "a resize past the maximum was taken");
+	ASSERT_CONTAINS(r.err, "from 64 MiB (what it boots with) to 576 MiB (its maximum)");
+	proc_result_free(&r);
+	legoctl(&r, "resize", "m1", "--memory", "576M", NULL);
+	ASSERT(r.status != 0, "a resize past the cluster's capacity was taken");
+	ASSERT_CONTAINS(r.err, "not enough memory-server capacity");
+	proc_result_free(&r);
+	ASSERT_EQ(total_reserved(), base);
+
+	/* grow: a second slab placed, the guest plugs 384 MiB */
+	legoctl(&r, "resize", "m1", "--memory", "448M", "--wait", NULL);
+	ASSERT(r.status == 0, "resize --memory 448M: %s%s", r.out, r.err);
+	ASSERT_CONTAINS(r.out, "m1: memory 448 MiB, live");
+	ASSERT_CONTAINS(r.out, "m1 has 448 MiB after");
+	printf("%s", r.out);
+	proc_result_free(&r);
+	ASSERT_EQ(total_reserved() - base, one_slab);
+	wait_console_line("m1", "vmem: resized to 384 MiB", 1);
+	l = legoctl_json("list", NULL);
+	v = vnode(l, "m1");
+	ASSERT(v);
+	ASSERT_EQ(JI(v, "memory"), 448 * MiB);
+	ASSERT_EQ(json_array_size(json_object_get(v, "slabs")), 2);
+	json_decref(l);
+
+	/* shrink: the guest gives 352 MiB back, and the second slab is freed */
+	legoctl(&r, "resize", "m1", "--memory", "96M", "--wait", NULL);
+	ASSERT(r.status == 0, "resize --memory 96M: %s%s", r.out, r.err);
+	ASSERT_CONTAINS(r.out, "m1 has 96 MiB after");
+	proc_result_free(&r);
+	wait_console_line("m1", "vmem: resized to 32 MiB", 1);
+	wait_reserved(base);
+	legoctl(&r, "list", NULL);
+	ASSERT(r.status == 0);
+	ASSERT_CONTAINS(r.out, "96 MiB");
+	proc_result_free(&r);
+
+	/* and a last grow inside the slab it has: no placement; then it finishes */
+	legoctl(&r, "resize", "m1", "--memory", "128M", NULL);
+	ASSERT(r.status == 0, "resize --memory 128M: %s%s", r.out, r.err);
+	proc_result_free(&r);
+	v = wait_vnode("m1", "exited", 0);
+	json_decref(v);
+	{
+		char *out = console_of("m1");
+
+		ASSERT(console_line(out, "REPORT vcpu=0 mismatches=0"), "mismatches:\n%s", out);
+		ASSERT(console_line(out, "REPORT vcpu=0 plugged_after_resize_2=67108864"),
+		       "the last resize:\n%s", out);
+		free(out);
+	}
+	down_leaves_nothing(NULL, 0);
+}
