@@ -319,11 +319,14 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 			/* a component just restarted may still be "up" from before its death:
 			 * it is ready when it accepts connections again */
 			for (size_t k = 1; up == 3 + nr_agents && k < ARRAY_SIZE(ds); k++) {
-				int fd = fresh[k] ? tcp_connect(addr[k], 200, err, sizeof(err)) : 0;
+				int fd;
 
+				if (!fresh[k])
+					continue;
+				fd = tcp_connect(addr[k], 200, err, sizeof(err));
 				if (fd < 0)
 					up = -1;
-				else if (fresh[k])
+				else
 					close(fd);
 			}
 			if (up == 3 + nr_agents)
