@@ -318,3 +318,71 @@ TEST(a_snapshot_keeps_the_plugged_memory_and_what_it_holds)
 	json_decref(x);
 	proc_result_free(&r);
 }
+
+/*
+ * Plugged memory is replicated like the rest: its slab's primary is killed
+ * after the guest wrote it (most of it evicted to the servers), and the
+ * guest reads it back whole from the secondary.
+ */
+TEST(plugged_memory_survives_the_loss_of_its_slabs_primary)
+{
+	char a[64], b[64], sock[300], err[256], prim[140], sec[140];
+	char *argv[] = {(char *)VMM,
+			"--stats",
+			"--payload",
+			(char *)VMEM,
+			"--memory",
+			"64M",
+			"--max-memory",
+			"192M",
+			"--excache",
+			"8M",
+			"--slab-size",
+			"64M",
+			"--memsrv",
+			prim,
+			"--memsrv-secondary",
+			sec,
+			"--control",
+			sock,
+			"--args",
+			"resize=1",
+			"--order",
+			(char *)test_order_file("{\"hotplug\":%llu}", 32 * MiB),
+			NULL};
+	struct proc_result r;
+	json_t *res, *x;
+	pid_t ma, mb, vmm;
+
+	test_require_kvm();
+	ma = memsrv_spawn("1G", a);
+	mb = memsrv_spawn("1G", b);
+	/* slab 0 (the boot memory) on A then B, slab 1 (the first 64 MiB plugged) on B then A */
+	snprintf(prim, sizeof(prim), "%s,%s", a, b);
+	snprintf(sec, sizeof(sec), "%s,%s", b, a);
+	snprintf(sock, sizeof(sock), "%s/vmm.sock", test_tmpdir());
+	vmm = proc_spawn(argv);
+	ASSERT(console_wait(vmm, "vmem: waiting for a resize", 1), "the payload never waited");
+	kill(mb, SIGKILL);			      /* slab 1's primary */
+	res = resize(sock, "128M", err, sizeof(err)); /* 64 MiB: all that is placed */
+	ASSERT(res, "memory.resize: %s", err);
+	json_decref(res);
+	proc_collect(vmm, 120, &r);
+	if (r.status)
+		printf("--- stderr\n%s\n", r.err);
+	ASSERT_EQ(r.status, 0);
+	ASSERT_EQ(report(r.out, "usable_size"), 64 * MiB); /* as far as slabs are placed */
+	ASSERT_EQ(report(r.out, "plugged_after_resize_0"), 64 * MiB);
+	ASSERT_EQ(report(r.out, "mismatches"), 0);
+	{
+		const char *p = strstr(r.err, "EXCACHE {");
+
+		ASSERT(p, "no EXCACHE line");
+		x = json_loadb(p + 8, strcspn(p + 8, "\n"), 0, NULL);
+		ASSERT(x);
+		ASSERT(jint(json_object_get(x, "route"), "failovers") >= 1, "no failover happened");
+		json_decref(x);
+	}
+	proc_result_free(&r);
+	kill(ma, SIGTERM);
+}
