@@ -569,7 +569,7 @@ int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out,
 	struct vnode *v;
 	char agent[ADDR_LEN], path[NAME_LEN + 32];
 	bool live, mem_live = false;
-	uint64_t old_xc;
+	uint64_t old_xc, limit;
 
 	if ((!xc && !cpus && !mem) ||
 	    (xc && (!json_is_integer(xc) || json_integer_value(xc) < (json_int_t)MiB)) ||
@@ -590,10 +590,16 @@ int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out,
 	}
 	/* Memory changes live where the vNode can take it (a maximum, and running) */
 	mem_live = mem && vnode_max_memory(v) && v->state == VNODE_RUNNING;
-	if (xc && (uint64_t)json_integer_value(xc) >
-			  (mem ? (uint64_t)json_integer_value(mem) : vnode_memory_now(v))) {
+	/* ... checked against the memory it will have: a live change, or the
+	 * memory that runs (not one waiting for the next start) */
+	limit = mem && (mem_live || v->state != VNODE_RUNNING) ? (uint64_t)json_integer_value(mem)
+							       : vnode_memory_running(v);
+	if (xc && (uint64_t)json_integer_value(xc) > limit) {
 		pthread_mutex_unlock(&m->lock);
-		snprintf(err, errlen, "the ExCache cannot be larger than the vNode's memory");
+		snprintf(err, errlen,
+			 "the ExCache cannot be larger than the vNode's memory (%llu MiB%s)",
+			 (unsigned long long)(limit >> 20),
+			 v->state == VNODE_RUNNING ? ", what runs now" : "");
 		return -EINVAL;
 	}
 	if (mem && !mem_live && vnode_max_memory(v) &&

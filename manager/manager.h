@@ -120,6 +120,8 @@ int role_parse(const char *name);
 uint64_t vnode_max_memory(const struct vnode *v);
 /* vnode_memory_now - the memory @v has (boot memory and what is hotplugged). */
 uint64_t vnode_memory_now(const struct vnode *v);
+/* vnode_memory_running - the memory @v runs with (not one for the next start). */
+uint64_t vnode_memory_running(const struct vnode *v);
 /* vnode_place_target - the bytes of memory @v's placement covers. */
 uint64_t vnode_place_target(const struct vnode *v, uint64_t slab_size);
 /* memresize_spec_check - check and complete a spec's max_memory. 0 or -EINVAL. */

@@ -32,6 +32,14 @@ uint64_t vnode_memory_now(const struct vnode *v)
 	return spec_u64(v->spec, "memory") + spec_u64(v->spec, "hotplug");
 }
 
+uint64_t vnode_memory_running(const struct vnode *v)
+{
+	if (v->state != VNODE_RUNNING && v->state != VNODE_PAUSED)
+		return vnode_memory_now(v);
+	/* a size changed while it runs waits for the next start, unless live */
+	return vnode_max_memory(v) ? vnode_memory_now(v) : v->placed_memory;
+}
+
 uint64_t vnode_place_target(const struct vnode *v, uint64_t slab_size)
 {
 	uint64_t mem = vnode_memory_now(v);

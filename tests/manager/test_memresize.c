@@ -76,6 +76,10 @@ TEST_TIMEOUT(a_running_vnode_grows_and_shrinks_its_memory_live, 300)
 	ASSERT(r.status != 0, "a resize past the maximum was taken");
 	ASSERT_CONTAINS(r.err, "from 64 MiB (what it boots with) to 576 MiB (its maximum)");
 	proc_result_free(&r);
+	legoctl(&r, "resize", "m1", "--memory", "32M", NULL);
+	ASSERT(r.status != 0, "a resize below the boot memory was taken");
+	ASSERT_CONTAINS(r.err, "from 64 MiB (what it boots with)");
+	proc_result_free(&r);
 	legoctl(&r, "resize", "m1", "--memory", "576M", NULL);
 	ASSERT(r.status != 0, "a resize past the cluster's capacity was taken");
 	ASSERT_CONTAINS(r.err, "not enough memory-server capacity");
@@ -124,5 +128,43 @@ TEST_TIMEOUT(a_running_vnode_grows_and_shrinks_its_memory_live, 300)
 		       "the last resize:\n%s", out);
 		free(out);
 	}
+	down_leaves_nothing(NULL, 0);
+}
+
+/*
+ * A vNode without a maximum: its memory changes at the next start, and the
+ * display and the checks keep the two apart: list shows what runs and what
+ * waits, an ExCache is checked against the memory that runs.
+ */
+TEST_TIMEOUT(memory_without_a_maximum_waits_for_the_next_start, 180)
+{
+	struct proc_result r;
+	json_t *l, *v;
+
+	test_require_kvm();
+	cluster_home();
+	up("1G");
+	create_payload("p1", "1", NULL);
+	json_decref(wait_vnode("p1", "running", 0));
+	legoctl(&r, "resize", "p1", "--memory", "128M", "--cpus", "2", NULL);
+	ASSERT(r.status == 0, "resize: %s%s", r.out, r.err);
+	ASSERT_CONTAINS(r.out, "p1: memory 128 MiB, at the next start");
+	ASSERT_CONTAINS(r.out, "p1: 2 vCPUs at the next start");
+	proc_result_free(&r);
+	legoctl(&r, "resize", "p1", "--excache", "100M", NULL);
+	ASSERT(r.status != 0, "an ExCache larger than the memory that runs was taken");
+	ASSERT_CONTAINS(r.err, "64 MiB, what runs now");
+	proc_result_free(&r);
+	l = legoctl_json("list", NULL);
+	v = vnode(l, "p1");
+	ASSERT(v);
+	ASSERT_EQ(JI(v, "memory"), 64 * MiB); /* what runs */
+	ASSERT_EQ(JI(v, "cpus"), 1);
+	ASSERT_EQ(JI(json_object_get(v, "next_start"), "memory"), 128 * MiB);
+	ASSERT_EQ(JI(json_object_get(v, "next_start"), "cpus"), 2);
+	json_decref(l);
+	legoctl(&r, "list", NULL);
+	ASSERT_CONTAINS(r.out, "(next start: 2 vCPUs 128 MiB)");
+	proc_result_free(&r);
 	down_leaves_nothing(NULL, 0);
 }
