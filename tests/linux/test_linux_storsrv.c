@@ -7,7 +7,12 @@
  * boot costs minutes on kvm_pvm hosts.
  *
  * Boot 1: the platform (2 CPUs through ACPI, virtio-blk on PCI, the RTC's
- * date, nproc). The storage server is killed (-9) and restarted twice
+ * date, nproc); live memory resize: the guest's memory grows from 512 MiB
+ * to 1.5 GiB (virtio-mem; the kernel onlines it, movable), lego-verify runs
+ * on it (user pages come from the movable zone first, which is the plugged
+ * memory; 96 MiB: every page fault costs milliseconds on kvm_pvm), and it
+ * is asked to shrink back: it gives a first 128 MiB block back (the rest
+ * follows on its driver's retry timer, too slow here to wait for). The storage server is killed (-9) and restarted twice
  * under the guest: once just after the disk was found (while it mounts and
  * loads), once after the guest wrote a file and synced; the guest then
  * drops its caches and reads the file back from the disk.
@@ -41,6 +46,9 @@
 #include "test.h"
 #include "util.h"
 
+/* The guest's memory in kB, as its kernel counts it. */
+#define MEMTOTAL "$(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2)"
+
 /* One lego.run for both boots: the second finds the file the first wrote. The
  * guest's time runs 20x slow on kvm_pvm: "sleep 1" leaves ~20 s for a restart. */
 #define RUN                                                                                        \
@@ -56,6 +64,12 @@
 	"else "                                                                                    \
 	"echo lego-test: nproc $(nproc); echo %s > /mnt/persist; sync; echo lego-test: synced; "   \
 	"sleep 1; echo 3 > /proc/sys/vm/drop_caches; echo lego-test: read $(cat /mnt/persist); "   \
+	"echo lego-test: plug-wait; until [ " MEMTOTAL " -gt 1400000 ]; do usleep 200000; done; "  \
+	"echo lego-test: grown " MEMTOTAL " kB, $(grep -l online "                                 \
+	"/sys/devices/system/memory/memory*/state | wc -l) blocks online; "                        \
+	"/bin/lego-verify 96M 1; echo lego-test: shrink-wait; "                                    \
+	"until [ " MEMTOTAL " -lt 1450000 ]; do usleep 200000; done; "                             \
+	"echo lego-test: shrunk " MEMTOTAL " kB; "                                                 \
 	"fi; echo lego-test: waiting; sleep 3600"
 
 static long long allocated(const char *path)
@@ -80,6 +94,23 @@ static bool control(const char *sock, const char *cmd)
 		       ans ? json_string_value(json_object_get(ans, "error")) : err);
 	json_decref(ans);
 	return ok;
+}
+
+/* memory.resize to @size (NULL: only ask): the bytes plugged before it. */
+static uint64_t memory(const char *sock, const char *size)
+{
+	char err[256];
+	json_t *req = size ? json_pack("{s:s,s:s}", "cmd", "memory.resize", "size", size)
+			   : json_pack("{s:s}", "cmd", "memory");
+	json_t *ans = ctl_call(sock, req, 10000, err, sizeof(err));
+	uint64_t plugged;
+
+	json_decref(req);
+	ASSERT(ans && json_is_true(json_object_get(ans, "ok")), "memory %s: %s", size ? size : "",
+	       ans ? json_string_value(json_object_get(ans, "error")) : err);
+	plugged = (uint64_t)json_integer_value(json_object_get(ans, "plugged_bytes"));
+	json_decref(ans);
+	return plugged;
 }
 
 static void finish(pid_t vmm, struct proc_result *r)
@@ -115,14 +146,14 @@ TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored,
 			  (char *)test_path("guest/rootfs.img"),
 			  NULL};
 	char order[PATH_MAX]; /* the root volume and its token: vda */
-	char *extra[] = {"--order", order,   "--net",	  "lt0,ip=10.0.7.2/24,gw=10.0.7.1",
-			 "--disk",  scratch, "--control", ctl,
-			 NULL};
+	char *extra[] = {"--order",	 order,	  "--net",     "lt0,ip=10.0.7.2/24,gw=10.0.7.1",
+			 "--disk",	 scratch, "--control", ctl,
+			 "--max-memory", "1536M", NULL};
 	char *argv[KIT_ARGV_MAX];
 	struct netns_httpd *h;
 	struct proc_result r, rr;
 	long long before, after;
-	uint64_t rnd, t0;
+	uint64_t rnd, t0, t1, plugged;
 	json_t *req, *res;
 	int fd, status;
 	const char *p;
@@ -164,6 +195,22 @@ TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored,
 	ASSERT(console_wait(vmm, "lego-test: synced", 1), "the guest never synced");
 	storsrv_kill(&sv, SIGKILL); /* the file is on the server's disk: read back after this */
 	storsrv_start(&sv);
+	/* Live memory resize: 512 MiB to 1.5 GiB and back, while it runs. */
+	ASSERT(console_wait(vmm, "lego-test: plug-wait", 1), "the guest never got to the resize");
+	t1 = now_ns();
+	ASSERT(memory(ctl, "1536M") == 0, "the VMM had memory plugged before the resize");
+	ASSERT(console_wait(vmm, "lego-test: grown", 1), "the guest never saw its memory grow");
+	printf("  grown to 1.5 GiB in the guest %.1f s after the request\n", (now_ns() - t1) / 1e9);
+	ASSERT(console_wait(vmm, "lego-test: shrink-wait", 1), "lego-verify never finished");
+	ASSERT_EQ(memory(ctl, "512M"), 1024ULL << 20); /* plugged before the shrink */
+	t1 = now_ns();
+	ASSERT(console_wait(vmm, "lego-test: shrunk", 1), "the guest never gave memory back");
+	plugged = memory(ctl, NULL);
+	printf("  the guest gave %llu MiB back %.1f s after the request (Linux's driver gives "
+	       "the rest on its retry timer: 50 s of guest time, minutes here)\n",
+	       (unsigned long long)((1024ULL << 20) - plugged) >> 20, (now_ns() - t1) / 1e9);
+	ASSERT(plugged <= (896ULL << 20), "the VMM still has %llu MiB plugged",
+	       (unsigned long long)(plugged >> 20));
 	ASSERT(console_wait(vmm, "lego-test: waiting", 1), "the first boot never got there");
 	printf("  boot 1 took %.0f s\n", (now_ns() - t0) / 1e9);
 	before = allocated(vol);
@@ -231,6 +278,16 @@ TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored,
 	ASSERT_CONTAINS(r.out, "virtio_blk virtio0: [vda]");
 	ASSERT_CONTAINS(r.out, "EXT4-fs (vda): mounted");
 	ASSERT(console_line(r.out, "lego-test: nproc 2"), "nproc did not print 2");
+	/* the memory plugged live: onlined by the kernel, used, given back */
+	ASSERT_CONTAINS(r.out, "virtio_mem virtio");
+	p = console_line(r.out, "lego-test: grown ");
+	ASSERT(p && strtoll(p + strlen("lego-test: grown "), NULL, 10) > 1400000,
+	       "the guest's memory did not grow");
+	ASSERT(console_line(r.out, "lego-verify: 0 mismatches"),
+	       "lego-verify over the grown memory:\n%s", r.out);
+	p = console_line(r.out, "lego-test: shrunk ");
+	ASSERT(p && strtoll(p + strlen("lego-test: shrunk "), NULL, 10) < 1450000,
+	       "the guest did not give memory back");
 	/* the CMOS clock gave the kernel the host's date */
 	ASSERT(strstr(r.out, "Unable to read current time from RTC") == NULL,
 	       "no time from the RTC");
