@@ -28,19 +28,24 @@ int store_init(struct store *s, uint64_t capacity)
 	return 0;
 }
 
+/* Page @p of @vn goes: its memory back to the system, its slot recycled. */
+static void store_free_page(struct store *s, struct store_vnode *vn, uint64_t p)
+{
+	uint32_t slot = vn->slots[p];
+
+	if (!slot)
+		return;
+	madvise(s->pool + (uint64_t)(slot - 1) * LMP_PAGE, LMP_PAGE, MADV_DONTNEED);
+	s->free_slots[s->nr_free++] = slot - 1;
+	s->used_pages--;
+	vn->used--;
+	vn->slots[p] = 0;
+}
+
 static void store_free_pages(struct store *s, struct store_vnode *vn)
 {
-	for (uint64_t p = 0; vn->used && p < vn->nr_pages; p++) {
-		uint32_t slot = vn->slots[p];
-
-		if (!slot)
-			continue;
-		/* Give the memory back and recycle the slot. */
-		madvise(s->pool + (uint64_t)(slot - 1) * LMP_PAGE, LMP_PAGE, MADV_DONTNEED);
-		s->free_slots[s->nr_free++] = slot - 1;
-		s->used_pages--;
-		vn->used--;
-	}
+	for (uint64_t p = 0; vn->used && p < vn->nr_pages; p++)
+		store_free_page(s, vn, p);
 }
 
 int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_t since,
@@ -219,15 +224,9 @@ int store_discard(struct store *s, struct store_vnode *vn, uint64_t first, uint6
 	if (first > vn->nr_pages || n > vn->nr_pages - first)
 		return -ERANGE;
 	for (uint64_t p = first; p < first + n; p++) {
-		uint32_t slot = vn->slots[p];
-
-		if (!slot)
+		if (!vn->slots[p])
 			continue;
-		madvise(s->pool + (uint64_t)(slot - 1) * LMP_PAGE, LMP_PAGE, MADV_DONTNEED);
-		s->free_slots[s->nr_free++] = slot - 1;
-		s->used_pages--;
-		vn->used--;
-		vn->slots[p] = 0;
+		store_free_page(s, vn, p);
 		if (vn->backup && vn->backup->scope[p]) {
 			vn->backup->dirty[p] = 1; /* the backup learns it is zeros now */
 			vn->backup->writes_since++;
