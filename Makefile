@@ -9,7 +9,7 @@ Q       := $(if $(filter 1,$(V)),,@)
 DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev liburing-dev clang-format \
                 zlib1g-dev liblzma-dev liblz4-dev libzstd-dev cpio e2fsprogs \
                 acpica-tools fio libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev \
-                libvirt-dev libxml2-dev sqlite3 iproute2
+                libvirt-dev libxml2-dev sqlite3 iproute2 libgnutls28-dev
 
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers -D_GNU_SOURCE -pthread -MMD -MP
@@ -27,7 +27,7 @@ INC_cli     := -Icommon -Icli
 INC_tests   := -Icommon -Ivmm -Imemsrv -Istorsrv -Imanager -Iagent -Icli -Iguest/payloads \
                -Itests/lib -I/usr/include/libxml2
 MANAGER_LDLIBS := -lsqlite3 -lvirt -lxml2
-LDLIBS  := -pthread -ljansson -luring -lz -llzma -llz4 -lzstd -lmicrohttpd -lcurl
+LDLIBS  := -pthread -ljansson -luring -lz -llzma -llz4 -lzstd -lmicrohttpd -lcurl -lgnutls
 
 # Payloads: freestanding, static, linked at LP_LOAD_ADDR and flattened.
 PAYLOAD_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-pic -fno-pie \
