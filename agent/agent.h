@@ -44,6 +44,7 @@
 #include <sys/types.h>
 
 #include "order.h"
+#include "pki.h"
 
 #define AGENT_MAX_VMMS 256
 #define AGENT_NAME_MAX 64
@@ -69,7 +70,9 @@ struct agent {
 	struct vmm_proc procs[AGENT_MAX_VMMS];
 	int nr;
 	char dir[1024], vmm[PATH_MAX], kit[PATH_MAX], payloads[PATH_MAX];
-	const char *addr;
+	const char *addr;	/* --listen: the API */
+	char advertise[256];	/* where the manager and legoctl reach it */
+	struct pki_identity id; /* its certificate in the cluster */
 	uint64_t capacity;
 	int cpus;
 	pthread_t reaper;

@@ -407,7 +407,7 @@ json_t *agent_beat(void *opaque)
 		}
 	}
 	return json_pack(
-		"{s:s,s:s,s:I,s:I,s:i,s:o,s:o}", "role", "agent", "addr", a->addr, "capacity",
+		"{s:s,s:s,s:I,s:I,s:i,s:o,s:o}", "role", "agent", "addr", a->advertise, "capacity",
 		(json_int_t)a->capacity, "used", (json_int_t)used, "cpus", a->cpus, "vnodes",
 		vnodes, "network",
 		a->bridge[0] ? json_pack("{s:s,s:s}", "bridge", a->bridge, "gateway", a->gateway)
@@ -415,12 +415,16 @@ json_t *agent_beat(void *opaque)
 }
 
 static const struct http_route routes[] = {
-	{"POST", "/v1/vnodes", on_run},	     {"GET", "/v1/vnodes", on_list},
-	{"GET", "/v1/vnodes/", on_vnode},    {"POST", "/v1/vnodes/", on_vnode},
-	{"DELETE", "/v1/vnodes/", on_vnode}, {NULL, NULL, NULL},
+	/* the manager gives orders; legoctl reads and types at consoles */
+	{"POST", "/v1/vnodes", on_run, PKI_MANAGER},
+	{"GET", "/v1/vnodes", on_list, PKI_MANAGER | PKI_ADMIN | PKI_READER},
+	{"GET", "/v1/vnodes/", on_vnode, PKI_MANAGER | PKI_ADMIN},
+	{"POST", "/v1/vnodes/", on_vnode, PKI_MANAGER | PKI_ADMIN},
+	{"DELETE", "/v1/vnodes/", on_vnode, PKI_MANAGER},
+	{NULL, NULL, NULL, 0},
 };
 
 struct httpd *agent_api_start(struct agent *a, char *err, size_t errlen)
 {
-	return httpd_start(a->addr, routes, a, err, errlen);
+	return httpd_start(a->addr, routes, a, &a->id, err, errlen);
 }

@@ -12,17 +12,19 @@
 #include "agent.h"
 #include "http.h"
 #include "log.h"
+#include "member.h"
 #include "netdev.h"
 #include "util.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lego-agent --manager URL --dir DIR [--listen HOST:PORT] [options]\n"
+		"usage: lego-agent --manager URL --identity PREFIX --dir DIR [--listen HOST:PORT]\n"
+		"                  [options]\n"
 		"\n"
 		"The host agent: runs vNodes' VMMs (lego-vmm) here when the manager asks.\n"
 		"\n"
-		"  --manager URL      the lego-manager, e.g. http://127.0.0.1:7300\n"
+		"  --manager URL      the lego-manager, e.g. https://127.0.0.1:7300\n" MEMBER_USAGE
 		"  --dir DIR          per-vNode sockets, consoles and logs (created if missing)\n"
 		"  --listen HOST:PORT the agent's API (default 127.0.0.1:7600)\n"
 		"  --capacity SIZE    memory offered for ExCaches (default: half of this\n"
@@ -112,9 +114,11 @@ int main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
+		MEMBER_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
-	const char *manager = NULL, *dir = NULL, *kit = NULL, *payloads = NULL, *vmm = NULL;
+	const char *dir = NULL, *kit = NULL, *payloads = NULL, *vmm = NULL;
+	struct member_opts mo = {0};
 	struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			  .changed = PTHREAD_COND_INITIALIZER,
 			  .addr = "127.0.0.1:7600"};
@@ -129,7 +133,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
-			manager = optarg;
+			mo.manager = optarg;
 			break;
 		case 'd':
 			dir = optarg;
@@ -172,14 +176,22 @@ int main(int argc, char **argv)
 		case ':':
 			return usage_error("%s needs a value", argv[optind - 1]);
 		default:
+			if (member_opt(&mo, c, optarg))
+				break;
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!manager || !dir)
+	if (!mo.manager || !dir)
 		return usage_error("%s: give --manager URL and --dir DIR", "missing options");
 	log_init("lego-agent", level);
+	umask(077); /* consoles, orders and logs are the vNodes' owner's */
+	if (member_start(&mo, "agent", a.addr, a.advertise, sizeof(a.advertise), &a.id, err,
+			 sizeof(err))) {
+		log_err("%s", err);
+		return 1;
+	}
 	if (find_paths(&a, vmm, kit, payloads, dir))
 		return 1;
 	if (!a.capacity)
@@ -205,8 +217,8 @@ int main(int argc, char **argv)
 		log_err("%s", err);
 		return 1;
 	}
-	beat = beat_start(manager, 1000, agent_beat, &a);
-	log_info("running VMMs for the manager %s; API on http://%s", manager, a.addr);
+	beat = beat_start(mo.manager, 1000, agent_beat, &a);
+	log_info("running VMMs for the manager %s; API on https://%s", mo.manager, a.addr);
 	sigwait(&set, &sig);
 	log_info("stopping (%s): stopping every VMM here", strsignal(sig));
 	beat_stop(beat);

@@ -31,11 +31,32 @@ void home_path(const struct legoctl *lc, char *buf, size_t len, const char *rel)
 }
 
 /* The manager's URL: --manager, $LEGO_MANAGER, or the local cluster's. */
+int load_identity(struct legoctl *lc)
+{
+	struct pki_identity id;
+	char prefix[2 * PATH_MAX], err[2 * PATH_MAX + 512];
+
+	if (lc->id_loaded)
+		return 0;
+	if (!lc->as[0] || !strchr(lc->as, '/'))
+		snprintf(prefix, sizeof(prefix), "%s/pki/%s", lc->home,
+			 lc->as[0] ? lc->as : "admin");
+	else
+		snprintf(prefix, sizeof(prefix), "%s", lc->as);
+	if (pki_identity(prefix, &id, err, sizeof(err)))
+		return fail("who are you to this cluster? %s", err);
+	http_identity(&id);
+	lc->id_loaded = true;
+	return 0;
+}
+
 int find_manager(struct legoctl *lc)
 {
 	char p[PATH_MAX];
 	json_t *c;
 
+	if (load_identity(lc))
+		return 1;
 	if (lc->manager[0])
 		return 0;
 	if (getenv("LEGO_MANAGER")) {
@@ -117,7 +138,8 @@ char *console_fetch(const char *agent, const char *name, long long *off)
 	char url[600], err[512], *data = NULL;
 	int s;
 
-	snprintf(url, sizeof(url), "http://%s/v1/vnodes/%s/console?from=%lld", agent, name, *off);
+	snprintf(url, sizeof(url), "%s://%s/v1/vnodes/%s/console?from=%lld", http_scheme(), agent,
+		 name, *off);
 	s = http_call_raw("GET", url, NULL, NULL, &data, 10000, err, sizeof(err));
 	if (s != 200) {
 		free(data);

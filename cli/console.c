@@ -77,8 +77,8 @@ int cmd_console(struct legoctl *lc, int argc, char **argv)
 			} else {
 				if (memchr(buf, 0x1d, (size_t)r)) /* Ctrl-] */
 					break;
-				snprintf(url, sizeof(url), "http://%s/v1/vnodes/%s/console", agent,
-					 name);
+				snprintf(url, sizeof(url), "%s://%s/v1/vnodes/%s/console",
+					 http_scheme(), agent, name);
 				buf[r] = '\0';
 				http_call_raw("POST", url, "application/octet-stream", buf, NULL,
 					      5000, err, sizeof(err));

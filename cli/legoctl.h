@@ -29,6 +29,8 @@ struct legoctl {
 	bool up_quietly;	    /* `up` as a step of another command: say only what it starts */
 	char home[PATH_MAX - 64];   /* $LEGO_HOME */
 	char manager[256];	    /* the manager's URL ("": not found yet) */
+	char as[PATH_MAX - 64];	    /* --as: whose identity ("": $LEGO_HOME/pki/admin) */
+	bool id_loaded;		    /* http_identity is set */
 	char bindir[PATH_MAX - 64]; /* where legoctl and lego's daemons are */
 	struct termios tty_saved;   /* the terminal before the console made it raw */
 	bool tty_raw;
@@ -48,7 +50,9 @@ int usage_fail(const char *cmd, const char *fmt, const char *arg);
 int help_or_args(int argc, char **argv, int nargs, const char *fmt, const char *arg);
 /* home_path - $LEGO_HOME/@rel into @buf. */
 void home_path(const struct legoctl *lc, char *buf, size_t len, const char *rel);
-/* find_manager - the manager's URL into lc->manager; 1 (said why) if there is none. */
+/* load_identity - who legoctl is to the cluster (--as, else admin); 1 (said why) if unknown. */
+int load_identity(struct legoctl *lc);
+/* find_manager - the manager's URL into lc->manager, and the identity; 1 (said why) if none. */
 int find_manager(struct legoctl *lc);
 /* api - call the manager; the answer, or NULL after saying why. */
 json_t *api(struct legoctl *lc, const char *method, const char *fmt, json_t *body, ...);
@@ -73,6 +77,7 @@ int cmd_nodes(struct legoctl *lc, int argc, char **argv);
 int cmd_simple(struct legoctl *lc, int argc, char **argv); /* start, stop, destroy */
 int cmd_resize(struct legoctl *lc, int argc, char **argv);
 int cmd_dumpxml(struct legoctl *lc, int argc, char **argv);
+int cmd_token(struct legoctl *lc, int argc, char **argv);
 /* wait_ready - follow @name's console until the kit's init says it is ready (0), or it stops (1). */
 int wait_ready(struct legoctl *lc, const char *name, const char *agent);
 /* wait_console - watch @name's console until @marker appears (0) or the vNode

@@ -7,11 +7,13 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "http.h"
 #include "legoctl.h"
+#include "pki.h"
 #include "util.h"
 
 /* ---- up / down ---- */
@@ -136,6 +138,50 @@ static json_t *choose_network(const char *home)
 			 json_sprintf("10.77.%u.1/24", n));
 }
 
+/*
+ * The local cluster's identity under $LEGO_HOME/pki: made on the first up
+ * (its CA, the manager's, admin's and reader's certificates), then a
+ * certificate for each local component that has none. Their prefixes
+ * (manager, memsrv-1, memsrv-2, storsrv, agent, agent-N) into @id.
+ */
+static int local_identities(struct legoctl *lc, int nr_agents, char *pki, char (*id)[PATH_MAX + 16],
+			    size_t idlen)
+{
+	static const char *const local[] = {"127.0.0.1", "localhost", NULL};
+	const char *names[4 + MAX_AGENTS] = {"manager", "memsrv-1", "memsrv-2", "storsrv",
+					     "agent",	"agent-2",  "agent-3",	"agent-4"};
+	const unsigned roles[4 + MAX_AGENTS] = {PKI_MANAGER, PKI_MEMSRV, PKI_MEMSRV, PKI_STORSRV,
+						PKI_AGENT,   PKI_AGENT,	 PKI_AGENT,  PKI_AGENT};
+	char p[PATH_MAX + 32], err[1024];
+
+	home_path(lc, pki, PATH_MAX, "pki");
+	snprintf(p, sizeof(p), "%s/ca.key", pki);
+	if (access(p, F_OK)) {
+		uint8_t r[4];
+		char cluster[32];
+
+		if (getrandom(r, sizeof(r), 0) != sizeof(r))
+			return fail("no randomness for the cluster's name");
+		snprintf(cluster, sizeof(cluster), "lego-%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+		if (pki_init_cluster(pki, cluster, NULL, err, sizeof(err)))
+			return fail("cannot make the cluster's identity: %s", err);
+		if (!lc->json && !lc->up_quietly)
+			printf("  %-9s made: cluster '%s', its CA and certificates in %s\n",
+			       "identity", cluster, pki);
+	}
+	for (int i = 0; i < 4 + nr_agents; i++) {
+		if ((size_t)snprintf(id[i], idlen, "%.*s/%s", PATH_MAX, pki, names[i]) >= idlen)
+			return fail("%s: path too long", pki);
+		snprintf(p, sizeof(p), "%.*s.pem", PATH_MAX, id[i]);
+		if (!access(p, F_OK))
+			continue;
+		struct pki_cert_req req = {.name = names[i], .role = roles[i], .hosts = local};
+		if (pki_issue(pki, &req, err, sizeof(err)))
+			return fail("cannot make %s's certificate: %s", names[i], err);
+	}
+	return load_identity(lc);
+}
+
 static void up_help(struct legoctl *lc)
 {
 	printf("usage: legoctl up [--memsrv-capacity SIZE] [--agent-capacity SIZE] [--agents N]\n"
@@ -163,6 +209,7 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	char p[PATH_MAX], cfg[PATH_MAX], db[PATH_MAX], vols[PATH_MAX], vdir[PATH_MAX];
 	char bin[6][PATH_MAX], addr[4 + MAX_AGENTS][256], bridge[32], subnet[32], gateway[32];
 	char vdirs[MAX_AGENTS][PATH_MAX + 16], anames[MAX_AGENTS][24];
+	char pki[PATH_MAX], id[4 + MAX_AGENTS][PATH_MAX + 16];
 	json_t *c, *more;
 	uint64_t sz;
 	int o, nr_agents = 0;
@@ -184,7 +231,7 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	if (parse_size(mcap, &sz) || (acap && parse_size(acap, &sz)))
 		return usage_fail("up", "'%s' is not a size (e.g. 4G)", acap ? acap : mcap);
 	for (const char *d = "", *const *l = (const char *[]){"", "logs", "run", "volumes",
-							      "vnodes", NULL};
+							      "vnodes", "pki", NULL};
 	     (d = *l); l++) {
 		home_path(lc, p, sizeof(p), d);
 		if (mkdir(p, 0700) && errno != EEXIST) {
@@ -201,11 +248,14 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	c = json_load_file(cfg, 0, NULL);
 	if (!c)
 		c = json_pack("{s:o,s:[o,o],s:o,s:o}", "manager",
-			      json_sprintf("http://127.0.0.1:%d", free_port()), "memsrv",
+			      json_sprintf("https://127.0.0.1:%d", free_port()), "memsrv",
 			      json_sprintf("127.0.0.1:%d", free_port()),
 			      json_sprintf("127.0.0.1:%d", free_port()), "storsrv",
 			      json_sprintf("127.0.0.1:%d", free_port()), "agent",
 			      json_sprintf("127.0.0.1:%d", free_port()));
+	const char *old = json_string_value(json_object_get(c, "manager"));
+	if (old && !strncmp(old, "http://", 7)) /* made before the cluster had TLS */
+		json_object_set_new(c, "manager", json_sprintf("https://%s", old + 7));
 	if (!json_object_get(c, "network")) /* its bridge and subnet, chosen once as well */
 		json_object_set_new(c, "network", choose_network(lc->home));
 	/* agents beyond the first, on the same bridge: "more_agents" */
@@ -221,7 +271,7 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	snprintf(subnet, sizeof(subnet), "%s", JS(json_object_get(c, "network"), "subnet"));
 	snprintf(gateway, sizeof(gateway), "%s", JS(json_object_get(c, "network"), "gateway"));
 	snprintf(lc->manager, sizeof(lc->manager), "%s", JS(c, "manager"));
-	snprintf(addr[0], 256, "%s", lc->manager + strlen("http://"));
+	snprintf(addr[0], 256, "%s", lc->manager + strlen("https://"));
 	snprintf(addr[1], 256, "%s",
 		 json_string_value(json_array_get(json_object_get(c, "memsrv"), 0)));
 	snprintf(addr[2], 256, "%s",
@@ -237,6 +287,8 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 		if (access(bin[i], X_OK))
 			return fail("%s is missing: build it with 'make'", bin[i]);
 	}
+	if (local_identities(lc, nr_agents, pki, id, sizeof(id[0])))
+		return 1;
 	home_path(lc, db, sizeof(db), "manager.db");
 	home_path(lc, vols, sizeof(vols), "volumes");
 	home_path(lc, vdir, sizeof(vdir), "vnodes");
@@ -249,28 +301,34 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 			return fail("cannot create %s: %s", vdirs[k], strerror(errno));
 	}
 	struct daemon ds[] = {
-		{"manager", {bin[0], "--db", db, "--listen", addr[0], "--subnet", subnet, NULL}},
+		{"manager",
+		 {bin[0], "--db", db, "--pki", pki, "--listen", addr[0], "--subnet", subnet, NULL}},
 		{"memsrv-1",
 		 {bin[1], "--listen", addr[1], "--capacity", (char *)mcap, "--manager", lc->manager,
-		  NULL}},
+		  "--identity", id[1], NULL}},
 		{"memsrv-2",
 		 {bin[1], "--listen", addr[2], "--capacity", (char *)mcap, "--manager", lc->manager,
-		  NULL}},
+		  "--identity", id[2], NULL}},
 		{"storsrv",
-		 {bin[2], "--listen", addr[3], "--data", vols, "--manager", lc->manager, NULL}},
+		 {bin[2], "--listen", addr[3], "--data", vols, "--manager", lc->manager,
+		  "--identity", id[3], NULL}},
 		{"agent",
-		 {bin[3], "--listen", addr[4], "--dir", vdir, "--manager", lc->manager, "--bridge",
-		  bridge, "--gateway", gateway, acap ? "--capacity" : NULL, agent_cap, NULL}},
+		 {bin[3], "--listen", addr[4], "--dir", vdir, "--manager", lc->manager,
+		  "--identity", id[4], "--bridge", bridge, "--gateway", gateway,
+		  acap ? "--capacity" : NULL, agent_cap, NULL}},
 		/* the others join the first's bridge (it owns it), each with a directory */
 		{anames[1],
 		 {bin[3], "--listen", addr[5], "--dir", vdirs[1], "--manager", lc->manager,
-		  "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap, NULL}},
+		  "--identity", id[5], "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap,
+		  NULL}},
 		{anames[2],
 		 {bin[3], "--listen", addr[6], "--dir", vdirs[2], "--manager", lc->manager,
-		  "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap, NULL}},
+		  "--identity", id[6], "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap,
+		  NULL}},
 		{anames[3],
 		 {bin[3], "--listen", addr[7], "--dir", vdirs[3], "--manager", lc->manager,
-		  "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap, NULL}},
+		  "--identity", id[7], "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap,
+		  NULL}},
 	};
 	int started = 0;
 	bool fresh[ARRAY_SIZE(ds)] = {false}; /* started now: ready once it answers */

@@ -1,5 +1,6 @@
 /* main.c - legoctl: its global options and the commands (legoctl.h). */
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "http.h"
@@ -9,7 +10,7 @@
 static void help(struct legoctl *lc, FILE *f)
 {
 	fprintf(f,
-		"usage: legoctl [--json] [--manager URL] COMMAND [ARGS]\n"
+		"usage: legoctl [--json] [--manager URL] [--as NAME] COMMAND [ARGS]\n"
 		"\n"
 		"Drive a lego cluster: vNodes whose memory lives on memory servers and whose\n"
 		"disks live on a storage server.\n"
@@ -31,9 +32,12 @@ static void help(struct legoctl *lc, FILE *f)
 		"  dumpxml NAME       a vNode as libvirt domain XML\n"
 		"  demo failover      kill a vNode's primary memory server under a verifying\n"
 		"                     workload, live (--guest payload|linux)\n"
+		"  token create       a join token: how a new host's component joins the cluster\n"
 		"\n"
 		"  --json             machine-readable output\n"
 		"  --manager URL      a manager elsewhere (default: the cluster under $LEGO_HOME)\n"
+		"  --as NAME          whose certificate to present: $LEGO_HOME/pki/NAME (default\n"
+		"                     admin; reader may only read), or a PREFIX with a '/'\n"
 		"\n"
 		"$LEGO_HOME: %s\n"
 		"'legoctl COMMAND --help' tells more.\n",
@@ -52,12 +56,14 @@ int main(int argc, char **argv)
 		{"start", cmd_simple},	  {"destroy", cmd_simple},    {"dumpxml", cmd_dumpxml},
 		{"demo", cmd_demo},	  {"pause", cmd_pause},	      {"resume", cmd_pause},
 		{"migrate", cmd_migrate}, {"snapshot", cmd_snapshot}, {"restore", cmd_restore},
+		{"token", cmd_token},
 	};
 	struct legoctl ctx = {0}, *lc = &ctx;
 	char self[PATH_MAX];
 	int i = 1;
 
 	signal(SIGPIPE, SIG_IGN);
+	umask(077); /* what legoctl writes under $LEGO_HOME is its owner's */
 	if (getenv("LEGO_HOME") && *getenv("LEGO_HOME"))
 		snprintf(lc->home, sizeof(lc->home), "%s", getenv("LEGO_HOME"));
 	else
@@ -70,6 +76,8 @@ int main(int argc, char **argv)
 			lc->json = true;
 		} else if (!strcmp(argv[i], "--manager") && i + 1 < argc) {
 			snprintf(lc->manager, sizeof(lc->manager), "%s", argv[++i]);
+		} else if (!strcmp(argv[i], "--as") && i + 1 < argc) {
+			snprintf(lc->as, sizeof(lc->as), "%s", argv[++i]);
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			help(lc, stdout);
 			return 0;

@@ -1,6 +1,7 @@
 /* http.c - JSON over HTTP: libmicrohttpd for serving, libcurl for calling. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -20,6 +21,8 @@ struct httpd {
 	const struct http_route *routes;
 	void *opaque;
 	int fd;
+	bool tls;
+	char *ca, *cert, *key; /* PEM, while the daemon runs */
 };
 
 /* A body being received (a request here, an answer in the client). */
@@ -27,6 +30,7 @@ struct body {
 	char *buf; /* NUL-terminated */
 	size_t len, cap;
 	bool too_big;
+	struct pki_peer peer; /* the caller, verified (a request here) */
 };
 
 /* Append @n bytes, growing geometrically (answers can be megabytes). -1: no memory. */
@@ -86,6 +90,50 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *
 	return ret;
 }
 
+/*
+ * Is the caller of @r on @conn a member of the cluster in a role @r allows?
+ * Who it is goes into @b->peer; if not, the answer says why (401 without a
+ * certificate, 403 with one that is not good enough).
+ */
+static bool caller_allowed(struct httpd *h, struct MHD_Connection *conn, const struct http_route *r,
+			   struct body *b, struct http_resp *resp)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	const gnutls_datum_t *certs = NULL;
+	unsigned n = 0;
+	char why[512], roles[128] = "";
+
+	if (ci && ci->tls_session)
+		certs = gnutls_certificate_get_peers(ci->tls_session, &n);
+	if (!n) {
+		http_error(resp, 401,
+			   "%s %s needs a certificate of a member of this cluster, and the caller "
+			   "presented none",
+			   r->method, r->prefix);
+		return false;
+	}
+	if (pki_verify(h->ca, certs[0].data, certs[0].size, &b->peer, why, sizeof(why))) {
+		log_warn("refused %s %s: %s", r->method, r->prefix, why);
+		http_error(resp, 403, "%s", why);
+		memset(&b->peer, 0, sizeof(b->peer));
+		return false;
+	}
+	if (b->peer.role & r->allow)
+		return true;
+	for (unsigned bit = 1; bit && bit <= PKI_STORSRV; bit <<= 1)
+		if (r->allow & bit)
+			snprintf(roles + strlen(roles), sizeof(roles) - strlen(roles), "%s%s",
+				 roles[0] ? ", " : "", pki_role_name(bit));
+	log_warn("refused %s %s to '%s', a %s", r->method, r->prefix, b->peer.name,
+		 pki_role_name(b->peer.role));
+	http_error(resp, 403, "'%s' is a%s %s, and %s %s is for: %s", b->peer.name,
+		   strchr("aeiou", pki_role_name(b->peer.role)[0]) ? "n" : "",
+		   pki_role_name(b->peer.role), r->method, r->prefix, roles);
+	memset(&b->peer, 0, sizeof(b->peer));
+	return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **state)
@@ -103,6 +151,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!b)
 			return MHD_NO;
 		*state = b;
+		/* who calls, and may they: decided before a byte of the body is read */
+		r = route_find(h, method, url, &rest, &other);
+		if (r && h->tls && !(r->allow & HTTP_PUBLIC) &&
+		    !caller_allowed(h, conn, r, b, &resp))
+			return send_resp(conn, &resp);
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -134,6 +187,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		.body_len = b->len,
 		.content_type = ct ? ct : "",
 		.conn = conn,
+		.peer = h->tls && b->peer.role ? &b->peer : NULL,
 	};
 	r->fn(h->opaque, &req, &resp);
 	if (!resp.status)
@@ -154,10 +208,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **state,
 	}
 }
 
+static void httpd_free(struct httpd *h)
+{
+	if (h->key) {
+		explicit_bzero(h->key, strlen(h->key));
+		free(h->key);
+	}
+	free(h->cert);
+	free(h->ca);
+	free(h);
+}
+
 struct httpd *httpd_start(const char *addr, const struct http_route *routes, void *opaque,
-			  char *err, size_t errlen)
+			  const struct pki_identity *id, char *err, size_t errlen)
 {
 	struct httpd *h = calloc(1, sizeof(*h));
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
 
 	if (!h) {
 		snprintf(err, errlen, "out of memory");
@@ -165,19 +231,42 @@ struct httpd *httpd_start(const char *addr, const struct http_route *routes, voi
 	}
 	h->routes = routes;
 	h->opaque = opaque;
+	if (id) {
+		const char *bad = !(h->ca = pki_read(id->ca))	    ? id->ca
+				  : !(h->cert = pki_read(id->cert)) ? id->cert
+				  : !(h->key = pki_read(id->key))   ? id->key
+								    : NULL;
+
+		if (bad) {
+			snprintf(err, errlen, "%s: %s", bad, strerror(errno));
+			httpd_free(h);
+			return NULL;
+		}
+		h->tls = true;
+		flags |= MHD_USE_TLS;
+	}
 	h->fd = tcp_listen(addr, 3000, err, errlen);
 	if (h->fd < 0) {
-		free(h);
+		httpd_free(h);
 		return NULL;
 	}
-	h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-				NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, h->fd,
-				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-				MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+	/* MHD_OPTION_HTTPS_MEM_TRUST makes the server ask for the caller's certificate;
+	 * caller_allowed verifies it, so that a refusal can say why */
+	h->d = h->tls ? MHD_start_daemon(
+				flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
+				h->fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+				MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_HTTPS_MEM_KEY,
+				h->key, MHD_OPTION_HTTPS_MEM_CERT, h->cert,
+				MHD_OPTION_HTTPS_MEM_TRUST, h->ca, MHD_OPTION_END)
+		      : MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+					 MHD_OPTION_LISTEN_SOCKET, h->fd,
+					 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+					 MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
 	if (!h->d) {
-		snprintf(err, errlen, "cannot start the HTTP server on %s", addr);
+		snprintf(err, errlen, "cannot start the HTTP%s server on %s%s", h->tls ? "S" : "",
+			 addr, h->tls ? " (is the certificate the key's?)" : "");
 		close(h->fd);
-		free(h);
+		httpd_free(h);
 		return NULL;
 	}
 	return h;
@@ -189,7 +278,7 @@ void httpd_stop(struct httpd *h)
 		return;
 	MHD_stop_daemon(h->d);
 	close(h->fd);
-	free(h);
+	httpd_free(h);
 }
 
 const char *http_query(const struct http_req *req, const char *key)
@@ -243,6 +332,19 @@ json_t *http_parse_body(const struct http_req *req, struct http_resp *resp)
 /* ---- client ---- */
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static struct pki_identity client_id;
+static bool client_tls;
+
+void http_identity(const struct pki_identity *id)
+{
+	client_id = *id;
+	client_tls = true;
+}
+
+const char *http_scheme(void)
+{
+	return client_tls ? "https" : "http";
+}
 
 static void curl_init(void)
 {
@@ -257,9 +359,18 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
 int http_call_raw(const char *method, const char *url, const char *type, const char *body,
 		  char **out, int timeout_ms, char *err, size_t errlen)
 {
+	const struct pki_identity *id = client_tls ? &client_id : NULL;
+
+	return http_call_with(id, method, url, type, body, out, timeout_ms, err, errlen);
+}
+
+int http_call_with(const struct pki_identity *id, const char *method, const char *url,
+		   const char *type, const char *body, char **out, int timeout_ms, char *err,
+		   size_t errlen)
+{
 	struct body b = {0};
 	struct curl_slist *hdrs = NULL;
-	char ct[128];
+	char ct[128], why[CURL_ERROR_SIZE] = "";
 	long status = -1;
 	CURLcode rc;
 	CURL *c;
@@ -278,6 +389,22 @@ int http_call_raw(const char *method, const char *url, const char *type, const c
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, why);
+	if (id && id->ca[0]) {
+		/* the server must be a member: signed by the cluster's CA, for its address */
+		curl_easy_setopt(c, CURLOPT_CAINFO, id->ca);
+		curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	} else if (id) {
+		/* trusting no one: only to fetch a CA that is checked against a fingerprint */
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (id && id->cert[0]) {
+		curl_easy_setopt(c, CURLOPT_SSLCERT, id->cert);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, id->key);
+	}
 	if (body) {
 		snprintf(ct, sizeof(ct), "Content-Type: %s", type ? type : "application/json");
 		hdrs = curl_slist_append(hdrs, ct);
@@ -289,7 +416,7 @@ int http_call_raw(const char *method, const char *url, const char *type, const c
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	else
-		snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(rc));
+		snprintf(err, errlen, "%s: %s", url, why[0] ? why : curl_easy_strerror(rc));
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
 	if (rc != CURLE_OK) {

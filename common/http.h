@@ -5,6 +5,12 @@
  * connection, a table of routes, request bodies collected for the handler,
  * JSON or text answers. Client side (legoctl, heartbeats, the manager calling
  * agents): libcurl. No HTTP is parsed here by hand.
+ *
+ * In a cluster every call is HTTPS with both ends authenticated (pki.h):
+ * the server presents its member certificate and asks for the caller's; a
+ * route names the roles that may call it, and a caller without a valid
+ * certificate of one of them is refused with the reason, before its body is
+ * read.
  */
 #ifndef LEGO_HTTP_H
 #define LEGO_HTTP_H
@@ -12,6 +18,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "pki.h"
 
 /* ---- server ---- */
 
@@ -21,8 +29,9 @@ struct http_req {
 	const char *rest;   /* what follows the route's prefix: "web" */
 	const char *body;   /* NUL-terminated request body ("" if none) */
 	size_t body_len;
-	const char *content_type; /* or "" */
-	void *conn;		  /* the libmicrohttpd connection, for http_query */
+	const char *content_type;    /* or "" */
+	void *conn;		     /* the libmicrohttpd connection, for http_query */
+	const struct pki_peer *peer; /* who called (NULL on a plain-HTTP server) */
 };
 
 struct http_resp {
@@ -38,17 +47,22 @@ struct http_route {
 	const char *method;
 	const char *prefix; /* the path, or a prefix ending in '/' that takes a rest */
 	http_handler fn;
+	unsigned allow; /* the roles (pki.h) that may call it, or HTTP_PUBLIC */
 };
+
+/* A route anyone may call, with or without a certificate (joining with a token). */
+#define HTTP_PUBLIC (1u << 31)
 
 struct httpd;
 
 /*
- * httpd_start - listen on @addr ("HOST:PORT") and serve
- * @routes (terminated by a NULL method) with @opaque. NULL with a reason in
- * @err.
+ * httpd_start - listen on @addr ("HOST:PORT") and serve @routes (terminated
+ * by a NULL method) with @opaque: HTTPS as the member @id, or plain HTTP if
+ * @id is NULL (then no route's roles are checked: only for tests of this
+ * file). NULL with a reason in @err.
  */
 struct httpd *httpd_start(const char *addr, const struct http_route *routes, void *opaque,
-			  char *err, size_t errlen);
+			  const struct pki_identity *id, char *err, size_t errlen);
 void httpd_stop(struct httpd *h);
 
 /* http_query - the value of query argument @key, or NULL. */
@@ -70,6 +84,14 @@ json_t *http_parse_body(const struct http_req *req, struct http_resp *resp);
 /* ---- client ---- */
 
 /*
+ * http_identity - the member this process is on every https:// call: the
+ * certificate it presents, and the CA the server must be signed by. Call
+ * once, before any call. http_scheme - "https" once that is set, else "http".
+ */
+void http_identity(const struct pki_identity *id);
+const char *http_scheme(void);
+
+/*
  * http_call - @method @url with @body (JSON, may be NULL; not stolen) and wait
  * at most @timeout_ms. On a transport error returns -1 with a sentence in
  * @err. Otherwise returns the HTTP status and, if @out, the parsed JSON answer
@@ -85,6 +107,16 @@ int http_call(const char *method, const char *url, json_t *body, json_t **out, i
  */
 int http_call_raw(const char *method, const char *url, const char *type, const char *body,
 		  char **out, int timeout_ms, char *err, size_t errlen);
+
+/*
+ * http_call_with - http_call_raw as @id: its certificate if id->cert is not
+ * empty, the server checked against id->ca if that is not empty (an empty
+ * one trusts any server: only to fetch a CA that is then checked against a
+ * fingerprint). @id NULL: plain HTTP.
+ */
+int http_call_with(const struct pki_identity *id, const char *method, const char *url,
+		   const char *type, const char *body, char **out, int timeout_ms, char *err,
+		   size_t errlen);
 
 /* ---- heartbeats ---- */
 

@@ -15,6 +15,11 @@
  *   DELETE /v1/vnodes/NAME               destroy it: VMM, placement, volume
  *   GET    /v1/status                    the manager itself
  *   GET    /metrics                      Prometheus text format
+ *   POST   /v1/tokens, GET /v1/ca, POST /v1/join   members (members.c)
+ *
+ * Over HTTPS only, both ends members of the cluster: reads are for the admin
+ * and reader roles, changes for the admin, heartbeats for components (each
+ * in its own role); joining needs a join token instead of a certificate.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +27,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "log.h"
 #include "manager.h"
 #include "util.h"
 
@@ -68,6 +74,16 @@ static void on_heartbeat(void *opaque, const struct http_req *req, struct http_r
 
 	if (!beat)
 		return;
+	/* a member beats in the role its certificate gives it, never another */
+	if (req->peer && strcmp(spec_str(beat, "role") ?: "", pki_role_name(req->peer->role))) {
+		log_warn("refused a heartbeat of '%s', a %s, claiming to be a %s", req->peer->name,
+			 pki_role_name(req->peer->role), spec_str(beat, "role") ?: "nothing");
+		http_error(resp, 403, "'%s' is a %s and cannot register in the role %s",
+			   req->peer->name, pki_role_name(req->peer->role),
+			   spec_str(beat, "role") ?: "nothing");
+		json_decref(beat);
+		return;
+	}
 	status = manager_heartbeat(m, beat, err, sizeof(err));
 	json_decref(beat);
 	status_answer(resp, status, err, json_pack("{s:i}", "down_after_ms", m->down_after_ms));
@@ -304,17 +320,82 @@ static void on_metrics(void *opaque, const struct http_req *req, struct http_res
 	resp->content_type = "text/plain; version=0.0.4";
 }
 
+static void on_token(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	struct manager *m = opaque;
+	json_t *body = http_parse_body(req, resp);
+	char token[128], err[256];
+	time_t expires;
+	int r;
+
+	if (!body)
+		return;
+	r = members_token_create(m, pki_role_parse(spec_str(body, "role")),
+				 (long)json_integer_value(json_object_get(body, "ttl_s")), token,
+				 sizeof(token), &expires, err, sizeof(err));
+	json_decref(body);
+	status_answer(resp, r, err,
+		      r ? NULL
+			: json_pack("{s:s,s:I}", "token", token, "expires", (json_int_t)expires));
+	explicit_bzero(token, sizeof(token));
+}
+
+static void on_ca(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	struct manager *m = opaque;
+	char *ca = pki_read(m->id.ca);
+
+	(void)req;
+	if (!ca) {
+		http_error(resp, 500, "%s: %s", m->id.ca, strerror(errno));
+		return;
+	}
+	resp->status = 200;
+	resp->body = ca;
+	resp->content_type = "application/x-pem-file";
+}
+
+static void on_join(void *opaque, const struct http_req *req, struct http_resp *resp)
+{
+	struct manager *m = opaque;
+	json_t *body = http_parse_body(req, resp);
+	char err[512], *cert = NULL, *ca;
+	int r;
+
+	if (!body)
+		return;
+	r = members_join(m, body, &cert, err, sizeof(err));
+	json_decref(body);
+	if (r) {
+		http_error(resp, r == -EACCES ? 403 : 400, "%s", err);
+		return;
+	}
+	ca = pki_read(m->id.ca);
+	http_json(resp, 200, json_pack("{s:s,s:s}", "cert", cert, "ca", ca ? ca : ""));
+	free(ca);
+	free(cert);
+}
+
+#define READ (PKI_ADMIN | PKI_READER)
 static const struct http_route routes[] = {
-	{"POST", "/v1/heartbeat", on_heartbeat}, {"GET", "/v1/components", on_components},
-	{"GET", "/v1/vnodes", on_vnodes},	 {"POST", "/v1/vnodes", on_create},
-	{"GET", "/v1/vnodes/", on_vnode},	 {"POST", "/v1/vnodes/", on_vnode},
-	{"DELETE", "/v1/vnodes/", on_vnode},	 {"GET", "/v1/status", on_status},
-	{"GET", "/metrics", on_metrics},	 {NULL, NULL, NULL},
+	{"POST", "/v1/heartbeat", on_heartbeat, PKI_COMPONENT},
+	{"GET", "/v1/components", on_components, READ},
+	{"GET", "/v1/vnodes", on_vnodes, READ},
+	{"POST", "/v1/vnodes", on_create, PKI_ADMIN},
+	{"GET", "/v1/vnodes/", on_vnode, READ},
+	{"POST", "/v1/vnodes/", on_vnode, PKI_ADMIN},
+	{"DELETE", "/v1/vnodes/", on_vnode, PKI_ADMIN},
+	{"GET", "/v1/status", on_status, READ},
+	{"GET", "/metrics", on_metrics, READ},
+	{"POST", "/v1/tokens", on_token, PKI_ADMIN},
+	{"GET", "/v1/ca", on_ca, HTTP_PUBLIC},
+	{"POST", "/v1/join", on_join, HTTP_PUBLIC},
+	{NULL, NULL, NULL, 0},
 };
 
 struct httpd *api_start(struct manager *m, const char *addr, char *err, size_t errlen)
 {
-	return httpd_start(addr, routes, m, err, errlen);
+	return httpd_start(addr, routes, m, &m->id, err, errlen);
 }
 
 /* ---- /metrics ---- */

@@ -18,7 +18,9 @@ static const char *const schema =
 	"CREATE TABLE IF NOT EXISTS components ("
 	"  role TEXT NOT NULL, addr TEXT NOT NULL, capacity INTEGER NOT NULL,"
 	"  up INTEGER NOT NULL, PRIMARY KEY (role, addr));"
-	"CREATE TABLE IF NOT EXISTS vnodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);";
+	"CREATE TABLE IF NOT EXISTS vnodes (name TEXT PRIMARY KEY, data TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS join_tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL,"
+	"  role TEXT NOT NULL, expires INTEGER NOT NULL, used INTEGER NOT NULL);";
 
 int db_open(struct manager *m, const char *path, char *err, size_t errlen)
 {

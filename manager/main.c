@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -14,20 +16,81 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: lego-manager --db FILE [--listen HOST:PORT] [options]\n"
-		   "\n"
-		   "The cluster's manager: registry, placement and failure detection, with its\n"
-		   "state in SQLite and a JSON API over HTTP (what legoctl uses; curl works too).\n"
-		   "\n"
-		   "  --db FILE           the SQLite database (created if missing); a restarted\n"
-		   "                      manager carries on from it\n"
-		   "  --listen HOST:PORT  the HTTP API (default 127.0.0.1:7300)\n"
-		   "  --slab-size SIZE    memory is placed in slabs of SIZE (default 256M)\n"
-		   "  --down-after MS     a component silent this long is down (default 3000)\n"
-		   "  --subnet A.B.C.D/N  the vNodes' network: their addresses, the first one\n"
-		   "                      the gateway (the agents' bridges); none: no network\n"
-		   "  -v, --verbose       more messages; -q, --quiet fewer\n"
-		   "  -h, --help          this text; --version the version\n");
+	fprintf(f,
+		"usage: lego-manager --db FILE --pki DIR [--listen HOST:PORT] [options]\n"
+		"       lego-manager init --pki DIR [--cluster NAME] [--host HOST]...\n"
+		"\n"
+		"The cluster's manager: registry, placement and failure detection, with its\n"
+		"state in SQLite and a JSON API over HTTPS (what legoctl uses; curl works too,\n"
+		"with a member's certificate).\n"
+		"\n"
+		"'init' creates a cluster's identity in DIR (made 0700): its CA (ca.key, ca.pem)\n"
+		"and the certificates of the manager (for each --host it is reached at;\n"
+		"default 127.0.0.1 and localhost), of an administrator (admin: what legoctl\n"
+		"uses) and of a monitor (reader: reads only). Keys are files of mode 0600.\n"
+		"\n"
+		"  --db FILE           the SQLite database (created if missing); a restarted\n"
+		"                      manager carries on from it\n"
+		"  --pki DIR           the cluster's identity (made by 'init'): the manager's\n"
+		"                      certificate, and the CA key that admits new members\n"
+		"  --listen HOST:PORT  the HTTPS API (default 127.0.0.1:7300)\n"
+		"  --slab-size SIZE    memory is placed in slabs of SIZE (default 256M)\n"
+		"  --down-after MS     a component silent this long is down (default 3000)\n"
+		"  --subnet A.B.C.D/N  the vNodes' network: their addresses, the first one\n"
+		"                      the gateway (the agents' bridges); none: no network\n"
+		"  -v, --verbose       more messages; -q, --quiet fewer\n"
+		"  -h, --help          this text; --version the version\n");
+}
+
+/* lego-manager init: a new cluster's identity. */
+static int cmd_init(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"pki", required_argument, NULL, 'p'},
+		{"cluster", required_argument, NULL, 'c'},
+		{"host", required_argument, NULL, 'H'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *dir = NULL, *cluster = NULL, *hosts[17] = {NULL};
+	char err[512], name[64];
+	int c, nr_hosts = 0;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (c == 'p')
+			dir = optarg;
+		else if (c == 'c')
+			cluster = optarg;
+		else if (c == 'H' && nr_hosts < 16)
+			hosts[nr_hosts++] = optarg;
+		else if (c == 'H')
+			return usage_error("--host: at most 16 (%s is one too many)", optarg);
+		else if (c == 'h')
+			return usage(stdout), 0;
+		else if (c == ':')
+			return usage_error("%s needs a value", argv[optind - 1]);
+		else
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+	}
+	if (!dir)
+		return usage_error("%s: init needs --pki DIR", "missing --pki");
+	if (!cluster) {
+		uint8_t r[4];
+
+		if (getrandom(r, sizeof(r), 0) != sizeof(r))
+			return usage_error("%s: no randomness", "init");
+		snprintf(name, sizeof(name), "lego-%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+		cluster = name;
+	}
+	if (pki_init_cluster(dir, cluster, nr_hosts ? hosts : NULL, err, sizeof(err))) {
+		fprintf(stderr, "lego-manager: %s\n", err);
+		return 1;
+	}
+	printf("cluster '%s' created in %s: ca.pem, manager.pem, admin.pem, reader.pem\n", cluster,
+	       dir);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -38,13 +101,14 @@ int main(int argc, char **argv)
 		{"slab-size", required_argument, NULL, 's'},
 		{"down-after", required_argument, NULL, 'D'},
 		{"subnet", required_argument, NULL, 'n'},
+		{"pki", required_argument, NULL, 'p'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *db = NULL, *listen_addr = "127.0.0.1:7300";
+	const char *db = NULL, *listen_addr = "127.0.0.1:7300", *pki = NULL;
 	enum log_level level = LOG_INFO;
 	static struct manager m;
 	struct httpd *h;
@@ -52,9 +116,15 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int c, sig;
 
+	umask(077); /* the database holds the vNodes' credentials */
+	if (argc > 1 && !strcmp(argv[1], "init"))
+		return cmd_init(argc - 1, argv + 1);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'p':
+			pki = optarg;
+			break;
 		case 'd':
 			db = optarg;
 			break;
@@ -102,6 +172,10 @@ int main(int argc, char **argv)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (!db)
 		return usage_error("%s: give the state database with --db FILE", "missing --db");
+	if (!pki)
+		return usage_error("%s: give the cluster's identity with --pki DIR (lego-manager "
+				   "init makes one)",
+				   "missing --pki");
 	log_init("lego-manager", level);
 	/* Large answers (a list of 10,000 vNodes is ~15 MB of JSON) would otherwise
 	 * be mapped and faulted in afresh for every request. */
@@ -112,6 +186,11 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (members_init(&m, pki, err, sizeof(err))) {
+		log_err("%s", err);
+		return 1;
+	}
+	http_identity(&m.id); /* the manager calls agents as itself */
 	if (manager_init(&m, db, err, sizeof(err))) {
 		log_err("%s", err);
 		return 1;
@@ -123,7 +202,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	manager_start_monitor(&m);
-	log_info("serving the API on http://%s (state in %s)", listen_addr, db);
+	log_info("serving the API on https://%s (state in %s, identity in %s)", listen_addr, db,
+		 pki);
 	sigwait(&set, &sig);
 	log_info("stopping (%s)", strsignal(sig));
 	httpd_stop(h);

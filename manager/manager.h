@@ -17,12 +17,14 @@
 #define LEGO_MANAGER_H
 
 #include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "ipam.h"
+#include "pki.h"
 #include "place.h"
 #include "proto.h"
 
@@ -110,6 +112,11 @@ struct manager {
 	uint64_t nr_requests, nr_heartbeats, nr_placements, nr_refusals;
 	pthread_t monitor;
 	bool stop;
+	/* members.c: the cluster's identity */
+	char pki[PATH_MAX - 64]; /* its directory: ca.pem, manager.pem/.key, ca.key */
+	struct pki_identity id;	 /* the manager's own */
+	char ca_fpr[65];	 /* the CA's SHA-256, in hex */
+	bool can_sign;		 /* ca.key is here: join tokens can be used */
 };
 
 const char *role_name(enum role r);
@@ -134,6 +141,15 @@ bool memresize_plan_trim(struct manager *m, struct vnode *v, uint64_t *size, int
 /* memresize_trim - tell @name's VMM to keep @slabs slabs, and free the rest. Lock not held. */
 int memresize_trim(struct manager *m, const char *agent, const char *name, uint64_t size, int slabs,
 		   char *err, size_t errlen);
+
+/* members.c - join tokens and the certificates signed for them */
+/* members_init - the manager's identity, in @pki_dir. 0 or -1 with @err. */
+int members_init(struct manager *m, const char *pki_dir, char *err, size_t errlen);
+/* members_token_create - a join token for @role, valid @ttl_s (0: 15 min), into @token. */
+int members_token_create(struct manager *m, unsigned role, long ttl_s, char *token, size_t len,
+			 time_t *expires, char *err, size_t errlen);
+/* members_join - a certificate for the join request @req (malloc'd PEM), or -errno with @err. */
+int members_join(struct manager *m, json_t *req, char **cert, char *err, size_t errlen);
 
 /* db.c */
 int db_open(struct manager *m, const char *path, char *err, size_t errlen);

@@ -45,7 +45,7 @@ int agent_call_ms(const char *agent, const char *method, const char *path, json_
 	char url[ADDR_LEN + 128], why[512];
 	int status;
 
-	snprintf(url, sizeof(url), "http://%s%s", agent, path);
+	snprintf(url, sizeof(url), "%s://%s%s", http_scheme(), agent, path);
 	status = http_call(method, url, body, out, timeout_ms, why, sizeof(why));
 	if (status >= 200 && status < 300)
 		return 0;

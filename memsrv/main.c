@@ -1,19 +1,22 @@
 /* main.c - lego-memsrv's command line. */
 #include <getopt.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "http.h"
 #include "log.h"
+#include "member.h"
 #include "memsrv.h"
 #include "util.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lego-memsrv [--listen HOST:PORT] [--capacity SIZE] [--manager URL] [-v|-q]\n"
+		"usage: lego-memsrv [--listen HOST:PORT] [--capacity SIZE]\n"
+		"                   [--manager URL --identity PREFIX [--join FILE]] [-v|-q]\n"
 		"\n"
 		"Serve vNodes' memory pages (the mComponent of lego).\n"
 		"\n"
@@ -21,7 +24,7 @@ static void usage(FILE *f)
 		"  --capacity SIZE     most page memory to hold, e.g. 8G (default 1G);\n"
 		"                      a page takes memory only once it is first written\n"
 		"  --manager URL       register with the lego-manager at URL (e.g.\n"
-		"                      http://127.0.0.1:7300) and send it heartbeats\n"
+		"                      https://127.0.0.1:7300) and send it heartbeats\n" MEMBER_USAGE
 		"  -v, --verbose       more messages; -q, --quiet fewer\n");
 }
 
@@ -46,14 +49,18 @@ int main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
+		MEMBER_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
-	const char *listen_addr = "127.0.0.1:7400", *manager = NULL;
+	const char *listen_addr = "127.0.0.1:7400";
+	static char advertise[256];
+	struct member_opts mo = {0};
+	struct pki_identity id;
 	struct beat *beat = NULL;
 	uint64_t capacity = GiB;
 	enum log_level level = LOG_INFO;
 	struct memsrv m = {0};
-	char cap[32];
+	char cap[512];
 	int c;
 
 	opterr = 0;
@@ -68,7 +75,7 @@ int main(int argc, char **argv)
 						   optarg);
 			break;
 		case 'm':
-			manager = optarg;
+			mo.manager = optarg;
 			break;
 		case 'v':
 			level = LOG_DEBUG;
@@ -82,12 +89,20 @@ int main(int argc, char **argv)
 		case ':':
 			return usage_error("%s needs a value", argv[optind - 1]);
 		default:
+			if (member_opt(&mo, c, optarg))
+				break;
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	log_init("lego-memsrv", level);
+	umask(077);
+	if (mo.manager && member_start(&mo, "memsrv", listen_addr, advertise, sizeof(advertise),
+				       &id, cap, sizeof(cap))) {
+		log_err("%s", cap);
+		return 1;
+	}
 	if (store_init(&m.store, capacity)) {
 		log_err("cannot reserve %s of address space for pages",
 			format_size(capacity, cap, sizeof(cap)));
@@ -98,9 +113,9 @@ int main(int argc, char **argv)
 		return 1;
 	log_info("serving pages on %s, capacity %s", listen_addr,
 		 format_size(capacity, cap, sizeof(cap)));
-	if (manager) {
-		m.listen_addr = listen_addr;
-		beat = beat_start(manager, 1000, memsrv_beat, &m);
+	if (mo.manager) {
+		m.listen_addr = advertise;
+		beat = beat_start(mo.manager, 1000, memsrv_beat, &m);
 	}
 	c = memsrv_run(&m);
 	beat_stop(beat);

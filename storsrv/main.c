@@ -9,13 +9,15 @@
 
 #include "http.h"
 #include "log.h"
+#include "member.h"
 #include "storsrv.h"
 #include "util.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lego-storsrv [--listen HOST:PORT] [--data DIR] [--manager URL] [-v|-q]\n"
+		"usage: lego-storsrv [--listen HOST:PORT] [--data DIR]\n"
+		"                    [--manager URL --identity PREFIX [--join FILE]] [-v|-q]\n"
 		"       lego-storsrv volume create ADDR NAME SIZE|--from FILE   (prints its token)\n"
 		"       lego-storsrv volume list ADDR\n"
 		"       lego-storsrv volume resize ADDR NAME SIZE TOKEN\n"
@@ -29,7 +31,7 @@ static void usage(FILE *f)
 		"  --data DIR          the volumes' directory, created if missing\n"
 		"                      (default /var/lib/lego/volumes)\n"
 		"  --manager URL       register with the lego-manager at URL (e.g.\n"
-		"                      http://127.0.0.1:7300) and send it heartbeats\n"
+		"                      https://127.0.0.1:7300) and send it heartbeats\n" MEMBER_USAGE
 		"  --capacity SIZE     what to offer the manager for volumes (default: the\n"
 		"                      size of the data directory's file system)\n"
 		"  -v, --verbose       more messages; -q, --quiet fewer\n");
@@ -75,10 +77,15 @@ int main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
+		MEMBER_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
-	const char *listen_addr = "127.0.0.1:7500", *dir = "/var/lib/lego/volumes", *manager = NULL;
+	const char *listen_addr = "127.0.0.1:7500", *dir = "/var/lib/lego/volumes";
+	static char advertise[256];
+	struct member_opts mo = {0};
+	struct pki_identity id;
 	struct beat *beat = NULL;
+	char err[512];
 	enum log_level level = LOG_INFO;
 	struct storsrv s;
 	int c;
@@ -95,7 +102,7 @@ int main(int argc, char **argv)
 			dir = optarg;
 			break;
 		case 'm':
-			manager = optarg;
+			mo.manager = optarg;
 			break;
 		case 'c':
 			if (parse_size(optarg, &beat_info.capacity))
@@ -114,18 +121,26 @@ int main(int argc, char **argv)
 		case ':':
 			return usage_error("%s needs a value", argv[optind - 1]);
 		default:
+			if (member_opt(&mo, c, optarg))
+				break;
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	log_init("lego-storsrv", level);
+	umask(077); /* volumes are their vNodes' own */
+	if (mo.manager && member_start(&mo, "storsrv", listen_addr, advertise, sizeof(advertise),
+				       &id, err, sizeof(err))) {
+		log_err("%s", err);
+		return 1;
+	}
 	if (storsrv_open(&s, dir))
 		return 1;
-	if (manager) {
-		beat_info.addr = listen_addr;
+	if (mo.manager) {
+		beat_info.addr = advertise;
 		beat_info.dir = dir;
-		beat = beat_start(manager, 1000, storsrv_beat, &beat_info);
+		beat = beat_start(mo.manager, 1000, storsrv_beat, &beat_info);
 	}
 	c = storsrv_run(&s, listen_addr);
 	beat_stop(beat);

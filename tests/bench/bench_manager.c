@@ -137,8 +137,9 @@ int main(int argc, char **argv)
 	static struct manager m;
 	static struct place_slab slabs[MAX_SLABS];
 	struct comp_set *ms;
-	char db[400], listen[64], url[128];
-	char *mgr_argv[] = {NULL, "-q", "--db", db, "--listen", listen, NULL};
+	char db[400], listen[64], url[128], pki[400], prefix[420], err[1024];
+	char *mgr_argv[] = {NULL, "-q", "--db", db, "--pki", pki, "--listen", listen, NULL};
+	struct pki_identity id;
 	double list_ms, status_ms, list_rps, status_rps, page_ms, page_rps;
 	uint64_t t0, n = 0, sink = 0;
 	pid_t mgr;
@@ -174,17 +175,25 @@ int main(int argc, char **argv)
 
 	/* list on a real manager process started on that database. */
 	mgr_argv[0] = (char *)test_path("bin/lego-manager");
+	snprintf(pki, sizeof(pki), "%s/pki", test_tmpdir());
+	snprintf(prefix, sizeof(prefix), "%s/admin", pki);
+	if (pki_init_cluster(pki, "bench", NULL, err, sizeof(err)) ||
+	    pki_identity(prefix, &id, err, sizeof(err))) {
+		fprintf(stderr, "bench_manager: %s\n", err);
+		return 1;
+	}
+	http_identity(&id); /* HTTPS as the admin, as legoctl calls it */
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", test_free_port());
 	mgr = proc_spawn(mgr_argv);
 	if (!wait_for_port(atoi(strrchr(listen, ':') + 1), 20000)) {
 		fprintf(stderr, "bench_manager: lego-manager did not start\n");
 		return 1;
 	}
-	snprintf(url, sizeof(url), "http://%s/v1/status", listen);
+	snprintf(url, sizeof(url), "https://%s/v1/status", listen);
 	status_rps = rps(url, 2, &status_ms);
-	snprintf(url, sizeof(url), "http://%s/v1/vnodes", listen);
+	snprintf(url, sizeof(url), "https://%s/v1/vnodes", listen);
 	list_rps = rps(url, 5, &list_ms);
-	snprintf(url, sizeof(url), "http://%s/v1/vnodes?limit=100&after=vnode-05000", listen);
+	snprintf(url, sizeof(url), "https://%s/v1/vnodes?limit=100&after=vnode-05000", listen);
 	page_rps = rps(url, 3, &page_ms);
 	kill(mgr, SIGTERM);
 	printf("BENCH manager_placement memsrvs=%d vnodes=%d placements_per_s=%.0f placement_us=%.1f "

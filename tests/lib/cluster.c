@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "http.h"
 
 char home[512];
 
@@ -31,10 +32,16 @@ void legoctl(struct proc_result *r, const char *a0, ...)
 
 json_t *legoctl_json_(int line, const char *cmd, const char *arg, ...)
 {
+	const char *a[8] = {arg};
 	struct proc_result r;
+	va_list ap;
 	json_t *j;
 
-	legoctl(&r, "--json", cmd, arg, NULL);
+	va_start(ap, arg);
+	for (int n = 0; a[n] && n < 7; n++)
+		a[n + 1] = va_arg(ap, const char *);
+	va_end(ap);
+	legoctl(&r, "--json", cmd, a[0], a[1], a[2], a[3], a[4], a[5], a[6], NULL);
 	ASSERT(r.status == 0, "line %d: legoctl %s failed (%d): %s", line, cmd, r.status, r.err);
 	j = json_loads(r.out, 0, NULL);
 	ASSERT(j, "line %d: legoctl --json %s printed no JSON: [%s] (stderr: [%s], %zu bytes out)",
@@ -124,6 +131,18 @@ void up(const char *memsrv_capacity)
 	ASSERT(r.status == 0, "legoctl up: %s%s", r.out, r.err);
 	ASSERT_CONTAINS(r.out, "cluster up");
 	proc_result_free(&r);
+	as_member("admin");
+}
+
+void as_member(const char *name)
+{
+	struct pki_identity id;
+	char prefix[700], err[2048];
+
+	snprintf(prefix, sizeof(prefix), "%s/pki/%s", home, name);
+	if (pki_identity(prefix, &id, err, sizeof(err)))
+		test_fail(__FILE__, __LINE__, "%s", err);
+	http_identity(&id);
 }
 
 /* Wait until @addr of @role has health @health; returns the ms it took, or -1. */

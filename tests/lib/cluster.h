@@ -30,6 +30,9 @@ void cluster_home(void);
 /* up - legoctl up with memory servers of @memsrv_capacity and a 2G agent. */
 void up(const char *memsrv_capacity);
 
+/* as_member - this test process's HTTP calls present the case's pki/@name (admin after up). */
+void as_member(const char *name);
+
 /* down_leaves_nothing - legoctl down; every daemon and the @extra VMMs are gone. */
 void down_leaves_nothing(pid_t *extra, int nr_extra);
 

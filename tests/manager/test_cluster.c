@@ -301,7 +301,9 @@ static void stale_report_of_a_stopped_vnode(const char *name)
 			 "capacity", (json_int_t)JI(agent, "capacity"), "vnodes", name, "state",
 			 "running", "pid", 1);
 	snprintf(url, sizeof(url), "%s/v1/heartbeat", JS(cfg, "manager"));
+	as_member("agent"); /* a late heartbeat of the agent's own */
 	s = http_call("POST", url, beat, NULL, 5000, err, sizeof(err));
+	as_member("admin");
 	ASSERT(s == 200, "heartbeat: %d %s", s, err);
 	json_decref(beat);
 	json_decref(nodes);
@@ -550,7 +552,7 @@ TEST_TIMEOUT(the_manager_and_agent_apis_refuse_bad_requests_and_go_on, 120)
 	cfg = json_load_file(p, 0, NULL);
 	ASSERT(cfg);
 	snprintf(m, sizeof(m), "%s", JS(cfg, "manager"));
-	snprintf(a, sizeof(a), "http://%s", JS(cfg, "agent"));
+	snprintf(a, sizeof(a), "https://%s", JS(cfg, "agent"));
 	json_decref(cfg);
 
 	snprintf(url, sizeof(url), "%s/v1/vnodes", m);
@@ -578,9 +580,11 @@ TEST_TIMEOUT(the_manager_and_agent_apis_refuse_bad_requests_and_go_on, 120)
 	snprintf(url, sizeof(url), "%s/v1/components", m);
 	expect("DELETE", url, NULL, NULL, 405, "not allowed");
 	snprintf(url, sizeof(url), "%s/v1/heartbeat", m);
-	expect("POST", url, "application/json", "{\"role\":\"toaster\",\"addr\":\"x:1\"}", 400,
+	as_member("memsrv-1");
+	expect("POST", url, "application/json", "{\"role\":\"memsrv\",\"addr\":\"x:1\"}", 400,
 	       "role");
 	/* The agent: an order it cannot run is refused before anything starts. */
+	as_member("manager");
 	snprintf(url, sizeof(url), "%s/v1/vnodes", a);
 	expect("POST", url, "application/json", "{\"name\":\"x\"}", 400, "name, memory and cpus");
 	expect("POST", url, "application/json",
@@ -595,6 +599,7 @@ TEST_TIMEOUT(the_manager_and_agent_apis_refuse_bad_requests_and_go_on, 120)
 	       "64 hex digits");
 	snprintf(url, sizeof(url), "%s/v1/vnodes/nobody/console?from=0", a);
 	expect("GET", url, NULL, NULL, 404, "no vNode");
+	as_member("admin");
 	/* Still serving, and nothing was created. */
 	ASSERT_EQ(nr_vnodes(), 0);
 	ASSERT_EQ(total_reserved(), 0);

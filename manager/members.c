@@ -1,0 +1,240 @@
+/*
+ * members.c - who belongs to the cluster: join tokens, and the certificates
+ * the manager signs for the hosts that present one.
+ *
+ *   POST /v1/tokens  {"role", "ttl_s"}       admin: a join token (single use)
+ *   GET  /v1/ca                              anyone: the cluster's CA (public)
+ *   POST /v1/join    {"token", "name", "csr", "hosts"}
+ *                                            anyone with a token: a certificate
+ *
+ * A join token is "lj1.FPR.ID.SECRET": FPR, the first 16 hex digits of the
+ * CA's SHA-256, lets the new host check that the CA it fetched is this
+ * cluster's before it trusts it (as kubeadm's discovery hash does); ID
+ * finds the token's row; SECRET is known to the manager only as its
+ * SHA-256. A token is used at most once, before it expires, for the role it
+ * was made for; every refusal is logged.
+ */
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "manager.h"
+#include "util.h"
+
+#define TOKEN_TTL_DEFAULT_S 900
+#define TOKEN_TTL_MAX_S	    (7 * 86400)
+
+static void sha256_hex(const char *text, char out[65])
+{
+	uint8_t md[32];
+
+	gnutls_hash_fast(GNUTLS_DIG_SHA256, text, strlen(text), md);
+	hex(md, sizeof(md), out);
+}
+
+int members_init(struct manager *m, const char *pki_dir, char *err, size_t errlen)
+{
+	char prefix[PATH_MAX], *ca;
+
+	snprintf(m->pki, sizeof(m->pki), "%s", pki_dir);
+	snprintf(prefix, sizeof(prefix), "%s/manager", pki_dir);
+	if (pki_identity(prefix, &m->id, err, errlen))
+		return -1;
+	ca = pki_read(m->id.ca);
+	if (!ca || pki_fingerprint(ca, m->ca_fpr, err, errlen)) {
+		if (!ca)
+			snprintf(err, errlen, "%s: %s", m->id.ca, strerror(errno));
+		free(ca);
+		return -1;
+	}
+	free(ca);
+	snprintf(prefix, sizeof(prefix), "%s/ca.key", pki_dir);
+	m->can_sign = access(prefix, R_OK) == 0;
+	return 0;
+}
+
+int members_token_create(struct manager *m, unsigned role, long ttl_s, char *token, size_t len,
+			 time_t *expires, char *err, size_t errlen)
+{
+	uint8_t id[8], secret[16];
+	char idh[17], sh[33], hash[65];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!m->can_sign) {
+		snprintf(err, errlen,
+			 "this manager holds no CA key (%s/ca.key): it cannot admit "
+			 "members",
+			 m->pki);
+		return -EINVAL;
+	}
+	if (!pki_role_name(role) || !(role & PKI_COMPONENT)) {
+		snprintf(err, errlen, "a join token is for a component: agent, memsrv or storsrv");
+		return -EINVAL;
+	}
+	if (ttl_s <= 0)
+		ttl_s = TOKEN_TTL_DEFAULT_S;
+	if (ttl_s > TOKEN_TTL_MAX_S) {
+		snprintf(err, errlen, "a join token lives at most %d s (7 days)", TOKEN_TTL_MAX_S);
+		return -EINVAL;
+	}
+	if (getrandom(id, sizeof(id), 0) != sizeof(id) ||
+	    getrandom(secret, sizeof(secret), 0) != sizeof(secret)) {
+		snprintf(err, errlen, "no randomness for a token");
+		return -EIO;
+	}
+	hex(id, sizeof(id), idh);
+	hex(secret, sizeof(secret), sh);
+	sha256_hex(sh, hash);
+	*expires = time(NULL) + ttl_s;
+	pthread_mutex_lock(&m->lock);
+	rc = sqlite3_prepare_v2(m->db,
+				"INSERT INTO join_tokens (id, hash, role, expires, used) "
+				"VALUES (?1, ?2, ?3, ?4, 0)",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, idh, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, pki_role_name(role), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (int64_t)*expires);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "database: %s", sqlite3_errmsg(m->db));
+		return -EIO;
+	}
+	snprintf(token, len, "lj1.%.16s.%s.%s", m->ca_fpr, idh, sh);
+	explicit_bzero(sh, sizeof(sh));
+	explicit_bzero(secret, sizeof(secret));
+	log_info("join token %s made for a %s, valid %ld s", idh, pki_role_name(role), ttl_s);
+	return 0;
+}
+
+/*
+ * Use @token for @role: 0 if it is good (it is then spent), or -EACCES with
+ * why. Checked and spent in one statement, so that two joins racing with one
+ * token cannot both win.
+ */
+static int token_use(struct manager *m, const char *token, const char *role, char *err,
+		     size_t errlen)
+{
+	char idh[17], sh[33], hash[65], trole[16] = "";
+	sqlite3_stmt *st;
+	int64_t expires = 0, used = 0;
+	bool found = false;
+	int changed = 0;
+
+	if (sscanf(token, "lj1.%*16[0-9a-f].%16[0-9a-f].%32[0-9a-f]", idh, sh) != 2 ||
+	    strlen(token) != 4 + 16 + 1 + 16 + 1 + 32) {
+		snprintf(err, errlen, "not a join token (lj1.FPR.ID.SECRET)");
+		return -EACCES;
+	}
+	sha256_hex(sh, hash);
+	explicit_bzero(sh, sizeof(sh));
+	pthread_mutex_lock(&m->lock);
+	if (sqlite3_prepare_v2(m->db,
+			       "SELECT role, expires, used FROM join_tokens "
+			       "WHERE id = ?1 AND hash = ?2",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, idh, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			found = true;
+			snprintf(trole, sizeof(trole), "%s", sqlite3_column_text(st, 0));
+			expires = sqlite3_column_int64(st, 1);
+			used = sqlite3_column_int64(st, 2);
+		}
+		sqlite3_finalize(st);
+	}
+	if (found && !used && expires > time(NULL) && !strcmp(trole, role) &&
+	    sqlite3_prepare_v2(m->db, "UPDATE join_tokens SET used = ?3 WHERE id = ?1 AND used = 0",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, idh, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
+		if (sqlite3_step(st) == SQLITE_DONE)
+			changed = sqlite3_changes(m->db);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (!found)
+		snprintf(err, errlen, "join token %s is not one this cluster made", idh);
+	else if (used)
+		snprintf(err, errlen, "join token %s was used already", idh);
+	else if (expires <= time(NULL))
+		snprintf(err, errlen, "join token %s expired", idh);
+	else if (strcmp(trole, role))
+		snprintf(err, errlen, "join token %s is for a %s, not a %s", idh, trole, role);
+	else if (changed != 1)
+		snprintf(err, errlen, "join token %s was used already", idh);
+	else
+		return 0;
+	return -EACCES;
+}
+
+static bool good_name(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!n || n > 63)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+		      *s == '.' || *s == '_'))
+			return false;
+	return true;
+}
+
+int members_join(struct manager *m, json_t *req, char **cert, char *err, size_t errlen)
+{
+	const char *token = spec_str(req, "token"), *name = spec_str(req, "name");
+	const char *role = spec_str(req, "role"), *csr = spec_str(req, "csr");
+	json_t *hosts = json_object_get(req, "hosts"), *h;
+	const char *hl[9] = {NULL};
+	char why[256];
+	size_t i;
+	int r;
+
+	if (!token || !csr || !good_name(name) || !pki_role_parse(role) ||
+	    (hosts && (!json_is_array(hosts) || json_array_size(hosts) > 8))) {
+		snprintf(err, errlen,
+			 "a join needs token, role, name (a-z, 0-9, '-', '.', '_'; "
+			 "at most 63), csr (PEM) and hosts (at most 8)");
+		return -EINVAL;
+	}
+	json_array_foreach(hosts, i, h)
+	{
+		hl[i] = json_string_value(h);
+		if (!hl[i] || !*hl[i] || strlen(hl[i]) > 253 || !strcmp(hl[i], "0.0.0.0") ||
+		    !strcmp(hl[i], "::")) {
+			snprintf(err, errlen,
+				 "hosts: each is an address or a host name others "
+				 "reach the member at (never 0.0.0.0)");
+			return -EINVAL;
+		}
+	}
+	/* the request is checked before the token is spent: a bad one does not waste it */
+	struct pki_cert_req cr = {.name = name, .role = pki_role_parse(role), .hosts = hl};
+	if (pki_sign_csr(m->pki, csr, &cr, cert, why, sizeof(why))) {
+		log_warn("refused a %s joining as '%s': %s", role, name, why);
+		snprintf(err, errlen, "%s", why);
+		return -EINVAL;
+	}
+	r = token_use(m, token, role, why, sizeof(why));
+	if (r) {
+		log_warn("refused a %s joining as '%s': %s", role, name, why);
+		snprintf(err, errlen, "%s", why);
+		free(*cert);
+		*cert = NULL;
+		return r;
+	}
+	log_info("%s '%s' joined the cluster", role, name);
+	return 0;
+}
