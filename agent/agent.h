@@ -73,6 +73,7 @@ struct agent {
 	const char *addr;	/* --listen: the API */
 	char advertise[256];	/* where the manager and legoctl reach it */
 	struct pki_identity id; /* its certificate in the cluster */
+	char *tls_ca;		/* the cluster's CA (PEM), for its VMMs' orders */
 	uint64_t capacity;
 	int cpus;
 	pthread_t reaper;

@@ -192,6 +192,11 @@ int main(int argc, char **argv)
 		log_err("%s", err);
 		return 1;
 	}
+	a.tls_ca = pki_read(a.id.ca);
+	if (!a.tls_ca) {
+		log_err("%s: %s", a.id.ca, strerror(errno));
+		return 1;
+	}
 	if (find_paths(&a, vmm, kit, payloads, dir))
 		return 1;
 	if (!a.capacity)

@@ -45,6 +45,9 @@ static int complete(struct agent *a, struct vnode_order *o, char *err, size_t er
 	proc_path(a, path, sizeof(path), o->name, "control.sock");
 	if (!ret)
 		ret = order_set(&o->control, path);
+	/* the cluster's servers speak TLS: the VMM checks them against its CA */
+	if (!ret && a->tls_ca && !o->tls_ca)
+		ret = order_set(&o->tls_ca, a->tls_ca);
 	/* a TAP on this host's bridge for each interface, named here */
 	for (int i = 0; !ret && i < o->nr_nics; i++) {
 		char tap[16];

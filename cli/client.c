@@ -4,6 +4,7 @@
 #include "http.h"
 #include "legoctl.h"
 #include "util.h"
+#include "xport.h"
 
 int fail(const char *fmt, ...)
 {
@@ -46,6 +47,8 @@ int load_identity(struct legoctl *lc)
 	if (pki_identity(prefix, &id, err, sizeof(err)))
 		return fail("who are you to this cluster? %s", err);
 	http_identity(&id);
+	if (xport_tls_files(&id, err, sizeof(err))) /* an image goes to a storage server */
+		return fail("%s", err);
 	lc->id_loaded = true;
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include "http.h"
 #include "log.h"
 #include "member.h"
+#include "xport.h"
 
 int member_opt(struct member_opts *o, int c, const char *arg)
 {
@@ -163,5 +164,6 @@ int member_start(const struct member_opts *o, const char *role, const char *list
 	if (pki_identity(o->identity, id, err, errlen))
 		return -1;
 	http_identity(id);
-	return 0;
+	/* its own calls on the data path (a memory server's backups) are TLS as well */
+	return xport_tls_files(id, err, errlen);
 }

@@ -46,8 +46,9 @@ int member_opt(struct member_opts *o, int c, const char *arg);
 /*
  * member_start - a component listening on @listen becomes a member in
  * @role: joins first if it has a token and no identity, then makes its
- * identity the one of every HTTP call (http_identity). The address to
- * advertise into @addr. 0, or -1 with a sentence in @err.
+ * identity the one of every HTTP call (http_identity) and data-path
+ * connection (xport_tls); its server is then to speak TLS (srv_tls). The
+ * address to advertise into @addr. 0, or -1 with a sentence in @err.
  */
 int member_start(const struct member_opts *o, const char *role, const char *listen, char *addr,
 		 size_t addrlen, struct pki_identity *id, char *err, size_t errlen);

@@ -62,9 +62,12 @@ static void free_list(char **list, int n)
 
 void order_free(struct vnode_order *o)
 {
-	char **strs[] = {&o->name,    &o->payload, &o->args,  &o->kernel,     &o->initrd,
-			 &o->cmdline, &o->control, &o->cpuid, &o->backup.url, &o->incoming};
+	char **strs[] = {&o->name,    &o->payload,  &o->args,	&o->kernel,	&o->initrd,
+			 &o->cmdline, &o->control,  &o->cpuid,	&o->backup.url, &o->incoming,
+			 &o->tls_ca,  &o->tls_cert, &o->tls_key};
 
+	if (o->tls_key)
+		explicit_bzero(o->tls_key, strlen(o->tls_key));
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -286,6 +289,9 @@ static const struct field fields[] = {
 	F("incoming", K_STR, incoming),
 	F2("migrate_token", K_TOKEN, migrate_token, has_migrate_token),
 	F("cpuid", K_STR, cpuid),
+	F("tls_ca", K_STR, tls_ca),
+	F("tls_cert", K_STR, tls_cert),
+	F("tls_key", K_STR, tls_key),
 	FR("disk_deadline_s", K_INT, disk_deadline_s, 1, 86400),
 	FR("prefetch", K_UINT, prefetch, 1, LMP_MAX_PAGES),
 	F("poll", K_BOOL_POLL, poll_spin),
@@ -644,6 +650,12 @@ json_t *order_public_json(const struct vnode_order *o)
 		if (json_object_get(d, "token"))
 			json_object_set_new(d, "token", json_string("(secret)"));
 	}
+	if (json_object_get(j, "tls_ca")) /* public, but a page of base64 */
+		json_object_set_new(j, "tls_ca", json_string("(the cluster's CA)"));
+	if (json_object_get(j, "tls_cert"))
+		json_object_set_new(j, "tls_cert", json_string("(the VMM's certificate)"));
+	if (json_object_get(j, "tls_key"))
+		json_object_set_new(j, "tls_key", json_string("(secret)"));
 	return j;
 }
 
@@ -696,6 +708,10 @@ int order_check(const struct vnode_order *o, char *err, size_t errlen)
 		      "and --memsrv-secondary";
 	else if (o->cpuid && strcmp(o->cpuid, "host") && strcmp(o->cpuid, "baseline"))
 		why = "--cpuid is host or baseline";
+	else if (o->tls_ca && strncmp(o->tls_ca, "-----BEGIN CERTIFICATE-----", 27))
+		why = "the order's tls_ca is the cluster's CA certificate, in PEM";
+	else if (!o->tls_cert != !o->tls_key || (o->tls_cert && !o->tls_ca))
+		why = "the order's tls_cert and tls_key go together, with tls_ca";
 	else if (o->incoming && (!o->has_migrate_token || !o->excache))
 		why = "--incoming goes with the order's migrate_token, for a vNode whose memory is on "
 		      "memory servers (--excache, --memsrv)";

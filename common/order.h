@@ -88,6 +88,9 @@ struct vnode_order {
 	/* How it runs on its host. */
 	char *control;	     /* the control socket's path (NULL: none) */
 	char *cpuid;	     /* "host" or "baseline" (NULL: host) */
+	char *tls_ca;	     /* the cluster's CA (PEM): its servers speak TLS (NULL: TCP) */
+	char *tls_cert;	     /* the VMM's certificate from the manager (PEM): its vNode, */
+	char *tls_key;	     /* its epoch; and its key (secret) */
 	int disk_deadline_s; /* a disk request fails to the guest after this long unanswered */
 	unsigned prefetch;   /* pages fetched at once on sequential misses (1: off) */
 	bool poll_spin;	     /* fault threads spin instead of blocking */

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -14,7 +15,8 @@
 
 #include "pki.h"
 
-static const char *const roles[] = {"admin", "reader", "manager", "agent", "memsrv", "storsrv"};
+static const char *const roles[] = {"admin",  "reader",	 "manager", "agent",
+				    "memsrv", "storsrv", "vmm"};
 
 const char *pki_role_name(unsigned role)
 {
@@ -275,6 +277,15 @@ static int sign_pubkey(const char *dir, gnutls_pubkey_t pub, const struct pki_ce
 		      req->not_after ? req->not_after : now + PKI_MEMBER_DAYS * 86400L, err,
 		      errlen))
 		goto out;
+	if (req->role == PKI_VMM) { /* which vNode, from which epoch: "VNODE.EPOCH" */
+		char uid[48];
+
+		snprintf(uid, sizeof(uid), "%llu.%llu", (unsigned long long)req->vnode,
+			 (unsigned long long)req->epoch);
+		TRY(gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_LDAP_UID, 0, uid,
+						  (unsigned)strlen(uid)),
+		    "the VMM's vNode");
+	}
 	TRY(gnutls_x509_crt_set_pubkey(crt, pub), "the member's key");
 	TRY(gnutls_x509_crt_set_basic_constraints(crt, 0, -1), "constraints");
 	TRY(gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE), "key usage");
@@ -319,14 +330,15 @@ out:
 	return ret;
 }
 
-int pki_issue(const char *dir, const struct pki_cert_req *req, char *err, size_t errlen)
+int pki_issue_pem(const char *dir, const struct pki_cert_req *req, char **cert, char **keyp,
+		  char *err, size_t errlen)
 {
 	gnutls_x509_privkey_t key = NULL;
 	gnutls_pubkey_t pub = NULL;
 	gnutls_datum_t d = {0};
-	char path[PATH_MAX + 80], *pem = NULL;
 	int ret = -1;
 
+	*cert = *keyp = NULL;
 	if (new_key(&key, err, errlen))
 		return -1;
 	TRY(gnutls_pubkey_init(&pub), "key");
@@ -341,24 +353,48 @@ int pki_issue(const char *dir, const struct pki_cert_req *req, char *err, size_t
 		gnutls_privkey_deinit(pk);
 		TRY(r, "the member's public key");
 	}
-	if (sign_pubkey(dir, pub, req, &pem, err, errlen))
+	if (sign_pubkey(dir, pub, req, cert, err, errlen))
 		goto out;
 	TRY(gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &d), "exporting the key");
+	*keyp = strndup((const char *)d.data, d.size);
+	ret = *keyp ? 0 : -1;
+out:
+	if (d.data) {
+		gnutls_memset(d.data, 0, d.size);
+		gnutls_free(d.data);
+	}
+	if (ret) {
+		free(*cert);
+		*cert = NULL;
+	}
+	if (pub)
+		gnutls_pubkey_deinit(pub);
+	gnutls_x509_privkey_deinit(key);
+	return ret;
+}
+
+int pki_issue(const char *dir, const struct pki_cert_req *req, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 80], *cert, *key;
+	int ret = -1;
+
+	if (pki_issue_pem(dir, req, &cert, &key, err, errlen))
+		return -1;
 	snprintf(path, sizeof(path), "%s/%s.key", dir, req->name);
-	if (write_pem(path, &d, 0600, err, errlen))
+	if (pki_write(path, key, strlen(key), 0600)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
+	}
 	snprintf(path, sizeof(path), "%s/%s.pem", dir, req->name);
-	if (pki_write(path, pem, strlen(pem), 0644)) {
+	if (pki_write(path, cert, strlen(cert), 0644)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	ret = 0;
 out:
-	free(pem);
-	gnutls_free(d.data);
-	if (pub)
-		gnutls_pubkey_deinit(pub);
-	gnutls_x509_privkey_deinit(key);
+	explicit_bzero(key, strlen(key));
+	free(key);
+	free(cert);
 	return ret;
 }
 
@@ -479,6 +515,18 @@ int pki_verify(const char *ca_pem, const void *der, size_t len, struct pki_peer 
 		goto out;
 	}
 	peer->role = pki_role_parse(role);
+	if (peer->role == PKI_VMM) {
+		char uid[48], *dot;
+
+		get_dn(crt, GNUTLS_OID_LDAP_UID, uid, sizeof(uid));
+		dot = strchr(uid, '.');
+		if (!dot || sscanf(uid, "%" SCNu64, &peer->vnode) != 1 ||
+		    sscanf(dot + 1, "%" SCNu64, &peer->epoch) != 1) {
+			snprintf(err, errlen, "the VMM certificate '%s' names no vNode",
+				 peer->name);
+			goto out;
+		}
+	}
 	if (!peer->role) {
 		snprintf(err, errlen, "the certificate of '%s' names no role lego knows ('%s')",
 			 peer->name, role);

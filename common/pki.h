@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 /* A member's role: one bit each, so that a route can allow several. */
@@ -29,6 +30,7 @@ enum pki_role {
 	PKI_AGENT = 1 << 3,   /* lego-agent */
 	PKI_MEMSRV = 1 << 4,  /* lego-memsrv */
 	PKI_STORSRV = 1 << 5, /* lego-storsrv */
+	PKI_VMM = 1 << 6,     /* one lego-vmm: one vNode, from one epoch on (below) */
 };
 #define PKI_COMPONENT (PKI_AGENT | PKI_MEMSRV | PKI_STORSRV)
 #define PKI_ANY	      (PKI_ADMIN | PKI_READER | PKI_MANAGER | PKI_COMPONENT)
@@ -57,6 +59,8 @@ struct pki_peer {
 	char name[64];
 	char cluster[64];
 	time_t not_after;
+	/* a VMM's (PKI_VMM): its vNode, and the epoch the manager started it at */
+	uint64_t vnode, epoch;
 };
 
 /* A certificate to issue. */
@@ -65,6 +69,7 @@ struct pki_cert_req {
 	unsigned role;
 	const char *const *hosts;     /* its addresses and host names (NULL-ended; may be NULL) */
 	time_t not_before, not_after; /* 0: now, and now + PKI_MEMBER_DAYS */
+	uint64_t vnode, epoch;	      /* PKI_VMM: the vNode it acts for, from which epoch */
 };
 #define PKI_MEMBER_DAYS 365
 #define PKI_CA_DAYS	3650
@@ -86,6 +91,10 @@ int pki_init_cluster(const char *dir, const char *cluster, const char *const *ho
 
 /* pki_issue - a new key and certificate for @req in @dir: NAME.key (0600), NAME.pem. */
 int pki_issue(const char *dir, const struct pki_cert_req *req, char *err, size_t errlen);
+
+/* pki_issue_pem - the same, as PEM text (malloc'd; the key to be wiped and freed). */
+int pki_issue_pem(const char *dir, const struct pki_cert_req *req, char **cert, char **key,
+		  char *err, size_t errlen);
 
 /*
  * pki_sign_csr - the certificate (PEM, malloc'd into *@pem) for the public

@@ -4,8 +4,16 @@
  * complete requests are handed to the application in arrival order; the
  * connection is freed only when nothing of it is in flight and no deferred
  * request is pending.
+ *
+ * TLS sits between the socket and the request buffers: io_uring receives
+ * ciphertext into crx, the session decrypts it into rx (its pull function
+ * reads crx), requests are served from rx as without TLS, and responses
+ * queued in tx are encrypted into ctx (its push function appends there)
+ * only as far as ctx has room, so that tx's room still holds a slow
+ * reader back.
  */
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -25,6 +33,10 @@
 #define RX_CAP		 (2 * SRV_MSG_MAX)
 #define TX_CAP		 (8 * SRV_MSG_MAX)
 #define RING_SIZE	 256
+#define TLS_CHUNK	 16384		    /* the most plaintext in one TLS record */
+#define TLS_ROOM	 (TLS_CHUNK + 1024) /* a record's ciphertext, with room to spare */
+#define CRX_CAP		 (4 * TLS_ROOM)
+#define CTX_CAP		 (8 * TLS_ROOM)
 #define SRV_BIND_WAIT_MS 3000
 
 enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_SIGNAL, OP_APP };
@@ -40,6 +52,12 @@ struct srv_conn {
 	size_t rx_len, tx_len;
 	size_t tx_reserved; /* promised to deferred requests */
 	uint8_t *rx, *tx;
+	/* TLS (srv->tls): the session, and ciphertext as received and to send */
+	gnutls_session_t tls;
+	bool handshaken;
+	uint8_t *crx, *ctx;
+	size_t crx_off, crx_len, ctx_len;
+	struct pki_peer peer; /* the client's certificate (role 0: it presented none) */
 };
 
 static uint64_t tag(void *p, enum op op)
@@ -69,9 +87,20 @@ struct io_uring_sqe *srv_sqe(struct srv *s, struct srv_op *op)
 
 static void post_recv(struct srv_conn *c)
 {
-	struct io_uring_sqe *sqe = get_sqe(c->srv);
+	struct io_uring_sqe *sqe;
 
-	io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, 0);
+	if (c->tls) { /* ciphertext, after what the session has not read yet */
+		memmove(c->crx, c->crx + c->crx_off, c->crx_len - c->crx_off);
+		c->crx_len -= c->crx_off;
+		c->crx_off = 0;
+		if (c->crx_len == CRX_CAP)
+			return; /* the session reads it first */
+	}
+	sqe = get_sqe(c->srv);
+	if (c->tls)
+		io_uring_prep_recv(sqe, c->fd, c->crx + c->crx_len, CRX_CAP - c->crx_len, 0);
+	else
+		io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, 0);
 	io_uring_sqe_set_data64(sqe, tag(c, OP_RECV));
 	c->recv_posted = true;
 	c->inflight++;
@@ -81,10 +110,62 @@ static void post_send(struct srv_conn *c)
 {
 	struct io_uring_sqe *sqe = get_sqe(c->srv);
 
-	io_uring_prep_send(sqe, c->fd, c->tx, c->tx_len, MSG_NOSIGNAL);
+	if (c->tls)
+		io_uring_prep_send(sqe, c->fd, c->ctx, c->ctx_len, MSG_NOSIGNAL);
+	else
+		io_uring_prep_send(sqe, c->fd, c->tx, c->tx_len, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, tag(c, OP_SEND));
 	c->send_posted = true;
 	c->inflight++;
+}
+
+/* The session's transport: ciphertext from crx, to ctx (never blocking). */
+static ssize_t tls_pull(gnutls_transport_ptr_t p, void *data, size_t len)
+{
+	struct srv_conn *c = p;
+	size_t n = c->crx_len - c->crx_off;
+
+	if (!n) {
+		gnutls_transport_set_errno(c->tls, EAGAIN);
+		return -1;
+	}
+	n = n < len ? n : len;
+	memcpy(data, c->crx + c->crx_off, n);
+	c->crx_off += n;
+	return (ssize_t)n;
+}
+
+static ssize_t tls_push(gnutls_transport_ptr_t p, const void *data, size_t len)
+{
+	struct srv_conn *c = p;
+
+	if (len > CTX_CAP - c->ctx_len) { /* cannot happen: room is checked before a send */
+		gnutls_transport_set_errno(c->tls, ENOBUFS);
+		return -1;
+	}
+	memcpy(c->ctx + c->ctx_len, data, len);
+	c->ctx_len += len;
+	return (ssize_t)len;
+}
+
+/* Send what is queued: with TLS, encrypt tx into ctx as far as ctx has room. */
+static void kick_send(struct srv_conn *c)
+{
+	while (c->tls && c->handshaken && c->tx_len && CTX_CAP - c->ctx_len >= TLS_ROOM) {
+		ssize_t n = gnutls_record_send(c->tls, c->tx,
+					       c->tx_len < TLS_CHUNK ? c->tx_len : TLS_CHUNK);
+
+		if (n <= 0) {
+			log_warn("TLS: cannot encrypt a response: %s", gnutls_strerror((int)n));
+			c->hangup = true;
+			c->tx_len = 0;
+			break;
+		}
+		memmove(c->tx, c->tx + n, c->tx_len - (size_t)n);
+		c->tx_len -= (size_t)n;
+	}
+	if (!c->send_posted && (c->tls ? c->ctx_len : c->tx_len))
+		post_send(c);
 }
 
 static void conn_close(struct srv_conn *c)
@@ -98,8 +179,12 @@ static void conn_close(struct srv_conn *c)
 	}
 	if (c->inflight == 0) {
 		close(c->fd);
+		if (c->tls)
+			gnutls_deinit(c->tls);
 		free(c->rx);
 		free(c->tx);
+		free(c->crx);
+		free(c->ctx);
 		free(c);
 	}
 }
@@ -153,10 +238,83 @@ static void conn_serve(struct srv_conn *c)
 	}
 	memmove(c->rx, c->rx + off, c->rx_len - off);
 	c->rx_len -= off;
-	if (c->tx_len && !c->send_posted)
-		post_send(c);
+	kick_send(c);
 	if (!c->hangup && !c->recv_posted && tx_room(c) >= SRV_MSG_MAX)
 		post_recv(c);
+}
+
+/* The client's certificate, if it presented one: a member of this cluster, or refused. */
+static int tls_check_peer(struct srv_conn *c)
+{
+	const gnutls_datum_t *certs;
+	unsigned n = 0;
+	char why[512];
+
+	certs = gnutls_certificate_get_peers(c->tls, &n);
+	if (!n)
+		return 0; /* a VMM: it proves itself with a credential */
+	if (pki_verify(c->srv->tls_ca, certs[0].data, certs[0].size, &c->peer, why, sizeof(why))) {
+		log_warn("refused a TLS client: %s", why);
+		memset(&c->peer, 0, sizeof(c->peer));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Ciphertext arrived, or room did: finish the handshake, then decrypt into
+ * rx and serve, for as long as that makes progress. False if @c was closed
+ * (and may be freed).
+ */
+static bool tls_pump(struct srv_conn *c)
+{
+	if (!c->handshaken) {
+		int r = gnutls_handshake(c->tls);
+
+		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+			kick_send(c);
+			if (!c->recv_posted)
+				post_recv(c);
+			return true;
+		}
+		if (r < 0 || tls_check_peer(c)) {
+			if (r < 0)
+				log_warn("a TLS handshake failed: %s", gnutls_strerror(r));
+			c->srv->nr_tls_refused++;
+			c->hangup = true; /* after the alert the session may have queued */
+			kick_send(c);
+			if (c->send_posted)
+				return true;
+			conn_close(c);
+			return false;
+		}
+		c->handshaken = true;
+	}
+	for (;;) {
+		size_t filled;
+
+		while (c->rx_len < RX_CAP) {
+			ssize_t n =
+				gnutls_record_recv(c->tls, c->rx + c->rx_len, RX_CAP - c->rx_len);
+
+			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+				break;
+			if (n <= 0) { /* the client closed, or sent what does not decrypt */
+				if (n < 0)
+					log_warn("TLS: %s: closing the connection",
+						 gnutls_strerror((int)n));
+				conn_close(c);
+				return false;
+			}
+			c->rx_len += (size_t)n;
+		}
+		filled = c->rx_len;
+		conn_serve(c);
+		/* on while serving made room and there is more to decrypt */
+		if (c->hangup || c->rx_len == filled ||
+		    (c->crx_off == c->crx_len && !gnutls_record_check_pending(c->tls)))
+			return true;
+	}
 }
 
 void srv_defer(struct srv_conn *c, size_t max_len)
@@ -181,8 +339,7 @@ void srv_respond(struct srv_conn *c, const void *msg, size_t len, size_t max_len
 	}
 	memcpy(c->tx + c->tx_len, msg, len);
 	c->tx_len += len;
-	if (!c->send_posted)
-		post_send(c);
+	kick_send(c);
 }
 
 static void on_accept(struct srv *s, int fd)
@@ -191,11 +348,17 @@ static void on_accept(struct srv *s, int fd)
 	int one = 1;
 
 	if (!c || !(c->rx = malloc(RX_CAP)) || !(c->tx = malloc(TX_CAP)) ||
+	    (s->tls && (!(c->crx = malloc(CRX_CAP)) || !(c->ctx = malloc(CTX_CAP)) ||
+			gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NO_TICKETS) < 0)) ||
 	    !(c->session = s->ops->conn_open(s->app))) {
 		log_err("no memory for a new connection: refused");
 		if (c) {
+			if (c->tls)
+				gnutls_deinit(c->tls);
 			free(c->rx);
 			free(c->tx);
+			free(c->crx);
+			free(c->ctx);
 			free(c);
 		}
 		close(fd);
@@ -204,8 +367,47 @@ static void on_accept(struct srv *s, int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->srv = s;
 	c->fd = fd;
+	if (c->tls) {
+		gnutls_set_default_priority(c->tls);
+		gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, s->tls);
+		gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_REQUEST);
+		gnutls_transport_set_ptr(c->tls, c);
+		gnutls_transport_set_pull_function(c->tls, tls_pull);
+		gnutls_transport_set_push_function(c->tls, tls_push);
+	}
 	s->nr_conns++;
 	post_recv(c);
+}
+
+int srv_tls(struct srv *s, const struct pki_identity *id, char *err, size_t errlen)
+{
+	gnutls_certificate_credentials_t cred;
+	int r = gnutls_certificate_allocate_credentials(&cred);
+
+	if (r >= 0)
+		r = gnutls_certificate_set_x509_key_file(cred, id->cert, id->key,
+							 GNUTLS_X509_FMT_PEM);
+	if (r >= 0)
+		r = gnutls_certificate_set_x509_trust_file(cred, id->ca, GNUTLS_X509_FMT_PEM);
+	if (r < 0) {
+		snprintf(err, errlen, "TLS with %s and %s: %s", id->cert, id->key,
+			 gnutls_strerror(r));
+		gnutls_certificate_free_credentials(cred);
+		return -1;
+	}
+	s->tls_ca = pki_read(id->ca);
+	if (!s->tls_ca) {
+		snprintf(err, errlen, "%s: %s", id->ca, strerror(errno));
+		gnutls_certificate_free_credentials(cred);
+		return -1;
+	}
+	s->tls = cred;
+	return 0;
+}
+
+const struct pki_peer *srv_conn_peer(const struct srv_conn *c)
+{
+	return c->peer.role ? &c->peer : NULL;
 }
 
 static void on_recv(struct srv_conn *c, int res)
@@ -215,6 +417,12 @@ static void on_recv(struct srv_conn *c, int res)
 	if (res <= 0 || c->dead) {
 		/* A peer that vanishes mid-message leaves a partial request: dropped unread. */
 		conn_close(c);
+		return;
+	}
+	if (c->tls) {
+		c->crx_len += res;
+		if (tls_pump(c) && c->hangup && !c->send_posted)
+			conn_close(c);
 		return;
 	}
 	c->rx_len += res;
@@ -231,16 +439,25 @@ static void on_send(struct srv_conn *c, int res)
 		conn_close(c);
 		return;
 	}
-	memmove(c->tx, c->tx + res, c->tx_len - res);
-	c->tx_len -= res;
+	if (c->tls) {
+		memmove(c->ctx, c->ctx + res, c->ctx_len - res);
+		c->ctx_len -= res;
+	} else {
+		memmove(c->tx, c->tx + res, c->tx_len - res);
+		c->tx_len -= res;
+	}
 	if (c->hangup) {
-		if (c->tx_len && res > 0)
-			post_send(c);
+		if ((c->tls ? c->ctx_len || c->tx_len : c->tx_len) && res > 0)
+			kick_send(c);
 		else
 			conn_close(c);
 		return;
 	}
-	conn_serve(c); /* requests may be waiting for room in tx; more may be queued to send */
+	/* requests may be waiting for room in tx; more may be queued to send */
+	if (c->tls)
+		tls_pump(c);
+	else
+		conn_serve(c);
 }
 
 static void post_accept(struct srv *s)

@@ -12,6 +12,14 @@
  * from a connection until its buffer has room for the largest response.
  * A malformed header cannot be resynchronised: it is answered with -EPROTO
  * and the connection is closed once that is sent; everyone else is served on.
+ *
+ * With an identity (srv_tls), every connection is TLS (GnuTLS, on the same
+ * ring: ciphertext is received and sent by io_uring, and the session reads
+ * and writes it from the connection's buffers): the server presents its
+ * member certificate and asks for the client's. A client may present none
+ * (a VMM proves itself with a credential inside the stream); one that
+ * presents a certificate not of this cluster, or does not speak TLS, is
+ * refused, and the others are served on.
  */
 #ifndef LEGO_SRV_H
 #define LEGO_SRV_H
@@ -20,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pki.h"
 #include "proto.h"
 
 /* The largest message: a header and the largest body. */
@@ -49,7 +58,9 @@ struct srv {
 	int listen_fd;
 	const char *listen_addr;
 	struct io_uring ring;
-	uint64_t nr_conns, nr_protocol_errors;
+	uint64_t nr_conns, nr_protocol_errors, nr_tls_refused;
+	void *tls;    /* gnutls_certificate_credentials_t; NULL: plain TCP */
+	char *tls_ca; /* the cluster's CA (PEM), to verify clients' certificates */
 };
 
 /*
@@ -63,6 +74,12 @@ struct srv_op {
 
 /* srv_listen - bind and listen on "HOST:PORT" (HOST may be empty: all). -errno, logged. */
 int srv_listen(struct srv *s, const char *addr);
+
+/* srv_tls - serve TLS only, as the member @id. 0, or -1 with a sentence in @err. */
+int srv_tls(struct srv *s, const struct pki_identity *id, char *err, size_t errlen);
+
+/* srv_conn_peer - the member @c's client proved to be (its certificate), or NULL. */
+const struct pki_peer *srv_conn_peer(const struct srv_conn *c);
 
 /* srv_run - serve with @ops until SIGTERM or SIGINT. 0 or -errno. */
 int srv_run(struct srv *s, const struct srv_ops *ops, void *app);

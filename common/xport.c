@@ -1,6 +1,8 @@
 /* xport.c - TCP transport for data-path clients, and request/response on top of it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -11,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pki.h"
 #include "util.h"
 #include "xport.h"
 
@@ -113,6 +116,209 @@ static void tcp_shutdown(struct xport *x)
 	shutdown(container_of(x, struct tcp_xport, x)->fd, SHUT_RDWR);
 }
 
+/* ---- TLS over the same socket (GnuTLS, blocking, with the socket's timeouts) ---- */
+
+struct tls_xport {
+	struct xport x;
+	int fd;
+	gnutls_session_t s;
+};
+
+static gnutls_certificate_credentials_t tls_cred;
+
+static int tls_errno(ssize_t r)
+{
+	switch (r) {
+	case GNUTLS_E_AGAIN: /* the socket's timeout */
+		return -ETIMEDOUT;
+	case GNUTLS_E_PREMATURE_TERMINATION:
+	case GNUTLS_E_PUSH_ERROR:
+	case GNUTLS_E_PULL_ERROR:
+	case 0:
+		return -ECONNRESET;
+	default:
+		return -EPROTO;
+	}
+}
+
+static int tls_sendv(struct xport *x, const struct iovec *iov, int iovcnt)
+{
+	struct tls_xport *t = container_of(x, struct tls_xport, x);
+	ssize_t r;
+
+	if (iovcnt > XPORT_MAX_IOV)
+		return -EINVAL;
+	/* one flight of records for the whole message, as sendmsg would */
+	gnutls_record_cork(t->s);
+	for (int i = 0; i < iovcnt; i++)
+		if (iov[i].iov_len &&
+		    (r = gnutls_record_send(t->s, iov[i].iov_base, iov[i].iov_len)) < 0)
+			return tls_errno(r);
+	do
+		r = gnutls_record_uncork(t->s, GNUTLS_RECORD_WAIT);
+	while (r == GNUTLS_E_INTERRUPTED);
+	return r < 0 ? tls_errno(r) : 0;
+}
+
+static long tls_recv_some(struct xport *x, void *buf, size_t len)
+{
+	struct tls_xport *t = container_of(x, struct tls_xport, x);
+	ssize_t r;
+
+	do
+		r = gnutls_record_recv(t->s, buf, len);
+	while (r == GNUTLS_E_INTERRUPTED);
+	return r > 0 ? (long)r : tls_errno(r);
+}
+
+static int tls_recv(struct xport *x, void *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		long n = tls_recv_some(x, (char *)buf + off, len - off);
+
+		if (n < 0)
+			return (int)n;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+static void tls_close(struct xport *x)
+{
+	struct tls_xport *t = container_of(x, struct tls_xport, x);
+
+	gnutls_deinit(t->s);
+	close(t->fd);
+	free(t);
+}
+
+static int tls_wait(struct xport *x, int timeout_ms)
+{
+	struct tls_xport *t = container_of(x, struct tls_xport, x);
+	struct pollfd pfd = {.fd = t->fd, .events = POLLIN};
+	int n;
+
+	if (gnutls_record_check_pending(t->s))
+		return 1; /* decrypted already */
+	do
+		n = poll(&pfd, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n > 0;
+}
+
+static void tls_shutdown(struct xport *x)
+{
+	shutdown(container_of(x, struct tls_xport, x)->fd, SHUT_RDWR);
+}
+
+static const struct xport_ops tls_ops = {
+	.sendv = tls_sendv,
+	.recv = tls_recv,
+	.close = tls_close,
+	.recv_some = tls_recv_some,
+	.wait = tls_wait,
+	.shutdown = tls_shutdown,
+};
+
+int xport_tls(const char *ca_pem, const char *cert_pem, const char *key_pem, char *err,
+	      size_t errlen)
+{
+	gnutls_datum_t ca = {(unsigned char *)ca_pem, (unsigned)strlen(ca_pem)};
+	gnutls_certificate_credentials_t cred;
+	int r = gnutls_certificate_allocate_credentials(&cred);
+
+	if (r >= 0) {
+		r = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+		if (r == 0)
+			r = GNUTLS_E_NO_CERTIFICATE_FOUND;
+	}
+	if (r >= 0 && cert_pem && key_pem) {
+		gnutls_datum_t c = {(unsigned char *)cert_pem, (unsigned)strlen(cert_pem)};
+		gnutls_datum_t k = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)};
+
+		r = gnutls_certificate_set_x509_key_mem(cred, &c, &k, GNUTLS_X509_FMT_PEM);
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "TLS: the cluster's CA%s: %s",
+			 cert_pem ? " or our certificate" : "", gnutls_strerror(r));
+		gnutls_certificate_free_credentials(cred);
+		return -1;
+	}
+	/* the credentials before stay: connections made with them may still be open */
+	tls_cred = cred;
+	return 0;
+}
+
+int xport_tls_files(const struct pki_identity *id, char *err, size_t errlen)
+{
+	char *ca = pki_read(id->ca), *cert = pki_read(id->cert), *key = pki_read(id->key);
+	int r = -1;
+
+	if (!ca || !cert || !key)
+		snprintf(err, errlen, "%s: %s",
+			 !ca	 ? id->ca
+			 : !cert ? id->cert
+				 : id->key,
+			 strerror(errno));
+	else
+		r = xport_tls(ca, cert, key, err, errlen);
+	if (key)
+		explicit_bzero(key, strlen(key));
+	free(ca);
+	free(cert);
+	free(key);
+	return r;
+}
+
+bool xport_tls_on(void)
+{
+	return tls_cred != NULL;
+}
+
+/* TLS on the connected @fd to @host: the handshake, the server checked. */
+static int tls_start(int fd, const char *host, const char *addr, int timeout_ms, struct xport **out,
+		     char *err, size_t errlen)
+{
+	struct tls_xport *t = calloc(1, sizeof(*t));
+	int r;
+
+	if (!t || gnutls_init(&t->s, GNUTLS_CLIENT) < 0) {
+		free(t);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	gnutls_set_default_priority(t->s);
+	gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, tls_cred);
+	gnutls_session_set_verify_cert(t->s, host, 0); /* the cluster's, for this host */
+	gnutls_transport_set_int(t->s, fd);
+	gnutls_handshake_set_timeout(t->s, (unsigned)timeout_ms);
+	do
+		r = gnutls_handshake(t->s);
+	while (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN);
+	if (r < 0) {
+		unsigned status = gnutls_session_get_verify_cert_status(t->s);
+		gnutls_datum_t why = {0};
+
+		if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR && status)
+			gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why,
+								     0);
+		snprintf(err, errlen, "TLS with %s failed: %s%s%s", addr, gnutls_strerror(r),
+			 why.data ? ": " : " (does the server speak TLS?)",
+			 why.data ? (char *)why.data : "");
+		gnutls_free(why.data);
+		gnutls_deinit(t->s);
+		free(t);
+		return -ECONNREFUSED;
+	}
+	t->x.ops = &tls_ops;
+	t->fd = fd;
+	snprintf(t->x.peer, sizeof(t->x.peer), "tls://%s", addr);
+	*out = &t->x;
+	return 0;
+}
+
 static const struct xport_ops tcp_ops = {
 	.sendv = tcp_sendv,
 	.recv = tcp_recv,
@@ -158,7 +364,7 @@ int xport_connect(const char *addr, int timeout_ms, int io_timeout_ms, struct xp
 	struct tcp_xport *t;
 	int fd = -EHOSTUNREACH, one = 1, rc;
 
-	if (strncmp(a, "tcp://", 6) == 0)
+	if (strncmp(a, "tcp://", 6) == 0 || strncmp(a, "tls://", 6) == 0)
 		a += 6;
 	port = strrchr(a, ':');
 	if (!port || port == a || (size_t)(port - a) >= sizeof(host) || !port[1]) {
@@ -194,6 +400,12 @@ int xport_connect(const char *addr, int timeout_ms, int io_timeout_ms, struct xp
 
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	if (tls_cred) {
+		rc = tls_start(fd, host, a, timeout_ms, out, err, errlen);
+		if (rc)
+			close(fd);
+		return rc;
 	}
 	t = calloc(1, sizeof(*t));
 	if (!t) {

@@ -6,6 +6,7 @@
 #ifndef LEGO_XPORT_H
 #define LEGO_XPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -39,6 +40,23 @@ struct xport {
 	char peer[128]; /* "tcp://127.0.0.1:7400", for messages */
 	uint64_t next_id;
 };
+
+/*
+ * xport_tls - every later connection of this process is TLS: the server
+ * must hold a certificate of the cluster whose CA is @ca_pem for the host
+ * it is reached at; @cert_pem and @key_pem (may be NULL: none) are this
+ * process's own certificate, all PEM text. 0, or -1 with a sentence in
+ * @err. Connections made before keep what they had.
+ */
+int xport_tls(const char *ca_pem, const char *cert_pem, const char *key_pem, char *err,
+	      size_t errlen);
+
+/* xport_tls_files - xport_tls with the member identity @id's files. */
+struct pki_identity;
+int xport_tls_files(const struct pki_identity *id, char *err, size_t errlen);
+
+/* xport_tls_on - whether xport_tls was called. */
+bool xport_tls_on(void);
 
 /*
  * xport_connect - connect to @addr within @timeout_ms; replies must then

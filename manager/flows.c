@@ -345,7 +345,7 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 	pthread_mutex_lock(&m->lock);
 	order = vnode_order(v, &m->ipam);
 	pthread_mutex_unlock(&m->lock);
-	status = agent_call(v->agent, "POST", "/v1/vnodes", order, NULL, err, errlen);
+	status = agent_run_order(m, v->agent, order, NULL, err, errlen);
 	json_decref(order);
 	if (status) {
 		char why[256], vol[NAME_LEN + 8];
@@ -518,7 +518,7 @@ int vnode_start(struct manager *m, const char *name, char *err, size_t errlen)
 	pthread_mutex_lock(&m->lock);
 	order = vnode_order(v, &m->ipam);
 	pthread_mutex_unlock(&m->lock);
-	status = agent_call(agent, "POST", "/v1/vnodes", order, NULL, err, errlen);
+	status = agent_run_order(m, agent, order, NULL, err, errlen);
 	json_decref(order);
 	pthread_mutex_lock(&m->lock);
 	v->state = status ? prev : VNODE_RUNNING;

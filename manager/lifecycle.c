@@ -200,7 +200,7 @@ int vnode_migrate(struct manager *m, const char *name, const char *to, json_t **
 		return status;
 	}
 	log_info("vNode %s: migrating from %s to %s", name, src, dst);
-	status = agent_call(dst, "POST", "/v1/vnodes", order, &ans, err, errlen);
+	status = agent_run_order(m, dst, order, &ans, err, errlen);
 	json_decref(order);
 	incoming = json_string_value(json_object_get(ans, "incoming"));
 	if (!status && !incoming) {
@@ -336,7 +336,7 @@ int vnode_restore(struct manager *m, const char *name, char *err, size_t errlen)
 	pthread_mutex_unlock(&m->lock);
 	if (!v)
 		return status;
-	status = agent_call(agent, "POST", "/v1/vnodes", order, NULL, err, errlen);
+	status = agent_run_order(m, agent, order, NULL, err, errlen);
 	json_decref(order);
 	pthread_mutex_lock(&m->lock);
 	if ((v = vnode_find(m, name))) {

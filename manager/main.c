@@ -13,6 +13,7 @@
 #include "log.h"
 #include "manager.h"
 #include "util.h"
+#include "xport.h"
 
 static void usage(FILE *f)
 {
@@ -190,7 +191,11 @@ int main(int argc, char **argv)
 		log_err("%s", err);
 		return 1;
 	}
-	http_identity(&m.id); /* the manager calls agents as itself */
+	http_identity(&m.id);				/* the manager calls agents as itself, */
+	if (xport_tls_files(&m.id, err, sizeof(err))) { /* and storage servers (volumes) */
+		log_err("%s", err);
+		return 1;
+	}
 	if (manager_init(&m, db, err, sizeof(err))) {
 		log_err("%s", err);
 		return 1;

@@ -148,6 +148,8 @@ int members_init(struct manager *m, const char *pki_dir, char *err, size_t errle
 /* members_token_create - a join token for @role, valid @ttl_s (0: 15 min), into @token. */
 int members_token_create(struct manager *m, unsigned role, long ttl_s, char *token, size_t len,
 			 time_t *expires, char *err, size_t errlen);
+/* members_vmm_credential - the certificate and key of the VMM @order runs, added to it. */
+int members_vmm_credential(struct manager *m, json_t *order, char *err, size_t errlen);
 /* members_join - a certificate for the join request @req (malloc'd PEM), or -errno with @err. */
 int members_join(struct manager *m, json_t *req, char **cert, char *err, size_t errlen);
 
@@ -216,6 +218,9 @@ int agent_call(const char *agent, const char *method, const char *path, json_t *
 /* vnode_order - the order that runs @v's VMM (order.h), as JSON for the agent; @ipam
  * the cluster's subnet, for its address. Lock held. */
 json_t *vnode_order(struct vnode *v, const struct ipam *ipam);
+/* agent_run_order - @agent runs the VMM of @order, with its credential (members.c) added. */
+int agent_run_order(struct manager *m, const char *agent, json_t *order, json_t **out, char *err,
+		    size_t errlen);
 /* hex - @n bytes at @b as 2n hex digits into @out. */
 void hex(const uint8_t *b, size_t n, char *out);
 

@@ -7,6 +7,10 @@
  *   POST /v1/join    {"token", "name", "csr", "hosts"}
  *                                            anyone with a token: a certificate
  *
+ * And every VMM's credential: a certificate for exactly its vNode (by name
+ * and number) from the epoch it starts at, with its key, in its order. The
+ * memory and storage servers check it themselves against the CA.
+ *
  * A join token is "lj1.FPR.ID.SECRET": FPR, the first 16 hex digits of the
  * CA's SHA-256, lets the new host check that the CA it fetched is this
  * cluster's before it trusts it (as kubeadm's discovery hash does); ID
@@ -236,5 +240,28 @@ int members_join(struct manager *m, json_t *req, char **cert, char *err, size_t 
 		return r;
 	}
 	log_info("%s '%s' joined the cluster", role, name);
+	return 0;
+}
+
+int members_vmm_credential(struct manager *m, json_t *order, char *err, size_t errlen)
+{
+	const char *name = json_string_value(json_object_get(order, "name"));
+	struct pki_cert_req req = {
+		.name = name,
+		.role = PKI_VMM,
+		.vnode = (uint64_t)json_integer_value(json_object_get(order, "vnode")),
+		.epoch = (uint64_t)json_integer_value(json_object_get(order, "epoch")),
+	};
+	char *cert, *key;
+
+	if (!m->can_sign)
+		return 0; /* a manager without the CA key: its servers speak plain TCP */
+	if (pki_issue_pem(m->pki, &req, &cert, &key, err, errlen))
+		return -EIO;
+	json_object_set_new(order, "tls_cert", json_string(cert));
+	json_object_set_new(order, "tls_key", json_string(key));
+	explicit_bzero(key, strlen(key));
+	free(key);
+	free(cert);
 	return 0;
 }

@@ -146,3 +146,11 @@ out:
 	order_free(&o);
 	return j;
 }
+
+int agent_run_order(struct manager *m, const char *agent, json_t *order, json_t **out, char *err,
+		    size_t errlen)
+{
+	int r = members_vmm_credential(m, order, err, errlen);
+
+	return r ? r : agent_call(agent, "POST", "/v1/vnodes", order, out, err, errlen);
+}

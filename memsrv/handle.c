@@ -19,6 +19,7 @@ static size_t reply(uint8_t *out, const struct lmp_hdr *req, int status, uint32_
 static size_t handle_hello(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
 			   const uint8_t *body, uint8_t *out)
 {
+	const struct pki_peer *p = ss->peer;
 	struct lmp_hello hello;
 	struct store_vnode *vn;
 	int ret;
@@ -28,6 +29,19 @@ static size_t handle_hello(struct memsrv *m, struct memsrv_session *ss, const st
 	memcpy(&hello, body, sizeof(hello));
 	if (ss->vn) /* one vNode per connection, for its whole life */
 		return reply(out, h, ss->vnode_id == hello.vnode ? 0 : -EPERM, 0, 0);
+	/* in a cluster (TLS), only a VMM the manager started for this vNode */
+	if (m->srv.tls && (!p || p->role != PKI_VMM || p->vnode != hello.vnode)) {
+		log_warn("refused a connection for vNode %llu: %s %s %llu",
+			 (unsigned long long)hello.vnode,
+			 !p		      ? "no credential: a client without a certificate"
+			 : p->role != PKI_VMM ? "not a VMM's credential, but a member's:"
+					      : "the credential is for vNode",
+			 p && p->role != PKI_VMM ? p->name : "",
+			 (unsigned long long)(p ? p->vnode : 0));
+		return reply(out, h, -EACCES, 0, 0);
+	}
+	if (p && hello.epoch < p->epoch)
+		return reply(out, h, -EINVAL, 0, 0); /* a VMM starts at its credential's epoch */
 	ret = store_attach(&m->store, hello.vnode, hello.nr_pages, hello.token, &vn);
 	if (ret) {
 		log_warn("refused a connection for vNode %llu: %s", (unsigned long long)hello.vnode,
@@ -37,6 +51,16 @@ static size_t handle_hello(struct memsrv *m, struct memsrv_session *ss, const st
 	if (hello.flags & ~(LMP_HELLO_FRESH | LMP_HELLO_TAKEOVER)) {
 		store_detach(&m->store, vn);
 		return reply(out, h, -EINVAL, 0, 0);
+	}
+	/* a VMM the manager started earlier than one that came since is deposed,
+	 * whatever epoch it names: only the manager signs where a VMM starts */
+	if (p && p->role == PKI_VMM && p->epoch < vn->incarnation) {
+		log_warn("fenced a VMM of vNode %llu started at epoch %llu: one started at %llu "
+			 "has connected since",
+			 (unsigned long long)hello.vnode, (unsigned long long)p->epoch,
+			 (unsigned long long)vn->incarnation);
+		store_detach(&m->store, vn);
+		return reply(out, h, -ESTALE, 0, vn->epoch);
 	}
 	ret = store_epoch(&m->store, vn, hello.epoch, hello.since, hello.flags);
 	if (ret) {
@@ -50,6 +74,8 @@ static size_t handle_hello(struct memsrv *m, struct memsrv_session *ss, const st
 	if (hello.flags & LMP_HELLO_FRESH)
 		log_info("vNode %llu: copy dropped for a refill at epoch %llu",
 			 (unsigned long long)hello.vnode, (unsigned long long)hello.epoch);
+	if (p && p->role == PKI_VMM && p->epoch > vn->incarnation)
+		vn->incarnation = p->epoch;
 	ss->vn = vn;
 	ss->vnode_id = hello.vnode;
 	ss->epoch = hello.epoch;

@@ -98,8 +98,10 @@ int main(int argc, char **argv)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	log_init("lego-memsrv", level);
 	umask(077);
-	if (mo.manager && member_start(&mo, "memsrv", listen_addr, advertise, sizeof(advertise),
-				       &id, cap, sizeof(cap))) {
+	if ((mo.manager || mo.identity) &&
+	    (member_start(&mo, "memsrv", listen_addr, advertise, sizeof(advertise), &id, cap,
+			  sizeof(cap)) ||
+	     srv_tls(&m.srv, &id, cap, sizeof(cap)))) {
 		log_err("%s", cap);
 		return 1;
 	}
@@ -111,7 +113,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&m.lock, NULL);
 	if (memsrv_listen(&m, listen_addr) || memsrv_backup_start(&m))
 		return 1;
-	log_info("serving pages on %s, capacity %s", listen_addr,
+	log_info("serving pages on %s%s, capacity %s", m.srv.tls ? "tls://" : "", listen_addr,
 		 format_size(capacity, cap, sizeof(cap)));
 	if (mo.manager) {
 		m.listen_addr = advertise;

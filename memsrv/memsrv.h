@@ -30,7 +30,8 @@ struct memsrv {
 struct memsrv_session {
 	struct store_vnode *vn; /* NULL until HELLO succeeded */
 	uint64_t vnode_id;
-	uint64_t epoch; /* the placement epoch it said HELLO at */
+	uint64_t epoch;		     /* the placement epoch it said HELLO at */
+	const struct pki_peer *peer; /* its client's certificate (TLS), or NULL */
 };
 
 /*

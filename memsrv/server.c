@@ -22,7 +22,7 @@ static void memsrv_conn_close(void *app, void *session)
 static size_t memsrv_request(void *app, struct srv_conn *c, void *session, const struct lmp_hdr *h,
 			     const uint8_t *body, uint8_t *out)
 {
-	(void)c;
+	((struct memsrv_session *)session)->peer = srv_conn_peer(c);
 	return memsrv_handle(app, session, h, body, out);
 }
 

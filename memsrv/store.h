@@ -31,6 +31,7 @@ struct store_vnode {
 	int refs;		     /* connections authenticated for it */
 	bool released;		     /* its pages are gone; freed with its last connection */
 	uint64_t epoch;		     /* the newest placement epoch a client presented */
+	uint64_t incarnation;	     /* the newest epoch a VMM's credential started at */
 	struct store_backup *backup; /* NULL: none */
 	struct store_vnode *next;
 };

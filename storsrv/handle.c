@@ -64,6 +64,30 @@ static void blk_done(struct srv_op *op, int res)
 	free(b);
 }
 
+/*
+ * On a cluster's server (TLS), whose is volume @name to use? A VMM's
+ * credential is for its own vNode's volumes only (NAME, NAME.dK, NAME.mem);
+ * a member (the manager, an admin importing an image, a memory server
+ * writing a backup) may use any, with its token; a client without a
+ * certificate, none.
+ */
+static bool volume_allowed(struct storsrv *s, struct srv_conn *c, const char *name)
+{
+	const struct pki_peer *p = srv_conn_peer(c);
+	size_t n = p ? strlen(p->name) : 0;
+	const char *rest = name + n;
+
+	if (!s->srv.tls || (p && p->role != PKI_VMM))
+		return true;
+	if (p && !strncmp(name, p->name, n) &&
+	    (!*rest || !strcmp(rest, ".mem") ||
+	     (rest[0] == '.' && rest[1] == 'd' && rest[2] &&
+	      strspn(rest + 2, "0123456789") == strlen(rest + 2))))
+		return true;
+	log_warn("refused volume %s to %s", name, p ? p->name : "a client without a certificate");
+	return false;
+}
+
 static size_t blk_request(struct storsrv *s, struct srv_conn *c, const struct lmp_hdr *h,
 			  const uint8_t *body, uint8_t *out)
 {
@@ -79,6 +103,8 @@ static size_t blk_request(struct storsrv *s, struct srv_conn *c, const struct lm
 		return respond_now(s, h, -EBADMSG, out);
 	memcpy(&req, body, sizeof(req));
 	req.volume[LMP_VOL_NAME_LEN - 1] = 0;
+	if (!volume_allowed(s, c, req.volume))
+		return respond_now(s, h, -EACCES, out);
 	ret = volume_get(s, req.volume, req.token, &v);
 	if (ret)
 		return respond_now(s, h, ret, out);
@@ -131,8 +157,8 @@ static size_t blk_request(struct storsrv *s, struct srv_conn *c, const struct lm
 	return 0;
 }
 
-static size_t vol_request(struct storsrv *s, const struct lmp_hdr *h, const uint8_t *body,
-			  uint8_t *out)
+static size_t vol_request(struct storsrv *s, struct srv_conn *c, const struct lmp_hdr *h,
+			  const uint8_t *body, uint8_t *out)
 {
 	struct lmp_vol req;
 	int ret;
@@ -141,6 +167,8 @@ static size_t vol_request(struct storsrv *s, const struct lmp_hdr *h, const uint
 		return respond_now(s, h, -EBADMSG, out);
 	memcpy(&req, body, sizeof(req));
 	req.name[LMP_VOL_NAME_LEN - 1] = 0;
+	if (!volume_allowed(s, c, req.name))
+		return respond_now(s, h, -EACCES, out);
 	switch (h->type) {
 	case LMP_VOL_CREATE:
 		ret = volume_create(s, &req);
@@ -182,6 +210,23 @@ static size_t list_request(struct storsrv *s, const struct lmp_hdr *h, uint8_t *
 	return sizeof(r) + r.len;
 }
 
+/*
+ * Volume administration (create, delete, resize, list) on a server of a
+ * cluster is for the manager and the admin: their certificates say so. A
+ * vNode's own requests carry its volume's token instead.
+ */
+static bool admin_allowed(struct storsrv *s, struct srv_conn *c, const struct lmp_hdr *h)
+{
+	const struct pki_peer *p = srv_conn_peer(c);
+
+	if (!s->srv.tls || (p && (p->role & (PKI_MANAGER | PKI_ADMIN))))
+		return true;
+	log_warn("refused %s to %s: volumes are administered by the manager (or an admin) only",
+		 h->type == LMP_VOL_LIST ? "a volume list" : "a volume change",
+		 p ? p->name : "a client without a certificate");
+	return false;
+}
+
 static size_t storsrv_request(void *app, struct srv_conn *c, void *session, const struct lmp_hdr *h,
 			      const uint8_t *body, uint8_t *out)
 {
@@ -189,6 +234,10 @@ static size_t storsrv_request(void *app, struct srv_conn *c, void *session, cons
 
 	(void)session;
 	s->nr_requests++;
+	if ((h->type == LMP_VOL_CREATE || h->type == LMP_VOL_DELETE || h->type == LMP_VOL_RESIZE ||
+	     h->type == LMP_VOL_LIST) &&
+	    !admin_allowed(s, c, h))
+		return respond_now(s, h, -EACCES, out);
 	switch (h->type) {
 	case LMP_BLK_READ:
 	case LMP_BLK_WRITE:
@@ -200,7 +249,7 @@ static size_t storsrv_request(void *app, struct srv_conn *c, void *session, cons
 	case LMP_VOL_DELETE:
 	case LMP_VOL_RESIZE:
 	case LMP_VOL_STAT:
-		return vol_request(s, h, body, out);
+		return vol_request(s, c, h, body, out);
 	case LMP_VOL_LIST:
 		return list_request(s, h, out);
 	default:
@@ -231,7 +280,7 @@ int storsrv_run(struct storsrv *s, const char *addr)
 
 	if (ret)
 		return ret;
-	log_info("serving volumes of %s on %s", s->dir, addr);
+	log_info("serving volumes of %s on %s%s", s->dir, s->srv.tls ? "tls://" : "", addr);
 	ret = srv_run(&s->srv, &storsrv_ops, s);
 	close(s->srv.listen_fd);
 	return ret;

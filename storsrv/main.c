@@ -130,13 +130,17 @@ int main(int argc, char **argv)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	log_init("lego-storsrv", level);
 	umask(077); /* volumes are their vNodes' own */
-	if (mo.manager && member_start(&mo, "storsrv", listen_addr, advertise, sizeof(advertise),
-				       &id, err, sizeof(err))) {
+	if ((mo.manager || mo.identity) && member_start(&mo, "storsrv", listen_addr, advertise,
+							sizeof(advertise), &id, err, sizeof(err))) {
 		log_err("%s", err);
 		return 1;
 	}
 	if (storsrv_open(&s, dir))
 		return 1;
+	if (mo.identity && srv_tls(&s.srv, &id, err, sizeof(err))) {
+		log_err("%s", err);
+		return 1;
+	}
 	if (mo.manager) {
 		beat_info.addr = advertise;
 		beat_info.dir = dir;

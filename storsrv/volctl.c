@@ -31,11 +31,22 @@ int volctl_main(int argc, char **argv)
 {
 	struct lmp_vol v = {0};
 	struct xport *x;
-	char err[256];
+	char err[1024];
 	int ret = 0, fd = -1;
 
+	if (argc >= 2 && !strcmp(argv[0], "--identity")) { /* a TLS server of a cluster */
+		struct pki_identity id;
+
+		if (pki_identity(argv[1], &id, err, sizeof(err)) ||
+		    xport_tls_files(&id, err, sizeof(err))) {
+			fprintf(stderr, "lego-storsrv volume: %s\n", err);
+			return 1;
+		}
+		argc -= 2, argv += 2;
+	}
 	if (argc < 2 || (strcmp(argv[0], "list") && argc < 3)) {
-		fprintf(stderr, "usage: lego-storsrv volume create ADDR NAME SIZE|--from FILE\n"
+		fprintf(stderr, "usage: lego-storsrv volume [--identity PREFIX] create ADDR NAME "
+				"SIZE|--from FILE\n"
 				"       lego-storsrv volume list ADDR\n"
 				"       lego-storsrv volume resize ADDR NAME SIZE TOKEN\n"
 				"       lego-storsrv volume delete ADDR NAME TOKEN\n");

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "xport.h"
 #include "vmm.h"
 
 static void usage(struct vmm *v, FILE *f)
@@ -272,6 +273,10 @@ int vmm_parse_args(struct vmm *v, int argc, char **argv)
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (order_check(&v->order, err, sizeof(err)))
+		return usage_error("%s", err);
+	/* a cluster's servers speak TLS: this VMM checks they are the cluster's */
+	if (v->order.tls_ca &&
+	    xport_tls(v->order.tls_ca, v->order.tls_cert, v->order.tls_key, err, sizeof(err)))
 		return usage_error("%s", err);
 	return 0;
 }

@@ -15,7 +15,11 @@
  *                            what the VMM achieved on that very trace
  *   hitpath_ratio            a resident scan with the ExCache over the same
  *                            scan without userfaultfd at all
+ *   excache_miss_p50_us_tls  the miss again, from a memory server of a cluster: TLS,
+ *                            the VMM with its credential; tls_miss_ratio over the plain
+ *                            one (goal 1.1), memsrv_read_p50_us_tls the client's read
  */
+#include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -23,13 +27,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "memclient.h"
+#include "pki.h"
 #include "policy_sim.h"
 #include "test.h"
 #include "util.h"
+#include "xport.h"
 
 static char memsrv_addr[64];
 
@@ -142,10 +149,10 @@ static double tcp_rtt_p50_us(void)
 	return ns[N / 2] / 1000.0;
 }
 
-static double memsrv_read_p50_us(void)
+static double memsrv_read_p50_us_at(uint64_t vnode)
 {
 	struct memclient mc;
-	struct memclient_cred c = {.vnode = 77, .nr_pages = 16};
+	struct memclient_cred c = {.vnode = vnode, .nr_pages = 16};
 	static uint8_t page[4096];
 	enum { N = 20000 };
 	static uint64_t ns[N];
@@ -167,6 +174,72 @@ static double memsrv_read_p50_us(void)
 	memclient_close(&mc);
 	qsort(ns, N, sizeof(ns[0]), cmp_u64);
 	return ns[N / 2] / 1000.0;
+}
+
+static double memsrv_read_p50_us(void)
+{
+	return memsrv_read_p50_us_at(77);
+}
+
+#define TLS_VNODE 4242
+
+/*
+ * A memory server of a cluster of the bench's own (TLS, its certificate
+ * for 127.0.0.1) on @addr, and an order file giving the VMM the CA and its
+ * credential for vNode TLS_VNODE into @order. Its pid.
+ */
+static pid_t tls_memsrv(char *addr, char *order)
+{
+	static const char *const local[] = {"127.0.0.1", NULL};
+	struct pki_cert_req srv = {.name = "memsrv", .role = PKI_MEMSRV, .hosts = local};
+	struct pki_cert_req vmm = {.name = "bench", .role = PKI_VMM, .vnode = TLS_VNODE};
+	char dir[600], prefix[620], capath[620], err[1024], *ca, *cert, *key;
+	int port = test_free_port();
+	json_t *j;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/pki", test_tmpdir());
+	snprintf(prefix, sizeof(prefix), "%s/memsrv", dir);
+	snprintf(capath, sizeof(capath), "%s/ca.pem", dir);
+	if (pki_init_cluster(dir, "bench", NULL, err, sizeof(err)) ||
+	    pki_issue(dir, &srv, err, sizeof(err)) ||
+	    pki_issue_pem(dir, &vmm, &cert, &key, err, sizeof(err)) || !(ca = pki_read(capath))) {
+		fprintf(stderr, "bench-excache: %s\n", err);
+		exit(1);
+	}
+	snprintf(addr, 64, "127.0.0.1:%d", port);
+	char *argv[] = {(char *)test_path("bin/lego-memsrv"),
+			"-q",
+			"--listen",
+			addr,
+			"--capacity",
+			"4G",
+			"--identity",
+			prefix,
+			NULL};
+	pid = proc_spawn(argv);
+	if (!wait_for_port(port, 10000)) {
+		fprintf(stderr, "bench-excache: the TLS memory server did not start\n");
+		exit(1);
+	}
+	j = json_pack("{s:s,s:s,s:s,s:I}", "tls_ca", ca, "tls_cert", cert, "tls_key", key, "vnode",
+		      (json_int_t)TLS_VNODE);
+	snprintf(order, 600, "%s/tls-order.json", test_tmpdir());
+	umask(077);
+	if (json_dump_file(j, order, 0)) {
+		fprintf(stderr, "bench-excache: cannot write %s\n", order);
+		exit(1);
+	}
+	json_decref(j);
+	/* this process's own reads (memsrv_read_p50_us) as that VMM */
+	if (xport_tls(ca, cert, key, err, sizeof(err))) {
+		fprintf(stderr, "bench-excache: %s\n", err);
+		exit(1);
+	}
+	free(ca);
+	free(cert);
+	free(key);
+	return pid;
 }
 
 int main(int argc, char **argv)
@@ -204,6 +277,34 @@ int main(int argc, char **argv)
 	       "memsrv_read_p50_us=%.1f miss_ratio=%.2f\n",
 	       miss50, miss99, floor50, fblock, fspin, rtt, rd, miss50 / floor50);
 	fflush(stdout);
+	{ /* the same miss over TLS, the plain one measured again beside it */
+		char plain[64], order[600];
+		const char *tls_opts[] = {"--prefetch", "1", "--order", order, NULL};
+		double plain50, tls50, tls99, tls_rd;
+		pid_t tms;
+
+		r = run_touch("160M", "8M", noprefetch,
+			      "op=read mode=rand size=128M prefill=1 lat=1");
+		plain50 = report(&r, "p1_lat_p50_ns") / 1000.0;
+		proc_result_free(&r);
+		snprintf(plain, sizeof(plain), "%s", memsrv_addr);
+		tms = tls_memsrv(memsrv_addr, order);
+		r = run_touch("160M", "8M", tls_opts,
+			      "op=read mode=rand size=128M prefill=1 lat=1");
+		tls50 = report(&r, "p1_lat_p50_ns") / 1000.0;
+		tls99 = report(&r, "p1_lat_p99_ns") / 1000.0;
+		proc_result_free(&r);
+		tls_rd = memsrv_read_p50_us_at(TLS_VNODE);
+		kill(tms, SIGTERM);
+		waitpid(tms, NULL, 0);
+		snprintf(memsrv_addr, sizeof(memsrv_addr), "%s", plain);
+		printf("BENCH excache_miss_p50_us_tls=%.1f excache_miss_p99_us_tls=%.1f "
+		       "excache_miss_p50_us_plain=%.1f tls_miss_ratio=%.2f "
+		       "memsrv_read_p50_us_tls=%.1f tls_miss_goal=1.1\n",
+		       tls50, tls99, (miss50 + plain50) / 2, tls50 / ((miss50 + plain50) / 2),
+		       tls_rd);
+		fflush(stdout);
+	}
 
 	r = run_touch("160M", "8M", NULL, "op=read mode=seq size=128M prefill=1");
 	seq_pf = report(&r, "p1_ns") / 32768.0;

@@ -6,7 +6,9 @@
  *   storsrv_randread_qd32_iops, fio_randread_qd32_iops, randread_qd32_ratio
  *   (and the same for randwrite, and for QD1).
  * The ratio is what the network path (loopback TCP, the server's io_uring)
- * costs next to the local file.
+ * costs next to the local file. Then QD32 reads again from a storage server
+ * of a cluster (TLS, the VMM's credential): storsrv_randread_qd32_iops_tls,
+ * randread_qd32_ratio_tls (over fio), tls_randread_ratio (over plain TCP).
  */
 #include <jansson.h>
 #include <pthread.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "blk.h"
+#include "pki.h"
 #include "test.h"
 #include "util.h"
 #include "xport.h"
@@ -137,47 +140,52 @@ static double fio_iops(const char *file, const char *rw, int qd)
 	return iops;
 }
 
-int main(int argc, char **argv)
+/*
+ * A lego-storsrv on a free port with its data in @dir (TLS as @identity, a
+ * member certificate's prefix, if not NULL), a volume "bench" on it written
+ * once all over (so that reads find data), and lego-vmm's backend on it.
+ * The volume is made by whoever this process is to the server (an admin on
+ * a TLS one); the backend connects as this process then is.
+ */
+static pid_t served_volume(const char *dir, const char *identity, struct blk_backend **be,
+			   char *listen)
 {
-	char listen[64], dir[300], file[400], url[128], err[256];
-	char *srv_argv[] = {NULL, "-q", "--listen", listen, "--data", dir, NULL};
+	static uint8_t chunk[256 * 1024];
+	char url[128], err[256];
+	char *srv_argv[] = {(char *)test_path("bin/lego-storsrv"),
+			    "-q",
+			    "--listen",
+			    listen,
+			    "--data",
+			    (char *)dir,
+			    identity ? "--identity" : NULL,
+			    (char *)identity,
+			    NULL};
 	struct lmp_vol v = {.name = "bench", .size = VOL_SIZE};
 	struct iovec iov = {&v, sizeof(v)};
-	struct blk_backend *be;
 	struct lmp_hdr resp;
 	struct xport *x;
-	static uint8_t chunk[256 * 1024];
 	pid_t srv;
-	int status;
 
-	test_set_build_dir(argc > 1 ? argv[1] : "build");
-	if (system("command -v fio >/dev/null 2>&1")) {
-		fprintf(stderr, "bench_storsrv: fio is not installed (make deps installs it)\n");
-		return 1;
-	}
-	srv_argv[0] = (char *)test_path("bin/lego-storsrv");
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", test_free_port());
-	snprintf(dir, sizeof(dir), "%s", test_tmpdir());
+	snprintf(listen, 64, "127.0.0.1:%d", test_free_port());
 	srv = proc_spawn(srv_argv);
 	if (!wait_for_port(atoi(strrchr(listen, ':') + 1), 10000))
-		return 1;
+		exit(1);
 	for (int i = 0; i < LMP_TOKEN_LEN; i++)
 		v.token[i] = (uint8_t)i;
 	if (xport_connect(listen, 2000, 10000, &x, err, sizeof(err)) ||
 	    xport_call(x, LMP_VOL_CREATE, 0, &iov, 1, &resp, NULL, 0) || resp.status) {
 		fprintf(stderr, "bench_storsrv: cannot create the volume\n");
-		return 1;
+		exit(1);
 	}
 	xport_close(x);
 	snprintf(url, sizeof(url), "storsrv://%s/bench", listen);
-	snprintf(file, sizeof(file), "%s/bench.vol", dir);
-	if (blk_net_open(url, v.token, 30000, &be))
-		return 1;
-	/* every block written once, so that reads find data, not holes */
+	if (blk_net_open(url, v.token, 30000, be))
+		exit(1);
 	memset(chunk, 0x5a, sizeof(chunk));
 	for (uint64_t off = 0; off < VOL_SIZE; off += sizeof(chunk)) {
 		struct op o = {0};
-		struct load l = {.be = be,
+		struct load l = {.be = *be,
 				 .lock = PTHREAD_MUTEX_INITIALIZER,
 				 .cond = PTHREAD_COND_INITIALIZER,
 				 .in_flight = 1};
@@ -189,12 +197,53 @@ int main(int argc, char **argv)
 				       .iov = &o.iov,
 				       .iovcnt = 1,
 				       .done = op_done};
-		be->ops->submit(be, &o.io);
+		(*be)->ops->submit(*be, &o.io);
 		pthread_mutex_lock(&l.lock);
 		while (l.in_flight)
 			pthread_cond_wait(&l.cond, &l.lock);
 		pthread_mutex_unlock(&l.lock);
 	}
+	return srv;
+}
+
+/* The cluster of the bench's own: a CA, the server's certificate, an admin's, and a
+ * VMM's for the volume "bench"; the prefix of the server's into @prefix. */
+static void bench_cluster(const char *dir, char *prefix, size_t len, char **vmm_cert,
+			  char **vmm_key)
+{
+	static const char *const local[] = {"127.0.0.1", NULL};
+	struct pki_cert_req srv = {.name = "storsrv", .role = PKI_STORSRV, .hosts = local};
+	struct pki_cert_req vmm = {.name = "bench", .role = PKI_VMM, .vnode = 1};
+	char err[1024];
+
+	if (pki_init_cluster(dir, "bench", NULL, err, sizeof(err)) ||
+	    pki_issue(dir, &srv, err, sizeof(err)) ||
+	    pki_issue_pem(dir, &vmm, vmm_cert, vmm_key, err, sizeof(err))) {
+		fprintf(stderr, "bench_storsrv: %s\n", err);
+		exit(1);
+	}
+	snprintf(prefix, len, "%s/storsrv", dir);
+}
+
+int main(int argc, char **argv)
+{
+	char dir[300], file[400], tlsdir[400], pki[420], prefix[480], admin[480], err[1024];
+	char listen[64];
+	struct pki_identity id;
+	struct blk_backend *be;
+	char *cert, *key, *ca;
+	double plain32 = 0, fio32 = 0;
+	pid_t srv;
+	int status;
+
+	test_set_build_dir(argc > 1 ? argv[1] : "build");
+	if (system("command -v fio >/dev/null 2>&1")) {
+		fprintf(stderr, "bench_storsrv: fio is not installed (make deps installs it)\n");
+		return 1;
+	}
+	snprintf(dir, sizeof(dir), "%s", test_tmpdir());
+	snprintf(file, sizeof(file), "%s/bench.vol", dir);
+	srv = served_volume(dir, NULL, &be, listen);
 	{
 		static const struct {
 			const char *name, *fio;
@@ -212,11 +261,49 @@ int main(int argc, char **argv)
 				       kinds[k].name, qd, ours, kinds[k].name, qd, fio,
 				       kinds[k].name, qd, fio > 0 ? ours / fio : 0);
 				fflush(stdout);
+				if (k == 0 && qd == 32)
+					plain32 = ours, fio32 = fio;
 			}
 		}
 	}
 	be->ops->close(be);
 	kill(srv, SIGTERM);
 	waitpid(srv, &status, 0);
+
+	/* The same reads from a storage server of a cluster: TLS, the VMM's credential. */
+	snprintf(tlsdir, sizeof(tlsdir), "%s/tls", dir);
+	snprintf(pki, sizeof(pki), "%s/pki", dir);
+	bench_cluster(pki, prefix, sizeof(prefix), &cert, &key);
+	snprintf(admin, sizeof(admin), "%s/admin", pki);
+	if (pki_identity(admin, &id, err, sizeof(err)) || xport_tls_files(&id, err, sizeof(err)) ||
+	    !(ca = pki_read(id.ca))) {
+		fprintf(stderr, "bench_storsrv: %s\n", err);
+		return 1;
+	}
+	srv = served_volume(tlsdir, prefix, &be, listen); /* made and written by the admin */
+	be->ops->close(be);
+	if (xport_tls(ca, cert, key, err, sizeof(err))) { /* read by the vNode's VMM */
+		fprintf(stderr, "bench_storsrv: %s\n", err);
+		return 1;
+	}
+	{
+		char url[128];
+		uint8_t token[LMP_TOKEN_LEN];
+		for (int i = 0; i < LMP_TOKEN_LEN; i++)
+			token[i] = (uint8_t)i;
+		snprintf(url, sizeof(url), "storsrv://%s/bench", listen);
+		if (blk_net_open(url, token, 30000, &be))
+			return 1;
+	}
+	double tls32 = client_iops(be, BLK_READ, 32);
+	printf("BENCH storsrv_randread_qd32_iops_tls=%.0f storsrv_randread_qd32_iops_plain=%.0f "
+	       "randread_qd32_ratio_tls=%.2f tls_randread_ratio=%.2f\n",
+	       tls32, plain32, fio32 > 0 ? tls32 / fio32 : 0, plain32 > 0 ? tls32 / plain32 : 0);
+	be->ops->close(be);
+	kill(srv, SIGTERM);
+	waitpid(srv, &status, 0);
+	free(ca);
+	free(cert);
+	free(key);
 	return 0;
 }

@@ -27,6 +27,7 @@ struct tcpproxy {
 	int nr;
 	bool silent, stop, cut;
 	int accepted, silenced;
+	int record_fd; /* -1, or where every byte forwarded goes too */
 };
 
 static void drop(struct tcpproxy *p, int i)
@@ -38,13 +39,15 @@ static void drop(struct tcpproxy *p, int i)
 }
 
 /* Move what is readable on @from to @to; false when either side is gone. */
-static bool pump(int from, int to)
+static bool pump(struct tcpproxy *p, int from, int to)
 {
 	char buf[65536];
 	ssize_t n = recv(from, buf, sizeof(buf), MSG_DONTWAIT);
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		return false;
+	if (n > 0 && p->record_fd >= 0 && write(p->record_fd, buf, (size_t)n) != n)
+		perror("tcpproxy: recording");
 	for (ssize_t off = 0; n > 0 && off < n;) {
 		ssize_t w = send(to, buf + off, n - off, MSG_NOSIGNAL);
 
@@ -129,9 +132,9 @@ static void *proxy_main(void *arg)
 			if (l->server < 0)
 				continue;
 			if (pfd[2 + 2 * i].revents)
-				ok = pump(l->client, l->server);
+				ok = pump(p, l->client, l->server);
 			if (ok && pfd[3 + 2 * i].revents)
-				ok = pump(l->server, l->client);
+				ok = pump(p, l->server, l->client);
 			if (!ok)
 				drop(p, i);
 		}
@@ -157,6 +160,7 @@ struct tcpproxy *tcpproxy_start(const char *upstream, char *addr)
 	if (!p || !colon || pipe(p->wake) < 0)
 		test_fail(__FILE__, __LINE__, "tcpproxy: cannot start");
 	pthread_mutex_init(&p->lock, NULL);
+	p->record_fd = -1;
 	p->upstream = (struct sockaddr_in){.sin_family = AF_INET,
 					   .sin_port = htons(atoi(colon + 1)),
 					   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -207,4 +211,11 @@ void tcpproxy_stop(struct tcpproxy *p)
 	close(p->wake[1]);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
+}
+
+void tcpproxy_record(struct tcpproxy *p, int fd)
+{
+	pthread_mutex_lock(&p->lock);
+	p->record_fd = fd;
+	pthread_mutex_unlock(&p->lock);
 }

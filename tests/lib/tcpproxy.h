@@ -26,6 +26,9 @@ void tcpproxy_cut(struct tcpproxy *p);
 /* tcpproxy_counts - connections accepted so far, and how many of them were left silent. */
 void tcpproxy_counts(struct tcpproxy *p, int *accepted, int *silenced);
 
+/* tcpproxy_record - from now on, every byte forwarded either way is written to @fd too. */
+void tcpproxy_record(struct tcpproxy *p, int fd);
+
 void tcpproxy_stop(struct tcpproxy *p);
 
 #endif

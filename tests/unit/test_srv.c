@@ -5,21 +5,30 @@
  * responses overtake each other), from a client that pipelines them; a
  * malformed header gets -EPROTO and a hang-up while another connection is
  * served on; a PING is answered by the loop itself, ahead of slow requests.
+ * The same loop speaking TLS: bodies of every size echoed through records
+ * while deferred responses interleave, with a reader slower than the writer;
+ * a client of another cluster and one that speaks plain TCP are refused
+ * while the others are served on.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pki.h"
 #include "srv.h"
 #include "test.h"
+#include "util.h"
 #include "xport.h"
 
 /* types the protocol does not use, so that the loop passes them on */
 #define T_NOW	100
 #define T_LATER 101
+#define T_ECHO	102 /* answered at once with the request's body */
+#define T_WHO	103 /* answered with the client's role (srv_conn_peer) in arg */
 
 struct later {
 	struct srv_op op; /* first: the loop hands this pointer back */
@@ -71,6 +80,17 @@ static size_t app_request(void *app, struct srv_conn *c, void *session, const st
 		sqe = srv_sqe(&server, &l->op);
 		io_uring_prep_timeout(sqe, &l->ts, 0, 0);
 		return 0;
+	}
+	if (h->type == T_WHO) {
+		r.arg = srv_conn_peer(c) ? srv_conn_peer(c)->role : 0;
+		memcpy(out, &r, sizeof(r));
+		return sizeof(r);
+	}
+	if (h->type == T_ECHO) {
+		r.len = h->len;
+		memcpy(out, &r, sizeof(r));
+		memcpy(out + sizeof(r), body, h->len);
+		return sizeof(r) + h->len;
 	}
 	if (h->type != T_NOW)
 		r.status = -EOPNOTSUPP;
@@ -202,6 +222,146 @@ TEST(a_ping_is_answered_by_the_loop_while_a_slow_request_waits)
 	ASSERT_EQ(resp.len, 0);
 	ASSERT_EQ(xport_recv(x, &resp, sizeof(resp)), 0);
 	ASSERT_EQ(resp.id, 1);
+	xport_close(x);
+	kill(pid, SIGTERM);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the server did not stop cleanly");
+}
+
+/* ---- over TLS ---- */
+
+static char pki_dir[600];
+
+/* A cluster of the test's own in the case's directory; the server speaks TLS as its member. */
+static void tls_cluster(void)
+{
+	static const char *const local[] = {"127.0.0.1", NULL};
+	struct pki_cert_req srv = {.name = "srv", .role = PKI_MEMSRV, .hosts = local};
+	struct pki_identity id;
+	char err[1024], prefix[700];
+
+	snprintf(pki_dir, sizeof(pki_dir), "%s/pki", test_tmpdir());
+	ASSERT(pki_init_cluster(pki_dir, "t", NULL, err, sizeof(err)) == 0, "%s", err);
+	ASSERT(pki_issue(pki_dir, &srv, err, sizeof(err)) == 0, "%s", err);
+	snprintf(prefix, sizeof(prefix), "%s/srv", pki_dir);
+	ASSERT(pki_identity(prefix, &id, err, sizeof(err)) == 0, "%s", err);
+	memset(&server, 0, sizeof(server));
+	ASSERT(srv_tls(&server, &id, err, sizeof(err)) == 0, "%s", err);
+}
+
+/* This process's connections: TLS as @name of the case's cluster (NULL: no certificate). */
+static void client_as(const char *dir, const char *name)
+{
+	char p[700], err[1024], *ca, *cert = NULL, *key = NULL;
+
+	snprintf(p, sizeof(p), "%s/ca.pem", pki_dir);
+	ca = pki_read(p);
+	if (name) {
+		snprintf(p, sizeof(p), "%s/%s.pem", dir, name);
+		cert = pki_read(p);
+		snprintf(p, sizeof(p), "%s/%s.key", dir, name);
+		key = pki_read(p);
+	}
+	ASSERT(ca && xport_tls(ca, cert, key, err, sizeof(err)) == 0, "%s", err);
+	free(ca);
+	free(cert);
+	free(key);
+}
+
+enum { ECHOES = 48 };
+static uint8_t echo_out[ECHOES][LMP_MAX_BODY];
+
+static size_t echo_len(int i)
+{
+	/* whole records, one byte over them, and sizes in between */
+	return i % 3 == 0   ? LMP_MAX_BODY
+	       : i % 3 == 1 ? 1 + (size_t)i * 977
+			    : ((size_t)i * 16384 + 1) % LMP_MAX_BODY;
+}
+
+static void *echo_reader(void *arg)
+{
+	struct xport *x = arg;
+	static uint8_t body[LMP_MAX_BODY];
+	long bad = 0;
+
+	usleep(200 * 1000); /* the writer runs ahead: the server must hold back, not pile up */
+	for (int i = 0; i < ECHOES + ECHOES / 4; i++) {
+		struct lmp_hdr resp;
+
+		if (xport_recv(x, &resp, sizeof(resp)) ||
+		    (resp.len && xport_recv(x, body, resp.len))) {
+			bad = -1;
+			break;
+		}
+		if (resp.type == (T_ECHO | LMP_RESPONSE))
+			bad += resp.len != echo_len((int)resp.id - 1) ||
+			       memcmp(body, echo_out[resp.id - 1], resp.len) != 0;
+	}
+	return (void *)bad;
+}
+
+TEST(over_tls_every_body_comes_back_whole_and_strangers_are_refused)
+{
+	char addr[64], err[1024], other[700];
+	pid_t pid;
+	struct xport *x;
+	pthread_t reader;
+	void *bad;
+	int status;
+
+	tls_cluster();
+	pid = spawn_server(addr, sizeof(addr));
+	/* who the client is: a member by its certificate; one of another cluster is no one
+	 * (served as a client without a certificate: the application decides what it may) */
+	snprintf(other, sizeof(other), "%s/other", test_tmpdir());
+	ASSERT(pki_init_cluster(other, "other", NULL, err, sizeof(err)) == 0, "%s", err);
+	for (int k = 0; k < 2; k++) {
+		struct lmp_hdr resp;
+
+		client_as(k ? pki_dir : other, "admin");
+		x = connect_to(addr);
+		ASSERT_EQ(xport_call(x, T_WHO, 0, NULL, 0, &resp, NULL, 0), 0);
+		ASSERT_EQ(resp.arg, k ? (uint64_t)PKI_ADMIN : 0);
+		xport_close(x);
+	}
+	/* one that speaks plain TCP: no answer, and the others are served on */
+	{
+		int fd = tcp_connect(addr, 2000, err, sizeof(err));
+		struct lmp_hdr req;
+		char buf[64];
+
+		ASSERT(fd >= 0, "%s", err);
+		lmp_hdr_init(&req, T_NOW, 1, 0, 0);
+		ASSERT(write(fd, &req, sizeof(req)) == sizeof(req));
+		ASSERT(read(fd, buf, sizeof(buf)) <= 0 || memcmp(buf, "\x15", 1) == 0,
+		       "plain TCP was answered in plain");
+		close(fd);
+	}
+	/* a member, without a certificate of its own (as a VMM before its credential) */
+	client_as(pki_dir, NULL);
+	x = connect_to(addr);
+	ASSERT(!strncmp(x->peer, "tls://", 6), "%s", x->peer);
+	for (int i = 0; i < ECHOES; i++)
+		for (size_t b = 0; b < echo_len(i); b++)
+			echo_out[i][b] = (uint8_t)(i * 131 + b * 7);
+	ASSERT(pthread_create(&reader, NULL, echo_reader, x) == 0);
+	for (int i = 0; i < ECHOES; i++) {
+		struct lmp_hdr req;
+		struct iovec v[2] = {{&req, sizeof(req)}, {echo_out[i], echo_len(i)}};
+
+		lmp_hdr_init(&req, T_ECHO, (uint64_t)i + 1, (uint32_t)echo_len(i), 0);
+		ASSERT_EQ(xport_sendv(x, v, 2), 0);
+		if (i % 4 == 0) { /* a deferred one between them */
+			struct lmp_hdr later;
+			struct iovec lv = {&later, sizeof(later)};
+
+			lmp_hdr_init(&later, T_LATER, 1000 + (uint64_t)i, 0, 5);
+			ASSERT_EQ(xport_sendv(x, &lv, 1), 0);
+		}
+	}
+	pthread_join(reader, &bad);
+	ASSERT(bad == NULL, "%ld responses were wrong or lost", (long)bad);
 	xport_close(x);
 	kill(pid, SIGTERM);
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
