@@ -346,9 +346,23 @@ const char *http_scheme(void)
 	return client_tls ? "https" : "http";
 }
 
+/*
+ * Each thread keeps one handle for calls as this process's member: curl
+ * keeps its connections open between calls (HTTP keep-alive), so a thread
+ * that calls again (heartbeats, legoctl's pages, the manager's orders to
+ * one agent) does not pay a TLS handshake each time.
+ */
+static pthread_key_t curl_key;
+
+static void curl_handle_free(void *c)
+{
+	curl_easy_cleanup(c);
+}
+
 static void curl_init(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	pthread_key_create(&curl_key, curl_handle_free);
 }
 
 static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
@@ -373,10 +387,16 @@ int http_call_with(const struct pki_identity *id, const char *method, const char
 	char ct[128], why[CURL_ERROR_SIZE] = "";
 	long status = -1;
 	CURLcode rc;
+	bool reuse;
 	CURL *c;
 
 	pthread_once(&curl_once, curl_init);
-	c = curl_easy_init();
+	reuse = id == &client_id || !id;
+	c = reuse ? pthread_getspecific(curl_key) : NULL;
+	if (c)
+		curl_easy_reset(c); /* its options, not its open connections */
+	else if ((c = curl_easy_init()) && reuse)
+		pthread_setspecific(curl_key, c);
 	if (!c) {
 		snprintf(err, errlen, "cannot start an HTTP request");
 		return -1;
@@ -418,7 +438,8 @@ int http_call_with(const struct pki_identity *id, const char *method, const char
 	else
 		snprintf(err, errlen, "%s: %s", url, why[0] ? why : curl_easy_strerror(rc));
 	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
+	if (!reuse)
+		curl_easy_cleanup(c);
 	if (rc != CURLE_OK) {
 		free(b.buf);
 		return -1;
