@@ -813,7 +813,7 @@ TEST_TIMEOUT(no_bridge_no_network_nothing_left, 120)
  * back and forth while it runs, saved into a snapshot and restored; it
  * finishes with zero mismatches, and each step shows in legoctl list.
  */
-TEST_TIMEOUT(lifecycle_pause_migrate_snapshot, 300)
+TEST_TIMEOUT(lifecycle_pause_migrate_snapshot, 420)
 {
 	struct proc_result r;
 	char agents[2][64], *con;
@@ -836,7 +836,7 @@ TEST_TIMEOUT(lifecycle_pause_migrate_snapshot, 300)
 	json_decref(n);
 	ASSERT_EQ(k, 2);
 	legoctl(&r, "create", "mv", "--cpus", "2", "--memory", "64M", "--excache", "8M",
-		"--payload", "touch", "--args", "op=verify mode=rand size=24M passes=150", NULL);
+		"--payload", "touch", "--args", "op=verify mode=rand size=24M passes=100", NULL);
 	ASSERT(r.status == 0, "create: %s%s", r.out, r.err);
 	proc_result_free(&r);
 	v = wait_vnode("mv", "running", 0);
@@ -918,14 +918,14 @@ TEST_TIMEOUT(lifecycle_pause_migrate_snapshot, 300)
 	proc_result_free(&r);
 
 	/* It finishes where it was brought back, without a mismatch. */
-	for (int s = 0; s < 240; s++) {
+	for (int s = 0; s < 330; s++) {
 		json_t *l = legoctl_json("list", NULL);
 		bool done = !strcmp(JS(vnode(l, "mv"), "state"), "exited");
 
 		json_decref(l);
 		if (done)
 			break;
-		ASSERT(s < 239, "the restored vNode never finished");
+		ASSERT(s < 329, "the restored vNode never finished");
 		sleep(1);
 	}
 	con = console_of("mv");
