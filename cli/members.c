@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "legoctl.h"
+#include "pki.h"
 #include "util.h"
 
 static void token_help(void)
@@ -53,7 +54,7 @@ int cmd_token(struct legoctl *lc, int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_fail("token", "unexpected argument '%s'", argv[optind]);
-	if (!role || (strcmp(role, "agent") && strcmp(role, "memsrv") && strcmp(role, "storsrv")))
+	if (!(pki_role_parse(role) & PKI_COMPONENT))
 		return usage_fail("token", "%s", "--role: agent, memsrv or storsrv");
 	body = json_pack("{s:s,s:I}", "role", role, "ttl_s", (json_int_t)ttl);
 	ans = api(lc, "POST", "/v1/tokens", body);

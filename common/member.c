@@ -46,11 +46,10 @@ static bool unspecified(const char *host)
 int member_join(const char *manager_url, const char *token, const char *prefix, const char *role,
 		const char *name, const char *const *hosts, char *err, size_t errlen)
 {
-	struct pki_identity id = {0};
+	struct pki_identity paths, id = {0}; /* (nothing to present, no CA yet) */
 	char url[512], fpr[65], want[17], why[512], *ca = NULL, *csr = NULL, *text = NULL;
 	char *answer = NULL;
 	json_t *req = NULL, *ans = NULL, *hl = json_array();
-	const char *slash = strrchr(prefix, '/');
 	int status, ret = -1;
 
 	if (sscanf(token, "lj1.%16[0-9a-f].", want) != 1) {
@@ -75,15 +74,14 @@ int member_join(const char *manager_url, const char *token, const char *prefix, 
 			 manager_url, fpr, want);
 		goto out;
 	}
-	snprintf(id.ca, sizeof(id.ca), "%.*s/ca.pem", slash ? (int)(slash - prefix) : 1,
-		 slash ? prefix : ".");
+	pki_paths(prefix, &paths);
+	snprintf(id.ca, sizeof(id.ca), "%s", paths.ca);
 	if (pki_write(id.ca, ca, strlen(ca), 0644)) {
 		snprintf(err, errlen, "%s: %s", id.ca, strerror(errno));
 		goto out;
 	}
 	/* 2. a key of its own, and the manager's signature on it for the token */
-	snprintf(id.key, sizeof(id.key), "%s.key", prefix);
-	if (pki_make_csr(id.key, name, &csr, err, errlen))
+	if (pki_make_csr(paths.key, name, &csr, err, errlen))
 		goto out;
 	for (const char *const *h = hosts; h && *h; h++)
 		json_array_append_new(hl, json_string(*h));
@@ -100,13 +98,12 @@ int member_join(const char *manager_url, const char *token, const char *prefix, 
 			 status < 0 ? why
 			 : e	    ? e
 				    : "no reason given");
-		unlink(id.key);
+		unlink(paths.key);
 		goto out;
 	}
-	snprintf(id.cert, sizeof(id.cert), "%s.pem", prefix);
 	const char *cert = json_string_value(json_object_get(ans, "cert"));
-	if (pki_write(id.cert, cert, strlen(cert), 0644)) {
-		snprintf(err, errlen, "%s: %s", id.cert, strerror(errno));
+	if (pki_write(paths.cert, cert, strlen(cert), 0644)) {
+		snprintf(err, errlen, "%s: %s", paths.cert, strerror(errno));
 		goto out;
 	}
 	log_info("joined the cluster at %s as %s '%s'", manager_url, role, name);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "pki.h"
+#include "util.h"
 
 static const char *const roles[] = {"admin",  "reader",	 "manager", "agent",
 				    "memsrv", "storsrv", "vmm"};
@@ -89,15 +90,21 @@ int pki_write(const char *path, const void *data, size_t len, unsigned mode)
 	return 0;
 }
 
-int pki_identity(const char *prefix, struct pki_identity *id, char *err, size_t errlen)
+void pki_paths(const char *prefix, struct pki_identity *id)
 {
 	const char *slash = strrchr(prefix, '/');
 	int dirlen = slash ? (int)(slash - prefix) : 1;
-	struct stat st;
 
 	snprintf(id->ca, sizeof(id->ca), "%.*s/ca.pem", dirlen, slash ? prefix : ".");
 	snprintf(id->cert, sizeof(id->cert), "%s.pem", prefix);
 	snprintf(id->key, sizeof(id->key), "%s.key", prefix);
+}
+
+int pki_identity(const char *prefix, struct pki_identity *id, char *err, size_t errlen)
+{
+	struct stat st;
+
+	pki_paths(prefix, id);
 	for (const char *p = id->ca; p; p = p == id->ca ? id->cert : p == id->cert ? id->key : NULL)
 		if (access(p, R_OK)) {
 			snprintf(
@@ -125,27 +132,50 @@ int pki_identity(const char *prefix, struct pki_identity *id, char *err, size_t 
 		}                                                                                  \
 	} while (0)
 
-static int load_pem(const char *path, gnutls_datum_t *d, char *err, size_t errlen)
+/* write_file - @text into @path (mode @mode), atomically; -1 with why in @err. */
+static int write_file(const char *path, const char *text, unsigned mode, char *err, size_t errlen)
 {
-	char *text = pki_read(path);
-
-	if (!text) {
+	if (pki_write(path, text, strlen(text), mode)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	d->data = (unsigned char *)text;
-	d->size = (unsigned)strlen(text);
 	return 0;
 }
 
-static int write_pem(const char *path, const gnutls_datum_t *d, unsigned mode, char *err,
-		     size_t errlen)
+/* crt_from_pem - a certificate from PEM text: 0, or GnuTLS's error. */
+static int crt_from_pem(const char *pem, gnutls_x509_crt_t *crt)
 {
-	if (pki_write(path, d->data, d->size, mode)) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
+	gnutls_datum_t d = {(unsigned char *)pem, (unsigned)strlen(pem)};
+	int r = gnutls_x509_crt_init(crt);
+
+	if (r >= 0 && (r = gnutls_x509_crt_import(*crt, &d, GNUTLS_X509_FMT_PEM)) < 0) {
+		gnutls_x509_crt_deinit(*crt);
+		*crt = NULL;
 	}
-	return 0;
+	return r;
+}
+
+/* key_pem - @key as PEM text (malloc'd; a secret: wipe it before freeing). */
+static int key_pem(gnutls_x509_privkey_t key, char **pem)
+{
+	gnutls_datum_t d = {0};
+	int r = gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &d);
+
+	if (r >= 0) {
+		*pem = strndup((const char *)d.data, d.size);
+		r = *pem ? 0 : GNUTLS_E_MEMORY_ERROR;
+		gnutls_memset(d.data, 0, d.size);
+		gnutls_free(d.data);
+	}
+	return r;
+}
+
+static void free_secret(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
 }
 
 static int new_key(gnutls_x509_privkey_t *key, char *err, size_t errlen)
@@ -192,7 +222,7 @@ int pki_init(const char *dir, const char *cluster, char *err, size_t errlen)
 	gnutls_x509_privkey_t key = NULL;
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_datum_t d = {0};
-	char path[PATH_MAX + 16];
+	char path[PATH_MAX + 16], *kp = NULL;
 	unsigned char kid[64];
 	size_t kid_len = sizeof(kid);
 	time_t now = time(NULL);
@@ -222,17 +252,16 @@ int pki_init(const char *dir, const char *cluster, char *err, size_t errlen)
 	TRY(gnutls_x509_crt_get_key_id(crt, 0, kid, &kid_len), "key id");
 	TRY(gnutls_x509_crt_set_subject_key_id(crt, kid, kid_len), "key id");
 	TRY(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0), "signing the CA");
-	TRY(gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &d), "exporting the CA key");
-	if (write_pem(path, &d, 0600, err, errlen))
+	TRY(key_pem(key, &kp), "exporting the CA key");
+	if (write_file(path, kp, 0600, err, errlen))
 		goto out;
-	gnutls_free(d.data);
-	d.data = NULL;
 	TRY(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &d), "exporting the CA");
 	snprintf(path, sizeof(path), "%s/ca.pem", dir);
-	if (write_pem(path, &d, 0644, err, errlen))
-		goto out;
-	ret = 0;
+	ret = pki_write(path, d.data, d.size, 0644);
+	if (ret)
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 out:
+	free_secret(kp);
 	gnutls_free(d.data);
 	if (crt)
 		gnutls_x509_crt_deinit(crt);
@@ -246,8 +275,8 @@ static int sign_pubkey(const char *dir, gnutls_pubkey_t pub, const struct pki_ce
 {
 	gnutls_x509_privkey_t cakey = NULL;
 	gnutls_x509_crt_t ca = NULL, crt = NULL;
-	gnutls_datum_t kd = {0}, cd = {0}, out = {0};
-	char path[PATH_MAX + 16], cluster[64] = "";
+	gnutls_datum_t kd = {0}, out = {0};
+	char path[PATH_MAX + 16], cluster[64] = "", *ca_pem = NULL;
 	size_t cluster_len = sizeof(cluster) - 1;
 	unsigned char kid[64];
 	size_t kid_len = sizeof(kid);
@@ -260,15 +289,19 @@ static int sign_pubkey(const char *dir, gnutls_pubkey_t pub, const struct pki_ce
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/ca.key", dir);
-	if (load_pem(path, &kd, err, errlen))
+	kd.data = (unsigned char *)pki_read(path);
+	if (kd.data) {
+		kd.size = (unsigned)strlen((char *)kd.data);
+		snprintf(path, sizeof(path), "%s/ca.pem", dir);
+		ca_pem = pki_read(path);
+	}
+	if (!kd.data || !ca_pem) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
-	snprintf(path, sizeof(path), "%s/ca.pem", dir);
-	if (load_pem(path, &cd, err, errlen))
-		goto out;
+	}
 	TRY(gnutls_x509_privkey_init(&cakey), "CA key");
 	TRY(gnutls_x509_privkey_import(cakey, &kd, GNUTLS_X509_FMT_PEM), "reading the CA key");
-	TRY(gnutls_x509_crt_init(&ca), "CA");
-	TRY(gnutls_x509_crt_import(ca, &cd, GNUTLS_X509_FMT_PEM), "reading the CA");
+	TRY(crt_from_pem(ca_pem, &ca), "reading the CA");
 	TRY(gnutls_x509_crt_get_dn_by_oid(ca, GNUTLS_OID_X520_ORGANIZATION_NAME, 0, 0, cluster,
 					  &cluster_len),
 	    "the CA's cluster name");
@@ -316,11 +349,8 @@ static int sign_pubkey(const char *dir, gnutls_pubkey_t pub, const struct pki_ce
 	ret = *pem ? 0 : -1;
 out:
 	gnutls_free(out.data);
-	if (kd.data) {
-		gnutls_memset(kd.data, 0, kd.size);
-		free(kd.data);
-	}
-	free(cd.data);
+	free_secret((char *)kd.data);
+	free(ca_pem);
 	if (crt)
 		gnutls_x509_crt_deinit(crt);
 	if (ca)
@@ -335,7 +365,6 @@ int pki_issue_pem(const char *dir, const struct pki_cert_req *req, char **cert, 
 {
 	gnutls_x509_privkey_t key = NULL;
 	gnutls_pubkey_t pub = NULL;
-	gnutls_datum_t d = {0};
 	int ret = -1;
 
 	*cert = *keyp = NULL;
@@ -355,14 +384,9 @@ int pki_issue_pem(const char *dir, const struct pki_cert_req *req, char **cert, 
 	}
 	if (sign_pubkey(dir, pub, req, cert, err, errlen))
 		goto out;
-	TRY(gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &d), "exporting the key");
-	*keyp = strndup((const char *)d.data, d.size);
-	ret = *keyp ? 0 : -1;
+	TRY(key_pem(key, keyp), "exporting the key");
+	ret = 0;
 out:
-	if (d.data) {
-		gnutls_memset(d.data, 0, d.size);
-		gnutls_free(d.data);
-	}
 	if (ret) {
 		free(*cert);
 		*cert = NULL;
@@ -376,24 +400,16 @@ out:
 int pki_issue(const char *dir, const struct pki_cert_req *req, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 80], *cert, *key;
-	int ret = -1;
+	int ret;
 
 	if (pki_issue_pem(dir, req, &cert, &key, err, errlen))
 		return -1;
 	snprintf(path, sizeof(path), "%s/%s.key", dir, req->name);
-	if (pki_write(path, key, strlen(key), 0600)) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
+	ret = write_file(path, key, 0600, err, errlen);
 	snprintf(path, sizeof(path), "%s/%s.pem", dir, req->name);
-	if (pki_write(path, cert, strlen(cert), 0644)) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	ret = 0;
-out:
-	explicit_bzero(key, strlen(key));
-	free(key);
+	if (!ret)
+		ret = write_file(path, cert, 0644, err, errlen);
+	free_secret(key);
 	free(cert);
 	return ret;
 }
@@ -426,6 +442,7 @@ int pki_make_csr(const char *key_path, const char *name, char **csr_pem, char *e
 	gnutls_x509_privkey_t key = NULL;
 	gnutls_x509_crq_t crq = NULL;
 	gnutls_datum_t d = {0};
+	char *kp = NULL;
 	int ret = -1;
 
 	if (new_key(&key, err, errlen))
@@ -437,15 +454,14 @@ int pki_make_csr(const char *key_path, const char *name, char **csr_pem, char *e
 	    "request name");
 	TRY(gnutls_x509_crq_set_key(crq, key), "request key");
 	TRY(gnutls_x509_crq_sign2(crq, key, GNUTLS_DIG_SHA256, 0), "signing the request");
-	TRY(gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &d), "exporting the key");
-	if (write_pem(key_path, &d, 0600, err, errlen))
+	TRY(key_pem(key, &kp), "exporting the key");
+	if (write_file(key_path, kp, 0600, err, errlen))
 		goto out;
-	gnutls_free(d.data);
-	d.data = NULL;
 	TRY(gnutls_x509_crq_export2(crq, GNUTLS_X509_FMT_PEM, &d), "exporting the request");
 	*csr_pem = strndup((const char *)d.data, d.size);
 	ret = *csr_pem ? 0 : -1;
 out:
+	free_secret(kp);
 	gnutls_free(d.data);
 	if (crq)
 		gnutls_x509_crq_deinit(crq);
@@ -466,7 +482,6 @@ int pki_verify(const char *ca_pem, const void *der, size_t len, struct pki_peer 
 	       size_t errlen)
 {
 	gnutls_x509_crt_t ca = NULL, crt = NULL;
-	gnutls_datum_t cd = {(unsigned char *)ca_pem, (unsigned)strlen(ca_pem)};
 	gnutls_datum_t d = {(unsigned char *)der, (unsigned)len};
 	char role[32], when[64], issuer[128], mine[64];
 	unsigned status = 0;
@@ -474,8 +489,7 @@ int pki_verify(const char *ca_pem, const void *der, size_t len, struct pki_peer 
 	int ret = -1;
 
 	memset(peer, 0, sizeof(*peer));
-	TRY(gnutls_x509_crt_init(&ca), "CA");
-	TRY(gnutls_x509_crt_import(ca, &cd, GNUTLS_X509_FMT_PEM), "the cluster's CA");
+	TRY(crt_from_pem(ca_pem, &ca), "the cluster's CA");
 	TRY(gnutls_x509_crt_init(&crt), "certificate");
 	TRY(gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER), "the peer's certificate");
 	TRY(gnutls_x509_crt_verify(crt, &ca, 1, 0, &status), "verifying the peer's certificate");
@@ -544,16 +558,13 @@ out:
 int pki_fingerprint(const char *ca_pem, char hex[65], char *err, size_t errlen)
 {
 	gnutls_x509_crt_t ca = NULL;
-	gnutls_datum_t cd = {(unsigned char *)ca_pem, (unsigned)strlen(ca_pem)};
 	unsigned char md[32];
 	size_t n = sizeof(md);
 	int ret = -1;
 
-	TRY(gnutls_x509_crt_init(&ca), "CA");
-	TRY(gnutls_x509_crt_import(ca, &cd, GNUTLS_X509_FMT_PEM), "the cluster's CA");
+	TRY(crt_from_pem(ca_pem, &ca), "the cluster's CA");
 	TRY(gnutls_x509_crt_get_fingerprint(ca, GNUTLS_DIG_SHA256, md, &n), "fingerprint");
-	for (size_t i = 0; i < 32; i++)
-		sprintf(hex + 2 * i, "%02x", md[i]);
+	util_hex(md, sizeof(md), hex);
 	ret = 0;
 out:
 	if (ca)

@@ -53,6 +53,9 @@ struct pki_identity {
  */
 int pki_identity(const char *prefix, struct pki_identity *id, char *err, size_t errlen);
 
+/* pki_paths - the three paths of prefix @prefix, whether the files are there or not. */
+void pki_paths(const char *prefix, struct pki_identity *id);
+
 /* What a certificate says, once it has been verified. */
 struct pki_peer {
 	unsigned role;

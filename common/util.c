@@ -169,3 +169,14 @@ char *exe_dir(char *buf, size_t len)
 		snprintf(buf, len, "%s", slash ? "/" : ".");
 	return buf;
 }
+
+void util_hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}

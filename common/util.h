@@ -24,6 +24,9 @@
  */
 int parse_size(const char *text, uint64_t *out);
 
+/* util_hex - @n bytes as 2n lowercase hex digits and a NUL into @out. */
+void util_hex(const uint8_t *b, size_t n, char *out);
+
 /* format_size - write @bytes as "64 MiB" or "1.5 GiB" into @buf; returns @buf. */
 char *format_size(uint64_t bytes, char *buf, size_t len);
 

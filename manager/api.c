@@ -350,9 +350,8 @@ static void on_ca(void *opaque, const struct http_req *req, struct http_resp *re
 		http_error(resp, 500, "%s: %s", m->id.ca, strerror(errno));
 		return;
 	}
-	resp->status = 200;
-	resp->body = ca;
-	resp->content_type = "application/x-pem-file";
+	http_text(resp, 200, "application/x-pem-file", ca);
+	free(ca);
 }
 
 static void on_join(void *opaque, const struct http_req *req, struct http_resp *resp)

@@ -163,7 +163,7 @@ int vnode_migrate(struct manager *m, const char *name, const char *to, json_t **
 		snprintf(err, errlen, "no randomness for the migration's token");
 		return -EIO;
 	}
-	hex(token, sizeof(token), tok);
+	util_hex(token, sizeof(token), tok);
 	pthread_mutex_lock(&m->lock);
 	v = vnode_lookup(m, name, &status, err, errlen);
 	if (v && v->state != VNODE_RUNNING) {

@@ -131,6 +131,9 @@ uint64_t vnode_memory_now(const struct vnode *v);
 uint64_t vnode_memory_running(const struct vnode *v);
 /* vnode_place_target - the bytes of memory @v's placement covers. */
 uint64_t vnode_place_target(const struct vnode *v, uint64_t slab_size);
+/* spec.c - spec_check: check and complete a spec in place; 0 or -EINVAL with a reason. */
+int spec_check(json_t *spec, char *err, size_t errlen);
+
 /* memresize_spec_check - check and complete a spec's max_memory. 0 or -EINVAL. */
 int memresize_spec_check(json_t *spec, char *err, size_t errlen);
 /* vnode_memory_live - resize running @name to @total bytes now; the vNode's JSON in *@out. */
@@ -221,8 +224,6 @@ json_t *vnode_order(struct vnode *v, const struct ipam *ipam);
 /* agent_run_order - @agent runs the VMM of @order, with its credential (members.c) added. */
 int agent_run_order(struct manager *m, const char *agent, json_t *order, json_t **out, char *err,
 		    size_t errlen);
-/* hex - @n bytes at @b as 2n hex digits into @out. */
-void hex(const uint8_t *b, size_t n, char *out);
 
 /* flows.c - they take the lock themselves; 0 or -errno with a sentence in @err
  * (api.c says which HTTP status each means) */

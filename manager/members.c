@@ -39,7 +39,7 @@ static void sha256_hex(const char *text, char out[65])
 	uint8_t md[32];
 
 	gnutls_hash_fast(GNUTLS_DIG_SHA256, text, strlen(text), md);
-	hex(md, sizeof(md), out);
+	util_hex(md, sizeof(md), out);
 }
 
 int members_init(struct manager *m, const char *pki_dir, char *err, size_t errlen)
@@ -93,8 +93,8 @@ int members_token_create(struct manager *m, unsigned role, long ttl_s, char *tok
 		snprintf(err, errlen, "no randomness for a token");
 		return -EIO;
 	}
-	hex(id, sizeof(id), idh);
-	hex(secret, sizeof(secret), sh);
+	util_hex(id, sizeof(id), idh);
+	util_hex(secret, sizeof(secret), sh);
 	sha256_hex(sh, hash);
 	*expires = time(NULL) + ttl_s;
 	pthread_mutex_lock(&m->lock);
@@ -124,8 +124,9 @@ int members_token_create(struct manager *m, unsigned role, long ttl_s, char *tok
 
 /*
  * Use @token for @role: 0 if it is good (it is then spent), or -EACCES with
- * why. Checked and spent in one statement, so that two joins racing with one
- * token cannot both win.
+ * why. Read and spent under the manager's lock, and the UPDATE spends only
+ * a token not used yet (its count of changed rows says so): two joins racing
+ * with one token cannot both win.
  */
 static int token_use(struct manager *m, const char *token, const char *role, char *err,
 		     size_t errlen)

@@ -62,12 +62,6 @@ int agent_call_ms(const char *agent, const char *method, const char *path, json_
 	}
 }
 
-void hex(const uint8_t *b, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", b[i]);
-}
-
 /* The primaries (or secondaries) of @v's slabs, one per slab, into @list/@nr. */
 static int servers(char ***list, int *nr, const struct vnode *v, bool secondary)
 {

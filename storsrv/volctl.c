@@ -112,9 +112,10 @@ int volctl_main(int argc, char **argv)
 		if (ret) {
 			ret = fail(v.name, ret);
 		} else {
-			for (int i = 0; i < LMP_TOKEN_LEN; i++)
-				printf("%02x", v.token[i]);
-			printf("\n");
+			char hex[2 * LMP_TOKEN_LEN + 1];
+
+			util_hex(v.token, sizeof(v.token), hex);
+			printf("%s\n", hex);
 		}
 	} else {
 		ret = stor_vol(x, !strcmp(argv[0], "resize") ? LMP_VOL_RESIZE : LMP_VOL_DELETE, &v);

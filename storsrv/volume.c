@@ -9,13 +9,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 #include "volume.h"
-
-static void token_hex(const uint8_t *t, char *hex)
-{
-	for (int i = 0; i < LMP_TOKEN_LEN; i++)
-		sprintf(hex + 2 * i, "%02x", t[i]);
-}
 
 static void file_name(char *out, size_t len, const char *name, const char *ext)
 {
@@ -172,7 +167,7 @@ int volume_create(struct storsrv *s, const struct lmp_vol *req)
 		ret = -errno;
 		goto undo_vol;
 	}
-	token_hex(req->token, hex);
+	util_hex(req->token, LMP_TOKEN_LEN, hex);
 	strcat(hex, "\n");
 	ret = write_new_file(s, tok, hex, strlen(hex), NULL);
 	if (ret)
