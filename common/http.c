@@ -95,6 +95,56 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *
  * Who it is goes into @b->peer; if not, the answer says why (401 without a
  * certificate, 403 with one that is not good enough).
  */
+/*
+ * A connection's caller, once verified: the requests that follow on it (a
+ * kept-alive connection) present the same certificate, and are not
+ * verified again while it is valid.
+ */
+struct conn_peer {
+	gnutls_datum_t der; /* the certificate verified (malloc'd), or none */
+	struct pki_peer peer;
+};
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **ctx,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct conn_peer *cp = *ctx;
+
+	(void)cls, (void)conn;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		*ctx = calloc(1, sizeof(struct conn_peer));
+	} else if (cp) {
+		free(cp->der.data);
+		free(cp);
+		*ctx = NULL;
+	}
+}
+
+/* Who @cert is (into @peer): the connection's verified caller again, or verified now. */
+static int verify_caller(struct httpd *h, struct MHD_Connection *conn, const gnutls_datum_t *cert,
+			 struct pki_peer *peer, char *why, size_t len)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn_peer *cp = ci ? ci->socket_context : NULL;
+
+	if (cp && cp->der.size == cert->size && !memcmp(cp->der.data, cert->data, cert->size) &&
+	    time(NULL) < cp->peer.not_after) {
+		*peer = cp->peer;
+		return 0;
+	}
+	if (pki_verify(h->ca, cert->data, cert->size, peer, why, len))
+		return -1;
+	if (cp && (cp->der.data = realloc(cp->der.data, cert->size))) {
+		memcpy(cp->der.data, cert->data, cert->size);
+		cp->der.size = cert->size;
+		cp->peer = *peer;
+	} else if (cp) {
+		cp->der.size = 0;
+	}
+	return 0;
+}
+
 static bool caller_allowed(struct httpd *h, struct MHD_Connection *conn, const struct http_route *r,
 			   struct body *b, struct http_resp *resp)
 {
@@ -113,7 +163,7 @@ static bool caller_allowed(struct httpd *h, struct MHD_Connection *conn, const s
 			   r->method, r->prefix);
 		return false;
 	}
-	if (pki_verify(h->ca, certs[0].data, certs[0].size, &b->peer, why, sizeof(why))) {
+	if (verify_caller(h, conn, &certs[0], &b->peer, why, sizeof(why))) {
 		log_warn("refused %s %s: %s", r->method, r->prefix, why);
 		http_error(resp, 403, "%s", why);
 		memset(&b->peer, 0, sizeof(b->peer));
@@ -121,7 +171,7 @@ static bool caller_allowed(struct httpd *h, struct MHD_Connection *conn, const s
 	}
 	if (b->peer.role & r->allow)
 		return true;
-	for (unsigned bit = 1; bit && bit <= PKI_STORSRV; bit <<= 1)
+	for (unsigned bit = 1; bit & PKI_ANY; bit <<= 1)
 		if (r->allow & bit)
 			snprintf(roles + strlen(roles), sizeof(roles) - strlen(roles), "%s%s",
 				 roles[0] ? ", " : "", pki_role_name(bit));
@@ -257,7 +307,8 @@ struct httpd *httpd_start(const char *addr, const struct http_route *routes, voi
 				h->fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 				MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_HTTPS_MEM_KEY,
 				h->key, MHD_OPTION_HTTPS_MEM_CERT, h->cert,
-				MHD_OPTION_HTTPS_MEM_TRUST, h->ca, MHD_OPTION_END)
+				MHD_OPTION_HTTPS_MEM_TRUST, h->ca, MHD_OPTION_NOTIFY_CONNECTION,
+				on_connection, h, MHD_OPTION_END)
 		      : MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
 					 MHD_OPTION_LISTEN_SOCKET, h->fd,
 					 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
