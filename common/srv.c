@@ -151,18 +151,24 @@ static ssize_t tls_push(gnutls_transport_ptr_t p, const void *data, size_t len)
 /* Send what is queued: with TLS, encrypt tx into ctx as far as ctx has room. */
 static void kick_send(struct srv_conn *c)
 {
-	while (c->tls && c->handshaken && c->tx_len && CTX_CAP - c->ctx_len >= TLS_ROOM) {
-		ssize_t n = gnutls_record_send(c->tls, c->tx,
-					       c->tx_len < TLS_CHUNK ? c->tx_len : TLS_CHUNK);
+	size_t off = 0; /* encrypted so far: tx is moved down once, after the loop */
+
+	while (c->tls && c->handshaken && off < c->tx_len && CTX_CAP - c->ctx_len >= TLS_ROOM) {
+		size_t left = c->tx_len - off;
+		ssize_t n = gnutls_record_send(c->tls, c->tx + off,
+					       left < TLS_CHUNK ? left : TLS_CHUNK);
 
 		if (n <= 0) {
 			log_warn("TLS: cannot encrypt a response: %s", gnutls_strerror((int)n));
 			c->hangup = true;
-			c->tx_len = 0;
+			off = c->tx_len;
 			break;
 		}
-		memmove(c->tx, c->tx + n, c->tx_len - (size_t)n);
-		c->tx_len -= (size_t)n;
+		off += (size_t)n;
+	}
+	if (off) {
+		memmove(c->tx, c->tx + off, c->tx_len - off);
+		c->tx_len -= off;
 	}
 	if (!c->send_posted && (c->tls ? c->ctx_len : c->tx_len))
 		post_send(c);

@@ -99,16 +99,21 @@ static long tcp_recv_some(struct xport *x, void *buf, size_t len)
 	}
 }
 
-static int tcp_wait(struct xport *x, int timeout_ms)
+/* Until @fd is readable (1), @timeout_ms passed (0), or -errno. */
+static int wait_readable(int fd, int timeout_ms)
 {
-	struct tcp_xport *t = container_of(x, struct tcp_xport, x);
-	struct pollfd pfd = {.fd = t->fd, .events = POLLIN};
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 	int n;
 
 	do
 		n = poll(&pfd, 1, timeout_ms);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : n > 0;
+}
+
+static int tcp_wait(struct xport *x, int timeout_ms)
+{
+	return wait_readable(container_of(x, struct tcp_xport, x)->fd, timeout_ms);
 }
 
 static void tcp_shutdown(struct xport *x)
@@ -197,15 +202,10 @@ static void tls_close(struct xport *x)
 static int tls_wait(struct xport *x, int timeout_ms)
 {
 	struct tls_xport *t = container_of(x, struct tls_xport, x);
-	struct pollfd pfd = {.fd = t->fd, .events = POLLIN};
-	int n;
 
 	if (gnutls_record_check_pending(t->s))
 		return 1; /* decrypted already */
-	do
-		n = poll(&pfd, 1, timeout_ms);
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n > 0;
+	return wait_readable(t->fd, timeout_ms);
 }
 
 static void tls_shutdown(struct xport *x)
