@@ -40,8 +40,6 @@ static size_t handle_hello(struct memsrv *m, struct memsrv_session *ss, const st
 			 (unsigned long long)(p ? p->vnode : 0));
 		return reply(out, h, -EACCES, 0, 0);
 	}
-	if (p && hello.epoch < p->epoch)
-		return reply(out, h, -EINVAL, 0, 0); /* a VMM starts at its credential's epoch */
 	ret = store_attach(&m->store, hello.vnode, hello.nr_pages, hello.token, &vn);
 	if (ret) {
 		log_warn("refused a connection for vNode %llu: %s", (unsigned long long)hello.vnode,
@@ -52,30 +50,21 @@ static size_t handle_hello(struct memsrv *m, struct memsrv_session *ss, const st
 		store_detach(&m->store, vn);
 		return reply(out, h, -EINVAL, 0, 0);
 	}
-	/* a VMM the manager started earlier than one that came since is deposed,
-	 * whatever epoch it names: only the manager signs where a VMM starts */
-	if (p && p->role == PKI_VMM && p->epoch < vn->incarnation) {
-		log_warn("fenced a VMM of vNode %llu started at epoch %llu: one started at %llu "
-			 "has connected since",
-			 (unsigned long long)hello.vnode, (unsigned long long)p->epoch,
-			 (unsigned long long)vn->incarnation);
-		store_detach(&m->store, vn);
-		return reply(out, h, -ESTALE, 0, vn->epoch);
-	}
-	ret = store_epoch(&m->store, vn, hello.epoch, hello.since, hello.flags);
+	/* where a VMM starts is the manager's word (its credential); where it goes from
+	 * there (a failover) its own */
+	ret = store_epoch(&m->store, vn, hello.epoch, hello.since, hello.flags, p ? p->epoch : 0);
 	if (ret) {
-		log_warn("fenced a connection for vNode %llu at epoch %llu: this copy is at epoch "
-			 "%llu",
+		log_warn("fenced a connection for vNode %llu at epoch %llu (started at %llu): this "
+			 "copy is at epoch %llu, the newest VMM seen started at %llu",
 			 (unsigned long long)hello.vnode, (unsigned long long)hello.epoch,
-			 (unsigned long long)vn->epoch);
+			 (unsigned long long)(p ? p->epoch : 0), (unsigned long long)vn->epoch,
+			 (unsigned long long)vn->incarnation);
 		store_detach(&m->store, vn);
 		return reply(out, h, ret, 0, vn->epoch);
 	}
 	if (hello.flags & LMP_HELLO_FRESH)
 		log_info("vNode %llu: copy dropped for a refill at epoch %llu",
 			 (unsigned long long)hello.vnode, (unsigned long long)hello.epoch);
-	if (p && p->role == PKI_VMM && p->epoch > vn->incarnation)
-		vn->incarnation = p->epoch;
 	ss->vn = vn;
 	ss->vnode_id = hello.vnode;
 	ss->epoch = hello.epoch;

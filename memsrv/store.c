@@ -48,13 +48,12 @@ static void store_free_pages(struct store *s, struct store_vnode *vn)
 		store_free_page(s, vn, p);
 }
 
-int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_t since,
-		uint32_t flags)
+/* store_epoch's rules for the epoch itself; 0 or -ESTALE. */
+static int epoch_rules(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_t since,
+		       uint32_t flags)
 {
-	if (vn->epoch == 0 && vn->used == 0) { /* nothing held yet: nothing to be stale */
-		vn->epoch = epoch;
+	if (vn->epoch == 0 && vn->used == 0) /* nothing held yet: nothing to be stale */
 		return 0;
-	}
 	if (epoch < vn->epoch || ((flags & LMP_HELLO_TAKEOVER) && epoch == vn->epoch))
 		return -ESTALE; /* a newer placement exists (or was taken first): fenced */
 	if (flags & LMP_HELLO_FRESH) {
@@ -66,13 +65,27 @@ int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_
 			memset(vn->backup->scope, 0, vn->nr_pages);
 			memset(vn->backup->dirty, 0, vn->nr_pages);
 		}
-		vn->epoch = epoch;
 		return 0;
 	}
-	if (vn->epoch < since)
-		return -ESTALE; /* this copy predates the client's placement of it */
-	vn->epoch = epoch;
-	return 0;
+	return vn->epoch < since ? -ESTALE : 0; /* a copy older than the client's placement */
+}
+
+int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_t since,
+		uint32_t flags, uint64_t start)
+{
+	int ret;
+
+	if (epoch < start)
+		return -EINVAL; /* a VMM is never behind the epoch it was started at */
+	if (start < vn->incarnation)
+		return -ESTALE; /* a VMM started before one that came since: deposed */
+	ret = epoch_rules(s, vn, epoch, since, flags);
+	if (!ret) {
+		vn->epoch = epoch;
+		if (start > vn->incarnation)
+			vn->incarnation = start;
+	}
+	return ret;
 }
 
 int store_backup_scope(struct store *s, struct store_vnode *vn, const struct lmp_backup *target)

@@ -31,7 +31,7 @@ struct store_vnode {
 	int refs;		     /* connections authenticated for it */
 	bool released;		     /* its pages are gone; freed with its last connection */
 	uint64_t epoch;		     /* the newest placement epoch a client presented */
-	uint64_t incarnation;	     /* the newest epoch a VMM's credential started at */
+	uint64_t incarnation;	     /* the newest start epoch of a VMM's credential seen */
 	struct store_backup *backup; /* NULL: none */
 	struct store_vnode *next;
 };
@@ -77,10 +77,13 @@ int store_write(struct store *s, struct store_vnode *vn, uint64_t page, const ui
  * store_epoch - a client at placement @epoch wants @vn (see struct lmp_hello):
  * 0 and the vNode is at @epoch, or -ESTALE when its copy is not current for
  * that client. LMP_HELLO_FRESH drops every page first; LMP_HELLO_TAKEOVER
- * wants @epoch newer than any seen.
+ * wants @epoch newer than any seen. @start is the epoch the client's
+ * credential says the manager started it at (0: no credential): a VMM
+ * started before the newest one seen is deposed (-ESTALE), whatever epoch
+ * it names, and one naming an epoch before its start is refused (-EINVAL).
  */
 int store_epoch(struct store *s, struct store_vnode *vn, uint64_t epoch, uint64_t since,
-		uint32_t flags);
+		uint32_t flags, uint64_t start);
 
 /*
  * store_backup_scope - from now on, back up the pages of @vn in
