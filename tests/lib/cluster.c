@@ -10,6 +10,7 @@
 
 #include "cluster.h"
 #include "http.h"
+#include "pki.h"
 
 char home[512];
 
@@ -90,6 +91,67 @@ void memsrv_addr(int nth, char *out, size_t len)
 	json_decref(cfg);
 }
 
+void cluster_cfg(const char *key, char *out, size_t len)
+{
+	char p[700];
+	json_t *cfg;
+
+	snprintf(p, sizeof(p), "%s/cluster.json", home);
+	cfg = json_load_file(p, 0, NULL);
+	ASSERT(cfg, "no %s", p);
+	ASSERT(json_string_value(json_object_get(cfg, key)), "no \"%s\" in %s", key, p);
+	snprintf(out, len, "%s", json_string_value(json_object_get(cfg, key)));
+	json_decref(cfg);
+}
+
+struct pki_identity member_identity(const char *name)
+{
+	struct pki_identity id;
+	char prefix[700], err[2048];
+
+	snprintf(prefix, sizeof(prefix), "%s/pki/%s", home, name);
+	if (pki_identity(prefix, &id, err, sizeof(err)))
+		test_fail(__FILE__, __LINE__, "%s", err);
+	return id;
+}
+
+void vnode_field(const char *name, const char *field, char *out, size_t len)
+{
+	char cmd[900];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd),
+		 "sqlite3 '%s/manager.db' \"select json_extract(data, '$.%s') from vnodes where "
+		 "name = '%s'\"",
+		 home, field, name);
+	f = popen(cmd, "r");
+	ASSERT(f && fgets(out, (int)len, f), "no %s of %s", field, name);
+	pclose(f);
+	out[strcspn(out, "\n")] = '\0';
+}
+
+void memsrv_join_argv(char *argv[16], const char *listen, const char *advertise, const char *prefix,
+		      const char *tokfile)
+{
+	static char bin[700], manager[300], listen_s[64], advertise_s[64], prefix_s[700],
+		tok_s[700];
+	int n = 0;
+
+	snprintf(bin, sizeof(bin), "%s", test_path("bin/lego-memsrv"));
+	cluster_cfg("manager", manager, sizeof(manager));
+	snprintf(listen_s, sizeof(listen_s), "%s", listen);
+	snprintf(advertise_s, sizeof(advertise_s), "%s", advertise ? advertise : listen);
+	snprintf(prefix_s, sizeof(prefix_s), "%s", prefix);
+	snprintf(tok_s, sizeof(tok_s), "%s", tokfile);
+	const char *a[] = {bin,		 "--listen", listen_s,	  "--advertise", advertise_s,
+			   "--capacity", "256M",     "--manager", manager,	 "--identity",
+			   prefix_s,	 "--join",   tok_s};
+
+	for (; n < (int)(sizeof(a) / sizeof(a[0])); n++)
+		argv[n] = (char *)a[n];
+	argv[n] = NULL;
+}
+
 json_t *component(json_t *nodes, const char *role, int nth)
 {
 	size_t i;
@@ -136,12 +198,8 @@ void up(const char *memsrv_capacity)
 
 void as_member(const char *name)
 {
-	struct pki_identity id;
-	char prefix[700], err[2048];
+	struct pki_identity id = member_identity(name);
 
-	snprintf(prefix, sizeof(prefix), "%s/pki/%s", home, name);
-	if (pki_identity(prefix, &id, err, sizeof(err)))
-		test_fail(__FILE__, __LINE__, "%s", err);
 	http_identity(&id);
 }
 
@@ -238,9 +296,14 @@ json_t *vnode(json_t *list, const char *name)
 /* Wait for a vNode's state (and, if @xc_size, its ExCache to report that size). */
 json_t *wait_vnode(const char *name, const char *state, long long xc_size)
 {
+	return wait_vnode_for(name, state, xc_size, 15);
+}
+
+json_t *wait_vnode_for(const char *name, const char *state, long long xc_size, int max_s)
+{
 	char seen[128] = "not listed";
 
-	for (int ms = 0; ms < 15000; ms += 200) {
+	for (int ms = 0; ms < max_s * 1000; ms += 200) {
 		json_t *l = legoctl_json("list", NULL), *v = vnode(l, name);
 
 		if (v)
@@ -256,8 +319,8 @@ json_t *wait_vnode(const char *name, const char *state, long long xc_size)
 		json_decref(l);
 		usleep(200 * 1000);
 	}
-	ASSERT(0, "vNode %s never reached state %s (ExCache %lld) in 15 s; last seen: %s", name,
-	       state, xc_size, seen);
+	ASSERT(0, "vNode %s never reached state %s (ExCache %lld) in %d s; last seen: %s", name,
+	       state, xc_size, max_s, seen);
 	return NULL;
 }
 
@@ -271,4 +334,29 @@ char *console_of(const char *name)
 	out = strdup(r.out);
 	proc_result_free(&r);
 	return out;
+}
+
+void no_mismatches(const char *name, int cpus)
+{
+	char *con = console_of(name);
+
+	for (int cpu = 0; cpu < cpus; cpu++) {
+		uint64_t mism = 1;
+
+		ASSERT(report_get(con, cpu, "mismatches", &mism),
+		       "%s: no report of vCPU %d in:\n%s", name, cpu, con);
+		ASSERT(mism == 0, "%s: vCPU %d found %llu mismatches", name, cpu,
+		       (unsigned long long)mism);
+	}
+	free(con);
+}
+
+void join_token_file(const char *role, const char *path)
+{
+	json_t *t = legoctl_json("token", "create", "--role", role, NULL);
+	const char *tok = JS(t, "token");
+
+	ASSERT(tok && !strncmp(tok, "lj1.", 4), "a join token: %s", tok ? tok : "none");
+	ASSERT(pki_write(path, tok, strlen(tok), 0600) == 0, "%s", path);
+	json_decref(t);
 }

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "pki.h"
 #include "test.h"
 
 #define JS(o, k) json_string_value(json_object_get(o, k))
@@ -29,6 +30,23 @@ void cluster_home(void);
 
 /* up - legoctl up with memory servers of @memsrv_capacity and a 2G agent. */
 void up(const char *memsrv_capacity);
+
+/* cluster_cfg - the string @key ("manager": its URL, "agent", "storsrv") of cluster.json. */
+void cluster_cfg(const char *key, char *out, size_t len);
+
+/* member_identity - the identity of the case's pki/@name ("admin", "memsrv-1", ...). */
+struct pki_identity member_identity(const char *name);
+
+/* vnode_field - @field of vNode @name's record in manager.db ("token", "id", "epoch"...). */
+void vnode_field(const char *name, const char *field, char *out, size_t len);
+
+/*
+ * memsrv_join_argv - lego-memsrv (256M) joining the case's cluster with the
+ * token in @tokfile, its identity under @prefix, on @listen, advertising
+ * @advertise (NULL: @listen). The strings are kept in static buffers.
+ */
+void memsrv_join_argv(char *argv[16], const char *listen, const char *advertise, const char *prefix,
+		      const char *tokfile);
 
 /* as_member - this test process's HTTP calls present the case's pki/@name (admin after up). */
 void as_member(const char *name);
@@ -68,6 +86,16 @@ json_t *vnode(json_t *list, const char *name);
 
 /* wait_vnode - wait (15 s) for @name's @state (and ExCache @xc_size if not 0); its entry. */
 json_t *wait_vnode(const char *name, const char *state, long long xc_size);
+
+/* wait_vnode_for - the same, for at most @max_s seconds. */
+json_t *wait_vnode_for(const char *name, const char *state, long long xc_size, int max_s);
+
+/* no_mismatches - @name's console has the verifying payload's report of each of
+ * @cpus vCPUs, and none found a mismatch. */
+void no_mismatches(const char *name, int cpus);
+
+/* join_token_file - a join token for @role (legoctl token create) written to @path (0600). */
+void join_token_file(const char *role, const char *path);
 
 /* console_of - what @name's console printed so far (legoctl console --once); free it. */
 char *console_of(const char *name);

@@ -20,19 +20,6 @@
 #include "netns.h"
 #include "test.h"
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	if (system(cmd) != 0)
-		test_fail(__FILE__, __LINE__, "'%s' failed", cmd);
-}
-
 void netns_enter(void)
 {
 	if (geteuid() != 0)
@@ -41,7 +28,7 @@ void netns_enter(void)
 		test_skip("no /dev/net/tun: TAP devices are not available here");
 	if (unshare(CLONE_NEWNET) < 0)
 		test_skip("cannot make a network namespace: %s", strerror(errno));
-	sh("ip link set lo up");
+	SH("ip link set lo up");
 }
 
 void netns_tap(const char *name)
@@ -54,32 +41,32 @@ void netns_tap(const char *name)
 	ASSERT(ioctl(fd, TUNSETIFF, &ifr) == 0, "TUNSETIFF %s: %s", name, strerror(errno));
 	ASSERT(ioctl(fd, TUNSETPERSIST, 1) == 0, "TUNSETPERSIST: %s", strerror(errno));
 	close(fd);
-	sh("echo 1 > /proc/sys/net/ipv6/conf/%s/disable_ipv6", name);
-	sh("ip link set %s up", name);
+	SH("echo 1 > /proc/sys/net/ipv6/conf/%s/disable_ipv6", name);
+	SH("ip link set %s up", name);
 }
 
 void netns_bridge(const char *name, const char *cidr)
 {
-	sh("ip link add %s type bridge", name);
-	sh("echo 1 > /proc/sys/net/ipv6/conf/%s/disable_ipv6", name);
-	sh("ip link set %s up", name);
+	SH("ip link add %s type bridge", name);
+	SH("echo 1 > /proc/sys/net/ipv6/conf/%s/disable_ipv6", name);
+	SH("ip link set %s up", name);
 	if (cidr)
 		netns_addr(name, cidr);
 }
 
 void netns_enslave(const char *ifname, const char *bridge)
 {
-	sh("ip link set %s master %s", ifname, bridge);
+	SH("ip link set %s master %s", ifname, bridge);
 }
 
 void netns_addr(const char *ifname, const char *cidr)
 {
-	sh("ip addr add %s dev %s", cidr, ifname);
+	SH("ip addr add %s dev %s", cidr, ifname);
 }
 
 void netns_delete(const char *ifname)
 {
-	sh("ip link delete %s", ifname);
+	SH("ip link delete %s", ifname);
 }
 
 int netns_packet_socket(const char *ifname, uint16_t proto)

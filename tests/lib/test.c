@@ -611,3 +611,34 @@ long vma_rss_kib(pid_t pid, uint64_t start)
 	fclose(f);
 	return in ? rss : -1;
 }
+
+static int vsh(char *cmd, size_t len, const char *fmt, va_list ap)
+{
+	vsnprintf(cmd, len, fmt, ap);
+	return system(cmd);
+}
+
+int test_sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vsh(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+void test_sh_ok(const char *file, int line, const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vsh(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (r != 0)
+		test_fail(file, line, "'%s' failed (status %d)", cmd, r);
+}

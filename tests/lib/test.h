@@ -175,6 +175,14 @@ void storsrv_start(struct storsrv_proc *sp);
  * port is free again (so that a restart's readiness check is the new one's). */
 void storsrv_kill(struct storsrv_proc *sp, int sig);
 
+/* test_sh - run the shell command made of @fmt...: its exit status, as system() gives it. */
+int test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* SH - the same, and the case fails unless it exits 0. */
+#define SH(...) test_sh_ok(__FILE__, __LINE__, __VA_ARGS__)
+void test_sh_ok(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* wait_for_port_free - poll until nothing holds 127.0.0.1:@port (a killed server's
  * socket lingers while the kernel tears its io_uring down), at most @timeout_ms. */
 bool wait_for_port_free(int port, int timeout_ms);

@@ -242,21 +242,9 @@ struct netns {
 	char name[32], host_if[16], ns_if[16], host_ip[32], ns_ip[32];
 };
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
-
 static void netns_down(struct netns *n)
 {
-	sh("ip netns del %s 2>/dev/null; ip link del %s 2>/dev/null", n->name, n->host_if);
+	test_sh("ip netns del %s 2>/dev/null; ip link del %s 2>/dev/null", n->name, n->host_if);
 }
 
 static void netns_up(struct netns *n)
@@ -268,15 +256,15 @@ static void netns_up(struct netns *n)
 	snprintf(n->ns_if, sizeof(n->ns_if), "lgn%d", (int)getpid() % 100000);
 	snprintf(n->host_ip, sizeof(n->host_ip), "10.199.%d.1", k);
 	snprintf(n->ns_ip, sizeof(n->ns_ip), "10.199.%d.2", k);
-	if (geteuid() != 0 || sh("command -v ip >/dev/null"))
+	if (geteuid() != 0 || test_sh("command -v ip >/dev/null"))
 		test_skip("needs root and iproute2 for a network namespace: this test did NOT run");
 	netns_down(n);
-	if (sh("ip netns add %s && ip link add %s type veth peer name %s && "
-	       "ip link set %s netns %s && ip addr add %s/24 dev %s && ip link set %s up && "
-	       "ip netns exec %s ip addr add %s/24 dev %s && ip netns exec %s ip link set %s up && "
-	       "ip netns exec %s ip link set lo up",
-	       n->name, n->host_if, n->ns_if, n->ns_if, n->name, n->host_ip, n->host_if, n->host_if,
-	       n->name, n->ns_ip, n->ns_if, n->name, n->ns_if, n->name)) {
+	if (test_sh("ip netns add %s && ip link add %s type veth peer name %s && "
+		    "ip link set %s netns %s && ip addr add %s/24 dev %s && ip link set %s up && "
+		    "ip netns exec %s ip addr add %s/24 dev %s && ip netns exec %s ip link set %s up && "
+		    "ip netns exec %s ip link set lo up",
+		    n->name, n->host_if, n->ns_if, n->ns_if, n->name, n->host_ip, n->host_if,
+		    n->host_if, n->name, n->ns_ip, n->ns_if, n->name, n->ns_if, n->name)) {
 		netns_down(n);
 		test_skip(
 			"cannot make a network namespace with a veth here: this test did NOT run");
@@ -288,7 +276,7 @@ static void link_down(void *arg)
 	struct netns *n = arg;
 
 	/* The namespace's end: packets to it are lost silently, as in a partition. */
-	ASSERT_EQ(sh("ip netns exec %s ip link set %s down", n->name, n->ns_if), 0);
+	ASSERT_EQ(test_sh("ip netns exec %s ip link set %s down", n->name, n->ns_if), 0);
 }
 
 TEST_TIMEOUT(primary_cut_off_by_the_network_is_fenced_when_it_comes_back, 120)
@@ -329,7 +317,7 @@ TEST_TIMEOUT(primary_cut_off_by_the_network_is_fenced_when_it_comes_back, 120)
 	printf("  cut off: failover after %.0f ms (the I/O timeout of a replicated route, %d ms)\n",
 	       r.pause_max_ns / 1e6, MEMROUTE_IO_TIMEOUT_MS);
 	/* The network comes back, and with it the old primary and its old copy. */
-	ASSERT_EQ(sh("ip netns exec %s ip link set %s up", n.name, n.ns_if), 0);
+	ASSERT_EQ(test_sh("ip netns exec %s ip link set %s up", n.name, n.ns_if), 0);
 	for (int ms = 0; memclient_open_at(&probe, a, &c, 2, 0, 2000, err, sizeof(err)) != -ESTALE;
 	     ms += 100) {
 		/* A client of epoch 2 that has had it since 2 must not take it for current. */

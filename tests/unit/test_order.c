@@ -196,6 +196,33 @@ TEST(a_memfd_carries_the_order_sealed_and_the_public_form_hides_credentials)
 	order_free(&o);
 }
 
+TEST(a_vmm_credential_travels_in_the_order_and_its_key_never_shows)
+{
+	struct vnode_order o;
+	char err[256], *text;
+	json_t *j, *pub;
+
+	order_init(&o);
+	j = json_pack("{s:s,s:s,s:s,s:s}", "payload", "p", "tls_ca",
+		      "-----BEGIN CERTIFICATE-----\nCAFE\n", "tls_cert",
+		      "-----BEGIN CERTIFICATE-----\nBEEF\n", "tls_key",
+		      "-----BEGIN EC PRIVATE KEY-----\nSECRETKEY\n");
+	ASSERT_EQ(order_from_json(&o, j, err, sizeof(err)), 0);
+	ASSERT_EQ(order_check(&o, err, sizeof(err)), 0);
+	pub = order_public_json(&o);
+	text = json_dumps(pub, JSON_COMPACT);
+	ASSERT(!strstr(text, "SECRETKEY") && !strstr(text, "BEEF"), "in the public form: %s", text);
+	ASSERT_CONTAINS(text, "\"tls_key\":\"(secret)\"");
+	free(text);
+	json_decref(pub);
+	/* a certificate without its key, or a key without the CA, is refused */
+	order_set(&o.tls_key, NULL);
+	ASSERT(order_check(&o, err, sizeof(err)) < 0);
+	ASSERT_CONTAINS(err, "tls_cert and tls_key go together");
+	json_decref(j);
+	order_free(&o);
+}
+
 TEST(the_verbs_have_one_definition)
 {
 	ASSERT_EQ(vnode_verb_by_op("lost"), VERB_MEMSRV_LOST);
