@@ -121,11 +121,14 @@ struct lmp_blk {
 
 /*
  * A memory server keeps a backup of a vNode's pages in [first_page,
- * first_page + nr_pages) on a storage server's volume: page p at byte
- * p * LMP_PAGE, and a struct lmp_backup_header in the page after the last
- * (the volume is nr_pages_of_the_vnode + 1 pages). Every interval_ms it
- * writes the pages written since the last backup, flushes, then the header.
- * Everything acknowledged before the header's start_ms is in the backup.
+ * first_page + nr_pages) on a storage server's volume: a struct
+ * lmp_backup_header in its first page, page p at lmp_backup_offset(p). The
+ * volume holds the slabs placed so far (a page and their pages): it grows
+ * with the vNode's memory, and the header never moves. Every interval_ms the
+ * server writes the pages written since the last backup, flushes, then the
+ * header. Everything acknowledged before the header's start_ms is in the
+ * backup. A vNode's page ranges are asked for one by one (LMP_BACKUP per
+ * slab): a slab placed later is added to what is backed up.
  */
 struct lmp_backup {
 	char storsrv[64]; /* HOST:PORT */
@@ -143,7 +146,13 @@ struct lmp_backup_stat {
 	uint64_t pages;	       /* pages written to the volume in all */
 };
 
-#define LMP_BACKUP_MAGIC 0x31504b424f47454cULL /* "LEGOBKP1" */
+#define LMP_BACKUP_MAGIC 0x32504b424f47454cULL /* "LEGOBKP2": the header first */
+
+/* lmp_backup_offset - where page @page of the vNode is on its backup volume. */
+static inline uint64_t lmp_backup_offset(uint64_t page)
+{
+	return (page + 1) * LMP_PAGE;
+}
 
 struct lmp_backup_header {
 	uint64_t magic;

@@ -88,7 +88,7 @@ int vnode_memory_live(struct manager *m, const char *name, uint64_t total, json_
 	struct place_slab slabs[MAX_SLABS];
 	uint64_t boot, max, old_placed, want;
 	int status = 0, nr = 0, first;
-	char agent[ADDR_LEN], a[32], b[32];
+	char agent[ADDR_LEN], bk[ADDR_LEN], bk_token[2 * LMP_TOKEN_LEN + 1], a[32], b[32];
 	json_t *body, *prim, *sec;
 	struct vnode *v;
 
@@ -158,8 +158,25 @@ int vnode_memory_live(struct manager *m, const char *name, uint64_t total, json_
 			 format_size(total, a, sizeof(a)));
 	}
 	snprintf(agent, sizeof(agent), "%s", v->agent);
+	snprintf(bk, sizeof(bk), "%s", v->backup_storsrv);
+	snprintf(bk_token, sizeof(bk_token), "%s", v->backup_token);
 	pthread_mutex_unlock(&m->lock);
-	status = vmm_memory(agent, name, body, NULL, err, errlen);
+	/* The backup volume holds the slabs placed (header page first): it grows
+	 * before the new slabs hold anything, or the grow does not happen. */
+	if (nr > 0 && bk[0]) {
+		char vol[NAME_LEN + 8], why[384];
+
+		snprintf(vol, sizeof(vol), "%s.mem", name);
+		status = volume_op(bk, LMP_VOL_RESIZE, vol, bk_token, backup_bytes(want), why,
+				   sizeof(why));
+		if (status)
+			snprintf(err, errlen, "vNode %s's memory backup on %s could not grow: %s",
+				 name, bk, why);
+	}
+	if (status)
+		json_decref(body);
+	else
+		status = vmm_memory(agent, name, body, NULL, err, errlen);
 	pthread_mutex_lock(&m->lock);
 	v = vnode_find(m, name);
 	if (v && status && nr > 0 && v->nr_slabs == first + nr) { /* undone: the old placement */

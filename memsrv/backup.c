@@ -65,7 +65,7 @@ static int backup_once(struct memsrv *m, struct store_vnode *vn)
 		for (uint32_t i = 0, j; i < n && !ret; i = j) {
 			for (j = i + 1; j < n && pages[j] == pages[j - 1] + 1; j++)
 				;
-			ret = blk(x, LMP_BLK_WRITE, &t, pages[i] * LMP_PAGE,
+			ret = blk(x, LMP_BLK_WRITE, &t, lmp_backup_offset(pages[i]),
 				  buf + (size_t)i * LMP_PAGE, (j - i) * LMP_PAGE, 0);
 			if (!ret)
 				written += j - i;
@@ -88,8 +88,7 @@ static int backup_once(struct memsrv *m, struct store_vnode *vn)
 		pthread_mutex_unlock(&m->lock);
 		memset(hdr, 0, sizeof(hdr));
 		memcpy(hdr, &h, sizeof(h));
-		ret = blk(x, LMP_BLK_WRITE, &t, vn->nr_pages * LMP_PAGE, hdr, LMP_PAGE,
-			  LMP_BLK_FUA);
+		ret = blk(x, LMP_BLK_WRITE, &t, 0, hdr, LMP_PAGE, LMP_BLK_FUA);
 	}
 	if (x)
 		xport_close(x);

@@ -151,10 +151,11 @@ int memroute_extend(struct memroute *r, const char *const *primaries,
 			ret = -EINVAL;
 		} else {
 			r->slabs[first + (uint64_t)i] =
-				(struct memroute_slab){(int16_t)p, (int16_t)s};
+				(struct memroute_slab){(int16_t)p, (int16_t)s, r->backup_seq + 1};
 		}
 	}
 	if (!ret) {
+		r->backup_seq++; /* their secondaries back them up */
 		atomic_store(&r->nr_slabs, first + (uint64_t)n);
 		atomic_fetch_add(&r->generation, 1); /* clients connect to the new servers */
 		snprintf(r->last_event, sizeof(r->last_event),
@@ -273,6 +274,30 @@ static bool server_lost(int err);
 static int failover_locked(struct memroute *r, int s, int why, bool keep_only_copies);
 
 /*
+ * A secondary keeps the backup of its slabs: ask @s (connected) for those it
+ * became the secondary of after @since (0: all). Route lock held.
+ */
+static int ask_backups(struct memroute_client *c, int s, uint64_t since, char *err, size_t errlen)
+{
+	struct memroute *r = c->r;
+	int ret = 0;
+
+	for (uint64_t k = 0; !ret && r->has_backup && k < r->nr_slabs; k++) {
+		struct lmp_backup b = r->backup;
+
+		if (r->slabs[k].secondary != s || (since && r->slabs[k].backup_seq <= since))
+			continue;
+		b.first_page = k * r->slab_pages;
+		b.nr_pages = memroute_slab_end(r, k) - b.first_page;
+		ret = memclient_backup(&c->conn[s], &b);
+		if (ret)
+			snprintf(err, errlen, "memory server %s refused the backup: %s",
+				 r->servers[s].addr, memclient_strerror(ret));
+	}
+	return ret;
+}
+
+/*
  * Bring @c's connections in line with the route; a server that cannot be
  * reached is failed over from on the way. Route lock held.
  */
@@ -289,25 +314,24 @@ static int resync(struct memroute_client *c, char *err, size_t errlen)
 			memclient_close(&c->conn[s]);
 		if (!want && c->conn[s].x) {
 			memclient_close(&c->conn[s]);
+		} else if (want && c->conn[s].x && c->backup_seq != r->backup_seq) {
+			/* slabs placed live, or given it as their new secondary */
+			int ret = ask_backups(c, s, c->backup_seq, err, errlen);
+
+			if (ret && server_lost(ret) && !failover_locked(r, s, ret, !r->has_backup)) {
+				memclient_close(&c->conn[s]);
+				s = -1;
+				continue;
+			}
+			if (ret)
+				return ret;
 		} else if (want && !c->conn[s].x) {
 			int ret = memclient_open_at(&c->conn[s], r->servers[s].addr, &r->cred,
 						    r->servers[s].since, 0, r->io_timeout_ms, err,
 						    errlen);
 
-			/* A secondary keeps the backup of its slabs. */
-			for (uint64_t k = 0; !ret && r->has_backup && k < r->nr_slabs; k++) {
-				struct lmp_backup b = r->backup;
-
-				if (r->slabs[k].secondary != s)
-					continue;
-				b.first_page = k * r->slab_pages;
-				b.nr_pages = memroute_slab_end(r, k) - b.first_page;
-				ret = memclient_backup(&c->conn[s], &b);
-				if (ret)
-					snprintf(err, errlen,
-						 "memory server %s refused the backup: %s",
-						 r->servers[s].addr, memclient_strerror(ret));
-			}
+			if (!ret)
+				ret = ask_backups(c, s, 0, err, errlen);
 			if (ret && server_lost(ret) &&
 			    !failover_locked(r, s, ret, !r->has_backup)) {
 				memclient_close(&c->conn[s]);
@@ -320,6 +344,7 @@ static int resync(struct memroute_client *c, char *err, size_t errlen)
 	}
 	c->generation = atomic_load(&r->generation);
 	c->epoch = r->cred.epoch;
+	c->backup_seq = r->backup_seq;
 	return 0;
 }
 

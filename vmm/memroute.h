@@ -46,6 +46,7 @@ struct memroute_server {
 
 struct memroute_slab {
 	int16_t primary, secondary; /* server indexes; -1: none (primary: no copy left) */
+	uint64_t backup_seq;	    /* route.backup_seq when it got its secondary */
 };
 
 struct memroute {
@@ -62,6 +63,7 @@ struct memroute {
 	int nr_servers;
 	int io_timeout_ms;
 	_Atomic uint64_t generation;
+	uint64_t backup_seq; /* bumped when a slab gets a secondary: it backs the slab up */
 	/* failovers */
 	uint64_t failovers;
 	uint64_t pause_ns[MEMROUTE_PAUSES];
@@ -145,7 +147,7 @@ struct json_t *memroute_status(struct memroute *r);
 
 struct memroute_client {
 	struct memroute *r;
-	uint64_t generation, epoch;		     /* of the route when it last caught up */
+	uint64_t generation, epoch, backup_seq;	     /* of the route when it last caught up */
 	struct memclient conn[MEMROUTE_MAX_SERVERS]; /* conn[i].x NULL: not connected */
 	bool open;
 };

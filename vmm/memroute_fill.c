@@ -141,9 +141,13 @@ int memroute_add_secondary(struct memroute_client *c, const char *addr, char *er
 		return s;
 	}
 	todo = fill_plan(r, lacks_secondary, s);
-	for (uint64_t k = 0; todo && k < r->nr_slabs; k++)
-		if (todo[k])
+	r->backup_seq++;
+	for (uint64_t k = 0; todo && k < r->nr_slabs; k++) {
+		if (todo[k]) {
 			r->slabs[k].secondary = (int16_t)s;
+			r->slabs[k].backup_seq = r->backup_seq;
+		}
+	}
 	atomic_fetch_add(&r->generation, 1); /* from here on write-backs go to it too */
 	snprintf(r->last_event, sizeof(r->last_event),
 		 "memory server %s is being filled as a secondary (%llu pages); epoch %llu", addr,
@@ -187,8 +191,8 @@ static int backup_header(struct memroute *r, struct xport *x, struct lmp_backup_
 			 char *err, size_t errlen)
 {
 	uint8_t page[LMP_PAGE];
-	int ret = stor_blk(x, LMP_BLK_READ, r->backup.volume, r->backup.token,
-			   r->cred.nr_pages * LMP_PAGE, page, LMP_PAGE, 0);
+	int ret = stor_blk(x, LMP_BLK_READ, r->backup.volume, r->backup.token, 0, page, LMP_PAGE,
+			   0);
 
 	memcpy(h, page, sizeof(*h));
 	if (ret)
@@ -211,8 +215,8 @@ static int read_backup(void *src, uint64_t first, uint32_t n, uint8_t *buf)
 {
 	struct backup_source *bs = src;
 
-	return stor_blk(bs->x, LMP_BLK_READ, bs->b->volume, bs->b->token, first * LMP_PAGE, buf,
-			n * LMP_PAGE, 0);
+	return stor_blk(bs->x, LMP_BLK_READ, bs->b->volume, bs->b->token, lmp_backup_offset(first),
+			buf, n * LMP_PAGE, 0);
 }
 
 static bool without_copy(const struct memroute_slab *sl, int s)

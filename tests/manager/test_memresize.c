@@ -6,12 +6,17 @@
  * on a shrink, and the slabs no plugged block uses are freed in the manager.
  * Refusals (past the maximum, past the cluster's capacity) change nothing.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cluster.h"
+#include "proto.h"
 #include "test.h"
 
 #define MiB (1LL << 20)
@@ -43,6 +48,46 @@ static void wait_reserved(long long want)
 		usleep(200 * 1000);
 	}
 	ASSERT(0, "%lld MiB reserved in the cluster, %lld MiB expected", got / MiB, want / MiB);
+}
+
+/*
+ * Wait (20 s) until @name's memory backup, the storage server's volume, is
+ * sized for @placed bytes of slabs, holds a completed backup (its header,
+ * first) and data from guest bytes [@from, @to): pages of a slab placed live.
+ */
+static void backup_holds(const char *name, long long placed, long long from, long long to)
+{
+	static char buf[1 << 20];
+	char path[PATH_MAX], why[160] = "";
+
+	snprintf(path, sizeof(path), "%s/volumes/%s.mem.vol", getenv("LEGO_HOME"), name);
+	for (int ms = 0; ms < 20000; ms += 250, usleep(250 * 1000)) {
+		struct lmp_backup_header h = {0};
+		int fd = open(path, O_RDONLY);
+		struct stat st;
+		bool data = false;
+
+		if (fd < 0 || fstat(fd, &st) || pread(fd, &h, sizeof(h), 0) != sizeof(h)) {
+			snprintf(why, sizeof(why), "its volume cannot be read: %s", strerror(errno));
+		} else if (st.st_size != placed + 4096) {
+			snprintf(why, sizeof(why), "the volume has %lld bytes", (long long)st.st_size);
+		} else if (h.magic != LMP_BACKUP_MAGIC || h.seq < 1) {
+			snprintf(why, sizeof(why), "no completed backup in its header");
+		} else {
+			for (long long off = from; off < to && !data; off += sizeof(buf)) {
+				ssize_t n = pread(fd, buf, sizeof(buf), lmp_backup_offset(off / 4096));
+
+				for (ssize_t i = 0; i < n && !data; i++)
+					data = buf[i] != 0;
+			}
+			snprintf(why, sizeof(why), "nothing from the live slab in it");
+		}
+		if (fd >= 0)
+			close(fd);
+		if (data)
+			return;
+	}
+	ASSERT(0, "%s's memory backup after 20 s: %s", name, why);
 }
 
 TEST_TIMEOUT(a_running_vnode_grows_and_shrinks_its_memory_live, 300)
@@ -101,6 +146,8 @@ TEST_TIMEOUT(a_running_vnode_grows_and_shrinks_its_memory_live, 300)
 	ASSERT_EQ(JI(v, "memory"), 448 * MiB);
 	ASSERT_EQ(json_array_size(json_object_get(v, "slabs")), 2);
 	json_decref(l);
+	/* its backup grew with it: the second slab's pages, plugged memory, are in it */
+	backup_holds("m1", 512 * MiB, 256 * MiB, 448 * MiB);
 
 	/* shrink: the guest gives 352 MiB back, and the second slab is freed */
 	legoctl(&r, "resize", "m1", "--memory", "96M", "--wait", NULL);

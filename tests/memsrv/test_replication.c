@@ -580,6 +580,83 @@ TEST_TIMEOUT(both_copies_lost_restores_from_the_backup_and_says_what_may_be_lost
 	storsrv_kill(&st, SIGTERM);
 }
 
+/*
+ * A slab placed while the vNode runs (hotplugged memory) on servers the route
+ * already uses is backed up like the first: both copies lost, it comes back
+ * from the backup whole.
+ */
+TEST_TIMEOUT(a_slab_placed_live_is_backed_up_like_the_first, 120)
+{
+	static struct storsrv_proc st;
+	char a[64], b[64], err[256];
+	const char *prim[1], *sec[1];
+	pid_t pa, pb, pc;
+	struct memclient_cred c = cred(801, 64, 1);
+	struct memroute r;
+	struct memroute_client rc;
+	struct memclient probe;
+	struct lmp_backup_stat bs = {0};
+	struct restore_job job = {0};
+	uint8_t token[LMP_TOKEN_LEN];
+	uint64_t nos[64];
+	void *data[64];
+	static uint8_t v1[64][4096], got[4096];
+	pthread_t t;
+
+	storsrv_start(&st);
+	make_volume(st.listen, "vn801.mem", (64 + 1) * 4096, token);
+	pa = memsrv_spawn("16M", a);
+	pb = memsrv_spawn("16M", b);
+	/* slab 0 (pages 0-31) placed at the start, slab 1 later, on the same two servers */
+	ASSERT(memroute_init(&r, a, b, 32, &c, err, sizeof(err)) == 0, "%s", err);
+	memroute_set_backup(&r, st.listen, "vn801.mem", token, 200, 30000);
+	ASSERT(memroute_open(&rc, &r, err, sizeof(err)) == 0, "%s", err);
+	for (int i = 0; i < 32; i++) {
+		nos[i] = (uint64_t)i;
+		memwork_fill(v1[i], nos[i], 1);
+		data[i] = v1[i];
+	}
+	ASSERT_EQ(memroute_write(&rc, nos, data, 32), 0);
+	prim[0] = a;
+	sec[0] = b;
+	ASSERT(memroute_extend(&r, prim, sec, 1, err, sizeof(err)) == 0, "%s", err);
+	for (int i = 32; i < 64; i++) {
+		nos[i - 32] = (uint64_t)i;
+		memwork_fill(v1[i], nos[i - 32], 1);
+		data[i - 32] = v1[i];
+	}
+	ASSERT_EQ(memroute_write(&rc, nos, data, 32), 0);
+	/* a backup completed after every page was written: all 64 are in it */
+	ASSERT_EQ(memclient_open_at(&probe, b, &c, 1, 0, 2000, err, sizeof(err)), 0);
+	for (int ms = 0; bs.pages < 64 || bs.writes_since; ms += 50) {
+		ASSERT(ms < 10000, "after 10 s the backup holds %llu pages, %llu writes behind",
+		       (unsigned long long)bs.pages, (unsigned long long)bs.writes_since);
+		usleep(50 * 1000);
+		ASSERT_EQ(memclient_backup_stat(&probe, &bs), 0);
+	}
+	memclient_close(&probe);
+	kill(pa, SIGKILL);
+	kill(pb, SIGKILL);
+	waitpid(pa, NULL, 0);
+	waitpid(pb, NULL, 0);
+	pc = memsrv_spawn("16M", job.addr);
+	job.r = &r;
+	pthread_create(&t, NULL, restore_later, &job);
+	ASSERT_EQ(memroute_read(&rc, 50, 1, got), 0); /* waits for the restore */
+	pthread_join(t, NULL);
+	ASSERT(job.ret == 0, "restore: %s", job.err);
+	for (int i = 0; i < 64; i++) {
+		ASSERT_EQ(memroute_read(&rc, (uint64_t)i, 1, got), 0);
+		ASSERT(memcmp(got, v1[i], 4096) == 0, "page %d (slab %d) not restored", i, i / 32);
+	}
+	printf("  %s\n", r.last_event);
+	memroute_close(&rc);
+	memroute_exit(&r);
+	kill(pc, SIGTERM);
+	waitpid(pc, NULL, 0);
+	storsrv_kill(&st, SIGTERM);
+}
+
 /* lego-memsrv on @addr exactly (a restart where it was). */
 static pid_t memsrv_at(const char *addr)
 {
