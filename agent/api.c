@@ -15,7 +15,8 @@
 static void on_run(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
 	static const int status_of[] = {[EINVAL] = 400, [EEXIST] = 409,	  [ENOSPC] = 507,
-					[ECHILD] = 422, [ENETDOWN] = 503, [ENOENT] = 404};
+					[ECHILD] = 422, [ENETDOWN] = 503, [ENOENT] = 404,
+					[ECANCELED] = 409};
 	struct agent *a = opaque;
 	json_t *j = http_parse_body(req, resp);
 	struct vnode_order o;

