@@ -587,7 +587,7 @@ struct beat *beat_start(const char *manager_url, int interval_ms, beat_fill fill
 	b->opaque = opaque;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
-	if (pthread_create(&b->thread, NULL, beat_main, b)) {
+	if (thread_start_quiet(&b->thread, beat_main, b)) {
 		free(b);
 		return NULL;
 	}

@@ -2,6 +2,7 @@
 #ifndef LEGO_UTIL_H
 #define LEGO_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -64,6 +65,14 @@ static inline uint64_t now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
+
+/*
+ * thread_start_quiet - pthread_create with every signal blocked in the new
+ * thread: a daemon's signals are its main loop's (a signalfd or sigwait),
+ * and a SIGTERM landing on a helper thread would kill the process outright.
+ * 0 or -errno.
+ */
+int thread_start_quiet(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* mono_ms - CLOCK_MONOTONIC in milliseconds: for intervals and timeouts. */
 static inline uint64_t mono_ms(void)

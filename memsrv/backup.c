@@ -146,15 +146,7 @@ static void *backup_main(void *arg)
 
 int memsrv_backup_start(struct memsrv *m)
 {
-	sigset_t all, old;
-	int ret;
-
-	/* Signals are the request loop's (its signalfd): never this thread's. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	ret = pthread_create(&m->backup_thread, NULL, backup_main, m);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return ret ? -ret : 0;
+	return thread_start_quiet(&m->backup_thread, backup_main, m);
 }
 
 void memsrv_backup_stop(struct memsrv *m)

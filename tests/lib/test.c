@@ -170,7 +170,7 @@ void test_call(int i)
 	tests[i].fn();
 }
 
-static char *slurp(const char *path)
+char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "r");
 	char *buf = NULL;

@@ -100,6 +100,9 @@ void proc_run(char *const argv[], int timeout_s, struct proc_result *res);
 pid_t proc_spawn(char *const argv[]);
 void proc_collect(pid_t pid, int timeout_s, struct proc_result *res);
 
+/* slurp - the whole file @path, NUL-terminated ("" if it cannot be read); free() it. */
+char *slurp(const char *path);
+
 /* proc_out_path - the file a proc_spawn'ed @pid's stdout goes to (to watch it live). */
 const char *proc_out_path(pid_t pid);
 

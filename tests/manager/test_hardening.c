@@ -137,3 +137,42 @@ TEST_TIMEOUT(a_vnode_that_finishes_at_once_is_a_vnode_that_ran, 180)
 	}
 	down_leaves_nothing(NULL, 0);
 }
+
+/* The log of the case's daemon @name. */
+static char *daemon_log(const char *name)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/logs/%s.log", getenv("LEGO_HOME"), name);
+	return slurp(path);
+}
+
+/*
+ * A memory or storage server with a manager stops cleanly on SIGTERM: its
+ * heartbeat thread no longer takes the signal (which killed the process
+ * outright, exit 143), the request loop does, and says what it served.
+ */
+TEST_TIMEOUT(servers_with_a_manager_stop_cleanly_on_sigterm, 180)
+{
+	const char *names[] = {"memsrv-1", "storsrv"};
+
+	cluster_home();
+	up("256M");
+	for (int i = 0; i < 2; i++) {
+		pid_t pid = pid_of(names[i]);
+		char *log;
+
+		ASSERT(pid > 0, "no %s", names[i]);
+		kill(pid, SIGTERM);
+		for (int ms = 0; !gone(pid); ms += 50) {
+			ASSERT(ms < 10000, "%s still runs 10 s after SIGTERM", names[i]);
+			usleep(50 * 1000);
+		}
+		log = daemon_log(names[i]);
+		ASSERT(log, "no log of %s", names[i]);
+		ASSERT(strstr(log, "Terminated: stopping") && strstr(log, "served "),
+		       "%s did not stop cleanly:\n%s", names[i], log);
+		free(log);
+	}
+	down_leaves_nothing(NULL, 0);
+}
