@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <netdb.h>
@@ -192,4 +193,45 @@ int thread_start_quiet(pthread_t *t, void *(*fn)(void *), void *arg)
 	ret = pthread_create(t, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return -ret;
+}
+
+static bool host_chars_ok(const char *h, size_t n, bool v6)
+{
+	if (!n || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+
+		if (!(isalnum((unsigned char)c) || c == '.' || (v6 ? c == ':' : c == '-')))
+			return false;
+	}
+	return true;
+}
+
+bool host_ok(const char *host)
+{
+	return host && host_chars_ok(host, strlen(host), strchr(host, ':') != NULL);
+}
+
+bool addr_ok(const char *addr)
+{
+	const char *colon, *end;
+	bool v6;
+	size_t n;
+	char *stop;
+	long port;
+
+	if (!addr)
+		return false;
+	v6 = addr[0] == '[';
+	end = v6 ? strchr(addr, ']') : strrchr(addr, ':');
+	if (!end)
+		return false;
+	colon = v6 ? end + 1 : end;
+	n = (size_t)(end - addr) - v6;
+	if (*colon != ':' || !host_chars_ok(addr + v6, n, v6) || !isdigit((unsigned char)colon[1]))
+		return false;
+	errno = 0;
+	port = strtol(colon + 1, &stop, 10);
+	return !errno && !*stop && port >= 1 && port <= 65535;
 }

@@ -3,6 +3,7 @@
 #define LEGO_UTIL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -50,6 +51,16 @@ int tcp_listen(const char *addr, int wait_ms, char *err, size_t errlen);
  * non-blocking (wait with poll). The fd, or -errno with a sentence in @err.
  */
 int tcp_connect(const char *addr, int timeout_ms, char *err, size_t errlen);
+
+/*
+ * host_ok - @host is a host name or an IPv4 address (letters, digits, '.'
+ * and '-'), or an IPv6 address (hex digits, ':' and '.'), at most 253
+ * characters. addr_ok - "HOST:PORT" or "[IPV6]:PORT" with such a host and a
+ * port of 1 to 65535. Anything else (quotes, spaces, control characters)
+ * is not an address, wherever it would end up (logs, certificates, labels).
+ */
+bool host_ok(const char *host);
+bool addr_ok(const char *addr);
 
 /*
  * exe_dir - the directory of the running program (from /proc/self/exe) into

@@ -404,6 +404,20 @@ static void metric_head(FILE *f, const char *name, const char *type, const char 
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A label's value as the exposition format wants it: \\, \" and \n escaped. */
+static const char *label(const char *v, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (; v && *v && n + 3 < len; v++) {
+		if (*v == '\\' || *v == '"' || *v == '\n')
+			buf[n++] = '\\';
+		buf[n++] = *v == '\n' ? 'n' : *v;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 static char *metrics_text(struct manager *m)
 {
 	static const struct {
@@ -430,7 +444,7 @@ static char *metrics_text(struct manager *m)
 		{"lego_vnode_excache_miss_p99_seconds", "gauge", "99th percentile miss latency",
 		 "miss_p99_ns"},
 	};
-	char *buf = NULL;
+	char *buf = NULL, l1[2 * ADDR_LEN], l2[2 * ADDR_LEN];
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 
@@ -446,18 +460,21 @@ static char *metrics_text(struct manager *m)
 						  m->roles[r].c[i].used, ps->count};
 
 				fprintf(f, "%s{role=\"%s\",addr=\"%s\"} %llu\n", cm[k].name,
-					role_name(r), m->roles[r].c[i].addr,
+					role_name(r), label(m->roles[r].c[i].addr, l1, sizeof(l1)),
 					(unsigned long long)val[k]);
 			}
 		}
 	}
 	metric_head(f, "lego_vnode_running", "gauge", "1 if the vNode's VMM runs");
 	for (int i = 0; i < m->nr_vnodes; i++)
-		fprintf(f, "lego_vnode_running{vnode=\"%s\",agent=\"%s\"} %d\n", m->vnodes[i]->name,
-			m->vnodes[i]->agent, m->vnodes[i]->state == VNODE_RUNNING);
+		fprintf(f, "lego_vnode_running{vnode=\"%s\",agent=\"%s\"} %d\n",
+			label(m->vnodes[i]->name, l1, sizeof(l1)),
+			label(m->vnodes[i]->agent, l2, sizeof(l2)),
+			m->vnodes[i]->state == VNODE_RUNNING);
 	metric_head(f, "lego_vnode_memory_bytes", "gauge", "the vNode's memory");
 	for (int i = 0; i < m->nr_vnodes; i++)
-		fprintf(f, "lego_vnode_memory_bytes{vnode=\"%s\"} %llu\n", m->vnodes[i]->name,
+		fprintf(f, "lego_vnode_memory_bytes{vnode=\"%s\"} %llu\n",
+			label(m->vnodes[i]->name, l1, sizeof(l1)),
 			(unsigned long long)m->vnodes[i]->placed_memory);
 	for (size_t k = 0; k < ARRAY_SIZE(vm); k++) {
 		bool ns = strstr(vm[k].key, "_ns") != NULL;
@@ -469,12 +486,13 @@ static char *metrics_text(struct manager *m)
 
 			if (!json_is_integer(val))
 				continue;
+			label(m->vnodes[i]->name, l1, sizeof(l1));
 			if (ns)
-				fprintf(f, "%s{vnode=\"%s\"} %.9f\n", vm[k].name,
-					m->vnodes[i]->name, json_integer_value(val) / 1e9);
+				fprintf(f, "%s{vnode=\"%s\"} %.9f\n", vm[k].name, l1,
+					json_integer_value(val) / 1e9);
 			else
-				fprintf(f, "%s{vnode=\"%s\"} %lld\n", vm[k].name,
-					m->vnodes[i]->name, (long long)json_integer_value(val));
+				fprintf(f, "%s{vnode=\"%s\"} %lld\n", vm[k].name, l1,
+					(long long)json_integer_value(val));
 		}
 	}
 	metric_head(f, "lego_manager_placements_total", "counter", "vNodes placed");

@@ -217,8 +217,7 @@ int members_join(struct manager *m, json_t *req, char **cert, char *err, size_t 
 	json_array_foreach(hosts, i, h)
 	{
 		hl[i] = json_string_value(h);
-		if (!hl[i] || !*hl[i] || strlen(hl[i]) > 253 || !strcmp(hl[i], "0.0.0.0") ||
-		    !strcmp(hl[i], "::")) {
+		if (!host_ok(hl[i]) || !strcmp(hl[i], "0.0.0.0") || !strcmp(hl[i], "::")) {
 			snprintf(err, errlen,
 				 "hosts: each is an address or a host name others "
 				 "reach the member at (never 0.0.0.0)");

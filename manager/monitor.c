@@ -103,11 +103,11 @@ int manager_heartbeat(struct manager *m, json_t *beat, char *err, size_t errlen)
 	struct comp *c;
 	int i;
 
-	if (r < 0 || !addr || !addr[0] || strlen(addr) >= ADDR_LEN || !json_is_integer(cap) ||
+	if (r < 0 || !addr_ok(addr) || strlen(addr) >= ADDR_LEN || !json_is_integer(cap) ||
 	    json_integer_value(cap) < 0) {
 		snprintf(err, errlen,
 			 "a heartbeat needs role (memsrv, storsrv or agent), addr "
-			 "(HOST:PORT) and capacity (bytes)");
+			 "(HOST:PORT: a host name or address and a port) and capacity (bytes)");
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&m->lock);

@@ -176,3 +176,43 @@ TEST_TIMEOUT(servers_with_a_manager_stop_cleanly_on_sigterm, 180)
 	}
 	down_leaves_nothing(NULL, 0);
 }
+
+/*
+ * A member that names itself with a quote in its address is refused (it
+ * used to be registered, and its label broke every Prometheus scrape);
+ * every sample line of /metrics stays name{labels} value.
+ */
+TEST_TIMEOUT(metrics_stay_parseable_whatever_a_member_calls_itself, 180)
+{
+	struct pki_identity ms;
+	char manager[300], url[400], err[1024], *ans = NULL;
+	int s;
+
+	cluster_home();
+	up("256M");
+	cluster_cfg("manager", manager, sizeof(manager));
+	ms = member_identity("memsrv-1");
+	snprintf(url, sizeof(url), "%s/v1/heartbeat", manager);
+	s = http_call_with(&ms, "POST", url, "application/json",
+			   "{\"role\":\"memsrv\",\"addr\":\"x\\\"} 1\\nevil:1\",\"capacity\":1}",
+			   &ans, 10000, err, sizeof(err));
+	ASSERT(s == 400, "a heartbeat with a quote in its address: %d %s", s, ans ? ans : err);
+	ASSERT_CONTAINS(ans, "HOST:PORT");
+	free(ans);
+	ans = NULL;
+	snprintf(url, sizeof(url), "%s/metrics", manager);
+	ms = member_identity("reader");
+	s = http_call_with(&ms, "GET", url, NULL, NULL, &ans, 10000, err, sizeof(err));
+	ASSERT(s == 200, "GET /metrics: %d %s", s, err);
+	ASSERT(!strstr(ans, "evil"), "the refused member is in /metrics");
+	for (char *line = strtok(ans, "\n"); line; line = strtok(NULL, "\n")) {
+		char *brace = strchr(line, '{'), *close = strrchr(line, '}');
+
+		if (line[0] == '#')
+			continue;
+		ASSERT(!brace || (close && close > brace && close[1] == ' '),
+		       "a sample line that does not parse: %s", line);
+	}
+	free(ans);
+	down_leaves_nothing(NULL, 0);
+}
