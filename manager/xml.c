@@ -14,7 +14,8 @@
  *
  * Each <disk device="disk"> among the devices is one of the vNode's
  * volumes (vda, vdb, ... in order); its size comes from the <lego:disk> of
- * the same rank, or from the file a type="file" disk names. dumpxml writes
+ * the same rank, never from a file the domain names (a path on the host of
+ * whoever posted it; the manager opens no path a caller gives). dumpxml writes
  * them as <disk type="volume"> of the storage pool "lego". An
  * <interface> is the vNode's network interface (on the cluster's network,
  * its address the manager's to give): dumpxml writes it as
@@ -31,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "manager.h"
 #include "order.h"
@@ -214,23 +214,13 @@ json_t *xml_to_spec(const char *xml, char *err, size_t errlen)
 			r = xpath_size(ctx, expr, &size, err, errlen);
 			if (r < 0)
 				goto bad;
-			if (r) {
-				struct stat st;
-
-				snprintf(expr, sizeof(expr),
-					 "/domain/devices/disk[@device='disk'][%d]/source/@file",
+			if (r) { /* never from a file it names: that is the caller's host */
+				snprintf(err, errlen,
+					 "disk %d's size is unknown: give it as <lego:disk "
+					 "unit=\"GiB\">4</lego:disk> in the lego metadata (the "
+					 "manager reads no file a domain names)",
 					 i);
-				s = xpath_str(ctx, expr);
-				if (!s || stat(s, &st)) {
-					snprintf(err, errlen,
-						 "disk %d's size is unknown: give it as <lego:disk "
-						 "unit=\"GiB\">4</lego:disk> in the lego metadata",
-						 i);
-					free(s);
-					goto bad;
-				}
-				size = ALIGN_UP((uint64_t)st.st_size, 512);
-				free(s);
+				goto bad;
 			}
 			json_array_append_new(disks, json_integer((json_int_t)size));
 		}

@@ -114,6 +114,15 @@ TEST(invalid_domains_are_refused_with_libvirts_reason)
 			   err, sizeof(err));
 	ASSERT(!spec, "a disk of unknown size was accepted");
 	ASSERT_CONTAINS(err, "lego:disk");
+	/* a file that exists on the manager's host is not looked at either: the
+	 * answer is the same, so a caller learns nothing about the host's files */
+	spec = xml_to_spec("<domain type='kvm'><name>x</name><memory unit='MiB'>64</memory>"
+			   "<os><type>hvm</type></os><devices><disk type='file' device='disk'>"
+			   "<source file='/etc/hostname'/><target dev='vda' bus='virtio'/>"
+			   "</disk></devices></domain>",
+			   err, sizeof(err));
+	ASSERT(!spec, "the size of a file on the manager's host was read");
+	ASSERT_CONTAINS(err, "reads no file a domain names");
 }
 
 TEST(the_example_domain_is_valid)
