@@ -1,8 +1,9 @@
 /*
  * backup.c - lego-memsrv backs vNodes' pages up to a storage server (see
  * struct lmp_backup): a thread of its own, one vNode at a time, copying the
- * pages written since their last backup (64 at a time, under the server's
- * lock, so the request loop is held up only for a copy) and writing them to
+ * pages written since their last backup (64 at a time, or what a stretch
+ * of 32768 pages of its map holds, under the server's lock, so the request
+ * loop is held up only for a copy and a short scan) and writing them to
  * the volume without the lock; then a flush, then the header. A backup that
  * fails (the storage server is away) marks its pages written again and is
  * tried at the next interval.
@@ -26,6 +27,9 @@ static int blk(struct xport *x, uint16_t type, const struct lmp_backup *t, uint6
 	return stor_blk(x, type, t->volume, t->token, offset, data, len, flags);
 }
 
+/* Pages of the written-map looked at per hold of the server's lock (~10 us). */
+#define BACKUP_SCAN_PAGES 32768
+
 /* Back @vn up once (it is held: it cannot be freed meanwhile). */
 static int backup_once(struct memsrv *m, struct store_vnode *vn)
 {
@@ -44,9 +48,14 @@ static int backup_once(struct memsrv *m, struct store_vnode *vn)
 	ret = xport_connect(t.storsrv, 2000, 10000, &x, err, sizeof(err));
 	for (bool more = !ret; more && !ret;) {
 		uint32_t n = 0;
+		uint64_t scan_end;
 
 		pthread_mutex_lock(&m->lock);
-		for (; cursor < vn->nr_pages && n < LMP_MAX_PAGES && !vn->released; cursor++) {
+		/* A bounded stretch of the map per hold: a large vNode with few pages
+		 * written must not hold every other client up for the whole scan. */
+		scan_end = cursor + BACKUP_SCAN_PAGES < vn->nr_pages ? cursor + BACKUP_SCAN_PAGES
+								      : vn->nr_pages;
+		for (; cursor < scan_end && n < LMP_MAX_PAGES && !vn->released; cursor++) {
 			const uint8_t *p;
 
 			if (!vn->backup->dirty[cursor])
@@ -59,7 +68,7 @@ static int backup_once(struct memsrv *m, struct store_vnode *vn)
 				memset(buf + (size_t)n * LMP_PAGE, 0, LMP_PAGE);
 			pages[n++] = cursor;
 		}
-		more = n == LMP_MAX_PAGES && !vn->released;
+		more = cursor < vn->nr_pages && !vn->released;
 		pthread_mutex_unlock(&m->lock);
 		/* Runs of consecutive pages go in one write each. */
 		for (uint32_t i = 0, j; i < n && !ret; i = j) {
