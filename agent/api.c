@@ -14,9 +14,9 @@
 /* POST /v1/vnodes: a vNode order. */
 static void on_run(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
-	static const int status_of[] = {[EINVAL] = 400, [EEXIST] = 409,	  [ENOSPC] = 507,
-					[ECHILD] = 422, [ENETDOWN] = 503, [ENOENT] = 404,
-					[ECANCELED] = 409};
+	static const int status_of[] = {
+		[EINVAL] = 400,	  [EEXIST] = 409, [ENOSPC] = 507,   [ECHILD] = 422,
+		[ENETDOWN] = 503, [ENOENT] = 404, [ECANCELED] = 409};
 	struct agent *a = opaque;
 	json_t *j = http_parse_body(req, resp);
 	struct vnode_order o;
@@ -91,7 +91,8 @@ static void console_get(struct agent *a, const char *name, const struct http_req
 	}
 	buf[got] = '\0';
 	resp->status = 200;
-	resp->body = buf; /* NUL bytes from the guest are cut here: a text console */
+	resp->body = buf;
+	resp->body_len = (size_t)got; /* every byte the guest wrote, NULs too */
 	resp->content_type = "application/octet-stream";
 }
 

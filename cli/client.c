@@ -136,14 +136,16 @@ int help_or_args(int argc, char **argv, int nargs, const char *fmt, const char *
  * The console output of vNode @name on @agent from byte *@off on, as a
  * malloc'd string (*@off advances past it); NULL with a reason printed.
  */
-char *console_fetch(const char *agent, const char *name, long long *off)
+char *console_fetch(const char *agent, const char *name, long long *off, size_t *len)
 {
 	char url[600], err[512], *data = NULL;
+	size_t n = 0;
 	int s;
 
 	snprintf(url, sizeof(url), "%s://%s/v1/vnodes/%s/console?from=%lld", http_scheme(), agent,
 		 name, *off);
-	s = http_call_raw("GET", url, NULL, NULL, &data, 10000, err, sizeof(err));
+	s = http_call_bytes(http_client_identity(), "GET", url, NULL, NULL, 0, &data, &n, 10000,
+			    err, sizeof(err));
 	if (s != 200) {
 		free(data);
 		if (s < 0)
@@ -152,6 +154,8 @@ char *console_fetch(const char *agent, const char *name, long long *off)
 			fail("vNode %s has no console on agent %s", name, agent);
 		return NULL;
 	}
-	*off += (long long)strlen(data);
+	*off += (long long)n; /* every byte, NULs too: the console goes on past them */
+	if (len)
+		*len = n;
 	return data;
 }

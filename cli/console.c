@@ -53,13 +53,13 @@ int cmd_console(struct legoctl *lc, int argc, char **argv)
 	}
 	bool input = !once;
 	for (int idle = 0;;) {
-		char *data = console_fetch(agent, name, &off);
+		size_t n = 0;
+		char *data = console_fetch(agent, name, &off, &n);
 
 		if (!data) {
 			tty_restore(lc);
 			return 1;
 		}
-		size_t n = strlen(data);
 		fwrite(data, 1, n, stdout);
 		fflush(stdout);
 		free(data);
@@ -79,9 +79,10 @@ int cmd_console(struct legoctl *lc, int argc, char **argv)
 					break;
 				snprintf(url, sizeof(url), "%s://%s/v1/vnodes/%s/console",
 					 http_scheme(), agent, name);
-				buf[r] = '\0';
-				http_call_raw("POST", url, "application/octet-stream", buf, NULL,
-					      5000, err, sizeof(err));
+				/* the bytes as typed, r of them: a NUL is a key like any other */
+				http_call_bytes(http_client_identity(), "POST", url,
+						"application/octet-stream", buf, (size_t)r, NULL,
+						NULL, 5000, err, sizeof(err));
 			}
 		} else if (!input) {
 			usleep(100 * 1000);

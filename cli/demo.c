@@ -68,7 +68,7 @@ static json_t *vnode_route(json_t *v)
 static int verdict(const char *agent, bool linux_guest, char *line, size_t len)
 {
 	long long off = 0;
-	char *out = console_fetch(agent, DEMO, &off);
+	char *out = console_fetch(agent, DEMO, &off, NULL);
 	int ret = -1;
 
 	line[0] = '\0';

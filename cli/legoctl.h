@@ -58,8 +58,12 @@ int find_manager(struct legoctl *lc);
 json_t *api(struct legoctl *lc, const char *method, const char *fmt, json_t *body, ...);
 void print_json(json_t *j);
 const char *size_str(json_int_t bytes, char *buf, size_t len);
-/* console_fetch - a vNode's console output from byte *@off (advanced), or NULL. */
-char *console_fetch(const char *agent, const char *name, long long *off);
+/*
+ * console_fetch - a vNode's console output from byte *@off (advanced past
+ * all of it), NUL-terminated, its length in *@len (if not NULL: it may hold
+ * NUL bytes), or NULL.
+ */
+char *console_fetch(const char *agent, const char *name, long long *off, size_t *len);
 
 /* ---- local.c ---- */
 

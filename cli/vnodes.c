@@ -97,13 +97,16 @@ int wait_console(struct legoctl *lc, const char *name, const char *agent, const 
 	size_t seen_len = 0;
 
 	for (;;) {
-		char *data = console_fetch(agent, name, &off);
+		size_t n = 0;
+		char *data = console_fetch(agent, name, &off, &n);
 
 		if (!data) {
 			free(seen);
 			return 1;
 		}
-		size_t n = strlen(data);
+		for (size_t i = 0; i < n; i++) /* searched as text: a NUL does not end it */
+			if (!data[i])
+				data[i] = ' ';
 		char *grown = realloc(seen, seen_len + n + 1);
 
 		if (!grown) {

@@ -79,7 +79,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *
 {
 	const char *body = resp->body ? resp->body : "";
 	struct MHD_Response *r = MHD_create_response_from_buffer(
-		strlen(body), resp->body ? resp->body : (void *)"",
+		resp->body_len ? resp->body_len : strlen(body),
+		resp->body ? resp->body : (void *)"",
 		resp->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret;
 
@@ -424,14 +425,26 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *arg)
 int http_call_raw(const char *method, const char *url, const char *type, const char *body,
 		  char **out, int timeout_ms, char *err, size_t errlen)
 {
-	const struct pki_identity *id = client_tls ? &client_id : NULL;
+	return http_call_with(http_client_identity(), method, url, type, body, out, timeout_ms, err,
+			      errlen);
+}
 
-	return http_call_with(id, method, url, type, body, out, timeout_ms, err, errlen);
+const struct pki_identity *http_client_identity(void)
+{
+	return client_tls ? &client_id : NULL;
 }
 
 int http_call_with(const struct pki_identity *id, const char *method, const char *url,
 		   const char *type, const char *body, char **out, int timeout_ms, char *err,
 		   size_t errlen)
+{
+	return http_call_bytes(id, method, url, type, body, body ? strlen(body) : 0, out, NULL,
+			       timeout_ms, err, errlen);
+}
+
+int http_call_bytes(const struct pki_identity *id, const char *method, const char *url,
+		    const char *type, const void *body, size_t body_len, char **out,
+		    size_t *out_len, int timeout_ms, char *err, size_t errlen)
 {
 	struct body b = {0};
 	struct curl_slist *hdrs = NULL;
@@ -481,7 +494,7 @@ int http_call_with(const struct pki_identity *id, const char *method, const char
 		hdrs = curl_slist_append(hdrs, ct);
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
 	}
 	rc = curl_easy_perform(c);
 	if (rc == CURLE_OK)
@@ -495,6 +508,8 @@ int http_call_with(const struct pki_identity *id, const char *method, const char
 		free(b.buf);
 		return -1;
 	}
+	if (out_len)
+		*out_len = b.len;
 	if (out)
 		*out = b.buf ? b.buf : strdup("");
 	else

@@ -36,7 +36,8 @@ struct http_req {
 
 struct http_resp {
 	int status;
-	char *body; /* malloc'd; freed by the server */
+	char *body;	 /* malloc'd; freed by the server */
+	size_t body_len; /* 0: strlen(body); else its bytes, NUL bytes and all */
 	const char *content_type;
 };
 
@@ -117,6 +118,18 @@ int http_call_raw(const char *method, const char *url, const char *type, const c
 int http_call_with(const struct pki_identity *id, const char *method, const char *url,
 		   const char *type, const char *body, char **out, int timeout_ms, char *err,
 		   size_t errlen);
+
+/*
+ * http_call_bytes - http_call_with for bytes: @body_len of them (NUL bytes
+ * included), and the answer's length in *@out_len (if not NULL; the answer
+ * is NUL-terminated as well, and may hold NUL bytes).
+ */
+int http_call_bytes(const struct pki_identity *id, const char *method, const char *url,
+		    const char *type, const void *body, size_t body_len, char **out,
+		    size_t *out_len, int timeout_ms, char *err, size_t errlen);
+
+/* http_client_identity - who this process calls as (http_identity), or NULL: plain HTTP. */
+const struct pki_identity *http_client_identity(void);
 
 /* ---- heartbeats ---- */
 

@@ -172,10 +172,17 @@ void test_call(int i)
 
 char *slurp(const char *path)
 {
+	return slurp_n(path, NULL);
+}
+
+char *slurp_n(const char *path, size_t *lenp)
+{
 	FILE *f = fopen(path, "r");
 	char *buf = NULL;
 	size_t len = 0, cap = 0, n;
 
+	if (lenp)
+		*lenp = 0;
 	if (!f)
 		return strdup("");
 	do {
@@ -188,6 +195,8 @@ char *slurp(const char *path)
 	} while (n > 0);
 	fclose(f);
 	buf[len] = '\0';
+	if (lenp)
+		*lenp = len;
 	return buf;
 }
 
@@ -301,7 +310,7 @@ void proc_collect(pid_t pid, int timeout_s, struct proc_result *res)
 	for (int i = 0; i < nr_spawned; i++) {
 		if (spawned[i].pid == pid) {
 			proc_files(spawned[i].serial, out, err, sizeof(out));
-			res->out = slurp(out);
+			res->out = slurp_n(out, &res->out_len);
 			res->err = slurp(err);
 			spawned[i] = spawned[--nr_spawned]; /* its pid may be reused now */
 			return;

@@ -86,8 +86,9 @@ const char *test_order_file(const char *fmt, ...) __attribute__((format(printf, 
 struct proc_result {
 	int status; /* exit status, or 128 + signal */
 	bool timed_out;
-	char *out; /* everything the process wrote to stdout (NUL-terminated) */
-	char *err; /* and to stderr */
+	char *out;	/* everything the process wrote to stdout (NUL-terminated) */
+	size_t out_len; /* its length: it may hold NUL bytes */
+	char *err;	/* and to stderr */
 	double seconds;
 };
 
@@ -100,8 +101,10 @@ void proc_run(char *const argv[], int timeout_s, struct proc_result *res);
 pid_t proc_spawn(char *const argv[]);
 void proc_collect(pid_t pid, int timeout_s, struct proc_result *res);
 
-/* slurp - the whole file @path, NUL-terminated ("" if it cannot be read); free() it. */
+/* slurp - the whole file @path, NUL-terminated ("" if it cannot be read); free() it.
+ * slurp_n - the same, its length (NUL bytes and all) in *@len. */
 char *slurp(const char *path);
+char *slurp_n(const char *path, size_t *len);
 
 /* proc_out_path - the file a proc_spawn'ed @pid's stdout goes to (to watch it live). */
 const char *proc_out_path(pid_t pid);

@@ -2,7 +2,8 @@
  * test_hardening.c - what was found by trying the cluster as an attacker and
  * as a careless user would (issue 20's list), each against real daemons:
  * the agent outlives a delete that lands while a VMM starts; a vNode that
- * finishes at once is a vNode that ran; servers with a manager stop
+ * finishes at once is a vNode that ran, and a NUL byte in its console does
+ * not stop legoctl console; servers with a manager stop
  * cleanly on SIGTERM; /metrics stays parseable whatever a component calls
  * its address.
  */
@@ -134,6 +135,23 @@ TEST_TIMEOUT(a_vnode_that_finishes_at_once_is_a_vnode_that_ran, 180)
 
 		ASSERT_CONTAINS(out, "hello");
 		free(out);
+	}
+	/* A NUL byte in a console (a guest can write any byte to its UART) used to
+	 * end what legoctl console printed, and to stop it from ever going past. */
+	{
+		char path[600];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/vnodes/quick/console.log", getenv("LEGO_HOME"));
+		f = fopen(path, "a");
+		ASSERT(f, "%s", path);
+		fwrite("before\0after the NUL\n", 1, 22, f);
+		fclose(f);
+		legoctl(&r, "console", "quick", "--once", NULL);
+		ASSERT(r.status == 0, "console: %s", r.err);
+		ASSERT(memmem(r.out, r.out_len, "after the NUL", 13),
+		       "legoctl console stopped at a NUL byte");
+		proc_result_free(&r);
 	}
 	down_leaves_nothing(NULL, 0);
 }
