@@ -54,7 +54,7 @@ static int backup_once(struct memsrv *m, struct store_vnode *vn)
 		/* A bounded stretch of the map per hold: a large vNode with few pages
 		 * written must not hold every other client up for the whole scan. */
 		scan_end = cursor + BACKUP_SCAN_PAGES < vn->nr_pages ? cursor + BACKUP_SCAN_PAGES
-								      : vn->nr_pages;
+								     : vn->nr_pages;
 		for (; cursor < scan_end && n < LMP_MAX_PAGES && !vn->released; cursor++) {
 			const uint8_t *p;
 

@@ -318,7 +318,8 @@ static int resync(struct memroute_client *c, char *err, size_t errlen)
 			/* slabs placed live, or given it as their new secondary */
 			int ret = ask_backups(c, s, c->backup_seq, err, errlen);
 
-			if (ret && server_lost(ret) && !failover_locked(r, s, ret, !r->has_backup)) {
+			if (ret && server_lost(ret) &&
+			    !failover_locked(r, s, ret, !r->has_backup)) {
 				memclient_close(&c->conn[s]);
 				s = -1;
 				continue;

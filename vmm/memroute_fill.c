@@ -191,8 +191,8 @@ static int backup_header(struct memroute *r, struct xport *x, struct lmp_backup_
 			 char *err, size_t errlen)
 {
 	uint8_t page[LMP_PAGE];
-	int ret = stor_blk(x, LMP_BLK_READ, r->backup.volume, r->backup.token, 0, page, LMP_PAGE,
-			   0);
+	int ret =
+		stor_blk(x, LMP_BLK_READ, r->backup.volume, r->backup.token, 0, page, LMP_PAGE, 0);
 
 	memcpy(h, page, sizeof(*h));
 	if (ret)

@@ -68,14 +68,17 @@ static void backup_holds(const char *name, long long placed, long long from, lon
 		bool data = false;
 
 		if (fd < 0 || fstat(fd, &st) || pread(fd, &h, sizeof(h), 0) != sizeof(h)) {
-			snprintf(why, sizeof(why), "its volume cannot be read: %s", strerror(errno));
+			snprintf(why, sizeof(why), "its volume cannot be read: %s",
+				 strerror(errno));
 		} else if (st.st_size != placed + 4096) {
-			snprintf(why, sizeof(why), "the volume has %lld bytes", (long long)st.st_size);
+			snprintf(why, sizeof(why), "the volume has %lld bytes",
+				 (long long)st.st_size);
 		} else if (h.magic != LMP_BACKUP_MAGIC || h.seq < 1) {
 			snprintf(why, sizeof(why), "no completed backup in its header");
 		} else {
 			for (long long off = from; off < to && !data; off += sizeof(buf)) {
-				ssize_t n = pread(fd, buf, sizeof(buf), lmp_backup_offset(off / 4096));
+				ssize_t n =
+					pread(fd, buf, sizeof(buf), lmp_backup_offset(off / 4096));
 
 				for (ssize_t i = 0; i < n && !data; i++)
 					data = buf[i] != 0;
