@@ -95,6 +95,8 @@ struct vnode_order {
 	unsigned prefetch;   /* pages fetched at once on sequential misses (1: off) */
 	bool poll_spin;	     /* fault threads spin instead of blocking */
 	unsigned spin_us;    /* ... or poll this long after a fault before sleeping */
+	unsigned warm;	     /* restored or migrated: fetch the pages resident at the save
+			      * ahead of the guest (1, the default) or only on its faults */
 };
 
 /* order_init - an empty order with the defaults (1 vCPU, 256 MiB, ...). */

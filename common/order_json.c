@@ -61,6 +61,7 @@ static const struct field fields[] = {
 	FR("prefetch", K_UINT, prefetch, 1, LMP_MAX_PAGES),
 	F("poll", K_BOOL_POLL, poll_spin),
 	FR("spin_us", K_UINT, spin_us, 0, 100000),
+	FR("warm", K_UINT, warm, 0, 1),
 };
 
 static int token_from(const json_t *v, uint8_t *token, const char *key, char *err, size_t errlen)

@@ -58,6 +58,8 @@ struct excache_stats {
 	_Atomic uint64_t dirty_writebacks; /* ... written back and acknowledged first */
 	_Atomic uint64_t wb_aborted;	   /* write-backs whose page was written meanwhile */
 	_Atomic uint64_t discarded;	   /* pages unplugged: dropped, no longer memory */
+	_Atomic uint64_t warmed;	   /* pages fetched ahead after a restore (excache_warm) */
+	_Atomic uint64_t warm_ns;	   /* ... and how long that took, once done */
 	_Atomic uint64_t bytes_in, bytes_out;
 	_Atomic uint64_t lat_hist[XC_HIST_BUCKETS];
 	_Atomic uint64_t lat_next;
@@ -91,6 +93,9 @@ struct excache {
 	int nr_threads;
 	struct excache_thread *faulters;
 	struct excache_thread evictor;
+	struct excache_thread warmer; /* a restore's warm-up (excache_warm), while it runs */
+	uint8_t *warm;		      /* ... its pages: one bit each */
+	bool warming;
 	bool started;
 	bool keep_memory; /* at exit, leave the pages on the memory servers (the vNode goes on) */
 	pthread_mutex_t evict_lock; /* held by the evictor while it evicts, and by a flush */
@@ -138,6 +143,20 @@ void excache_remote_map(struct excache *xc, uint8_t *map);
  * set in @map are on the memory servers (a restored vNode's memory).
  */
 void excache_set_remote(struct excache *xc, const uint8_t *map);
+
+/* excache_resident_map - one bit per page into @map: set where the page is resident here. */
+void excache_resident_map(struct excache *xc, uint8_t *map);
+
+/*
+ * excache_warm - after a restore (a snapshot or a migration), fetch the
+ * pages whose bit is set in @map (those resident when the vNode was saved:
+ * the working set its ExCache knew) ahead of the guest, in runs, on a thread
+ * of its own while the guest runs: it finds them resident instead of
+ * faulting on each. Only REMOTE pages are fetched, as far as the ExCache
+ * has room without evicting; a fault on a page being fetched waits for it,
+ * as on a prefetch. Starts at excache_connect if not connected yet.
+ */
+int excache_warm(struct excache *xc, const uint8_t *map);
 
 /*
  * excache_discard - pages [@first, @first + @n) are no longer memory (their

@@ -151,6 +151,15 @@ static int opt_spin(struct vmm *v, const char *arg, char *err, size_t errlen)
 	return ret;
 }
 
+static int opt_warm(struct vmm *v, const char *arg, char *err, size_t errlen)
+{
+	uint64_t n;
+	int ret = opt_number(&n, arg, 0, 1, "--warm", err, errlen);
+
+	v->order.warm = (unsigned)n;
+	return ret;
+}
+
 static const struct vmm_option xc_options[] = {
 	{"excache", "SIZE", "keep at most SIZE of guest RAM resident here (the ExCache)...",
 	 opt_excache},
@@ -186,6 +195,11 @@ static const struct vmm_option xc_options[] = {
 	 "fault threads poll for the next fault N us before sleeping\n"
 	 "                   (default 0: sleep at once; spinning helps only with spare cores)",
 	 opt_spin},
+	{"warm", "0|1",
+	 "restored or migrated: fetch the pages the ExCache held when\n"
+	 "                   the vNode was saved ahead of the guest (1, default), or only\n"
+	 "                   as it faults on them (0)",
+	 opt_warm},
 	{NULL},
 };
 
@@ -367,6 +381,9 @@ static int xc_save(struct vmm *v, struct snap_writer *w)
 	}
 	excache_remote_map(v->xc, map);
 	snap_put(w, "excache.remote", map, len);
+	/* the working set: what the restored guest is about to touch again */
+	excache_resident_map(v->xc, map);
+	snap_put(w, "excache.resident", map, len);
 	free(map);
 	return w->err;
 }
@@ -382,6 +399,9 @@ static int xc_restore(struct vmm *v, const struct snap *s)
 		return -EINVAL;
 	}
 	excache_set_remote(v->xc, map);
+	map = snap_get(s, "excache.resident", &len);
+	if (map && len == (v->xc->nr_pages + 7) / 8 && v->order.warm)
+		excache_warm(v->xc, map); /* without it, the guest faults them in one by one */
 	return 0;
 }
 
@@ -396,7 +416,7 @@ static json_t *xc_stats(struct vmm *v)
 	for (int i = 0; i < XC_HIST_BUCKETS; i++)
 		json_array_append_new(hist, json_integer((json_int_t)s->lat_hist[i]));
 	j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-		      "s:I,s:I,s:o,s:s}",
+		      "s:I,s:I,s:o,s:s,s:I,s:I}",
 		      "size_bytes", (json_int_t)(xc->limit * 4096), "resident_pages",
 		      (json_int_t)xc->resident, "ram_hva", (json_int_t)(uintptr_t)xc->base,
 		      "misses", (json_int_t)s->misses, "zero_fills", (json_int_t)s->zero_fills,
@@ -409,7 +429,8 @@ static json_t *xc_stats(struct vmm *v)
 		      (json_int_t)excache_percentile(xc, 50), "miss_p99_ns",
 		      (json_int_t)excache_percentile(xc, 99), "miss_samples",
 		      (json_int_t)s->lat_next, "ram_bytes", (json_int_t)gmem_ram_bytes(&v->vm.mem),
-		      "miss_latency_log2_us", hist, "memsrv", xc->cfg.memsrv);
+		      "miss_latency_log2_us", hist, "memsrv", xc->cfg.memsrv, "warmed",
+		      (json_int_t)s->warmed, "warm_ns", (json_int_t)s->warm_ns);
 	json_object_set_new(j, "route", memroute_status(&xc->route));
 	return j;
 }

@@ -23,7 +23,7 @@ static const char *const full =
 	"\"interval_ms\":500},\"disks\":[{\"url\":\"storsrv://s:3/web\","
 	"\"token\":\"0303030303030303030303030303030303030303030303030303030303030303\"},"
 	"{\"url\":\"/tmp/scratch.img\"}],\"control\":\"/run/web.sock\",\"cpuid\":\"baseline\","
-	"\"disk_deadline_s\":9,\"prefetch\":4,\"poll\":\"spin\",\"spin_us\":50}";
+	"\"disk_deadline_s\":9,\"prefetch\":4,\"poll\":\"spin\",\"spin_us\":50,\"warm\":0}";
 
 static void load(struct vnode_order *o, const char *text, int want, const char *why)
 {
@@ -54,6 +54,7 @@ TEST(an_order_round_trips_through_json_whole)
 	ASSERT_EQ(o.disks[0].token[5], 3);
 	ASSERT_EQ(o.backup.interval_ms, 500);
 	ASSERT(o.poll_spin);
+	ASSERT_EQ(o.warm, 0);
 	j = order_to_json(&o);
 	ASSERT(json_equal(j, orig), "the JSON written is not the JSON read");
 	order_init(&back);

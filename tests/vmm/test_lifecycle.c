@@ -248,6 +248,13 @@ TEST_TIMEOUT(a_snapshot_through_the_excache_stops_the_vnode_and_its_restore_fini
 	}
 	ASSERT(r.status == 0, "the restore exited %d:\n%s", r.status, r.err);
 	clean_finish(r.out, "the restored vNode");
+	{ /* what the ExCache held at the snapshot came back ahead of the guest's faults */
+		const char *w = strstr(r.err, "\"warmed\":");
+
+		ASSERT(w && strtoll(w + 9, NULL, 10) > 0, "no page was fetched ahead:\n%s", r.err);
+		printf("  warmed: %lld pages fetched ahead of the restored guest\n",
+		       strtoll(w + 9, NULL, 10));
+	}
 	proc_result_free(&r);
 	kill(ms, SIGTERM);
 	waitpid(ms, NULL, 0);
