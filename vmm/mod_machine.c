@@ -279,20 +279,32 @@ static int timeout_arg(json_t *req, char *err, size_t errlen)
 	return (int)json_integer_value(t);
 }
 
+/*
+ * The power button. A paused guest cannot answer it: it is resumed once the
+ * button is pressed (the press waits for it as an interrupt would), so that
+ * a graceful stop of a paused vNode is a graceful stop.
+ */
 static json_t *press(struct vmm *v, bool reboot, int timeout_ms, char *err, size_t errlen)
 {
+	bool resumed = false;
+
 	if (timeout_ms < 0)
 		return NULL;
-	if (v->paused) {
-		snprintf(err, errlen, "the vNode is paused: resume it first, or use force");
-		return NULL;
-	}
 	if (legacy_press(v, reboot, timeout_ms)) {
 		snprintf(err, errlen, "this machine has no power button (a payload): %s",
 			 reboot ? "force resets it" : "only a forced stop ends it");
 		return NULL;
 	}
-	return json_pack("{s:b,s:i}", "pressed", 1, "timeout_ms", timeout_ms);
+	pthread_mutex_lock(&v->life_lock);
+	if (v->paused) {
+		vmm_resume(v);
+		resumed = true;
+	}
+	pthread_mutex_unlock(&v->life_lock);
+	if (resumed)
+		log_info("the vNode was paused: resumed to answer its power button");
+	return json_pack("{s:b,s:i,s:b}", "pressed", 1, "timeout_ms", timeout_ms, "resumed",
+			 resumed);
 }
 
 /*
