@@ -10,6 +10,16 @@ skipped=()
 failed=()
 trap 'rm -f "$log"' EXIT
 
+# A sanitized build (make test SANITIZE=1): every report of every process the
+# tests start (daemons and VMMs included) lands in $san, and fails the run.
+san=
+if [ $# -gt 0 ] && nm "$1" 2>/dev/null | grep -q __asan_init; then
+	san="$build/sanitizer-reports"
+	rm -rf "$san" && mkdir -p "$san"
+	export ASAN_OPTIONS="log_path=$san/asan:detect_leaks=1:abort_on_error=0"
+	export UBSAN_OPTIONS="log_path=$san/ubsan:print_stacktrace=1:halt_on_error=1"
+fi
+
 count() { grep -c "^$1 " "$log" || true; }
 
 for t in "$@"; do
@@ -29,6 +39,19 @@ for t in "$@"; do
 	while read -r line; do skipped+=("${t##*/}: ${line#SKIP }"); done < <(grep '^SKIP ' "$log")
 	while read -r line; do failed+=("${t##*/}: ${line#FAIL }"); done < <(grep '^FAIL ' "$log")
 done
+
+if [ -n "$san" ]; then
+	echo "== sanitizer reports ($san)"
+	if [ -z "$(ls -A "$san")" ]; then
+		echo "PASS sanitizers: no report from any process"
+		pass=$((pass + 1))
+	else
+		for r in "$san"/*; do echo "--- $r"; head -60 "$r"; done
+		echo "FAIL sanitizers: $(ls "$san" | wc -l) report(s)"
+		failed+=("sanitizers: reports in $san")
+		fail=$((fail + 1))
+	fi
+fi
 
 echo "== format (clang-format, .clang-format)"
 if make -s format-check >"$log" 2>&1; then
