@@ -85,6 +85,22 @@ static inline uint64_t now_ns(void)
  */
 int thread_start_quiet(pthread_t *t, void *(*fn)(void *), void *arg);
 
+/* put_le16/32/64 - a little-endian value at @p, wherever it is aligned (firmware tables). */
+static inline void put_le16(void *p, uint16_t v)
+{
+	__builtin_memcpy(p, &v, sizeof(v));
+}
+
+static inline void put_le32(void *p, uint32_t v)
+{
+	__builtin_memcpy(p, &v, sizeof(v));
+}
+
+static inline void put_le64(void *p, uint64_t v)
+{
+	__builtin_memcpy(p, &v, sizeof(v));
+}
+
 /* mono_ms - CLOCK_MONOTONIC in milliseconds: for intervals and timeouts. */
 static inline uint64_t mono_ms(void)
 {

@@ -246,7 +246,19 @@ int xport_tls(const char *ca_pem, const char *cert_pem, const char *key_pem, cha
 		gnutls_certificate_free_credentials(cred);
 		return -1;
 	}
-	/* the credentials before stay: connections made with them may still be open */
+	/* the credentials before stay (kept, not lost): connections made with them
+	 * may still be open */
+	if (tls_cred) {
+		static gnutls_certificate_credentials_t *retired;
+		static size_t nr_retired;
+		gnutls_certificate_credentials_t *more =
+			realloc(retired, (nr_retired + 1) * sizeof(*retired));
+
+		if (more) {
+			retired = more;
+			retired[nr_retired++] = tls_cred;
+		}
+	}
 	tls_cred = cred;
 	return 0;
 }

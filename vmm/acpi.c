@@ -6,6 +6,7 @@
 #include "pci.h"
 #include "serial.h"
 #include "log.h"
+#include "util.h"
 
 struct acpi_hdr {
 	char sig[4];
@@ -209,21 +210,21 @@ uint64_t acpi_build(struct vm *vm, int nr_vcpus)
 	 * sleep control and status registers are the two ports of power.c. */
 	memset(buf, 0, sizeof(buf));
 	len = 276;
-	*(uint32_t *)(buf + 40) = (uint32_t)dsdt;	   /* DSDT */
-	*(uint32_t *)(buf + 112) = (1u << 20) | (1u << 8); /* HW_REDUCED_ACPI, PWR_BUTTON */
-	*(uint16_t *)(buf + 109) = 0;			   /* IAPC_BOOT_ARCH */
-	buf[131] = 1;					   /* FADT minor version */
-	*(uint64_t *)(buf + 140) = dsdt;		   /* X_DSDT */
-	acpi_gas_io(buf + 244, ACPI_SLEEP_CONTROL_PORT);   /* SLEEP_CONTROL_REG */
-	acpi_gas_io(buf + 256, ACPI_SLEEP_STATUS_PORT);	   /* SLEEP_STATUS_REG */
+	put_le32(buf + 40, (uint32_t)dsdt);		 /* DSDT */
+	put_le32(buf + 112, (1u << 20) | (1u << 8));	 /* HW_REDUCED_ACPI, PWR_BUTTON */
+	put_le16(buf + 109, 0);				 /* IAPC_BOOT_ARCH */
+	buf[131] = 1;					 /* FADT minor version */
+	put_le64(buf + 140, dsdt);			 /* X_DSDT */
+	acpi_gas_io(buf + 244, ACPI_SLEEP_CONTROL_PORT); /* SLEEP_CONTROL_REG */
+	acpi_gas_io(buf + 256, ACPI_SLEEP_STATUS_PORT);	 /* SLEEP_STATUS_REG */
 	acpi_hdr(h, "FACP", len, 6);
 	fadt = acpi_put(vm, &at, buf, len);
 
 	/* MADT: local APIC address, PC-AT compatible (there are 8259s), then entries. */
 	memset(buf, 0, sizeof(buf));
 	len = sizeof(*h) + 8;
-	*(uint32_t *)(buf + 36) = (uint32_t)LAPIC_ADDR;
-	*(uint32_t *)(buf + 40) = 1; /* PCAT_COMPAT */
+	put_le32(buf + 36, (uint32_t)LAPIC_ADDR);
+	put_le32(buf + 40, 1); /* PCAT_COMPAT */
 	for (int i = 0; i < nr_vcpus; i++) {
 		struct madt_lapic l = {0, sizeof(l), (uint8_t)i, (uint8_t)i, 1 /* enabled */};
 

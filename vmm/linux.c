@@ -250,7 +250,7 @@ int linux_load(struct vm *vm, const char *kernel, const char *initrd, const char
 	memcpy(bp + BP_HDR, img + BP_HDR, n);
 	bp[HDR_TYPE_OF_LOADER] = 0xff;
 	bp[HDR_LOADFLAGS] |= 0x01 | 0x80; /* LOADED_HIGH, CAN_USE_HEAP */
-	*(uint16_t *)(bp + HDR_HEAP_END_PTR) = 0xfe00;
+	put_le16(bp + HDR_HEAP_END_PTR, 0xfe00);
 	cmdline_max = rd32(img + HDR_CMDLINE_SIZE);
 	if (cmd_len > LINUX_CMDLINE_MAX || (cmdline_max && cmd_len > cmdline_max + 1)) {
 		log_err("the kernel command line is %zu bytes; this kernel takes %u", cmd_len - 1,
@@ -262,7 +262,7 @@ int linux_load(struct vm *vm, const char *kernel, const char *initrd, const char
 		ret = -EFAULT;
 		goto out;
 	}
-	*(uint32_t *)(bp + HDR_CMD_LINE_PTR) = (uint32_t)LINUX_CMDLINE;
+	put_le32(bp + HDR_CMD_LINE_PTR, (uint32_t)LINUX_CMDLINE);
 	if (initrd) {
 		uint64_t max = rd32(img + HDR_INITRD_MAX), top = vm->mem.regions[0].size;
 
@@ -281,13 +281,13 @@ int linux_load(struct vm *vm, const char *kernel, const char *initrd, const char
 		}
 		gmem_write(&vm->mem, lb->initrd_addr, rd, rd_len);
 		lb->initrd_size = rd_len;
-		*(uint32_t *)(bp + HDR_RAMDISK_IMAGE) = (uint32_t)lb->initrd_addr;
-		*(uint32_t *)(bp + HDR_RAMDISK_SIZE) = (uint32_t)rd_len;
-		*(uint32_t *)(bp + BP_EXT_RAMDISK_IMAGE) = (uint32_t)(lb->initrd_addr >> 32);
-		*(uint32_t *)(bp + BP_EXT_RAMDISK_SIZE) = (uint32_t)(rd_len >> 32);
+		put_le32(bp + HDR_RAMDISK_IMAGE, (uint32_t)lb->initrd_addr);
+		put_le32(bp + HDR_RAMDISK_SIZE, (uint32_t)rd_len);
+		put_le32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(lb->initrd_addr >> 32));
+		put_le32(bp + BP_EXT_RAMDISK_SIZE, (uint32_t)(rd_len >> 32));
 	}
 	if (lb->protocol >= 0x20e) /* tell it where the RSDP is; older ones scan for it */
-		*(uint64_t *)(bp + BP_ACPI_RSDP) = acpi_build(vm, vm->nr_vcpus);
+		put_le64(bp + BP_ACPI_RSDP, acpi_build(vm, vm->nr_vcpus));
 	else
 		acpi_build(vm, vm->nr_vcpus);
 	n = linux_e820(vm, e820, BP_E820_MAX);

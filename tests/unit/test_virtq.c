@@ -19,14 +19,13 @@ struct desc {
 };
 
 static struct gmem mem;
-static uint8_t *ram;
+static uint8_t ram[RAM] __attribute__((aligned(4096)));
 static struct virtq vq;
 
 static void setup(void)
 {
 	const char *why = NULL;
 
-	ram = aligned_alloc(4096, RAM);
 	memset(ram, 0, RAM);
 	mem = (struct gmem){.base = ram, .size = RAM, .nr = 1};
 	mem.regions[0] = (struct gmem_region){0, RAM, ram};
