@@ -16,7 +16,7 @@ Q       := $(if $(filter 1,$(V)),,@)
 DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev liburing-dev clang-format \
                 zlib1g-dev liblzma-dev liblz4-dev libzstd-dev cpio e2fsprogs \
                 acpica-tools fio libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev \
-                libvirt-dev libxml2-dev sqlite3 iproute2 libgnutls28-dev
+                libvirt-dev libxml2-dev sqlite3 iproute2 libgnutls28-dev clang libclang-rt-14-dev
 
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers -D_GNU_SOURCE -pthread -MMD -MP
@@ -73,7 +73,7 @@ UNIT_BINS   := $(filter $(BUILD)/tests/unit/%,$(TEST_BINS))
 BENCH_BINS  := $(BENCHES:%=$(BUILD)/%)
 DEPS_STAMP  := $(BUILD)/.deps-installed
 
-.PHONY: all deps guest test check bench demo format format-check clean
+.PHONY: all deps guest test check bench demo format format-check clean fuzz
 all: $(BINS) $(PAYLOAD_BINS)
 
 # Order-only: installing packages never makes objects stale.
@@ -166,8 +166,36 @@ $(BUILD)/lib/libtest.a: $(TEST_LIB:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
+# --- fuzzing: clang's libFuzzer, with ASan and UBSan, on the real parsing functions ---
+# Each harness tests/fuzz/fuzz_NAME.c is linked with the components' sources
+# built again by clang; its seeds are tests/fuzz/corpus/fuzz_NAME/.
+FUZZ_S      ?= 60
+FUZZ_CFLAGS := $(filter-out -Werror -O2 $(SAN_FLAGS),$(CFLAGS)) -O1 \
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+               -Wno-gnu-variable-sized-type-not-at-end
+FUZZ_LIBS   := $(filter-out $(SAN_FLAGS),$(LDLIBS)) -fsanitize=fuzzer,address,undefined
+FUZZ_SRCS   := $(COMMON_SRCS) $(MEMSRV_SRCS) $(VMM_SRCS)
+FUZZERS     := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_BINS   := $(FUZZERS:%=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (fuzz)"
+	$(Q)clang $(FUZZ_CFLAGS) $(INC_tests) -c -o $@ $<
+$(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/tests/fuzz/%.o $(FUZZ_SRCS:%.c=$(BUILD)/fuzz/obj/%.o)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)clang -o $@ $^ $(FUZZ_LIBS)
+# make fuzz [FUZZ_S=600]: each harness for FUZZ_S seconds, from its seeds and what
+# earlier runs found (build/fuzz/corpus/NAME); a crash leaves its input in build/fuzz/.
+fuzz: $(FUZZ_BINS)
+	$(Q)for f in $(FUZZERS); do mkdir -p $(BUILD)/fuzz/corpus/$$f; \
+	  echo "== $$f ($(FUZZ_S) s)"; \
+	  $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_S) -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/$$f- $(BUILD)/fuzz/corpus/$$f tests/fuzz/corpus/$$f \
+	    2>&1 | grep -E "^(stat::|#[0-9]+ +DONE|==[0-9]+==|SUMMARY|INFO: Loaded)" || exit 1; done
+
 # The benchmarks are built (not run), so that a change cannot leave them broken.
-test: all $(GUEST_KIT) $(TEST_BINS) $(BENCH_BINS)
+test: all $(GUEST_KIT) $(TEST_BINS) $(BENCH_BINS) $(FUZZ_BINS)
 	$(Q)tests/run.sh $(BUILD) $(TEST_BINS)
 
 # The fast loop: the unit tests (no boot kit, no /dev/kvm), in seconds.
