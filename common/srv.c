@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,10 +40,13 @@
 #define CTX_CAP		 (8 * TLS_ROOM)
 #define SRV_BIND_WAIT_MS 3000
 
-enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_SIGNAL, OP_APP };
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_SIGNAL, OP_APP, OP_TICK };
 
 struct srv_conn {
 	struct srv *srv;
+	struct srv_conn *prev, *next;  /* srv->conns, while open */
+	uint64_t opened_ms, active_ms; /* accepted; the last request completed */
+	uint64_t requests;
 	int fd;
 	void *session;
 	int inflight; /* posted recv/send plus deferred requests */
@@ -182,6 +186,13 @@ static void conn_close(struct srv_conn *c)
 		c->dead = true;
 		shutdown(c->fd, SHUT_RDWR); /* completes whatever is still posted */
 		s->ops->conn_close(s->app, c->session);
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			s->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		s->nr_open--;
 	}
 	if (c->inflight == 0) {
 		close(c->fd);
@@ -241,6 +252,8 @@ static void conn_serve(struct srv_conn *c)
 		}
 		c->tx_len += n;
 		off += sizeof(h) + h.len;
+		c->requests++;
+		c->active_ms = mono_ms();
 	}
 	memmove(c->rx, c->rx + off, c->rx_len - off);
 	c->rx_len -= off;
@@ -348,11 +361,46 @@ void srv_respond(struct srv_conn *c, const void *msg, size_t len, size_t max_len
 	kick_send(c);
 }
 
+static bool conn_spare(struct srv *s, struct srv_conn *c)
+{
+	return s->ops->spare ? s->ops->spare(s->app, c->session) : c->requests == 0;
+}
+
+/* Close the spare connection idle longest (at least SRV_SPARE_IDLE_MS): true if one was. */
+static bool evict_one(struct srv *s)
+{
+	uint64_t now = mono_ms();
+	struct srv_conn *victim = NULL;
+
+	for (struct srv_conn *c = s->conns; c; c = c->next) {
+		uint64_t since = c->active_ms ? c->active_ms : c->opened_ms;
+
+		if (now - since >= SRV_SPARE_IDLE_MS && conn_spare(s, c) &&
+		    (!victim ||
+		     since < (victim->active_ms ? victim->active_ms : victim->opened_ms)))
+			victim = c;
+	}
+	if (!victim)
+		return false;
+	s->nr_evicted++;
+	conn_close(victim);
+	return true;
+}
+
 static void on_accept(struct srv *s, int fd)
 {
-	struct srv_conn *c = calloc(1, sizeof(*c));
+	struct srv_conn *c;
 	int one = 1;
 
+	if (s->nr_open >= s->max_conns && !evict_one(s)) {
+		if (!s->nr_refused++ || !(s->nr_refused & 1023))
+			log_warn("%d connections open, the most (--max-conns), none of them spare: "
+				 "a new one refused (%llu so far)",
+				 s->nr_open, (unsigned long long)s->nr_refused);
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
 	if (!c || !(c->rx = malloc(RX_CAP)) || !(c->tx = malloc(TX_CAP)) ||
 	    (s->tls && (!(c->crx = malloc(CRX_CAP)) || !(c->ctx = malloc(CTX_CAP)) ||
 			gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NO_TICKETS) < 0)) ||
@@ -382,7 +430,61 @@ static void on_accept(struct srv *s, int fd)
 		gnutls_transport_set_push_function(c->tls, tls_push);
 	}
 	s->nr_conns++;
+	c->opened_ms = mono_ms();
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nr_open++;
 	post_recv(c);
+}
+
+/* Every second: half-open and trickling connections go; a paused accept resumes. */
+static void post_tick(struct srv *s)
+{
+	struct io_uring_sqe *sqe = get_sqe(s);
+
+	s->tick_ts = (struct __kernel_timespec){.tv_sec = 1};
+	io_uring_prep_timeout(sqe, &s->tick_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, tag(s, OP_TICK));
+}
+
+static void post_accept(struct srv *s);
+
+static void on_tick(struct srv *s)
+{
+	uint64_t now = mono_ms();
+
+	for (struct srv_conn *c = s->conns, *next; c; c = next) {
+		next = c->next;
+		if (!c->requests && now - c->opened_ms >= SRV_FIRST_REQUEST_MS) {
+			s->nr_timed_out++;
+			conn_close(c);
+		}
+	}
+	if (s->accept_paused) {
+		s->accept_paused = false;
+		post_accept(s);
+	}
+	post_tick(s);
+}
+
+/* accept failed: out of descriptors (or memory) makes room if it can, else waits a tick. */
+static void on_accept_error(struct srv *s, int res, bool more)
+{
+	static uint64_t warned;
+
+	if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+		if (!warned++ || !(warned & 1023))
+			log_warn("accepting a connection: %s (%d open)", strerror(-res),
+				 s->nr_open);
+		if (!evict_one(s) && !more) {
+			s->accept_paused = true; /* no spin on a full descriptor table */
+			return;
+		}
+	}
+	if (!more)
+		post_accept(s);
 }
 
 int srv_tls(struct srv *s, const struct pki_identity *id, char *err, size_t errlen)
@@ -478,12 +580,33 @@ int srv_listen(struct srv *s, const char *addr)
 {
 	char err[256];
 
+	struct rlimit rl;
+
 	s->listen_fd = tcp_listen(addr, SRV_BIND_WAIT_MS, err, sizeof(err));
 	if (s->listen_fd < 0) {
 		log_err("%s", err);
 		return s->listen_fd;
 	}
 	s->listen_addr = addr;
+	/* as many descriptors as this process may have; the connections within them */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY) {
+		int room = rl.rlim_cur > 128 ? (int)(rl.rlim_cur - 64) : 64;
+
+		if (!s->max_conns)
+			s->max_conns = SRV_MAX_CONNS;
+		if (s->max_conns > room) {
+			log_warn("--max-conns %d: this process may open %llu files; %d connections "
+				 "at most",
+				 s->max_conns, (unsigned long long)rl.rlim_cur, room);
+			s->max_conns = room;
+		}
+	} else if (!s->max_conns) {
+		s->max_conns = SRV_MAX_CONNS;
+	}
 	return 0;
 }
 
@@ -509,6 +632,7 @@ int srv_run(struct srv *s, const struct srv_ops *ops, void *app)
 		return ret;
 	}
 	post_accept(s);
+	post_tick(s);
 	sqe = get_sqe(s);
 	io_uring_prep_read(sqe, sfd, &si, sizeof(si), 0);
 	io_uring_sqe_set_data64(sqe, tag(s, OP_SIGNAL));
@@ -526,10 +650,17 @@ int srv_run(struct srv *s, const struct srv_ops *ops, void *app)
 			seen++;
 			switch (d & 7) {
 			case OP_ACCEPT:
-				if (cqe->res >= 0)
+				if (cqe->res >= 0) {
 					on_accept(s, cqe->res);
-				if (!(cqe->flags & IORING_CQE_F_MORE))
-					post_accept(s);
+					if (!(cqe->flags & IORING_CQE_F_MORE))
+						post_accept(s);
+				} else {
+					on_accept_error(s, cqe->res,
+							cqe->flags & IORING_CQE_F_MORE);
+				}
+				break;
+			case OP_TICK:
+				on_tick(s);
 				break;
 			case OP_RECV:
 				on_recv(p, cqe->res);
@@ -553,4 +684,14 @@ int srv_run(struct srv *s, const struct srv_ops *ops, void *app)
 	io_uring_queue_exit(&s->ring);
 	close(sfd);
 	return 0;
+}
+
+int srv_max_conns_arg(const char *arg)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(arg, &end, 10);
+	return errno || *end || end == arg || n < 1 || n > 1048576 ? -1 : (int)n;
 }

@@ -50,7 +50,34 @@ struct srv_ops {
 	 */
 	size_t (*request)(void *app, struct srv_conn *c, void *session, const struct lmp_hdr *h,
 			  const uint8_t *body, uint8_t *out);
+	/*
+	 * spare - whether the connection may be closed to make room for a new
+	 * one when the server is at its limit: it holds nothing its client would
+	 * miss (no vNode said HELLO on it; a stateless server's). NULL: only
+	 * connections that never sent a request are.
+	 */
+	bool (*spare)(void *app, void *session);
 };
+
+/*
+ * Connections at once (srv.max_conns, 0: SRV_MAX_CONNS, within the open
+ * files this process may have, which srv_listen raises to its hard limit).
+ * At the limit, a new connection closes the spare one idle longest (at
+ * least SRV_SPARE_IDLE_MS), or is refused. A connection that has sent no
+ * complete request within SRV_FIRST_REQUEST_MS (half-open, or a slow
+ * trickle of bytes) is closed.
+ */
+#define SRV_MAX_CONNS 4096
+#define SRV_USAGE                                                                                  \
+	"  --max-conns N       connections at once (default 4096, within the open files\n"         \
+	"                      allowed); at the limit a new one replaces the spare one\n"          \
+	"                      idle longest (no vNode on it), or is refused; one that sends\n"     \
+	"                      no request within 10 s is closed\n"
+
+/* srv_max_conns_arg - --max-conns @arg: 1 to 1048576, or -1. */
+int srv_max_conns_arg(const char *arg);
+#define SRV_SPARE_IDLE_MS    1000
+#define SRV_FIRST_REQUEST_MS 10000
 
 struct srv {
 	const struct srv_ops *ops;
@@ -59,7 +86,13 @@ struct srv {
 	const char *listen_addr;
 	struct io_uring ring;
 	uint64_t nr_conns, nr_protocol_errors, nr_tls_refused;
-	void *tls;    /* gnutls_certificate_credentials_t; NULL: plain TCP */
+	/* open connections: a list, the limit, and what the limit cost */
+	struct srv_conn *conns;
+	int nr_open, max_conns;
+	uint64_t nr_refused, nr_evicted, nr_timed_out;
+	bool accept_paused;		  /* out of descriptors: accept again at the next tick */
+	struct __kernel_timespec tick_ts; /* the sweep's period */
+	void *tls;			  /* gnutls_certificate_credentials_t; NULL: plain TCP */
 	char *tls_ca; /* the cluster's CA (PEM), to verify clients' certificates */
 };
 

@@ -25,7 +25,7 @@ static void usage(FILE *f)
 		"                      a page takes memory only once it is first written\n"
 		"  --manager URL       register with the lego-manager at URL (e.g.\n"
 		"                      https://127.0.0.1:7300) and send it heartbeats\n" MEMBER_USAGE
-		"  -v, --verbose       more messages; -q, --quiet fewer\n");
+			SRV_USAGE "  -v, --verbose       more messages; -q, --quiet fewer\n");
 }
 
 /* What the manager hears every second: capacity and use. */
@@ -46,6 +46,7 @@ int main(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},
 		{"capacity", required_argument, NULL, 'c'},
 		{"manager", required_argument, NULL, 'm'},
+		{"max-conns", required_argument, NULL, 'x'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -60,6 +61,7 @@ int main(int argc, char **argv)
 	uint64_t capacity = GiB;
 	enum log_level level = LOG_INFO;
 	struct memsrv m = {0};
+	int max_conns = 0;
 	char cap[512];
 	int c;
 
@@ -76,6 +78,13 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			mo.manager = optarg;
+			break;
+		case 'x':
+			max_conns = srv_max_conns_arg(optarg);
+			if (max_conns < 0)
+				return usage_error("--max-conns: '%s' is not a number from 1 to "
+						   "1048576",
+						   optarg);
 			break;
 		case 'v':
 			level = LOG_DEBUG;
@@ -111,6 +120,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_init(&m.lock, NULL);
+	m.srv.max_conns = max_conns;
 	if (memsrv_listen(&m, listen_addr) || memsrv_backup_start(&m))
 		return 1;
 	log_info("serving pages on %s%s, capacity %s", m.srv.tls ? "tls://" : "", listen_addr,

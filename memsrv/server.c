@@ -26,10 +26,18 @@ static size_t memsrv_request(void *app, struct srv_conn *c, void *session, const
 	return memsrv_handle(app, session, h, body, out);
 }
 
+/* Spare: no vNode said HELLO on it (closing one that did would look like a lost server). */
+static bool memsrv_spare(void *app, void *session)
+{
+	(void)app;
+	return ((struct memsrv_session *)session)->vn == NULL;
+}
+
 static const struct srv_ops memsrv_ops = {
 	.conn_open = memsrv_conn_open,
 	.conn_close = memsrv_conn_close,
 	.request = memsrv_request,
+	.spare = memsrv_spare,
 };
 
 int memsrv_listen(struct memsrv *m, const char *addr)

@@ -268,10 +268,18 @@ static void storsrv_conn_close(void *app, void *session)
 	(void)app, (void)session;
 }
 
+/* Every idle connection is spare: requests are stateless, and clients connect again. */
+static bool storsrv_spare(void *app, void *session)
+{
+	(void)app, (void)session;
+	return true;
+}
+
 static const struct srv_ops storsrv_ops = {
 	.conn_open = storsrv_conn_open,
 	.conn_close = storsrv_conn_close,
 	.request = storsrv_request,
+	.spare = storsrv_spare,
 };
 
 int storsrv_run(struct storsrv *s, const char *addr)

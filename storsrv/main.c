@@ -32,6 +32,7 @@ static void usage(FILE *f)
 		"                      (default /var/lib/lego/volumes)\n"
 		"  --manager URL       register with the lego-manager at URL (e.g.\n"
 		"                      https://127.0.0.1:7300) and send it heartbeats\n" MEMBER_USAGE
+			SRV_USAGE
 		"  --capacity SIZE     what to offer the manager for volumes (default: the\n"
 		"                      size of the data directory's file system)\n"
 		"  -v, --verbose       more messages; -q, --quiet fewer\n");
@@ -73,6 +74,7 @@ int main(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},
 		{"data", required_argument, NULL, 'd'},
 		{"manager", required_argument, NULL, 'm'},
+		{"max-conns", required_argument, NULL, 'x'},
 		{"capacity", required_argument, NULL, 'c'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -88,7 +90,7 @@ int main(int argc, char **argv)
 	char err[512];
 	enum log_level level = LOG_INFO;
 	struct storsrv s;
-	int c;
+	int c, max_conns = 0;
 
 	if (argc > 1 && !strcmp(argv[1], "volume"))
 		return volctl_main(argc - 2, argv + 2);
@@ -103,6 +105,13 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			mo.manager = optarg;
+			break;
+		case 'x':
+			max_conns = srv_max_conns_arg(optarg);
+			if (max_conns < 0)
+				return usage_error("--max-conns: '%s' is not a number from 1 to "
+						   "1048576",
+						   optarg);
 			break;
 		case 'c':
 			if (parse_size(optarg, &beat_info.capacity))
@@ -146,6 +155,7 @@ int main(int argc, char **argv)
 		beat_info.dir = dir;
 		beat = beat_start(mo.manager, 1000, storsrv_beat, &beat_info);
 	}
+	s.srv.max_conns = max_conns;
 	c = storsrv_run(&s, listen_addr);
 	beat_stop(beat);
 	log_info("served %llu requests (%llu refused); %llu bytes read, %llu written",

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -439,4 +440,100 @@ TEST(slabs_on_two_servers_each_page_goes_to_its_slabs_server)
 	memroute_exit(&route);
 	stop(a);
 	stop(b);
+}
+
+/* lego-memsrv with --max-conns @max (0: its default) on a free port, into @addr. */
+static pid_t memsrv_limited(int max, char *addr)
+{
+	char listen[64], mc[16];
+	char *argv[] = {
+		(char *)test_path("bin/lego-memsrv"), "-q", "--listen", listen, "--capacity", "64M",
+		max ? "--max-conns" : NULL,	      mc,   NULL};
+	int port = test_free_port();
+	pid_t pid;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(mc, sizeof(mc), "%d", max);
+	pid = proc_spawn(argv);
+	ASSERT(wait_for_port(port, 10000), "lego-memsrv did not start on %s", listen);
+	snprintf(addr, 64, "%s", listen);
+	return pid;
+}
+
+/* CPU seconds @pid has used (user and system). */
+static double cpu_s(pid_t pid)
+{
+	char p[64], buf[1024], *q;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	f = fopen(p, "r");
+	ASSERT(f && fgets(buf, sizeof(buf), f));
+	fclose(f);
+	q = strrchr(buf, ')');
+	ASSERT(q &&
+	       sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/*
+ * 1,000 connections opened and left idle (and with --max-conns 64, far past
+ * the limit): a client with a vNode goes on being served, a new client gets
+ * in and is served, the server does not spin, and the idle ones are closed
+ * once they have sent nothing for 10 s.
+ */
+TEST_TIMEOUT(a_flood_of_idle_connections_keeps_no_client_out, 120)
+{
+	static uint8_t page[4096], got[4096];
+	struct rlimit rl;
+	char addr[64];
+	int limits[] = {0, 64};
+
+	ASSERT(!getrlimit(RLIMIT_NOFILE, &rl));
+	rl.rlim_cur = rl.rlim_max;
+	ASSERT(!setrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur > 1100, "this test needs 1,100 files");
+	for (int k = 0; k < 2; k++) {
+		pid_t pid = memsrv_limited(limits[k], addr);
+		struct memclient a, b;
+		uint64_t no = 5;
+		void *data = page;
+		static int idle[1000];
+		int closed = 0;
+		double cpu0;
+
+		open_ok(&a, addr, cred(21, 0x21, 64)); /* a vNode, before the flood */
+		fill(page, 99);
+		ASSERT_EQ(memclient_write(&a, &no, &data, 1), 0);
+		for (int i = 0; i < 1000; i++)
+			idle[i] = raw_connect(addr);
+		usleep(1200 * 1000); /* idle long enough to be spare */
+		cpu0 = cpu_s(pid);
+		open_ok(&b, addr, cred(22, 0x22, 64)); /* a newcomer */
+		ASSERT_EQ(memclient_write(&b, &no, &data, 1), 0);
+		ASSERT_EQ(memclient_read(&b, 5, 1, got), 0);
+		ASSERT_EQ(memclient_read(&a, 5, 1, got), 0); /* the first was never pushed out */
+		ASSERT(!memcmp(got, page, 4096), "page 5 of vNode 21 changed");
+		usleep(1000 * 1000);
+		ASSERT(cpu_s(pid) - cpu0 < 0.5, "lego-memsrv used %.2f s of CPU in 1 s, idle",
+		       cpu_s(pid) - cpu0);
+		/* Under the default limit they are all still open; 10 s without a request
+		 * closes every one of them (at 64, most were refused or made room). */
+		if (limits[k])
+			usleep(10 * 1000 * 1000);
+		for (int i = 0; i < 1000; i++) {
+			char c;
+			ssize_t n = recv(idle[i], &c, 1, MSG_DONTWAIT);
+
+			closed += n == 0 || (n < 0 && errno == ECONNRESET);
+			close(idle[i]);
+		}
+		printf("  --max-conns %s: %d of 1000 idle connections closed by the server\n",
+		       limits[k] ? "64" : "(default)", closed);
+		ASSERT_EQ(closed, limits[k] ? 1000 : 0);
+		ASSERT_EQ(memclient_read(&a, 5, 1, got), 0); /* clients with requests stay */
+		memclient_close(&a);
+		memclient_close(&b);
+		stop(pid);
+	}
 }
