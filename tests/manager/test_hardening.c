@@ -15,12 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cluster.h"
+#include "ctl.h"
 #include "http.h"
 #include "pki.h"
+#include "proto.h"
 #include "test.h"
 
 #define MiB (1LL << 20)
@@ -232,5 +235,151 @@ TEST_TIMEOUT(metrics_stay_parseable_whatever_a_member_calls_itself, 180)
 		       "a sample line that does not parse: %s", line);
 	}
 	free(ans);
+	down_leaves_nothing(NULL, 0);
+}
+
+/* A TCP connection to "HOST:PORT", or -1. */
+static int tcp_to(const char *addr)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	const char *colon = strrchr(addr, ':');
+	char host[64];
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = {.tv_sec = 2};
+
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	inet_pton(AF_INET, host, &sa.sin_addr);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A frame of garbage: random bytes, or a protocol header with random fields. */
+static size_t garbage(uint8_t *buf, size_t cap, unsigned *seed)
+{
+	size_t n = (size_t)rand_r(seed) % cap;
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (uint8_t)rand_r(seed);
+	if (n >= sizeof(struct lmp_hdr) && rand_r(seed) % 2) {
+		struct lmp_hdr h;
+
+		memcpy(&h, buf, sizeof(h));
+		h.magic = LMP_MAGIC;
+		h.version = LMP_VERSION;
+		h.type = (uint16_t)(rand_r(seed) % 32);
+		h.len = rand_r(seed) % 3 ? (uint32_t)(n - sizeof(h)) : h.len; /* or a huge one */
+		memcpy(buf, &h, sizeof(h));
+	}
+	return n;
+}
+
+/*
+ * 2,000 frames of garbage (random bytes; headers with random types, huge
+ * lengths, cut short) at every listening port of a running cluster — both
+ * memory servers, the storage server, the manager, the agent — and 2,000
+ * malformed commands at a VMM's control socket: afterwards every one of them
+ * answers a valid request, and the vNode still runs. Under SANITIZE=1, any
+ * report from any of those processes fails the run as well.
+ */
+TEST_TIMEOUT(garbage_at_every_port_leaves_every_server_serving, 300)
+{
+	static uint8_t buf[9000];
+	const char *keys[] = {"manager", "agent"};
+	char addrs[6][256], sock[600], err[256];
+	unsigned seed = 20261203;
+	int nr = 0;
+	json_t *v, *req, *ans;
+	struct proc_result r;
+
+	test_require_kvm();
+	cluster_home();
+	up("256M");
+	create_payload("g1", "1", NULL);
+	json_decref(wait_vnode("g1", "running", 0));
+	memsrv_addr(1, addrs[nr++], sizeof(addrs[0]));
+	memsrv_addr(2, addrs[nr++], sizeof(addrs[0]));
+	{
+		json_t *nodes = legoctl_json("nodes", NULL);
+
+		snprintf(addrs[nr++], sizeof(addrs[0]), "%s",
+			 JS(component(nodes, "storsrv", 0), "addr"));
+		json_decref(nodes);
+	}
+	for (int k = 0; k < 2; k++) {
+		char a[256];
+
+		cluster_cfg(keys[k], a, sizeof(a));
+		snprintf(addrs[nr++], sizeof(addrs[0]), "%s",
+			 strstr(a, "://") ? strstr(a, "://") + 3 : a);
+	}
+	for (int i = 0; i < nr; i++) {
+		int sent = 0;
+
+		for (int c = 0; c < 40; c++) { /* 40 connections of 50 frames */
+			int fd = tcp_to(addrs[i]);
+
+			ASSERT(fd >= 0, "cannot reach %s", addrs[i]);
+			for (int f = 0; f < 50; f++, sent++)
+				if (send(fd, buf, garbage(buf, sizeof(buf), &seed), MSG_NOSIGNAL) <
+				    0)
+					break; /* it hung up on us: the next connection goes on */
+			close(fd);
+		}
+		printf("  %s: 2000 frames of garbage sent\n", addrs[i]);
+	}
+	/* the VMM's control socket: malformed JSON and commands */
+	snprintf(sock, sizeof(sock), "%s/vnodes/g1/control.sock", getenv("LEGO_HOME"));
+	for (int i = 0; i < 2000; i++) {
+		char text[256];
+		int n = snprintf(text, sizeof(text),
+				 i % 2 ? "{\"cmd\":\"%08x\",\"x\":[%u" : "%08x%08x", rand_r(&seed),
+				 rand_r(&seed));
+
+		{ /* not JSON, or a command that does not exist, or cut short */
+			int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+			ASSERT(strlen(sock) < sizeof(sa.sun_path), "%s: too long a path", sock);
+			memcpy(sa.sun_path, sock, strlen(sock) + 1);
+			ASSERT(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+			       "the control socket went away after %d commands", i);
+			send(fd, text, (size_t)n, MSG_NOSIGNAL);
+			send(fd, "\n", 1, MSG_NOSIGNAL);
+			close(fd);
+		}
+	}
+	/* everyone answers */
+	req = json_pack("{s:s}", "cmd", "status");
+	ans = ctl_call(sock, req, 10000, err, sizeof(err));
+	json_decref(req);
+	ASSERT(ans && json_is_true(json_object_get(ans, "ok")), "the VMM: %s", err);
+	json_decref(ans);
+	for (int i = 0; i < 3; i++)
+		ASSERT_EQ(wait_health(i < 2 ? "memsrv" : "storsrv", addrs[i], "up", 10000) >= 0, 1);
+	legoctl(&r, "list", NULL);
+	ASSERT(r.status == 0, "legoctl list after the garbage: %s", r.err);
+	proc_result_free(&r);
+	v = wait_vnode("g1", "running", 0);
+	json_decref(v);
+	{ /* the memory servers still serve the vNode: its verifying payload reports on */
+		char *out = console_of("g1");
+		int before = console_count(out, "REPORT"), now = before;
+
+		free(out);
+		for (int ms = 0; now == before; ms += 500) {
+			ASSERT(ms < 60000,
+			       "the vNode reported nothing more in 60 s after the garbage");
+			usleep(500 * 1000);
+			out = console_of("g1");
+			now = console_count(out, "REPORT");
+			free(out);
+		}
+	}
 	down_leaves_nothing(NULL, 0);
 }
