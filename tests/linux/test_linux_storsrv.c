@@ -2,9 +2,16 @@
  * test_linux_storsrv.c - the stock Debian kernel from the boot kit (make
  * guest), 2 vCPUs, its root disk on lego-storsrv (the kit's rootfs imported
  * as a volume with `lego-storsrv volume create --from`), a second disk in a
- * local file, a network in a namespace of the test's own and a control
- * socket. Every Linux check but the ExCache's is in this one lego-vmm: a
- * boot costs minutes on kvm_pvm hosts.
+ * local file, a network in a namespace of the test's own, a control socket,
+ * and its memory on lego-memsrv behind a 64 MiB ExCache. Every Linux check
+ * is in this one lego-vmm and the two it hands the guest to: a boot costs
+ * minutes on kvm_pvm hosts.
+ *
+ * The ExCache: every page the kernel, init and the workloads touch goes
+ * through the fault path; the VMM's resident guest memory, read from the
+ * kernel (smaps), stays within 64 MiB while the guest has touched far more
+ * (lego-verify alone, 96 MiB), and its statistics show pages written back
+ * to the memory server and fetched again.
  *
  * Boot 1: the platform (2 CPUs through ACPI, virtio-blk on PCI, the RTC's
  * date, nproc); live memory resize: the guest's memory grows from 512 MiB
@@ -25,10 +32,13 @@
  * serves; it writes to the second disk (vdb), and fstrim gives the space of
  * a deleted file back to the storage server (the volume's file shrinks).
  * Then it is saved into a snapshot and stopped, and a new lego-vmm restored
- * from the snapshot carries on: it answers pings, serves its page, runs the
- * command it was in the middle of to its end, and `shutdown` on its control
- * socket (legoctl stop) presses the power button of the restored machine:
- * the guest powers off (ACPI S5) and lego-vmm exits 0.
+ * from the snapshot carries on: it answers pings and serves its page. It is
+ * then live-migrated to a third lego-vmm, on another TAP of the same bridge:
+ * the guest does not boot again, answers pings and serves its page there,
+ * runs the command it was in the middle of to its end; it is paused, and
+ * `shutdown` on the control socket (legoctl stop) presses the power button
+ * of the moved, paused machine: it is resumed to answer, the guest powers
+ * off (ACPI S5) and lego-vmm exits 0.
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -46,6 +56,13 @@
 #include "netns.h"
 #include "test.h"
 #include "util.h"
+
+#define JI(o, k)    ((long long)json_integer_value(json_object_get(o, k)))
+#define EXCACHE_MIB 64
+#define VNODE	    "4343"
+#define TOKEN	    "1e601e601e601e601e601e601e601e601e601e601e601e601e601e601e601e60"
+#define MIGTOKEN    "3160e3160e3160e3160e3160e3160e3160e3160e3160e3160e3160e3160e3160"
+#define NET	    "ip=10.0.7.2/24,gw=10.0.7.1,mac=02:4c:47:00:07:02"
 
 /* The guest's memory in kB, as its kernel counts it. */
 #define MEMTOTAL "$(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2)"
@@ -112,6 +129,33 @@ static uint64_t memory(const char *sock, const char *size)
 	return plugged;
 }
 
+/* @key of the control socket's "excache" answer (the guest RAM's address, counters). */
+static uint64_t excache(const char *sock, const char *key)
+{
+	char err[256];
+	json_t *req = json_pack("{s:s}", "cmd", "excache");
+	json_t *ans = ctl_call(sock, req, 10000, err, sizeof(err));
+	json_t *v = json_object_get(ans, key);
+	uint64_t n;
+
+	json_decref(req);
+	ASSERT(json_is_integer(v), "excache: no %s (%s)", key, ans ? "" : err);
+	n = (uint64_t)json_integer_value(v);
+	json_decref(ans);
+	return n;
+}
+
+/* The VMM's resident guest memory now (smaps): within the ExCache, with what it touched. */
+static void resident_within_the_excache(const char *sock, pid_t vmm, const char *when)
+{
+	long rss = vma_rss_kib(vmm, excache(sock, "ram_hva"));
+
+	printf("  %s: guest memory resident %ld KiB, %llu misses so far\n", when, rss,
+	       (unsigned long long)excache(sock, "misses"));
+	ASSERT(rss > 0 && rss <= (EXCACHE_MIB + 1) * 1024,
+	       "%s: resident guest memory %ld KiB, the ExCache is %d MiB", when, rss, EXCACHE_MIB);
+}
+
 static void finish(pid_t vmm, struct proc_result *r)
 {
 	proc_collect(vmm, 1800, r);
@@ -134,8 +178,9 @@ static void clean_shutdowns(const char *out, int n)
 TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored, 3600)
 {
 	struct storsrv_proc sv = {0};
-	char disk[128], token[80] = "", name[32], run[1400], append[1600];
-	char scratch[300], vol[400], page[4096], ctl[300], snap[300], text[400];
+	char disk[128], token[80] = "", name[32], run[1400], append[1600], memsrv[64];
+	char scratch[300], vol[400], page[4096], ctl[300], ctl2[300], snap[300], text[400];
+	char incoming[64];
 	char *create[] = {(char *)test_path("bin/lego-storsrv"),
 			  "volume",
 			  "create",
@@ -144,26 +189,35 @@ TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored,
 			  "--from",
 			  (char *)test_path("guest/rootfs.img"),
 			  NULL};
-	char order[PATH_MAX]; /* the root volume and its token: vda */
-	char *extra[] = {"--order",	 order,	  "--net",     "lt0,ip=10.0.7.2/24,gw=10.0.7.1",
-			 "--disk",	 scratch, "--control", ctl,
-			 "--max-memory", "1536M", NULL};
-	char *argv[KIT_ARGV_MAX];
+	char order[PATH_MAX], order2[PATH_MAX]; /* vda and its token; the vNode's */
+	char *extra[] = {"--order",   order,  "--net",	      "lt0," NET, "--disk",    scratch,
+			 "--control", ctl,    "--max-memory", "1536M",	  "--excache", "64M",
+			 "--memsrv",  memsrv, "--vnode",      VNODE,	  "--stats",   NULL};
+	/* the migration's target: the same machine, on another TAP of the bridge */
+	char *extra2[] = {"--order",   order2,	     "--net",	 "lt1," NET,	 "--disk",
+			  scratch,     "--control",  ctl2,	 "--max-memory", "1536M",
+			  "--excache", "64M",	     "--memsrv", memsrv,	 "--vnode",
+			  VNODE,       "--incoming", incoming,	 "--stats",	 NULL};
+	char *argv[KIT_ARGV_MAX], *argv2[KIT_ARGV_MAX];
 	struct netns_httpd *h;
-	struct proc_result r, rr;
+	struct proc_result r, rr, rm;
 	long long before, after;
 	uint64_t rnd, t0, t1;
-	json_t *req, *res;
+	json_t *req, *res, *x;
 	int fd, status;
 	const char *p;
-	pid_t vmm;
+	pid_t vmm, ms;
 	FILE *f;
 
 	kit_require();
 	netns_enter(); /* before any server: everything of the case in one namespace */
+	netns_bridge("lbr", "10.0.7.1/24");
 	netns_tap("lt0");
-	netns_addr("lt0", "10.0.7.1/24");
+	netns_enslave("lt0", "lbr");
+	netns_tap("lt1");
+	netns_enslave("lt1", "lbr");
 	h = netns_httpd_start("10.0.7.1", 8080);
+	ms = memsrv_spawn("2G", memsrv);
 	storsrv_start(&sv);
 	proc_run(create, 60, &r);
 	ASSERT_EQ(r.status, 0);
@@ -171,11 +225,18 @@ TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored,
 	proc_result_free(&r);
 	snprintf(disk, sizeof(disk), "storsrv://%s/root", sv.listen);
 	snprintf(order, sizeof(order), "%s",
-		 test_order_file("{\"disks\":[{\"url\":\"%s\",\"token\":\"%s\"}]}", disk, token));
+		 test_order_file("{\"token\":\"%s\",\"disks\":[{\"url\":\"%s\",\"token\":\"%s\"}]}",
+				 TOKEN, disk, token));
+	snprintf(order2, sizeof(order2), "%s",
+		 test_order_file("{\"token\":\"%s\",\"migrate_token\":\"%s\",\"disks\":"
+				 "[{\"url\":\"%s\",\"token\":\"%s\"}]}",
+				 TOKEN, MIGTOKEN, disk, token));
 	snprintf(scratch, sizeof(scratch), "%s/scratch.img", test_tmpdir());
 	snprintf(ctl, sizeof(ctl), "%s/vmm.sock", test_tmpdir());
+	snprintf(ctl2, sizeof(ctl2), "%s/vmm2.sock", test_tmpdir());
 	snprintf(snap, sizeof(snap), "%s/linux.snap", test_tmpdir());
 	snprintf(vol, sizeof(vol), "%s/root.vol", sv.dir);
+	snprintf(incoming, sizeof(incoming), "127.0.0.1:%d", test_free_port());
 	fd = open(scratch, O_CREAT | O_RDWR, 0600);
 	ASSERT(fd >= 0 && ftruncate(fd, 8 << 20) == 0);
 	close(fd);
@@ -184,6 +245,7 @@ TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored,
 	snprintf(run, sizeof(run), RUN, name);
 	snprintf(append, sizeof(append), "console=ttyS0 lego.run=\"%s\"", run);
 	kit_argv(argv, extra, append);
+	kit_argv(argv2, extra2, append);
 
 	/* Boot 1: the storage server dies twice under the guest. */
 	t0 = now_ns();
@@ -202,6 +264,7 @@ TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored,
 	printf("  grown to 1.5 GiB in the guest %.1f s after the request\n", (now_ns() - t1) / 1e9);
 	ASSERT(console_wait(vmm, "lego-test: waiting", 1), "the first boot never got there");
 	ASSERT_EQ(memory(ctl, NULL), 1024ULL << 20); /* plugged, through to the reboot */
+	resident_within_the_excache(ctl, vmm, "after boot 1 and lego-verify");
 	printf("  boot 1 took %.0f s\n", (now_ns() - t0) / 1e9);
 	before = allocated(vol);
 
@@ -219,6 +282,7 @@ TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored,
 	status = netns_http_get("10.0.7.2", 80, "/", page, sizeof(page), 60000);
 	ASSERT(status == 200, "GET / from the guest: %d", status);
 	ASSERT_CONTAINS(page, "lego vNode");
+	resident_within_the_excache(ctl, vmm, "after boot 2");
 
 	/* Saved and stopped; restored by a new lego-vmm on the same TAP and disks. */
 	snprintf(text, sizeof(text), "{\"cmd\":\"snapshot\",\"path\":\"%s\",\"then\":\"stop\"}",
@@ -228,7 +292,7 @@ TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored,
 	json_decref(req);
 	ASSERT(res && json_is_true(json_object_get(res, "ok")), "snapshot: %s",
 	       res ? json_string_value(json_object_get(res, "error")) : text);
-	printf("  Linux saved in %.0f ms into %lld MiB (its memory is local)\n",
+	printf("  Linux saved in %.0f ms into %lld MiB (its memory stays on the memory server)\n",
 	       json_real_value(json_object_get(res, "ms")),
 	       (long long)json_integer_value(json_object_get(res, "bytes")) >> 20);
 	json_decref(res);
@@ -248,19 +312,64 @@ TEST_TIMEOUT(linux_boots_on_a_restarting_storage_server_reboots_and_is_restored,
 	status = netns_http_get("10.0.7.2", 80, "/", page, sizeof(page), 120000);
 	ASSERT(status == 200, "GET / from the restored guest: %d", status);
 	ASSERT_CONTAINS(page, "lego vNode");
+
+	/* Live-migrated to a third lego-vmm, on lt1: the guest goes on there. */
+	{
+		pid_t target = proc_spawn(argv2);
+		char err[256];
+
+		ASSERT(wait_for_port(atoi(strrchr(incoming, ':') + 1), 60000),
+		       "the migration's target never listened");
+		req = json_pack("{s:s,s:s,s:s}", "cmd", "migrate", "to", incoming, "token",
+				MIGTOKEN);
+		res = ctl_call(ctl, req, 600000, err, sizeof(err));
+		json_decref(req);
+		ASSERT(res && json_is_true(json_object_get(res, "ok")), "migrate: %s",
+		       res ? json_string_value(json_object_get(res, "error")) : err);
+		printf("  migrated: the guest was paused %.1f ms\n",
+		       json_number_value(json_object_get(res, "pause_ms")));
+		json_decref(res);
+		finish(vmm, &rm); /* the restored one hands over and exits */
+		ASSERT_EQ(rm.status, 0);
+		ASSERT_CONTAINS(rm.err, "migrated to");
+		proc_result_free(&rm);
+		vmm = target;
+	}
+	ASSERT(netns_ping("10.0.7.2", 120000), "the migrated guest does not answer a ping");
+	status = netns_http_get("10.0.7.2", 80, "/", page, sizeof(page), 120000);
+	ASSERT(status == 200, "GET / from the migrated guest: %d", status);
+	ASSERT_CONTAINS(page, "lego vNode");
 	netns_httpd_done(h);
-	ASSERT(console_wait(vmm, "lego-test: waiting", 1), "the restored guest never got there");
-	/* the restored machine's power button (its ACPI state came with the snapshot) */
+	ASSERT(console_wait(vmm, "lego-test: waiting", 1), "the migrated guest never got there");
+	/* the moved machine's power button (its ACPI state came with it), pressed while
+	 * it is paused: it is resumed to answer it (a graceful stop of a paused vNode) */
+	ASSERT(control(ctl2, "pause"), "pause refused");
 	t0 = now_ns();
-	ASSERT(control(ctl, "shutdown"), "shutdown refused");
+	ASSERT(control(ctl2, "shutdown"), "shutdown of the paused guest refused");
 	finish(vmm, &rr);
-	printf("  the restored guest shut down in %.0f s\n", (now_ns() - t0) / 1e9);
+	printf("  the migrated guest shut down in %.0f s\n", (now_ns() - t0) / 1e9);
 	ASSERT_EQ(rr.status, 0);
 	ASSERT(console_line(rr.out, "lego-test: after the restore"),
-	       "the restored guest did not run its next command:\n%s", rr.out);
-	ASSERT(strstr(rr.out, "Linux version") == NULL, "the restored guest booted again");
+	       "the migrated guest did not run its next command:\n%s", rr.out);
+	ASSERT(strstr(rr.out, "Linux version") == NULL, "the migrated guest booted again");
 	clean_shutdowns(rr.out, 1);
+	ASSERT_CONTAINS(rr.err, "resumed to answer its power button");
 	proc_result_free(&rr);
+
+	/* The ExCache of boots 1 and 2 (the first lego-vmm's statistics at its exit): far
+	 * more than 64 MiB went through it, written back to the server and fetched again. */
+	p = strstr(r.err, "EXCACHE ");
+	ASSERT(p, "no EXCACHE line on the first VMM's stderr");
+	x = json_loadb(p + 8, strcspn(p + 8, "\n"), 0, NULL);
+	ASSERT(x);
+	printf("  ExCache: misses %lld, evictions %lld, write-backs %lld, fetched %lld\n",
+	       JI(x, "misses"), JI(x, "evictions"), JI(x, "dirty_writebacks"), JI(x, "fetches"));
+	ASSERT(JI(x, "misses") > EXCACHE_MIB * 256, "fewer misses than 64 MiB of pages");
+	ASSERT(JI(x, "dirty_writebacks") > 0, "no page was written back");
+	ASSERT(JI(x, "fetches") > 0, "no page ever came back from the memory server");
+	ASSERT_EQ(JI(x, "dirty_writebacks"), JI(x, "evictions") - JI(x, "clean_drops"));
+	json_decref(x);
+	kill(ms, SIGTERM);
 
 	/* Boot 1, in the first lego-vmm's console and log. */
 	ASSERT_CONTAINS(r.out, "smp: Brought up 1 node, 2 CPUs");
