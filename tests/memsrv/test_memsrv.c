@@ -491,8 +491,11 @@ TEST_TIMEOUT(a_flood_of_idle_connections_keeps_no_client_out, 120)
 	int limits[] = {0, 64};
 
 	ASSERT(!getrlimit(RLIMIT_NOFILE, &rl));
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 1100)
+		test_skip("1,000 connections need 1,100 open files; this host allows %llu",
+			  (unsigned long long)rl.rlim_max);
 	rl.rlim_cur = rl.rlim_max;
-	ASSERT(!setrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur > 1100, "this test needs 1,100 files");
+	ASSERT(!setrlimit(RLIMIT_NOFILE, &rl));
 	for (int k = 0; k < 2; k++) {
 		pid_t pid = memsrv_limited(limits[k], addr);
 		struct memclient a, b;
