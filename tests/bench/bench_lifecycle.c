@@ -23,7 +23,9 @@
  *       the restored payload's first report with every page faulted in on its
  *       own (--warm 0, the baseline), and with the pages resident at the save
  *       fetched ahead in runs while it runs (the default); misses_cold,
- *       misses_warm, warmed_pages, warm_ms: the ExCache's own counts
+ *       misses_warm, warmed_pages, warm_ms: the ExCache's own counts. The
+ *       misses are the figure to compare: the first report also depends on
+ *       where in its pass each payload was saved (two snapshots, two places)
  * Goals: migrate_pause_p99_ms under 100 ms and flat in the memory size.
  */
 #include <jansson.h>
