@@ -175,10 +175,10 @@ static void boot_once(struct marks *m)
 			char want[32];
 
 			snprintf(want, sizeof(want), "lego-bench: grow %d", i + 1);
-			if (strstr(line, want))
+			if (!strncmp(line, want, strlen(want)))
 				grow_start(&m->grow[i]);
 			snprintf(want, sizeof(want), "lego-bench: grown %d", i + 1);
-			if (strstr(line, want)) {
+			if (!strncmp(line, want, strlen(want))) {
 				m->grow[i].seen_ms = (now_ns() - m->grow[i].t0) / 1e6;
 				m->last_command = t;
 				pthread_join(m->grow[i].poller, NULL);
