@@ -164,18 +164,30 @@ static void expire(struct blk_net *n)
 	}
 }
 
-/* Connect and send everything unacknowledged again; false if the server is not there. */
+/*
+ * Connect and send everything unacknowledged again; false if the server is
+ * not there. A PING goes first: the server closes a connection that sends
+ * no request within SRV_FIRST_REQUEST_MS, and an idle disk has none to send.
+ */
 static bool reconnect(struct blk_net *n)
 {
+	struct lmp_hdr ping;
+	struct iovec iov = {&ping, sizeof(ping)};
 	struct xport *x;
 	char err[256];
 
 	if (xport_connect(n->addr, CONNECT_TIMEOUT_MS, SILENT_MS, &x, err, sizeof(err)))
 		return false;
 	pthread_mutex_lock(&n->lock);
+	n->ping_id = ++n->next_id;
+	lmp_hdr_init(&ping, LMP_PING, n->ping_id, 0, 0);
+	if (xport_sendv(x, &iov, 1)) {
+		pthread_mutex_unlock(&n->lock);
+		xport_close(x);
+		return false;
+	}
 	n->x = x;
 	n->heard_ns = now_ns();
-	n->ping_id = 0;
 	n->reconnects++;
 	for (struct net_req *r = n->head; r && n->x; r = r->next) {
 		n->resent++;

@@ -18,6 +18,7 @@
 #include "blk.h"
 #include "tcpproxy.h"
 #include "test.h"
+#include "srv.h"
 #include "util.h"
 #include "xport.h"
 
@@ -220,6 +221,48 @@ TEST(no_request_fails_before_its_deadline)
 	ASSERT_EQ(t.completed, N);
 	ASSERT_EQ(t.errors, 0);
 	ASSERT_EQ(failed, 0);
+	be->ops->close(be);
+	storsrv_kill(&sv, SIGKILL);
+}
+
+/*
+ * After a restart of the storage server the disk connects again, and may
+ * then have nothing to ask for a long while (an idle guest). The server
+ * closes a connection that sends no request within SRV_FIRST_REQUEST_MS:
+ * the reconnection's PING is its first request, so the connection stays and
+ * no reconnection loop starts.
+ */
+TEST_TIMEOUT(an_idle_disk_keeps_its_connection_after_a_restart, 60)
+{
+	struct storsrv_proc sv = {0};
+	static uint8_t buf[4096];
+	static struct op op;
+	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+	uint8_t token[LMP_TOKEN_LEN];
+	uint64_t reconnects, after, resent, failed;
+	struct blk_backend *be;
+	char url[128];
+
+	storsrv_start(&sv);
+	create_disk(&sv, 16 * MiB, token);
+	snprintf(url, sizeof(url), "storsrv://%s/disk", sv.listen);
+	ASSERT_EQ(blk_net_open(url, token, 60000, &be), 0);
+	storsrv_kill(&sv, SIGKILL);
+	storsrv_start(&sv);
+	for (int ms = 0;; ms += 50) { /* connected again, with nothing to send */
+		blk_net_stats(be, &reconnects, &resent, &failed);
+		if (reconnects)
+			break;
+		ASSERT(ms < 20000, "the disk never connected again");
+		usleep(50 * 1000);
+	}
+	sleep(SRV_FIRST_REQUEST_MS / 1000 + 2);
+	blk_net_stats(be, &after, &resent, &failed);
+	ASSERT(after == reconnects, "the idle connection was lost and made again %llu times",
+	       (unsigned long long)(after - reconnects));
+	submit(be, &t, &op, BLK_WRITE, 0, buf, 4096);
+	wait_below(&t, 0);
+	ASSERT_EQ(t.errors, 0);
 	be->ops->close(be);
 	storsrv_kill(&sv, SIGKILL);
 }
