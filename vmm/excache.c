@@ -13,9 +13,11 @@
  * a lost write). A write that traps after the evictor committed to the drop
  * waits until the page is gone, then faults it back in from the server.
  *
- * Why one file of some 700 lines: the fault threads and the evictor are the
- * two sides of the page-state protocol argued above (one compare-and-swap
- * byte per page); split, that one argument would live in two places.
+ * Why these in one file: the fault threads, the evictor and the flush are
+ * the sides of the page-state protocol argued above (one compare-and-swap
+ * byte per page); split, that one argument would live in two places. The
+ * vNode at rest and back (excache_rest.c) and setting up and tearing down
+ * (excache_setup.c) use it through excache_int.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,22 +34,15 @@
 #include <unistd.h>
 
 #include "excache.h"
+#include "excache_int.h"
 #include "log.h"
 #include "util.h"
 
-#define PAGE 4096ULL
-
-enum { XC_NONE, XC_REMOTE, XC_FETCH, XC_CLEAN, XC_DIRTY, XC_WB, XC_DROP, XC_UNPROT };
-#define XC_REM 0x80 /* the memory server holds a copy of the page */
-#define ST(s)  ((s)&0x7f)
-
 static const uint8_t xc_zero_page[PAGE] __attribute__((aligned(4096)));
-
-static int xc_thread_init(struct excache *xc, struct excache_thread *t, int index);
 
 /* ---- userfaultfd operations on one page or a run of pages ---- */
 
-static int xc_copy(struct excache *xc, uint64_t page, const void *src, uint64_t n, bool wp)
+int xc_copy(struct excache *xc, uint64_t page, const void *src, uint64_t n, bool wp)
 {
 	struct uffdio_copy c = {
 		.dst = (uint64_t)(uintptr_t)(xc->base + page * PAGE),
@@ -66,7 +61,7 @@ static int xc_copy(struct excache *xc, uint64_t page, const void *src, uint64_t 
 	return 0;
 }
 
-static int xc_protect(struct excache *xc, uint64_t page, bool protect)
+int xc_protect(struct excache *xc, uint64_t page, bool protect)
 {
 	struct uffdio_writeprotect w = {
 		.range = {(uint64_t)(uintptr_t)(xc->base + page * PAGE), PAGE},
@@ -76,11 +71,17 @@ static int xc_protect(struct excache *xc, uint64_t page, bool protect)
 	return ioctl(xc->uffd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
 }
 
-static void xc_wake(struct excache *xc, uint64_t page)
+/* Accesses waiting on pages [@page, @page + @n) retry. */
+void xc_wake_range(struct excache *xc, uint64_t page, uint64_t n)
 {
-	struct uffdio_range r = {(uint64_t)(uintptr_t)(xc->base + page * PAGE), PAGE};
+	struct uffdio_range r = {(uint64_t)(uintptr_t)(xc->base + page * PAGE), n * PAGE};
 
 	ioctl(xc->uffd, UFFDIO_WAKE, &r);
+}
+
+void xc_wake(struct excache *xc, uint64_t page)
+{
+	xc_wake_range(xc, page, 1);
 }
 
 /* A never-written page read by the guest: the shared zero page, protected so
@@ -102,11 +103,6 @@ static int xc_zero_read(struct excache *xc, uint64_t page)
 
 /* ---- bookkeeping ---- */
 
-static bool xc_cas(struct excache *xc, uint64_t page, uint8_t *expect, uint8_t to)
-{
-	return atomic_compare_exchange_strong(&xc->state[page], expect, to);
-}
-
 static void xc_fail(struct excache *xc, int err, const char *what)
 {
 	if (atomic_exchange(&xc->stop, true))
@@ -121,7 +117,7 @@ static void xc_fail(struct excache *xc, int err, const char *what)
 	pthread_mutex_unlock(&xc->lock);
 }
 
-static uint64_t xc_low_water(struct excache *xc)
+uint64_t xc_low_water(struct excache *xc)
 {
 	uint64_t lim = xc->limit, low = lim / 16;
 
@@ -204,15 +200,14 @@ static uint64_t xc_claim_run(struct excache *xc, uint64_t page)
 
 /* Claimed pages given back: absent again. An access that faulted on one
  * meanwhile was left to the claim's install: it is woken to fault again. */
-static void xc_unclaim(struct excache *xc, uint64_t first, uint64_t n)
+void xc_unclaim(struct excache *xc, uint64_t first, uint64_t n)
 {
-	for (uint64_t i = 0; i < n; i++) {
+	for (uint64_t i = 0; i < n; i++)
 		xc->state[first + i] = XC_REMOTE | XC_REM;
-		xc_wake(xc, first + i);
-	}
+	xc_wake_range(xc, first, n);
 }
 
-static void xc_installed(struct excache *xc, uint64_t first, uint64_t n)
+void xc_installed(struct excache *xc, uint64_t first, uint64_t n)
 {
 	pthread_mutex_lock(&xc->lock);
 	for (uint64_t i = 0; i < n; i++)
@@ -343,7 +338,7 @@ static void xc_fault(struct excache_thread *t, uint64_t addr, uint64_t flags)
 	xc_record_latency(xc, now_ns() - t0);
 }
 
-static void *xc_fault_thread(void *arg)
+void *xc_fault_thread(void *arg)
 {
 	struct excache_thread *t = arg;
 	struct excache *xc = t->xc;
@@ -512,7 +507,7 @@ void excache_discard(struct excache *xc, uint64_t first, uint64_t n)
 	pthread_mutex_unlock(&xc->evict_lock);
 }
 
-static void *xc_evictor_thread(void *arg)
+void *xc_evictor_thread(void *arg)
 {
 	struct excache *xc = ((struct excache_thread *)arg)->xc;
 
@@ -594,371 +589,4 @@ int excache_flush(struct excache *xc)
 	if (ret)
 		log_err("writing the ExCache's dirty pages back: %s", memclient_strerror(ret));
 	return ret;
-}
-
-void excache_remote_map(struct excache *xc, uint8_t *map)
-{
-	memset(map, 0, (xc->nr_pages + 7) / 8);
-	for (uint64_t p = 0; p < xc->nr_pages; p++)
-		if (xc->state[p] & XC_REM)
-			map[p / 8] |= (uint8_t)(1u << (p % 8));
-}
-
-void excache_set_remote(struct excache *xc, const uint8_t *map)
-{
-	for (uint64_t p = 0; p < xc->nr_pages; p++)
-		if (map[p / 8] & (1u << (p % 8)) && ST(xc->state[p]) == XC_NONE)
-			xc->state[p] = XC_REMOTE | XC_REM;
-}
-
-void excache_resident_map(struct excache *xc, uint8_t *map)
-{
-	memset(map, 0, (xc->nr_pages + 7) / 8);
-	for (uint64_t p = 0; p < xc->nr_pages; p++) {
-		uint8_t s = ST(xc->state[p]);
-
-		if (s == XC_CLEAN || s == XC_DIRTY || s == XC_WB || s == XC_UNPROT)
-			map[p / 8] |= (uint8_t)(1u << (p % 8));
-	}
-}
-
-/* ---- a restore's warm-up ---- */
-
-static bool warm_bit(const uint8_t *map, uint64_t p)
-{
-	return map[p / 8] & (1u << (p % 8));
-}
-
-/* Room for @n pages without making the evictor drop any: how many were taken. */
-static uint64_t xc_reserve_spare(struct excache *xc, uint64_t n)
-{
-	for (;;) {
-		uint64_t r = xc->resident, lim = xc->limit, low = xc_low_water(xc);
-		uint64_t spare = lim > r + low ? lim - r - low : 0;
-
-		if (!spare || xc->stop)
-			return 0;
-		if (n > spare)
-			n = spare;
-		if (atomic_compare_exchange_weak(&xc->resident, &r, r + n))
-			return n;
-	}
-}
-
-static void *xc_warm_thread(void *arg)
-{
-	struct excache_thread *t = arg;
-	struct excache *xc = t->xc;
-	uint64_t t0 = now_ns(), p = 0;
-
-	while (p < xc->nr_pages && !xc->stop) {
-		uint64_t first, n = 0, granted;
-		uint8_t s;
-		int ret;
-
-		if (!warm_bit(xc->warm, p)) {
-			p++;
-			continue;
-		}
-		/* a run of warm REMOTE pages, claimed (REMOTE -> FETCH) as a prefetch is */
-		first = p;
-		while (p < xc->nr_pages && n < LMP_MAX_PAGES && warm_bit(xc->warm, p)) {
-			s = xc->state[p];
-			if (s != (XC_REMOTE | XC_REM) || !xc_cas(xc, p, &s, XC_FETCH | XC_REM))
-				break;
-			n++, p++;
-		}
-		if (!n) { /* resident already, or being fetched by a fault: its business */
-			p++;
-			continue;
-		}
-		granted = xc_reserve_spare(xc, n);
-		if (granted < n)
-			xc_unclaim(xc, first + granted, n - granted);
-		if (!granted)
-			break; /* the ExCache is full: what the guest touches now decides */
-		ret = memroute_read(&t->rc, first, (uint32_t)granted, t->buf);
-		if (!ret)
-			ret = xc_copy(xc, first, t->buf, granted, true);
-		if (ret) {
-			xc_unclaim(xc, first, granted);
-			atomic_fetch_sub(&xc->resident, granted);
-			log_warn("the warm-up after the restore stopped: %s",
-				 memclient_strerror(ret));
-			break;
-		}
-		for (uint64_t i = 0; i < granted; i++)
-			xc->state[first + i] = XC_CLEAN | XC_REM;
-		xc_installed(xc, first, granted);
-		xc->stats.warmed += granted;
-		xc->stats.bytes_in += granted * PAGE;
-		if (granted < n)
-			break;
-	}
-	xc->stats.warm_ns = now_ns() - t0;
-	log_info("ExCache: %llu pages fetched ahead of the restored guest in %.1f ms",
-		 (unsigned long long)xc->stats.warmed, xc->stats.warm_ns / 1e6);
-	return NULL;
-}
-
-static int xc_warm_start(struct excache *xc)
-{
-	int ret = xc_thread_init(xc, &xc->warmer, -2);
-
-	if (!ret)
-		ret = thread_start_quiet(&xc->warmer.thread, xc_warm_thread, &xc->warmer);
-	if (ret) {
-		log_warn("no warm-up after the restore: %s", strerror(-ret));
-		memroute_close(&xc->warmer.rc);
-		free(xc->warmer.buf);
-		xc->warmer.buf = NULL;
-		return ret;
-	}
-	xc->warming = true;
-	return 0;
-}
-
-int excache_warm(struct excache *xc, const uint8_t *map)
-{
-	size_t len = (xc->nr_pages + 7) / 8;
-
-	free(xc->warm);
-	xc->warm = malloc(len);
-	if (!xc->warm)
-		return -ENOMEM;
-	memcpy(xc->warm, map, len);
-	return xc->started ? xc_warm_start(xc) : 0;
-}
-
-/* ---- setup and teardown ---- */
-
-static int xc_uffd_open(struct excache *xc)
-{
-	struct uffdio_api api = {.api = UFFD_API};
-	struct uffdio_register reg = {
-		.range = {(uint64_t)(uintptr_t)xc->base, xc->nr_pages * PAGE},
-		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
-	};
-
-	xc->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (xc->uffd < 0) {
-		log_err("userfaultfd: %s (the ExCache needs it: run as root, or set "
-			"vm.unprivileged_userfaultfd=1)",
-			strerror(errno));
-		return -errno;
-	}
-	if (ioctl(xc->uffd, UFFDIO_API, &api) < 0) {
-		log_err("UFFDIO_API: %s", strerror(errno));
-		return -errno;
-	}
-	if (!(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
-		log_err("this kernel's userfaultfd cannot write-protect anonymous memory (needs "
-			"Linux 5.7 or later)");
-		return -EOPNOTSUPP;
-	}
-	/* Nothing the guest needs is in RAM yet; whatever KVM or the kernel may
-	 * have populated would be resident without the ExCache knowing. */
-	madvise(xc->base, xc->nr_pages * PAGE, MADV_DONTNEED);
-	if (ioctl(xc->uffd, UFFDIO_REGISTER, &reg) < 0) {
-		log_err("UFFDIO_REGISTER of guest RAM: %s", strerror(errno));
-		return -errno;
-	}
-	return 0;
-}
-
-static int xc_thread_init(struct excache *xc, struct excache_thread *t, int index)
-{
-	char err[256];
-	int ret;
-
-	t->xc = xc;
-	t->index = index;
-	t->buf = aligned_alloc(PAGE, LMP_MAX_PAGES * PAGE);
-	if (!t->buf)
-		return -ENOMEM;
-	ret = memroute_open(&t->rc, &xc->route, err, sizeof(err));
-	if (ret)
-		log_err("%s", err);
-	return ret;
-}
-
-int excache_init(struct excache *xc, struct vm *vm, const struct excache_config *cfg)
-{
-	char a[32], b[32];
-	int ret;
-
-	memset(xc, 0, sizeof(*xc));
-	xc->vm = vm;
-	xc->cfg = *cfg;
-	xc->uffd = xc->stop_fd = -1;
-	xc->base = vm->mem.base;
-	xc->nr_pages = vm->mem.map_size / PAGE; /* the hotpluggable region too */
-	xc->limit = cfg->size / PAGE;
-	if (xc->cfg.prefetch_max > LMP_MAX_PAGES)
-		xc->cfg.prefetch_max = LMP_MAX_PAGES;
-	if (xc->cfg.nr_fault_threads < 1)
-		xc->cfg.nr_fault_threads = 1;
-	pthread_mutex_init(&xc->lock, NULL);
-	pthread_mutex_init(&xc->evict_lock, NULL);
-	pthread_cond_init(&xc->room, NULL);
-	pthread_cond_init(&xc->need_room, NULL);
-	if (xc->limit < 64) {
-		log_err("--excache %s is too small: at least 256K", format_size(cfg->size, a, 32));
-		return -EINVAL;
-	}
-	xc->state = mmap(NULL, xc->nr_pages, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (xc->state == MAP_FAILED) {
-		xc->state = NULL;
-		return -ENOMEM;
-	}
-	ret = xc_policy_init(&xc->policy, xc->nr_pages, xc->limit);
-	if (ret)
-		return ret;
-	xc->stop_fd = eventfd(0, EFD_CLOEXEC);
-	ret = xc_uffd_open(xc);
-	if (ret)
-		return ret;
-	{
-		char err[256];
-
-		ret = memroute_init(&xc->route, cfg->memsrv, cfg->memsrv_secondary,
-				    cfg->slab_size / PAGE, &cfg->cred, err, sizeof(err));
-		if (ret) {
-			log_err("%s", err);
-			return ret;
-		}
-		/* Losing every copy of a slab then pauses its accesses for at most
-		 * two minutes, until the manager has a restore made. */
-		if (cfg->backup_storsrv)
-			memroute_set_backup(&xc->route, cfg->backup_storsrv, cfg->backup_volume,
-					    cfg->backup_token, cfg->backup_interval_ms, 120000);
-	}
-	xc->faulters = calloc(xc->cfg.nr_fault_threads, sizeof(*xc->faulters));
-	if (!xc->faulters)
-		return -ENOMEM;
-	log_info("ExCache: %s of %s resident at most, the rest on memory server %s",
-		 format_size(cfg->size, a, sizeof(a)), format_size(vm->mem.size, b, sizeof(b)),
-		 cfg->memsrv);
-	return cfg->defer_connect ? 0 : excache_connect(xc);
-}
-
-int excache_connect(struct excache *xc)
-{
-	int ret;
-
-	for (int i = xc->nr_threads; i < xc->cfg.nr_fault_threads; i++) {
-		ret = xc_thread_init(xc, &xc->faulters[i], i);
-		if (ret)
-			return ret;
-		xc->nr_threads++;
-	}
-	ret = xc_thread_init(xc, &xc->evictor, -1);
-	if (ret)
-		return ret;
-	for (int i = 0; i < xc->nr_threads; i++)
-		pthread_create(&xc->faulters[i].thread, NULL, xc_fault_thread, &xc->faulters[i]);
-	pthread_create(&xc->evictor.thread, NULL, xc_evictor_thread, &xc->evictor);
-	xc->started = true;
-	if (xc->warm) /* a restore's warm-up, waiting for the connections */
-		xc_warm_start(xc);
-	return 0;
-}
-
-void excache_stop(struct excache *xc)
-{
-	uint64_t one = 1;
-
-	if (xc->started) {
-		atomic_store(&xc->stop, true);
-		if (write(xc->stop_fd, &one, sizeof(one)) < 0)
-			log_warn("cannot wake the fault threads: %s", strerror(errno));
-		pthread_mutex_lock(&xc->lock);
-		pthread_cond_broadcast(&xc->room);
-		pthread_cond_broadcast(&xc->need_room);
-		pthread_mutex_unlock(&xc->lock);
-		for (int i = 0; i < xc->nr_threads; i++)
-			pthread_join(xc->faulters[i].thread, NULL);
-		pthread_join(xc->evictor.thread, NULL);
-		if (xc->warming)
-			pthread_join(xc->warmer.thread, NULL);
-		xc->warming = false;
-		xc->started = false;
-	}
-	/* Closing the userfaultfd wakes any access still waiting: it then proceeds
-	 * as on ordinary memory, which only matters to a VM that is going away. */
-	if (xc->uffd >= 0)
-		close(xc->uffd);
-	xc->uffd = -1;
-}
-
-void excache_exit(struct excache *xc)
-{
-	excache_stop(xc);
-	if (xc->evictor.rc.open && !xc->keep_memory) {
-		int ret = memroute_release(&xc->evictor.rc);
-
-		if (ret)
-			log_warn("memory server %s did not release the vNode's pages: %s",
-				 xc->cfg.memsrv, memclient_strerror(ret));
-	}
-	for (int i = 0; i < xc->nr_threads; i++) {
-		memroute_close(&xc->faulters[i].rc);
-		free(xc->faulters[i].buf);
-	}
-	memroute_close(&xc->evictor.rc);
-	if (xc->warmer.buf) {
-		memroute_close(&xc->warmer.rc);
-		free(xc->warmer.buf);
-	}
-	free(xc->warm);
-	memroute_exit(&xc->route);
-	free(xc->evictor.buf);
-	free(xc->faulters);
-	xc_policy_exit(&xc->policy);
-	if (xc->state)
-		munmap((void *)xc->state, xc->nr_pages);
-	if (xc->stop_fd >= 0)
-		close(xc->stop_fd);
-	memset(xc, 0, sizeof(*xc));
-	xc->uffd = xc->stop_fd = -1;
-}
-
-int excache_resize(struct excache *xc, uint64_t size)
-{
-	if (size / PAGE < 64)
-		return -EINVAL;
-	pthread_mutex_lock(&xc->lock);
-	xc->limit = size / PAGE;
-	xc_policy_resize(&xc->policy, xc->limit);
-	xc->cfg.size = size;
-	pthread_cond_broadcast(&xc->room);
-	pthread_cond_signal(&xc->need_room);
-	pthread_mutex_unlock(&xc->lock);
-	return 0;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-uint64_t excache_percentile(struct excache *xc, double pct)
-{
-	uint64_t n = xc->stats.lat_next < XC_LAT_SAMPLES ? xc->stats.lat_next : XC_LAT_SAMPLES;
-	uint32_t *v;
-	uint64_t r;
-
-	if (!n)
-		return 0;
-	v = malloc(n * sizeof(*v));
-	if (!v)
-		return 0;
-	memcpy(v, xc->stats.lat_ns, n * sizeof(*v));
-	qsort(v, n, sizeof(*v), cmp_u32);
-	r = v[(uint64_t)(pct / 100 * (n - 1))];
-	free(v);
-	return r;
 }
