@@ -360,3 +360,17 @@ void join_token_file(const char *role, const char *path)
 	ASSERT(pki_write(path, tok, strlen(tok), 0600) == 0, "%s", path);
 	json_decref(t);
 }
+
+int call_as(const struct pki_identity *id, const char *method, const char *base, const char *path,
+	    const char *body, char *out, size_t len)
+{
+	char url[512], err[1024], *ans = NULL;
+	int s;
+
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	s = http_call_with(id, method, url, body ? "application/json" : NULL, body, &ans, 30000,
+			   err, sizeof(err));
+	snprintf(out, len, "%s", s < 0 ? err : ans ? ans : "");
+	free(ans);
+	return s;
+}

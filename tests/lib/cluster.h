@@ -48,6 +48,14 @@ void vnode_field(const char *name, const char *field, char *out, size_t len);
 void memsrv_join_argv(char *argv[16], const char *listen, const char *advertise, const char *prefix,
 		      const char *tokfile);
 
+/*
+ * call_as - @method @base@path as @id (NULL: plain HTTP) with a JSON @body
+ * (may be NULL), 30 s at most: its status (-1: no answer), and the answer
+ * (or why there was none) in @out.
+ */
+int call_as(const struct pki_identity *id, const char *method, const char *base, const char *path,
+	    const char *body, char *out, size_t len);
+
 /* as_member - this test process's HTTP calls present the case's pki/@name (admin after up). */
 void as_member(const char *name);
 

@@ -36,21 +36,6 @@ static void addresses(void)
 	snprintf(agent, sizeof(agent), "https://%s", a);
 }
 
-/* A call as @id (NULL: plain HTTP) to @base@path: its status, and its answer in @out. */
-static int call_as(const struct pki_identity *id, const char *method, const char *base,
-		   const char *path, const char *body, char *out, size_t len)
-{
-	char url[512], err[1024], *ans = NULL;
-	int s;
-
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	s = http_call_with(id, method, url, body ? "application/json" : NULL, body, &ans, 10000,
-			   err, sizeof(err));
-	snprintf(out, len, "%s", s < 0 ? err : ans ? ans : "");
-	free(ans);
-	return s;
-}
-
 #define EXPECT(id, method, base, path, body, status, words)                                        \
 	do {                                                                                       \
 		char o_[2048];                                                                     \
