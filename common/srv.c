@@ -686,12 +686,17 @@ int srv_run(struct srv *s, const struct srv_ops *ops, void *app)
 	return 0;
 }
 
-int srv_max_conns_arg(const char *arg)
+int srv_max_conns_arg(const char *arg, int *max)
 {
 	char *end;
 	long n;
 
 	errno = 0;
 	n = strtol(arg, &end, 10);
-	return errno || *end || end == arg || n < 1 || n > 1048576 ? -1 : (int)n;
+	if (errno || *end || end == arg || n < 1 || n > 1048576) {
+		usage_error("--max-conns: '%s' is not a number from 1 to 1048576", arg);
+		return -1;
+	}
+	*max = (int)n;
+	return 0;
 }

@@ -74,8 +74,8 @@ struct srv_ops {
 	"                      idle longest (no vNode on it), or is refused; one that sends\n"     \
 	"                      no request within 10 s is closed\n"
 
-/* srv_max_conns_arg - --max-conns @arg: 1 to 1048576, or -1. */
-int srv_max_conns_arg(const char *arg);
+/* srv_max_conns_arg - --max-conns @arg into *@max: 0, or -1 after saying why (usage_error). */
+int srv_max_conns_arg(const char *arg, int *max);
 #define SRV_SPARE_IDLE_MS    1000
 #define SRV_FIRST_REQUEST_MS 10000
 

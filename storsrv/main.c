@@ -107,11 +107,8 @@ int main(int argc, char **argv)
 			mo.manager = optarg;
 			break;
 		case 'x':
-			max_conns = srv_max_conns_arg(optarg);
-			if (max_conns < 0)
-				return usage_error("--max-conns: '%s' is not a number from 1 to "
-						   "1048576",
-						   optarg);
+			if (srv_max_conns_arg(optarg, &max_conns))
+				return 2;
 			break;
 		case 'c':
 			if (parse_size(optarg, &beat_info.capacity))

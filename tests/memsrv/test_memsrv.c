@@ -540,3 +540,23 @@ TEST_TIMEOUT(a_flood_of_idle_connections_keeps_no_client_out, 120)
 		stop(pid);
 	}
 }
+
+/* --max-conns takes a count, and says so otherwise (both servers share the option). */
+TEST(max_conns_that_is_not_a_count_is_refused_with_the_reason)
+{
+	const char *bins[] = {"bin/lego-memsrv", "bin/lego-storsrv"};
+	const char *bad[] = {"0", "x", "-5", "1048577", ""};
+
+	for (int b = 0; b < 2; b++) {
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char *argv[] = {(char *)test_path(bins[b]), "--max-conns", (char *)bad[i],
+					NULL};
+			struct proc_result r;
+
+			proc_run(argv, 10, &r);
+			ASSERT_EQ(r.status, 2);
+			ASSERT_CONTAINS(r.err, "is not a number from 1 to 1048576");
+			proc_result_free(&r);
+		}
+	}
+}
