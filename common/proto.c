@@ -57,6 +57,8 @@ const char *lmp_type_name(uint16_t type)
 		return "PING";
 	case LMP_DISCARD:
 		return "DISCARD";
+	case LMP_CLONE:
+		return "CLONE";
 	case LMP_VOL_CREATE:
 		return "VOL_CREATE";
 	case LMP_VOL_DELETE:
@@ -77,6 +79,8 @@ const char *lmp_type_name(uint16_t type)
 		return "BLK_DISCARD";
 	case LMP_BLK_WRITE_ZEROES:
 		return "BLK_WRITE_ZEROES";
+	case LMP_VOL_CLONE:
+		return "VOL_CLONE";
 	}
 	return "UNKNOWN";
 }

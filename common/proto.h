@@ -34,6 +34,8 @@ enum lmp_type {
 			      * connection (a client waiting on slow I/O asks, to tell) */
 	LMP_DISCARD = 9,     /* arg: first page; body: u32 count: those pages are no longer
 			      * memory (unplugged): freed, they read as zeros after */
+	LMP_CLONE = 10,	     /* body: struct lmp_clone; from the manager, on a connection
+			      * without HELLO: a vNode's pages shared with a new one */
 
 	/* Volumes (lego-storsrv). Every request is self-contained: it names the
 	 * volume and carries its token; nothing depends on an earlier request. */
@@ -48,6 +50,7 @@ enum lmp_type {
 	LMP_BLK_DISCARD = 24, /* body: struct lmp_blk (offset, length of the range): may go, reads
 			       * as zeros after (its space goes back: a hole in the file) */
 	LMP_BLK_WRITE_ZEROES = 25, /* body: struct lmp_blk: the range reads as zeros */
+	LMP_VOL_CLONE = 26,	   /* body: struct lmp_vol_clone */
 	LMP_RESPONSE = 0x8000,
 };
 
@@ -88,6 +91,25 @@ struct lmp_hello {
  */
 #define LMP_HELLO_TAKEOVER 2u
 
+/*
+ * A copy of vNode @src (at placement @src_epoch: its copy on this server must
+ * be current) as the new vNode @dst, bound to @dst_token, at placement
+ * @dst_epoch: every page the server holds for @src, shared copy-on-write.
+ * Only the manager's credential may ask (in a cluster), and it must know
+ * @src_token. LMP_CLONE_DROP forgets @dst, which no VMM may hold (a copy
+ * that never ran, a saved vNode whose snapshot is dropped): its token only.
+ */
+struct lmp_clone {
+	uint64_t src, src_epoch;
+	uint8_t src_token[LMP_TOKEN_LEN];
+	uint64_t dst, dst_epoch;
+	uint8_t dst_token[LMP_TOKEN_LEN];
+	uint32_t flags;
+	uint32_t reserved;
+};
+
+#define LMP_CLONE_DROP 1u
+
 struct lmp_stat {
 	uint64_t capacity_pages;
 	uint64_t used_pages;  /* over all vNodes */
@@ -103,6 +125,14 @@ struct lmp_vol {
 	char name[LMP_VOL_NAME_LEN]; /* [A-Za-z0-9_.-], not starting with '.' */
 	uint8_t token[LMP_TOKEN_LEN];
 	uint64_t size; /* bytes, a multiple of 512 */
+};
+
+/* A new volume @dst (name, token; size 0) with the contents of @src, which
+ * must be given with its token; its size is @src's. */
+struct lmp_vol_clone {
+	struct lmp_vol dst;
+	char src[LMP_VOL_NAME_LEN];
+	uint8_t src_token[LMP_TOKEN_LEN];
 };
 
 struct lmp_vol_info {

@@ -112,7 +112,7 @@ static size_t handle_write(struct memsrv *m, struct memsrv_session *ss, const st
 			return reply(out, h, -ERANGE, 0, 0);
 	}
 	/* All or nothing: a batch either fits in the capacity or is refused whole. */
-	need = store_pages_needed(ss->vn, pages, count);
+	need = store_pages_needed(&m->store, ss->vn, pages, count);
 	if (need > m->store.capacity_pages - m->store.used_pages) {
 		log_warn("capacity of %s reached: refusing %llu new page(s) of vNode %llu",
 			 format_size(m->store.capacity_pages * LMP_PAGE, cap, sizeof(cap)),
@@ -155,6 +155,55 @@ static size_t handle_backup_stat(struct memsrv_session *ss, const struct lmp_hdr
 		st = (struct lmp_backup_stat){b->seq, b->start_ms, b->writes_since, b->pages};
 	memcpy(out + sizeof(struct lmp_hdr), &st, sizeof(st));
 	return reply(out, h, 0, sizeof(st), 0);
+}
+
+/* LMP_CLONE: see struct lmp_clone. */
+static size_t handle_clone(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
+			   const uint8_t *body, uint8_t *out)
+{
+	const struct pki_peer *p = ss->peer;
+	struct store_vnode *src, *dst;
+	struct lmp_clone c;
+	int ret;
+
+	if (h->len != sizeof(c))
+		return reply(out, h, -EINVAL, 0, 0);
+	memcpy(&c, body, sizeof(c));
+	if (c.flags & ~LMP_CLONE_DROP)
+		return reply(out, h, -EINVAL, 0, 0);
+	if (ss->vn || (m->srv.tls && (!p || !(p->role & PKI_MANAGER)))) {
+		log_warn("refused to clone vNode %llu: %s", (unsigned long long)c.src,
+			 ss->vn ? "asked on a vNode's connection" : "not the manager's credential");
+		return reply(out, h, -EPERM, 0, 0);
+	}
+	if (c.flags & LMP_CLONE_DROP) {
+		dst = store_find(&m->store, c.dst);
+		if (!dst)
+			return reply(out, h, -ENOENT, 0, 0);
+		if (!lmp_token_equal(dst->token, c.dst_token))
+			return reply(out, h, -EACCES, 0, 0);
+		if (dst->refs)
+			return reply(out, h, -EBUSY, 0, 0); /* a VMM has it: it is a vNode now */
+		store_release(&m->store, dst);
+		log_info("vNode %llu: the copy of vNode %llu dropped", (unsigned long long)c.dst,
+			 (unsigned long long)c.src);
+		return reply(out, h, 0, 0, 0);
+	}
+	src = store_find(&m->store, c.src);
+	if (!src)
+		return reply(out, h, -ENOENT, 0, 0);
+	if (!lmp_token_equal(src->token, c.src_token))
+		return reply(out, h, -EACCES, 0, 0);
+	ret = store_clone(&m->store, src, c.src_epoch, c.dst, c.dst_token, c.dst_epoch, &dst);
+	if (ret) {
+		log_warn("refused to clone vNode %llu (epoch %llu here, %llu asked): %s",
+			 (unsigned long long)c.src, (unsigned long long)src->epoch,
+			 (unsigned long long)c.src_epoch, strerror(-ret));
+		return reply(out, h, ret, 0, 0);
+	}
+	log_info("vNode %llu: a copy of vNode %llu, %llu pages shared", (unsigned long long)c.dst,
+		 (unsigned long long)c.src, (unsigned long long)dst->used);
+	return reply(out, h, 0, 0, dst->used);
 }
 
 static size_t handle(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
@@ -203,6 +252,8 @@ static size_t handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 		return handle_backup(m, ss, h, body, out);
 	case LMP_BACKUP_STAT:
 		return handle_backup_stat(ss, h, out);
+	case LMP_CLONE:
+		return handle_clone(m, ss, h, body, out);
 	case LMP_STAT:
 		st = (struct lmp_stat){m->store.capacity_pages, m->store.used_pages, ss->vn->used,
 				       m->store.nr_vnodes};

@@ -34,10 +34,12 @@ static json_t *memsrv_beat(void *opaque)
 	struct memsrv *m = opaque;
 
 	return json_pack(
-		"{s:s,s:s,s:I,s:I,s:I}", "role", "memsrv", "addr", m->listen_addr, "capacity",
+		"{s:s,s:s,s:I,s:I,s:I,s:I}", "role", "memsrv", "addr", m->listen_addr, "capacity",
 		(json_int_t)(m->store.capacity_pages * LMP_PAGE), "used",
 		(json_int_t)(__atomic_load_n(&m->store.used_pages, __ATOMIC_RELAXED) * LMP_PAGE),
-		"vnodes", (json_int_t)__atomic_load_n(&m->store.nr_vnodes, __ATOMIC_RELAXED));
+		"vnodes", (json_int_t)__atomic_load_n(&m->store.nr_vnodes, __ATOMIC_RELAXED),
+		"shared", /* pages held by more than one vNode (copies) */
+		(json_int_t)(__atomic_load_n(&m->store.nr_shared, __ATOMIC_RELAXED) * LMP_PAGE));
 }
 
 int main(int argc, char **argv)

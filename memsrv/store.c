@@ -23,23 +23,30 @@ int store_init(struct store *s, uint64_t capacity)
 		return -EINVAL;
 	s->pool = store_reserve(s->capacity_pages * LMP_PAGE);
 	s->free_slots = store_reserve(s->capacity_pages * sizeof(uint32_t));
-	if (!s->pool || !s->free_slots)
+	s->shares = store_reserve(s->capacity_pages * sizeof(uint32_t));
+	if (!s->pool || !s->free_slots || !s->shares)
 		return -ENOMEM;
 	return 0;
 }
 
-/* Page @p of @vn goes: its memory back to the system, its slot recycled. */
+/* Page @p of @vn goes: its memory back to the system, its slot recycled (or, when
+ * another vNode shares it, left to that one). */
 static void store_free_page(struct store *s, struct store_vnode *vn, uint64_t p)
 {
 	uint32_t slot = vn->slots[p];
 
 	if (!slot)
 		return;
+	vn->used--;
+	vn->slots[p] = 0;
+	if (s->shares[slot - 1]) {
+		if (--s->shares[slot - 1] == 0)
+			s->nr_shared--;
+		return;
+	}
 	madvise(s->pool + (uint64_t)(slot - 1) * LMP_PAGE, LMP_PAGE, MADV_DONTNEED);
 	s->free_slots[s->nr_free++] = slot - 1;
 	s->used_pages--;
-	vn->used--;
-	vn->slots[p] = 0;
 }
 
 static void store_free_pages(struct store *s, struct store_vnode *vn)
@@ -146,7 +153,40 @@ void store_exit(struct store *s)
 		munmap(s->pool, s->capacity_pages * LMP_PAGE);
 	if (s->free_slots)
 		munmap(s->free_slots, s->capacity_pages * sizeof(uint32_t));
+	if (s->shares)
+		munmap(s->shares, s->capacity_pages * sizeof(uint32_t));
 	memset(s, 0, sizeof(*s));
+}
+
+/* A vNode of @nr_pages bound to @token, first in the list, with no holder yet. */
+static struct store_vnode *store_new_vnode(struct store *s, uint64_t id, uint64_t nr_pages,
+					   const uint8_t *token)
+{
+	struct store_vnode *vn = calloc(1, sizeof(*vn));
+
+	if (!vn)
+		return NULL;
+	vn->slots = store_reserve(nr_pages * sizeof(uint32_t));
+	if (!vn->slots) {
+		free(vn);
+		return NULL;
+	}
+	vn->id = id;
+	memcpy(vn->token, token, LMP_TOKEN_LEN);
+	vn->nr_pages = nr_pages;
+	vn->next = s->vnodes;
+	s->vnodes = vn;
+	s->nr_vnodes++;
+	return vn;
+}
+
+struct store_vnode *store_find(struct store *s, uint64_t id)
+{
+	struct store_vnode *vn;
+
+	for (vn = s->vnodes; vn && vn->id != id; vn = vn->next)
+		;
+	return vn;
 }
 
 int store_attach(struct store *s, uint64_t id, uint64_t nr_pages, const uint8_t *token,
@@ -167,21 +207,40 @@ int store_attach(struct store *s, uint64_t id, uint64_t nr_pages, const uint8_t 
 	}
 	if (nr_pages == 0 || nr_pages > (1ULL << 40) / LMP_PAGE)
 		return -EINVAL;
-	vn = calloc(1, sizeof(*vn));
+	vn = store_new_vnode(s, id, nr_pages, token);
 	if (!vn)
 		return -ENOMEM;
-	vn->slots = store_reserve(nr_pages * sizeof(uint32_t));
-	if (!vn->slots) {
-		free(vn);
-		return -ENOMEM;
-	}
-	vn->id = id;
-	memcpy(vn->token, token, LMP_TOKEN_LEN);
-	vn->nr_pages = nr_pages;
 	vn->refs = 1;
-	vn->next = s->vnodes;
-	s->vnodes = vn;
-	s->nr_vnodes++;
+	*out = vn;
+	return 0;
+}
+
+int store_clone(struct store *s, struct store_vnode *src, uint64_t src_epoch, uint64_t id,
+		const uint8_t *token, uint64_t epoch, struct store_vnode **out)
+{
+	struct store_vnode *vn;
+
+	if (epoch == 0)
+		return -EINVAL;
+	if (src->released || src->epoch != src_epoch)
+		return -ESTALE;
+	if (store_find(s, id))
+		return -EEXIST;
+	vn = store_new_vnode(s, id, src->nr_pages, token);
+	if (!vn)
+		return -ENOMEM;
+	for (uint64_t p = 0; vn->used < src->used && p < src->nr_pages; p++) {
+		uint32_t slot = src->slots[p];
+
+		if (!slot)
+			continue;
+		if (s->shares[slot - 1]++ == 0)
+			s->nr_shared++;
+		vn->slots[p] = slot;
+		vn->used++;
+	}
+	/* its placement starts where the manager says; no VMM has it yet */
+	vn->epoch = epoch;
 	*out = vn;
 	return 0;
 }
@@ -200,12 +259,20 @@ const uint8_t *store_page(const struct store *s, const struct store_vnode *vn, u
 	return slot ? s->pool + (uint64_t)(slot - 1) * LMP_PAGE : NULL;
 }
 
-uint64_t store_pages_needed(const struct store_vnode *vn, const uint64_t *pages, uint32_t n)
+uint64_t store_pages_needed(const struct store *s, const struct store_vnode *vn,
+			    const uint64_t *pages, uint32_t n)
 {
+	const uint32_t *shares = s->shares;
 	uint64_t need = 0;
 
-	for (uint32_t i = 0; i < n; i++)
-		need += pages[i] < vn->nr_pages && !vn->slots[pages[i]];
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t slot;
+
+		if (pages[i] >= vn->nr_pages)
+			continue;
+		slot = vn->slots[pages[i]];
+		need += !slot || shares[slot - 1];
+	}
 	return need;
 }
 
@@ -216,6 +283,12 @@ int store_write(struct store *s, struct store_vnode *vn, uint64_t page, const ui
 	if (page >= vn->nr_pages)
 		return -ERANGE;
 	slot = vn->slots[page];
+	if (slot && s->shares[slot - 1]) { /* shared with a clone: this one gets its own */
+		if (s->used_pages == s->capacity_pages)
+			return -ENOSPC;
+		store_free_page(s, vn, page);
+		slot = 0;
+	}
 	if (!slot) {
 		if (s->used_pages == s->capacity_pages)
 			return -ENOSPC;
@@ -258,6 +331,8 @@ void store_release(struct store *s, struct store_vnode *vn)
 			s->nr_vnodes--;
 			store_free_pages(s, vn);
 			vn->released = true;
+			if (!vn->refs) /* no connection holds it (a copy never started) */
+				store_free_vnode(vn);
 			return;
 		}
 	}

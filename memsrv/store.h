@@ -3,6 +3,11 @@
  * fixed capacity. A page takes memory only once it is first written; a page
  * never written reads as zeros. Each vNode is bound to its token on first
  * contact, and only that token reaches its pages.
+ *
+ * A vNode may be cloned (store_clone): the copy's pages share the pool's
+ * slots with the original's until either writes one (copy on write), so a
+ * clone costs a page table, not the memory. A shared slot counts once in
+ * used_pages (what the pool holds) and once per holder in each vNode's used.
  */
 #ifndef LEGO_MEMSRV_STORE_H
 #define LEGO_MEMSRV_STORE_H
@@ -43,6 +48,8 @@ struct store {
 	uint64_t next_fresh; /* slots at and above it were never used */
 	uint32_t *free_slots;
 	uint64_t nr_free;
+	uint32_t *shares;   /* per slot: holders besides the first (copy on write) */
+	uint64_t nr_shared; /* slots with more than one holder */
 	struct store_vnode *vnodes;
 	uint64_t nr_vnodes;
 };
@@ -67,8 +74,9 @@ void store_detach(struct store *s, struct store_vnode *vn);
 /* store_page - the stored copy of @page of @vn, or NULL if never written. */
 const uint8_t *store_page(const struct store *s, const struct store_vnode *vn, uint64_t page);
 
-/* store_pages_needed - how many of @pages (@n of them) are not yet stored. */
-uint64_t store_pages_needed(const struct store_vnode *vn, const uint64_t *pages, uint32_t n);
+/* store_pages_needed - how many of @pages (@n of them) need a slot of their own to be written. */
+uint64_t store_pages_needed(const struct store *s, const struct store_vnode *vn,
+			    const uint64_t *pages, uint32_t n);
 
 /* store_write - store @data as @page of @vn. -ERANGE past its end, -ENOSPC when full. */
 int store_write(struct store *s, struct store_vnode *vn, uint64_t page, const uint8_t *data);
@@ -97,6 +105,19 @@ int store_backup_scope(struct store *s, struct store_vnode *vn, const struct lmp
  * after, and are backed up as zeros). -ERANGE past its end.
  */
 int store_discard(struct store *s, struct store_vnode *vn, uint64_t first, uint64_t n);
+
+/*
+ * store_clone - a new vNode @id bound to @token at @epoch, with every page
+ * @src holds here shared with it (copy on write): both read the same until
+ * either writes. @src must be at @src_epoch (-ESTALE: its copy here is not
+ * the current one) and not released; -EEXIST when @id is known, -EINVAL for
+ * a size or epoch of 0, -ENOMEM.
+ */
+int store_clone(struct store *s, struct store_vnode *src, uint64_t src_epoch, uint64_t id,
+		const uint8_t *token, uint64_t epoch, struct store_vnode **out);
+
+/* store_find - the vNode @id, or NULL. */
+struct store_vnode *store_find(struct store *s, uint64_t id);
 
 /*
  * store_release - drop every page of @vn and forget it; connections still

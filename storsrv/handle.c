@@ -198,6 +198,22 @@ static size_t vol_request(struct storsrv *s, struct srv_conn *c, const struct lm
 	return respond_now(s, h, ret, out);
 }
 
+static size_t clone_request(struct storsrv *s, struct srv_conn *c, const struct lmp_hdr *h,
+			    const uint8_t *body, uint8_t *out)
+{
+	struct lmp_vol_clone req;
+
+	if (h->len != sizeof(req))
+		return respond_now(s, h, -EBADMSG, out);
+	memcpy(&req, body, sizeof(req));
+	req.dst.name[LMP_VOL_NAME_LEN - 1] = 0;
+	if (!memchr(req.src, '\0', sizeof(req.src)))
+		return respond_now(s, h, -EINVAL, out);
+	if (!volume_allowed(s, c, req.dst.name) || !volume_allowed(s, c, req.src))
+		return respond_now(s, h, -EACCES, out);
+	return respond_now(s, h, volume_clone(s, &req), out);
+}
+
 static size_t list_request(struct storsrv *s, const struct lmp_hdr *h, uint8_t *out)
 {
 	struct lmp_hdr r;
@@ -235,7 +251,7 @@ static size_t storsrv_request(void *app, struct srv_conn *c, void *session, cons
 	(void)session;
 	s->nr_requests++;
 	if ((h->type == LMP_VOL_CREATE || h->type == LMP_VOL_DELETE || h->type == LMP_VOL_RESIZE ||
-	     h->type == LMP_VOL_LIST) &&
+	     h->type == LMP_VOL_LIST || h->type == LMP_VOL_CLONE) &&
 	    !admin_allowed(s, c, h))
 		return respond_now(s, h, -EACCES, out);
 	switch (h->type) {
@@ -252,6 +268,8 @@ static size_t storsrv_request(void *app, struct srv_conn *c, void *session, cons
 		return vol_request(s, c, h, body, out);
 	case LMP_VOL_LIST:
 		return list_request(s, h, out);
+	case LMP_VOL_CLONE:
+		return clone_request(s, c, h, body, out);
 	default:
 		return respond_now(s, h, -EOPNOTSUPP, out);
 	}

@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/fs.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -147,7 +149,35 @@ static int write_new_file(struct storsrv *s, const char *path, const void *buf, 
 	return 0;
 }
 
-int volume_create(struct storsrv *s, const struct lmp_vol *req)
+/* The data of @in (@size bytes) into @out: its extents shared where the file
+ * system can, else copied with the holes left out. */
+static int copy_volume(int in, int out, uint64_t size)
+{
+	off_t off = 0;
+
+	if (ioctl(out, FICLONE, in) == 0)
+		return 0;
+	while ((uint64_t)off < size) {
+		off_t data = lseek(in, off, SEEK_DATA), hole;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno; /* only a hole is left */
+		hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		for (off_t pos = data; pos < hole;) {
+			ssize_t n = copy_file_range(in, &pos, out, &(off_t){pos}, hole - pos, 0);
+
+			if (n <= 0)
+				return n < 0 ? -errno : -EIO;
+		}
+		off = hole;
+	}
+	return 0;
+}
+
+/* A new volume @req->name of @req->size bytes: its data from @src, or zeros. */
+static int volume_make(struct storsrv *s, const struct lmp_vol *req, const struct volume *src)
 {
 	char vol[LMP_VOL_NAME_LEN + 8], tok[LMP_VOL_NAME_LEN + 8], hex[2 * LMP_TOKEN_LEN + 2];
 	struct volume *v;
@@ -163,6 +193,8 @@ int volume_create(struct storsrv *s, const struct lmp_vol *req)
 	ret = write_new_file(s, vol, NULL, 0, &fd);
 	if (ret)
 		return ret;
+	if (src && (ret = copy_volume(src->fd, fd, src->size)))
+		goto undo_vol;
 	if (ftruncate(fd, (off_t)req->size) < 0 || fsync(fd) < 0) {
 		ret = -errno;
 		goto undo_vol;
@@ -179,12 +211,36 @@ int volume_create(struct storsrv *s, const struct lmp_vol *req)
 		goto undo_vol;
 	}
 	close(fd);
-	log_info("volume %s created: %llu bytes", req->name, (unsigned long long)req->size);
+	if (src)
+		log_info("volume %s created: %llu bytes, a copy of %s", req->name,
+			 (unsigned long long)req->size, src->name);
+	else
+		log_info("volume %s created: %llu bytes", req->name, (unsigned long long)req->size);
 	return 0;
 undo_vol:
 	close(fd);
 	unlinkat(s->dir_fd, vol, 0);
 	return ret;
+}
+
+int volume_create(struct storsrv *s, const struct lmp_vol *req)
+{
+	return volume_make(s, req, NULL);
+}
+
+int volume_clone(struct storsrv *s, const struct lmp_vol_clone *req)
+{
+	struct lmp_vol dst = req->dst;
+	struct volume *src;
+	int ret;
+
+	if (!memchr(req->src, '\0', sizeof(req->src)) || dst.size)
+		return -EINVAL;
+	ret = volume_get(s, req->src, req->src_token, &src);
+	if (ret)
+		return ret;
+	dst.size = src->size;
+	return volume_make(s, &dst, src);
 }
 
 static void volume_unlink_table(struct storsrv *s, struct volume *v)

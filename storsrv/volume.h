@@ -18,6 +18,9 @@ void volume_put(struct volume *v);
 int volume_create(struct storsrv *s, const struct lmp_vol *req);
 int volume_delete(struct storsrv *s, const struct lmp_vol *req);
 int volume_resize(struct storsrv *s, const struct lmp_vol *req);
+/* volume_clone - see struct lmp_vol_clone: shared extents where the file system
+ * can (FICLONE), else a copy of the data that leaves the holes holes. */
+int volume_clone(struct storsrv *s, const struct lmp_vol_clone *req);
 
 /* volume_list - at most @max volumes of the data directory into @out; how many. */
 size_t volume_list(struct storsrv *s, struct lmp_vol_info *out, size_t max);

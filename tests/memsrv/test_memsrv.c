@@ -190,6 +190,98 @@ TEST(a_vnode_is_reachable_only_with_its_token)
 	stop(pid);
 }
 
+/* LMP_CLONE on a connection of its own, as the manager sends it: the status. */
+static int clone_call(const char *addr, uint64_t src, uint8_t src_key, uint64_t src_epoch,
+		      uint64_t dst, uint8_t dst_key, uint32_t flags, uint64_t *shared)
+{
+	struct lmp_clone c = {
+		.src = src, .src_epoch = src_epoch, .dst = dst, .dst_epoch = 1, .flags = flags};
+	struct lmp_hdr h, r;
+	int fd = raw_connect(addr);
+
+	memset(c.src_token, src_key, sizeof(c.src_token));
+	memset(c.dst_token, dst_key, sizeof(c.dst_token));
+	lmp_hdr_init(&h, LMP_CLONE, 5, sizeof(c), 0);
+	ASSERT(send(fd, &h, sizeof(h), MSG_NOSIGNAL) == sizeof(h));
+	ASSERT(send(fd, &c, sizeof(c), MSG_NOSIGNAL) == sizeof(c));
+	ASSERT(recv(fd, &r, sizeof(r), MSG_WAITALL) == sizeof(r));
+	close(fd);
+	if (shared)
+		*shared = r.arg;
+	return r.status;
+}
+
+TEST(a_clone_shares_the_pages_and_each_side_writes_its_own)
+{
+	char addr[64], err[256];
+	pid_t pid = memsrv_spawn("64M", addr);
+	struct memclient a, b, thief;
+	static uint8_t p1[4096], p2[4096], p3[4096], got[4096];
+	uint64_t pages[2] = {3, 70}, page = 3, shared = 0;
+	void *data[2] = {p1, p2}, *one = p3;
+	struct memclient_cred c1 = cred(1, 0x11, 100), c2 = cred(2, 0x22, 100),
+			      c3 = cred(3, 0x33, 100), wrong = cred(2, 0x11, 100);
+	struct lmp_hello hello = {.vnode = 1, .nr_pages = 100};
+	struct lmp_clone req = {.src = 1, .dst = 6, .dst_epoch = 1};
+	struct lmp_stat st;
+	struct lmp_hdr h;
+	int fd;
+
+	fill(p1, 1);
+	fill(p2, 2);
+	fill(p3, 3);
+	open_ok(&a, addr, c1);
+	ASSERT_EQ(memclient_write(&a, pages, data, 2), 0);
+	/* refused: a wrong source token, a vNode's own connection, an unknown source, the
+	 * wrong epoch */
+	ASSERT_EQ(clone_call(addr, 1, 0x99, 0, 2, 0x22, 0, NULL), -EACCES);
+	fd = raw_connect(addr);
+	memset(hello.token, 0x11, sizeof(hello.token));
+	memset(req.src_token, 0x11, sizeof(req.src_token));
+	lmp_hdr_init(&h, LMP_HELLO, 1, sizeof(hello), 0);
+	ASSERT_EQ(raw_call(fd, &h, &hello, sizeof(hello)), 0);
+	lmp_hdr_init(&h, LMP_CLONE, 2, sizeof(req), 0);
+	ASSERT_EQ(raw_call(fd, &h, &req, sizeof(req)), -EPERM);
+	lmp_hdr_init(&h, LMP_CLONE, 3, sizeof(req) - 1, 0);
+	ASSERT_EQ(raw_call(fd, &h, &req, sizeof(req) - 1), -EINVAL);
+	close(fd);
+	ASSERT_EQ(clone_call(addr, 5, 0x11, 0, 2, 0x22, 0, NULL), -ENOENT);
+	ASSERT_EQ(clone_call(addr, 1, 0x11, 4, 2, 0x22, 0, NULL), -ESTALE);
+	ASSERT_EQ(clone_call(addr, 1, 0x11, 0, 2, 0x22, 0, &shared), 0);
+	ASSERT_EQ(shared, 2);
+	ASSERT_EQ(clone_call(addr, 1, 0x11, 0, 2, 0x22, 0, NULL), -EEXIST);
+	/* the copy, with its own token (and only that), reads what vNode 1 held */
+	ASSERT_EQ(memclient_open(&thief, addr, &wrong, err, sizeof(err)), -EACCES);
+	c2.epoch = 1; /* the copy's placement starts at the epoch the clone named */
+	open_ok(&b, addr, c2);
+	ASSERT_EQ(memclient_read(&b, 70, 1, got), 0);
+	ASSERT(memcmp(got, p2, 4096) == 0, "the copy does not read the original's page");
+	ASSERT_EQ(memclient_write(&b, &page, &one, 1), 0);
+	ASSERT_EQ(memclient_read(&a, 3, 1, got), 0);
+	ASSERT(memcmp(got, p1, 4096) == 0, "the copy's write reached the original");
+	ASSERT_EQ(memclient_read(&b, 3, 1, got), 0);
+	ASSERT(memcmp(got, p3, 4096) == 0);
+	ASSERT_EQ(memclient_stat(&b, &st), 0);
+	ASSERT_EQ(st.used_pages, 3);
+	ASSERT_EQ(st.vnode_pages, 2);
+	/* a copy a VMM holds is not dropped; the original's release leaves the copy whole */
+	ASSERT_EQ(clone_call(addr, 1, 0x11, 0, 2, 0x22, LMP_CLONE_DROP, NULL), -EBUSY);
+	ASSERT_EQ(memclient_release(&a), 0);
+	memclient_close(&a);
+	ASSERT_EQ(memclient_read(&b, 70, 1, got), 0);
+	ASSERT(memcmp(got, p2, 4096) == 0, "the original's release took the copy's page");
+	memclient_close(&b);
+	/* a copy nobody started is dropped, with its token only */
+	open_ok(&a, addr, c3);
+	ASSERT_EQ(memclient_write(&a, pages, data, 2), 0);
+	ASSERT_EQ(clone_call(addr, 3, 0x33, 0, 4, 0x44, 0, NULL), 0);
+	ASSERT_EQ(clone_call(addr, 3, 0x33, 0, 4, 0x45, LMP_CLONE_DROP, NULL), -EACCES);
+	ASSERT_EQ(clone_call(addr, 3, 0x33, 0, 4, 0x44, LMP_CLONE_DROP, NULL), 0);
+	ASSERT_EQ(clone_call(addr, 3, 0x33, 0, 4, 0x44, LMP_CLONE_DROP, NULL), -ENOENT);
+	memclient_close(&a);
+	stop(pid);
+}
+
 static int raw_connect(const char *addr)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

@@ -322,3 +322,61 @@ TEST(discard_and_write_zeroes_punch_holes_and_bad_ranges_are_refused)
 	xport_close(x);
 	storsrv_kill(&sv, SIGTERM);
 }
+
+static int clone_call(struct xport *x, const char *src, const uint8_t *src_token, const char *dst)
+{
+	struct lmp_vol_clone c = {0};
+	struct iovec iov = {&c, sizeof(c)};
+	struct lmp_hdr resp;
+
+	snprintf(c.src, sizeof(c.src), "%s", src);
+	memcpy(c.src_token, src_token, LMP_TOKEN_LEN);
+	snprintf(c.dst.name, sizeof(c.dst.name), "%s", dst);
+	token_of(dst, c.dst.token);
+	ASSERT_EQ(xport_call(x, LMP_VOL_CLONE, 0, &iov, 1, &resp, NULL, 0), 0);
+	return resp.status;
+}
+
+TEST(a_cloned_volume_reads_as_the_original_and_is_written_apart)
+{
+	struct storsrv_proc sv = {0};
+	static uint8_t a[65536], b[65536], got[65536], zero[65536];
+	uint8_t ta[LMP_TOKEN_LEN], tb[LMP_TOKEN_LEN], wrong[LMP_TOKEN_LEN] = {0};
+	struct stat st;
+	char path[400];
+	struct xport *x;
+
+	storsrv_start(&sv);
+	x = dial(&sv);
+	token_of("web", ta);
+	token_of("web2", tb);
+	ASSERT_EQ(vol_call(x, LMP_VOL_CREATE, "web", 64 << 20), 0);
+	pattern(a, sizeof(a), 0, 1);
+	pattern(b, sizeof(b), 1 << 20, 2);
+	ASSERT_EQ(blk_call(x, LMP_BLK_WRITE, "web", ta, 0, sizeof(a), a), 0);
+	ASSERT_EQ(blk_call(x, LMP_BLK_WRITE, "web", ta, 40 << 20, sizeof(b), b), 0);
+	/* refused: the source's wrong token, no source, a name taken, a bad name */
+	ASSERT_EQ(clone_call(x, "web", wrong, "web2"), -EACCES);
+	ASSERT_EQ(clone_call(x, "nothere", ta, "web2"), -ENOENT);
+	ASSERT_EQ(clone_call(x, "web", ta, "web"), -EEXIST);
+	ASSERT_EQ(clone_call(x, "web", ta, "../x"), -EINVAL);
+	ASSERT_EQ(clone_call(x, "web", ta, "web2"), 0);
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "web2", tb, 0, sizeof(got), got), 0);
+	ASSERT(!memcmp(got, a, sizeof(a)), "the copy's first blocks differ from the original's");
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "web2", tb, 40 << 20, sizeof(got), got), 0);
+	ASSERT(!memcmp(got, b, sizeof(b)), "the copy's blocks at 40 MiB differ");
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "web2", tb, 20 << 20, sizeof(got), got), 0);
+	ASSERT(!memcmp(got, zero, sizeof(got)));
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "web2", ta, 0, 4096, got), -EACCES);
+	/* the copy is its own: sparse as the original, and written apart from it */
+	snprintf(path, sizeof(path), "%s/web2.vol", sv.dir);
+	ASSERT_EQ(stat(path, &st), 0);
+	ASSERT_EQ(st.st_size, 64 << 20);
+	ASSERT(st.st_blocks * 512 <= 4 << 20, "the copy of 128 KiB of data took %lld KiB",
+	       (long long)st.st_blocks / 2);
+	ASSERT_EQ(blk_call(x, LMP_BLK_WRITE, "web2", tb, 0, sizeof(b), b), 0);
+	ASSERT_EQ(blk_call(x, LMP_BLK_READ, "web", ta, 0, sizeof(got), got), 0);
+	ASSERT(!memcmp(got, a, sizeof(a)), "a write to the copy reached the original");
+	xport_close(x);
+	storsrv_kill(&sv, SIGTERM);
+}
