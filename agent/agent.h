@@ -122,7 +122,8 @@ json_t *proc_ctl(struct agent *a, const char *name, json_t *req, int timeout_ms,
 
 /*
  * agent_run - complete @o for this host and start its lego-vmm, restored
- * from this agent's snapshot named @restore (NULL: it boots); returns once
+ * from this agent's snapshot named @restore (NULL: it boots) of the vNode @of
+ * (NULL: of @o's own; a copy runs from another's); returns once
  * its control socket is up (a migration's target, o->incoming: once it
  * listens there; an address of port 0 gets a free port, in o->incoming). 0 (its pid in *@pid), or -errno with a
  * sentence in @err: -EINVAL the order cannot run, -EEXIST the vNode runs
@@ -130,8 +131,8 @@ json_t *proc_ctl(struct agent *a, const char *name, json_t *req, int timeout_ms,
  * (its last words in @err), another for a failure of this host. Takes the
  * lock itself.
  */
-int agent_run(struct agent *a, struct vnode_order *o, const char *restore, pid_t *pid, char *err,
-	      size_t errlen);
+int agent_run(struct agent *a, struct vnode_order *o, const char *restore, const char *of,
+	      pid_t *pid, char *err, size_t errlen);
 
 /* ---- api.c: the HTTP API and the heartbeat ---- */
 

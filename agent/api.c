@@ -20,7 +20,7 @@ static void on_run(void *opaque, const struct http_req *req, struct http_resp *r
 	struct agent *a = opaque;
 	json_t *j = http_parse_body(req, resp);
 	struct vnode_order o;
-	char err[512], *restore = NULL;
+	char err[512], *restore = NULL, *of = NULL;
 	pid_t pid;
 	int ret;
 
@@ -30,6 +30,10 @@ static void on_run(void *opaque, const struct http_req *req, struct http_resp *r
 	if (json_is_string(json_object_get(j, "restore"))) { /* not the order's: the agent's */
 		restore = strdup(json_string_value(json_object_get(j, "restore")));
 		json_object_del(j, "restore");
+	}
+	if (json_is_string(json_object_get(j, "restore_of"))) { /* a copy: another's snapshot */
+		of = strdup(json_string_value(json_object_get(j, "restore_of")));
+		json_object_del(j, "restore_of");
 	}
 	if (!json_is_string(json_object_get(j, "name")) ||
 	    !json_is_integer(json_object_get(j, "memory")) ||
@@ -41,8 +45,9 @@ static void on_run(void *opaque, const struct http_req *req, struct http_resp *r
 	}
 	json_decref(j);
 	if (!ret)
-		ret = agent_run(a, &o, restore, &pid, err, sizeof(err));
+		ret = agent_run(a, &o, restore, of, &pid, err, sizeof(err));
 	free(restore);
+	free(of);
 	if (ret)
 		http_error(resp,
 			   -ret < (int)ARRAY_SIZE(status_of) && status_of[-ret] ? status_of[-ret]

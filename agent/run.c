@@ -194,8 +194,8 @@ static bool listening(const char *addr)
 	return true;
 }
 
-int agent_run(struct agent *a, struct vnode_order *o, const char *restore, pid_t *pid_out,
-	      char *err, size_t errlen)
+int agent_run(struct agent *a, struct vnode_order *o, const char *restore, const char *of,
+	      pid_t *pid_out, char *err, size_t errlen)
 {
 	char snap[PATH_MAX + 64];
 	char path[PATH_MAX + 64], log_path[PATH_MAX + 64];
@@ -208,19 +208,23 @@ int agent_run(struct agent *a, struct vnode_order *o, const char *restore, pid_t
 		ret = pick_port(o, err, errlen);
 	if (ret)
 		return ret;
-	if (restore) { /* a snapshot this agent took: by name, in the vNode's directory */
+	if (restore) { /* a snapshot this agent took: by name, in the vNode's directory (or in
+			* that of the vNode @of, which this one is a copy of) */
 		char file[LMP_VOL_NAME_LEN + 8];
 		struct stat st;
 
-		if (!lmp_vol_name_ok(restore) || strlen(restore) >= LMP_VOL_NAME_LEN) {
-			snprintf(err, errlen, "restore: '%s' is not a snapshot's name", restore);
+		if (!of)
+			of = o->name;
+		if (!lmp_vol_name_ok(restore) || strlen(restore) >= LMP_VOL_NAME_LEN ||
+		    !lmp_vol_name_ok(of)) {
+			snprintf(err, errlen, "restore: '%s' of '%s' is not a snapshot's name",
+				 restore, of);
 			return -EINVAL;
 		}
 		snprintf(file, sizeof(file), "%s.snap", restore);
-		proc_path(a, snap, sizeof(snap), o->name, file);
+		proc_path(a, snap, sizeof(snap), of, file);
 		if (stat(snap, &st)) {
-			snprintf(err, errlen, "this agent holds no snapshot %s of %s", restore,
-				 o->name);
+			snprintf(err, errlen, "this agent holds no snapshot %s of %s", restore, of);
 			return -ENOENT;
 		}
 	}
@@ -324,8 +328,9 @@ int agent_run(struct agent *a, struct vnode_order *o, const char *restore, pid_t
 	}
 	log_info("vNode %s: lego-vmm runs as pid %d%s", o->name, pid,
 		 restore ? ", restored from its snapshot" : "");
-	/* its memory moves on from the snapshot: restored once, and gone */
-	if (restore)
+	/* its memory moves on from the snapshot: restored once, and gone (a copy runs on memory
+	 * of its own, and leaves the snapshot to the vNode it was taken of) */
+	if (restore && !strcmp(of, o->name))
 		unlink(snap);
 	*pid_out = pid;
 	ret = 0;

@@ -170,25 +170,51 @@ int cmd_snapshot(struct legoctl *lc, int argc, char **argv)
 	return 0;
 }
 
-/* restore NAME */
+/* restore NAME [--name COPY] */
 int cmd_restore(struct legoctl *lc, int argc, char **argv)
 {
-	int ret = help_or_args(argc, argv, 1,
-			       "usage: legoctl restore NAME\n\nBring a saved vNode (legoctl "
-			       "snapshot) back from its snapshot: it runs on\nfrom where it was "
-			       "saved.%s\n",
-			       "");
-	json_t *out;
+	const char *name = NULL, *as = NULL;
+	json_t *body, *out;
 
-	if (ret >= 0)
-		return ret;
-	out = api(lc, "POST", "/v1/vnodes/%s/restore", json_object(), argv[1]);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("usage: legoctl restore NAME [--name COPY]\n\n"
+			       "Bring a saved vNode (legoctl snapshot) back from its snapshot: it\n"
+			       "runs on from where it was saved, once.\n\n"
+			       "  --name COPY  run a copy of it instead, a new vNode named COPY, and\n"
+			       "               leave NAME saved (to be restored or copied again).\n"
+			       "               The copy's memory is shared with NAME's on the same\n"
+			       "               memory servers until either writes a page, and its\n"
+			       "               disks are copied on their storage server. A vNode\n"
+			       "               with a network interface is not copied: its guest\n"
+			       "               keeps the address it booted with.\n");
+			return 0;
+		} else if (!strcmp(argv[i], "--name") && i + 1 < argc) {
+			as = argv[++i];
+		} else if (argv[i][0] == '-') {
+			return usage_fail("restore", "unknown option '%s'", argv[i]);
+		} else if (name) {
+			return usage_fail("restore", "unexpected argument '%s'", argv[i]);
+		} else {
+			name = argv[i];
+		}
+	}
+	if (!name)
+		return usage_fail("restore", "%s", "give one saved vNode's NAME");
+	body = as ? json_pack("{s:s}", "name", as) : json_object();
+	out = api(lc, "POST", "/v1/vnodes/%s/restore", body, name);
+	json_decref(body);
 	if (!out)
 		return 1;
 	if (lc->json)
 		print_json(out);
+	else if (as && strcmp(as, name))
+		printf("%s: a copy of %s, running on %s (%lld pages shared with %s) in %.0f ms\n",
+		       as, name, json_string_value(json_object_get(out, "agent")),
+		       (long long)json_integer_value(json_object_get(out, "pages_shared")), name,
+		       json_number_value(json_object_get(out, "ms")));
 	else
-		printf("%s: restored, running\n", argv[1]);
+		printf("%s: restored, running\n", name);
 	json_decref(out);
 	return 0;
 }

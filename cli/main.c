@@ -28,6 +28,7 @@ static void help(struct legoctl *lc, FILE *f)
 		"  pause NAME         stop its vCPUs; resume NAME lets them run on\n"
 		"  migrate NAME       move its VMM to another host agent while it runs (--to)\n"
 		"  snapshot NAME SNAP save it and stop it; restore NAME brings it back\n"
+		"                     (restore NAME --name COPY: a copy runs, NAME stays saved)\n"
 		"  destroy NAME       stop it and free everything it holds\n"
 		"  dumpxml NAME       a vNode as libvirt domain XML\n"
 		"  demo failover      kill a vNode's primary memory server under a verifying\n"

@@ -279,8 +279,12 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 					json_string_value(json_object_get(body, "snapshot")), &out,
 					err, sizeof(err));
 		json_decref(body);
-	} else if (!strcmp(op, "restore")) {
-		status = vnode_restore(m, name, err, sizeof(err));
+	} else if (!strcmp(op, "restore")) { /* {"name": COPY}: as a new vNode */
+		if (!(body = req->body_len ? http_parse_body(req, resp) : json_object()))
+			return;
+		status = vnode_restore(m, name, json_string_value(json_object_get(body, "name")),
+				       &out, err, sizeof(err));
+		json_decref(body);
 	} else {
 		http_error(
 			resp, 404,

@@ -23,9 +23,46 @@ static void delete_volumes(struct vnode *v, int n)
 
 		vnode_volume(v, i, vol, sizeof(vol));
 		if (volume_op(v->storsrv, LMP_VOL_DELETE, vol, v->vol_token, 0, why, sizeof(why)) &&
-		    !strstr(why, "No such file"))
+		    !strstr(why, "no such volume"))
 			log_warn("vNode %s: its volume %s stays behind: %s", v->name, vol, why);
 	}
+}
+
+void vnode_backup_volume(struct manager *m, struct vnode *v)
+{
+	uint8_t bt[LMP_TOKEN_LEN];
+	char vol[NAME_LEN + 8], why[512];
+
+	if (!v->backup_storsrv[0])
+		return;
+	if (getrandom(bt, sizeof(bt), 0) != sizeof(bt))
+		memset(bt, 0, sizeof(bt));
+	util_hex(bt, sizeof(bt), v->backup_token);
+	snprintf(vol, sizeof(vol), "%s.mem", v->name);
+	if (volume_op(v->backup_storsrv, LMP_VOL_CREATE, vol, v->backup_token,
+		      backup_bytes(v->placed_memory), why, sizeof(why))) {
+		log_warn("vNode %s gets no memory backup: %s", v->name, why);
+		pthread_mutex_lock(&m->lock);
+		adjust(ps_of(m, ROLE_STORSRV, v->backup_storsrv), backup_bytes(v->placed_memory),
+		       false, -1);
+		v->backup_storsrv[0] = '\0';
+		pthread_mutex_unlock(&m->lock);
+	}
+}
+
+void vnode_drop_volumes(struct vnode *v)
+{
+	char vol[NAME_LEN + 8], why[512];
+
+	if (v->storsrv[0])
+		delete_volumes(v, vnode_nr_disks(v) ? vnode_nr_disks(v) : 1);
+	if (!v->backup_storsrv[0])
+		return;
+	snprintf(vol, sizeof(vol), "%s.mem", v->name);
+	if (volume_op(v->backup_storsrv, LMP_VOL_DELETE, vol, v->backup_token, 0, why,
+		      sizeof(why)) &&
+	    !strstr(why, "no such volume"))
+		log_warn("vNode %s: its memory backup stays behind: %s", v->name, why);
 }
 
 /* Place @v's memory anew (first start, or its size changed). Lock held. */
@@ -58,8 +95,7 @@ static int place_vnode_memory(struct manager *m, struct vnode *v, char *err, siz
 	return 0;
 }
 
-/* Undo what create reserved and recorded for @v, and forget it. Lock held. */
-static void vnode_forget(struct manager *m, struct vnode *v)
+void vnode_forget(struct manager *m, struct vnode *v)
 {
 	vnode_reserve(m, v, -1);
 	db_delete_vnode(m, v->name);
@@ -172,24 +208,7 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 			goto undo;
 		}
 	}
-	if (v->backup_storsrv[0]) {
-		uint8_t bt[LMP_TOKEN_LEN];
-		char vol[NAME_LEN + 8], why[512];
-
-		if (getrandom(bt, sizeof(bt), 0) != sizeof(bt))
-			memset(bt, 0, sizeof(bt));
-		util_hex(bt, sizeof(bt), v->backup_token);
-		snprintf(vol, sizeof(vol), "%s.mem", v->name);
-		if (volume_op(v->backup_storsrv, LMP_VOL_CREATE, vol, v->backup_token,
-			      backup_bytes(v->placed_memory), why, sizeof(why))) {
-			log_warn("vNode %s gets no memory backup: %s", v->name, why);
-			pthread_mutex_lock(&m->lock);
-			adjust(ps_of(m, ROLE_STORSRV, v->backup_storsrv),
-			       backup_bytes(v->placed_memory), false, -1);
-			v->backup_storsrv[0] = '\0';
-			pthread_mutex_unlock(&m->lock);
-		}
-	}
+	vnode_backup_volume(m, v);
 	if (json_object_get(v->spec, "image")) {
 		/* Its first disk waits for an image: the client imports it, then starts it. */
 		pthread_mutex_lock(&m->lock);
@@ -213,13 +232,7 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 	status = agent_run_order(m, v->agent, order, NULL, err, errlen);
 	json_decref(order);
 	if (status) {
-		char why[256], vol[NAME_LEN + 8];
-
-		delete_volumes(v, vnode_nr_disks(v));
-		snprintf(vol, sizeof(vol), "%s.mem", v->name);
-		if (v->backup_storsrv[0])
-			volume_op(v->backup_storsrv, LMP_VOL_DELETE, vol, v->backup_token, 0, why,
-				  sizeof(why));
+		vnode_drop_volumes(v);
 		goto undo;
 	}
 	pthread_mutex_lock(&m->lock);
@@ -267,7 +280,7 @@ int vnode_stop(struct manager *m, const char *name, const struct stop_opts *how,
 {
 	char agent[ADDR_LEN], path[NAME_LEN + 32];
 	int status = 0;
-	struct vnode *v;
+	struct vnode *v, kept = {0}; /* a saved vNode's memory on the servers */
 	bool running;
 
 	pthread_mutex_lock(&m->lock);
@@ -275,6 +288,14 @@ int vnode_stop(struct manager *m, const char *name, const struct stop_opts *how,
 	if (v)
 		snprintf(agent, sizeof(agent), "%s", v->agent);
 	running = v && (v->state == VNODE_RUNNING || v->state == VNODE_PAUSED);
+	if (v && v->state == VNODE_SAVED && v->nr_slabs &&
+	    (kept.slabs = malloc(v->nr_slabs * sizeof(*v->slabs)))) {
+		memcpy(kept.slabs, v->slabs, v->nr_slabs * sizeof(*v->slabs));
+		kept.nr_slabs = v->nr_slabs;
+		kept.id = v->id;
+		memcpy(kept.token, v->token, sizeof(kept.token));
+		memcpy(kept.name, v->name, sizeof(kept.name));
+	}
 	pthread_mutex_unlock(&m->lock);
 	if (!v)
 		return status;
@@ -290,7 +311,10 @@ int vnode_stop(struct manager *m, const char *name, const struct stop_opts *how,
 		status = agent_call(agent, "DELETE", path, NULL, NULL, err, errlen);
 	}
 	if (status == -ENOENT)
-		status = 0; /* the agent has no such VMM: it is stopped */
+		status = 0;	   /* the agent has no such VMM: it is stopped */
+	if (!status && kept.slabs) /* its snapshot goes, and with it the memory kept for it */
+		vnode_drop_memory(&kept);
+	free(kept.slabs);
 	if (status)
 		return status;
 	pthread_mutex_lock(&m->lock);
@@ -396,7 +420,6 @@ int vnode_destroy(struct manager *m, const char *name, char *err, size_t errlen)
 {
 	int status = vnode_stop(m, name, NULL, NULL, err, errlen);
 	struct vnode *v;
-	char why[512];
 
 	if (status == -EHOSTUNREACH) /* the agent is gone, and its VMMs with it: nothing to stop */
 		log_warn("destroying %s without stopping it: %s", name, err);
@@ -408,17 +431,7 @@ int vnode_destroy(struct manager *m, const char *name, char *err, size_t errlen)
 		pthread_mutex_unlock(&m->lock);
 		return 0;
 	}
-	if (v->storsrv[0])
-		delete_volumes(v, vnode_nr_disks(v) ? vnode_nr_disks(v) : 1);
-	if (v->backup_storsrv[0]) {
-		char vol[NAME_LEN + 8];
-
-		snprintf(vol, sizeof(vol), "%s.mem", v->name);
-		if (volume_op(v->backup_storsrv, LMP_VOL_DELETE, vol, v->backup_token, 0, why,
-			      sizeof(why)) &&
-		    !strstr(why, "No such file"))
-			log_warn("vNode %s: its memory backup stays behind: %s", name, why);
-	}
+	vnode_drop_volumes(v);
 	vnode_forget(m, v);
 	pthread_mutex_unlock(&m->lock);
 	log_info("vNode %s destroyed", name);

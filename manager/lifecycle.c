@@ -311,13 +311,16 @@ int vnode_snapshot(struct manager *m, const char *name, const char *snap, json_t
 	return 0;
 }
 
-int vnode_restore(struct manager *m, const char *name, char *err, size_t errlen)
+int vnode_restore(struct manager *m, const char *name, const char *as, json_t **out, char *err,
+		  size_t errlen)
 {
 	char agent[ADDR_LEN];
 	json_t *order = NULL;
 	struct vnode *v;
 	int status = 0;
 
+	if (as && strcmp(as, name))
+		return vnode_copy(m, name, as, out, err, errlen);
 	pthread_mutex_lock(&m->lock);
 	v = vnode_lookup(m, name, &status, err, errlen);
 	if (v && v->state != VNODE_SAVED) {

@@ -10,7 +10,8 @@
  * The files: model.c (components, vNodes, what they hold), monitor.c
  * (heartbeats, failure detection, the refill and restore orders),
  * remote.c (calls to storage servers and agents, the vNode order),
- * flows.c (create, start, stop, resize, destroy), place.c (placement
+ * flows.c (create, start, stop, resize, destroy), lifecycle.c (pause,
+ * migrate, snapshot, restore), copy.c (a saved vNode copied), place.c (placement
  * decisions), db.c (SQLite), api.c (the HTTP API), xml.c (libvirt XML).
  */
 #ifndef LEGO_MANAGER_H
@@ -218,6 +219,20 @@ int agent_call_ms(const char *agent, const char *method, const char *path, json_
 		  json_t **out, int timeout_ms, char *err, size_t errlen);
 int agent_call(const char *agent, const char *method, const char *path, json_t *body, json_t **out,
 	       char *err, size_t errlen);
+/*
+ * volume_clone_op - the storage server @addr copies volume @src (token hex
+ * @src_token) as @dst with @dst_token (struct lmp_vol_clone).
+ */
+int volume_clone_op(const char *addr, const char *src, const char *src_token, const char *dst,
+		    const char *dst_token, char *err, size_t errlen);
+/*
+ * memsrv_clone_op - the memory server @addr shares the pages it holds of @src
+ * with the new vNode @dst (its id, token and epoch), or with LMP_CLONE_DROP
+ * (and @src NULL) forgets @dst, which no VMM may hold. @pages: how many it
+ * shared. 0 or -errno, with the reason in @err.
+ */
+int memsrv_clone_op(const char *addr, const struct vnode *src, const struct vnode *dst,
+		    uint32_t flags, uint64_t *pages, char *err, size_t errlen);
 /* vnode_order - the order that runs @v's VMM (order.h), as JSON for the agent; @ipam
  * the cluster's subnet, for its address. Lock held. */
 json_t *vnode_order(struct vnode *v, const struct ipam *ipam);
@@ -251,7 +266,23 @@ int vnode_migrate(struct manager *m, const char *name, const char *to, json_t **
 		  size_t errlen);
 int vnode_snapshot(struct manager *m, const char *name, const char *snap, json_t **out, char *err,
 		   size_t errlen);
-int vnode_restore(struct manager *m, const char *name, char *err, size_t errlen);
+/* vnode_restore - @name runs again from its snapshot; with @as (not NULL, not @name), a copy
+ * of it named @as runs from it instead (copy.c), and @name stays saved. */
+int vnode_restore(struct manager *m, const char *name, const char *as, json_t **out, char *err,
+		  size_t errlen);
+/* vnode_copy - see vnode_restore. */
+int vnode_copy(struct manager *m, const char *name, const char *as, json_t **out, char *err,
+	       size_t errlen);
+/* vnode_backup_volume - create @v's memory backup volume where it was placed (without one,
+ * said in the log, it runs unbacked). Lock not held; @v is "creating". */
+void vnode_backup_volume(struct manager *m, struct vnode *v);
+/* vnode_drop_memory - the memory servers of @v forget its pages (no VMM runs it: a copy
+ * that never ran, a saved vNode whose snapshot is dropped). Lock not held. */
+void vnode_drop_memory(struct vnode *v);
+/* vnode_drop_volumes - delete @v's disk volumes and memory backup (what is gone is no error). */
+void vnode_drop_volumes(struct vnode *v);
+/* vnode_forget - undo what placement reserved and recorded for @v, and forget it. Lock held. */
+void vnode_forget(struct manager *m, struct vnode *v);
 /* vnode_lookup - @name if it is not being changed: -ENOENT / -EBUSY in *@status. Lock held. */
 struct vnode *vnode_lookup(struct manager *m, const char *name, int *status, char *err,
 			   size_t errlen);

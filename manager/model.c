@@ -336,6 +336,10 @@ json_t *comp_json(struct manager *m, enum role r, int i)
 
 	if (r == ROLE_AGENT)
 		json_object_set_new(j, "cpus", json_integer(c->cpus));
+	if (r == ROLE_MEMSRV && json_object_get(c->report, "shared")) { /* as it said last */
+		json_object_set(j, "shared", json_object_get(c->report, "shared"));
+		json_object_set(j, "vnodes_held", json_object_get(c->report, "vnodes"));
+	}
 	if (!ps->up)
 		json_object_set_new(j, "down_since_ms", json_integer((json_int_t)c->down_since_ms));
 	/* The vNodes that depend on it: what a person wants to know when it is down. */

@@ -33,6 +33,72 @@ int volume_op(const char *addr, uint16_t type, const char *name, const char *tok
 	return ret;
 }
 
+/* One request @type with body @body to the server @addr: its status, or the transport's -errno. */
+static int data_call(const char *addr, uint16_t type, const void *body, size_t len, uint64_t *arg,
+		     char *err, size_t errlen)
+{
+	struct iovec iov = {(void *)body, len};
+	struct lmp_hdr resp;
+	struct xport *x;
+	int ret = xport_connect(addr, 2000, 10000, &x, err, errlen);
+
+	if (ret)
+		return ret;
+	ret = xport_call(x, type, 0, &iov, 1, &resp, NULL, 0);
+	xport_close(x);
+	if (!ret && arg)
+		*arg = resp.arg;
+	return ret ? ret : resp.status;
+}
+
+int volume_clone_op(const char *addr, const char *src, const char *src_token, const char *dst,
+		    const char *dst_token, char *err, size_t errlen)
+{
+	struct lmp_vol_clone c = {0};
+	int ret;
+
+	snprintf(c.src, sizeof(c.src), "%s", src);
+	snprintf(c.dst.name, sizeof(c.dst.name), "%s", dst);
+	lmp_token_parse(src_token, c.src_token);
+	lmp_token_parse(dst_token, c.dst.token);
+	ret = data_call(addr, LMP_VOL_CLONE, &c, sizeof(c), NULL, err, errlen);
+	explicit_bzero(&c, sizeof(c));
+	if (ret)
+		snprintf(err, errlen, "storage server %s: volume %s copied as %s: %s", addr, src,
+			 dst, stor_strerror(ret));
+	return ret;
+}
+
+int memsrv_clone_op(const char *addr, const struct vnode *src, const struct vnode *dst,
+		    uint32_t flags, uint64_t *pages, char *err, size_t errlen)
+{
+	struct lmp_clone c = {.src = src ? src->id : 0,
+			      .src_epoch = src ? src->epoch : 0,
+			      .dst = dst->id,
+			      .dst_epoch = dst->epoch,
+			      .flags = flags};
+	int ret;
+
+	if (src)
+		lmp_token_parse(src->token, c.src_token);
+	lmp_token_parse(dst->token, c.dst_token);
+	ret = data_call(addr, LMP_CLONE, &c, sizeof(c), pages, err, errlen);
+	explicit_bzero(&c, sizeof(c));
+	if (ret)
+		snprintf(err, errlen, "memory server %s: %s of vNode %s: %s", addr,
+			 flags & LMP_CLONE_DROP ? "dropping the pages" : "copying the pages",
+			 src ? src->name : dst->name,
+			 ret == -ESTALE	  ? "its copy there is not at the vNode's epoch"
+			 : ret == -EPERM  ? "refused to the manager's credential"
+			 : ret == -EACCES ? "wrong token"
+			 : ret == -ENOENT ? "it holds no page of it"
+			 : ret == -EEXIST ? "it knows the new vNode's number already"
+			 : ret == -EBUSY  ? "a VMM holds it"
+			 : ret == -ENOSPC ? "no room"
+					  : strerror(-ret));
+	return ret;
+}
+
 int agent_call(const char *agent, const char *method, const char *path, json_t *body, json_t **out,
 	       char *err, size_t errlen)
 {

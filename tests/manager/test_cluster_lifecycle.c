@@ -1,7 +1,8 @@
 /*
  * test_cluster_lifecycle.c - a vNode's lifecycle across two host agents of a
  * whole cluster: pause and resume, live migration back and forth, an agent
- * killed and taking its VMM back, snapshot and restore.
+ * killed and taking its VMM back, snapshot, restore, and a copy restored
+ * from the snapshot.
  */
 #include <ctype.h>
 #include <net/if.h>
@@ -22,12 +23,38 @@
 #include "test.h"
 #include "util.h"
 
+/* The largest @key of the memory servers' heartbeats, once it is @want (0: once it is not
+ * 0), or as it is after 5 s. */
+static json_int_t memsrv_most(const char *key, json_int_t want)
+{
+	json_int_t most = 0;
+
+	for (int t = 0; t < 50; t++) {
+		json_t *n = legoctl_json("nodes", NULL), *c;
+		size_t i;
+
+		most = 0;
+		json_array_foreach(json_object_get(n, "components"), i, c)
+		{
+			if (!strcmp(JS(c, "role"), "memsrv") && JI(c, key) > most)
+				most = JI(c, key);
+		}
+		json_decref(n);
+		if (want ? most == want : most != 0)
+			break;
+		usleep(100 * 1000);
+	}
+	return most;
+}
+
 /*
  * Two host agents: a verifying payload vNode paused and resumed, migrated
- * back and forth while it runs, saved into a snapshot and restored; it
- * finishes with zero mismatches, and each step shows in legoctl list.
+ * back and forth while it runs, saved into a snapshot, copied from it as a
+ * second vNode, that copy saved and copied again and then stopped, and the
+ * first restored; the first and the last copy finish with zero mismatches,
+ * and each step shows in legoctl list.
  */
-TEST_TIMEOUT(lifecycle_pause_migrate_snapshot, 420)
+TEST_TIMEOUT(lifecycle_pause_migrate_snapshot, 600)
 {
 	struct proc_result r;
 	char agents[2][64];
@@ -124,13 +151,53 @@ TEST_TIMEOUT(lifecycle_pause_migrate_snapshot, 420)
 	ASSERT(r.status != 0 && strstr(r.err, "legoctl restore"), "start of a saved vNode: %s",
 	       r.err);
 	proc_result_free(&r);
+	/* A copy runs from the snapshot as a vNode of its own, its memory shared with the
+	 * original's on the same memory servers; the original stays saved. */
+	legoctl(&r, "restore", "mv", "--name", "mv", "--bogus", NULL);
+	ASSERT(r.status == 2 && strstr(r.err, "unknown option '--bogus'"), "%d %s", r.status,
+	       r.err);
+	proc_result_free(&r);
+	legoctl(&r, "restore", "mv", "--name", "../x", NULL);
+	ASSERT(r.status != 0 && strstr(r.err, "a copy needs a name"), "%s", r.err);
+	proc_result_free(&r);
+	c = legoctl_json("restore", "mv", "--name", "mv2");
+	ASSERT(JI(c, "pages_shared") > 0, "the copy shares no page with mv");
+	ASSERT(!strcmp(JS(c, "state"), "running") && !strcmp(JS(c, "copy_of"), "mv"));
+	printf("  the copy runs in %.0f ms, %lld pages shared\n",
+	       json_number_value(json_object_get(c, "ms")), (long long)JI(c, "pages_shared"));
+	v = wait_vnode("mv", "saved", 0);
+	ASSERT(json_equal(json_object_get(v, "slabs"), json_object_get(c, "slabs")),
+	       "the copy's slabs are not where the original's are");
+	ASSERT(!strcmp(JS(v, "agent"), JS(c, "agent")));
+	json_decref(v);
+	json_decref(c);
+	ASSERT(memsrv_most("shared", 0) > 0, "no memory server reports a shared page");
+	legoctl(&r, "restore", "mv", "--name", "mv2", NULL);
+	ASSERT(r.status != 0 && strstr(r.err, "exists already"), "a second mv2: %s", r.err);
+	proc_result_free(&r);
+	legoctl(&r, "restore", "mv2", "--name", "mv3", NULL);
+	ASSERT(r.status != 0 && strstr(r.err, "only a saved one is copied"), "%s", r.err);
+	proc_result_free(&r);
+	/* A copy of the copy, whose original is then stopped while saved: its memory is
+	 * dropped on the servers, and the second copy keeps every page it shares. */
+	legoctl(&r, "snapshot", "mv2", "s2", NULL);
+	ASSERT(r.status == 0, "snapshot of the copy: %s%s", r.out, r.err);
+	proc_result_free(&r);
+	json_decref(legoctl_json("restore", "mv2", "--name", "mv3"));
+	ASSERT_EQ(memsrv_most("vnodes_held", 3), 3);
+	legoctl(&r, "stop", "mv2", NULL);
+	ASSERT(r.status == 0, "stop of the saved copy: %s%s", r.out, r.err);
+	proc_result_free(&r);
+	ASSERT_EQ(memsrv_most("vnodes_held", 2), 2);
 	legoctl(&r, "restore", "mv", NULL);
 	ASSERT(r.status == 0, "restore: %s%s", r.out, r.err);
 	proc_result_free(&r);
 
-	/* It finishes where it was brought back, without a mismatch. */
+	/* Both finish where they were brought back, without a mismatch. */
 	json_decref(wait_vnode_for("mv", "exited", 0, 330));
 	no_mismatches("mv", 2);
+	json_decref(wait_vnode_for("mv3", "exited", 0, 330));
+	no_mismatches("mv3", 2);
 	legoctl(&r, "down", NULL);
 	ASSERT(r.status == 0);
 	ASSERT_CONTAINS(r.out, "agent-2");

@@ -129,6 +129,34 @@ TEST_TIMEOUT(apis_refuse_all_but_members, 180)
 	ASSERT_CONTAINS(r.err, "who are you to this cluster?");
 	proc_result_free(&r);
 
+	/* a memory server copies a vNode's pages for the manager's credential only */
+	{
+		json_t *nodes = legoctl_json("nodes", NULL), *c;
+		struct pki_identity *who[] = {&admin, &memsrv};
+		struct lmp_clone clone = {.src = 1, .dst = 2, .dst_epoch = 1};
+		struct iovec iov = {&clone, sizeof(clone)};
+		char addr[128] = "";
+		size_t i;
+
+		json_array_foreach(json_object_get(nodes, "components"), i, c)
+		{
+			if (!strcmp(JS(c, "role"), "memsrv"))
+				snprintf(addr, sizeof(addr), "%s", JS(c, "addr"));
+		}
+		json_decref(nodes);
+		for (size_t k = 0; k < sizeof(who) / sizeof(who[0]); k++) {
+			struct lmp_hdr resp;
+			struct xport *x;
+
+			ASSERT(xport_tls_files(who[k], err, sizeof(err)) == 0, "%s", err);
+			ASSERT(xport_connect(addr, 2000, 5000, &x, err, sizeof(err)) == 0, "%s",
+			       err);
+			ASSERT_EQ(xport_call(x, LMP_CLONE, 0, &iov, 1, &resp, NULL, 0), 0);
+			ASSERT_EQ(resp.status, -EPERM);
+			xport_close(x);
+		}
+	}
+
 	/* nothing was created, and no stranger registered */
 	ASSERT_EQ(nr_vnodes(), 0);
 	json_t *nodes = legoctl_json("nodes", NULL);
