@@ -54,9 +54,10 @@ struct vmm_proc {
 	char name[AGENT_NAME_MAX];
 	pid_t pid;
 	bool exited;
-	bool adopted;	 /* left running by a previous run of the agent, and taken back */
-	int exit_status; /* as lego-vmm documents it; 128+N for signal N (adopted: 0) */
-	int console_in;	 /* the FIFO, held open so the VMM never sees its end */
+	bool adopted;	      /* left running by a previous run of the agent, and taken back */
+	int exit_status;      /* as lego-vmm documents it; 128+N for signal N (adopted: 0) */
+	char last_words[256]; /* a failed lego-vmm's last line (its log) */
+	int console_in;	      /* the FIFO, held open so the VMM never sees its end */
 	uint64_t excache, memory;
 	bool hotplug; /* its memory can grow and shrink live (a virtio-mem device) */
 	int cpus;
@@ -133,6 +134,9 @@ json_t *proc_ctl(struct agent *a, const char *name, json_t *req, int timeout_ms,
  */
 int agent_run(struct agent *a, struct vnode_order *o, const char *restore, const char *of,
 	      pid_t *pid, char *err, size_t errlen);
+
+/* proc_last_line - the last line of the file @path into @out (for an error message). */
+void proc_last_line(const char *path, char *out, size_t len);
 
 /* ---- api.c: the HTTP API and the heartbeat ---- */
 

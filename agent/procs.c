@@ -79,13 +79,38 @@ static void *reaper(void *arg)
 				continue;
 			p->exited = true;
 			p->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-			log_info("vNode %s: lego-vmm (pid %d) exited with status %d", p->name, pid,
-				 p->exit_status);
+			p->last_words[0] = '\0';
+			if (p->exit_status) { /* why, in its own words */
+				char log_path[PATH_MAX + 64];
+
+				proc_path(a, log_path, sizeof(log_path), p->name, "vmm.log");
+				proc_last_line(log_path, p->last_words, sizeof(p->last_words));
+			}
+			log_info("vNode %s: lego-vmm (pid %d) exited with status %d%s%s", p->name,
+				 pid, p->exit_status, p->last_words[0] ? ": " : "", p->last_words);
 		}
 		pthread_cond_broadcast(&a->changed);
 		pthread_mutex_unlock(&a->lock);
 	}
 	return NULL;
+}
+
+void proc_last_line(const char *path, char *out, size_t len)
+{
+	char buf[4096];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t size = fd >= 0 ? lseek(fd, 0, SEEK_END) : 0;
+	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, size > 4095 ? size - 4095 : 0) : 0;
+	char *end, *start;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	end = buf + strlen(buf);
+	while (end > buf && end[-1] == '\n')
+		*--end = '\0';
+	start = strrchr(buf, '\n');
+	snprintf(out, len, "%s", start ? start + 1 : buf);
 }
 
 /* @pid runs lego-vmm (a pid in vmm.pid may have been reused since). */
@@ -204,6 +229,8 @@ json_t *proc_json(const struct vmm_proc *p)
 
 	if (p->exited)
 		json_object_set_new(j, "exit_status", json_integer(p->exit_status));
+	if (p->exited && p->last_words[0])
+		json_object_set_new(j, "last_words", json_string(p->last_words));
 	return j;
 }
 

@@ -88,25 +88,6 @@ static int make_taps(struct agent *a, const struct vnode_order *o, struct vmm_pr
 	return 0;
 }
 
-/* The last line of @path, for an error message. */
-static void last_line(const char *path, char *out, size_t len)
-{
-	char buf[4096];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	off_t size = fd >= 0 ? lseek(fd, 0, SEEK_END) : 0;
-	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, size > 4095 ? size - 4095 : 0) : 0;
-	char *end, *start;
-
-	if (fd >= 0)
-		close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	end = buf + strlen(buf);
-	while (end > buf && end[-1] == '\n')
-		*--end = '\0';
-	start = strrchr(buf, '\n');
-	snprintf(out, len, "%s", start ? start + 1 : buf);
-}
-
 /* vmm.log starts with what ran, credentials left out: what ran is never a guess. */
 static void log_order(int logfd, const char *vmm, const struct vnode_order *o)
 {
@@ -320,7 +301,7 @@ int agent_run(struct agent *a, struct vnode_order *o, const char *restore, const
 		char why[400];
 
 		proc_forget(a, p);
-		last_line(log_path, why, sizeof(why));
+		proc_last_line(log_path, why, sizeof(why));
 		snprintf(err, errlen, "lego-vmm for %s exited at once with status %d: %s", o->name,
 			 status, why);
 		ret = -ECHILD;

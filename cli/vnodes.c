@@ -529,6 +529,9 @@ int cmd_list(struct legoctl *lc, int argc, char **argv)
 			printf("  %s: %s\n", JS(v, "name"), ev);
 		if (*fill && strcmp(fill, ev))
 			printf("  %s: %s\n", JS(v, "name"), fill);
+		if (*JS(v, "last_words")) /* why its VMM failed */
+			printf("  %s: lego-vmm ended with status %lld: %s\n", JS(v, "name"),
+			       JI(v, "exit_status"), JS(v, "last_words"));
 	}
 	json_decref(out);
 	return 0;

@@ -389,6 +389,8 @@ json_t *vnode_json(struct manager *m, struct vnode *v)
 		json_object_set(j, "excache_use", xc);
 	if (json_object_get(v->report, "exit_status"))
 		json_object_set(j, "exit_status", json_object_get(v->report, "exit_status"));
+	if (json_object_get(v->report, "last_words")) /* a failed VMM's */
+		json_object_set(j, "last_words", json_object_get(v->report, "last_words"));
 	if (json_object_get(v->report, "pid"))
 		json_object_set(j, "pid", json_object_get(v->report, "pid"));
 	if (v->ip[0])

@@ -142,6 +142,23 @@ TEST_TIMEOUT(a_vnode_that_finishes_at_once_is_a_vnode_that_ran, 180)
 		       "legoctl console stopped at a NUL byte");
 		proc_result_free(&r);
 	}
+	/* A VMM that fails after it started says why in legoctl list: its last line (a
+	 * guest's fault, a system call outside a thread's seccomp filter, ...); one killed
+	 * here, whose last line is what it said before */
+	legoctl(&r, "create", "victim", "--payload", "touch", "--args",
+		"op=verify mode=seq size=4M passes=100000", "--memory", "16M", "--no-net", NULL);
+	ASSERT(r.status == 0, "create: %s%s", r.out, r.err);
+	proc_result_free(&r);
+	v = wait_vnode("victim", "running", 0);
+	kill((pid_t)JI(v, "pid"), SIGKILL);
+	json_decref(v);
+	v = wait_vnode("victim", "failed", 0);
+	ASSERT(*JS(v, "last_words"), "a failed VMM left no last words");
+	legoctl(&r, "list", NULL);
+	ASSERT_CONTAINS(r.out, "victim: lego-vmm ended with status 137: ");
+	ASSERT_CONTAINS(r.out, JS(v, "last_words"));
+	proc_result_free(&r);
+	json_decref(v);
 	down_leaves_nothing(NULL, 0);
 }
 
