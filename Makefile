@@ -16,7 +16,8 @@ Q       := $(if $(filter 1,$(V)),,@)
 DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev liburing-dev clang-format \
                 zlib1g-dev liblzma-dev liblz4-dev libzstd-dev cpio e2fsprogs \
                 acpica-tools fio libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev \
-                libvirt-dev libxml2-dev sqlite3 iproute2 libgnutls28-dev clang libclang-rt-14-dev
+                libvirt-dev libxml2-dev sqlite3 iproute2 libgnutls28-dev clang libclang-rt-14-dev \
+                libseccomp-dev
 
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers -D_GNU_SOURCE -pthread -MMD -MP
@@ -34,7 +35,8 @@ INC_cli     := -Icommon -Icli
 INC_tests   := -Icommon -Ivmm -Imemsrv -Istorsrv -Imanager -Iagent -Icli -Iguest/payloads \
                -Itests/lib -I/usr/include/libxml2
 MANAGER_LDLIBS := -lsqlite3 -lvirt -lxml2
-LDLIBS  := -pthread -ljansson -luring -lz -llzma -llz4 -lzstd -lmicrohttpd -lcurl -lgnutls
+LDLIBS  := -pthread -ljansson -luring -lz -llzma -llz4 -lzstd -lmicrohttpd -lcurl -lgnutls \
+           -lseccomp
 CFLAGS  += $(SAN_FLAGS)
 LDLIBS  += $(SAN_FLAGS)
 

@@ -15,6 +15,7 @@
 
 #include "util.h"
 #include "xport.h"
+#include "sandbox.h"
 #include "vmm.h"
 
 static void usage(struct vmm *v, FILE *f)
@@ -49,6 +50,11 @@ static void usage(struct vmm *v, FILE *f)
 		"  --stats          print run statistics as JSON lines on stderr at exit\n"
 		"  --check-leaks    after tearing down, report any descriptor, thread or\n"
 		"                   mapping still held (for tests)\n"
+		"  --seccomp MODE   on (default): the vCPU, device and ExCache threads each run\n"
+		"                   under a seccomp filter of the system calls they need, and\n"
+		"                   one outside it stops the VMM, naming the call; log: such a\n"
+		"                   call is logged by the kernel (dmesg, type=1326) and allowed;\n"
+		"                   off. LEGO_SECCOMP in the environment overrides it.\n"
 		"  -v, --verbose    more messages; -q, --quiet fewer\n"
 		"  -h, --help       this text; --version the version\n"
 		"\n"
@@ -153,6 +159,7 @@ enum {
 	OPT_RESTORE,
 	OPT_STATS,
 	OPT_LEAKS,
+	OPT_SECCOMP,
 	OPT_VERSION,
 	OPT_MODULE = 2000
 };
@@ -194,6 +201,7 @@ int vmm_parse_args(struct vmm *v, int argc, char **argv)
 		{"restore", required_argument, NULL, OPT_RESTORE},
 		{"stats", no_argument, NULL, OPT_STATS},
 		{"check-leaks", no_argument, NULL, OPT_LEAKS},
+		{"seccomp", required_argument, NULL, OPT_SECCOMP},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -247,6 +255,11 @@ int vmm_parse_args(struct vmm *v, int argc, char **argv)
 			break;
 		case OPT_LEAKS:
 			v->check_leaks = true;
+			break;
+		case OPT_SECCOMP:
+			if ((ret = sandbox_mode_parse(optarg)) < 0)
+				return usage_error("--seccomp: '%s': give on, log or off", optarg);
+			v->seccomp = ret;
 			break;
 		case 'v':
 			v->level = LOG_DEBUG;

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "util.h"
 #include "xport.h"
+#include "sandbox.h"
 
 #define CONNECT_TIMEOUT_MS 1000
 #define BACKOFF_MIN_MS	   10
@@ -291,9 +292,12 @@ static int watch(struct blk_net *n, struct xport *x)
 static void *rx_thread(void *arg)
 {
 	struct blk_net *n = arg;
-	uint8_t *buf = malloc(RX_BUF);
+	uint8_t *buf;
 	size_t len = 0;
 	int backoff = BACKOFF_MIN_MS;
+
+	sandbox_enter(SB_DEVICE, "disk-rx");
+	buf = malloc(RX_BUF);
 
 	for (;;) {
 		struct xport *x;

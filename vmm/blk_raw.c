@@ -13,6 +13,7 @@
 #include "util.h"
 #include "blk.h"
 #include "log.h"
+#include "sandbox.h"
 
 #define RAW_RING 128
 
@@ -73,6 +74,7 @@ static void *raw_reaper(void *arg)
 {
 	struct blk_raw *r = arg;
 
+	sandbox_enter(SB_DEVICE, "disk-reaper");
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		struct blk_io *io;

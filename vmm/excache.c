@@ -37,6 +37,7 @@
 #include "excache_int.h"
 #include "log.h"
 #include "util.h"
+#include "sandbox.h"
 
 static const uint8_t xc_zero_page[PAGE] __attribute__((aligned(4096)));
 
@@ -342,8 +343,11 @@ void *xc_fault_thread(void *arg)
 {
 	struct excache_thread *t = arg;
 	struct excache *xc = t->xc;
-
 	uint64_t spin_until = 0;
+	char name[16];
+
+	snprintf(name, sizeof(name), "xc-fault%d", t->index);
+	sandbox_enter(SB_MEMORY, name);
 
 	while (!xc->stop) {
 		struct uffd_msg msg;
@@ -511,6 +515,7 @@ void *xc_evictor_thread(void *arg)
 {
 	struct excache *xc = ((struct excache_thread *)arg)->xc;
 
+	sandbox_enter(SB_MEMORY, "xc-evictor");
 	while (!xc->stop) {
 		uint64_t low = xc_low_water(xc), lim = xc->limit;
 		uint64_t target = lim > 2 * low ? lim - 2 * low : 0;

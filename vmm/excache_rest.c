@@ -12,6 +12,7 @@
 #include "excache_int.h"
 #include "log.h"
 #include "util.h"
+#include "sandbox.h"
 
 void excache_remote_map(struct excache *xc, uint8_t *map)
 {
@@ -68,6 +69,7 @@ static void *xc_warm_thread(void *arg)
 	struct excache *xc = t->xc;
 	uint64_t t0 = now_ns(), p = 0;
 
+	sandbox_enter(SB_MEMORY, "xc-warmer");
 	while (p < xc->nr_pages && !xc->stop) {
 		uint64_t first, n = 0, granted;
 		uint8_t s;

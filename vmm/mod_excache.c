@@ -15,6 +15,7 @@
 #include "excache.h"
 #include "util.h"
 #include "vmm.h"
+#include "sandbox.h"
 
 struct xc_module {
 	struct excache xc;
@@ -469,6 +470,7 @@ static void *fill_main(void *arg)
 	struct memroute_client rc;
 	char err[256];
 
+	sandbox_enter(SB_MEMORY, "xc-fill");
 	if (memroute_open(&rc, &job->xc->route, err, sizeof(err)) == 0) {
 		if ((job->restore ? memroute_restore : memroute_add_secondary)(&rc, job->addr, err,
 									       sizeof(err)))

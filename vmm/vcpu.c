@@ -13,6 +13,7 @@
 #include "log.h"
 #include "util.h"
 #include "vcpu.h"
+#include "sandbox.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
 
@@ -381,8 +382,11 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 	struct vm *vm = vcpu->vm;
+	char name[16];
 	sigset_t set;
 
+	snprintf(name, sizeof(name), "vcpu%d", vcpu->index);
+	sandbox_enter(SB_VCPU, name);
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);

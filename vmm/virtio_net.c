@@ -22,6 +22,7 @@
 #include "util.h"
 #include "virtio_net.h"
 #include "virtio_pci.h"
+#include "sandbox.h"
 
 /* Feature bits and the status of virtio 1.2, 5.1.3 (linux/virtio_net.h defines
  * VIRTIO_F_VERSION_1 otherwise than virtio_pci.h does: not included). */
@@ -291,6 +292,7 @@ static void *rx_main(void *arg)
 {
 	struct virtio_net *n = arg;
 
+	sandbox_enter(SB_DEVICE, "net-rx");
 	while (!n->stopping) {
 		/* the backend is watched only while nothing waits for buffers */
 		bool idle = n->frame_len || n->be_dead || n->vd.quiesced;

@@ -1,6 +1,7 @@
 /* virtio_pci.c - modern virtio-pci transport: capabilities, common config, notify, ISR. */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -8,6 +9,7 @@
 
 #include "log.h"
 #include "virtio_pci.h"
+#include "sandbox.h"
 
 #define VIRTIO_PCI_CAP_COMMON 1
 #define VIRTIO_PCI_CAP_NOTIFY 2
@@ -342,7 +344,10 @@ static void virtio_bar(struct pci_dev *pci, int bar, uint64_t off, void *data, u
 static void *virtio_thread(void *arg)
 {
 	struct virtio_dev *vd = arg;
+	char name[16];
 
+	snprintf(name, sizeof(name), "virtio-%s", vd->ops->name);
+	sandbox_enter(SB_DEVICE, name);
 	for (;;) {
 		struct pollfd pfd[VIRTIO_MAX_QUEUES + 2];
 		int n = vd->ops->nr_queues;

@@ -14,6 +14,7 @@
 #include "util.h"
 #include "virtio_pci.h"
 #include "vmm.h"
+#include "sandbox.h"
 
 static int module_index(const struct vmm *v, const struct vmm_module *m)
 {
@@ -370,6 +371,8 @@ int vmm_run(struct vmm *v)
 	bool reset = false;
 
 	log_init("lego-vmm", v->level);
+	if (sandbox_init((enum sandbox_mode)v->seccomp))
+		return VM_EXIT_VMM_ERROR;
 	/* Blocked here so every thread inherits it: only the signalfd sees them. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);

@@ -108,6 +108,7 @@ struct vmm {
 	bool stats;
 	enum log_level level;
 	bool check_leaks;	  /* --check-leaks: after teardown, report what is still held */
+	int seccomp;		  /* --seccomp: enum sandbox_mode (0: on) */
 	const char *mode;	  /* the machine profile: "payload" or "linux" */
 	struct snap *restoring;	  /* --restore: the snapshot the vNode comes back from */
 	bool restored;		  /* ... and came back from */

@@ -1,0 +1,224 @@
+/* sandbox.c - the seccomp filters of lego-vmm's guest-facing threads (see sandbox.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <linux/kvm.h>
+#include <linux/userfaultfd.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sandbox.h"
+#include "vm.h"
+
+#define NR_NAMES 512 /* x86-64 system call numbers are below this */
+
+static enum sandbox_mode mode =
+	SB_OFF;		      /* until sandbox_init: a program that only links the VM code */
+static char *names[NR_NAMES]; /* resolved once, before any filter: the handler allocates nothing */
+static __thread char thread_name[16];
+
+/* Every role: memory, threads, time, signals, the descriptors it was given. */
+static const int base_calls[] = {
+	SCMP_SYS(read),		 SCMP_SYS(write),
+	SCMP_SYS(readv),	 SCMP_SYS(writev),
+	SCMP_SYS(pread64),	 SCMP_SYS(pwrite64),
+	SCMP_SYS(close),	 SCMP_SYS(futex),
+	SCMP_SYS(mmap),		 SCMP_SYS(munmap),
+	SCMP_SYS(mprotect),	 SCMP_SYS(madvise),
+	SCMP_SYS(brk),		 SCMP_SYS(mremap),
+	SCMP_SYS(rt_sigreturn),	 SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(sigaltstack),	 SCMP_SYS(exit),
+	SCMP_SYS(exit_group),	 SCMP_SYS(gettid),
+	SCMP_SYS(getpid),	 SCMP_SYS(tgkill),
+	SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep),
+	SCMP_SYS(nanosleep),	 SCMP_SYS(sched_yield),
+	SCMP_SYS(getrandom),	 SCMP_SYS(restart_syscall),
+	SCMP_SYS(poll),		 SCMP_SYS(ppoll),
+	SCMP_SYS(epoll_wait),	 SCMP_SYS(epoll_pwait),
+	SCMP_SYS(lseek),	 SCMP_SYS(fstat),
+	SCMP_SYS(newfstatat),	 SCMP_SYS(fcntl),
+	SCMP_SYS(eventfd2),	 SCMP_SYS(set_robust_list),
+	SCMP_SYS(rseq),		 SCMP_SYS(sched_getaffinity),
+};
+
+/* Talking to memory and storage servers: connections made again after a failure, name
+ * resolution included (it reads /etc/hosts and the like, never writes). */
+static const int net_calls[] = {
+	SCMP_SYS(connect),	  SCMP_SYS(sendmsg),	 SCMP_SYS(recvmsg),    SCMP_SYS(sendto),
+	SCMP_SYS(recvfrom),	  SCMP_SYS(sendmmsg),	 SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),
+	SCMP_SYS(getsockname),	  SCMP_SYS(getpeername), SCMP_SYS(shutdown),   SCMP_SYS(bind),
+	SCMP_SYS(io_uring_enter),
+};
+
+static const int device_calls[] = {SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(fallocate)};
+static const int memory_calls[] = {SCMP_SYS(fallocate)};
+
+int sandbox_mode_parse(const char *s)
+{
+	if (!strcmp(s, "on"))
+		return SB_ON;
+	if (!strcmp(s, "log"))
+		return SB_LOG;
+	if (!strcmp(s, "off"))
+		return SB_OFF;
+	return -1;
+}
+
+static void say(const char *s)
+{
+	ssize_t r = write(STDERR_FILENO, s, strlen(s));
+
+	(void)r;
+}
+
+/* A call outside the thread's filter (SIGSYS from SECCOMP_RET_TRAP): say which, and stop. */
+static void on_sigsys(int sig, siginfo_t *si, void *uc)
+{
+	int nr = si->si_syscall;
+	char num[16], *p = num + sizeof(num) - 1;
+	unsigned u = nr < 0 ? 0 : (unsigned)nr;
+
+	(void)sig, (void)uc;
+	*p = '\0';
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	say("lego-vmm: error: thread ");
+	say(thread_name[0] ? thread_name : "?");
+	say(" made system call ");
+	say(nr >= 0 && nr < NR_NAMES && names[nr] ? names[nr] : "?");
+	say(" (");
+	say(p);
+	say("), which its seccomp filter does not allow: the VMM stops (a bug in lego-vmm, or "
+	    "a guest that reached code it should not have)\n");
+	_exit(VM_EXIT_VMM_ERROR);
+}
+
+int sandbox_init(enum sandbox_mode m)
+{
+	const char *env = getenv("LEGO_SECCOMP");
+	struct sigaction sa = {.sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO};
+
+	mode = m;
+	if (env && *env) {
+		int e = sandbox_mode_parse(env);
+
+		if (e < 0) {
+			fprintf(stderr, "lego-vmm: LEGO_SECCOMP=%s: give on, log or off\n", env);
+			return -1;
+		}
+		mode = (enum sandbox_mode)e;
+	}
+	if (mode == SB_OFF)
+		return 0;
+	for (int i = 0; i < NR_NAMES; i++)
+		if (!names[i])
+			names[i] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL)) {
+		fprintf(stderr, "lego-vmm: SIGSYS handler: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int allow(scmp_filter_ctx ctx, const int *calls, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, calls[i], 0);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* ioctl, for the requests of one type only (KVMIO, UFFDIO). */
+static int allow_ioctl_type(scmp_filter_ctx ctx, unsigned type)
+{
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, type << 8));
+}
+
+/* The TAP's offloads, set when the guest's driver says DRIVER_OK (a register write: on the
+ * vCPU thread) or resets the device. */
+static int allow_tap_offload(scmp_filter_ctx ctx)
+{
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				SCMP_A1(SCMP_CMP_EQ, TUNSETOFFLOAD));
+}
+
+/* sockets of the families a client of the servers uses, and read-only opens */
+static int allow_net(scmp_filter_ctx ctx)
+{
+	static const int families[] = {AF_INET, AF_INET6, AF_UNIX, AF_NETLINK};
+	int r = allow(ctx, net_calls, sizeof(net_calls) / sizeof(net_calls[0]));
+
+	for (size_t i = 0; !r && i < sizeof(families) / sizeof(families[0]); i++)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
+	if (!r)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+				     SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT, O_RDONLY));
+	return r;
+}
+
+static int build(scmp_filter_ctx ctx, enum sandbox_role role)
+{
+	int r = allow(ctx, base_calls, sizeof(base_calls) / sizeof(base_calls[0]));
+
+	switch (role) {
+	case SB_VCPU:
+		if (!r)
+			r = allow_ioctl_type(ctx, KVMIO);
+		return r ? r : allow_tap_offload(ctx);
+	case SB_DEVICE: /* virtio-mem's requests reach the ExCache's userfaultfd */
+		if (!r)
+			r = allow(ctx, device_calls,
+				  sizeof(device_calls) / sizeof(device_calls[0]));
+		if (!r)
+			r = allow_ioctl_type(ctx, KVMIO);
+		if (!r)
+			r = allow_ioctl_type(ctx, UFFDIO);
+		if (!r)
+			r = allow_tap_offload(ctx);
+		return r ? r : allow_net(ctx);
+	case SB_MEMORY:
+		if (!r)
+			r = allow(ctx, memory_calls,
+				  sizeof(memory_calls) / sizeof(memory_calls[0]));
+		if (!r)
+			r = allow_ioctl_type(ctx, UFFDIO);
+		return r ? r : allow_net(ctx);
+	default:
+		return -EINVAL;
+	}
+}
+
+void sandbox_enter(enum sandbox_role role, const char *name)
+{
+	scmp_filter_ctx ctx;
+	int r;
+
+	snprintf(thread_name, sizeof(thread_name), "%s", name);
+	prctl(PR_SET_NAME, thread_name);
+	if (mode == SB_OFF)
+		return;
+	ctx = seccomp_init(mode == SB_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP);
+	r = ctx ? build(ctx, role) : -ENOMEM;
+	if (!r)
+		r = seccomp_load(ctx); /* this thread only: no TSYNC */
+	seccomp_release(ctx);
+	if (r) {
+		fprintf(stderr, "lego-vmm: error: thread %s: its seccomp filter: %s\n", name,
+			strerror(-r));
+		_exit(VM_EXIT_VMM_ERROR);
+	}
+}
