@@ -4,6 +4,7 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/userfaultfd.h>
+#include <malloc.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -105,6 +107,7 @@ int sandbox_init(enum sandbox_mode m)
 {
 	const char *env = getenv("LEGO_SECCOMP");
 	struct sigaction sa = {.sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO};
+	long ncpu;
 
 	mode = m;
 	if (env && *env) {
@@ -121,6 +124,13 @@ int sandbox_init(enum sandbox_mode m)
 	for (int i = 0; i < NR_NAMES; i++)
 		if (!names[i])
 			names[i] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
+	/* What glibc does once, lazily, with files, done here before any filter: the time
+	 * zone (the first gmtime_r reads /etc/localtime: the RTC's, on a vCPU thread), and the
+	 * CPUs counted for malloc's arenas (/sys/devices/system/cpu/online, when a thread
+	 * first needs an arena of its own) */
+	tzset();
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	mallopt(M_ARENA_MAX, 8 * (int)(ncpu > 0 ? ncpu : 1));
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGSYS, &sa, NULL)) {
 		fprintf(stderr, "lego-vmm: SIGSYS handler: %s\n", strerror(errno));

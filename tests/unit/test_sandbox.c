@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -78,11 +79,14 @@ static void do_getppid(void)
 static void do_everyday_things(void)
 {
 	struct timespec ts = {0, 1000};
+	time_t now = time(NULL);
+	struct tm tm;
 	void *p = malloc(1 << 20); /* an mmap */
 	int efd = (int)syscall(SYS_eventfd2, 0, 0);
 
 	memset(p, 1, 1 << 20);
 	free(p);
+	gmtime_r(&now, &tm); /* the RTC's, on a vCPU thread: glibc reads the time zone once */
 	nanosleep(&ts, NULL);
 	if (efd >= 0) {
 		uint64_t one = 1;
