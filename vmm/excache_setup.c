@@ -22,6 +22,26 @@
 
 /* ---- setup and teardown ---- */
 
+/*
+ * A userfaultfd for this process: the system call where it may handle faults
+ * the kernel takes (root, or vm.unprivileged_userfaultfd=1), else through
+ * /dev/userfaultfd, which the host agent's jail gives an unprivileged lego-vmm.
+ */
+static int uffd_new(int flags)
+{
+	int fd = (int)syscall(SYS_userfaultfd, flags), dev, e;
+
+	if (fd >= 0 || errno != EPERM)
+		return fd >= 0 ? fd : -errno;
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -EPERM;
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+	e = errno;
+	close(dev);
+	return fd >= 0 ? fd : -e;
+}
+
 static int xc_uffd_open(struct excache *xc)
 {
 	struct uffdio_api api = {.api = UFFD_API};
@@ -30,12 +50,12 @@ static int xc_uffd_open(struct excache *xc)
 		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
 	};
 
-	xc->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	xc->uffd = uffd_new(O_CLOEXEC | O_NONBLOCK);
 	if (xc->uffd < 0) {
-		log_err("userfaultfd: %s (the ExCache needs it: run as root, or set "
-			"vm.unprivileged_userfaultfd=1)",
-			strerror(errno));
-		return -errno;
+		log_err("userfaultfd: %s (the ExCache needs it: run as root, give this user "
+			"/dev/userfaultfd, or set vm.unprivileged_userfaultfd=1)",
+			strerror(-xc->uffd));
+		return xc->uffd;
 	}
 	if (ioctl(xc->uffd, UFFDIO_API, &api) < 0) {
 		log_err("UFFDIO_API: %s", strerror(errno));
