@@ -51,7 +51,7 @@ VMM_SRCS    := $(filter-out vmm/main.c,$(wildcard vmm/*.c))
 MEMSRV_SRCS := $(filter-out memsrv/main.c,$(wildcard memsrv/*.c))
 STORSRV_SRCS := $(filter-out storsrv/main.c storsrv/volctl.c,$(wildcard storsrv/*.c))
 MANAGER_SRCS := $(filter-out manager/main.c,$(wildcard manager/*.c))
-AGENT_SRCS  := $(wildcard agent/*.c)
+AGENT_SRCS  := $(filter-out agent/main.c,$(wildcard agent/*.c))
 CLI_SRCS    := $(wildcard cli/*.c)
 RT_SRCS     := $(wildcard guest/payloads/rt/*.c) guest/payloads/rt/crt0.S
 PAYLOADS    := $(basename $(notdir $(wildcard guest/payloads/*.c)))
@@ -64,6 +64,7 @@ VMM_LIB     := $(BUILD)/lib/libvmm.a
 MEMSRV_LIB  := $(BUILD)/lib/libmemsrv.a
 STORSRV_LIB := $(BUILD)/lib/libstorsrv.a
 MANAGER_LIB := $(BUILD)/lib/libmanager.a
+AGENT_LIB   := $(BUILD)/lib/libagent.a
 BINS        := $(BUILD)/bin/lego-vmm $(BUILD)/bin/lego-memsrv $(BUILD)/bin/lego-storsrv \
                $(BUILD)/bin/lego-manager $(BUILD)/bin/lego-agent $(BUILD)/bin/legoctl
 PAYLOAD_BINS := $(PAYLOADS:%=$(BUILD)/guest/payloads/%.bin)
@@ -124,7 +125,10 @@ $(BUILD)/bin/lego-manager: $(BUILD)/manager/main.o $(MANAGER_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) -o $@ $^ $(LDLIBS) $(MANAGER_LDLIBS)
-$(BUILD)/bin/lego-agent: $(AGENT_SRCS:%.c=$(BUILD)/%.o) $(COMMON_LIB)
+$(AGENT_LIB): $(AGENT_SRCS:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+$(BUILD)/bin/lego-agent: $(BUILD)/agent/main.o $(AGENT_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) -o $@ $^ $(LDLIBS)
@@ -161,7 +165,7 @@ $(GUEST_KIT): guest/kit/mkkit.sh guest/kit/init guest/kit/power-button $(GUEST_V
 	$(Q)guest/kit/mkkit.sh $(BUILD)/guest $(GUEST_VERIFY)
 
 # --- tests and benchmarks ---
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/lib/libtest.a $(VMM_LIB) $(MEMSRV_LIB) $(STORSRV_LIB) $(MANAGER_LIB) $(COMMON_LIB)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/lib/libtest.a $(VMM_LIB) $(MEMSRV_LIB) $(STORSRV_LIB) $(MANAGER_LIB) $(AGENT_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -o $@ $^ $(LDLIBS) $(MANAGER_LDLIBS) -lm
 $(BUILD)/lib/libtest.a: $(TEST_LIB:%.c=$(BUILD)/%.o)

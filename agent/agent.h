@@ -82,6 +82,9 @@ struct agent {
 	char bridge[16], gateway[32], net_error[256];
 	unsigned next_tap;
 	bool own_bridge; /* made by this agent: removed at its exit (another's stays) */
+	/* --jail: each lego-vmm jailed (jail.h), its tmpfs mounted on DIR/.jail */
+	bool jail;
+	char jail_root[PATH_MAX];
 };
 
 /* ---- procs.c: the table of VMMs; a->lock held unless said ---- */

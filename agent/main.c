@@ -36,6 +36,9 @@ static void usage(FILE *f)
 		"  --bridge NAME      the vNodes' network: this bridge, made at start and\n"
 		"                     removed at exit, a TAP per interface on it\n"
 		"  --gateway A.B.C.D/N  the bridge's address: the vNodes' gateway\n"
+		"  --jail on|off      run each lego-vmm jailed (default on, as root): a user\n"
+		"                     of its own, no capabilities, a mount namespace with\n"
+		"                     only its files (agent/jail.h)\n"
 		"  -v, --verbose      more messages; -q, --quiet fewer\n");
 }
 
@@ -111,13 +114,14 @@ int main(int argc, char **argv)
 		{"payloads", required_argument, NULL, 'p'},
 		{"bridge", required_argument, NULL, 'b'},
 		{"gateway", required_argument, NULL, 'g'},
+		{"jail", required_argument, NULL, 'j'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		MEMBER_LONGOPTS,
 		{NULL, 0, NULL, 0},
 	};
-	const char *dir = NULL, *kit = NULL, *payloads = NULL, *vmm = NULL;
+	const char *dir = NULL, *kit = NULL, *payloads = NULL, *vmm = NULL, *jail = "on";
 	struct member_opts mo = {0};
 	struct agent a = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			  .changed = PTHREAD_COND_INITIALIZER,
@@ -159,6 +163,11 @@ int main(int argc, char **argv)
 		case 'g':
 			snprintf(a.gateway, sizeof(a.gateway), "%s", optarg);
 			break;
+		case 'j':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+				return usage_error("--jail: give on or off, not '%s'", optarg);
+			jail = optarg;
+			break;
 		case 'c':
 			if (parse_size(optarg, &a.capacity) || !a.capacity)
 				return usage_error("--capacity: '%s' is not a size (e.g. 8G)",
@@ -199,6 +208,16 @@ int main(int argc, char **argv)
 	}
 	if (find_paths(&a, vmm, kit, payloads, dir))
 		return 1;
+	if (!strcmp(jail, "on") && geteuid()) {
+		log_warn("not root: VMMs run as this user, not jailed (--jail needs root)");
+	} else if (!strcmp(jail, "on")) {
+		snprintf(a.jail_root, sizeof(a.jail_root), "%s/.jail", a.dir);
+		if (mkdir(a.jail_root, 0700) && errno != EEXIST) {
+			log_err("%s: %s", a.jail_root, strerror(errno));
+			return 1;
+		}
+		a.jail = true;
+	}
 	if (!a.capacity)
 		a.capacity =
 			(uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) / 2;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "jail.h"
 #include "log.h"
 #include "netdev.h"
 #include "util.h"
@@ -104,16 +105,18 @@ static void log_order(int logfd, const char *vmm, const struct vnode_order *o)
  * The VMM's process: its own session, console and log as stdio, the order on
  * descriptor 3; restored from the snapshot at @restore (NULL: it boots).
  */
-static pid_t spawn(struct agent *a, int in, int out, int logfd, int order_fd, const char *restore)
+static pid_t spawn(struct agent *a, const struct jail *j, int in, int out, int logfd, int order_fd,
+		   const char *restore)
 {
-	char fdtext[16];
+	char fdtext[16], err[PATH_MAX + 128];
 	pid_t pid;
 
 	snprintf(fdtext, sizeof(fdtext), "%d", ORDER_FD);
 	pid = fork();
 	if (pid == 0) {
-		char *boot[] = {a->vmm, "--order-fd", fdtext, NULL};
-		char *again[] = {a->vmm, "--restore", (char *)restore, "--order-fd", fdtext, NULL};
+		char *vmm = j ? (char *)j->vmm : a->vmm;
+		char *boot[] = {vmm, "--order-fd", fdtext, NULL};
+		char *again[] = {vmm, "--restore", (char *)restore, "--order-fd", fdtext, NULL};
 		char **argv = restore ? again : boot;
 
 		setsid(); /* a terminal's ^C or hang-up is not the VMM's business */
@@ -123,6 +126,10 @@ static pid_t spawn(struct agent *a, int in, int out, int logfd, int order_fd, co
 		    (order_fd == ORDER_FD ? fcntl(ORDER_FD, F_SETFD, 0)
 					  : dup2(order_fd, ORDER_FD)) < 0)
 			_exit(125);
+		if (j && jail_enter(j, err, sizeof(err))) {
+			fprintf(stderr, "lego-agent: cannot jail lego-vmm: %s\n", err);
+			_exit(125);
+		}
 		execv(argv[0], argv);
 		fprintf(stderr, "lego-agent: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(125);
@@ -182,6 +189,7 @@ int agent_run(struct agent *a, struct vnode_order *o, const char *restore, const
 	char path[PATH_MAX + 64], log_path[PATH_MAX + 64];
 	int in = -1, out = -1, logfd = -1, order_fd = -1, ret;
 	struct vmm_proc *p, fresh = {.console_in = -1};
+	struct jail *jail = NULL;
 	pid_t pid;
 
 	ret = complete(a, o, err, errlen);
@@ -209,9 +217,27 @@ int agent_run(struct agent *a, struct vnode_order *o, const char *restore, const
 			return -ENOENT;
 		}
 	}
+	if (a->jail) { /* the order's files at their real paths, as the jail binds them */
+		char home[PATH_MAX + 64];
+
+		jail = malloc(sizeof(*jail));
+		if (!jail) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		snprintf(home, sizeof(home), "%s/%s", a->dir, o->name);
+		ret = jail_plan(jail, a->jail_root, home, a->vmm, o, restore ? snap : NULL, err,
+				errlen);
+		if (ret) {
+			free(jail);
+			return ret;
+		}
+	}
 	order_fd = order_memfd(o, err, errlen);
-	if (order_fd < 0)
+	if (order_fd < 0) {
+		free(jail);
 		return order_fd;
+	}
 	pthread_mutex_lock(&a->lock);
 	p = proc_find(a, o->name);
 	if (p && !p->exited) {
@@ -246,7 +272,7 @@ int agent_run(struct agent *a, struct vnode_order *o, const char *restore, const
 		goto unlock;
 	log_order(logfd, a->vmm, o);
 	unlink(o->control);
-	pid = spawn(a, in, out, logfd, order_fd, restore ? snap : NULL);
+	pid = spawn(a, jail, in, out, logfd, order_fd, restore ? snap : NULL);
 	if (pid < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "fork: %s", strerror(errno));
@@ -324,5 +350,6 @@ unlock:
 	if (logfd >= 0)
 		close(logfd);
 	close(order_fd);
+	free(jail);
 	return ret;
 }

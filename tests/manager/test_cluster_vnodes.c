@@ -6,6 +6,7 @@
  * that failover, which still restores redundancy when the server returns.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <net/if.h>
 #include <sched.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 
 #include "ctl.h"
 #include "http.h"
+#include "jail.h"
 #include "cluster.h"
 #include "test.h"
 #include "util.h"
@@ -111,6 +113,64 @@ static void stale_report_of_a_stopped_vnode(const char *name)
 	json_decref(l);
 }
 
+/* The line of /proc/@pid/status that starts with @key, without it. */
+static void status_line(pid_t pid, const char *key, char *out, size_t len)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	ASSERT(f, "%s", path);
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key))) {
+			snprintf(out, len, "%s", line + strlen(key));
+			out[strcspn(out, "\n")] = '\0';
+		}
+	fclose(f);
+}
+
+/* The agent's jail (agent/jail.h) around the VMM @pid: a user of its own, no capability,
+ * and of the cluster's home only the way to its vNode's directory. */
+static void assert_jailed(pid_t pid)
+{
+	char want[128], got[256], path[700];
+	int outside = 0, inside = 0;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(want, sizeof(want), "\t%u\t%u\t%u\t%u", jail_id(pid), jail_id(pid), jail_id(pid),
+		 jail_id(pid));
+	status_line(pid, "Uid:", got, sizeof(got));
+	ASSERT(!strcmp(got, want), "VMM %d runs as Uid:%s", (int)pid, got);
+	status_line(pid, "Gid:", got, sizeof(got));
+	ASSERT(!strcmp(got, want), "VMM %d runs as Gid:%s", (int)pid, got);
+	status_line(pid, "CapEff:", got, sizeof(got));
+	ASSERT(!strcmp(got, "\t0000000000000000"), "VMM %d has CapEff:%s", (int)pid, got);
+	status_line(pid, "CapBnd:", got, sizeof(got));
+	ASSERT(!strcmp(got, "\t0000000000000000"), "VMM %d has CapBnd:%s", (int)pid, got);
+	status_line(pid, "NoNewPrivs:", got, sizeof(got));
+	ASSERT(!strcmp(got, "\t1"), "VMM %d has NoNewPrivs:%s", (int)pid, got);
+	/* what lego-vmm needs of the host's sysfs: whether it is a kvm_pvm host */
+	snprintf(path, sizeof(path), "/proc/%d/root/sys/module/kvm_pvm", (int)pid);
+	ASSERT(access(path, F_OK) == access("/sys/module/kvm_pvm", F_OK),
+	       "kvm_pvm host or not: the jail says otherwise");
+	snprintf(path, sizeof(path), "/proc/%d/root/etc/shadow", (int)pid);
+	ASSERT(access(path, F_OK) && errno == ENOENT, "the VMM sees /etc/shadow");
+	ASSERT((d = opendir(home)));
+	while ((e = readdir(d)))
+		outside += e->d_name[0] != '.';
+	closedir(d);
+	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, home);
+	ASSERT((d = opendir(path)), "%s", path);
+	while ((e = readdir(d)))
+		inside += e->d_name[0] != '.';
+	closedir(d);
+	ASSERT(outside > 1 && inside == 1, "of the cluster's home (%d entries) the VMM sees %d",
+	       outside, inside);
+}
+
 TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
 {
 	const char *names[] = {"a", "b", "c"};
@@ -155,6 +215,7 @@ TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
 		vmm[k] = (pid_t)JI(v, "pid");
 		ASSERT(vmm[k] > 0 && !gone(vmm[k]), "%s: no live VMM pid", names[k]);
 		assert_no_secret_in_argv(vmm[k]);
+		assert_jailed(vmm[k]);
 		json_decref(v);
 	}
 
