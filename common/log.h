@@ -2,9 +2,9 @@
 #ifndef LEGO_LOG_H
 #define LEGO_LOG_H
 
-enum log_level { LOG_ERR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level { LOG_NONE = -1, LOG_ERR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
-/* log_init - set the prefix (program name) and the most verbose level shown. */
+/* log_init - set the prefix (program name) and the most verbose level shown (LOG_NONE: none). */
 void log_init(const char *prog, enum log_level level);
 
 /* log_msg - print one line at @level; a trailing newline is added. */
