@@ -97,7 +97,7 @@ int linux_e820(const struct vm *vm, struct linux_e820 *t, int max)
 }
 
 /* Load the ELF vmlinux's segments where they ask to be, physically. */
-static int load_elf(struct vm *vm, const uint8_t *img, size_t len, struct linux_boot *lb)
+static int load_elf(struct gmem *mem, const uint8_t *img, size_t len, struct linux_boot *lb)
 {
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
 
@@ -121,7 +121,7 @@ static int load_elf(struct vm *vm, const uint8_t *img, size_t len, struct linux_
 			log_err("kernel ELF segment %d is truncated", i);
 			return -ENOEXEC;
 		}
-		dst = gmem_ptr(&vm->mem, ph->p_paddr, ph->p_memsz);
+		dst = gmem_ptr(mem, ph->p_paddr, ph->p_memsz);
 		if (!dst) {
 			log_err("the kernel wants %#llx-%#llx; guest RAM is too small for it",
 				(unsigned long long)ph->p_paddr,
@@ -198,56 +198,69 @@ static int linux_setup_bsp(struct vm *vm, const struct linux_boot *lb)
 	return 0;
 }
 
+int linux_image_load(struct gmem *mem, const uint8_t *img, size_t len, const char *name,
+		     uint8_t bp[4096], struct linux_boot *lb)
+{
+	uint8_t *elf = NULL;
+	size_t elf_len = 0, setup_len;
+	uint32_t poff, plen;
+	uint64_t t0;
+	int ret;
+
+	if (len < 0x1000 || rd32(img + HDR_MAGIC) != 0x53726448) {
+		log_err("%s is not a Linux bzImage (no HdrS header)", name);
+		return -ENOEXEC;
+	}
+	lb->protocol = img[HDR_VERSION] | img[HDR_VERSION + 1] << 8;
+	if (lb->protocol < 0x20c) {
+		log_err("%s speaks boot protocol %x.%02x; lego-vmm needs 2.12 or later", name,
+			lb->protocol >> 8, lb->protocol & 0xff);
+		return -ENOEXEC;
+	}
+	setup_len = ((img[HDR_SETUP_SECTS] ? img[HDR_SETUP_SECTS] : 4) + 1) * 512;
+	poff = rd32(img + HDR_PAYLOAD_OFFSET);
+	plen = rd32(img + HDR_PAYLOAD_LENGTH);
+	if (setup_len > len || poff > len - setup_len || plen > len - setup_len - poff) {
+		log_err("%s: the payload lies outside the file", name);
+		return -ENOEXEC;
+	}
+	lb->compression = decomp_name(decomp_detect(img + setup_len + poff, plen));
+	t0 = now_ns();
+	ret = decompress(img + setup_len + poff, plen, mem->regions[0].size, &elf, &elf_len);
+	lb->decompress_ms = (now_ns() - t0) / 1e6;
+	lb->decompressed_bytes = elf_len;
+	if (ret) {
+		log_err("%s: cannot decompress its %s payload: %s", name, lb->compression,
+			ret == -ENOEXEC ? "unsupported format (gzip, xz, lz4 and zstd are)"
+					: strerror(-ret));
+		return ret;
+	}
+	ret = load_elf(mem, elf, elf_len, lb);
+	free(elf);
+	if (ret)
+		return ret;
+	/* boot_params: the setup header as the kernel shipped it (its length is
+	 * in the header's own jump, at 0x201: at most 0x110 bytes from 0x1f1) */
+	memcpy(bp + BP_HDR, img + BP_HDR, 0x202 + img[0x201] - BP_HDR);
+	return 0;
+}
+
 int linux_load(struct vm *vm, const char *kernel, const char *initrd, const char *cmdline,
 	       struct linux_boot *lb)
 {
-	uint8_t *img = NULL, *elf = NULL, *rd = NULL, bp[4096] = {0};
-	size_t len, elf_len = 0, rd_len = 0, setup_len, cmd_len = strlen(cmdline) + 1;
-	uint32_t poff, plen, cmdline_max;
+	uint8_t *img = NULL, *rd = NULL, bp[4096] = {0};
+	size_t len, rd_len = 0, cmd_len = strlen(cmdline) + 1;
+	uint32_t cmdline_max;
 	struct linux_e820 e820[BP_E820_MAX];
-	uint64_t t0;
 	int ret, n;
 
 	memset(lb, 0, sizeof(*lb));
 	ret = read_file("kernel", kernel, &img, &len);
 	if (ret)
 		return ret;
-	ret = -ENOEXEC;
-	if (len < 0x1000 || rd32(img + HDR_MAGIC) != 0x53726448) {
-		log_err("%s is not a Linux bzImage (no HdrS header)", kernel);
-		goto out;
-	}
-	lb->protocol = img[HDR_VERSION] | img[HDR_VERSION + 1] << 8;
-	if (lb->protocol < 0x20c) {
-		log_err("%s speaks boot protocol %x.%02x; lego-vmm needs 2.12 or later", kernel,
-			lb->protocol >> 8, lb->protocol & 0xff);
-		goto out;
-	}
-	setup_len = ((img[HDR_SETUP_SECTS] ? img[HDR_SETUP_SECTS] : 4) + 1) * 512;
-	poff = rd32(img + HDR_PAYLOAD_OFFSET);
-	plen = rd32(img + HDR_PAYLOAD_LENGTH);
-	if (setup_len > len || poff > len - setup_len || plen > len - setup_len - poff) {
-		log_err("%s: the payload lies outside the file", kernel);
-		goto out;
-	}
-	lb->compression = decomp_name(decomp_detect(img + setup_len + poff, plen));
-	t0 = now_ns();
-	ret = decompress(img + setup_len + poff, plen, vm->mem.regions[0].size, &elf, &elf_len);
-	lb->decompress_ms = (now_ns() - t0) / 1e6;
-	lb->decompressed_bytes = elf_len;
-	if (ret) {
-		log_err("%s: cannot decompress its %s payload: %s", kernel, lb->compression,
-			ret == -ENOEXEC ? "unsupported format (gzip, xz, lz4 and zstd are)"
-					: strerror(-ret));
-		goto out;
-	}
-	ret = load_elf(vm, elf, elf_len, lb);
+	ret = linux_image_load(&vm->mem, img, len, kernel, bp, lb);
 	if (ret)
 		goto out;
-
-	/* boot_params: the setup header as the kernel shipped it, then our answers */
-	n = 0x202 + img[0x201] - BP_HDR;
-	memcpy(bp + BP_HDR, img + BP_HDR, n);
 	bp[HDR_TYPE_OF_LOADER] = 0xff;
 	bp[HDR_LOADFLAGS] |= 0x01 | 0x80; /* LOADED_HIGH, CAN_USE_HEAP */
 	put_le16(bp + HDR_HEAP_END_PTR, 0xfe00);
@@ -300,7 +313,6 @@ int linux_load(struct vm *vm, const char *kernel, const char *initrd, const char
 		log_err("cannot set up the boot vCPU: %s", strerror(-ret));
 out:
 	free(img);
-	free(elf);
 	free(rd);
 	return ret;
 }

@@ -39,6 +39,17 @@ int linux_load(struct vm *vm, const char *kernel, const char *initrd, const char
 	       struct linux_boot *out);
 
 /*
+ * linux_image_load - the bzImage @img (@len bytes, @name in messages): its
+ * setup header checked, its payload decompressed and its ELF segments
+ * loaded into @mem at their physical addresses, where they must fit; @bp
+ * (boot_params) gets the setup header as the kernel shipped it, @out the
+ * entry point and extent. -errno, logged. linux_load's first half, whatever
+ * the file holds (tests/fuzz/fuzz_bzimage.c).
+ */
+int linux_image_load(struct gmem *mem, const uint8_t *img, size_t len, const char *name,
+		     uint8_t bp[4096], struct linux_boot *out);
+
+/*
  * linux_e820 - fill @table (at most @max entries of {addr, size, type}) with
  * the guest's memory map; returns the number of entries.
  */
