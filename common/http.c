@@ -266,7 +266,12 @@ struct httpd *httpd_start(const char *addr, const struct http_route *routes, voi
 			  const struct pki_identity *id, char *err, size_t errlen)
 {
 	struct httpd *h = calloc(1, sizeof(*h));
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+	/* poll(2), not select(2): a descriptor past 1023 is a connection like another */
+	unsigned flags =
+		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+	unsigned long nofile = nofile_raise();
+	unsigned limit =
+		nofile && nofile < HTTP_MAX_CONNS + 128 ? (unsigned)nofile / 2 : HTTP_MAX_CONNS;
 
 	if (!h) {
 		snprintf(err, errlen, "out of memory");
@@ -298,14 +303,16 @@ struct httpd *httpd_start(const char *addr, const struct http_route *routes, voi
 	h->d = h->tls ? MHD_start_daemon(
 				flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
 				h->fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-				MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_HTTPS_MEM_KEY,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,
+				MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_HTTPS_MEM_KEY,
 				h->key, MHD_OPTION_HTTPS_MEM_CERT, h->cert,
 				MHD_OPTION_HTTPS_MEM_TRUST, h->ca, MHD_OPTION_NOTIFY_CONNECTION,
 				on_connection, h, MHD_OPTION_END)
 		      : MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
 					 MHD_OPTION_LISTEN_SOCKET, h->fd,
 					 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-					 MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+					 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,
+					 MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot start the HTTP%s server on %s%s", h->tls ? "S" : "",
 			 addr, h->tls ? " (is the certificate the key's?)" : "");

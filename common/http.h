@@ -61,7 +61,15 @@ struct httpd;
  * by a NULL method) with @opaque: HTTPS as the member @id, or plain HTTP if
  * @id is NULL (then no route's roles are checked: only for tests of this
  * file). NULL with a reason in @err.
+ *
+ * Bounds (a flood of connections): at most HTTP_MAX_CONNS at once, within
+ * the open files the process may have (raised to its hard limit), polled
+ * (no FD_SETSIZE ceiling); a connection silent for HTTP_IDLE_S seconds
+ * (idle, half-open, or a request trickling in) is closed; a body is at most
+ * 4 MiB.
  */
+#define HTTP_MAX_CONNS 4096
+#define HTTP_IDLE_S    10
 struct httpd *httpd_start(const char *addr, const struct http_route *routes, void *opaque,
 			  const struct pki_identity *id, char *err, size_t errlen);
 void httpd_stop(struct httpd *h);

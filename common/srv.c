@@ -580,7 +580,7 @@ int srv_listen(struct srv *s, const char *addr)
 {
 	char err[256];
 
-	struct rlimit rl;
+	unsigned long nofile;
 
 	s->listen_fd = tcp_listen(addr, SRV_BIND_WAIT_MS, err, sizeof(err));
 	if (s->listen_fd < 0) {
@@ -589,19 +589,16 @@ int srv_listen(struct srv *s, const char *addr)
 	}
 	s->listen_addr = addr;
 	/* as many descriptors as this process may have; the connections within them */
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY) {
-		int room = rl.rlim_cur > 128 ? (int)(rl.rlim_cur - 64) : 64;
+	nofile = nofile_raise();
+	if (nofile) {
+		int room = nofile > 128 ? (int)(nofile - 64) : 64;
 
 		if (!s->max_conns)
 			s->max_conns = SRV_MAX_CONNS;
 		if (s->max_conns > room) {
 			log_warn("--max-conns %d: this process may open %llu files; %d connections "
 				 "at most",
-				 s->max_conns, (unsigned long long)rl.rlim_cur, room);
+				 s->max_conns, (unsigned long long)nofile, room);
 			s->max_conns = room;
 		}
 	} else if (!s->max_conns) {

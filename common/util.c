@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -234,4 +235,18 @@ bool addr_ok(const char *addr)
 	errno = 0;
 	port = strtol(colon + 1, &stop, 10);
 	return !errno && !*stop && port >= 1 && port <= 65535;
+}
+
+unsigned long nofile_raise(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? 0 : (unsigned long)rl.rlim_cur;
 }

@@ -68,6 +68,13 @@ bool addr_ok(const char *addr);
  */
 char *exe_dir(char *buf, size_t len);
 
+/*
+ * nofile_raise - the open files this process may have, raised to its hard
+ * limit first (a server's connections are files): the soft limit after,
+ * or 0 where it is unlimited.
+ */
+unsigned long nofile_raise(void);
+
 /* now_ns - CLOCK_MONOTONIC in nanoseconds. */
 static inline uint64_t now_ns(void)
 {

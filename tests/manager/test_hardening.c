@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster.h"
@@ -279,13 +281,86 @@ static size_t garbage(uint8_t *buf, size_t cap, unsigned *seed)
 	return n;
 }
 
+/* Whether the peer of @fd has closed it (EOF, or a reset), waiting at most @ms; what it
+ * sends before (a TLS alert) is read and dropped. */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+static bool closed_by_peer(int fd, int ms)
+{
+	uint64_t end = mono_ns() + (uint64_t)ms * 1000000;
+	char buf[512];
+
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t now = mono_ns();
+		int left = now < end ? (int)((end - now) / 1000000) : 0;
+		ssize_t n;
+
+		if (poll(&p, 1, left) != 1)
+			return false;
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return true;
+	}
+}
+
+/*
+ * 1,100 connections opened and left idle at the manager's and the agent's API
+ * (more than select(2) could watch): while every one is open, legoctl is
+ * served by the manager, the agent answers the manager's calls, and the
+ * vNode runs on; once they have said nothing for HTTP_IDLE_S, both servers
+ * have closed every one.
+ */
+static void idle_flood(const char *manager, const char *agent)
+{
+	enum { N = 1100 };
+	static int fds[2][N];
+	const char *addrs[2] = {manager, agent};
+	struct pki_identity mgr = member_identity("manager");
+	struct proc_result r;
+	char url[300], out[2048];
+	int s;
+
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < N; i++) {
+			fds[k][i] = tcp_to(addrs[k]);
+			ASSERT(fds[k][i] >= 0, "%s refused idle connection %d", addrs[k], i);
+		}
+	legoctl(&r, "list", NULL);
+	ASSERT(r.status == 0, "legoctl list with %d idle connections open: %s", N, r.err);
+	proc_result_free(&r);
+	snprintf(url, sizeof(url), "https://%s", agent);
+	s = call_as(&mgr, "GET", url, "/v1/vnodes", NULL, out, sizeof(out));
+	ASSERT(s == 200 && strstr(out, "\"g1\""), "the agent with %d idle connections: %d %s", N,
+	       s, out);
+	for (int k = 0; k < 2; k++) /* all served while every idle one was still open */
+		for (int i = 0; i < N; i++)
+			ASSERT(!closed_by_peer(fds[k][i], 0), "%s closed idle connection %d early",
+			       addrs[k], i);
+	printf("  manager and agent served with %d idle connections open at each\n", (int)N);
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < N; i++) {
+			ASSERT(closed_by_peer(fds[k][i], (HTTP_IDLE_S + 20) * 1000),
+			       "%s kept idle connection %d open past %d s", addrs[k], i,
+			       HTTP_IDLE_S + 20);
+			close(fds[k][i]);
+		}
+	printf("  and both closed every one after %d s of silence\n", HTTP_IDLE_S);
+}
+
 /*
  * 2,000 frames of garbage (random bytes; headers with random types, huge
  * lengths, cut short) at every listening port of a running cluster — both
  * memory servers, the storage server, the manager, the agent — and 2,000
  * malformed commands at a VMM's control socket: afterwards every one of them
- * answers a valid request, and the vNode still runs. Under SANITIZE=1, any
- * report from any of those processes fails the run as well.
+ * answers a valid request, and the vNode still runs. Then idle_flood. Under
+ * SANITIZE=1, any report from any of those processes fails the run as well.
  */
 TEST_TIMEOUT(garbage_at_every_port_leaves_every_server_serving, 300)
 {
@@ -367,6 +442,7 @@ TEST_TIMEOUT(garbage_at_every_port_leaves_every_server_serving, 300)
 	proc_result_free(&r);
 	v = wait_vnode("g1", "running", 0);
 	json_decref(v);
+	idle_flood(addrs[3], addrs[4]);
 	{ /* the memory servers still serve the vNode: its verifying payload reports on */
 		char *out = console_of("g1");
 		int before = console_count(out, "REPORT"), now = before;
