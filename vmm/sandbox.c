@@ -62,6 +62,40 @@ static const int net_calls[] = {
 static const int device_calls[] = {SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(fallocate)};
 static const int memory_calls[] = {SCMP_SYS(fallocate)};
 
+/* The KVM requests of a vCPU's own loop: running, its registers and state (resets, the
+ * payloads' and pvm_compat's fix-ups, a failure's dump), interrupts raised by devices
+ * emulated on it, and the doorbells and interrupts a virtio device wires up when its
+ * driver starts it (a register write). Not: making VMs, vCPUs, memory slots or devices. */
+static const unsigned long vcpu_ioctls[] = {
+	KVM_RUN,
+	KVM_GET_REGS,
+	KVM_SET_REGS,
+	KVM_GET_SREGS,
+	KVM_SET_SREGS,
+	KVM_GET_FPU,
+	KVM_SET_FPU,
+	KVM_GET_MSRS,
+	KVM_SET_MSRS,
+	KVM_GET_VCPU_EVENTS,
+	KVM_SET_VCPU_EVENTS,
+	KVM_GET_MP_STATE,
+	KVM_SET_MP_STATE,
+	KVM_GET_XSAVE,
+	KVM_SET_XSAVE,
+	KVM_GET_XCRS,
+	KVM_SET_XCRS,
+	KVM_GET_DEBUGREGS,
+	KVM_SET_DEBUGREGS,
+	KVM_GET_LAPIC,
+	KVM_SET_LAPIC,
+	KVM_TRANSLATE,
+	KVM_GET_MSR_INDEX_LIST,
+	KVM_IRQ_LINE,
+	KVM_IRQFD,
+	KVM_IOEVENTFD,
+	TUNSETOFFLOAD, /* the TAP's, at DRIVER_OK */
+};
+
 int sandbox_mode_parse(const char *s)
 {
 	if (!strcmp(s, "on"))
@@ -157,12 +191,24 @@ static int allow_ioctl_type(scmp_filter_ctx ctx, unsigned type)
 				SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, type << 8));
 }
 
+/* ioctl, for the requests in @reqs only (the kernel reads the request as 32 bits). */
+static int allow_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs, size_t n)
+{
+	int r = 0;
+
+	for (size_t i = 0; !r && i < n; i++)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, reqs[i]));
+	return r;
+}
+
 /* The TAP's offloads, set when the guest's driver says DRIVER_OK (a register write: on the
  * vCPU thread) or resets the device. */
 static int allow_tap_offload(scmp_filter_ctx ctx)
 {
-	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				SCMP_A1(SCMP_CMP_EQ, TUNSETOFFLOAD));
+	static const unsigned long req = TUNSETOFFLOAD;
+
+	return allow_ioctls(ctx, &req, 1);
 }
 
 /* sockets of the families a client of the servers uses, and read-only opens */
@@ -186,9 +232,9 @@ static int build(scmp_filter_ctx ctx, enum sandbox_role role)
 
 	switch (role) {
 	case SB_VCPU:
-		if (!r)
-			r = allow_ioctl_type(ctx, KVMIO);
-		return r ? r : allow_tap_offload(ctx);
+		return r ? r
+			 : allow_ioctls(ctx, vcpu_ioctls,
+					sizeof(vcpu_ioctls) / sizeof(vcpu_ioctls[0]));
 	case SB_DEVICE: /* virtio-mem's requests reach the ExCache's userfaultfd */
 		if (!r)
 			r = allow(ctx, device_calls,

@@ -113,8 +113,22 @@ static void do_tty_ioctl(void)
 
 static void do_kvm_ioctl(void)
 {
-	/* a KVM request (on a descriptor that is no KVM one: EBADF or ENOTTY, not SIGSYS) */
-	ioctl(STDIN_FILENO, KVM_CHECK_EXTENSION, 0);
+	/* a vCPU's KVM requests (on a descriptor that is no KVM one: ENOTTY, not SIGSYS) */
+	ioctl(STDIN_FILENO, KVM_RUN, 0);
+	ioctl(STDIN_FILENO, KVM_SET_REGS, NULL);
+	ioctl(STDIN_FILENO, KVM_IRQFD, NULL);
+}
+
+static void do_kvm_memory_slot(void)
+{
+	/* a KVM request, but none of a vCPU's: a memory slot maps the VMM's memory into the
+	 * guest */
+	ioctl(STDIN_FILENO, KVM_SET_USER_MEMORY_REGION, NULL);
+}
+
+static void do_kvm_create_vm(void)
+{
+	ioctl(STDIN_FILENO, KVM_CREATE_VM, 0);
 }
 
 static void do_tap_offload(void)
@@ -152,6 +166,12 @@ TEST(a_call_outside_the_filter_stops_the_vmm_and_names_the_call)
 	ASSERT_CONTAINS(err, "system call openat");
 	ASSERT_EQ(in_child(SB_ON, SB_VCPU, do_tty_ioctl, err, sizeof(err)), VM_EXIT_VMM_ERROR);
 	ASSERT_CONTAINS(err, "system call ioctl");
+	/* a vCPU thread makes a vCPU's KVM requests, no others */
+	ASSERT_EQ(in_child(SB_ON, SB_VCPU, do_kvm_memory_slot, err, sizeof(err)),
+		  VM_EXIT_VMM_ERROR);
+	ASSERT_CONTAINS(err, "thread probe made system call ioctl");
+	ASSERT_EQ(in_child(SB_ON, SB_VCPU, do_kvm_create_vm, err, sizeof(err)), VM_EXIT_VMM_ERROR);
+	ASSERT_CONTAINS(err, "thread probe made system call ioctl");
 }
 
 TEST(each_role_makes_the_calls_it_needs)
