@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "log.h"
 #include "manager.h"
@@ -81,34 +80,24 @@ static const char *overfilled(struct manager *m, const struct vnode *v)
 static struct vnode *copy_record(struct manager *m, const struct vnode *v, const char *as,
 				 char *err, size_t errlen)
 {
-	struct comp_set *st = &m->roles[ROLE_STORSRV];
-	uint8_t rnd[2 * LMP_TOKEN_LEN + 8];
+	json_t *spec = json_deep_copy(v->spec);
 	const char *full;
 	struct vnode *c;
-	int si;
 
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-		snprintf(err, errlen, "no randomness for the copy's token");
-		return NULL;
-	}
-	c = vnode_add(m, as);
-	if (!c || !(c->spec = json_deep_copy(v->spec)) ||
-	    !(c->slabs = malloc(v->nr_slabs * sizeof(*c->slabs) + 1))) {
-		if (c)
-			vnode_remove(m, c);
+	if (!spec || json_object_set_new(spec, "name", json_string(as))) {
+		json_decref(spec);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	json_object_set_new(c->spec, "name", json_string(as));
-	c->created_s = wall_ms() / 1000;
-	c->epoch = 1;
-	c->state = VNODE_CREATING;
-	memcpy(&c->id, rnd + 2 * LMP_TOKEN_LEN, 8);
-	c->id &= INT64_MAX;
-	util_hex(rnd, LMP_TOKEN_LEN, c->token);
-	if (v->vol_token[0])
-		util_hex(rnd + LMP_TOKEN_LEN, LMP_TOKEN_LEN, c->vol_token);
-	explicit_bzero(rnd, sizeof(rnd));
+	c = vnode_new(m, as, spec, v->vol_token[0] != '\0', err, errlen);
+	json_decref(spec);
+	if (c && !(c->slabs = malloc(v->nr_slabs * sizeof(*c->slabs) + 1))) {
+		vnode_remove(m, c);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (!c)
+		return NULL;
 	memcpy(c->slabs, v->slabs, v->nr_slabs * sizeof(*c->slabs));
 	c->nr_slabs = v->nr_slabs;
 	c->placed_memory = v->placed_memory;
@@ -126,13 +115,7 @@ static struct vnode *copy_record(struct manager *m, const struct vnode *v, const
 		m->nr_refusals++;
 		return NULL;
 	}
-	/* a backup of its own, where there is room, as at create */
-	si = place_one(st->ps, st->n, backup_bytes(c->placed_memory), "storage server", err,
-		       errlen);
-	if (si >= 0)
-		snprintf(c->backup_storsrv, ADDR_LEN, "%s", st->c[si].addr);
-	else
-		log_warn("vNode %s gets no memory backup: %s", as, err);
+	vnode_place_backup(m, c); /* a backup of its own, as at create */
 	m->nr_placements++;
 	db_save_vnode(m, c);
 	return c;
@@ -185,17 +168,10 @@ static int copy_disks(struct vnode *v, struct vnode *c, char *err, size_t errlen
 		vnode_volume(c, i, to, sizeof(to));
 		ret = volume_clone_op(v->storsrv, from, v->vol_token, to, c->vol_token, err,
 				      errlen);
-		for (int k = i - 1; ret && k >= 0; k--) {
-			char why[512];
-
-			vnode_volume(c, k, to, sizeof(to));
-			if (volume_op(c->storsrv, LMP_VOL_DELETE, to, c->vol_token, 0, why,
-				      sizeof(why)))
-				log_warn("vNode %s: its volume %s stays behind: %s", c->name, to,
-					 why);
-		}
-		if (ret)
+		if (ret) {
+			vnode_delete_volumes(c, i); /* those made so far */
 			return ret;
+		}
 	}
 	return 0;
 }

@@ -16,7 +16,7 @@
 #include "order.h"
 #include "util.h"
 
-static void delete_volumes(struct vnode *v, int n)
+void vnode_delete_volumes(struct vnode *v, int n)
 {
 	for (int i = 0; i < n; i++) {
 		char vol[NAME_LEN + 8], why[512];
@@ -35,11 +35,14 @@ void vnode_backup_volume(struct manager *m, struct vnode *v)
 
 	if (!v->backup_storsrv[0])
 		return;
-	if (getrandom(bt, sizeof(bt), 0) != sizeof(bt))
-		memset(bt, 0, sizeof(bt));
-	util_hex(bt, sizeof(bt), v->backup_token);
 	snprintf(vol, sizeof(vol), "%s.mem", v->name);
-	if (volume_op(v->backup_storsrv, LMP_VOL_CREATE, vol, v->backup_token,
+	if (getrandom(bt, sizeof(bt), 0) != sizeof(bt)) /* never a guessable token */
+		snprintf(why, sizeof(why), "no randomness for its volume's token");
+	else
+		util_hex(bt, sizeof(bt), v->backup_token);
+	explicit_bzero(bt, sizeof(bt));
+	if (!v->backup_token[0] ||
+	    volume_op(v->backup_storsrv, LMP_VOL_CREATE, vol, v->backup_token,
 		      backup_bytes(v->placed_memory), why, sizeof(why))) {
 		log_warn("vNode %s gets no memory backup: %s", v->name, why);
 		pthread_mutex_lock(&m->lock);
@@ -55,7 +58,7 @@ void vnode_drop_volumes(struct vnode *v)
 	char vol[NAME_LEN + 8], why[512];
 
 	if (v->storsrv[0])
-		delete_volumes(v, vnode_nr_disks(v) ? vnode_nr_disks(v) : 1);
+		vnode_delete_volumes(v, vnode_nr_disks(v) ? vnode_nr_disks(v) : 1);
 	if (!v->backup_storsrv[0])
 		return;
 	snprintf(vol, sizeof(vol), "%s.mem", v->name);
@@ -102,9 +105,51 @@ void vnode_forget(struct manager *m, struct vnode *v)
 	vnode_remove(m, v);
 }
 
+struct vnode *vnode_new(struct manager *m, const char *name, json_t *spec, bool volumes, char *err,
+			size_t errlen)
+{
+	uint8_t rnd[2 * LMP_TOKEN_LEN + 8];
+	struct vnode *v;
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		snprintf(err, errlen, "no randomness for %s's tokens", name);
+		return NULL;
+	}
+	v = vnode_add(m, name);
+	if (!v) {
+		explicit_bzero(rnd, sizeof(rnd));
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	v->spec = json_incref(spec);
+	v->created_s = wall_ms() / 1000;
+	v->epoch = 1;
+	v->state = VNODE_CREATING;
+	memcpy(&v->id, rnd + 2 * LMP_TOKEN_LEN, 8);
+	v->id &= INT64_MAX; /* it goes through JSON */
+	util_hex(rnd, LMP_TOKEN_LEN, v->token);
+	if (volumes) /* one token for all of the vNode's volumes */
+		util_hex(rnd + LMP_TOKEN_LEN, LMP_TOKEN_LEN, v->vol_token);
+	explicit_bzero(rnd, sizeof(rnd));
+	return v;
+}
+
+void vnode_place_backup(struct manager *m, struct vnode *v)
+{
+	struct comp_set *st = &m->roles[ROLE_STORSRV];
+	char why[256];
+	int si = place_one(st->ps, st->n, backup_bytes(v->placed_memory), "storage server", why,
+			   sizeof(why));
+
+	/* without one a vNode still runs, but losing both copies of a slab would stop it */
+	if (si >= 0)
+		snprintf(v->backup_storsrv, ADDR_LEN, "%s", st->c[si].addr);
+	else
+		log_warn("vNode %s gets no memory backup: %s", v->name, why);
+}
+
 int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_t errlen)
 {
-	uint8_t rnd[LMP_TOKEN_LEN + 8];
 	struct comp_set *st = &m->roles[ROLE_STORSRV], *ag = &m->roles[ROLE_AGENT];
 	int status = spec_check(spec, err, errlen), si = -1, ai;
 	struct vnode *v;
@@ -113,10 +158,6 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 
 	if (status)
 		return status;
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-		snprintf(err, errlen, "no randomness for the vNode's token");
-		return -EIO;
-	}
 	snprintf(name, sizeof(name), "%s", spec_str(spec, "name"));
 	pthread_mutex_lock(&m->lock);
 	if (vnode_find(m, name)) {
@@ -133,19 +174,12 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 			 name);
 		return -EINVAL;
 	}
-	v = vnode_add(m, name);
+	v = vnode_new(m, name, spec, json_array_size(json_object_get(spec, "disks")) > 0, err,
+		      errlen);
 	if (!v) {
 		pthread_mutex_unlock(&m->lock);
-		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	v->spec = json_incref(spec);
-	v->created_s = wall_ms() / 1000;
-	v->epoch = 1;
-	v->state = VNODE_CREATING;
-	memcpy(&v->id, rnd + LMP_TOKEN_LEN, 8);
-	v->id &= INT64_MAX; /* it goes through JSON */
-	util_hex(rnd, LMP_TOKEN_LEN, v->token);
 	/* Its address, then two-level placement: all of it, or nothing. */
 	if (json_is_true(json_object_get(spec, "net"))) {
 		char subnet[20];
@@ -177,22 +211,8 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 		goto refuse_mem;
 	}
 	snprintf(v->agent, ADDR_LEN, "%s", ag->c[ai].addr);
-	/* The memory's backup, where there is room: without one a vNode still runs,
-	 * but losing both copies of a slab would stop it. */
-	si = place_one(st->ps, st->n, backup_bytes(v->placed_memory), "storage server", err,
-		       errlen);
-	if (si >= 0)
-		snprintf(v->backup_storsrv, ADDR_LEN, "%s", st->c[si].addr);
-	else
-		log_warn("vNode %s gets no memory backup: %s", name, err);
+	vnode_place_backup(m, v);
 	m->nr_placements++;
-	if (vnode_disk(v)) { /* one token for the vNode's volumes */
-		uint8_t vt[LMP_TOKEN_LEN];
-
-		if (getrandom(vt, sizeof(vt), 0) != sizeof(vt))
-			memset(vt, 0, sizeof(vt));
-		util_hex(vt, sizeof(vt), v->vol_token);
-	}
 	db_save_vnode(m, v);
 	pthread_mutex_unlock(&m->lock);
 
@@ -203,7 +223,7 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 		vnode_volume(v, i, vol, sizeof(vol));
 		if (volume_op(v->storsrv, LMP_VOL_CREATE, vol, v->vol_token, vnode_disk_size(v, i),
 			      err, errlen)) {
-			delete_volumes(v, i);
+			vnode_delete_volumes(v, i);
 			status = -EREMOTEIO;
 			goto undo;
 		}

@@ -273,12 +273,24 @@ int vnode_restore(struct manager *m, const char *name, const char *as, json_t **
 /* vnode_copy - see vnode_restore. */
 int vnode_copy(struct manager *m, const char *name, const char *as, json_t **out, char *err,
 	       size_t errlen);
+/*
+ * vnode_new - a vNode record @name of @spec (a reference taken), "creating"
+ * at epoch 1, with a fresh number and token, and a token for volumes if
+ * @volumes; NULL with why in @err (no randomness, no memory). Lock held.
+ */
+struct vnode *vnode_new(struct manager *m, const char *name, json_t *spec, bool volumes, char *err,
+			size_t errlen);
+/* vnode_place_backup - a storage server with room for @v's memory backup, if any (without
+ * one, said in the log, it runs unbacked). Lock held. */
+void vnode_place_backup(struct manager *m, struct vnode *v);
 /* vnode_backup_volume - create @v's memory backup volume where it was placed (without one,
  * said in the log, it runs unbacked). Lock not held; @v is "creating". */
 void vnode_backup_volume(struct manager *m, struct vnode *v);
 /* vnode_drop_memory - the memory servers of @v forget its pages (no VMM runs it: a copy
  * that never ran, a saved vNode whose snapshot is dropped). Lock not held. */
 void vnode_drop_memory(struct vnode *v);
+/* vnode_delete_volumes - delete @v's first @n disk volumes (what is gone is no error). */
+void vnode_delete_volumes(struct vnode *v, int n);
 /* vnode_drop_volumes - delete @v's disk volumes and memory backup (what is gone is no error). */
 void vnode_drop_volumes(struct vnode *v);
 /* vnode_forget - undo what placement reserved and recorded for @v, and forget it. Lock held. */
