@@ -166,6 +166,9 @@ TEST(a_call_outside_the_filter_stops_the_vmm_and_names_the_call)
 	ASSERT_CONTAINS(err, "system call openat");
 	ASSERT_EQ(in_child(SB_ON, SB_VCPU, do_tty_ioctl, err, sizeof(err)), VM_EXIT_VMM_ERROR);
 	ASSERT_CONTAINS(err, "system call ioctl");
+	ASSERT_EQ(in_child(SB_ON, SB_VCPU, do_open_for_writing, err, sizeof(err)),
+		  VM_EXIT_VMM_ERROR);
+	ASSERT_CONTAINS(err, "system call openat");
 	/* a vCPU thread makes a vCPU's KVM requests, no others */
 	ASSERT_EQ(in_child(SB_ON, SB_VCPU, do_kvm_memory_slot, err, sizeof(err)),
 		  VM_EXIT_VMM_ERROR);
@@ -188,6 +191,56 @@ TEST(each_role_makes_the_calls_it_needs)
 	ASSERT_EQ(in_child(SB_ON, SB_VCPU, do_tap_offload, err, sizeof(err)), 0);
 	ASSERT_EQ(in_child(SB_ON, SB_DEVICE, do_open_for_reading, err, sizeof(err)), 0);
 	ASSERT_EQ(in_child(SB_ON, SB_MEMORY, do_open_for_reading, err, sizeof(err)), 0);
+	/* a vCPU thread is refused a file (EACCES), and goes on */
+	ASSERT_EQ(in_child(SB_ON, SB_VCPU, do_open_for_reading, err, sizeof(err)), 0);
+	ASSERT_EQ(err[0], '\0');
+}
+
+static pthread_barrier_t arenas_met;
+
+/* A vCPU thread's mallocs and frees while 15 others make theirs: more threads than
+ * glibc's first 8 arenas at once, which (glibc 2.36) opens
+ * /sys/devices/system/cpu/online to size the rest unless sandbox_init set M_ARENA_MAX,
+ * and a thread's heap shrunk, which opens /proc/sys/vm/overcommit_memory once. */
+static void *arena_thread(void *arg)
+{
+	void *p[32];
+
+	sandbox_enter(SB_VCPU, "probe");
+	pthread_barrier_wait(&arenas_met);
+	for (int i = 0; i < 32; i++) {
+		p[i] = malloc(64 << 10);
+		memset(p[i], 1, 64);
+	}
+	pthread_barrier_wait(&arenas_met);
+	for (int i = 0; i < 32; i++)
+		free(p[i]);
+	return arg;
+}
+
+TEST(many_vcpu_threads_allocating_at_once_stay_within_the_filter)
+{
+	int status;
+	pid_t pid = fork();
+
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		pthread_t t[16];
+
+		unsetenv("LEGO_SECCOMP");
+		if (sandbox_init(SB_ON))
+			_exit(100);
+		pthread_barrier_init(&arenas_met, NULL, 16);
+		for (int i = 0; i < 16; i++)
+			if (pthread_create(&t[i], NULL, arena_thread, NULL))
+				_exit(101);
+		for (int i = 0; i < 16; i++)
+			pthread_join(t[i], NULL);
+		_exit(0);
+	}
+	ASSERT(waitpid(pid, &status, 0) == pid);
+	ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "16 filtered threads allocating at once: status %#x", status);
 }
 
 TEST(log_and_off_let_the_call_through)
