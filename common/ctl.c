@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -246,6 +247,7 @@ static void *ctl_thread(void *arg)
 {
 	struct ctl *ctl = arg;
 
+	prctl(PR_SET_NAME, "control"); /* as ps, and a seccomp refusal, name it */
 	for (;;) {
 		struct pollfd pfd[CTL_MAX_CLIENTS + 2];
 		int slot_of[CTL_MAX_CLIENTS + 2];

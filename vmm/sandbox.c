@@ -96,6 +96,76 @@ static const unsigned long vcpu_ioctls[] = {
 	TUNSETOFFLOAD, /* the TAP's, at DRIVER_OK */
 };
 
+/* Never made by lego-vmm, on any thread: running programs, other processes' memory,
+ * privileges and identities, mounts and namespaces, the kernel's own state. The main
+ * thread (set-up, reboots) and the control thread (snapshots, migration, the agent's
+ * commands) are under this list; the threads facing the guest under their role's
+ * allow list besides. */
+static const int never_calls[] = {
+	SCMP_SYS(execve),
+	SCMP_SYS(execveat),
+	SCMP_SYS(ptrace),
+	SCMP_SYS(process_vm_readv),
+	SCMP_SYS(process_vm_writev),
+	SCMP_SYS(pidfd_getfd),
+	SCMP_SYS(kcmp),
+	SCMP_SYS(mount),
+	SCMP_SYS(umount2),
+	SCMP_SYS(pivot_root),
+	SCMP_SYS(chroot),
+	SCMP_SYS(unshare),
+	SCMP_SYS(setns),
+	SCMP_SYS(fsopen),
+	SCMP_SYS(fsmount),
+	SCMP_SYS(fsconfig),
+	SCMP_SYS(move_mount),
+	SCMP_SYS(open_tree),
+	SCMP_SYS(mount_setattr),
+	SCMP_SYS(setuid),
+	SCMP_SYS(setgid),
+	SCMP_SYS(setreuid),
+	SCMP_SYS(setregid),
+	SCMP_SYS(setresuid),
+	SCMP_SYS(setresgid),
+	SCMP_SYS(setfsuid),
+	SCMP_SYS(setfsgid),
+	SCMP_SYS(setgroups),
+	SCMP_SYS(capset),
+	SCMP_SYS(init_module),
+	SCMP_SYS(finit_module),
+	SCMP_SYS(delete_module),
+	SCMP_SYS(kexec_load),
+	SCMP_SYS(kexec_file_load),
+	SCMP_SYS(reboot),
+	SCMP_SYS(swapon),
+	SCMP_SYS(swapoff),
+	SCMP_SYS(bpf),
+	SCMP_SYS(perf_event_open),
+	SCMP_SYS(keyctl),
+	SCMP_SYS(add_key),
+	SCMP_SYS(request_key),
+	SCMP_SYS(personality),
+	SCMP_SYS(iopl),
+	SCMP_SYS(ioperm),
+	SCMP_SYS(acct),
+	SCMP_SYS(settimeofday),
+	SCMP_SYS(clock_settime),
+	SCMP_SYS(clock_adjtime),
+	SCMP_SYS(adjtimex),
+	SCMP_SYS(quotactl),
+	SCMP_SYS(fanotify_init),
+	SCMP_SYS(open_by_handle_at),
+	SCMP_SYS(name_to_handle_at),
+	SCMP_SYS(mknod),
+	SCMP_SYS(mknodat),
+	SCMP_SYS(syslog),
+	SCMP_SYS(sethostname),
+	SCMP_SYS(setdomainname),
+	SCMP_SYS(vhangup),
+	SCMP_SYS(uselib),
+	SCMP_SYS(lookup_dcookie),
+};
+
 int sandbox_mode_parse(const char *s)
 {
 	if (!strcmp(s, "on"))
@@ -126,6 +196,8 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 	do
 		*--p = (char)('0' + u % 10);
 	while (u /= 10);
+	if (!thread_name[0]) /* a thread without a role: its name as ps shows it */
+		prctl(PR_GET_NAME, thread_name);
 	say("lego-vmm: error: thread ");
 	say(thread_name[0] ? thread_name : "?");
 	say(" made system call ");
@@ -135,6 +207,24 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 	say("), which its seccomp filter does not allow: the VMM stops (a bug in lego-vmm, or "
 	    "a guest that reached code it should not have)\n");
 	_exit(VM_EXIT_VMM_ERROR);
+}
+
+/* never_calls refused to the calling thread, and so to every thread it starts after. */
+static int forbid_never_calls(void)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	int r = ctx ? 0 : -ENOMEM;
+
+	for (size_t i = 0; !r && i < sizeof(never_calls) / sizeof(never_calls[0]); i++)
+		r = seccomp_rule_add(ctx, mode == SB_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP,
+				     never_calls[i], 0);
+	if (!r)
+		r = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (r)
+		fprintf(stderr, "lego-vmm: error: the process's seccomp filter: %s\n",
+			strerror(-r));
+	return r ? -1 : 0;
 }
 
 int sandbox_init(enum sandbox_mode m)
@@ -170,7 +260,7 @@ int sandbox_init(enum sandbox_mode m)
 		fprintf(stderr, "lego-vmm: SIGSYS handler: %s\n", strerror(errno));
 		return -1;
 	}
-	return 0;
+	return forbid_never_calls();
 }
 
 static int allow(scmp_filter_ctx ctx, const int *calls, size_t n)

@@ -10,7 +10,10 @@
  * agent shows as the vNode's last words, and the process exits with
  * VM_EXIT_VMM_ERROR. The main thread (setting the machine up, again at a
  * reboot) and the control thread (snapshots, migration, commands from the
- * agent) run unfiltered: they take no input from the guest.
+ * agent) take no input from the guest: they run under a list of calls
+ * lego-vmm never makes (programs, other processes, privileges, mounts and
+ * namespaces, the kernel's state), which sandbox_init installs on the main
+ * thread before any other starts, so that every thread inherits it.
  *
  * --seccomp log (or LEGO_SECCOMP=log in the environment) logs a call
  * outside the filter to the kernel's audit log instead (dmesg: type=1326,
@@ -33,9 +36,10 @@ enum sandbox_mode { SB_ON, SB_LOG, SB_OFF };
 int sandbox_mode_parse(const char *s);
 
 /*
- * sandbox_init - the process's SIGSYS handler and the mode (LEGO_SECCOMP in
- * the environment, when set, overrides @mode). Call once, before any thread
- * starts. 0, or -1 with the reason on stderr.
+ * sandbox_init - the process's SIGSYS handler, the mode (LEGO_SECCOMP in
+ * the environment, when set, overrides @mode), and the calls never made
+ * refused to this thread and those it starts. Call once, on the main thread,
+ * before any other starts. 0, or -1 with the reason on stderr.
  */
 int sandbox_init(enum sandbox_mode mode);
 

@@ -1,6 +1,7 @@
 /* proc.c - the harness's processes (test.h): spawned and collected with their output
  * captured, lego's servers started and stopped, the boot kit's command line, consoles
  * read, ports and paths waited for, shell commands. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -435,4 +436,45 @@ void test_sh_ok(const char *file, int line, const char *fmt, ...)
 	va_end(ap);
 	if (r != 0)
 		test_fail(file, line, "'%s' failed (status %d)", cmd, r);
+}
+
+void proc_seccomp_threads(pid_t pid, const char *const *prefixes, size_t nr, int *filtered,
+			  int *open, bool *main_filtered)
+{
+	char dir[64];
+	DIR *d;
+	struct dirent *e;
+
+	*filtered = *open = 0;
+	snprintf(dir, sizeof(dir), "/proc/%d/task", pid);
+	ASSERT((d = opendir(dir)));
+	while ((e = readdir(d))) {
+		char path[400], comm[32] = "", line[128];
+		bool on = false;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (!fgets(comm, sizeof(comm), f))
+				comm[0] = '\0';
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "%s/%s/status", dir, e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (!strncmp(line, "Seccomp:", 8))
+				on = atoi(line + 8) == 2;
+		fclose(f);
+		if (atoi(e->d_name) == pid) {
+			*main_filtered = on;
+			continue;
+		}
+		for (size_t i = 0; i < nr; i++)
+			if (!strncmp(comm, prefixes[i], strlen(prefixes[i])))
+				(on ? (*filtered)++ : (*open)++);
+	}
+	closedir(d);
 }

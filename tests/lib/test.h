@@ -106,6 +106,14 @@ void proc_collect(pid_t pid, int timeout_s, struct proc_result *res);
 char *slurp(const char *path);
 char *slurp_n(const char *path, size_t *len);
 
+/*
+ * proc_seccomp_threads - of @pid's threads whose name starts with one of the
+ * @nr @prefixes, how many run under a seccomp filter (*@filtered) and how
+ * many do not (*@open); the main thread's own state in *@main_filtered.
+ */
+void proc_seccomp_threads(pid_t pid, const char *const *prefixes, size_t nr, int *filtered,
+			  int *open, bool *main_filtered);
+
 /* proc_out_path - the file a proc_spawn'ed @pid's stdout goes to (to watch it live). */
 const char *proc_out_path(pid_t pid);
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -194,6 +195,66 @@ TEST(each_role_makes_the_calls_it_needs)
 	/* a vCPU thread is refused a file (EACCES), and goes on */
 	ASSERT_EQ(in_child(SB_ON, SB_VCPU, do_open_for_reading, err, sizeof(err)), 0);
 	ASSERT_EQ(err[0], '\0');
+}
+
+static void *plain_thread(void *arg)
+{
+	prctl(PR_SET_NAME, "control");
+	syscall(SYS_getppid); /* anything but the calls never made */
+	syscall(SYS_ptrace, 0, 0, 0, 0);
+	return arg;
+}
+
+/* The main thread, and a thread without a role started after sandbox_init (the control
+ * thread), may make any call but those lego-vmm never makes. */
+TEST(threads_without_a_role_are_refused_the_calls_never_made)
+{
+	int pipefd[2], status;
+	char err[1024];
+	ssize_t n, got;
+	pid_t pid;
+
+	for (int k = 0; k < 2; k++) {
+		ASSERT(pipe(pipefd) == 0);
+		pid = fork();
+		ASSERT(pid >= 0);
+		if (pid == 0) {
+			pthread_t t;
+			int fd;
+
+			dup2(pipefd[1], STDERR_FILENO);
+			unsetenv("LEGO_SECCOMP");
+			if (sandbox_init(SB_ON))
+				_exit(100);
+			fd = open("/tmp/lego-sandbox-main", O_WRONLY | O_CREAT, 0600);
+			if (fd < 0 || syscall(SYS_getppid) <= 0)
+				_exit(101); /* the main thread's everyday calls */
+			close(fd);
+			unlink("/tmp/lego-sandbox-main");
+			if (k == 0) {
+				char *argv[] = {"/bin/true", NULL};
+
+				prctl(PR_SET_NAME, "lego-vmm");
+				execv(argv[0], argv);
+				_exit(102);
+			}
+			pthread_create(&t, NULL, plain_thread, NULL);
+			pthread_join(t, NULL);
+			_exit(103);
+		}
+		close(pipefd[1]);
+		got = 0;
+		while (got < (ssize_t)sizeof(err) - 1 &&
+		       (n = read(pipefd[0], err + got, sizeof(err) - 1 - got)) > 0)
+			got += n;
+		err[got] = '\0';
+		close(pipefd[0]);
+		ASSERT(waitpid(pid, &status, 0) == pid);
+		ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == VM_EXIT_VMM_ERROR,
+		       "status %#x: %s", status, err);
+		ASSERT_CONTAINS(err, k == 0 ? "thread lego-vmm made system call execve"
+					    : "thread control made system call ptrace");
+	}
 }
 
 static pthread_barrier_t arenas_met;

@@ -7,7 +7,6 @@
  * with their reason. A migration's source and target are killed at each
  * step of the handshake: exactly one VMM runs the vNode afterwards. KVM.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <jansson.h>
@@ -211,49 +210,6 @@ TEST_TIMEOUT(a_snapshot_of_local_memory_runs_on_and_restores_to_a_clean_finish, 
  * With an ExCache the memory servers hold the memory: a snapshot stops the
  * vNode (its memory stays for the restore), which finishes it elsewhere.
  */
-/* How many of @pid's threads whose name starts with one of @prefixes run under a seccomp
- * filter (*@filtered) or not (*@open); the main thread's own state in *@main_filtered. */
-static void seccomp_threads(pid_t pid, int *filtered, int *open, bool *main_filtered)
-{
-	static const char *const prefixes[] = {"vcpu", "xc-", "virtio-", "disk-", "net-"};
-	char dir[64];
-	DIR *d;
-	struct dirent *e;
-
-	*filtered = *open = 0;
-	snprintf(dir, sizeof(dir), "/proc/%d/task", pid);
-	ASSERT((d = opendir(dir)));
-	while ((e = readdir(d))) {
-		char path[400], comm[32] = "", line[128];
-		bool on = false;
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
-		if ((f = fopen(path, "r"))) {
-			if (!fgets(comm, sizeof(comm), f))
-				comm[0] = '\0';
-			fclose(f);
-		}
-		snprintf(path, sizeof(path), "%s/%s/status", dir, e->d_name);
-		if (!(f = fopen(path, "r")))
-			continue;
-		while (fgets(line, sizeof(line), f))
-			if (!strncmp(line, "Seccomp:", 8))
-				on = atoi(line + 8) == 2;
-		fclose(f);
-		if (atoi(e->d_name) == pid) {
-			*main_filtered = on;
-			continue;
-		}
-		for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
-			if (!strncmp(comm, prefixes[i], strlen(prefixes[i])))
-				(on ? (*filtered)++ : (*open)++);
-	}
-	closedir(d);
-}
-
 TEST_TIMEOUT(a_snapshot_through_the_excache_stops_the_vnode_and_its_restore_finishes, 240)
 {
 	char memsrv[64], snap[300];
@@ -268,15 +224,20 @@ TEST_TIMEOUT(a_snapshot_through_the_excache_stops_the_vnode_and_its_restore_fini
 	vmm_args(&a, "x", "20", memsrv);
 	pid = start(&a);
 	usleep(500000);
-	{ /* its guest-facing threads (2 vCPUs, the ExCache's) each under a seccomp filter */
+	{ /* every thread under a seccomp filter: the guest-facing ones (2 vCPUs, the
+	   * ExCache's) under their roles', the main and control threads under the list of
+	   * calls never made */
+		static const char *const named[] = {"vcpu",  "xc-",  "virtio-",
+						    "disk-", "net-", "control"};
 		int filtered, open;
-		bool main_filtered = true;
+		bool main_filtered = false;
 
-		seccomp_threads(pid, &filtered, &open, &main_filtered);
-		ASSERT(filtered >= 4 && open == 0 && !main_filtered,
-		       "%d guest-facing threads filtered, %d not, main thread %s", filtered, open,
+		proc_seccomp_threads(pid, named, sizeof(named) / sizeof(named[0]), &filtered, &open,
+				     &main_filtered);
+		ASSERT(filtered >= 5 && open == 0 && main_filtered,
+		       "%d named threads filtered, %d not, main thread %s", filtered, open,
 		       main_filtered ? "filtered" : "not");
-		printf("  %d guest-facing threads under seccomp filters\n", filtered);
+		printf("  main thread and %d named threads under seccomp filters\n", filtered);
 	}
 	res = call(a.control, "{\"cmd\":\"snapshot\",\"path\":\"%s\",\"then\":\"resume\"}", snap);
 	ASSERT(!ok(res), "a snapshot with memory on servers cannot let the vNode go on");
