@@ -337,8 +337,8 @@ static void idle_flood(const char *manager, const char *agent)
 	proc_result_free(&r);
 	snprintf(url, sizeof(url), "https://%s", agent);
 	s = call_as(&mgr, "GET", url, "/v1/vnodes", NULL, out, sizeof(out));
-	ASSERT(s == 200 && strstr(out, "\"g1\""), "the agent with %d idle connections: %d %s", N,
-	       s, out);
+	ASSERT(s == 200 && strstr(out, "\"g1\""), "the agent with %d idle connections: %d %s", N, s,
+	       out);
 	for (int k = 0; k < 2; k++) /* all served while every idle one was still open */
 		for (int i = 0; i < N; i++)
 			ASSERT(!closed_by_peer(fds[k][i], 0), "%s closed idle connection %d early",
