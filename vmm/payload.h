@@ -20,6 +20,7 @@ struct payload_dev {
 	payload_report_fn on_report;
 	void *report_opaque;
 	_Atomic uint64_t nr_reports;
+	bool syscall_probe; /* LP_PORT_SYSCALL_PROBE works (LEGO_TEST_SYSCALL_PROBE=1) */
 };
 
 /*

@@ -2,7 +2,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "abi.h"
 #include "log.h"
@@ -187,6 +190,15 @@ static void payload_io(struct vcpu *vcpu, void *opaque, uint64_t offset, void *d
 	case LP_PORT_EXIT:
 		vm_stop(dev->vm, (int)(val & 0xff), "the payload exited with status %u", val);
 		break;
+	case LP_PORT_SYSCALL_PROBE:
+		if (!dev->syscall_probe)
+			vcpu_fault(vcpu,
+				   "write to the system call probe port %#x, which is off "
+				   "(LEGO_TEST_SYSCALL_PROBE=1 turns it on, for tests)",
+				   port);
+		else
+			syscall(SYS_getppid);
+		break;
 	default:
 		vcpu_fault(vcpu, "write to unknown payload port %#x", port);
 	}
@@ -200,6 +212,8 @@ int payload_dev_init(struct payload_dev *dev, struct vm *vm, FILE *out, payload_
 	dev->out = out;
 	dev->on_report = on_report;
 	dev->report_opaque = opaque;
+	dev->syscall_probe = getenv("LEGO_TEST_SYSCALL_PROBE") &&
+			     !strcmp(getenv("LEGO_TEST_SYSCALL_PROBE"), "1");
 	pthread_mutex_init(&dev->out_lock, NULL);
 	return bus_register(&vm->pio, LP_PORT_BASE, LP_PORT_LEN, payload_io, dev, "payload");
 }

@@ -96,7 +96,10 @@ struct lp_info {
 #define LP_PORT_REPORT	  0x510 /* out: address of a struct lp_report */
 #define LP_PORT_START	  0x514 /* out: "first instruction", timestamps the start */
 #define LP_PORT_EXCEPTION 0x518 /* out (8-bit): vector; written by the ring-0 stubs */
-#define LP_PORT_LEN	  0x20
+/* out: the VMM's vCPU thread calls getppid(2), which its seccomp filter refuses: a test's
+ * way to a forbidden system call in the VMM, off unless LEGO_TEST_SYSCALL_PROBE=1 */
+#define LP_PORT_SYSCALL_PROBE 0x51c
+#define LP_PORT_LEN	      0x20
 
 #define LP_REPORT_KEY_MAX 48
 #ifndef __ASSEMBLER__

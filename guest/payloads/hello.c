@@ -10,6 +10,9 @@ int main(unsigned vcpu)
 	rt_report("vcpu_index", vcpu);
 	rt_report("nr_vcpus", info->nr_vcpus);
 	rt_report("mem_size", info->mem_size);
+	/* probe=1: the VMM's vCPU thread makes a system call its filter refuses (a test's) */
+	if (vcpu == 0 && rt_arg_u64("probe", 0))
+		rt_outl(LP_PORT_SYSCALL_PROBE, 1);
 	/* spin=1 keeps the guest running until the VMM is stopped from outside. */
 	if (rt_arg_u64("spin", 0))
 		for (;;)

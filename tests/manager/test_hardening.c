@@ -115,6 +115,7 @@ TEST_TIMEOUT(a_vnode_that_finishes_at_once_is_a_vnode_that_ran, 180)
 
 	test_require_kvm();
 	cluster_home();
+	setenv("LEGO_TEST_SYSCALL_PROBE", "1", 1); /* the agent's VMMs open the probe port */
 	up("256M");
 	legoctl(&r, "create", "quick", "--payload", "hello", "--memory", "16M", "--no-net", NULL);
 	ASSERT(r.status == 0, "create of a payload that ends at once: %s%s", r.out, r.err);
@@ -161,6 +162,24 @@ TEST_TIMEOUT(a_vnode_that_finishes_at_once_is_a_vnode_that_ran, 180)
 	ASSERT_CONTAINS(r.out, JS(v, "last_words"));
 	proc_result_free(&r);
 	json_decref(v);
+	/* a guest that makes its (jailed) VMM make a system call outside the vCPU thread's
+	 * filter: the vNode fails, and says so */
+	legoctl(&r, "create", "probe", "--payload", "hello", "--args", "probe=1 spin=1", "--memory",
+		"16M", "--no-net", NULL);
+	if (r.status) { /* it stopped before its control socket was up: the create says why */
+		ASSERT_CONTAINS(r.err,
+				"lego-vmm for probe exited at once with status 125: "
+				"lego-vmm: error: thread vcpu0 made system call getppid (110), "
+				"which its seccomp filter does not allow");
+	} else { /* or just after: legoctl list does */
+		proc_result_free(&r);
+		json_decref(wait_vnode("probe", "failed", 0));
+		legoctl(&r, "list", NULL);
+		ASSERT_CONTAINS(r.out, "probe: lego-vmm ended with status 125: lego-vmm: error: "
+				       "thread vcpu0 made system call getppid (110), which its "
+				       "seccomp filter does not allow");
+	}
+	proc_result_free(&r);
 	down_leaves_nothing(NULL, 0);
 }
 

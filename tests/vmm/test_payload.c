@@ -89,6 +89,37 @@ TEST(guest_exit_status_reaches_the_host)
 	proc_result_free(&r);
 }
 
+/*
+ * A guest that makes the VMM make a system call outside its vCPU thread's
+ * seccomp filter (the payload port a test build of lego-vmm opens on
+ * purpose, LEGO_TEST_SYSCALL_PROBE=1): the VMM stops, and says which thread
+ * made which call. With the filters off it goes on; without the variable the
+ * port is a guest's fault.
+ */
+TEST(a_system_call_outside_the_filter_stops_the_vmm_with_a_message)
+{
+	struct proc_result r;
+
+	test_require_kvm();
+	unsetenv("LEGO_SECCOMP");
+	setenv("LEGO_TEST_SYSCALL_PROBE", "1", 1);
+	vmm_run(&r, 30, PAYLOAD("hello"), "64M", "2", "probe=1 status=7");
+	ASSERT_EQ(r.status, VM_EXIT_VMM_ERROR);
+	ASSERT_CONTAINS(r.err, "lego-vmm: error: thread vcpu0 made system call getppid (110), "
+			       "which its seccomp filter does not allow");
+	proc_result_free(&r);
+	setenv("LEGO_SECCOMP", "off", 1);
+	vmm_run(&r, 30, PAYLOAD("hello"), "64M", "2", "probe=1 status=7");
+	ASSERT_EQ(r.status, 7);
+	proc_result_free(&r);
+	unsetenv("LEGO_SECCOMP");
+	unsetenv("LEGO_TEST_SYSCALL_PROBE");
+	vmm_run(&r, 30, PAYLOAD("hello"), "64M", "2", "probe=1 status=7");
+	ASSERT(r.status != 7 && r.status != VM_EXIT_VMM_ERROR, "status %d", r.status);
+	ASSERT_CONTAINS(r.err, "system call probe port 0x51c, which is off");
+	proc_result_free(&r);
+}
+
 static void check_verify(const char *mode, const char *size, const char *passes, uint64_t pages)
 {
 	char args[128];
