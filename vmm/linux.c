@@ -111,8 +111,10 @@ static int load_elf(struct gmem *mem, const uint8_t *img, size_t len, struct lin
 	lb->kernel_start = UINT64_MAX;
 	lb->kernel_end = 0;
 	for (int i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *ph = (const Elf64_Phdr *)(img + eh->e_phoff) + i;
+		Elf64_Phdr phdr, *ph = &phdr; /* copied: the image may place it unaligned */
 		uint8_t *dst;
+
+		memcpy(&phdr, img + eh->e_phoff + i * sizeof(phdr), sizeof(phdr));
 
 		if (ph->p_type != PT_LOAD)
 			continue;
