@@ -82,8 +82,8 @@ struct agent {
 	char bridge[16], gateway[32], net_error[256];
 	unsigned next_tap;
 	bool own_bridge; /* made by this agent: removed at its exit (another's stays) */
-	/* --jail: each lego-vmm jailed (jail.h), its tmpfs mounted on DIR/.jail */
-	bool jail;
+	/* --jail: each lego-vmm jailed (jail.h), its tmpfs mounted here, DIR/.jail ("": not
+	 * jailed) */
 	char jail_root[PATH_MAX];
 };
 

@@ -216,7 +216,6 @@ int main(int argc, char **argv)
 			log_err("%s: %s", a.jail_root, strerror(errno));
 			return 1;
 		}
-		a.jail = true;
 	}
 	if (!a.capacity)
 		a.capacity =

@@ -217,7 +217,7 @@ int agent_run(struct agent *a, struct vnode_order *o, const char *restore, const
 			return -ENOENT;
 		}
 	}
-	if (a->jail) { /* the order's files at their real paths, as the jail binds them */
+	if (a->jail_root[0]) { /* the order's files at their real paths, as the jail binds them */
 		char home[PATH_MAX + 64];
 
 		jail = malloc(sizeof(*jail));

@@ -579,7 +579,6 @@ static void post_accept(struct srv *s)
 int srv_listen(struct srv *s, const char *addr)
 {
 	char err[256];
-
 	unsigned long nofile;
 
 	s->listen_fd = tcp_listen(addr, SRV_BIND_WAIT_MS, err, sizeof(err));

@@ -11,20 +11,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "fuzz.h"
 #include "linux.h"
 #include "log.h"
 
 #define RAM (16 << 20)
-
-static void must(int cond, const char *what)
-{
-	if (!cond) {
-		fprintf(stderr, "fuzz_bzimage: %s\n", what);
-		abort();
-	}
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

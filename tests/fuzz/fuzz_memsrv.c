@@ -12,22 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "log.h"
 #include "memsrv.h"
 #include "proto.h"
 
 static uint8_t body[LMP_MAX_BODY] __attribute__((aligned(4096)));
 static uint8_t out[SRV_MSG_MAX] __attribute__((aligned(4096)));
-
-static void must(int cond, const char *what)
-{
-	if (!cond) {
-		fprintf(stderr, "fuzz_memsrv: %s\n", what);
-		abort();
-	}
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -10,21 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "virtio.h"
 
 #define RAM (64 * 1024)
 
 static uint8_t ram[RAM] __attribute__((aligned(4096)));
-
-static void must(int cond, const char *what)
-{
-	if (!cond) {
-		fprintf(stderr, "fuzz_virtq: %s\n", what);
-		abort();
-	}
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
