@@ -108,7 +108,10 @@ int tcp_listen(const char *addr, int wait_ms, char *err, size_t errlen)
 			break;
 		usleep(20000);
 	}
-	if (fd < 0 || bound < 0 || listen(fd, 128) < 0) {
+	/* A burst of connections longer than the accept queue has its SYNs dropped,
+	 * and each such client waits a second to try again: the queue is as long as
+	 * the kernel allows (net.core.somaxconn). */
+	if (fd < 0 || bound < 0 || listen(fd, SOMAXCONN) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
 		if (fd >= 0)
