@@ -606,10 +606,18 @@ int srv_listen(struct srv *s, const char *addr)
 	return 0;
 }
 
+/* Wait for SIGTERM or SIGINT on @sfd (a signalfd) into @si. */
+static void post_signal_read(struct srv *s, int sfd, struct signalfd_siginfo *si)
+{
+	struct io_uring_sqe *sqe = get_sqe(s);
+
+	io_uring_prep_read(sqe, sfd, si, sizeof(*si), 0);
+	io_uring_sqe_set_data64(sqe, tag(s, OP_SIGNAL));
+}
+
 int srv_run(struct srv *s, const struct srv_ops *ops, void *app)
 {
 	struct signalfd_siginfo si;
-	struct io_uring_sqe *sqe;
 	sigset_t sigs;
 	int sfd, ret;
 
@@ -629,9 +637,7 @@ int srv_run(struct srv *s, const struct srv_ops *ops, void *app)
 	}
 	post_accept(s);
 	post_tick(s);
-	sqe = get_sqe(s);
-	io_uring_prep_read(sqe, sfd, &si, sizeof(si), 0);
-	io_uring_sqe_set_data64(sqe, tag(s, OP_SIGNAL));
+	post_signal_read(s, sfd, &si);
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0;
@@ -668,6 +674,13 @@ int srv_run(struct srv *s, const struct srv_ops *ops, void *app)
 				((struct srv_op *)p)->done(p, cqe->res);
 				break;
 			case OP_SIGNAL:
+				/* The read is an io-wq worker's, and a stop and continue
+				 * (SIGSTOP, a debugger) interrupts it: only SIGTERM or
+				 * SIGINT ends the loop, anything else reads again. */
+				if (cqe->res != (int)sizeof(si)) {
+					post_signal_read(s, sfd, &si);
+					break;
+				}
 				log_info("%s: stopping", strsignal(si.ssi_signo));
 				stop = true;
 				break;

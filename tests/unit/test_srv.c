@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -100,7 +101,13 @@ static size_t app_request(void *app, struct srv_conn *c, void *session, const st
 
 static const struct srv_ops app_ops = {app_open, app_close, app_request};
 
-static pid_t spawn_server(char *addr, size_t len)
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* The server in a child; with @ticking, a handled SIGALRM every 2 ms interrupts it. */
+static pid_t spawn_server_ticking(char *addr, size_t len, bool ticking)
 {
 	pid_t pid;
 
@@ -111,10 +118,22 @@ static pid_t spawn_server(char *addr, size_t len)
 	}
 	ASSERT(server.listen_fd >= 0, "no free port");
 	pid = fork();
-	if (pid == 0)
+	if (pid == 0) {
+		if (ticking) {
+			struct itimerval it = {{0, 2000}, {0, 2000}};
+
+			sigaction(SIGALRM, &(struct sigaction){.sa_handler = on_alarm}, NULL);
+			setitimer(ITIMER_REAL, &it, NULL);
+		}
 		_exit(srv_run(&server, &app_ops, NULL) ? 1 : 0);
+	}
 	close(server.listen_fd);
 	return pid;
+}
+
+static pid_t spawn_server(char *addr, size_t len)
+{
+	return spawn_server_ticking(addr, len, false);
 }
 
 static struct xport *connect_to(const char *addr)
@@ -201,6 +220,39 @@ TEST(a_malformed_header_is_refused_and_others_are_served)
 	kill(pid, SIGTERM);
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the server did not survive");
+}
+
+/*
+ * A server stopped and continued (SIGSTOP or ^Z, then SIGCONT; a debugger)
+ * while signals it handles keep arriving (a timer's, a profiler's) serves on,
+ * and only SIGTERM or SIGINT ends its loop. Those signals push the loop's
+ * read of its signalfd to an io-wq worker, whose read the stop interrupts
+ * with -EINTR. Was: that ended the loop, with status 0 (found by
+ * fuzz_storsrv, whose libFuzzer ticks SIGALRM).
+ */
+TEST(a_stopped_and_continued_server_serves_on_and_stops_at_sigterm)
+{
+	char addr[64];
+	pid_t pid = spawn_server_ticking(addr, sizeof(addr), true);
+	struct xport *x = connect_to(addr);
+	struct lmp_hdr resp;
+	int status;
+
+	for (int i = 0; i < 50; i++) {
+		int ret = xport_call(x, i % 2 ? T_LATER : T_NOW, 5, NULL, 0, &resp, NULL, 0);
+
+		ASSERT(ret == 0, "request %d, after %d stops: %s", i, i, strerror(-ret));
+		ASSERT_EQ(resp.status, 0);
+		kill(pid, SIGSTOP);
+		usleep(2000);
+		kill(pid, SIGCONT);
+		usleep(10000);
+	}
+	ASSERT(waitpid(pid, &status, WNOHANG) == 0, "the server stopped");
+	xport_close(x);
+	kill(pid, SIGTERM);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the server did not stop cleanly");
 }
 
 TEST(a_ping_is_answered_by_the_loop_while_a_slow_request_waits)
