@@ -50,8 +50,9 @@ struct srv_conn {
 	int fd;
 	void *session;
 	int inflight; /* posted recv/send plus deferred requests */
+	int deferred; /* requests to be answered with srv_respond */
 	bool recv_posted, send_posted;
-	bool hangup; /* close once the queued responses are sent */
+	bool hangup; /* close once every response is sent, the deferred ones too */
 	bool dead;   /* closed: waiting for what is in flight */
 	size_t rx_len, tx_len;
 	size_t tx_reserved; /* promised to deferred requests */
@@ -206,6 +207,15 @@ static void conn_close(struct srv_conn *c)
 	}
 }
 
+/* A connection to hang up on closes once nothing is left to send or to answer. */
+static void hangup_when_done(struct srv_conn *c)
+{
+	bool queued = c->tls ? c->ctx_len || c->tx_len : c->tx_len;
+
+	if (!c->dead && c->hangup && !c->send_posted && !queued && !c->deferred)
+		conn_close(c);
+}
+
 static size_t tx_room(const struct srv_conn *c)
 {
 	return TX_CAP - c->tx_len - c->tx_reserved;
@@ -340,12 +350,14 @@ void srv_defer(struct srv_conn *c, size_t max_len)
 {
 	c->tx_reserved += max_len;
 	c->inflight++;
+	c->deferred++;
 }
 
 void srv_respond(struct srv_conn *c, const void *msg, size_t len, size_t max_len)
 {
 	c->tx_reserved -= max_len;
 	c->inflight--;
+	c->deferred--;
 	if (c->dead) {
 		conn_close(c); /* frees it when this was the last thing in flight */
 		return;
@@ -359,6 +371,7 @@ void srv_respond(struct srv_conn *c, const void *msg, size_t len, size_t max_len
 	memcpy(c->tx + c->tx_len, msg, len);
 	c->tx_len += len;
 	kick_send(c);
+	hangup_when_done(c);
 }
 
 static bool conn_spare(struct srv *s, struct srv_conn *c)
@@ -529,14 +542,13 @@ static void on_recv(struct srv_conn *c, int res)
 	}
 	if (c->tls) {
 		c->crx_len += res;
-		if (tls_pump(c) && c->hangup && !c->send_posted)
-			conn_close(c);
+		if (tls_pump(c))
+			hangup_when_done(c);
 		return;
 	}
 	c->rx_len += res;
 	conn_serve(c);
-	if (c->hangup && !c->send_posted)
-		conn_close(c);
+	hangup_when_done(c);
 }
 
 static void on_send(struct srv_conn *c, int res)
@@ -555,10 +567,11 @@ static void on_send(struct srv_conn *c, int res)
 		c->tx_len -= res;
 	}
 	if (c->hangup) {
-		if ((c->tls ? c->ctx_len || c->tx_len : c->tx_len) && res > 0)
-			kick_send(c);
-		else
+		if (res == 0) /* the peer takes nothing more */
 			conn_close(c);
+		else
+			kick_send(c);
+		hangup_when_done(c);
 		return;
 	}
 	/* requests may be waiting for room in tx; more may be queued to send */

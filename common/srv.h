@@ -10,8 +10,10 @@
  * reallocated while the kernel may read it: a deferred request reserves the
  * room its response will need (srv_defer), and no further request is read
  * from a connection until its buffer has room for the largest response.
- * A malformed header cannot be resynchronised: it is answered with -EPROTO
- * and the connection is closed once that is sent; everyone else is served on.
+ * A malformed header cannot be resynchronised: it is answered with -EPROTO,
+ * nothing after it is read, and the connection is closed once that and the
+ * answers to the requests before it (deferred ones too) are sent; everyone
+ * else is served on.
  *
  * With an identity (srv_tls), every connection is TLS (GnuTLS, on the same
  * ring: ciphertext is received and sent by io_uring, and the session reads

@@ -3,8 +3,9 @@
  * with a small application: requests of type T_NOW are answered at once,
  * T_LATER later (after an io_uring timeout on the server's own ring, so
  * responses overtake each other), from a client that pipelines them; a
- * malformed header gets -EPROTO and a hang-up while another connection is
- * served on; a PING is answered by the loop itself, ahead of slow requests.
+ * malformed header gets -EPROTO and a hang-up, once the slow request before
+ * it is answered, while another connection is served on; a PING is answered
+ * by the loop itself, ahead of slow requests.
  * The same loop speaking TLS: bodies of every size echoed through records
  * while deferred responses interleave, with a reader slower than the writer;
  * a client of another cluster and one that speaks plain TCP are refused
@@ -191,15 +192,28 @@ TEST(a_malformed_header_is_refused_and_others_are_served)
 	char addr[64];
 	pid_t pid = spawn_server(addr, sizeof(addr));
 	struct xport *bad = connect_to(addr), *good = connect_to(addr);
-	struct lmp_hdr h, resp;
-	struct iovec v = {&h, sizeof(h)};
+	struct lmp_hdr h, resp, two[2];
+	struct iovec v = {&h, sizeof(h)}, v2 = {two, sizeof(two)};
+	bool later_answered = false, refused = false;
 	int status;
 
-	lmp_hdr_init(&h, T_NOW, 5, 0, 0);
-	h.magic = 0x12345678;
-	ASSERT_EQ(xport_sendv(bad, &v, 1), 0);
-	ASSERT_EQ(xport_recv(bad, &resp, sizeof(resp)), 0);
-	ASSERT_EQ(resp.status, -EPROTO);
+	/* a slow request, then garbage: the request is answered before the hang-up */
+	lmp_hdr_init(&two[0], T_LATER, 4, 0, 30);
+	lmp_hdr_init(&two[1], T_NOW, 5, 0, 0);
+	two[1].magic = 0x12345678;
+	ASSERT_EQ(xport_sendv(bad, &v2, 1), 0);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(xport_recv(bad, &resp, sizeof(resp)), 0);
+		if (resp.id == 4) {
+			ASSERT_EQ(resp.status, 0);
+			later_answered = true;
+		} else {
+			ASSERT_EQ(resp.id, 5);
+			ASSERT_EQ(resp.status, -EPROTO);
+			refused = true;
+		}
+	}
+	ASSERT(later_answered && refused);
 	ASSERT(xport_recv(bad, &resp, sizeof(resp)) < 0, "the connection stays open");
 	/* an unknown type is answered, and a deferred request still completes */
 	ASSERT_EQ(xport_call(good, 99, 0, NULL, 0, &resp, NULL, 0), 0);
