@@ -180,7 +180,7 @@ FUZZ_CFLAGS := $(filter-out -Werror -O2 $(SAN_FLAGS),$(CFLAGS)) -O1 \
                -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
                -Wno-gnu-variable-sized-type-not-at-end
 FUZZ_LIBS   := $(filter-out $(SAN_FLAGS),$(LDLIBS)) $(MANAGER_LDLIBS) -fsanitize=fuzzer,address,undefined
-FUZZ_SRCS   := $(COMMON_SRCS) $(MEMSRV_SRCS) $(VMM_SRCS) $(MANAGER_SRCS)
+FUZZ_SRCS   := $(COMMON_SRCS) $(MEMSRV_SRCS) $(STORSRV_SRCS) $(VMM_SRCS) $(MANAGER_SRCS)
 FUZZERS     := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS   := $(FUZZERS:%=$(BUILD)/fuzz/%)
 $(BUILD)/fuzz/obj/%.o: %.c | $(DEPS_STAMP)
