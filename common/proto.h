@@ -201,6 +201,13 @@ void lmp_hdr_init(struct lmp_hdr *h, uint16_t type, uint64_t id, uint32_t len, u
  */
 int lmp_hdr_check(const struct lmp_hdr *h, const char **why);
 
+/* lmp_status_ok - a response's status is 0 or a -errno (what a peer says otherwise is
+ * malformed: a positive or huge one must not reach a caller as a result). */
+static inline bool lmp_status_ok(int32_t status)
+{
+	return status <= 0 && status > -4096;
+}
+
 /* lmp_type_name - "READ", "WRITE", ... for messages and logs. */
 const char *lmp_type_name(uint16_t type);
 

@@ -437,7 +437,10 @@ int xport_send(struct xport *x, uint16_t type, uint64_t arg, const struct iovec 
 	struct iovec v[XPORT_MAX_IOV];
 	struct lmp_hdr req;
 	uint32_t len = 0;
+	int ret;
 
+	if (x->broken)
+		return x->broken;
 	if (iovcnt > XPORT_MAX_IOV - 1)
 		return -EINVAL;
 	for (int i = 0; i < iovcnt; i++) {
@@ -447,21 +450,27 @@ int xport_send(struct xport *x, uint16_t type, uint64_t arg, const struct iovec 
 	lmp_hdr_init(&req, type, ++x->next_id, len, arg);
 	v[0] = (struct iovec){&req, sizeof(req)};
 	*id = req.id;
-	return xport_sendv(x, v, iovcnt + 1);
+	ret = xport_sendv(x, v, iovcnt + 1);
+	if (ret)
+		x->broken = ret;
+	return ret;
 }
 
 int xport_wait_response(struct xport *x, uint16_t type, uint64_t id, struct lmp_hdr *resp,
 			void *body, size_t body_len)
 {
 	const char *why;
-	int ret = xport_recv(x, resp, sizeof(*resp));
+	int ret = x->broken ? x->broken : xport_recv(x, resp, sizeof(*resp));
 
+	if (!ret &&
+	    (lmp_hdr_check(resp, &why) || resp->id != id || resp->type != (type | LMP_RESPONSE) ||
+	     resp->len > body_len || !lmp_status_ok(resp->status)))
+		ret = -EPROTO;
+	if (!ret && resp->len)
+		ret = xport_recv(x, body, resp->len);
 	if (ret)
-		return ret;
-	if (lmp_hdr_check(resp, &why) || resp->id != id || resp->type != (type | LMP_RESPONSE) ||
-	    resp->len > body_len)
-		return -EPROTO;
-	return resp->len ? xport_recv(x, body, resp->len) : 0;
+		x->broken = ret;
+	return ret;
 }
 
 int xport_call(struct xport *x, uint16_t type, uint64_t arg, const struct iovec *iov, int iovcnt,

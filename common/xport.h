@@ -39,6 +39,11 @@ struct xport {
 	const struct xport_ops *ops;
 	char peer[128]; /* "tcp://127.0.0.1:7400", for messages */
 	uint64_t next_id;
+	/* The -errno that broke the request/response stream (a failed send or
+	 * receive, a malformed or late answer): xport_send and
+	 * xport_wait_response then fail with it at once, since what arrives next
+	 * could be read out of step, as another request's answer. */
+	int broken;
 };
 
 /*
@@ -101,8 +106,9 @@ static inline void xport_close(struct xport *x)
  * xport_call - one request/response exchange: send a request of @type with
  * @arg and the body in @iov, then read the response header into @resp and
  * its body into @body (at most @body_len bytes; a longer body is an error).
- * Returns 0 when the exchange worked (the server's verdict is resp->status),
- * or -errno when the connection failed.
+ * Returns 0 when the exchange worked (the server's verdict is resp->status,
+ * 0 or -errno), or -errno when the connection failed or the response is
+ * malformed (-EPROTO: not this request's, too long, a status not -errno).
  */
 int xport_call(struct xport *x, uint16_t type, uint64_t arg, const struct iovec *iov, int iovcnt,
 	       struct lmp_hdr *resp, void *body, size_t body_len);

@@ -245,9 +245,12 @@ static int receive(struct blk_net *n, struct xport *x, uint8_t *buf, size_t *len
 		const char *why = NULL;
 
 		memcpy(&h, buf + off, sizeof(h));
-		if (lmp_hdr_check(&h, &why) || h.len > LMP_BLK_MAX) {
-			log_warn("%s: a malformed response (%s): reconnecting", n->be.name,
-				 why ? why : "too long");
+		if (!lmp_hdr_check(&h, &why) && h.len > LMP_BLK_MAX)
+			why = "too long";
+		else if (!why && !lmp_status_ok(h.status))
+			why = "a status that is not 0 or -errno";
+		if (why) {
+			log_warn("%s: a malformed response (%s): reconnecting", n->be.name, why);
 			return -EPROTO;
 		}
 		if (*len - off < sizeof(h) + h.len)

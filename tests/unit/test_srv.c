@@ -31,6 +31,7 @@
 #define T_LATER 101
 #define T_ECHO	102 /* answered at once with the request's body */
 #define T_WHO	103 /* answered with the client's role (srv_conn_peer) in arg */
+#define T_ODD	104 /* answered out of step: status arg, and id + 1 if arg is 0 */
 
 struct later {
 	struct srv_op op; /* first: the loop hands this pointer back */
@@ -82,6 +83,12 @@ static size_t app_request(void *app, struct srv_conn *c, void *session, const st
 		sqe = srv_sqe(&server, &l->op);
 		io_uring_prep_timeout(sqe, &l->ts, 0, 0);
 		return 0;
+	}
+	if (h->type == T_ODD) {
+		r.status = (int32_t)h->arg;
+		r.id += !h->arg;
+		memcpy(out, &r, sizeof(r));
+		return sizeof(r);
 	}
 	if (h->type == T_WHO) {
 		r.arg = srv_conn_peer(c) ? srv_conn_peer(c)->role : 0;
@@ -267,6 +274,43 @@ TEST(a_stopped_and_continued_server_serves_on_and_stops_at_sigterm)
 	kill(pid, SIGTERM);
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the server did not stop cleanly");
+}
+
+/*
+ * The client's side (xport): an answer that is not the request's (another
+ * id) or whose status is not 0 or -errno is -EPROTO, and the connection is
+ * not used again: what arrives next could be read out of step. A refusal
+ * (a -errno status) leaves it usable.
+ */
+static void out_of_step(uint64_t arg)
+{
+	char addr[64];
+	pid_t pid = spawn_server(addr, sizeof(addr));
+	struct xport *x = connect_to(addr);
+	struct lmp_hdr resp;
+	int status;
+
+	ASSERT_EQ(xport_call(x, T_ODD, (uint64_t)-ENOENT & 0xffffffff, NULL, 0, &resp, NULL, 0), 0);
+	ASSERT_EQ(resp.status, -ENOENT);
+	ASSERT_EQ(xport_call(x, T_NOW, 0, NULL, 0, &resp, NULL, 0), 0);
+	ASSERT_EQ(xport_call(x, T_ODD, arg, NULL, 0, &resp, NULL, 0), -EPROTO);
+	ASSERT_EQ(xport_call(x, T_NOW, 0, NULL, 0, &resp, NULL, 0), -EPROTO);
+	xport_close(x);
+	x = connect_to(addr); /* the server is fine: a new connection is served */
+	ASSERT_EQ(xport_call(x, T_NOW, 0, NULL, 0, &resp, NULL, 0), 0);
+	xport_close(x);
+	kill(pid, SIGTERM);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+}
+
+TEST(an_answer_to_another_request_breaks_the_client_connection)
+{
+	out_of_step(0);
+}
+
+TEST(a_status_that_is_not_errno_breaks_the_client_connection)
+{
+	out_of_step(5);
 }
 
 TEST(a_ping_is_answered_by_the_loop_while_a_slow_request_waits)
