@@ -61,6 +61,7 @@ struct blk_net {
 	uint8_t token[LMP_TOKEN_LEN];
 	int deadline_ms;
 	pthread_mutex_t lock;	     /* everything below */
+	pthread_cond_t idle;	     /* signalled when nothing is left unacknowledged */
 	struct xport *x;	     /* NULL while disconnected; closed only by the receiver */
 	struct net_req *head, *tail; /* unacknowledged, in the order first sent */
 	uint64_t next_id;
@@ -128,6 +129,8 @@ static struct net_req *take(struct blk_net *n, uint64_t id)
 			n->head = r->next;
 		if (n->tail == r)
 			n->tail = prev;
+		if (!n->head)
+			pthread_cond_broadcast(&n->idle);
 		return r;
 	}
 	return NULL;
@@ -431,17 +434,9 @@ static void net_close(struct blk_backend *b)
 	struct blk_net *n = container_of(b, struct blk_net, be);
 
 	/* what is in flight completes (or expires) first */
-	for (;;) {
-		bool idle;
-
-		pthread_mutex_lock(&n->lock);
-		idle = !n->head;
-		pthread_mutex_unlock(&n->lock);
-		if (idle)
-			break;
-		usleep(10000);
-	}
 	pthread_mutex_lock(&n->lock);
+	while (n->head)
+		pthread_cond_wait(&n->idle, &n->lock);
 	n->stopping = true;
 	if (n->x)
 		xport_shutdown(n->x);
@@ -452,6 +447,7 @@ static void net_close(struct blk_backend *b)
 	log_debug("%s: %llu reconnects, %llu requests sent again, %llu failed", n->be.name,
 		  (unsigned long long)n->reconnects, (unsigned long long)n->resent,
 		  (unsigned long long)n->failed);
+	pthread_cond_destroy(&n->idle);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }
@@ -495,6 +491,7 @@ int blk_net_open(const char *url, const uint8_t *token, int deadline_ms, struct 
 	n->deadline_ms = deadline_ms;
 	snprintf(n->be.name, sizeof(n->be.name), "volume %s", n->volume);
 	pthread_mutex_init(&n->lock, NULL);
+	pthread_cond_init(&n->idle, NULL);
 
 	ret = xport_connect(n->addr, CONNECT_TIMEOUT_MS * 5, SILENT_MS, &n->x, err, sizeof(err));
 	if (ret) {
@@ -525,6 +522,7 @@ int blk_net_open(const char *url, const uint8_t *token, int deadline_ms, struct 
 	*out = &n->be;
 	return 0;
 fail:
+	pthread_cond_destroy(&n->idle);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 	return ret;
