@@ -340,9 +340,13 @@ const char *http_query(const struct http_req *req, const char *key)
 void http_json(struct http_resp *resp, int status, json_t *body)
 {
 	resp->status = status;
-	resp->body = json_dumps(body, JSON_COMPACT);
+	resp->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	resp->content_type = "application/json";
 	json_decref(body);
+	if (!resp->body) { /* never an empty answer that says it is JSON */
+		resp->status = 500;
+		resp->body = strdup("{\"error\":\"the answer could not be written as JSON\"}");
+	}
 }
 
 void http_error(struct http_resp *resp, int status, const char *fmt, ...)
@@ -353,6 +357,7 @@ void http_error(struct http_resp *resp, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	utf8_scrub(msg); /* a path with stray bytes, a message cut mid-character */
 	http_json(resp, status, json_pack("{ss}", "error", msg));
 }
 

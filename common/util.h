@@ -68,6 +68,11 @@ bool addr_ok(const char *addr);
  */
 char *exe_dir(char *buf, size_t len);
 
+/* utf8_scrub - make @s valid UTF-8 in place: every byte that does not belong to a
+ * well-formed sequence (a name with stray bytes, a sequence cut by truncation)
+ * becomes '?'. What JSON may carry, and a person read. */
+void utf8_scrub(char *s);
+
 /*
  * nofile_raise - the open files this process may have, raised to its hard
  * limit first (a server's connections are files): the soft limit after,

@@ -47,3 +47,29 @@ TEST(sizes_parse_and_print)
 	ASSERT(parse_size("12Q", &v) != 0, "12Q was taken for a size");
 	ASSERT_CONTAINS(format_size(3ULL << 30, buf, sizeof(buf)), "3 GiB");
 }
+
+/* What an HTTP error carries back (a path of stray bytes, a message cut in the
+ * middle of a character) becomes valid UTF-8, and valid text is left alone. */
+TEST(text_is_scrubbed_to_valid_utf8)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{"plain /v1/vnodes", "plain /v1/vnodes"},
+		{"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xbe",
+		 "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xbe"},
+		{"/metrics\xff\x05", "/metrics?\x05"},
+		{"cut \xe2\x82", "cut ??"},   /* a three-byte character cut after two */
+		{"\xc0\xaf", "??"},	      /* an overlong '/' */
+		{"\xed\xa0\x80", "???"},      /* a surrogate */
+		{"\xf4\x90\x80\x80", "????"}, /* past U+10FFFF */
+		{"\x80 lone continuation", "? lone continuation"},
+	};
+	char buf[64];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s", cases[i].in);
+		utf8_scrub(buf);
+		ASSERT(!strcmp(buf, cases[i].out), "case %zu: '%s'", i, buf);
+	}
+}
