@@ -136,8 +136,10 @@ static void on_vnodes(void *opaque, const struct http_req *req, struct http_resp
 		http_error(resp, 500, "out of memory");
 		return;
 	}
-	memcpy(sorted, m->vnodes, m->nr_vnodes * sizeof(*sorted));
-	qsort(sorted, m->nr_vnodes, sizeof(*sorted), by_name);
+	if (m->nr_vnodes) { /* none yet: m->vnodes is NULL, which memcpy may not be given */
+		memcpy(sorted, m->vnodes, m->nr_vnodes * sizeof(*sorted));
+		qsort(sorted, m->nr_vnodes, sizeof(*sorted), by_name);
+	}
 	for (int i = 0; i < m->nr_vnodes; i++) {
 		if (after && strcmp(sorted[i]->name, after) <= 0)
 			continue;
@@ -380,7 +382,7 @@ static void on_join(void *opaque, const struct http_req *req, struct http_resp *
 }
 
 #define READ (PKI_ADMIN | PKI_READER)
-static const struct http_route routes[] = {
+const struct http_route api_routes[] = {
 	{"POST", "/v1/heartbeat", on_heartbeat, PKI_COMPONENT},
 	{"GET", "/v1/components", on_components, READ},
 	{"GET", "/v1/vnodes", on_vnodes, READ},
@@ -398,7 +400,7 @@ static const struct http_route routes[] = {
 
 struct httpd *api_start(struct manager *m, const char *addr, char *err, size_t errlen)
 {
-	return httpd_start(addr, routes, m, &m->id, err, errlen);
+	return httpd_start(addr, api_routes, m, &m->id, err, errlen);
 }
 
 /* ---- /metrics ---- */

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "http.h"
 #include "ipam.h"
 #include "pki.h"
 #include "place.h"
@@ -305,8 +306,8 @@ int vnode_resize(struct manager *m, const char *name, json_t *req, json_t **out,
 json_t *xml_to_spec(const char *xml, char *err, size_t errlen);
 char *spec_to_xml(const json_t *spec, char *err, size_t errlen);
 
-/* api.c */
-struct httpd;
+/* api.c - api_start serves api_routes (with a struct manager as their opaque) over HTTPS */
+extern const struct http_route api_routes[];
 struct httpd *api_start(struct manager *m, const char *addr, char *err, size_t errlen);
 
 #endif
