@@ -22,12 +22,18 @@ struct virtio_pci_cap {
 	uint32_t notify_off_multiplier; /* notify capability only */
 };
 
-void virtio_fail(struct virtio_dev *vd, const char *why)
+/* virtio_fail with vd->lock held (from a register access). */
+static void virtio_fail_locked(struct virtio_dev *vd, const char *why)
 {
 	log_warn("%s: the guest's driver broke the device (%s); it needs a reset", vd->ops->name,
 		 why);
-	pthread_mutex_lock(&vd->lock);
 	vd->status |= VIRTIO_STATUS_NEEDS_RESET;
+}
+
+void virtio_fail(struct virtio_dev *vd, const char *why)
+{
+	pthread_mutex_lock(&vd->lock);
+	virtio_fail_locked(vd, why);
 	pthread_mutex_unlock(&vd->lock);
 }
 
@@ -260,8 +266,8 @@ static void virtio_common(struct virtio_dev *vd, uint64_t off, void *data, uint3
 		break;
 	case 0x1c: /* queue_enable */
 		if (vq && is_write && val == 1 && !vq->ready) {
-			if (virtq_enable(vq, &why))
-				virtio_fail(vd, why);
+			if (virtq_enable(vq, &why)) /* under vd->lock: was a self-deadlock */
+				virtio_fail_locked(vd, why);
 		} else if (!is_write) {
 			val = vq ? vq->ready : 0;
 		}

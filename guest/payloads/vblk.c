@@ -222,6 +222,16 @@ int main(unsigned vcpu)
 		failed |= !(vdev_status(&dev) & 64);
 		vdev_reset(&dev); /* reset: the device must come back clean */
 		rt_report("status_after_reset", vdev_status(&dev));
+		/* a queue whose rings lie far outside guest RAM, enabled: the device
+		 * must ask for a reset, and this write must return (it once
+		 * deadlocked the vCPU on the device's lock) */
+		*(volatile uint16_t *)(dev.common + 0x16) = 0;
+		*(volatile uint32_t *)(dev.common + 0x20) = 0;
+		*(volatile uint32_t *)(dev.common + 0x24) = 0x100; /* 1 TiB */
+		*(volatile uint16_t *)(dev.common + 0x1c) = 1;
+		rt_report("bad_ring_needs_reset", (vdev_status(&dev) & 64) != 0);
+		failed |= !(vdev_status(&dev) & 64);
+		vdev_reset(&dev);
 	}
 	return failed || mismatches ? 1 : 0;
 }

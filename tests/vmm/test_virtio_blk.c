@@ -50,6 +50,8 @@ TEST(vblk_payload_writes_flushes_and_reads_back_through_virtio_pci)
 	ASSERT(report_get(r.out, 0, "get_id_ok", &v) && v == 1);
 	ASSERT(report_get(r.out, 0, "needs_reset", &v) && v == 1);
 	ASSERT(report_get(r.out, 0, "status_after_reset", &v) && v == 0);
+	/* enabling a queue with rings outside RAM fails the device (was: a deadlock) */
+	ASSERT(report_get(r.out, 0, "bad_ring_needs_reset", &v) && v == 1);
 	ASSERT(report_get(r.out, 0, "discard_status", &v) && v == 0);
 	ASSERT(report_get(r.out, 0, "write_zeroes_status", &v) && v == 0);
 	ASSERT(report_get(r.out, 0, "discard_flag_status", &v) && v == 2); /* UNSUPP */
