@@ -40,17 +40,18 @@ for t in "$@"; do
 	while read -r line; do failed+=("${t##*/}: ${line#FAIL }"); done < <(grep '^FAIL ' "$log")
 done
 
-# Each fuzz harness replays its corpus (seeds and every crash ever found), once.
+# Each fuzz harness replays its corpus (seeds and every crash ever found), once;
+# an input that runs 60 s is a hang (one once deadlocked a device).
 for f in "$build"/fuzz/fuzz_*; do
 	[ -x "$f" ] || continue
 	name=${f##*/} corpus=tests/fuzz/corpus/${f##*/}
 	echo "== fuzz/$name ($corpus)"
-	if ASAN_OPTIONS= UBSAN_OPTIONS= "$f" -runs=0 "$corpus" >"$log" 2>&1; then
+	if ASAN_OPTIONS= UBSAN_OPTIONS= "$f" -runs=0 -timeout=60 "$corpus" >"$log" 2>&1; then
 		echo "PASS $name: $(ls "$corpus" | wc -l) inputs replayed"
 		pass=$((pass + 1))
 	else
 		tail -30 "$log"
-		echo "FAIL $name: an input of $corpus crashes it"
+		echo "FAIL $name: an input of $corpus crashes or hangs it"
 		failed+=("fuzz/$name")
 		fail=$((fail + 1))
 	fi
