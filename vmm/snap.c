@@ -1,5 +1,6 @@
 /* snap.c - the snapshot format (see snap.h): sections with CRCs after a checked header. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,17 @@ struct snap_header {
 struct snap_section_header {
 	char name[SNAP_NAME];
 	uint64_t len;
-	uint32_t crc; /* of the section's bytes */
+	uint32_t crc; /* of the section's bytes, then of this header but the crc */
 	uint32_t reserved;
 };
+
+/* A section's CRC, from that of its bytes (@c): its header's fields go in too,
+ * so that a damaged name cannot hand a section to another part (format 2). */
+static uint32_t section_crc(uint32_t c, const struct snap_section_header *sh)
+{
+	c = (uint32_t)crc32(c, (const uint8_t *)sh, offsetof(struct snap_section_header, crc));
+	return (uint32_t)crc32(c, (const uint8_t *)&sh->reserved, sizeof(sh->reserved));
+}
 
 static void put(struct snap_writer *w, const void *p, uint64_t len, off_t at)
 {
@@ -92,11 +101,12 @@ void snap_write(struct snap_writer *w, const void *data, uint64_t len)
 
 void snap_close_section(struct snap_writer *w)
 {
-	struct snap_section_header sh = {.len = w->sec_len, .crc = w->sec_crc};
+	struct snap_section_header sh = {.len = w->sec_len};
 
 	if (w->err)
 		return;
 	memcpy(sh.name, w->sec_name, sizeof(sh.name));
+	sh.crc = section_crc(w->sec_crc, &sh);
 	put(w, &sh, sizeof(sh), w->sec_at);
 	w->sec_at = -1;
 	w->nr++;
@@ -189,7 +199,7 @@ int snap_open(struct snap *s, int fd, char *err, size_t errlen)
 		for (uint64_t k = 0; k < sh.len; k += 1u << 30)
 			c = (uint32_t)crc32(c, s->buf + off + k,
 					    (uInt)(sh.len - k < 1u << 30 ? sh.len - k : 1u << 30));
-		if (c != sh.crc) {
+		if (section_crc(c, &sh) != sh.crc) {
 			snprintf(err, errlen, "the snapshot's section %s is damaged (CRC mismatch)",
 				 sh.name);
 			goto bad;

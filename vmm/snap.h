@@ -21,8 +21,8 @@
 #include <stdint.h>
 
 #define SNAP_MAGIC   0x50414e534f47454cULL /* "LEGOSNAP" */
-#define SNAP_VERSION 1
-#define SNAP_NAME    32 /* a section's name, NUL included */
+#define SNAP_VERSION 2			   /* 2: a section's CRC covers its name and length too */
+#define SNAP_NAME    32			   /* a section's name, NUL included */
 
 /* A snapshot being written: sections go to a file descriptor one after another. */
 struct snap_writer {
