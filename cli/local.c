@@ -185,6 +185,7 @@ static int local_identities(struct legoctl *lc, int nr_agents, char *pki, char (
 static void up_help(struct legoctl *lc)
 {
 	printf("usage: legoctl up [--memsrv-capacity SIZE] [--agent-capacity SIZE] [--agents N]\n"
+	       "                 [--jail on|off]\n"
 	       "\n"
 	       "Start a whole cluster on this machine, under $LEGO_HOME (%s):\n"
 	       "a manager, two memory servers, a storage server and a host agent. Parts that\n"
@@ -194,7 +195,10 @@ static void up_help(struct legoctl *lc)
 	       "  --agent-capacity SIZE   memory the agent offers for ExCaches (default: half\n"
 	       "                          of this machine's RAM)\n"
 	       "  --agents N              N host agents (1 to %d, default 1; kept for later\n"
-	       "                          ups): vNodes migrate between them (legoctl migrate)\n",
+	       "                          ups): vNodes migrate between them (legoctl migrate)\n"
+	       "  --jail on|off           the agents jail each lego-vmm (default on, as root:\n"
+	       "                          its own user, no capabilities, only its files);\n"
+	       "                          off runs them as the agent's user, e.g. to debug one\n",
 	       lc->home, MAX_AGENTS);
 }
 
@@ -203,9 +207,10 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	static const struct option opts[] = {{"memsrv-capacity", required_argument, NULL, 'm'},
 					     {"agent-capacity", required_argument, NULL, 'a'},
 					     {"agents", required_argument, NULL, 'n'},
+					     {"jail", required_argument, NULL, 'j'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *mcap = "4G", *acap = NULL;
+	const char *mcap = "4G", *acap = NULL, *jail = "on";
 	char p[PATH_MAX], cfg[PATH_MAX], db[PATH_MAX], vols[PATH_MAX], vdir[PATH_MAX];
 	char bin[6][PATH_MAX], addr[4 + MAX_AGENTS][256], bridge[32], subnet[32], gateway[32];
 	char vdirs[MAX_AGENTS][PATH_MAX + 16], anames[MAX_AGENTS][24];
@@ -225,6 +230,10 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 			;
 		else if (o == 'n')
 			return usage_fail("up", "--agents: '%s' is not from 1 to 4", optarg);
+		else if (o == 'j' && (!strcmp(optarg, "on") || !strcmp(optarg, "off")))
+			jail = optarg;
+		else if (o == 'j')
+			return usage_fail("up", "--jail: give on or off, not '%s'", optarg);
 		else
 			return usage_fail("up", "%s", "unknown option");
 	}
@@ -314,21 +323,21 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 		  "--identity", id[3], NULL}},
 		{"agent",
 		 {bin[3], "--listen", addr[4], "--dir", vdir, "--manager", lc->manager,
-		  "--identity", id[4], "--bridge", bridge, "--gateway", gateway,
-		  acap ? "--capacity" : NULL, agent_cap, NULL}},
+		  "--identity", id[4], "--bridge", bridge, "--gateway", gateway, "--jail",
+		  (char *)jail, acap ? "--capacity" : NULL, agent_cap, NULL}},
 		/* the others join the first's bridge (it owns it), each with a directory */
 		{anames[1],
 		 {bin[3], "--listen", addr[5], "--dir", vdirs[1], "--manager", lc->manager,
-		  "--identity", id[5], "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap,
-		  NULL}},
+		  "--identity", id[5], "--bridge", bridge, "--jail", (char *)jail,
+		  acap ? "--capacity" : NULL, agent_cap, NULL}},
 		{anames[2],
 		 {bin[3], "--listen", addr[6], "--dir", vdirs[2], "--manager", lc->manager,
-		  "--identity", id[6], "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap,
-		  NULL}},
+		  "--identity", id[6], "--bridge", bridge, "--jail", (char *)jail,
+		  acap ? "--capacity" : NULL, agent_cap, NULL}},
 		{anames[3],
 		 {bin[3], "--listen", addr[7], "--dir", vdirs[3], "--manager", lc->manager,
-		  "--identity", id[7], "--bridge", bridge, acap ? "--capacity" : NULL, agent_cap,
-		  NULL}},
+		  "--identity", id[7], "--bridge", bridge, "--jail", (char *)jail,
+		  acap ? "--capacity" : NULL, agent_cap, NULL}},
 	};
 	int started = 0;
 	bool fresh[ARRAY_SIZE(ds)] = {false}; /* started now: ready once it answers */

@@ -125,6 +125,7 @@ TEST_TIMEOUT(cluster_registers_refuses_rolls_back_detects_down_and_restarts, 180
 				{"resize", "x", "--excache", "lots"},
 				{"create", "x", "--cpus", "0"},
 				{"list", "extra"},
+				{"up", "--jail", "maybe"},
 				{"--nope"},
 				{"demo"},
 				{"demo", "failover", "--guest", "windows"}};
@@ -213,9 +214,22 @@ TEST_TIMEOUT(cluster_registers_refuses_rolls_back_detects_down_and_restarts, 180
 	{
 		pid_t extra[] = {orphan};
 
-		legoctl(&r, "up", NULL); /* a new agent, which does not know the orphan */
+		char cmdline[4096] = "", path[64];
+		ssize_t len;
+		int fd;
+
+		/* a new agent, which does not know the orphan, told not to jail its VMMs */
+		legoctl(&r, "up", "--jail", "off", NULL);
 		ASSERT(r.status == 0, "%s", r.err);
 		proc_result_free(&r);
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid_of("agent"));
+		fd = open(path, O_RDONLY);
+		ASSERT(fd >= 0);
+		len = read(fd, cmdline, sizeof(cmdline) - 1);
+		close(fd);
+		for (ssize_t i = 0; i < len; i++) /* its arguments, one string */
+			cmdline[i] = cmdline[i] ? cmdline[i] : ' ';
+		ASSERT_CONTAINS(cmdline, "--jail off");
 		down_leaves_nothing(extra, 1);
 	}
 	ASSERT(!gone(other), "down killed a process that was not a lego-vmm");
