@@ -183,7 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct io ios[MAX_IOS];
 	static uint8_t stream[1 << 20];
 	struct blk_backend *be;
-	size_t n = 0;
+	size_t n;
 	int nr;
 
 	if (!url[0])
@@ -194,25 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++, size--;
 	if (size < (size_t)nr * 5)
 		return 0;
-	/* the peer's bytes: frames with the magic and version set, unless asked not to */
-	for (size_t i = (size_t)nr * 5; i + 1 + sizeof(struct lmp_hdr) <= size;) {
-		struct lmp_hdr h;
-		size_t body;
-
-		memcpy(&h, data + i + 1, sizeof(h));
-		if (!(data[i] & 1)) {
-			h.magic = LMP_MAGIC;
-			h.version = LMP_VERSION;
-		}
-		i += 1 + sizeof(h);
-		body = h.len < size - i ? h.len : size - i;
-		if (n + sizeof(h) + body > sizeof(stream))
-			break;
-		memcpy(stream + n, &h, sizeof(h));
-		memcpy(stream + n + sizeof(h), data + i, body);
-		n += sizeof(h) + body;
-		i += body;
-	}
+	n = fuzz_frames(data + (size_t)nr * 5, size - (size_t)nr * 5, stream, sizeof(stream));
 	pthread_mutex_lock(&lock);
 	script = stream;
 	script_len = n;

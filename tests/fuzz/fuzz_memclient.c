@@ -142,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct memclient_cred cred = {.vnode = 1, .nr_pages = 1024};
 	struct memclient mc;
 	char err[256];
-	size_t n = 0, nr;
+	size_t n, nr;
 	int ret;
 
 	if (!addr[0])
@@ -153,24 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++, size--;
 	if (size < 2 * nr)
 		return 0;
-	for (size_t i = 2 * nr; i + 1 + sizeof(struct lmp_hdr) <= size;) {
-		struct lmp_hdr h;
-		size_t body;
-
-		memcpy(&h, data + i + 1, sizeof(h));
-		if (!(data[i] & 1)) {
-			h.magic = LMP_MAGIC;
-			h.version = LMP_VERSION;
-		}
-		i += 1 + sizeof(h);
-		body = h.len < size - i ? h.len : size - i;
-		if (n + sizeof(h) + body > sizeof(stream))
-			break;
-		memcpy(stream + n, &h, sizeof(h));
-		memcpy(stream + n + sizeof(h), data + i, body);
-		n += sizeof(h) + body;
-		i += body;
-	}
+	n = fuzz_frames(data + 2 * nr, size - 2 * nr, stream, sizeof(stream));
 	pthread_mutex_lock(&lock);
 	script = stream;
 	script_len = n;
