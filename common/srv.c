@@ -5,15 +5,9 @@
  * connection is freed only when nothing of it is in flight and no deferred
  * request is pending.
  *
- * TLS sits between the socket and the request buffers: io_uring receives
- * ciphertext into crx, the session decrypts it into rx (its pull function
- * reads crx), requests are served from rx as without TLS, and responses
- * queued in tx are encrypted into ctx (its push function appends there)
- * only as far as ctx has room, so that tx's room still holds a slow
- * reader back.
+ * TLS, between the socket and the request buffers, is srv_tls.c's.
  */
 #include <errno.h>
-#include <gnutls/gnutls.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,42 +22,12 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "srv.h"
+#include "srv_int.h"
 #include "util.h"
 
-#define RX_CAP		 (2 * SRV_MSG_MAX)
-#define TX_CAP		 (8 * SRV_MSG_MAX)
-#define RING_SIZE	 256
-#define TLS_CHUNK	 16384		    /* the most plaintext in one TLS record */
-#define TLS_ROOM	 (TLS_CHUNK + 1024) /* a record's ciphertext, with room to spare */
-#define CRX_CAP		 (4 * TLS_ROOM)
-#define CTX_CAP		 (8 * TLS_ROOM)
 #define SRV_BIND_WAIT_MS 3000
 
 enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_SIGNAL, OP_APP, OP_TICK };
-
-struct srv_conn {
-	struct srv *srv;
-	struct srv_conn *prev, *next;  /* srv->conns, while open */
-	uint64_t opened_ms, active_ms; /* accepted; the last request completed */
-	uint64_t requests;
-	int fd;
-	void *session;
-	int inflight; /* posted recv/send plus deferred requests */
-	int deferred; /* requests to be answered with srv_respond */
-	bool recv_posted, send_posted;
-	bool hangup; /* close once every response is sent, the deferred ones too */
-	bool dead;   /* closed: waiting for what is in flight */
-	size_t rx_len, tx_len;
-	size_t tx_reserved; /* promised to deferred requests */
-	uint8_t *rx, *tx;
-	/* TLS (srv->tls): the session, and ciphertext as received and to send */
-	gnutls_session_t tls;
-	bool handshaken;
-	uint8_t *crx, *ctx;
-	size_t crx_off, crx_len, ctx_len;
-	struct pki_peer peer; /* the client's certificate (role 0: it presented none) */
-};
 
 static uint64_t tag(void *p, enum op op)
 {
@@ -90,7 +54,7 @@ struct io_uring_sqe *srv_sqe(struct srv *s, struct srv_op *op)
 	return sqe;
 }
 
-static void post_recv(struct srv_conn *c)
+void srv_post_recv(struct srv_conn *c)
 {
 	struct io_uring_sqe *sqe;
 
@@ -124,62 +88,16 @@ static void post_send(struct srv_conn *c)
 	c->inflight++;
 }
 
-/* The session's transport: ciphertext from crx, to ctx (never blocking). */
-static ssize_t tls_pull(gnutls_transport_ptr_t p, void *data, size_t len)
+/* Send what is queued (with TLS, what srv_tls_encrypt made of it). */
+void srv_kick_send(struct srv_conn *c)
 {
-	struct srv_conn *c = p;
-	size_t n = c->crx_len - c->crx_off;
-
-	if (!n) {
-		gnutls_transport_set_errno(c->tls, EAGAIN);
-		return -1;
-	}
-	n = n < len ? n : len;
-	memcpy(data, c->crx + c->crx_off, n);
-	c->crx_off += n;
-	return (ssize_t)n;
-}
-
-static ssize_t tls_push(gnutls_transport_ptr_t p, const void *data, size_t len)
-{
-	struct srv_conn *c = p;
-
-	if (len > CTX_CAP - c->ctx_len) { /* cannot happen: room is checked before a send */
-		gnutls_transport_set_errno(c->tls, ENOBUFS);
-		return -1;
-	}
-	memcpy(c->ctx + c->ctx_len, data, len);
-	c->ctx_len += len;
-	return (ssize_t)len;
-}
-
-/* Send what is queued: with TLS, encrypt tx into ctx as far as ctx has room. */
-static void kick_send(struct srv_conn *c)
-{
-	size_t off = 0; /* encrypted so far: tx is moved down once, after the loop */
-
-	while (c->tls && c->handshaken && off < c->tx_len && CTX_CAP - c->ctx_len >= TLS_ROOM) {
-		size_t left = c->tx_len - off;
-		ssize_t n = gnutls_record_send(c->tls, c->tx + off,
-					       left < TLS_CHUNK ? left : TLS_CHUNK);
-
-		if (n <= 0) {
-			log_warn("TLS: cannot encrypt a response: %s", gnutls_strerror((int)n));
-			c->hangup = true;
-			off = c->tx_len;
-			break;
-		}
-		off += (size_t)n;
-	}
-	if (off) {
-		memmove(c->tx, c->tx + off, c->tx_len - off);
-		c->tx_len -= off;
-	}
+	if (c->tls)
+		srv_tls_encrypt(c);
 	if (!c->send_posted && (c->tls ? c->ctx_len : c->tx_len))
 		post_send(c);
 }
 
-static void conn_close(struct srv_conn *c)
+void srv_conn_close(struct srv_conn *c)
 {
 	struct srv *s = c->srv;
 
@@ -213,7 +131,7 @@ static void hangup_when_done(struct srv_conn *c)
 	bool queued = c->tls ? c->ctx_len || c->tx_len : c->tx_len;
 
 	if (!c->dead && c->hangup && !c->send_posted && !queued && !c->deferred)
-		conn_close(c);
+		srv_conn_close(c);
 }
 
 static size_t tx_room(const struct srv_conn *c)
@@ -222,7 +140,7 @@ static size_t tx_room(const struct srv_conn *c)
 }
 
 /* Serve every complete request in rx while tx has room for the largest response. */
-static void conn_serve(struct srv_conn *c)
+void srv_conn_serve(struct srv_conn *c)
 {
 	struct srv *s = c->srv;
 	size_t off = 0;
@@ -267,83 +185,9 @@ static void conn_serve(struct srv_conn *c)
 	}
 	memmove(c->rx, c->rx + off, c->rx_len - off);
 	c->rx_len -= off;
-	kick_send(c);
+	srv_kick_send(c);
 	if (!c->hangup && !c->recv_posted && tx_room(c) >= SRV_MSG_MAX)
-		post_recv(c);
-}
-
-/* The client's certificate, if it presented one: a member of this cluster, or refused. */
-static int tls_check_peer(struct srv_conn *c)
-{
-	const gnutls_datum_t *certs;
-	unsigned n = 0;
-	char why[512];
-
-	certs = gnutls_certificate_get_peers(c->tls, &n);
-	if (!n)
-		return 0; /* a VMM: it proves itself with a credential */
-	if (pki_verify(c->srv->tls_ca, certs[0].data, certs[0].size, &c->peer, why, sizeof(why))) {
-		log_warn("refused a TLS client: %s", why);
-		memset(&c->peer, 0, sizeof(c->peer));
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Ciphertext arrived, or room did: finish the handshake, then decrypt into
- * rx and serve, for as long as that makes progress. False if @c was closed
- * (and may be freed).
- */
-static bool tls_pump(struct srv_conn *c)
-{
-	if (!c->handshaken) {
-		int r = gnutls_handshake(c->tls);
-
-		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
-			kick_send(c);
-			if (!c->recv_posted)
-				post_recv(c);
-			return true;
-		}
-		if (r < 0 || tls_check_peer(c)) {
-			if (r < 0)
-				log_warn("a TLS handshake failed: %s", gnutls_strerror(r));
-			c->srv->nr_tls_refused++;
-			c->hangup = true; /* after the alert the session may have queued */
-			kick_send(c);
-			if (c->send_posted)
-				return true;
-			conn_close(c);
-			return false;
-		}
-		c->handshaken = true;
-	}
-	for (;;) {
-		size_t filled;
-
-		while (c->rx_len < RX_CAP) {
-			ssize_t n =
-				gnutls_record_recv(c->tls, c->rx + c->rx_len, RX_CAP - c->rx_len);
-
-			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
-				break;
-			if (n <= 0) { /* the client closed, or sent what does not decrypt */
-				if (n < 0)
-					log_warn("TLS: %s: closing the connection",
-						 gnutls_strerror((int)n));
-				conn_close(c);
-				return false;
-			}
-			c->rx_len += (size_t)n;
-		}
-		filled = c->rx_len;
-		conn_serve(c);
-		/* on while serving made room and there is more to decrypt */
-		if (c->hangup || c->rx_len == filled ||
-		    (c->crx_off == c->crx_len && !gnutls_record_check_pending(c->tls)))
-			return true;
-	}
+		srv_post_recv(c);
 }
 
 void srv_defer(struct srv_conn *c, size_t max_len)
@@ -359,18 +203,18 @@ void srv_respond(struct srv_conn *c, const void *msg, size_t len, size_t max_len
 	c->inflight--;
 	c->deferred--;
 	if (c->dead) {
-		conn_close(c); /* frees it when this was the last thing in flight */
+		srv_conn_close(c); /* frees it when this was the last thing in flight */
 		return;
 	}
 	if (len > max_len) { /* an application bug; a cut response would corrupt the stream */
 		log_err("a %zu-byte response where %zu were reserved: closing the connection", len,
 			max_len);
-		conn_close(c);
+		srv_conn_close(c);
 		return;
 	}
 	memcpy(c->tx + c->tx_len, msg, len);
 	c->tx_len += len;
-	kick_send(c);
+	srv_kick_send(c);
 	hangup_when_done(c);
 }
 
@@ -396,7 +240,7 @@ static bool evict_one(struct srv *s)
 	if (!victim)
 		return false;
 	s->nr_evicted++;
-	conn_close(victim);
+	srv_conn_close(victim);
 	return true;
 }
 
@@ -434,14 +278,8 @@ static void on_accept(struct srv *s, int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->srv = s;
 	c->fd = fd;
-	if (c->tls) {
-		gnutls_set_default_priority(c->tls);
-		gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, s->tls);
-		gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_REQUEST);
-		gnutls_transport_set_ptr(c->tls, c);
-		gnutls_transport_set_pull_function(c->tls, tls_pull);
-		gnutls_transport_set_push_function(c->tls, tls_push);
-	}
+	if (c->tls)
+		srv_tls_session(c);
 	s->nr_conns++;
 	c->opened_ms = mono_ms();
 	c->next = s->conns;
@@ -449,7 +287,7 @@ static void on_accept(struct srv *s, int fd)
 		s->conns->prev = c;
 	s->conns = c;
 	s->nr_open++;
-	post_recv(c);
+	srv_post_recv(c);
 }
 
 /* Every second: half-open and trickling connections go; a paused accept resumes. */
@@ -472,7 +310,7 @@ static void on_tick(struct srv *s)
 		next = c->next;
 		if (!c->requests && now - c->opened_ms >= SRV_FIRST_REQUEST_MS) {
 			s->nr_timed_out++;
-			conn_close(c);
+			srv_conn_close(c);
 		}
 	}
 	if (s->accept_paused) {
@@ -500,54 +338,23 @@ static void on_accept_error(struct srv *s, int res, bool more)
 		post_accept(s);
 }
 
-int srv_tls(struct srv *s, const struct pki_identity *id, char *err, size_t errlen)
-{
-	gnutls_certificate_credentials_t cred;
-	int r = gnutls_certificate_allocate_credentials(&cred);
-
-	if (r >= 0)
-		r = gnutls_certificate_set_x509_key_file(cred, id->cert, id->key,
-							 GNUTLS_X509_FMT_PEM);
-	if (r >= 0)
-		r = gnutls_certificate_set_x509_trust_file(cred, id->ca, GNUTLS_X509_FMT_PEM);
-	if (r < 0) {
-		snprintf(err, errlen, "TLS with %s and %s: %s", id->cert, id->key,
-			 gnutls_strerror(r));
-		gnutls_certificate_free_credentials(cred);
-		return -1;
-	}
-	s->tls_ca = pki_read(id->ca);
-	if (!s->tls_ca) {
-		snprintf(err, errlen, "%s: %s", id->ca, strerror(errno));
-		gnutls_certificate_free_credentials(cred);
-		return -1;
-	}
-	s->tls = cred;
-	return 0;
-}
-
-const struct pki_peer *srv_conn_peer(const struct srv_conn *c)
-{
-	return c->peer.role ? &c->peer : NULL;
-}
-
 static void on_recv(struct srv_conn *c, int res)
 {
 	c->recv_posted = false;
 	c->inflight--;
 	if (res <= 0 || c->dead) {
 		/* A peer that vanishes mid-message leaves a partial request: dropped unread. */
-		conn_close(c);
+		srv_conn_close(c);
 		return;
 	}
 	if (c->tls) {
 		c->crx_len += res;
-		if (tls_pump(c))
+		if (srv_tls_pump(c))
 			hangup_when_done(c);
 		return;
 	}
 	c->rx_len += res;
-	conn_serve(c);
+	srv_conn_serve(c);
 	hangup_when_done(c);
 }
 
@@ -556,7 +363,7 @@ static void on_send(struct srv_conn *c, int res)
 	c->send_posted = false;
 	c->inflight--;
 	if (res < 0 || c->dead) {
-		conn_close(c);
+		srv_conn_close(c);
 		return;
 	}
 	if (c->tls) {
@@ -568,17 +375,17 @@ static void on_send(struct srv_conn *c, int res)
 	}
 	if (c->hangup) {
 		if (res == 0) /* the peer takes nothing more */
-			conn_close(c);
+			srv_conn_close(c);
 		else
-			kick_send(c);
+			srv_kick_send(c);
 		hangup_when_done(c);
 		return;
 	}
 	/* requests may be waiting for room in tx; more may be queued to send */
 	if (c->tls)
-		tls_pump(c);
+		srv_tls_pump(c);
 	else
-		conn_serve(c);
+		srv_conn_serve(c);
 }
 
 static void post_accept(struct srv *s)
