@@ -35,22 +35,24 @@ static struct manager m, base; /* base: the identity, kept from input to input *
 static char addr[64];
 static char reply[1 << 22];
 
+static char pki_dir[] = "/tmp/fuzz_api.XXXXXX";
+
+/* The cluster's identity (keys, 0600, in a 0700 directory) goes with the process. */
+static void remove_pki(void)
+{
+	fuzz_remove_tree(pki_dir);
+}
+
 static void start(void)
 {
-	char dir[] = "/tmp/fuzz_api.XXXXXX", err[512];
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char err[512];
 
 	log_init("fuzz_api", LOG_NONE); /* refusals are the answers */
-	must(mkdtemp(dir), "no directory for the cluster's identity");
-	must(pki_init_cluster(dir, "fuzz", NULL, err, sizeof(err)) == 0, "pki_init_cluster");
-	must(members_init(&base, dir, err, sizeof(err)) == 0, "members_init");
-	must(fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
-		     !getsockname(fd, (struct sockaddr *)&sa, &len),
-	     "no free port");
-	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sa.sin_port));
-	close(fd);
+	must(mkdtemp(pki_dir), "no directory for the cluster's identity");
+	atexit(remove_pki);
+	must(pki_init_cluster(pki_dir, "fuzz", NULL, err, sizeof(err)) == 0, "pki_init_cluster");
+	must(members_init(&base, pki_dir, err, sizeof(err)) == 0, "members_init");
+	close(fuzz_listen(addr, sizeof(addr))); /* a free port, which the API takes */
 	must(httpd_start(addr, api_routes, &m, NULL, err, sizeof(err)) != NULL, "httpd_start");
 }
 
@@ -58,18 +60,11 @@ static void start(void)
 static int request(const char *method, const char *path, const char *body, size_t body_len,
 		   const char **out, size_t *out_len, bool *json)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	struct timeval tv = {.tv_sec = 30};
 	char head[8400];
 	size_t got = 0;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), n, status;
+	int fd = fuzz_connect(addr, 30), n, status;
 	char *end;
 
-	sa.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
-	must(fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sizeof(sa)), "the API is not there");
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0}, sizeof(struct linger));
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)); /* head, then body */
 	n = snprintf(head, sizeof(head),
 		     "%s %s HTTP/1.1\r\nHost: manager\r\nConnection: close\r\n"
 		     "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",

@@ -50,41 +50,14 @@ static const uint8_t *script;
 static size_t script_len;
 static bool go;
 
-static bool read_all(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = recv(fd, p, len, 0);
-
-		if (n <= 0)
-			return false;
-		p += n, len -= (size_t)n;
-	}
-	return true;
-}
-
-static void write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n <= 0)
-			return;
-		p += n, len -= (size_t)n;
-	}
-}
-
 /* A request, its body dropped; false at the end of the stream. */
 static bool read_request(int fd, struct lmp_hdr *h, uint8_t *body, size_t cap)
 {
-	if (!read_all(fd, h, sizeof(*h)))
+	if (!fuzz_read_all(fd, h, sizeof(*h)))
 		return false;
 	must(h->magic == LMP_MAGIC && h->version == LMP_VERSION && h->len <= cap,
 	     "blk_net sent a malformed request");
-	return read_all(fd, body, h->len);
+	return fuzz_read_all(fd, body, h->len);
 }
 
 static uint8_t peer_body[LMP_MAX_BODY];
@@ -97,14 +70,14 @@ static void scripted(int fd, const struct lmp_hdr *h)
 	struct lmp_vol_info info = {.size = VOLUME_SIZE};
 
 	lmp_hdr_init(&r, LMP_VOL_STAT | LMP_RESPONSE, h->id, sizeof(info), 0);
-	write_all(fd, &r, sizeof(r));
-	write_all(fd, &info, sizeof(info));
+	fuzz_write_all(fd, &r, sizeof(r));
+	fuzz_write_all(fd, &info, sizeof(info));
 	pthread_mutex_lock(&lock);
 	while (!go)
 		pthread_cond_wait(&cond, &lock);
 	go = false;
 	pthread_mutex_unlock(&lock);
-	write_all(fd, script, script_len);
+	fuzz_write_all(fd, script, script_len);
 	shutdown(fd, SHUT_WR);
 	while (read_request(fd, &r, peer_body, sizeof(peer_body))) /* until blk_net hangs up */
 		;
@@ -125,8 +98,8 @@ static void correct(int fd, struct lmp_hdr h)
 		if (h.type == LMP_BLK_READ)
 			len = b.length <= LMP_BLK_MAX ? b.length : 0;
 		lmp_hdr_init(&r, h.type | LMP_RESPONSE, h.id, len, 0);
-		write_all(fd, &r, sizeof(r));
-		write_all(fd, out, len);
+		fuzz_write_all(fd, &r, sizeof(r));
+		fuzz_write_all(fd, out, len);
 	} while (read_request(fd, &h, peer_body, sizeof(peer_body)));
 }
 
@@ -155,17 +128,12 @@ static void *peer(void *arg)
 
 static void start_peer(void)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
+	char peer_addr[64];
 	pthread_t t;
 
 	log_init("fuzz_blk_net", LOG_NONE); /* blk_net's warnings are expected here */
-	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	must(listen_fd >= 0 && !bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) &&
-		     !listen(listen_fd, 16) &&
-		     !getsockname(listen_fd, (struct sockaddr *)&sa, &len),
-	     "no loopback port");
-	snprintf(url, sizeof(url), "%s127.0.0.1:%u/fuzz", BLK_NET_SCHEME, ntohs(sa.sin_port));
+	listen_fd = fuzz_listen(peer_addr, sizeof(peer_addr));
+	snprintf(url, sizeof(url), "%s%s/fuzz", BLK_NET_SCHEME, peer_addr);
 	must(pthread_create(&t, NULL, peer, NULL) == 0, "no peer thread");
 	pthread_detach(t);
 }

@@ -45,21 +45,15 @@ static void *peer(void *arg)
 	for (;;) {
 		int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		const uint8_t *p;
-		size_t left;
+		size_t len;
 
 		if (fd < 0)
 			continue;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 		pthread_mutex_lock(&lock);
-		p = script, left = script_len;
+		p = script, len = script_len;
 		pthread_mutex_unlock(&lock);
-		while (left) {
-			ssize_t n = send(fd, p, left, MSG_NOSIGNAL);
-
-			if (n <= 0)
-				break;
-			p += n, left -= (size_t)n;
-		}
+		fuzz_write_all(fd, p, len);
 		shutdown(fd, SHUT_WR);
 		while (recv(fd, sink, sizeof(sink), 0) > 0) /* until the client hangs up */
 			;
@@ -74,17 +68,10 @@ static void *peer(void *arg)
 
 static void start_peer(void)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
 	pthread_t t;
 
 	log_init("fuzz_memclient", LOG_NONE);
-	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	must(listen_fd >= 0 && !bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) &&
-		     !listen(listen_fd, 16) &&
-		     !getsockname(listen_fd, (struct sockaddr *)&sa, &len),
-	     "no loopback port");
-	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sa.sin_port));
+	listen_fd = fuzz_listen(addr, sizeof(addr));
 	must(pthread_create(&t, NULL, peer, NULL) == 0, "no peer thread");
 	pthread_detach(t);
 }

@@ -53,52 +53,14 @@ static void *serve(void *arg)
 	return NULL;
 }
 
-static int connect_to_server(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	struct timeval tv = {.tv_sec = 10};
-	int one = 1, fd;
-
-	sa.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
-	for (int i = 0; i < 500; i++) { /* the server thread may still be starting */
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		must(fd >= 0, "no socket");
-		if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-			/* an answer that takes 10 s is a hang: a finding */
-			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-			/* closed with a reset: thousands of connections a second would
-			 * otherwise leave the loopback's ports all in TIME_WAIT */
-			setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0},
-				   sizeof(struct linger));
-			return fd;
-		}
-		close(fd);
-		usleep(10000);
-	}
-	must(false, "the storage server does not accept connections");
-	return -1;
-}
-
 /* The data directory goes with the process (each input deleted its volumes). */
 static void remove_dir(void)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	while (d && (e = readdir(d)))
-		if (e->d_name[0] != '.' || (e->d_name[1] && e->d_name[1] != '.'))
-			unlinkat(dirfd(d), e->d_name, 0);
-	if (d)
-		closedir(d);
-	rmdir(dir);
+	fuzz_remove_tree(dir);
 }
 
 static void start_server(void)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	pthread_t t;
 
 	log_init("fuzz_storsrv", LOG_NONE); /* the server's refusals are its answers */
@@ -108,33 +70,9 @@ static void start_server(void)
 	must(mkdtemp(dir), "cannot make the data directory");
 	atexit(remove_dir);
 	must(storsrv_open(&server, dir) == 0, "storsrv_open");
-	/* a free port: the kernel picks one, the server binds it a moment later */
-	must(fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
-		     !getsockname(fd, (struct sockaddr *)&sa, &len),
-	     "no free port");
-	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sa.sin_port));
-	close(fd);
+	close(fuzz_listen(addr, sizeof(addr))); /* a free port, which the server takes */
 	must(pthread_create(&t, NULL, serve, NULL) == 0, "no server thread");
 	pthread_detach(t);
-}
-
-/* Exactly @len bytes, or false at the end of the stream. */
-static bool recv_all(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = recv(fd, p, len, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		must(n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK),
-		     "the server did not answer within 10 s");
-		if (n <= 0)
-			return false;
-		p += n, len -= (size_t)n;
-	}
-	return true;
 }
 
 /* Read one answer and check it against what was sent; false at the end of the stream. */
@@ -143,11 +81,11 @@ static bool take_answer(int fd, struct sent *sent, int nr_sent, int *pending)
 	struct lmp_hdr r;
 	struct sent *q;
 
-	if (!recv_all(fd, &r, sizeof(r)))
+	if (!fuzz_read_all(fd, &r, sizeof(r)))
 		return false;
 	must(r.magic == LMP_MAGIC && r.version == LMP_VERSION, "an answer that is not LMP");
 	must(r.len <= LMP_MAX_BODY, "an answer longer than the protocol allows");
-	must(recv_all(fd, rx, r.len), "an answer cut short");
+	must(fuzz_read_all(fd, rx, r.len), "an answer cut short");
 	must(r.id >= 1 && r.id <= (uint64_t)nr_sent, "an answer to no request");
 	q = &sent[r.id - 1];
 	must(!q->answered, "a request answered twice");
@@ -233,7 +171,7 @@ static void delete_volumes(int fd)
 		memcpy(req + sizeof(h), &v, sizeof(v));
 		must(send(fd, &req, sizeof(req), MSG_NOSIGNAL) == sizeof(req),
 		     "cannot send a delete");
-		must(recv_all(fd, &r, sizeof(r)) && r.len == 0, "no answer to a delete");
+		must(fuzz_read_all(fd, &r, sizeof(r)) && r.len == 0, "no answer to a delete");
 		must(r.status == 0, "a volume its own token cannot delete");
 	}
 	closedir(d);
@@ -248,7 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!addr[0])
 		start_server();
-	fd = connect_to_server();
+	fd = fuzz_connect(addr, 10);
 	while (nr < MAX_FRAMES && size >= 1 + sizeof(struct lmp_hdr)) {
 		uint8_t flags = data[0];
 		struct lmp_hdr h;
@@ -288,9 +226,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* every frame answered, a malformed last one too */
 	must(!pending, "the server hung up with requests unanswered");
 	if (refused)
-		must(!recv_all(fd, rx, 1), "the connection went on after a malformed frame");
+		must(!fuzz_read_all(fd, rx, 1), "the connection went on after a malformed frame");
 	close(fd);
-	fd = connect_to_server();
+	fd = fuzz_connect(addr, 10);
 	delete_volumes(fd);
 	close(fd);
 	return 0;
