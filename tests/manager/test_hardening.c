@@ -27,8 +27,7 @@
 #include "pki.h"
 #include "proto.h"
 #include "test.h"
-
-#define MiB (1LL << 20)
+#include "util.h"
 
 static char agent_url[300];
 
@@ -300,24 +299,16 @@ static size_t garbage(uint8_t *buf, size_t cap, unsigned *seed)
 	return n;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
-}
-
 /* Whether the peer of @fd has closed it (EOF, or a reset), waiting at most @ms; what it
  * sends before (a TLS alert) is read and dropped. */
 static bool closed_by_peer(int fd, int ms)
 {
-	uint64_t end = mono_ns() + (uint64_t)ms * 1000000;
+	uint64_t end = now_ns() + (uint64_t)ms * 1000000;
 	char buf[512];
 
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		uint64_t now = mono_ns();
+		uint64_t now = now_ns();
 		int left = now < end ? (int)((end - now) / 1000000) : 0;
 		ssize_t n;
 
@@ -344,17 +335,17 @@ static void idle_flood(const char *manager, const char *agent)
 	const char *addrs[2] = {manager, agent};
 	struct pki_identity mgr = member_identity("manager");
 	struct proc_result r;
-	uint64_t t0 = mono_ns(), t1;
+	uint64_t t0 = now_ns(), t1;
 	char url[300], out[2048];
 	int s;
 
 	for (int k = 0; k < 2; k++)
 		for (int i = 0; i < N; i++) {
 			fds[k][i] = tcp_to(addrs[k]);
-			opened[k][i] = mono_ns();
+			opened[k][i] = now_ns();
 			ASSERT(fds[k][i] >= 0, "%s refused idle connection %d", addrs[k], i);
 		}
-	t1 = mono_ns();
+	t1 = now_ns();
 	legoctl(&r, "list", NULL);
 	ASSERT(r.status == 0, "legoctl list with %d idle connections open: %s", N, r.err);
 	proc_result_free(&r);
@@ -367,13 +358,13 @@ static void idle_flood(const char *manager, const char *agent)
 	for (int k = 0; k < 2; k++)
 		for (int i = 0; i < N; i++)
 			ASSERT(!closed_by_peer(fds[k][i], 0) ||
-				       mono_ns() - opened[k][i] >=
+				       now_ns() - opened[k][i] >=
 					       (uint64_t)HTTP_IDLE_S * 1000000000,
 			       "%s closed idle connection %d after %.1f s, before %d s of silence",
-			       addrs[k], i, (double)(mono_ns() - opened[k][i]) / 1e9, HTTP_IDLE_S);
+			       addrs[k], i, (double)(now_ns() - opened[k][i]) / 1e9, HTTP_IDLE_S);
 	printf("  manager and agent served with %d idle connections open at each (opened in "
 	       "%.1f s, served %.1f s later)\n",
-	       (int)N, (double)(t1 - t0) / 1e9, (double)(mono_ns() - t1) / 1e9);
+	       (int)N, (double)(t1 - t0) / 1e9, (double)(now_ns() - t1) / 1e9);
 	for (int k = 0; k < 2; k++)
 		for (int i = 0; i < N; i++) {
 			ASSERT(closed_by_peer(fds[k][i], (HTTP_IDLE_S + 20) * 1000),
