@@ -49,7 +49,7 @@ void order_init(struct vnode_order *o)
 {
 	*o = (struct vnode_order){.cpus = 1,
 				  .memory = 256 * MiB,
-				  .prefetch = 16,
+				  .prefetch = 64,
 				  .warm = 1,
 				  .disk_deadline_s = 30,
 				  .backup.interval_ms = 1000};

@@ -39,7 +39,7 @@
 #include "util.h"
 #include "sandbox.h"
 
-static const uint8_t xc_zero_page[PAGE] __attribute__((aligned(4096)));
+static const uint8_t xc_zero_pages[LMP_MAX_PAGES * PAGE] __attribute__((aligned(4096)));
 
 /* ---- userfaultfd operations on one page or a run of pages ---- */
 
@@ -156,6 +156,18 @@ static uint64_t xc_reserve(struct excache *xc, uint64_t want)
 	}
 }
 
+static void xc_record_steps(struct excache *xc, const uint64_t t[XC_STEPS + 1])
+{
+	struct excache_steps *st = &xc->stats.steps;
+	uint64_t i = st->next++ % XC_STEP_SAMPLES;
+
+	for (int k = 0; k < XC_STEPS; k++) {
+		uint64_t ns = k == XC_STEP_SERVICE ? t[XC_STEPS] - t[0] : t[k + 1] - t[k];
+
+		st->ns[k][i] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+	}
+}
+
 static void xc_record_latency(struct excache *xc, uint64_t ns)
 {
 	struct excache_stats *s = &xc->stats;
@@ -169,12 +181,27 @@ static void xc_record_latency(struct excache *xc, uint64_t ns)
 
 /* ---- fault service ---- */
 
+/* Whether @page is memory: boot RAM, or in a plugged block of the hotpluggable region. */
+static bool xc_is_memory(struct excache *xc, uint64_t page)
+{
+	const struct gmem *mem = &xc->vm->mem;
+	int64_t b = gmem_hotplug_block(mem, page * PAGE);
+
+	return b < 0 || gmem_block_plugged(mem, (uint64_t)b);
+}
+
 /*
- * How many pages to fetch for a miss at @page: pages just below it being
- * resident means a sequential run, and the run ahead is claimed (REMOTE ->
- * FETCH) up to a window that grows with the run's length.
+ * How many pages to install for a miss at @page, the run ahead claimed
+ * (@absent -> FETCH) up to a window that grows with the run's length:
+ * - a miss on a page the server holds (@absent = REMOTE), with pages just
+ *   below it resident: a sequential read, fetched ahead;
+ * - a write to a never-written page (@absent = NONE), with pages just below
+ *   it dirty: a sequential writer (a program filling its memory), given
+ *   zero pages ahead, writable. They are dirty from the start (a write to
+ *   them is not seen), so each costs a write-back if it is evicted before
+ *   the guest writes it; in exchange, a run is one hand-off, not one per page.
  */
-static uint64_t xc_claim_run(struct excache *xc, uint64_t page)
+static uint64_t xc_claim_run(struct excache *xc, uint64_t page, uint8_t absent)
 {
 	uint64_t below = 0, want, n = 1;
 	unsigned max = xc->cfg.prefetch_max;
@@ -182,7 +209,8 @@ static uint64_t xc_claim_run(struct excache *xc, uint64_t page)
 	while (below < max && below < page) {
 		uint8_t s = ST(xc->state[page - 1 - below]);
 
-		if (s != XC_CLEAN && s != XC_DIRTY && s != XC_FETCH)
+		if (absent == XC_NONE ? s != XC_DIRTY
+				      : s != XC_CLEAN && s != XC_DIRTY && s != XC_FETCH)
 			break;
 		below++;
 	}
@@ -192,19 +220,21 @@ static uint64_t xc_claim_run(struct excache *xc, uint64_t page)
 	while (n < want && page + n < xc->nr_pages) {
 		uint8_t s = xc->state[page + n];
 
-		if (s != (XC_REMOTE | XC_REM) || !xc_cas(xc, page + n, &s, XC_FETCH | XC_REM))
+		if (s != absent || (absent == XC_NONE && !xc_is_memory(xc, page + n)) ||
+		    !xc_cas(xc, page + n, &s, XC_FETCH | (absent & XC_REM)))
 			break;
 		n++;
 	}
 	return n;
 }
 
-/* Claimed pages given back: absent again. An access that faulted on one
- * meanwhile was left to the claim's install: it is woken to fault again. */
-void xc_unclaim(struct excache *xc, uint64_t first, uint64_t n)
+/* Claimed pages given back: absent again (@absent: REMOTE | REM or NONE). An
+ * access that faulted on one meanwhile was left to the claim's install: it is
+ * woken to fault again. */
+void xc_unclaim(struct excache *xc, uint64_t first, uint64_t n, uint8_t absent)
 {
 	for (uint64_t i = 0; i < n; i++)
-		xc->state[first + i] = XC_REMOTE | XC_REM;
+		xc->state[first + i] = absent;
 	xc_wake_range(xc, first, n);
 }
 
@@ -248,21 +278,20 @@ static void xc_fault_wp(struct excache *xc, uint64_t page)
 }
 
 /*
- * Whether @page is memory: boot RAM, or in a plugged block of the
- * hotpluggable region. A miss on an unplugged block is the guest's error:
+ * xc_is_memory, for a miss: one on an unplugged block is the guest's error:
  * it is never served, the guest is stopped.
  */
 static bool xc_plugged(struct excache *xc, uint64_t page)
 {
 	const struct gmem *mem = &xc->vm->mem;
-	int64_t b = gmem_hotplug_block(mem, page * PAGE);
 
-	if (b < 0 || gmem_block_plugged(mem, (uint64_t)b))
+	if (xc_is_memory(xc, page))
 		return true;
 	vm_stop(xc->vm, VM_EXIT_GUEST_FAULT,
 		"the guest touched guest-physical %#llx, in block %lld of its hotpluggable "
 		"memory (virtio-mem), which is not plugged",
-		(unsigned long long)(mem->hp.gpa + page * PAGE - mem->size), (long long)b);
+		(unsigned long long)(mem->hp.gpa + page * PAGE - mem->size),
+		(long long)gmem_hotplug_block(mem, page * PAGE));
 	return false;
 }
 
@@ -271,8 +300,8 @@ static void xc_fault(struct excache_thread *t, uint64_t addr, uint64_t flags)
 	struct excache *xc = t->xc;
 	uint64_t page = (addr - (uint64_t)(uintptr_t)xc->base) / PAGE, n, granted;
 	bool write = flags & UFFD_PAGEFAULT_FLAG_WRITE;
-	uint64_t t0 = now_ns();
-	uint8_t s;
+	uint64_t t0 = now_ns(), ts[XC_STEPS + 1] = {t0};
+	uint8_t s, absent;
 	int ret;
 
 	if (page >= xc->nr_pages)
@@ -297,19 +326,24 @@ static void xc_fault(struct excache_thread *t, uint64_t addr, uint64_t flags)
 			return;
 		}
 	}
-	n = (s & XC_REM) && xc->cfg.prefetch_max > 1 ? xc_claim_run(xc, page) : 1;
+	absent = s & XC_REM ? XC_REMOTE | XC_REM : XC_NONE;
+	n = xc->cfg.prefetch_max > 1 && (absent != XC_NONE || write)
+		    ? xc_claim_run(xc, page, absent)
+		    : 1;
 	granted = xc_reserve(xc, n);
 	if (!granted) {
-		xc_unclaim(xc, page, n);
+		xc_unclaim(xc, page, n, absent);
 		return;
 	}
 	if (granted < n) {
-		xc_unclaim(xc, page + granted, n - granted);
+		xc_unclaim(xc, page + granted, n - granted, absent);
 		n = granted;
 	}
 	xc->stats.misses++;
 	if (s & XC_REM) {
+		ts[XC_STEP_ROOM + 1] = now_ns();
 		ret = memroute_read(&t->rc, page, (uint32_t)n, t->buf);
+		ts[XC_STEP_FETCH + 1] = now_ns();
 		if (ret) {
 			xc_fail(xc, ret, "reading a page");
 			return;
@@ -324,10 +358,16 @@ static void xc_fault(struct excache_thread *t, uint64_t addr, uint64_t flags)
 		for (uint64_t i = 1; i < n; i++)
 			xc->state[page + i] = XC_CLEAN | XC_REM;
 		xc->state[page] = (write ? XC_DIRTY : XC_CLEAN) | XC_REM;
+	} else if (write) {
+		xc->stats.zero_fills++;
+		xc->stats.zeroed_ahead += n - 1;
+		ret = xc_copy(xc, page, xc_zero_pages, n, false);
+		for (uint64_t i = 0; i < n; i++)
+			xc->state[page + i] = XC_DIRTY;
 	} else {
 		xc->stats.zero_fills++;
-		ret = write ? xc_copy(xc, page, xc_zero_page, 1, false) : xc_zero_read(xc, page);
-		xc->state[page] = write ? XC_DIRTY : XC_CLEAN;
+		ret = xc_zero_read(xc, page);
+		xc->state[page] = XC_CLEAN;
 	}
 	if (ret) {
 		log_err("cannot install guest page %#llx: %s", (unsigned long long)page,
@@ -335,8 +375,13 @@ static void xc_fault(struct excache_thread *t, uint64_t addr, uint64_t flags)
 		xc_fail(xc, ret, "installing a page");
 		return;
 	}
+	if (s & XC_REM)
+		ts[XC_STEP_INSTALL + 1] = now_ns();
 	xc_installed(xc, page, n);
-	xc_record_latency(xc, now_ns() - t0);
+	ts[XC_STEPS] = now_ns();
+	if (s & XC_REM)
+		xc_record_steps(xc, ts);
+	xc_record_latency(xc, ts[XC_STEPS] - t0);
 }
 
 void *xc_fault_thread(void *arg)
@@ -389,17 +434,52 @@ static void xc_keep(struct excache *xc, uint64_t page)
 	pthread_mutex_unlock(&xc->lock);
 }
 
+/*
+ * Pages on their way out (XC_DROP), dropped together: one MADV_DONTNEED per
+ * run of neighbours. Each call invalidates the guest's mappings of its range
+ * (on a shadow-paging host, an exit of every vCPU that maps it), so a scan's
+ * victims, which are neighbours, cost one invalidation per run, not per page.
+ */
+struct xc_drops {
+	uint32_t n;
+	uint64_t page[LMP_MAX_PAGES];
+	uint8_t absent[LMP_MAX_PAGES]; /* the state each page is left in */
+};
+
+static void xc_drops_flush(struct excache *xc, struct xc_drops *d)
+{
+	for (uint32_t i = 0, j; i < d->n; i = j) {
+		for (j = i + 1; j < d->n && d->page[j] == d->page[j - 1] + 1; j++)
+			;
+		if (madvise(xc->base + d->page[i] * PAGE, (j - i) * PAGE, MADV_DONTNEED))
+			log_err("MADV_DONTNEED of guest pages %#llx+%u: %s",
+				(unsigned long long)d->page[i], j - i, strerror(errno));
+	}
+	for (uint32_t i = 0; i < d->n; i++)
+		xc->state[d->page[i]] = d->absent[i];
+	xc->resident -= d->n;
+	xc->stats.evictions += d->n;
+	pthread_mutex_lock(&xc->lock);
+	for (uint32_t i = 0; i < d->n; i++)
+		xc_policy_evicted(&xc->policy, d->page[i]);
+	pthread_mutex_unlock(&xc->lock);
+	d->n = 0;
+}
+
+static void xc_drops_add(struct excache *xc, struct xc_drops *d, uint64_t page, uint8_t absent)
+{
+	d->page[d->n] = page;
+	d->absent[d->n++] = absent;
+	if (d->n == LMP_MAX_PAGES)
+		xc_drops_flush(xc, d);
+}
+
 static void xc_gone(struct excache *xc, uint64_t page, uint8_t absent)
 {
-	if (madvise(xc->base + page * PAGE, PAGE, MADV_DONTNEED))
-		log_err("MADV_DONTNEED of guest page %#llx: %s", (unsigned long long)page,
-			strerror(errno));
-	xc->state[page] = absent;
-	xc->resident--;
-	xc->stats.evictions++;
-	pthread_mutex_lock(&xc->lock);
-	xc_policy_evicted(&xc->policy, page);
-	pthread_mutex_unlock(&xc->lock);
+	struct xc_drops d = {0};
+
+	xc_drops_add(xc, &d, page, absent);
+	xc_drops_flush(xc, &d);
 }
 
 /*
@@ -413,10 +493,11 @@ static bool xc_evict_batch(struct excache *xc, uint64_t target)
 	struct excache_thread *t = &xc->evictor;
 	uint64_t pages[LMP_MAX_PAGES];
 	void *data[LMP_MAX_PAGES];
+	struct xc_drops drops = {0};
 	uint32_t nr_dirty = 0;
 	int ret;
 
-	while (xc->resident > target && nr_dirty < LMP_MAX_PAGES) {
+	while (xc->resident - drops.n > target && nr_dirty < LMP_MAX_PAGES) {
 		int64_t v;
 		uint8_t s;
 
@@ -427,8 +508,8 @@ static bool xc_evict_batch(struct excache *xc, uint64_t target)
 			break;
 		s = xc->state[v];
 		if (ST(s) == XC_CLEAN && xc_cas(xc, v, &s, XC_DROP | (s & XC_REM))) {
-			xc_gone(xc, v, s & XC_REM ? XC_REMOTE | XC_REM : XC_NONE);
 			xc->stats.clean_drops++;
+			xc_drops_add(xc, &drops, v, s & XC_REM ? XC_REMOTE | XC_REM : XC_NONE);
 		} else if (ST(s) == XC_DIRTY && xc_cas(xc, v, &s, XC_WB | (s & XC_REM))) {
 			/* From here guest writes trap: the copy below is stable. */
 			if (xc_protect(xc, v, true)) {
@@ -446,6 +527,7 @@ static bool xc_evict_batch(struct excache *xc, uint64_t target)
 			xc_keep(xc, v); /* changed under us: still resident */
 		}
 	}
+	xc_drops_flush(xc, &drops); /* not held in XC_DROP over a round trip */
 	if (nr_dirty) {
 		ret = memroute_write(&t->rc, pages, data, nr_dirty);
 		if (ret) {
@@ -457,14 +539,15 @@ static bool xc_evict_batch(struct excache *xc, uint64_t target)
 			uint8_t s = xc->state[pages[i]];
 
 			if (ST(s) == XC_WB && xc_cas(xc, pages[i], &s, XC_DROP | XC_REM)) {
-				xc_gone(xc, pages[i], XC_REMOTE | XC_REM);
 				xc->stats.dirty_writebacks++;
+				xc_drops_add(xc, &drops, pages[i], XC_REMOTE | XC_REM);
 			} else {
 				xc->stats.wb_aborted++; /* written during write-back: keep it */
 				xc_keep(xc, pages[i]);
 			}
 		}
 	}
+	xc_drops_flush(xc, &drops);
 	pthread_mutex_lock(&xc->lock);
 	pthread_cond_broadcast(&xc->room);
 	pthread_mutex_unlock(&xc->lock);

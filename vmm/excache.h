@@ -46,12 +46,24 @@ struct excache_config {
 
 #define XC_HIST_BUCKETS 24 /* miss latency, log2 microseconds */
 #define XC_LAT_SAMPLES	65536
+#define XC_STEP_SAMPLES 4096
+
+/* A miss served from a memory server, taken apart (the latest ones, a ring). */
+enum { XC_STEP_ROOM, XC_STEP_FETCH, XC_STEP_INSTALL, XC_STEP_SERVICE, XC_STEPS };
+struct excache_steps {
+	_Atomic uint64_t next;
+	uint32_t ns[XC_STEPS][XC_STEP_SAMPLES]; /* room: waiting for the evictor; fetch:
+						 * the read from the server; install:
+						 * UFFDIO_COPY and the wake; service: all
+						 * of it, from the fault's event read */
+};
 
 struct excache_stats {
 	_Atomic uint64_t misses;	   /* faults on absent pages */
 	_Atomic uint64_t zero_fills;	   /* ... served without the network */
 	_Atomic uint64_t fetches;	   /* ... served from the memory server */
 	_Atomic uint64_t prefetched;	   /* pages installed ahead of a sequential run */
+	_Atomic uint64_t zeroed_ahead;	   /* never-written pages given ahead of a writer */
 	_Atomic uint64_t wp_faults;	   /* first write to a clean page */
 	_Atomic uint64_t evictions;	   /* pages that left */
 	_Atomic uint64_t clean_drops;	   /* ... without network traffic */
@@ -64,6 +76,7 @@ struct excache_stats {
 	_Atomic uint64_t lat_hist[XC_HIST_BUCKETS];
 	_Atomic uint64_t lat_next;
 	uint32_t lat_ns[XC_LAT_SAMPLES]; /* the latest miss latencies, a ring */
+	struct excache_steps steps;
 };
 
 struct excache_thread {
@@ -171,5 +184,7 @@ int excache_resize(struct excache *xc, uint64_t size);
 
 /* excache_percentile - the @pct percentile of recent miss latencies, in ns. */
 uint64_t excache_percentile(struct excache *xc, double pct);
+/* excache_step_percentile - the same for one step (XC_STEP_*) of remote misses. */
+uint64_t excache_step_percentile(struct excache *xc, int step, double pct);
 
 #endif

@@ -31,8 +31,8 @@ void xc_wake(struct excache *xc, uint64_t page);
 
 /* pages below which the evictor is asked to make room */
 uint64_t xc_low_water(struct excache *xc);
-/* claimed (FETCH) pages given back: absent again, their waiting accesses retry */
-void xc_unclaim(struct excache *xc, uint64_t first, uint64_t n);
+/* claimed (FETCH) pages given back: @absent again, their waiting accesses retry */
+void xc_unclaim(struct excache *xc, uint64_t first, uint64_t n, uint8_t absent);
 /* installed pages enter the replacement policy */
 void xc_installed(struct excache *xc, uint64_t first, uint64_t n);
 

@@ -93,14 +93,14 @@ static void *xc_warm_thread(void *arg)
 		}
 		granted = xc_reserve_spare(xc, n);
 		if (granted < n)
-			xc_unclaim(xc, first + granted, n - granted);
+			xc_unclaim(xc, first + granted, n - granted, XC_REMOTE | XC_REM);
 		if (!granted)
 			break; /* the ExCache is full: what the guest touches now decides */
 		ret = memroute_read(&t->rc, first, (uint32_t)granted, t->buf);
 		if (!ret)
 			ret = xc_copy(xc, first, t->buf, granted, true);
 		if (ret) {
-			xc_unclaim(xc, first, granted);
+			xc_unclaim(xc, first, granted, XC_REMOTE | XC_REM);
 			atomic_fetch_sub(&xc->resident, granted);
 			log_warn("the warm-up after the restore stopped: %s",
 				 memclient_strerror(ret));

@@ -255,9 +255,9 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-uint64_t excache_percentile(struct excache *xc, double pct)
+static uint64_t ring_percentile(const uint32_t *ring, uint64_t next, uint64_t cap, double pct)
 {
-	uint64_t n = xc->stats.lat_next < XC_LAT_SAMPLES ? xc->stats.lat_next : XC_LAT_SAMPLES;
+	uint64_t n = next < cap ? next : cap;
 	uint32_t *v;
 	uint64_t r;
 
@@ -266,9 +266,20 @@ uint64_t excache_percentile(struct excache *xc, double pct)
 	v = malloc(n * sizeof(*v));
 	if (!v)
 		return 0;
-	memcpy(v, xc->stats.lat_ns, n * sizeof(*v));
+	memcpy(v, ring, n * sizeof(*v));
 	qsort(v, n, sizeof(*v), cmp_u32);
 	r = v[(uint64_t)(pct / 100 * (n - 1))];
 	free(v);
 	return r;
+}
+
+uint64_t excache_percentile(struct excache *xc, double pct)
+{
+	return ring_percentile(xc->stats.lat_ns, xc->stats.lat_next, XC_LAT_SAMPLES, pct);
+}
+
+uint64_t excache_step_percentile(struct excache *xc, int step, double pct)
+{
+	return ring_percentile(xc->stats.steps.ns[step], xc->stats.steps.next, XC_STEP_SAMPLES,
+			       pct);
 }

@@ -190,7 +190,8 @@ static const struct vmm_option xc_options[] = {
 	 "                   its token is random too, or the order's \"token\")",
 	 opt_vnode},
 	{"excache-poll", "block|spin", "how fault threads wait (default block)", opt_poll},
-	{"prefetch", "N", "pages fetched at once on sequential misses (default 16, 1 = off)",
+	{"prefetch", "N",
+	 "pages fetched at once on sequential misses (default 64, the most; 1 = off)",
 	 opt_prefetch},
 	{"spin-us", "N",
 	 "fault threads poll for the next fault N us before sleeping\n"
@@ -433,6 +434,17 @@ static json_t *xc_stats(struct vmm *v)
 		      "miss_latency_log2_us", hist, "memsrv", xc->cfg.memsrv, "warmed",
 		      (json_int_t)s->warmed, "warm_ns", (json_int_t)s->warm_ns);
 	json_object_set_new(j, "route", memroute_status(&xc->route));
+	json_object_set_new(j, "zeroed_ahead", json_integer((json_int_t)s->zeroed_ahead));
+	json_object_set_new(
+		j, "remote_miss_steps",
+		json_pack("{s:I,s:I,s:I,s:I,s:I}", "samples", (json_int_t)s->steps.next,
+			  "room_p50_ns", (json_int_t)excache_step_percentile(xc, XC_STEP_ROOM, 50),
+			  "fetch_p50_ns",
+			  (json_int_t)excache_step_percentile(xc, XC_STEP_FETCH, 50),
+			  "install_p50_ns",
+			  (json_int_t)excache_step_percentile(xc, XC_STEP_INSTALL, 50),
+			  "service_p50_ns",
+			  (json_int_t)excache_step_percentile(xc, XC_STEP_SERVICE, 50)));
 	return j;
 }
 

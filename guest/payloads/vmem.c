@@ -5,9 +5,11 @@
  * pattern in the plugged memory, unplugs and plugs again, follows a resize
  * the host makes while it waits (resize=N: N of them, one after the other),
  * unplugs everything, and at last (touch=1) reads an unplugged block, which
- * must stop it.
+ * must stop it; touch=edge reads, right after the first fill, the unplugged
+ * block that follows the filled ones (a writer in order is given pages ahead
+ * of it: never past what is plugged).
  *
- * args: seed=N, resize=N, fill=0 (resizes: plug and unplug only), touch=1
+ * args: seed=N, resize=N, fill=0 (resizes: plug and unplug only), touch=1|edge
  * Reports the configuration, each check's response, plugged sizes and
  * mismatches.
  */
@@ -199,6 +201,12 @@ int main(unsigned vcpu)
 	/* plug what is requested, use it (if anything is at first) */
 	if (blocks)
 		failed |= plug_and_use(blocks, &mismatches);
+	/* touch=edge: the unplugged block just after the ones filled in order */
+	if (blocks && blocks < usable / bs && rt_arg_is("touch", "edge", 0)) {
+		rt_print("vmem: reading the unplugged block after the filled ones\n");
+		rt_report("read_unplugged", *(volatile uint64_t *)(base + blocks * bs));
+		return 5; /* it should not have come back */
+	}
 
 	/* follow the resizes the host makes now, one after the other */
 	for (uint64_t i = 0, n = rt_arg_u64("resize", 0); i < n; i++) {

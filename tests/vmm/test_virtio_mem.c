@@ -189,6 +189,34 @@ TEST(touching_an_unplugged_block_stops_the_guest_with_a_clear_error)
 	kill(ms, SIGTERM);
 }
 
+/* Pages given ahead of a writer in order stop where the plugged blocks end. */
+TEST(the_block_after_a_filled_run_stays_unplugged_under_the_excache)
+{
+	char addr[64];
+	char *argv[] = {(char *)VMM,  "--payload",
+			(char *)VMEM, "--memory",
+			"64M",	      "--max-memory",
+			"192M",	      "--args",
+			"touch=edge", "--excache",
+			"8M",	      "--memsrv",
+			addr,	      "--stats",
+			"--order",    (char *)test_order_file("{\"hotplug\":%llu}", 64 * MiB),
+			NULL};
+	struct proc_result r;
+	pid_t ms;
+
+	test_require_kvm();
+	ms = memsrv_spawn("1G", addr);
+	proc_run(argv, 120, &r);
+	ASSERT_CONTAINS(r.out, "vmem: reading the unplugged block after the filled ones");
+	ASSERT_EQ(r.status, VM_EXIT_GUEST_FAULT);
+	ASSERT(!strstr(r.out, "read_unplugged"), "the read of an unplugged block returned");
+	ASSERT_CONTAINS(r.err, "of its hotpluggable memory (virtio-mem), which is not plugged");
+	ASSERT(!strstr(r.err, "\"zeroed_ahead\":0,"), "the fill was not given pages ahead");
+	proc_result_free(&r);
+	kill(ms, SIGTERM);
+}
+
 TEST(a_live_resize_reaches_the_guest_and_frees_server_pages)
 {
 	char addr[64], sock[300], err[256];
