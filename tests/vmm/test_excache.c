@@ -1,6 +1,7 @@
 /*
  * test_excache.c - guest memory served from a memory server: write-then-verify
- * through a small ExCache with the resident set read from the kernel, live
+ * through a small ExCache with the resident set read from the kernel, the
+ * applications of bench-app computing what they compute all local, live
  * resizing, and a memory server that dies under the guest.
  */
 #include <errno.h>
@@ -173,6 +174,71 @@ TEST_TIMEOUT(verify_random_and_zipf_orders_through_8m, 600)
 	test_require_kvm();
 	verify_mode("rand", "2");
 	verify_mode("zipf", "1");
+}
+
+/* The apps payload's @app over @size: its result, all local or through @excache. */
+static uint64_t app_result(const char *app, const char *excache, const char *primary,
+			   const char *secondary)
+{
+	char args[96];
+	char *argv[20] = {(char *)VMM, "-q",  "--payload", (char *)PAYLOAD("apps"),
+			  "--memory",  "40M", "--args",	   args};
+	struct proc_result r;
+	uint64_t v = 0;
+	int n = 8;
+
+	snprintf(args, sizeof(args), "app=%s size=32M", app);
+	if (excache) {
+		argv[n++] = "--excache";
+		argv[n++] = (char *)excache;
+		argv[n++] = "--memsrv";
+		argv[n++] = (char *)primary;
+	}
+	if (secondary) {
+		argv[n++] = "--memsrv-secondary";
+		argv[n++] = (char *)secondary;
+	}
+	proc_run(argv, 300, &r);
+	ASSERT(!r.timed_out);
+	ASSERT(r.status == 0, "%s: status %d: %s", args, r.status, r.err);
+	ASSERT(report_get(r.out, 0, "result", &v), "%s", r.out);
+	proc_result_free(&r);
+	return v;
+}
+
+/* What bench-app times must compute the same thing wherever its memory is. */
+TEST_TIMEOUT(the_applications_give_the_all_local_result_through_a_small_excache, 300)
+{
+	static const char *const apps[] = {"wordcount", "kmeans", "hashjoin"};
+	char a1[64], a2[64];
+	pid_t ms1, ms2;
+
+	test_require_kvm();
+	ms1 = memsrv_spawn("1G", a1);
+	ms2 = memsrv_spawn("1G", a2);
+	for (int i = 0; i < 3; i++) {
+		uint64_t local = app_result(apps[i], NULL, NULL, NULL);
+
+		ASSERT(local != 0);
+		ASSERT(app_result(apps[i], "8M", a1, NULL) == local, "%s", apps[i]);
+		ASSERT(app_result(apps[i], "8M", a1, a2) == local, "%s, replicated", apps[i]);
+	}
+	/* another input gives another result: the result is the computation's */
+	{
+		char args[] = "app=hashjoin size=32M seed=2";
+		char *argv[] = {(char *)VMM, "-q",  "--payload", (char *)PAYLOAD("apps"),
+				"--memory",  "40M", "--args",	 args,
+				NULL};
+		struct proc_result r;
+		uint64_t v = 0;
+
+		proc_run(argv, 300, &r);
+		ASSERT(report_get(r.out, 0, "result", &v));
+		ASSERT(v != app_result("hashjoin", NULL, NULL, NULL));
+		proc_result_free(&r);
+	}
+	kill(ms1, SIGTERM);
+	kill(ms2, SIGTERM);
 }
 
 TEST_TIMEOUT(excache_shrinks_live_when_resized, 300)
