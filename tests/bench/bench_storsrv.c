@@ -6,16 +6,25 @@
  *   storsrv_randread_qd32_iops, fio_randread_qd32_iops, randread_qd32_ratio
  *   (and the same for randwrite, and for QD1).
  * The ratio is what the network path (loopback TCP, the server's io_uring)
- * costs next to the local file. Then QD32 reads again from a storage server
+ * costs next to the local file. Its floor pays the same crossing: the same
+ * 4 KiB random reads of the same file at QD32 as 32-byte requests and
+ * 32-byte + 4 KiB answers over a bare TCP connection on loopback between
+ * two processes, each end batching what has arrived (recv, pread, one send):
+ *   floor_randread_qd32_iops, randread_qd32_floor_ratio (storsrv over it)
+ * Then QD32 reads again from a storage server
  * of a cluster (TLS, the VMM's credential): storsrv_randread_qd32_iops_tls,
  * randread_qd32_ratio_tls (over fio), tls_randread_ratio (over plain TCP).
  */
+#include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -108,6 +117,106 @@ static double client_iops(struct blk_backend *be, enum blk_op op, int qd)
 	if (l.errors)
 		fprintf(stderr, "bench_storsrv: %d errors\n", l.errors);
 	return (double)n0 / ((now_ns() - t0) / 1e9);
+}
+
+/* ---- the floor: bare sockets between two processes ---- */
+
+#define REQ   32
+#define ANSW  (32 + 4096)
+#define BATCH 64
+
+/* Answer every request on @fd: pread 4 KiB of @file at its offset, send a header and the page. */
+static void floor_server(int lfd, const char *file)
+{
+	static uint8_t in[BATCH * REQ], out[BATCH * ANSW];
+	int fd = accept(lfd, NULL, NULL), f = open(file, O_RDONLY), one = 1;
+	size_t have = 0;
+
+	if (fd < 0 || f < 0)
+		_exit(1);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	for (;;) {
+		ssize_t n = recv(fd, in + have, sizeof(in) - have, 0);
+		size_t k = 0, len = 0;
+
+		if (n <= 0)
+			_exit(0);
+		have += (size_t)n;
+		for (; (k + 1) * REQ <= have; k++) {
+			uint64_t off;
+
+			memcpy(&off, in + k * REQ, sizeof(off));
+			memcpy(out + len, in + k * REQ, REQ); /* the header: the request echoed */
+			if (pread(f, out + len + REQ, 4096, (off_t)off) != 4096)
+				_exit(2);
+			len += ANSW;
+		}
+		memmove(in, in + k * REQ, have - k * REQ);
+		have -= k * REQ;
+		if (len && send(fd, out, len, MSG_NOSIGNAL) != (ssize_t)len)
+			_exit(0);
+	}
+}
+
+/* @n requests for random 4 KiB-aligned offsets, in one send. */
+static bool send_reqs(int fd, int n, uint64_t *seed)
+{
+	static uint8_t req[BATCH * REQ];
+
+	for (int i = 0; i < n; i++) {
+		uint64_t off = (next_rand(seed) % (VOL_SIZE / 4096)) * 4096;
+
+		memcpy(req + i * REQ, &off, sizeof(off));
+	}
+	return send(fd, req, (size_t)n * REQ, MSG_NOSIGNAL) == (ssize_t)n * REQ;
+}
+
+/* IOPS of 4 KiB random reads of @file at depth @qd through the bare floor server. */
+static double floor_iops(const char *file, int qd)
+{
+	static uint8_t in[1 << 18];
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t salen = sizeof(sa);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), fd, one = 1, status;
+	uint64_t seed = 88172645463325252ULL, done = 0, bytes = 0, t0, end;
+	pid_t pid;
+
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1) ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &salen))
+		return 0;
+	pid = fork();
+	if (pid == 0)
+		floor_server(lfd, file);
+	close(lfd);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		return 0;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	t0 = now_ns();
+	end = t0 + SECONDS * 1000000000ULL;
+	if (!send_reqs(fd, qd, &seed))
+		return 0;
+	while (now_ns() < end) {
+		ssize_t n = recv(fd, in, sizeof(in), 0);
+		uint64_t answered;
+
+		if (n <= 0)
+			return 0;
+		bytes += (uint64_t)n;
+		answered = bytes / ANSW - done;
+		done += answered;
+		while (answered) {
+			int k = answered > BATCH ? BATCH : (int)answered;
+
+			if (!send_reqs(fd, k, &seed))
+				return 0;
+			answered -= (uint64_t)k;
+		}
+	}
+	t0 = now_ns() - t0;
+	close(fd);
+	waitpid(pid, &status, 0);
+	return (double)done / (t0 / 1e9);
 }
 
 /* IOPS fio measures with the io_uring engine on @file. */
@@ -265,6 +374,14 @@ int main(int argc, char **argv)
 					plain32 = ours, fio32 = fio;
 			}
 		}
+	}
+	{
+		double floor32 = floor_iops(file, 32);
+
+		printf("BENCH storsrv_randread_qd32_iops=%.0f floor_randread_qd32_iops=%.0f "
+		       "randread_qd32_floor_ratio=%.2f randread_qd32_floor_goal=0.8\n",
+		       plain32, floor32, floor32 > 0 ? plain32 / floor32 : 0);
+		fflush(stdout);
 	}
 	be->ops->close(be);
 	kill(srv, SIGTERM);
