@@ -114,6 +114,7 @@ static struct app_run run_payload(int app, unsigned pctx10, bool repl)
 
 static char cg_dir[256], swap_file[512];
 static bool cg_v2;
+static volatile pid_t host_child; /* the host process running, if any */
 
 static int write_file(const char *dir, const char *name, const char *value)
 {
@@ -160,6 +161,7 @@ static bool swap_setup(char *why, size_t len)
 		return false;
 	}
 	snprintf(swap_file, sizeof(swap_file), "%s", test_path("bench/app.swap"));
+	swapoff(swap_file); /* left active by a run that was killed */
 	snprintf(cmd, sizeof(cmd),
 		 "rm -f %s && fallocate -l %lluK %s && chmod 600 %s && mkswap -q %s >/dev/null",
 		 swap_file, (unsigned long long)(app_size / 1024 * 2), swap_file, swap_file,
@@ -177,6 +179,20 @@ static bool swap_setup(char *why, size_t len)
 		return false;
 	}
 	return true;
+}
+
+/* Interrupted: the host process, the swap file and the cgroup go too. */
+static void swap_interrupted(int sig)
+{
+	if (host_child > 0) {
+		kill(host_child, SIGKILL);
+		waitpid(host_child, NULL, 0);
+	}
+	swapoff(swap_file);
+	unlink(swap_file);
+	rmdir(cg_dir);
+	signal(sig, SIG_DFL);
+	raise(sig);
 }
 
 static void swap_teardown(void)
@@ -230,10 +246,12 @@ static bool run_host(int app, uint64_t limit, struct app_run *out)
 		r.run_s = (t2 - t1) / 1e9;
 		_exit(write(pfd[1], &r, sizeof(r)) == sizeof(r) ? 0 : 5);
 	}
+	host_child = pid;
 	close(pfd[1]);
 	n = read(pfd[0], out, sizeof(*out));
 	close(pfd[0]);
 	waitpid(pid, &status, 0);
+	host_child = 0;
 	if (n != sizeof(*out)) {
 		fprintf(stderr, "bench-app: host %s with %llu bytes: status %#x\n", app_names[app],
 			(unsigned long long)limit, status);
@@ -372,8 +390,12 @@ int main(int argc, char **argv)
 
 	swap_ok = geteuid() == 0 ? swap_setup(why, sizeof(why))
 				 : (snprintf(why, sizeof(why), "not root"), false);
-	if (!swap_ok)
+	if (!swap_ok) {
 		printf("BENCH app_swap=skipped reason=\"%s\"\n", why);
+	} else {
+		signal(SIGINT, swap_interrupted);
+		signal(SIGTERM, swap_interrupted);
+	}
 	for (int a = 0; swap_ok && a < APP_COUNT; a++) {
 		struct app_run l, x;
 		struct row *row = &rows[a];
