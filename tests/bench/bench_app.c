@@ -53,17 +53,6 @@ struct app_run {
 static uint64_t app_size;
 static char ms_primary[64], ms_secondary[64];
 
-static uint64_t report(const struct proc_result *r, const char *key)
-{
-	uint64_t v;
-
-	if (!report_get(r->out, 0, key, &v)) {
-		fprintf(stderr, "bench-app: no %s in:\n%s%s", key, r->out, r->err);
-		exit(1);
-	}
-	return v;
-}
-
 /* The payload for @app; an ExCache of @pct_x10 / 10 % (0: all local). */
 static struct app_run run_payload(int app, unsigned pctx10, bool repl)
 {
@@ -103,9 +92,9 @@ static struct app_run run_payload(int app, unsigned pctx10, bool repl)
 			r.err);
 		exit(1);
 	}
-	out.setup_s = report(&r, "setup_ns") / 1e9;
-	out.run_s = report(&r, "run_ns") / 1e9;
-	out.result = report(&r, "result");
+	out.setup_s = report_need(&r, "setup_ns") / 1e9;
+	out.run_s = report_need(&r, "run_ns") / 1e9;
+	out.result = report_need(&r, "result");
 	proc_result_free(&r);
 	return out;
 }

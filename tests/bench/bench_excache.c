@@ -83,17 +83,6 @@ static struct proc_result run_touch(const char *mem, const char *excache, const 
 	return r;
 }
 
-static uint64_t report(const struct proc_result *r, const char *key)
-{
-	uint64_t v;
-
-	if (!report_get(r->out, 0, key, &v)) {
-		fprintf(stderr, "no %s in:\n%s", key, r->out);
-		exit(1);
-	}
-	return v;
-}
-
 static uint64_t excache_stat(const struct proc_result *r, const char *key)
 {
 	char pat[64];
@@ -290,18 +279,18 @@ int main(int argc, char **argv)
 	ms = memsrv_spawn("4G", memsrv_addr);
 
 	r = run_touch("160M", "8M", noprefetch, "op=read mode=rand size=128M prefill=1 lat=1");
-	miss50 = report(&r, "p1_lat_p50_ns") / 1000.0;
-	miss99 = report(&r, "p1_lat_p99_ns") / 1000.0;
+	miss50 = report_need(&r, "p1_lat_p50_ns") / 1000.0;
+	miss99 = report_need(&r, "p1_lat_p99_ns") / 1000.0;
 	room = excache_stat(&r, "room_p50_ns") / 1000.0;
 	fetch = excache_stat(&r, "fetch_p50_ns") / 1000.0;
 	install = excache_stat(&r, "install_p50_ns") / 1000.0;
 	service = excache_stat(&r, "service_p50_ns") / 1000.0;
 	proc_result_free(&r);
 	r = run_touch("160M", "150M", NULL, "op=write mode=rand size=128M lat=1");
-	fblock = report(&r, "p1_lat_p50_ns") / 1000.0;
+	fblock = report_need(&r, "p1_lat_p50_ns") / 1000.0;
 	proc_result_free(&r);
 	r = run_touch("160M", "150M", spin, "op=write mode=rand size=128M lat=1");
-	fspin = report(&r, "p1_lat_p50_ns") / 1000.0;
+	fspin = report_need(&r, "p1_lat_p50_ns") / 1000.0;
 	proc_result_free(&r);
 	floor50 = fblock < fspin ? fblock : fspin;
 	rtt1 = tcp_rtt_p50_us(0, 0);
@@ -326,14 +315,14 @@ int main(int argc, char **argv)
 
 		r = run_touch("160M", "8M", noprefetch,
 			      "op=read mode=rand size=128M prefill=1 lat=1");
-		plain50 = report(&r, "p1_lat_p50_ns") / 1000.0;
+		plain50 = report_need(&r, "p1_lat_p50_ns") / 1000.0;
 		proc_result_free(&r);
 		snprintf(plain, sizeof(plain), "%s", memsrv_addr);
 		tms = tls_memsrv(memsrv_addr, order);
 		r = run_touch("160M", "8M", tls_opts,
 			      "op=read mode=rand size=128M prefill=1 lat=1");
-		tls50 = report(&r, "p1_lat_p50_ns") / 1000.0;
-		tls99 = report(&r, "p1_lat_p99_ns") / 1000.0;
+		tls50 = report_need(&r, "p1_lat_p50_ns") / 1000.0;
+		tls99 = report_need(&r, "p1_lat_p99_ns") / 1000.0;
 		proc_result_free(&r);
 		tls_rd = memsrv_read_p50_us_at(TLS_VNODE);
 		kill(tms, SIGTERM);
@@ -348,10 +337,10 @@ int main(int argc, char **argv)
 	}
 
 	r = run_touch("160M", "8M", NULL, "op=read mode=seq size=128M prefill=1");
-	seq_pf = report(&r, "p1_ns") / 32768.0;
+	seq_pf = report_need(&r, "p1_ns") / 32768.0;
 	proc_result_free(&r);
 	r = run_touch("160M", "8M", noprefetch, "op=read mode=seq size=128M prefill=1");
-	seq_nopf = report(&r, "p1_ns") / 32768.0;
+	seq_nopf = report_need(&r, "p1_ns") / 32768.0;
 	proc_result_free(&r);
 	printf("BENCH seq_prefetch_ns_per_page=%.0f seq_noprefetch_ns_per_page=%.0f "
 	       "seq_prefetch_ratio=%.2f\n",
@@ -377,10 +366,10 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	r = run_touch("160M", "150M", NULL, "op=read mode=seq size=128M prefill=1 passes=5");
-	resident = report(&r, "p5_ns") / 32768.0;
+	resident = report_need(&r, "p5_ns") / 32768.0;
 	proc_result_free(&r);
 	r = run_touch("160M", NULL, NULL, "op=read mode=seq size=128M prefill=1 passes=5");
-	nouffd = report(&r, "p5_ns") / 32768.0;
+	nouffd = report_need(&r, "p5_ns") / 32768.0;
 	proc_result_free(&r);
 	printf("BENCH hitpath_ratio=%.3f resident_ns_per_page=%.2f nouffd_ns_per_page=%.2f\n",
 	       resident / nouffd, resident, nouffd);

@@ -214,6 +214,17 @@ bool report_get(const char *out, int vcpu, const char *key, uint64_t *value)
 	return found;
 }
 
+uint64_t report_need(const struct proc_result *r, const char *key)
+{
+	uint64_t v;
+
+	if (!report_get(r->out, 0, key, &v)) {
+		fprintf(stderr, "no REPORT of %s in:\n%s%s", key, r->out, r->err);
+		exit(1);
+	}
+	return v;
+}
+
 int report_count(const char *out, const char *key)
 {
 	char pat[128];

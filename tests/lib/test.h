@@ -135,6 +135,10 @@ void proc_result_free(struct proc_result *res);
  */
 bool report_get(const char *out, int vcpu, const char *key, uint64_t *value);
 
+/* report_need - report_get of vCPU 0 in @r's output for a benchmark: exits with
+ * both outputs if @key is not there. */
+uint64_t report_need(const struct proc_result *r, const char *key);
+
 /* report_count - how many REPORT lines with @key there are in @out. */
 int report_count(const char *out, const char *key);
 
