@@ -17,7 +17,7 @@ DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev liburing-d
                 zlib1g-dev liblzma-dev liblz4-dev libzstd-dev cpio e2fsprogs \
                 acpica-tools fio libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev \
                 libvirt-dev libxml2-dev sqlite3 iproute2 libgnutls28-dev clang libclang-rt-14-dev \
-                libseccomp-dev
+                libseccomp-dev etcd-server
 
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers -D_GNU_SOURCE -pthread -MMD -MP

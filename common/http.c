@@ -337,6 +337,11 @@ const char *http_query(const struct http_req *req, const char *key)
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+const char *http_req_header(const struct http_req *req, const char *name)
+{
+	return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
+}
+
 void http_json(struct http_resp *resp, int status, json_t *body)
 {
 	resp->status = status;

@@ -77,6 +77,9 @@ void httpd_stop(struct httpd *h);
 /* http_query - the value of query argument @key, or NULL. */
 const char *http_query(const struct http_req *req, const char *key);
 
+/* http_req_header - the value of request header @name, or NULL. */
+const char *http_req_header(const struct http_req *req, const char *name);
+
 /* http_json - answer @status with @body (reference stolen). */
 void http_json(struct http_resp *resp, int status, json_t *body);
 
@@ -139,16 +142,50 @@ int http_call_bytes(const struct pki_identity *id, const char *method, const cha
 /* http_client_identity - who this process calls as (http_identity), or NULL: plain HTTP. */
 const struct pki_identity *http_client_identity(void);
 
+/*
+ * http_header - a header ("Name: value", at most 127 bytes) sent with every
+ * call this process makes from now on, replacing the previous one (the
+ * manager's Lego-Term).
+ */
+void http_header(const char *line);
+
+/*
+ * A manager, or several of which one leads. Calls go to the leader: a
+ * standby answers a write with 307 and the leader's URL, which is followed;
+ * a manager that cannot be reached, or has no leader yet (503), is skipped
+ * for the next, round after round until the call's time is up.
+ */
+#define HTTP_MAX_MANAGERS 8
+struct http_managers {
+	char url[HTTP_MAX_MANAGERS][256];
+	int n, cur;
+	char leader[256]; /* learnt from a standby ("": not known) */
+};
+
+/* http_managers_parse - "URL[,URL...]". 0, or -1 with a sentence in @err. */
+int http_managers_parse(struct http_managers *ms, const char *list, char *err, size_t errlen);
+
+/* http_managers_call - http_call of @method on the leader's @path (with its query). */
+int http_managers_call(struct http_managers *ms, const char *method, const char *path, json_t *body,
+		       json_t **out, int timeout_ms, char *err, size_t errlen);
+
+/* http_managers_now - the URL calls go to now. */
+const char *http_managers_now(const struct http_managers *ms);
+
 /* ---- heartbeats ---- */
 
 /*
- * A heartbeat: every @interval_ms, POST what @fill returns to
- * @url + "/v1/heartbeat". A component is known to the manager by its
- * heartbeats alone, so a restarted manager learns it again within one beat.
+ * A heartbeat: every @interval_ms, POST what @fill returns to the leading
+ * manager's /v1/heartbeat (@manager_url: one URL, or several separated by
+ * commas: struct http_managers). A component is known to the manager by its
+ * heartbeats alone, so a restarted or new leader learns it within one beat.
  */
 struct beat;
 typedef json_t *(*beat_fill)(void *opaque);
 struct beat *beat_start(const char *manager_url, int interval_ms, beat_fill fill, void *opaque);
 void beat_stop(struct beat *b);
+/* beat_answers - @fn is given each answer of the manager (with the same opaque). */
+typedef void (*beat_answer)(void *opaque, json_t *answer);
+void beat_answers(struct beat *b, beat_answer fn);
 
 #endif

@@ -18,6 +18,15 @@
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static struct pki_identity client_id;
 static bool client_tls;
+static pthread_mutex_t header_lock = PTHREAD_MUTEX_INITIALIZER;
+static char extra_header[128];
+
+void http_header(const char *line)
+{
+	pthread_mutex_lock(&header_lock);
+	snprintf(extra_header, sizeof(extra_header), "%s", line);
+	pthread_mutex_unlock(&header_lock);
+}
 
 void http_identity(const struct pki_identity *id)
 {
@@ -121,13 +130,18 @@ int http_call_bytes(const struct pki_identity *id, const char *method, const cha
 		curl_easy_setopt(c, CURLOPT_SSLCERT, id->cert);
 		curl_easy_setopt(c, CURLOPT_SSLKEY, id->key);
 	}
+	pthread_mutex_lock(&header_lock);
+	if (extra_header[0])
+		hdrs = curl_slist_append(hdrs, extra_header);
+	pthread_mutex_unlock(&header_lock);
 	if (body) {
 		snprintf(ct, sizeof(ct), "Content-Type: %s", type ? type : "application/json");
 		hdrs = curl_slist_append(hdrs, ct);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
 	}
+	if (hdrs)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	rc = curl_easy_perform(c);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -175,10 +189,95 @@ int http_call(const char *method, const char *url, json_t *body, json_t **out, i
 	return status;
 }
 
+/* ---- several managers ---- */
+
+int http_managers_parse(struct http_managers *ms, const char *list, char *err, size_t errlen)
+{
+	memset(ms, 0, sizeof(*ms));
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+
+		if (!n || n >= sizeof(ms->url[0]) || ms->n == HTTP_MAX_MANAGERS) {
+			snprintf(err, errlen, "'%s' is not URL[,URL...] (at most %d managers)",
+				 list, HTTP_MAX_MANAGERS);
+			return -1;
+		}
+		snprintf(ms->url[ms->n++], sizeof(ms->url[0]), "%.*s", (int)n, p);
+		p += n + (p[n] == ',');
+	}
+	if (!ms->n) {
+		snprintf(err, errlen, "no manager URL given");
+		return -1;
+	}
+	return 0;
+}
+
+const char *http_managers_now(const struct http_managers *ms)
+{
+	return ms->leader[0] ? ms->leader : ms->url[ms->cur];
+}
+
+int http_managers_call(struct http_managers *ms, const char *method, const char *path, json_t *body,
+		       json_t **out, int timeout_ms, char *err, size_t errlen)
+{
+	uint64_t start = mono_ms(), end = start + (uint64_t)timeout_ms;
+	int status = -1, tried = 0, unreachable = 0;
+
+	for (;;) {
+		char url[1024];
+		json_t *j = NULL;
+		uint64_t now = mono_ms();
+
+		snprintf(url, sizeof(url), "%s%s", http_managers_now(ms), path);
+		status = http_call(method, url, body, &j, (int)(end > now ? end - now : 1), err,
+				   errlen);
+		if (status == 307 && json_string_value(json_object_get(j, "leader")) &&
+		    strcmp(json_string_value(json_object_get(j, "leader")), ms->leader)) {
+			snprintf(ms->leader, sizeof(ms->leader), "%s",
+				 json_string_value(json_object_get(j, "leader")));
+			json_decref(j);
+			continue;
+		}
+		/* a standby without a leader says "leader": null; any other 503 is an answer */
+		bool no_leader = status == 503 && json_is_null(json_object_get(j, "leader"));
+
+		if (status >= 0 && !no_leader && status != 307) {
+			if (out)
+				*out = j;
+			else
+				json_decref(j);
+			return status;
+		}
+		json_decref(j);
+		unreachable += status < 0;
+		/* not reachable, or no leader there: the next manager */
+		if (ms->leader[0])
+			ms->leader[0] = '\0';
+		else
+			ms->cur = (ms->cur + 1) % ms->n;
+		if (++tried % ms->n)
+			continue;
+		/* a round without a leader: one may be being elected; a round where none
+		 * answered at all is given up on (at once if there is only one) */
+		if (unreachable == ms->n && (ms->n == 1 || mono_ms() - start > 10000))
+			break;
+		unreachable = 0;
+		if (mono_ms() + 200 >= end)
+			break;
+		usleep(200 * 1000);
+	}
+	if (out)
+		*out = NULL;
+	if (status != -1)
+		snprintf(err, errlen, "no manager leads (%d tried)", ms->n);
+	return status < 0 ? -1 : 503;
+}
+
 /* ---- heartbeats ---- */
 
 struct beat {
-	char url[512];
+	struct http_managers ms;
+	beat_answer on_answer;
 	int interval_ms;
 	beat_fill fill;
 	void *opaque;
@@ -202,8 +301,17 @@ static void *beat_main(void *arg)
 
 		pthread_mutex_unlock(&b->lock);
 		body = b->fill(b->opaque);
-		status = http_call("POST", b->url, body, NULL, 2000, err, sizeof(err));
+		json_t *answer = NULL;
+
+		status = http_managers_call(&b->ms, "POST", "/v1/heartbeat", body, &answer, 2000,
+					    err, sizeof(err));
 		json_decref(body);
+		pthread_mutex_lock(&b->lock);
+		beat_answer fn = b->on_answer;
+		pthread_mutex_unlock(&b->lock);
+		if (status == 200 && answer && fn)
+			fn(b->opaque, answer);
+		json_decref(answer);
 		if (status != 200 && !warned)
 			log_warn("heartbeat to the manager failed (%s); retrying every %d ms",
 				 status < 0 ? err : err, b->interval_ms);
@@ -228,7 +336,13 @@ struct beat *beat_start(const char *manager_url, int interval_ms, beat_fill fill
 
 	if (!b)
 		return NULL;
-	snprintf(b->url, sizeof(b->url), "%s/v1/heartbeat", manager_url);
+	char err[256];
+
+	if (http_managers_parse(&b->ms, manager_url, err, sizeof(err))) {
+		log_err("heartbeats: %s", err);
+		free(b);
+		return NULL;
+	}
 	b->interval_ms = interval_ms;
 	b->fill = fill;
 	b->opaque = opaque;
@@ -239,6 +353,15 @@ struct beat *beat_start(const char *manager_url, int interval_ms, beat_fill fill
 		return NULL;
 	}
 	return b;
+}
+
+void beat_answers(struct beat *b, beat_answer fn)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	b->on_answer = fn;
+	pthread_mutex_unlock(&b->lock);
 }
 
 void beat_stop(struct beat *b)

@@ -43,9 +43,11 @@ static bool unspecified(const char *host)
 	return !*host || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
 }
 
-int member_join(const char *manager_url, const char *token, const char *prefix, const char *role,
+int member_join(const char *managers, const char *token, const char *prefix, const char *role,
 		const char *name, const char *const *hosts, char *err, size_t errlen)
 {
+	struct http_managers ms;
+	const char *manager_url;
 	struct pki_identity paths, id = {0}; /* (nothing to present, no CA yet) */
 	char url[512], fpr[65], want[17], why[512], *ca = NULL, *csr = NULL, *text = NULL;
 	char *answer = NULL;
@@ -59,6 +61,9 @@ int member_join(const char *manager_url, const char *token, const char *prefix, 
 			 role);
 		goto out;
 	}
+	if (http_managers_parse(&ms, managers, err, errlen))
+		goto out;
+	manager_url = ms.url[0];
 	/* 1. the cluster's CA, from anyone, believed only if it has the token's fingerprint */
 	snprintf(url, sizeof(url), "%s/v1/ca", manager_url);
 	status = http_call_with(&id, "GET", url, NULL, NULL, &ca, 5000, why, sizeof(why));
@@ -91,6 +96,17 @@ int member_join(const char *manager_url, const char *token, const char *prefix, 
 	snprintf(url, sizeof(url), "%s/v1/join", manager_url);
 	status = http_call_with(&id, "POST", url, NULL, text, &answer, 10000, why, sizeof(why));
 	ans = status > 0 ? json_loads(answer, 0, NULL) : NULL;
+	if (status == 307 && json_string_value(json_object_get(ans, "leader"))) {
+		/* a standby: the leader admits members (the CA is the same) */
+		snprintf(url, sizeof(url), "%s/v1/join",
+			 json_string_value(json_object_get(ans, "leader")));
+		json_decref(ans);
+		free(answer);
+		answer = NULL;
+		status = http_call_with(&id, "POST", url, NULL, text, &answer, 10000, why,
+					sizeof(why));
+		ans = status > 0 ? json_loads(answer, 0, NULL) : NULL;
+	}
 	if (status != 200 || !json_string_value(json_object_get(ans, "cert"))) {
 		const char *e = json_string_value(json_object_get(ans, "error"));
 

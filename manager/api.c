@@ -65,14 +65,44 @@ static void status_answer(struct http_resp *resp, int status, const char *err, j
 	}
 }
 
+/*
+ * A standby answers reads; a write (and a heartbeat, which only the leader
+ * acts on) is sent to the leader: 307 with its URL in "leader", which
+ * legoctl and the components follow (http.h's struct http_managers), or 503
+ * while none leads (between a leader's death and its lease's end).
+ */
+static bool sent_to_leader(struct manager *m, const struct http_req *req, struct http_resp *resp)
+{
+	char leader[sizeof(m->leader_url)];
+
+	pthread_mutex_lock(&m->lock);
+	bool leading = m->leading;
+	snprintf(leader, sizeof(leader), "%s", m->leader_url);
+	pthread_mutex_unlock(&m->lock);
+	if (leading)
+		return false;
+	if (!leader[0])
+		http_json(resp, 503,
+			  json_pack("{s:s,s:n}", "error",
+				    "no manager leads at the moment (one is being elected): try "
+				    "again in a few seconds",
+				    "leader"));
+	else
+		http_json(resp, 307,
+			  json_pack("{s:s,s:s}", "error",
+				    "this manager is a standby: ask the leader", "leader", leader));
+	(void)req;
+	return true;
+}
+
 static void on_heartbeat(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
 	struct manager *m = opaque;
-	json_t *beat = http_parse_body(req, resp);
+	json_t *beat;
 	char err[256];
 	int status;
 
-	if (!beat)
+	if (sent_to_leader(m, req, resp) || !(beat = http_parse_body(req, resp)))
 		return;
 	/* a member beats in the role its certificate gives it, never another */
 	if (req->peer && strcmp(spec_str(beat, "role") ?: "", pki_role_name(req->peer->role))) {
@@ -86,7 +116,10 @@ static void on_heartbeat(void *opaque, const struct http_req *req, struct http_r
 	}
 	status = manager_heartbeat(m, beat, err, sizeof(err));
 	json_decref(beat);
-	status_answer(resp, status, err, json_pack("{s:i}", "down_after_ms", m->down_after_ms));
+	/* the term: an agent refuses orders of an older one (a deposed manager's) */
+	status_answer(resp, status, err,
+		      json_pack("{s:i,s:I}", "down_after_ms", m->down_after_ms, "term",
+				(json_int_t)m->term));
 }
 
 static void on_components(void *opaque, const struct http_req *req, struct http_resp *resp)
@@ -95,6 +128,7 @@ static void on_components(void *opaque, const struct http_req *req, struct http_
 	json_t *list = json_array();
 
 	(void)req;
+	leader_refresh(m);
 	pthread_mutex_lock(&m->lock);
 	for (int r = 0; r < NR_ROLES; r++)
 		for (int i = 0; i < m->roles[r].n; i++)
@@ -117,6 +151,8 @@ static void on_vnodes(void *opaque, const struct http_req *req, struct http_resp
 {
 	struct manager *m = opaque;
 	const char *lim = http_query(req, "limit"), *after = http_query(req, "after");
+
+	leader_refresh(m);
 	long limit = lim ? strtol(lim, NULL, 10) : -1;
 	json_t *list = json_array(), *next = json_null();
 	struct vnode **sorted;
@@ -163,6 +199,8 @@ static void on_create(void *opaque, const struct http_req *req, struct http_resp
 	char err[1024];
 	int status;
 
+	if (sent_to_leader(m, req, resp))
+		return;
 	if (strstr(req->content_type, "xml") || (req->body_len && req->body[0] == '<')) {
 		spec = xml_to_spec(req->body, err, sizeof(err));
 		if (!spec) {
@@ -196,6 +234,8 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 	}
 	memcpy(name, req->rest, n);
 	name[n] = '\0';
+	if (strcmp(req->method, "GET") ? sent_to_leader(m, req, resp) : (leader_refresh(m), false))
+		return;
 	if (!strcmp(req->method, "GET") && (!*op || !strcmp(op, "xml"))) {
 		json_t *spec = NULL;
 
@@ -303,15 +343,24 @@ static void on_status(void *opaque, const struct http_req *req, struct http_resp
 	struct manager *m = opaque;
 
 	(void)req;
+	leader_refresh(m);
 	pthread_mutex_lock(&m->lock);
-	http_json(resp, 200,
-		  json_pack("{s:s,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:i}", "version", LEGO_VERSION,
-			    "memsrvs", m->roles[ROLE_MEMSRV].n, "storsrvs",
-			    m->roles[ROLE_STORSRV].n, "agents", m->roles[ROLE_AGENT].n, "vnodes",
-			    m->nr_vnodes, "slab_size", (json_int_t)m->slab_size, "placements",
-			    (json_int_t)m->nr_placements, "refusals", (json_int_t)m->nr_refusals,
-			    "down_after_ms", m->down_after_ms));
+	json_t *st = json_pack("{s:s,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:i}", "version", LEGO_VERSION,
+			       "memsrvs", m->roles[ROLE_MEMSRV].n, "storsrvs",
+			       m->roles[ROLE_STORSRV].n, "agents", m->roles[ROLE_AGENT].n, "vnodes",
+			       m->nr_vnodes, "slab_size", (json_int_t)m->slab_size, "placements",
+			       (json_int_t)m->nr_placements, "refusals", (json_int_t)m->nr_refusals,
+			       "down_after_ms", m->down_after_ms);
+	/* who answers, and who leads */
+	json_object_set_new(st, "store", json_string(m->store->name));
+	json_object_set_new(st, "manager", json_string(m->self_url));
+	json_object_set_new(st, "leading", json_boolean(m->leading));
+	json_object_set_new(st, "leader",
+			    m->leader_url[0] ? json_string(m->leader_url) : json_null());
+	json_object_set_new(st, "term", json_integer((json_int_t)m->leader_term));
 	pthread_mutex_unlock(&m->lock);
+	json_object_set_new(st, "managers", leader_members(m));
+	http_json(resp, 200, st);
 }
 
 static char *metrics_text(struct manager *m);
@@ -329,12 +378,12 @@ static void on_metrics(void *opaque, const struct http_req *req, struct http_res
 static void on_token(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
 	struct manager *m = opaque;
-	json_t *body = http_parse_body(req, resp);
+	json_t *body;
 	char token[128], err[256];
 	time_t expires;
 	int r;
 
-	if (!body)
+	if (sent_to_leader(m, req, resp) || !(body = http_parse_body(req, resp)))
 		return;
 	r = members_token_create(m, pki_role_parse(spec_str(body, "role")),
 				 (long)json_integer_value(json_object_get(body, "ttl_s")), token,
@@ -363,11 +412,11 @@ static void on_ca(void *opaque, const struct http_req *req, struct http_resp *re
 static void on_join(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
 	struct manager *m = opaque;
-	json_t *body = http_parse_body(req, resp);
+	json_t *body;
 	char err[512], *cert = NULL, *ca;
 	int r;
 
-	if (!body)
+	if (sent_to_leader(m, req, resp) || !(body = http_parse_body(req, resp)))
 		return;
 	r = members_join(m, body, &cert, err, sizeof(err));
 	json_decref(body);

@@ -1,15 +1,18 @@
 /*
- * db.c - the manager's state in SQLite: one row per component and one per
- * vNode (its spec, placement and state as JSON). Written through on every
- * change, read back at start. WAL mode: a crash loses nothing committed.
+ * db.c - the manager's state in SQLite (store.h): one row per component,
+ * one per vNode (its record as JSON), one per join token. Written through
+ * on every change, read back at start. WAL mode: a crash loses nothing
+ * committed. The embedded default: one manager, on one host.
  */
-#include <stddef.h>
+#include <errno.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "manager.h"
+#include "store.h"
 #include "util.h"
 
 static const char *const schema =
@@ -22,42 +25,45 @@ static const char *const schema =
 	"CREATE TABLE IF NOT EXISTS join_tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL,"
 	"  role TEXT NOT NULL, expires INTEGER NOT NULL, used INTEGER NOT NULL);";
 
-int db_open(struct manager *m, const char *path, char *err, size_t errlen)
+#define DB(m) ((sqlite3 *)(m)->store_data)
+
+int store_sqlite_open(struct manager *m, const char *path, char *err, size_t errlen)
 {
+	sqlite3 *db = NULL;
 	char *msg = NULL;
 
-	if (sqlite3_open(path, &m->db) != SQLITE_OK) {
+	if (sqlite3_open(path, &db) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot open the database %s: %s", path,
-			 m->db ? sqlite3_errmsg(m->db) : "out of memory");
-		sqlite3_close(m->db);
-		m->db = NULL;
+			 db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
 		return -1;
 	}
-	sqlite3_busy_timeout(m->db, 5000);
-	if (sqlite3_exec(m->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, schema, NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "database %s: %s", path, msg);
 		sqlite3_free(msg);
-		sqlite3_close(m->db);
-		m->db = NULL;
+		sqlite3_close(db);
 		return -1;
 	}
+	m->store_data = db;
 	return 0;
 }
 
-void db_close(struct manager *m)
+static void sq_close(struct manager *m)
 {
-	sqlite3_close(m->db);
-	m->db = NULL;
+	sqlite3_close(DB(m));
+	m->store_data = NULL;
 }
 
+/* One statement with text ?1, ?2 (if @b) and numbers ?3, ?4; sqlite3_changes() or -1. */
 static int run(struct manager *m, const char *sql, const char *a, const char *b, int64_t x,
 	       int64_t y)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(m->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_err("database: %s", sqlite3_errmsg(m->db));
+	if (sqlite3_prepare_v2(DB(m), sql, -1, &st, NULL) != SQLITE_OK) {
+		log_err("database: %s", sqlite3_errmsg(DB(m)));
 		return -1;
 	}
 	sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
@@ -68,168 +74,112 @@ static int run(struct manager *m, const char *sql, const char *a, const char *b,
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		log_err("database: %s", sqlite3_errmsg(m->db));
+		log_err("database: %s", sqlite3_errmsg(DB(m)));
 		return -1;
 	}
-	return 0;
+	return sqlite3_changes(DB(m));
 }
 
-int db_save_comp(struct manager *m, const struct comp *c)
+static int sq_save_comp(struct manager *m, const char *role, const char *addr, int64_t capacity,
+			bool up)
 {
-	const struct comp_set *s = &m->roles[c->role];
-	const struct place_server *ps = &s->ps[c - s->c];
-
 	return run(m,
 		   "INSERT INTO components (role, addr, capacity, up) VALUES (?1, ?2, ?3, ?4) "
 		   "ON CONFLICT (role, addr) DO UPDATE SET capacity = ?3, up = ?4",
-		   role_name(c->role), c->addr, (int64_t)ps->capacity, ps->up);
+		   role, addr, capacity, up) < 0
+		       ? -1
+		       : 0;
 }
 
-/*
- * The fields of a vNode's record, one list for writing and reading it (the
- * spec and the slabs are added by hand): a field added to struct vnode and
- * not here is simply not kept.
- */
-#define STR_FIELD(f)                                                                               \
-	{                                                                                          \
-#f, offsetof(struct vnode, f), sizeof(((struct vnode *)0)->f)                      \
-	}
-#define U64_FIELD(f)                                                                               \
-	{                                                                                          \
-#f, offsetof(struct vnode, f), 0                                                   \
-	}
-static const struct {
-	const char *key;
-	size_t off, len; /* len: a string's buffer; 0: a uint64_t */
-} vnode_fields[] = {
-	U64_FIELD(id),		 STR_FIELD(token),
-	U64_FIELD(created_s),	 U64_FIELD(placed_memory),
-	U64_FIELD(slab_size),	 STR_FIELD(agent),
-	STR_FIELD(storsrv),	 STR_FIELD(vol_token),
-	U64_FIELD(epoch),	 STR_FIELD(backup_storsrv),
-	STR_FIELD(backup_token), STR_FIELD(ip),
-	STR_FIELD(mac),		 STR_FIELD(snapshot),
-};
-
-static json_t *vnode_record(const struct vnode *v)
+static int sq_save_vnode(struct manager *m, const char *name, const char *record)
 {
-	json_t *slabs = json_array(), *rec = json_object();
-
-	for (size_t i = 0; i < ARRAY_SIZE(vnode_fields); i++) {
-		const char *p = (const char *)v + vnode_fields[i].off;
-
-		json_object_set_new(rec, vnode_fields[i].key,
-				    vnode_fields[i].len
-					    ? json_string(p)
-					    : json_integer((json_int_t) * (const uint64_t *)p));
-	}
-	for (int i = 0; i < v->nr_slabs; i++)
-		json_array_append_new(slabs, json_pack("{s:I,s:s,s:s}", "size",
-						       (json_int_t)v->slabs[i].size, "primary",
-						       v->slabs[i].primary, "secondary",
-						       v->slabs[i].secondary));
-	json_object_set_new(rec, "slabs", slabs);
-	json_object_set_new(rec, "state", json_string(vnode_state_name(v->state)));
-	json_object_set(rec, "spec", v->spec);
-	return rec;
+	return run(m,
+		   "INSERT INTO vnodes (name, data) VALUES (?1, ?2) "
+		   "ON CONFLICT (name) DO UPDATE SET data = ?2",
+		   name, record, 0, 0) < 0
+		       ? -1
+		       : 0;
 }
 
-int db_save_vnode(struct manager *m, const struct vnode *v)
+static int sq_delete_vnode(struct manager *m, const char *name)
 {
-	json_t *rec = vnode_record(v);
-	char *text = json_dumps(rec, JSON_COMPACT);
-	int ret = run(m,
-		      "INSERT INTO vnodes (name, data) VALUES (?1, ?2) "
-		      "ON CONFLICT (name) DO UPDATE SET data = ?2",
-		      v->name, text, 0, 0);
-
-	free(text);
-	json_decref(rec);
-	return ret;
+	return run(m, "DELETE FROM vnodes WHERE name = ?1", name, NULL, 0, 0) < 0 ? -1 : 0;
 }
 
-int db_delete_vnode(struct manager *m, const char *name)
+static int sq_token_add(struct manager *m, const struct join_token *t)
 {
-	return run(m, "DELETE FROM vnodes WHERE name = ?1", name, NULL, 0, 0);
-}
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(DB(m),
+				    "INSERT INTO join_tokens (id, hash, role, expires, used) "
+				    "VALUES (?1, ?2, ?3, ?4, 0)",
+				    -1, &st, NULL);
 
-static void copy(char *dst, size_t n, json_t *rec, const char *key)
-{
-	const char *s = json_string_value(json_object_get(rec, key));
-
-	snprintf(dst, n, "%s", s ? s : "");
-}
-
-#define U64(rec, key) ((uint64_t)json_integer_value(json_object_get(rec, key)))
-
-static int load_vnode(struct manager *m, const char *name, const char *data)
-{
-	json_t *rec = json_loads(data, 0, NULL), *slabs, *e;
-	struct vnode *v;
-	int state;
-	size_t i;
-
-	if (!rec || !(v = vnode_add(m, name))) {
-		json_decref(rec);
-		return -1;
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, t->hash, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, t->role, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, t->expires);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+		sqlite3_finalize(st);
 	}
-	for (i = 0; i < ARRAY_SIZE(vnode_fields); i++) {
-		char *p = (char *)v + vnode_fields[i].off;
-
-		if (vnode_fields[i].len)
-			copy(p, vnode_fields[i].len, rec, vnode_fields[i].key);
-		else
-			*(uint64_t *)p = U64(rec, vnode_fields[i].key);
+	if (rc != SQLITE_OK) {
+		log_err("database: %s", sqlite3_errmsg(DB(m)));
+		return -EIO;
 	}
-	v->spec = json_incref(json_object_get(rec, "spec"));
-	state = vnode_state_parse(json_string_value(json_object_get(rec, "state")));
-	slabs = json_object_get(rec, "slabs");
-	v->nr_slabs = (int)json_array_size(slabs);
-	v->slabs = calloc(v->nr_slabs + 1, sizeof(*v->slabs));
-	json_array_foreach(slabs, i, e)
-	{
-		v->slabs[i].size = U64(e, "size");
-		copy(v->slabs[i].primary, ADDR_LEN, e, "primary");
-		copy(v->slabs[i].secondary, ADDR_LEN, e, "secondary"); /* "": none */
-	}
-	json_decref(rec);
-	if (!v->spec || !v->slabs || state < 0)
-		return -1;
-	/* A create that the previous manager did not finish is undone by the agent
-	 * never having heard of it; here it is simply not running. */
-	v->state = state == VNODE_CREATING ? VNODE_FAILED : (enum vnode_state)state;
 	return 0;
 }
 
-int db_load(struct manager *m, char *err, size_t errlen)
+static int sq_token_get(struct manager *m, const char *id, const char *hash, struct join_token *t)
 {
 	sqlite3_stmt *st;
-	int n = 0;
+	int ret = -ENOENT;
 
-	if (sqlite3_prepare_v2(m->db, "SELECT role, addr, capacity, up FROM components", -1, &st,
-			       NULL) != SQLITE_OK)
-		goto fail;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		int r = role_parse((const char *)sqlite3_column_text(st, 0));
-		struct comp *c;
-
-		if (r < 0)
-			continue;
-		c = comp_add(m, r, (const char *)sqlite3_column_text(st, 1),
-			     (uint64_t)sqlite3_column_int64(st, 2));
-		/* Up until it misses heartbeats from now on: it had no chance to send any. */
-		if (c && !sqlite3_column_int(st, 3)) {
-			m->roles[r].ps[m->roles[r].n - 1].up = false;
-			c->down_since_ms = wall_ms();
-		}
-		n++;
+	if (sqlite3_prepare_v2(
+		    DB(m),
+		    "SELECT role, expires, used FROM join_tokens WHERE id = ?1 AND hash = ?2", -1,
+		    &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(t->id, sizeof(t->id), "%s", id);
+		snprintf(t->hash, sizeof(t->hash), "%s", hash);
+		snprintf(t->role, sizeof(t->role), "%s", sqlite3_column_text(st, 0));
+		t->expires = sqlite3_column_int64(st, 1);
+		t->used = sqlite3_column_int64(st, 2);
+		ret = 0;
 	}
 	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(m->db, "SELECT name, data FROM vnodes", -1, &st, NULL) != SQLITE_OK)
+	return ret;
+}
+
+/* Only a token not used yet is spent (the count of changed rows says so): two joins racing
+ * with one token cannot both win. */
+static int sq_token_spend(struct manager *m, const struct join_token *t, int64_t now)
+{
+	int n = run(m, "UPDATE join_tokens SET used = ?3 WHERE id = ?1 AND used = 0", t->id, NULL,
+		    now, 0);
+
+	return n < 0 ? -EIO : n == 1;
+}
+
+static int sq_load(struct manager *m, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(DB(m), "SELECT role, addr, capacity, up FROM components", -1, &st,
+			       NULL) != SQLITE_OK)
+		goto fail;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		store_load_comp(m, (const char *)sqlite3_column_text(st, 0),
+				(const char *)sqlite3_column_text(st, 1),
+				(uint64_t)sqlite3_column_int64(st, 2), sqlite3_column_int(st, 3));
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(DB(m), "SELECT name, data FROM vnodes", -1, &st, NULL) != SQLITE_OK)
 		goto fail;
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (load_vnode(m, (const char *)sqlite3_column_text(st, 0),
-			       (const char *)sqlite3_column_text(st, 1))) {
+		if (store_load_vnode(m, (const char *)sqlite3_column_text(st, 0),
+				     (const char *)sqlite3_column_text(st, 1))) {
 			snprintf(err, errlen, "vNode %s: its record in the database is damaged",
 				 sqlite3_column_text(st, 0));
 			sqlite3_finalize(st);
@@ -237,21 +187,20 @@ int db_load(struct manager *m, char *err, size_t errlen)
 		}
 	}
 	sqlite3_finalize(st);
-	for (int i = 0; i < m->nr_vnodes; i++) {
-		struct vnode *v = m->vnodes[i];
-
-		vnode_reserve(m, v, +1);
-		if (v->ip[0] && ipam_mark(&m->ipam, v->ip)) {
-			log_warn("vNode %s had %s, outside the subnet or taken twice: it runs "
-				 "without a network until it is made again",
-				 v->name, v->ip);
-			v->ip[0] = v->mac[0] = '\0';
-		}
-	}
-	if (n || m->nr_vnodes)
-		log_info("state loaded: %d components, %d vNodes", n, m->nr_vnodes);
 	return 0;
 fail:
-	snprintf(err, errlen, "database: %s", sqlite3_errmsg(m->db));
+	snprintf(err, errlen, "database: %s", sqlite3_errmsg(DB(m)));
 	return -1;
 }
+
+const struct store_ops store_sqlite = {
+	.name = "sqlite",
+	.close = sq_close,
+	.load = sq_load,
+	.save_comp = sq_save_comp,
+	.save_vnode = sq_save_vnode,
+	.delete_vnode = sq_delete_vnode,
+	.token_add = sq_token_add,
+	.token_get = sq_token_get,
+	.token_spend = sq_token_spend,
+};

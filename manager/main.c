@@ -18,20 +18,37 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lego-manager --db FILE --pki DIR [--listen HOST:PORT] [options]\n"
+		"usage: lego-manager --db FILE|--store etcd://HOST:PORT[,...] --pki DIR\n"
+		"                    [--listen HOST:PORT] [options]\n"
 		"       lego-manager init --pki DIR [--cluster NAME] [--host HOST]...\n"
+		"       lego-manager etcd-init --pki DIR [--host HOST]...\n"
 		"\n"
 		"The cluster's manager: registry, placement and failure detection, with its\n"
-		"state in SQLite and a JSON API over HTTPS (what legoctl uses; curl works too,\n"
-		"with a member's certificate).\n"
+		"state in SQLite (one manager) or etcd (several: one leads, the others stand\n"
+		"by), and a JSON API over HTTPS (what legoctl uses; curl works too, with a\n"
+		"member's certificate).\n"
 		"\n"
 		"'init' creates a cluster's identity in DIR (made 0700): its CA (ca.key, ca.pem)\n"
 		"and the certificates of the manager (for each --host it is reached at;\n"
 		"default 127.0.0.1 and localhost), of an administrator (admin: what legoctl\n"
 		"uses) and of a monitor (reader: reads only). Keys are files of mode 0600.\n"
 		"\n"
+		"'etcd-init' creates, in DIR/etcd, a CA for etcd alone (ca.pem), the etcd\n"
+		"members' certificate (etcd.pem, for each --host) and the managers' (manager.pem):\n"
+		"etcd trusts only that CA, so no other member of the cluster can reach it.\n"
+		"\n"
 		"  --db FILE           the SQLite database (created if missing); a restarted\n"
 		"                      manager carries on from it\n"
+		"  --store etcd://HOST:PORT[,HOST:PORT...]\n"
+		"                      the state in etcd, shared with other managers: they\n"
+		"                      elect one leader, the others answer reads and send\n"
+		"                      writes to it. etcd is reached with DIR/etcd/ca.pem\n"
+		"                      and DIR/etcd/manager.pem (legoctl up --managers N)\n"
+		"  --advertise HOST:PORT  where the other managers and the members reach\n"
+		"                      this one's API (default: --listen)\n"
+		"  --lease MS          a leader that dies is replaced within MS (default 3000)\n"
+		"  --no-election       (tests) act without being elected: only the store's\n"
+		"                      checks stand between two managers that both place\n"
 		"  --pki DIR           the cluster's identity (made by 'init'): the manager's\n"
 		"                      certificate, and the CA key that admits new members\n"
 		"  --listen HOST:PORT  the HTTPS API (default 127.0.0.1:7300)\n"
@@ -94,10 +111,61 @@ static int cmd_init(int argc, char **argv)
 	return 0;
 }
 
+/* lego-manager etcd-init: the identity etcd and the managers share (etcd.h). */
+static int cmd_etcd_init(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"pki", required_argument, NULL, 'p'},
+		{"host", required_argument, NULL, 'H'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static const char *const local[] = {"127.0.0.1", "localhost", NULL};
+	const char *dir = NULL, *hosts[17] = {NULL};
+	char err[512], edir[PATH_MAX];
+	int c, nr_hosts = 0;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (c == 'p')
+			dir = optarg;
+		else if (c == 'H' && nr_hosts < 16)
+			hosts[nr_hosts++] = optarg;
+		else if (c == 'H')
+			return usage_error("--host: at most 16 (%s is one too many)", optarg);
+		else if (c == 'h')
+			return usage(stdout), 0;
+		else if (c == ':')
+			return usage_error("%s needs a value", argv[optind - 1]);
+		else
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+	}
+	if (!dir)
+		return usage_error("%s: etcd-init needs --pki DIR", "missing --pki");
+	snprintf(edir, sizeof(edir), "%s/etcd", dir);
+	struct pki_cert_req srv = {.name = "etcd",
+				   .role = PKI_MANAGER,
+				   .hosts = nr_hosts ? hosts : (const char *const *)local};
+	struct pki_cert_req cli = {.name = "manager", .role = PKI_MANAGER};
+	if (pki_init(edir, "lego-etcd", err, sizeof(err)) ||
+	    pki_issue(edir, &srv, err, sizeof(err)) || pki_issue(edir, &cli, err, sizeof(err))) {
+		fprintf(stderr, "lego-manager: %s\n", err);
+		return 1;
+	}
+	printf("etcd's identity created in %s: ca.pem, etcd.pem (its members), manager.pem\n",
+	       edir);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"db", required_argument, NULL, 'd'},
+		{"store", required_argument, NULL, 'S'},
+		{"advertise", required_argument, NULL, 'a'},
+		{"lease", required_argument, NULL, 'L'},
+		{"no-election", no_argument, NULL, 'N'},
 		{"listen", required_argument, NULL, 'l'},
 		{"slab-size", required_argument, NULL, 's'},
 		{"down-after", required_argument, NULL, 'D'},
@@ -109,7 +177,8 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *db = NULL, *listen_addr = "127.0.0.1:7300", *pki = NULL;
+	const char *db = NULL, *listen_addr = "127.0.0.1:7300", *pki = NULL, *advertise = NULL;
+	int lease_ms = 3000;
 	enum log_level level = LOG_INFO;
 	static struct manager m;
 	struct httpd *h;
@@ -120,6 +189,8 @@ int main(int argc, char **argv)
 	umask(077); /* the database holds the vNodes' credentials */
 	if (argc > 1 && !strcmp(argv[1], "init"))
 		return cmd_init(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "etcd-init"))
+		return cmd_etcd_init(argc - 1, argv + 1);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -127,7 +198,28 @@ int main(int argc, char **argv)
 			pki = optarg;
 			break;
 		case 'd':
+		case 'S':
+			if (db)
+				return usage_error("%s: give --db FILE or --store etcd://..., once",
+						   "two stores");
+			if ((c == 'S') != !strncmp(optarg, "etcd://", 7))
+				return usage_error(
+					"'%s': --db is a file, --store is etcd://HOST:PORT",
+					optarg);
 			db = optarg;
+			break;
+		case 'a':
+			advertise = optarg;
+			break;
+		case 'N':
+			lease_ms = 0;
+			break;
+		case 'L':
+			lease_ms = (int)strtol(optarg, &end, 10);
+			if (*end || lease_ms < 1000 || lease_ms > 60000)
+				return usage_error("--lease: '%s' is not a number of milliseconds "
+						   "from 1000 to 60000",
+						   optarg);
 			break;
 		case 'l':
 			listen_addr = optarg;
@@ -172,7 +264,9 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (!db)
-		return usage_error("%s: give the state database with --db FILE", "missing --db");
+		return usage_error(
+			"%s: give the state database with --db FILE (or --store etcd://...)",
+			"missing --db");
 	if (!pki)
 		return usage_error("%s: give the cluster's identity with --pki DIR (lego-manager "
 				   "init makes one)",
@@ -196,6 +290,7 @@ int main(int argc, char **argv)
 		log_err("%s", err);
 		return 1;
 	}
+	snprintf(m.self_url, sizeof(m.self_url), "https://%s", advertise ? advertise : listen_addr);
 	if (manager_init(&m, db, err, sizeof(err))) {
 		log_err("%s", err);
 		return 1;
@@ -206,12 +301,18 @@ int main(int argc, char **argv)
 		manager_exit(&m);
 		return 1;
 	}
-	manager_start_monitor(&m);
+	if (leader_start(&m, lease_ms, err, sizeof(err))) {
+		log_err("%s", err);
+		httpd_stop(h);
+		manager_exit(&m);
+		return 1;
+	}
 	log_info("serving the API on https://%s (state in %s, identity in %s)", listen_addr, db,
 		 pki);
 	sigwait(&set, &sig);
 	log_info("stopping (%s)", strsignal(sig));
 	httpd_stop(h);
+	leader_stop(&m);
 	manager_exit(&m);
 	return 0;
 }

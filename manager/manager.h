@@ -20,7 +20,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,6 +28,7 @@
 #include "pki.h"
 #include "place.h"
 #include "proto.h"
+#include "store.h"
 
 enum role { ROLE_MEMSRV, ROLE_STORSRV, ROLE_AGENT, NR_ROLES };
 
@@ -104,7 +104,8 @@ struct vnode {
 
 struct manager {
 	pthread_mutex_t lock;
-	sqlite3 *db;
+	const struct store_ops *store; /* store.h: SQLite, or etcd shared with other managers */
+	void *store_data;	       /* the backend's */
 	struct comp_set roles[NR_ROLES];
 	struct vnode **vnodes;
 	int nr_vnodes, cap_vnodes;
@@ -119,6 +120,15 @@ struct manager {
 	struct pki_identity id;	 /* the manager's own */
 	char ca_fpr[65];	 /* the CA's SHA-256, in hex */
 	bool can_sign;		 /* ca.key is here: join tokens can be used */
+	/* leader.c: whether this manager acts (always, with SQLite) */
+	bool leading;
+	uint64_t term;			/* its leadership's number (etcd); 0 with SQLite */
+	uint64_t leader_term;		/* the leader's, as last seen (a standby's view) */
+	uint64_t store_rev;		/* the store's revision the model reflects (etcd) */
+	uint64_t lease_deadline_ms;	/* mono_ms() until which its lease surely holds */
+	char self_url[ADDR_LEN + 16];	/* its API, https://HOST:PORT */
+	char leader_url[ADDR_LEN + 16]; /* the leader's ("": none known) */
+	struct election *election;
 };
 
 const char *role_name(enum role r);
@@ -158,9 +168,28 @@ int members_vmm_credential(struct manager *m, json_t *order, char *err, size_t e
 /* members_join - a certificate for the join request @req (malloc'd PEM), or -errno with @err. */
 int members_join(struct manager *m, json_t *req, char **cert, char *err, size_t errlen);
 
-/* db.c */
-int db_open(struct manager *m, const char *path, char *err, size_t errlen);
-void db_close(struct manager *m);
+/*
+ * leader.c - with a shared store, one manager leads: it alone places,
+ * detects failures and orders; the others are standbys that answer reads
+ * and send writes to it. With SQLite this manager simply leads.
+ */
+/* leader_start - lead now (SQLite, or @ttl_ms 0: no election), or campaign for it (etcd;
+ * lease of @ttl_ms). */
+int leader_start(struct manager *m, int ttl_ms, char *err, size_t errlen);
+void leader_stop(struct manager *m);
+/* leader_refresh - a standby's model read again if the store changed since. No lock held. */
+void leader_refresh(struct manager *m);
+/* leader_members - the managers alive now: [{"url", "leading"}]. No lock held. */
+json_t *leader_members(struct manager *m);
+/* leader_lost - this manager may no longer act: said, and the process ends (status 75). */
+_Noreturn void leader_lost(struct manager *m, const char *why);
+/* leader_may_wait - whether this manager's lease still holds (a write may be retried). */
+bool leader_may_wait(struct manager *m);
+
+/* manager_reload - the model read again from the store (a standby's, or a new leader's). Lock held. */
+int manager_reload(struct manager *m, char *err, size_t errlen);
+
+/* store.c - the state written through to the store (store.h) and read back */
 int db_load(struct manager *m, char *err, size_t errlen);
 int db_save_comp(struct manager *m, const struct comp *c);
 int db_save_vnode(struct manager *m, const struct vnode *v);

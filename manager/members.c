@@ -68,7 +68,6 @@ int members_token_create(struct manager *m, unsigned role, long ttl_s, char *tok
 {
 	uint8_t id[8], secret[16];
 	char idh[17], sh[33], hash[65];
-	sqlite3_stmt *st;
 	int rc;
 
 	if (!m->can_sign) {
@@ -97,22 +96,16 @@ int members_token_create(struct manager *m, unsigned role, long ttl_s, char *tok
 	util_hex(secret, sizeof(secret), sh);
 	sha256_hex(sh, hash);
 	*expires = time(NULL) + ttl_s;
+	struct join_token t = {.expires = *expires};
+	snprintf(t.id, sizeof(t.id), "%s", idh);
+	snprintf(t.hash, sizeof(t.hash), "%s", hash);
+	snprintf(t.role, sizeof(t.role), "%s", pki_role_name(role));
 	pthread_mutex_lock(&m->lock);
-	rc = sqlite3_prepare_v2(m->db,
-				"INSERT INTO join_tokens (id, hash, role, expires, used) "
-				"VALUES (?1, ?2, ?3, ?4, 0)",
-				-1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, idh, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, pki_role_name(role), -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, (int64_t)*expires);
-		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-		sqlite3_finalize(st);
-	}
+	rc = m->store->token_add(m, &t);
 	pthread_mutex_unlock(&m->lock);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "database: %s", sqlite3_errmsg(m->db));
+	if (rc) {
+		snprintf(err, errlen, "the join token could not be kept in the %s store",
+			 m->store->name);
 		return -EIO;
 	}
 	snprintf(token, len, "lj1.%.16s.%s.%s", m->ca_fpr, idh, sh);
@@ -124,18 +117,16 @@ int members_token_create(struct manager *m, unsigned role, long ttl_s, char *tok
 
 /*
  * Use @token for @role: 0 if it is good (it is then spent), or -EACCES with
- * why. Read and spent under the manager's lock, and the UPDATE spends only
- * a token not used yet (its count of changed rows says so): two joins racing
- * with one token cannot both win.
+ * why. Read and spent under the manager's lock, and the store spends only a
+ * token not used yet: two joins racing with one token cannot both win.
  */
 static int token_use(struct manager *m, const char *token, const char *role, char *err,
 		     size_t errlen)
 {
-	char idh[17], sh[33], hash[65], trole[16] = "";
-	sqlite3_stmt *st;
-	int64_t expires = 0, used = 0;
-	bool found = false;
-	int changed = 0;
+	char idh[17], sh[33], hash[65];
+	struct join_token t = {0};
+	int found, spent = 0;
+	time_t now = time(NULL);
 
 	if (sscanf(token, "lj1.%*16[0-9a-f].%16[0-9a-f].%32[0-9a-f]", idh, sh) != 2 ||
 	    strlen(token) != 4 + 16 + 1 + 16 + 1 + 32) {
@@ -145,39 +136,21 @@ static int token_use(struct manager *m, const char *token, const char *role, cha
 	sha256_hex(sh, hash);
 	explicit_bzero(sh, sizeof(sh));
 	pthread_mutex_lock(&m->lock);
-	if (sqlite3_prepare_v2(m->db,
-			       "SELECT role, expires, used FROM join_tokens "
-			       "WHERE id = ?1 AND hash = ?2",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, idh, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			found = true;
-			snprintf(trole, sizeof(trole), "%s", sqlite3_column_text(st, 0));
-			expires = sqlite3_column_int64(st, 1);
-			used = sqlite3_column_int64(st, 2);
-		}
-		sqlite3_finalize(st);
-	}
-	if (found && !used && expires > time(NULL) && !strcmp(trole, role) &&
-	    sqlite3_prepare_v2(m->db, "UPDATE join_tokens SET used = ?3 WHERE id = ?1 AND used = 0",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, idh, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
-		if (sqlite3_step(st) == SQLITE_DONE)
-			changed = sqlite3_changes(m->db);
-		sqlite3_finalize(st);
-	}
+	found = m->store->token_get(m, idh, hash, &t);
+	if (!found && !t.used && t.expires > now && !strcmp(t.role, role))
+		spent = m->store->token_spend(m, &t, now);
 	pthread_mutex_unlock(&m->lock);
-	if (!found)
+	if (found == -ENOENT)
 		snprintf(err, errlen, "join token %s is not one this cluster made", idh);
-	else if (used)
+	else if (found)
+		snprintf(err, errlen, "join token %s cannot be checked: the store fails", idh);
+	else if (t.used)
 		snprintf(err, errlen, "join token %s was used already", idh);
-	else if (expires <= time(NULL))
+	else if (t.expires <= now)
 		snprintf(err, errlen, "join token %s expired", idh);
-	else if (strcmp(trole, role))
-		snprintf(err, errlen, "join token %s is for a %s, not a %s", idh, trole, role);
-	else if (changed != 1)
+	else if (strcmp(t.role, role))
+		snprintf(err, errlen, "join token %s is for a %s, not a %s", idh, t.role, role);
+	else if (spent != 1)
 		snprintf(err, errlen, "join token %s was used already", idh);
 	else
 		return 0;

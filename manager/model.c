@@ -417,8 +417,42 @@ int manager_init(struct manager *m, const char *db_path, char *err, size_t errle
 		m->slab_size = 256 * MiB;
 	if (!m->down_after_ms)
 		m->down_after_ms = 3000;
-	if (db_open(m, db_path, err, errlen))
+	int n = 0;
+
+	if (store_open(m, db_path, err, errlen) || db_load(m, err, errlen))
 		return -1;
+	for (int r = 0; r < NR_ROLES; r++)
+		n += m->roles[r].n;
+	if (n || m->nr_vnodes)
+		log_info("state loaded from %s: %d components, %d vNodes", m->store->name, n,
+			 m->nr_vnodes);
+	return 0;
+}
+
+/* Forget every component and vNode (the store keeps them). Lock held. */
+static void model_clear(struct manager *m)
+{
+	for (int i = 0; i < m->nr_vnodes; i++) {
+		if (m->vnodes[i]->ip[0] && m->ipam.used)
+			ipam_put(&m->ipam, m->vnodes[i]->ip);
+		vnode_free(m->vnodes[i]);
+	}
+	free(m->vnodes);
+	m->vnodes = NULL;
+	m->nr_vnodes = m->cap_vnodes = 0;
+	for (int r = 0; r < NR_ROLES; r++) {
+		for (int i = 0; i < m->roles[r].n; i++)
+			json_decref(m->roles[r].c[i].report);
+		free(m->roles[r].c);
+		free(m->roles[r].ps);
+		free(m->roles[r].index);
+		memset(&m->roles[r], 0, sizeof(m->roles[r]));
+	}
+}
+
+int manager_reload(struct manager *m, char *err, size_t errlen)
+{
+	model_clear(m);
 	return db_load(m, err, errlen);
 }
 
@@ -430,18 +464,9 @@ void manager_exit(struct manager *m)
 		pthread_mutex_unlock(&m->lock);
 		pthread_join(m->monitor, NULL);
 	}
-	for (int i = 0; i < m->nr_vnodes; i++)
-		vnode_free(m->vnodes[i]);
-	free(m->vnodes);
-	for (int r = 0; r < NR_ROLES; r++) {
-		for (int i = 0; i < m->roles[r].n; i++)
-			json_decref(m->roles[r].c[i].report);
-		free(m->roles[r].c);
-		free(m->roles[r].ps);
-		free(m->roles[r].index);
-	}
+	model_clear(m);
 	ipam_exit(&m->ipam);
-	db_close(m);
+	store_close(m);
 }
 
 void vnode_set_state(struct manager *m, struct vnode *v, enum vnode_state state)
