@@ -85,7 +85,15 @@ struct agent {
 	/* --jail: each lego-vmm jailed (jail.h), its tmpfs mounted here, DIR/.jail ("": not
 	 * jailed) */
 	char jail_root[PATH_MAX];
+	/* the highest term of a leading manager seen (its orders, its heartbeat answers):
+	 * an order of a lower one comes from a deposed manager and is refused. DIR/term. */
+	uint64_t term;
 };
+
+/* agent_term_init - the term kept in DIR/term (0 if none). */
+void agent_term_init(struct agent *a);
+/* agent_term_seen - a manager of term @term leads (kept if it is higher). a->lock not held. */
+void agent_term_seen(struct agent *a, uint64_t term);
 
 /* ---- procs.c: the table of VMMs; a->lock held unless said ---- */
 
@@ -147,5 +155,7 @@ struct httpd *agent_api_start(struct agent *a, char *err, size_t errlen);
 
 /* agent_beat - the heartbeat's body: capacity, use, and each VMM's state and ExCache. */
 json_t *agent_beat(void *opaque);
+/* agent_beat_answer - what the manager answered: the term of the one that leads. */
+void agent_beat_answer(void *opaque, json_t *answer);
 
 #endif

@@ -1,6 +1,7 @@
 /* api.c - the agent's HTTP API (see agent.h) and its heartbeat to the manager. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +13,78 @@
 #include "util.h"
 
 /* POST /v1/vnodes: a vNode order. */
+void agent_term_init(struct agent *a)
+{
+	char path[sizeof(a->dir) + 8];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/term", a->dir);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%" SCNu64, &a->term) != 1)
+			a->term = 0;
+		fclose(f);
+	}
+}
+
+void agent_term_seen(struct agent *a, uint64_t term)
+{
+	char path[sizeof(a->dir) + 8], text[32];
+
+	pthread_mutex_lock(&a->lock);
+	if (term > a->term) {
+		a->term = term;
+		snprintf(path, sizeof(path), "%s/term", a->dir);
+		snprintf(text, sizeof(text), "%" PRIu64 "\n", term);
+		if (pki_write(path, text, strlen(text), 0600))
+			log_warn("%s: %s (the term is kept in memory only)", path, strerror(errno));
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/*
+ * A manager's order carries its term (Lego-Term; none: 0, a manager with
+ * SQLite). One of a lower term than a manager that led since is refused:
+ * it comes from a deposed leader that has not noticed yet.
+ */
+static bool term_refused(struct agent *a, const struct http_req *req, struct http_resp *resp)
+{
+	const char *h = http_req_header(req, "Lego-Term");
+	uint64_t term = h ? strtoull(h, NULL, 10) : 0, now;
+
+	if (!req->peer || req->peer->role != PKI_MANAGER)
+		return false;
+	pthread_mutex_lock(&a->lock);
+	now = a->term;
+	pthread_mutex_unlock(&a->lock);
+	if (term < now) {
+		log_warn("refused an order of term %" PRIu64 " (%s %s): a manager of term %" PRIu64
+			 " leads",
+			 term, req->method, req->path, now);
+		http_error(resp, 409,
+			   "an order of term %" PRIu64 ", but a manager of term %" PRIu64
+			   " leads since: refused",
+			   term, now);
+		return true;
+	}
+	agent_term_seen(a, term);
+	return false;
+}
+
 static void on_run(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
 	static const int status_of[] = {
 		[EINVAL] = 400,	  [EEXIST] = 409, [ENOSPC] = 507,   [ECHILD] = 422,
 		[ENETDOWN] = 503, [ENOENT] = 404, [ECANCELED] = 409};
 	struct agent *a = opaque;
-	json_t *j = http_parse_body(req, resp);
+	json_t *j;
 	struct vnode_order o;
 	char err[512], *restore = NULL, *of = NULL;
 	pid_t pid;
 	int ret;
 
+	if (term_refused(a, req, resp) || !(j = http_parse_body(req, resp)))
+		return;
 	if (!j)
 		return;
 	order_init(&o);
@@ -64,9 +125,11 @@ static void on_run(void *opaque, const struct http_req *req, struct http_resp *r
 static void on_list(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
 	struct agent *a = opaque;
-	json_t *all = json_object();
+	json_t *all;
 
-	(void)req;
+	if (term_refused(a, req, resp))
+		return;
+	all = json_object();
 	pthread_mutex_lock(&a->lock);
 	for (int i = 0; i < a->nr; i++)
 		json_object_set_new(all, a->procs[i].name, proc_json(&a->procs[i]));
@@ -323,6 +386,8 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 	struct vmm_proc *p;
 	int v;
 
+	if (term_refused(a, req, resp))
+		return;
 	if (n >= sizeof(name)) {
 		http_error(resp, 404, "no such vNode here");
 		return;
@@ -369,6 +434,14 @@ static void on_vnode(void *opaque, const struct http_req *req, struct http_resp 
 		verb(a, name, v, req, resp);
 	else
 		http_error(resp, 404, "no such operation: %s %s", req->method, req->path);
+}
+
+void agent_beat_answer(void *opaque, json_t *answer)
+{
+	uint64_t term = (uint64_t)json_integer_value(json_object_get(answer, "term"));
+
+	if (term)
+		agent_term_seen(opaque, term);
 }
 
 json_t *agent_beat(void *opaque)

@@ -240,7 +240,9 @@ int main(int argc, char **argv)
 		log_err("%s", err);
 		return 1;
 	}
+	agent_term_init(&a);
 	beat = beat_start(mo.manager, 1000, agent_beat, &a);
+	beat_answers(beat, agent_beat_answer);
 	log_info("running VMMs for the manager %s; API on https://%s", mo.manager, a.addr);
 	sigwait(&set, &sig);
 	log_info("stopping (%s): stopping every VMM here", strsignal(sig));
