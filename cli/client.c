@@ -53,6 +53,23 @@ int load_identity(struct legoctl *lc)
 	return 0;
 }
 
+void managers_of(json_t *cfg, char *out, size_t len)
+{
+	json_t *ms = json_object_get(cfg, "managers"), *u;
+	size_t i, n = 0;
+
+	snprintf(out, len, "%s", json_string_value(json_object_get(cfg, "manager")) ?: "");
+	if (!json_is_array(ms))
+		return;
+	json_array_foreach(ms, i, u)
+	{
+		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? "," : "",
+				      json_string_value(u) ?: "");
+		if (n >= len)
+			break;
+	}
+}
+
 int find_manager(struct legoctl *lc)
 {
 	char p[PATH_MAX];
@@ -73,16 +90,57 @@ int find_manager(struct legoctl *lc)
 		return fail("no cluster under %s (LEGO_HOME): start one with 'legoctl up'",
 			    lc->home);
 	}
-	snprintf(lc->manager, sizeof(lc->manager), "%s",
-		 json_string_value(json_object_get(c, "manager")));
+	managers_of(c, lc->manager, sizeof(lc->manager));
 	json_decref(c);
 	return 0;
 }
 
-/* Call the manager; on failure print why and return NULL. */
+int api_call(struct legoctl *lc, const char *method, const char *path, json_t *body, json_t **out,
+	     int timeout_ms, char *err, size_t errlen)
+{
+	if (out)
+		*out = NULL;
+	if (!lc->ms.n && http_managers_parse(&lc->ms, lc->manager, err, errlen))
+		return -1;
+	/* Several managers: the leader, once known, answers legoctl's reads too - a
+	 * standby's are as fresh, but lack what only the leader hears (the VMMs'
+	 * live ExCache figures). */
+	if (lc->ms.n > 1 && !lc->ms.leader[0] && strcmp(path, "/v1/status")) {
+		json_t *st = NULL;
+
+		if (http_managers_call(&lc->ms, "GET", "/v1/status", NULL, &st, 10000, err,
+				       errlen) == 200 &&
+		    !json_is_true(json_object_get(st, "leading")) &&
+		    json_string_value(json_object_get(st, "leader")))
+			snprintf(lc->ms.leader, sizeof(lc->ms.leader), "%s",
+				 json_string_value(json_object_get(st, "leader")));
+		json_decref(st);
+	}
+	return http_managers_call(&lc->ms, method, path, body, out, timeout_ms, err, errlen);
+}
+
+const char *api_leader(struct legoctl *lc)
+{
+	char err[512];
+	json_t *st;
+	const char *leader;
+
+	if (api_call(lc, "GET", "/v1/status", NULL, &st, 10000, err, sizeof(err)) != 200) {
+		fail("cannot reach the manager at %s: %s", lc->manager, err);
+		json_decref(st);
+		return NULL;
+	}
+	leader = json_string_value(json_object_get(st, "leader"));
+	if (!json_is_true(json_object_get(st, "leading")) && leader)
+		snprintf(lc->ms.leader, sizeof(lc->ms.leader), "%s", leader);
+	json_decref(st);
+	return http_managers_now(&lc->ms);
+}
+
+/* Call the (leading) manager; on failure print why and return NULL. */
 json_t *api(struct legoctl *lc, const char *method, const char *fmt, json_t *body, ...)
 {
-	char url[512], err[1024], rel[256];
+	char err[1024], rel[256];
 	json_t *out = NULL;
 	va_list ap;
 	int status;
@@ -92,11 +150,11 @@ json_t *api(struct legoctl *lc, const char *method, const char *fmt, json_t *bod
 	va_end(ap);
 	if (find_manager(lc))
 		return NULL;
-	snprintf(url, sizeof(url), "%s%s", lc->manager, rel);
-	status = http_call(method, url, body, &out, LEGOCTL_TIMEOUT_MS, err, sizeof(err));
+	status = api_call(lc, method, rel, body, &out, LEGOCTL_TIMEOUT_MS, err, sizeof(err));
 	if (status < 0) {
 		fail("cannot reach the manager at %s: %s\n  is the cluster up? ('legoctl up')",
 		     lc->manager, err);
+		json_decref(out);
 		return NULL;
 	}
 	if (status >= 400) {

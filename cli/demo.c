@@ -145,10 +145,9 @@ int cmd_demo(struct legoctl *lc, int argc, char **argv)
 	if (cmd_up(lc, 1, up_argv))
 		return 1;
 	{ /* a demo vNode left over from an earlier run goes, quietly */
-		char url[400], err[256];
+		char err[256];
 
-		snprintf(url, sizeof(url), "%s/v1/vnodes/" DEMO, lc->manager);
-		http_call("DELETE", url, NULL, NULL, 30000, err, sizeof(err));
+		api_call(lc, "DELETE", "/v1/vnodes/" DEMO, NULL, NULL, 30000, err, sizeof(err));
 	}
 	if (linux_guest)
 		spec = json_pack("{s:s,s:i,s:I,s:I,s:s}", "name", DEMO, "cpus", 2, "memory",

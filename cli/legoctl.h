@@ -17,10 +17,13 @@
 #include <sys/types.h>
 #include <termios.h>
 
+#include "http.h"
+
 #define JS(o, k) (json_string_value(json_object_get(o, k)) ?: "")
 #define JI(o, k) ((long long)json_integer_value(json_object_get(o, k)))
 
 #define MAX_AGENTS	   4	  /* legoctl up --agents */
+#define MAX_MANAGERS	   3	  /* legoctl up --managers */
 #define LEGOCTL_TIMEOUT_MS 240000 /* a call to the manager: creates, migrations wait for VMMs */
 
 /* One run of legoctl: its global options and where things are. */
@@ -28,7 +31,8 @@ struct legoctl {
 	bool json;		    /* --json */
 	bool up_quietly;	    /* `up` as a step of another command: say only what it starts */
 	char home[PATH_MAX - 64];   /* $LEGO_HOME */
-	char manager[256];	    /* the manager's URL ("": not found yet) */
+	char manager[1024];	    /* the managers' URLs, by commas ("": not found yet) */
+	struct http_managers ms;    /* ... and which one leads, as far as known */
 	char as[PATH_MAX - 64];	    /* --as: whose identity ("": $LEGO_HOME/pki/admin) */
 	bool id_loaded;		    /* http_identity is set */
 	char bindir[PATH_MAX - 64]; /* where legoctl and lego's daemons are */
@@ -52,10 +56,17 @@ int help_or_args(int argc, char **argv, int nargs, const char *fmt, const char *
 void home_path(const struct legoctl *lc, char *buf, size_t len, const char *rel);
 /* load_identity - who legoctl is to the cluster (--as, else admin); 1 (said why) if unknown. */
 int load_identity(struct legoctl *lc);
+/* managers_of - the managers' URLs in cluster.json @cfg, by commas ("managers", or "manager"). */
+void managers_of(json_t *cfg, char *out, size_t len);
 /* find_manager - the manager's URL into lc->manager, and the identity; 1 (said why) if none. */
 int find_manager(struct legoctl *lc);
 /* api - call the manager; the answer, or NULL after saying why. */
 json_t *api(struct legoctl *lc, const char *method, const char *fmt, json_t *body, ...);
+/* api_leader - the URL of the leading manager (for calls that are not JSON), or NULL. */
+const char *api_leader(struct legoctl *lc);
+/* api_call - call the leading manager's @path, saying nothing: the HTTP status, or -1 (@err). */
+int api_call(struct legoctl *lc, const char *method, const char *path, json_t *body, json_t **out,
+	     int timeout_ms, char *err, size_t errlen);
 void print_json(json_t *j);
 const char *size_str(json_int_t bytes, char *buf, size_t len);
 /*

@@ -20,7 +20,7 @@
 
 struct daemon {
 	const char *name; /* also its log and pid file's name */
-	char *argv[24];
+	char *argv[40];
 };
 
 /* Is @pid a live process? A daemon is not our child: a dead one may linger as a zombie. */
@@ -182,10 +182,171 @@ static int local_identities(struct legoctl *lc, int nr_agents, char *pki, char (
 	return load_identity(lc);
 }
 
+/* The identity etcd and the managers share (lego-manager etcd-init does the same). */
+static int etcd_identity(struct legoctl *lc, const char *pki)
+{
+	static const char *const local[] = {"127.0.0.1", "localhost", NULL};
+	char dir[PATH_MAX + 8], p[PATH_MAX + 32], err[1024];
+	struct pki_cert_req srv = {.name = "etcd", .role = PKI_MANAGER, .hosts = local};
+	struct pki_cert_req cli = {.name = "manager", .role = PKI_MANAGER};
+
+	snprintf(dir, sizeof(dir), "%s/etcd", pki);
+	snprintf(p, sizeof(p), "%s/ca.key", dir);
+	if (!access(p, F_OK))
+		return 0;
+	if (pki_init(dir, "lego-etcd", err, sizeof(err)) ||
+	    pki_issue(dir, &srv, err, sizeof(err)) || pki_issue(dir, &cli, err, sizeof(err)))
+		return fail("cannot make etcd's identity: %s", err);
+	if (!lc->json && !lc->up_quietly)
+		printf("  %-9s made: etcd's own CA and certificates in %s\n", "identity", dir);
+	return 0;
+}
+
+/*
+ * Several managers (legoctl up --managers N): cluster.json's "managers"
+ * lists their URLs (the first is "manager"), "etcd" the client and peer
+ * addresses of etcd's members. Chosen once, like the other addresses; a
+ * cluster that kept its state in SQLite does not move it: 1 if asked to
+ * go from one manager to several, or back.
+ */
+static int managers_config(struct legoctl *lc, json_t *c, int nr_managers, int nr_etcd)
+{
+	json_t *ms = json_object_get(c, "managers"), *et;
+	int have = json_is_array(ms) ? (int)json_array_size(ms) : 1;
+	char db[PATH_MAX];
+
+	if (!nr_managers || nr_managers == have)
+		return 0;
+	home_path(lc, db, sizeof(db), "manager.db");
+	if ((have == 1 && !access(db, F_OK)) || (have > 1 && nr_managers == 1))
+		return 1;
+	if (!json_is_array(ms)) {
+		ms = json_pack("[s]", JS(c, "manager"));
+		json_object_set_new(c, "managers", ms);
+	}
+	while ((int)json_array_size(ms) < nr_managers)
+		json_array_append_new(ms, json_sprintf("https://127.0.0.1:%d", free_port()));
+	if (!json_is_array(json_object_get(c, "etcd"))) {
+		et = json_array();
+		for (int i = 0; i < (nr_etcd ? nr_etcd : 3); i++)
+			json_array_append_new(
+				et, json_pack("{s:o,s:o}", "client",
+					      json_sprintf("127.0.0.1:%d", free_port()), "peer",
+					      json_sprintf("127.0.0.1:%d", free_port())));
+		json_object_set_new(c, "etcd", et);
+	}
+	return 0;
+}
+
+/* etcd's members and the managers after the first, as daemons (none with one manager). */
+struct ha {
+	int nr, nr_etcd;
+	struct daemon d[3 + MAX_MANAGERS];
+	char names[3 + MAX_MANAGERS][24], addr[3 + MAX_MANAGERS][64];
+	char store[512], etcd_bin[PATH_MAX], mgr_bin[PATH_MAX], pki[PATH_MAX];
+	char client_url[3][80], peer_url[3][80], data[3][PATH_MAX], cluster[512];
+	char cert[PATH_MAX + 16], key[PATH_MAX + 16], ca[PATH_MAX + 16], subnet[32];
+};
+
+static int ha_daemons(struct legoctl *lc, json_t *c, const char *subnet, struct ha *ha)
+{
+	json_t *et = json_object_get(c, "etcd"), *ms = json_object_get(c, "managers");
+	size_t n = 0;
+
+	memset(ha, 0, sizeof(*ha));
+	if (!json_is_array(ms) || json_array_size(ms) < 2)
+		return 0;
+	ha->nr_etcd = (int)json_array_size(et);
+	if (ha->nr_etcd < 1 || ha->nr_etcd > 3)
+		return fail("cluster.json: \"etcd\" lists 1 to 3 members");
+	snprintf(ha->etcd_bin, sizeof(ha->etcd_bin), "/usr/bin/etcd");
+	if (access(ha->etcd_bin, X_OK))
+		return fail("several managers keep their state in etcd, and %s is missing: "
+			    "apt-get install etcd-server",
+			    ha->etcd_bin);
+	snprintf(ha->mgr_bin, sizeof(ha->mgr_bin), "%s/lego-manager", lc->bindir);
+	home_path(lc, ha->pki, sizeof(ha->pki), "pki");
+	snprintf(ha->cert, sizeof(ha->cert), "%s/etcd/etcd.pem", ha->pki);
+	snprintf(ha->key, sizeof(ha->key), "%s/etcd/etcd.key", ha->pki);
+	snprintf(ha->ca, sizeof(ha->ca), "%s/etcd/ca.pem", ha->pki);
+	snprintf(ha->subnet, sizeof(ha->subnet), "%s", subnet);
+	n = (size_t)snprintf(ha->store, sizeof(ha->store), "etcd://");
+	for (int i = 0; i < ha->nr_etcd; i++) {
+		json_t *m = json_array_get(et, i);
+
+		snprintf(ha->client_url[i], sizeof(ha->client_url[i]), "https://%s",
+			 JS(m, "client"));
+		snprintf(ha->peer_url[i], sizeof(ha->peer_url[i]), "https://%s", JS(m, "peer"));
+		n += (size_t)snprintf(ha->store + n, sizeof(ha->store) - n, "%s%s", i ? "," : "",
+				      JS(m, "client"));
+		snprintf(ha->cluster + strlen(ha->cluster),
+			 sizeof(ha->cluster) - strlen(ha->cluster), "%setcd-%d=%s", i ? "," : "",
+			 i + 1, ha->peer_url[i]);
+	}
+	for (int i = 0; i < ha->nr_etcd; i++) {
+		struct daemon *d = &ha->d[ha->nr];
+		char *const argv[] = {ha->etcd_bin,
+				      "--name",
+				      ha->names[ha->nr],
+				      "--data-dir",
+				      ha->data[i],
+				      "--listen-client-urls",
+				      ha->client_url[i],
+				      "--advertise-client-urls",
+				      ha->client_url[i],
+				      "--listen-peer-urls",
+				      ha->peer_url[i],
+				      "--initial-advertise-peer-urls",
+				      ha->peer_url[i],
+				      "--initial-cluster",
+				      ha->cluster,
+				      "--initial-cluster-token",
+				      "lego",
+				      "--cert-file",
+				      ha->cert,
+				      "--key-file",
+				      ha->key,
+				      "--trusted-ca-file",
+				      ha->ca,
+				      "--client-cert-auth",
+				      "--peer-cert-file",
+				      ha->cert,
+				      "--peer-key-file",
+				      ha->key,
+				      "--peer-trusted-ca-file",
+				      ha->ca,
+				      "--peer-client-cert-auth",
+				      "--logger=zap",
+				      "--log-level=warn",
+				      NULL};
+
+		snprintf(ha->names[ha->nr], sizeof(ha->names[0]), "etcd-%d", i + 1);
+		snprintf(ha->addr[ha->nr], sizeof(ha->addr[0]), "%s",
+			 JS(json_array_get(et, i), "client"));
+		home_path(lc, ha->data[i], sizeof(ha->data[i]), ha->names[ha->nr]);
+		d->name = ha->names[ha->nr++];
+		memcpy(d->argv, argv, sizeof(argv));
+	}
+	for (size_t i = 1; i < json_array_size(ms); i++) {
+		struct daemon *d = &ha->d[ha->nr];
+		const char *url = json_string_value(json_array_get(ms, i));
+
+		snprintf(ha->names[ha->nr], sizeof(ha->names[0]), "manager-%d", (int)i + 1);
+		snprintf(ha->addr[ha->nr], sizeof(ha->addr[0]), "%s", url + strlen("https://"));
+		d->name = ha->names[ha->nr];
+		char *const argv[] = {ha->mgr_bin, "--store",  ha->store,	 "--pki",
+				      ha->pki,	   "--listen", ha->addr[ha->nr], "--subnet",
+				      ha->subnet,  NULL};
+		memcpy(d->argv, argv, sizeof(argv));
+		ha->nr++;
+	}
+	return 0;
+}
+
 static void up_help(struct legoctl *lc)
 {
 	printf("usage: legoctl up [--memsrv-capacity SIZE] [--agent-capacity SIZE] [--agents N]\n"
-	       "                 [--jail on|off]\n"
+	       "                 [--jail on|off] [--managers N [--etcd-members 1|3]]\n"
 	       "\n"
 	       "Start a whole cluster on this machine, under $LEGO_HOME (%s):\n"
 	       "a manager, two memory servers, a storage server and a host agent. Parts that\n"
@@ -198,8 +359,13 @@ static void up_help(struct legoctl *lc)
 	       "                          ups): vNodes migrate between them (legoctl migrate)\n"
 	       "  --jail on|off           the agents jail each lego-vmm (default on, as root:\n"
 	       "                          its own user, no capabilities, only its files);\n"
-	       "                          off runs them as the agent's user, e.g. to debug one\n",
-	       lc->home, MAX_AGENTS);
+	       "                          off runs them as the agent's user, e.g. to debug one\n"
+	       "  --managers N            N managers (1 to %d, default 1; kept for later ups)\n"
+	       "                          sharing their state in a local etcd: one leads, the\n"
+	       "                          others stand by and take over within seconds if it\n"
+	       "                          dies (a deposed one stops: 'legoctl up' restarts it)\n"
+	       "  --etcd-members 1|3      etcd's members with several managers (default 3)\n",
+	       lc->home, MAX_AGENTS, MAX_MANAGERS);
 }
 
 int cmd_up(struct legoctl *lc, int argc, char **argv)
@@ -208,6 +374,8 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 					     {"agent-capacity", required_argument, NULL, 'a'},
 					     {"agents", required_argument, NULL, 'n'},
 					     {"jail", required_argument, NULL, 'j'},
+					     {"managers", required_argument, NULL, 'M'},
+					     {"etcd-members", required_argument, NULL, 'E'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	const char *mcap = "4G", *acap = NULL, *jail = "on";
@@ -217,7 +385,7 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	char pki[PATH_MAX], id[4 + MAX_AGENTS][PATH_MAX + 16];
 	json_t *c, *more;
 	uint64_t sz;
-	int o, nr_agents = 0;
+	int o, nr_agents = 0, nr_managers = 0, nr_etcd = 0;
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (o == 'h')
@@ -234,6 +402,15 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 			jail = optarg;
 		else if (o == 'j')
 			return usage_fail("up", "--jail: give on or off, not '%s'", optarg);
+		else if (o == 'M' && (nr_managers = atoi(optarg)) >= 1 &&
+			 nr_managers <= MAX_MANAGERS)
+			;
+		else if (o == 'M')
+			return usage_fail("up", "--managers: '%s' is not from 1 to 3", optarg);
+		else if (o == 'E' && (!strcmp(optarg, "1") || !strcmp(optarg, "3")))
+			nr_etcd = atoi(optarg);
+		else if (o == 'E')
+			return usage_fail("up", "--etcd-members: give 1 or 3, not '%s'", optarg);
 		else
 			return usage_fail("up", "%s", "unknown option");
 	}
@@ -274,13 +451,18 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	while (nr_agents && (int)json_array_size(more) < nr_agents - 1)
 		json_array_append_new(more, json_sprintf("127.0.0.1:%d", free_port()));
 	nr_agents = 1 + (int)json_array_size(more);
+	if (managers_config(lc, c, nr_managers, nr_etcd))
+		return fail("--managers: a cluster's managers cannot go from several back to one "
+			    "(its state is in etcd)");
 	if (json_dump_file(c, cfg, JSON_INDENT(2)))
 		return fail("cannot write %s", cfg);
 	snprintf(bridge, sizeof(bridge), "%s", JS(json_object_get(c, "network"), "bridge"));
 	snprintf(subnet, sizeof(subnet), "%s", JS(json_object_get(c, "network"), "subnet"));
 	snprintf(gateway, sizeof(gateway), "%s", JS(json_object_get(c, "network"), "gateway"));
-	snprintf(lc->manager, sizeof(lc->manager), "%s", JS(c, "manager"));
-	snprintf(addr[0], 256, "%s", lc->manager + strlen("https://"));
+	const char *murl = json_string_value(json_object_get(c, "manager"));
+	snprintf(addr[0], 256, "%s", murl && strlen(murl) > 8 ? murl + 8 : "");
+	managers_of(c, lc->manager, sizeof(lc->manager));
+	memset(&lc->ms, 0, sizeof(lc->ms));
 	snprintf(addr[1], 256, "%s",
 		 json_string_value(json_array_get(json_object_get(c, "memsrv"), 0)));
 	snprintf(addr[2], 256, "%s",
@@ -289,6 +471,9 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	snprintf(addr[4], 256, "%s", JS(c, "agent"));
 	for (int k = 1; k < nr_agents; k++)
 		snprintf(addr[4 + k], 256, "%s", json_string_value(json_array_get(more, k - 1)));
+	struct ha ha;
+	if (ha_daemons(lc, c, subnet, &ha))
+		return 1;
 	json_decref(c);
 	const char *names[] = {"lego-manager", "lego-memsrv", "lego-storsrv", "lego-agent"};
 	for (int i = 0; i < 4; i++) {
@@ -296,7 +481,8 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 		if (access(bin[i], X_OK))
 			return fail("%s is missing: build it with 'make'", bin[i]);
 	}
-	if (local_identities(lc, nr_agents, pki, id, sizeof(id[0])))
+	if (local_identities(lc, nr_agents, pki, id, sizeof(id[0])) ||
+	    (ha.nr_etcd && etcd_identity(lc, pki)))
 		return 1;
 	home_path(lc, db, sizeof(db), "manager.db");
 	home_path(lc, vols, sizeof(vols), "volumes");
@@ -311,7 +497,8 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	}
 	struct daemon ds[] = {
 		{"manager",
-		 {bin[0], "--db", db, "--pki", pki, "--listen", addr[0], "--subnet", subnet, NULL}},
+		 {bin[0], ha.nr_etcd ? "--store" : "--db", ha.nr_etcd ? ha.store : db, "--pki", pki,
+		  "--listen", addr[0], "--subnet", subnet, NULL}},
 		{"memsrv-1",
 		 {bin[1], "--listen", addr[1], "--capacity", (char *)mcap, "--manager", lc->manager,
 		  "--identity", id[1], NULL}},
@@ -341,6 +528,21 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 	};
 	int started = 0;
 	bool fresh[ARRAY_SIZE(ds)] = {false}; /* started now: ready once it answers */
+	/* etcd and the standby managers first: the first manager's store must be there */
+	for (int i = 0; i < ha.nr; i++) {
+		if (read_pid(lc, ha.d[i].name)) {
+			if (!lc->json && !lc->up_quietly)
+				printf("  %-9s runs already (pid %d)\n", ha.d[i].name,
+				       read_pid(lc, ha.d[i].name));
+			continue;
+		}
+		if (spawn_daemon(lc, &ha.d[i]))
+			return 1;
+		started++;
+		if (!lc->json)
+			printf("%s%-9s started on %s\n", lc->up_quietly ? "          " : "  ",
+			       ha.d[i].name, ha.addr[i]);
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(ds) - (MAX_AGENTS - nr_agents); i++) {
 		pid_t pid = read_pid(lc, ds[i].name);
 
@@ -355,7 +557,7 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 		started++;
 		if (!lc->json)
 			printf("%s%-9s started on %s\n", lc->up_quietly ? "          " : "  ",
-			       ds[i].name, i ? ds[i].argv[2] : lc->manager);
+			       ds[i].name, i ? ds[i].argv[2] : addr[0]);
 	}
 	if (lc->up_quietly && !started)
 		return 0;
@@ -365,12 +567,11 @@ int cmd_up(struct legoctl *lc, int argc, char **argv)
 		fflush(stdout);
 	}
 	for (int ms = 0;; ms += 200) {
-		char url[300], err[512];
+		char err[512];
 		json_t *st = NULL;
 		int s;
 
-		snprintf(url, sizeof(url), "%s/v1/components", lc->manager);
-		s = http_call("GET", url, NULL, &st, 2000, err, sizeof(err));
+		s = api_call(lc, "GET", "/v1/components", NULL, &st, 2000, err, sizeof(err));
 		if (s == 200) {
 			int up = 0;
 			size_t i;
@@ -477,8 +678,9 @@ static int stop_orphan_vmms(struct legoctl *lc)
 int cmd_down(struct legoctl *lc, int argc, char **argv)
 {
 	/* The agents first: they stop the VMMs they run. */
-	const char *order[] = {"agent",	  "agent-2", "agent-3",	 "agent-4",
-			       "manager", "storsrv", "memsrv-1", "memsrv-2"};
+	const char *order[] = {"agent",	    "agent-2",	 "agent-3", "agent-4",	"manager",
+			       "manager-2", "manager-3", "storsrv", "memsrv-1", "memsrv-2",
+			       "etcd-1",    "etcd-2",	 "etcd-3"};
 	int stopped = 0;
 
 	int ret =

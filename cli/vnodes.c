@@ -328,10 +328,13 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 	uint64_t t0 = now_ns();
 	if (from) {
 		char url[300], err[1024], *xml = NULL, *ans = NULL;
+		const char *leader = api_leader(lc);
 		size_t len = 0;
-		FILE *f = fopen(from, "r");
+		FILE *f = leader ? fopen(from, "r") : NULL;
 		int s;
 
+		if (!leader)
+			return 1;
 		if (!f)
 			return fail("%s: %s", from, strerror(errno));
 		if (getdelim(&xml, &len, '\0', f) < 0) {
@@ -339,7 +342,7 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 			return fail("%s: empty or unreadable", from);
 		}
 		fclose(f);
-		snprintf(url, sizeof(url), "%s/v1/vnodes", lc->manager);
+		snprintf(url, sizeof(url), "%s/v1/vnodes", leader);
 		s = http_call_raw("POST", url, "application/xml", xml, &ans, LEGOCTL_TIMEOUT_MS,
 				  err, sizeof(err));
 		free(xml);
@@ -539,11 +542,13 @@ int cmd_list(struct legoctl *lc, int argc, char **argv)
 
 int cmd_nodes(struct legoctl *lc, int argc, char **argv)
 {
-	int ret = help_or_args(argc, argv, 0,
-			       "usage: legoctl nodes [--json]\n\nThe components: role, address, "
-			       "capacity, load, health, and the vNodes\nthat depend on each.%s\n",
-			       "");
-	json_t *out, *c;
+	int ret =
+		help_or_args(argc, argv, 0,
+			     "usage: legoctl nodes [--json]\n\nThe managers (which one leads) and "
+			     "the components: role, address,\ncapacity, load, health, and the "
+			     "vNodes that depend on each.%s\n",
+			     "");
+	json_t *out, *c, *st;
 	size_t i;
 
 	if (ret >= 0)
@@ -551,6 +556,10 @@ int cmd_nodes(struct legoctl *lc, int argc, char **argv)
 	out = api(lc, "GET", "/v1/components", NULL);
 	if (!out)
 		return 1;
+	st = api(lc, "GET", "/v1/status", NULL);
+	json_object_set(out, "managers", json_object_get(st, "managers"));
+	json_object_set(out, "term", json_object_get(st, "term"));
+	json_decref(st);
 	if (lc->json) {
 		print_json(out);
 		json_decref(out);
@@ -558,6 +567,13 @@ int cmd_nodes(struct legoctl *lc, int argc, char **argv)
 	}
 	printf("%-8s %-22s %-6s %10s %10s %10s %6s  %s\n", "ROLE", "ADDRESS", "HEALTH", "CAPACITY",
 	       "RESERVED", "USED", "LOAD", "VNODES");
+	json_array_foreach(json_object_get(out, "managers"), i, c)
+	{
+		const char *url = JS(c, "url");
+
+		printf("%-8s %-22s %s\n", "manager", strncmp(url, "https://", 8) ? url : url + 8,
+		       json_is_true(json_object_get(c, "leading")) ? "leads" : "standby");
+	}
 	json_array_foreach(json_object_get(out, "components"), i, c)
 	{
 		char a[32], b[32], u[32], deps[256];
@@ -737,6 +753,7 @@ int cmd_resize(struct legoctl *lc, int argc, char **argv)
 int cmd_dumpxml(struct legoctl *lc, int argc, char **argv)
 {
 	char url[512], err[1024], *xml = NULL;
+	const char *leader;
 	int s = help_or_args(argc, argv, 1,
 			     "usage: legoctl dumpxml NAME\n\nThe vNode as a libvirt domain XML "
 			     "document (lego's settings in <metadata>);\n'legoctl create --from "
@@ -745,9 +762,9 @@ int cmd_dumpxml(struct legoctl *lc, int argc, char **argv)
 
 	if (s >= 0)
 		return s;
-	if (find_manager(lc))
+	if (find_manager(lc) || !(leader = api_leader(lc)))
 		return 1;
-	snprintf(url, sizeof(url), "%s/v1/vnodes/%s/xml", lc->manager, argv[1]);
+	snprintf(url, sizeof(url), "%s/v1/vnodes/%s/xml", leader, argv[1]);
 	s = http_call_raw("GET", url, NULL, NULL, &xml, LEGOCTL_TIMEOUT_MS, err, sizeof(err));
 	if (s != 200) {
 		json_t *e = s > 0 ? json_loads(xml, 0, NULL) : NULL;

@@ -374,3 +374,24 @@ int call_as(const struct pki_identity *id, const char *method, const char *base,
 	free(ans);
 	return s;
 }
+
+/* Wait until every slab of @name has @primary and @secondary ("" for none). */
+bool vnode_on_servers(const char *name, const char *primary, const char *secondary, int max_ms)
+{
+	for (int ms = 0; ms <= max_ms; ms += 250) {
+		json_t *l = legoctl_json("list", NULL), *v = vnode(l, name), *s;
+		bool all = v && json_array_size(json_object_get(v, "slabs")) > 0;
+		size_t i;
+
+		json_array_foreach(json_object_get(v, "slabs"), i, s)
+		{
+			all &= !strcmp(JS(s, "primary"), primary) &&
+			       !strcmp(JS(s, "secondary"), secondary);
+		}
+		json_decref(l);
+		if (all)
+			return true;
+		usleep(250 * 1000);
+	}
+	return false;
+}

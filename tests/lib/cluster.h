@@ -108,4 +108,8 @@ void join_token_file(const char *role, const char *path);
 /* console_of - what @name's console printed so far (legoctl console --once); free it. */
 char *console_of(const char *name);
 
+/* vnode_on_servers - wait (@max_ms) until every slab of @name has @primary and @secondary
+ * ("" for none). */
+bool vnode_on_servers(const char *name, const char *primary, const char *secondary, int max_ms);
+
 #endif

@@ -57,27 +57,6 @@ static void assert_no_secret_in_argv(pid_t pid)
 	}
 }
 
-/* Wait until every slab of @name has @primary and @secondary ("" for none). */
-static bool on_servers(const char *name, const char *primary, const char *secondary, int max_ms)
-{
-	for (int ms = 0; ms <= max_ms; ms += 250) {
-		json_t *l = legoctl_json("list", NULL), *v = vnode(l, name), *s;
-		bool all = v && json_array_size(json_object_get(v, "slabs")) > 0;
-		size_t i;
-
-		json_array_foreach(json_object_get(v, "slabs"), i, s)
-		{
-			all &= !strcmp(JS(s, "primary"), primary) &&
-			       !strcmp(JS(s, "secondary"), secondary);
-		}
-		json_decref(l);
-		if (all)
-			return true;
-		usleep(250 * 1000);
-	}
-	return false;
-}
-
 /*
  * An agent's heartbeat is built, then its VMMs are asked for their figures,
  * then it is sent: one built before a stop can arrive after it. Send such a
@@ -362,7 +341,7 @@ TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
 	const char *running[] = {"a", "b", "x"};
 	pid_t pids[] = {vmm[0], vmm[1], vmm[3]};
 	for (int k = 0; k < 3; k++)
-		ASSERT(on_servers(running[k], mem[1], "", 15000),
+		ASSERT(vnode_on_servers(running[k], mem[1], "", 15000),
 		       "%s did not fail over to %s alone", running[k], mem[1]);
 	for (int k = 0; k < 3; k++)
 		ASSERT(!gone(pids[k]), "%s's VMM died with a memory server", running[k]);
@@ -376,7 +355,7 @@ TEST_TIMEOUT(cluster_runs_payload_vnodes_through_restarts_and_failures, 300)
 	kill_and_wait(pid_of("manager"));
 	up("1G");
 	for (int k = 0; k < 3; k++)
-		ASSERT(on_servers(running[k], mem[1], mem[0], 30000),
+		ASSERT(vnode_on_servers(running[k], mem[1], mem[0], 30000),
 		       "%s's redundancy was not restored on %s", running[k], mem[0]);
 	pid_t all[4] = {vmm[0], vmm[1], vmm[2], vmm[3]};
 	down_leaves_nothing(all, 4);
