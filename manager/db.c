@@ -193,6 +193,11 @@ fail:
 	return -1;
 }
 
+static void sq_batch(struct manager *m, bool begin)
+{
+	sqlite3_exec(DB(m), begin ? "BEGIN" : "COMMIT", NULL, NULL, NULL);
+}
+
 const struct store_ops store_sqlite = {
 	.name = "sqlite",
 	.close = sq_close,
@@ -203,4 +208,5 @@ const struct store_ops store_sqlite = {
 	.token_add = sq_token_add,
 	.token_get = sq_token_get,
 	.token_spend = sq_token_spend,
+	.batch = sq_batch,
 };

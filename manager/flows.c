@@ -213,7 +213,7 @@ int vnode_create(struct manager *m, json_t *spec, json_t **out, char *err, size_
 	snprintf(v->agent, ADDR_LEN, "%s", ag->c[ai].addr);
 	vnode_place_backup(m, v);
 	m->nr_placements++;
-	db_save_vnode(m, v);
+	db_save_placement(m, v);
 	pthread_mutex_unlock(&m->lock);
 
 	/* Remote work without the lock: the vNode is "creating" meanwhile. */

@@ -125,6 +125,7 @@ struct manager {
 	uint64_t term;			/* its leadership's number (etcd); 0 with SQLite */
 	uint64_t leader_term;		/* the leader's, as last seen (a standby's view) */
 	uint64_t store_rev;		/* the store's revision the model reflects (etcd) */
+	uint64_t view_rev;		/* ... and that of the last change of a vNode record */
 	uint64_t lease_deadline_ms;	/* mono_ms() until which its lease surely holds */
 	char self_url[ADDR_LEN + 16];	/* its API, https://HOST:PORT */
 	char leader_url[ADDR_LEN + 16]; /* the leader's ("": none known) */
@@ -193,6 +194,13 @@ int manager_reload(struct manager *m, char *err, size_t errlen);
 int db_load(struct manager *m, char *err, size_t errlen);
 int db_save_comp(struct manager *m, const struct comp *c);
 int db_save_vnode(struct manager *m, const struct vnode *v);
+/*
+ * db_save_placement - the record of @v just placed ("creating": hands off),
+ * committed with other placements made meanwhile where the store batches
+ * them (etcd): the lock is let go while it waits, so the caller must hold
+ * nothing it reads after it, but @v.
+ */
+int db_save_placement(struct manager *m, const struct vnode *v);
 int db_delete_vnode(struct manager *m, const char *name);
 
 /* model.c - the model; every function expects m->lock held unless noted */

@@ -34,6 +34,12 @@ void store_close(struct manager *m)
 	m->store = NULL;
 }
 
+void store_batch(struct manager *m, bool begin)
+{
+	if (m->store->batch)
+		m->store->batch(m, begin);
+}
+
 bool store_is_shared(const struct manager *m)
 {
 	return m->store == &store_etcd;
@@ -133,15 +139,26 @@ static json_t *vnode_record(const struct vnode *v)
 	return rec;
 }
 
-int db_save_vnode(struct manager *m, const struct vnode *v)
+static int save(struct manager *m, const struct vnode *v,
+		int (*fn)(struct manager *, const char *, const char *))
 {
 	json_t *rec = vnode_record(v);
 	char *text = json_dumps(rec, JSON_COMPACT);
-	int ret = text ? m->store->save_vnode(m, v->name, text) : -ENOMEM;
+	int ret = text ? fn(m, v->name, text) : -ENOMEM;
 
 	free(text);
 	json_decref(rec);
 	return ret;
+}
+
+int db_save_vnode(struct manager *m, const struct vnode *v)
+{
+	return save(m, v, m->store->save_vnode);
+}
+
+int db_save_placement(struct manager *m, const struct vnode *v)
+{
+	return save(m, v, m->store->save_placement ?: m->store->save_vnode);
 }
 
 int db_delete_vnode(struct manager *m, const char *name)

@@ -41,12 +41,17 @@ struct store_ops {
 	int (*save_comp)(struct manager *m, const char *role, const char *addr, int64_t capacity,
 			 bool up);
 	int (*save_vnode)(struct manager *m, const char *name, const char *record);
+	/* save_placement - a new vNode's placed record; may let the lock go while it
+	 * commits with others (NULL: save_vnode) */
+	int (*save_placement)(struct manager *m, const char *name, const char *record);
 	int (*delete_vnode)(struct manager *m, const char *name);
 	int (*token_add)(struct manager *m, const struct join_token *t);
 	/* token_get - 0, -ENOENT, or -EIO */
 	int (*token_get)(struct manager *m, const char *id, const char *hash, struct join_token *t);
 	/* token_spend - mark @t used at @now if nobody did: 1 if this call did, 0, -EIO */
 	int (*token_spend)(struct manager *m, const struct join_token *t, int64_t now);
+	/* batch - writes from @begin until the end go in one transaction (may be NULL) */
+	void (*batch)(struct manager *m, bool begin);
 };
 
 extern const struct store_ops store_sqlite, store_etcd;
@@ -56,6 +61,9 @@ int store_etcd_open(struct manager *m, const char *spec, char *err, size_t errle
 /* store_open - the store named by @where (a file or etcd://...). 0 or -1 with @err. */
 int store_open(struct manager *m, const char *where, char *err, size_t errlen);
 void store_close(struct manager *m);
+/* store_batch - many writes at once (loading a test's state): one transaction where the
+ * store has them cheaply (SQLite), else nothing. */
+void store_batch(struct manager *m, bool begin);
 /* store_is_shared - other managers may write it (etcd): elections apply. */
 bool store_is_shared(const struct manager *m);
 

@@ -4,6 +4,8 @@
  *
  *   comps/ROLE/ADDR   {"capacity": N, "up": bool}
  *   vnodes/NAME       the vNode's record (store.c)
+ *   vnodes-rev        rewritten with every vNode record: its revision is the
+ *                     last change of any
  *   tokens/ID         {"hash", "role", "expires", "used"}
  *   leader            the leading manager's API URL, on its lease (leader.c)
  *
@@ -14,7 +16,10 @@
  *     revision this manager's model reflects. A placement is such a write,
  *     so it commits only against the capacity it was decided on: two
  *     managers can never hand out the same memory twice, whatever the
- *     timing (the one whose view is stale fails, and stops).
+ *     timing (the one whose view is stale fails, and stops). Every write of
+ *     a vNode record also writes the key vnodes-rev, so that this check is
+ *     one compare of that key's revision, whatever the number of vNodes
+ *     (a compare over the range of records costs a scan of all of them).
  * A transaction that fails one of those means this manager's model is not
  * the cluster's any more: it stops (leader_lost). One that cannot reach
  * etcd is retried until this manager's lease would have run out, then the
@@ -33,12 +38,29 @@
 #include "store.h"
 #include "util.h"
 
-#define E(m) ((struct etcd *)(m)->store_data)
+/*
+ * Placements commit in groups: while one transaction of them is under way,
+ * the placements made meanwhile wait together for the next (each create's
+ * thread lets the manager's lock go while it waits). The client is the
+ * store's first member, so that E(m) is it.
+ */
+struct et_store {
+	struct etcd e;
+	pthread_cond_t done;
+	json_t *pending;		/* the next group's operations */
+	uint64_t next_group, last_done; /* numbers of the group being filled, and of the last
+					 * committed */
+	bool busy;			/* a group is being committed */
+};
+
+#define E(m)  ((struct etcd *)(m)->store_data)
+#define ST(m) ((struct et_store *)(m)->store_data)
 
 int store_etcd_open(struct manager *m, const char *spec, char *err, size_t errlen)
 {
 	struct pki_identity id;
 	char prefix[PATH_MAX];
+	struct et_store *st;
 	struct etcd *e;
 	json_t *r;
 	int ret;
@@ -47,11 +69,15 @@ int store_etcd_open(struct manager *m, const char *spec, char *err, size_t errle
 	snprintf(prefix, sizeof(prefix), "%s/etcd/manager", m->pki);
 	if (pki_identity(prefix, &id, err, errlen))
 		return -1;
-	e = calloc(1, sizeof(*e));
-	if (!e || etcd_open(e, spec, &id, err, errlen)) {
-		free(e);
+	st = calloc(1, sizeof(*st));
+	e = &st->e;
+	if (!st || etcd_open(e, spec, &id, err, errlen)) {
+		free(st);
 		return -1;
 	}
+	pthread_cond_init(&st->done, NULL);
+	st->pending = json_array();
+	st->next_group = 1;
 	/* one call now, so that a wrong certificate is said at start; etcd itself may be
 	 * starting with this manager (legoctl up): it is given 30 s */
 	json_t *req = json_pack("{s:o,s:b}", "key", etcd_key(e, "leader"), "count_only", 1);
@@ -65,17 +91,19 @@ int store_etcd_open(struct manager *m, const char *spec, char *err, size_t errle
 	json_decref(req);
 	if (ret) {
 		etcd_close(e);
-		free(e);
+		json_decref(st->pending);
+		free(st);
 		return -1;
 	}
-	m->store_data = e;
+	m->store_data = st;
 	return 0;
 }
 
 static void et_close(struct manager *m)
 {
 	etcd_close(E(m));
-	free(E(m));
+	json_decref(ST(m)->pending);
+	free(ST(m));
 	m->store_data = NULL;
 }
 
@@ -100,12 +128,18 @@ static json_t *fenced(struct manager *m, json_t *a, json_t *b)
 	return c;
 }
 
-/* A compare: nothing under vnodes/ changed after the revision the model reflects. */
+/* A compare: no vNode record changed after the one the model reflects. */
 static json_t *cmp_view(struct manager *m)
 {
-	return json_pack("{s:o,s:o,s:s,s:s,s:I}", "key", etcd_key(E(m), "vnodes/"), "range_end",
-			 etcd_key_end(E(m), "vnodes/"), "target", "MOD", "result", "LESS",
-			 "mod_revision", (json_int_t)m->store_rev + 1);
+	return json_pack("{s:o,s:s,s:s,s:I}", "key", etcd_key(E(m), "vnodes-rev"), "target", "MOD",
+			 "result", "EQUAL", "mod_revision", (json_int_t)m->view_rev);
+}
+
+/* @op (stolen) and the write of vnodes-rev, as a transaction's success. */
+static json_t *with_view(struct manager *m, json_t *op)
+{
+	return json_pack("[o,{s:{s:o,s:s}}]", op, "request_put", "key",
+			 etcd_key(E(m), "vnodes-rev"), "value", "");
 }
 
 static json_t *op_put(struct manager *m, const char *name, const char *value)
@@ -116,12 +150,12 @@ static json_t *op_put(struct manager *m, const char *name, const char *value)
 
 /*
  * Run the transaction @compares → @success (both stolen). 1 if it held, 0 if
- * a compare failed (*@why says which kind), or -EIO. Lock held, and kept
- * while etcd cannot be reached and the transaction is retried (as long as
- * this manager's lease may still hold): a write of another thread meanwhile
- * would move the revision the transaction checks.
+ * a compare failed (*@why says which kind), or -EIO; the revision it made in
+ * *@rev. Unreachable etcd is retried as long as this manager's lease may
+ * still hold. No lock needed.
  */
-static int txn(struct manager *m, json_t *compares, json_t *success, const char **why)
+static int run_txn(struct manager *m, json_t *compares, json_t *success, const char **why,
+		   uint64_t *rev)
 {
 	json_t *req = json_pack("{s:o,s:o,s:[{s:{s:o}}]}", "compare", compares, "success", success,
 				"failure", "request_range", "key", etcd_key(E(m), "leader"));
@@ -139,13 +173,12 @@ static int txn(struct manager *m, json_t *compares, json_t *success, const char 
 						"response_range"),
 				"kvs");
 
-			if (ok)
-				m->store_rev = (uint64_t)etcd_num(json_object_get(r, "header"),
-								  "revision");
-			else if (m->term && (uint64_t)etcd_num(json_array_get(kvs, 0),
-							       "create_revision") != m->term)
+			*rev = (uint64_t)etcd_num(json_object_get(r, "header"), "revision");
+			if (!ok && m->term &&
+			    (uint64_t)etcd_num(json_array_get(kvs, 0), "create_revision") !=
+				    m->term)
 				*why = "another manager leads now";
-			else
+			else if (!ok)
 				*why = "another manager changed the state";
 			json_decref(r);
 			json_decref(req);
@@ -158,6 +191,38 @@ static int txn(struct manager *m, json_t *compares, json_t *success, const char 
 		}
 		usleep(100 * 1000);
 	}
+}
+
+/* run_txn with the lock not held: the model's revision follows. */
+static int txn_unlocked(struct manager *m, json_t *compares, json_t *success, const char **why)
+{
+	uint64_t rev = 0;
+	int r = run_txn(m, compares, success, why, &rev);
+
+	pthread_mutex_lock(&m->lock);
+	if (r == 1 && rev > m->store_rev)
+		m->store_rev = rev;
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+/*
+ * run_txn with the lock held, and kept while etcd cannot be reached: a write
+ * of another thread meanwhile would move the revision the transaction checks.
+ */
+static int txn(struct manager *m, json_t *compares, json_t *success, const char **why)
+{
+	bool view = json_array_size(success) > 1; /* it writes vnodes-rev */
+	uint64_t rev = 0;
+	int r = run_txn(m, compares, success, why, &rev);
+
+	if (r == 1) {
+		if (rev > m->store_rev)
+			m->store_rev = rev;
+		if (view)
+			m->view_rev = rev;
+	}
+	return r;
 }
 
 /* A write that must land: if it cannot, this manager stops. */
@@ -194,8 +259,49 @@ static int et_save_vnode(struct manager *m, const char *vname, const char *recor
 	char name[128];
 
 	snprintf(name, sizeof(name), "vnodes/%s", vname);
-	return must(m, fenced(m, cmp_view(m), NULL), json_pack("[o]", op_put(m, name, record)),
+	return must(m, fenced(m, cmp_view(m), NULL), with_view(m, op_put(m, name, record)),
 		    "a vNode's record");
+}
+
+/*
+ * A placement's record: with elections, in a group with the placements made
+ * while the previous group commits (the term's compare is their check: only
+ * this term's leader writes, so the capacity it decided on is the cluster's);
+ * without, one at a time with the view's compare. Lock held; let go meanwhile.
+ */
+static int et_save_placement(struct manager *m, const char *vname, const char *record)
+{
+	struct et_store *st = ST(m);
+	const char *why = "etcd cannot be reached";
+	uint64_t mine, group;
+	char name[128], msg[256];
+	json_t *ops;
+	int r;
+
+	if (!m->election)
+		return et_save_vnode(m, vname, record);
+	snprintf(name, sizeof(name), "vnodes/%s", vname);
+	json_array_append_new(st->pending, op_put(m, name, record));
+	mine = st->next_group;
+	while (st->busy && st->last_done < mine)
+		pthread_cond_wait(&st->done, &m->lock);
+	if (st->last_done >= mine)
+		return 0; /* committed in another's group (a failed one ends the process) */
+	/* this thread commits the group, its own placement and those that joined */
+	st->busy = true;
+	ops = st->pending;
+	st->pending = json_array();
+	group = st->next_group++;
+	pthread_mutex_unlock(&m->lock);
+	r = txn_unlocked(m, fenced(m, NULL, NULL), ops, &why);
+	pthread_mutex_lock(&m->lock);
+	st->busy = false;
+	st->last_done = group;
+	pthread_cond_broadcast(&st->done);
+	if (r == 1)
+		return 0;
+	snprintf(msg, sizeof(msg), "placements not written: %s", why);
+	leader_lost(m, msg);
 }
 
 static int et_delete_vnode(struct manager *m, const char *vname)
@@ -204,7 +310,8 @@ static int et_delete_vnode(struct manager *m, const char *vname)
 
 	snprintf(name, sizeof(name), "vnodes/%s", vname);
 	return must(m, fenced(m, cmp_view(m), NULL),
-		    json_pack("[{s:{s:o}}]", "request_delete_range", "key", etcd_key(E(m), name)),
+		    with_view(m, json_pack("{s:{s:o}}", "request_delete_range", "key",
+					   etcd_key(E(m), name))),
 		    "a vNode's deletion");
 }
 
@@ -283,11 +390,10 @@ static int et_token_spend(struct manager *m, const struct join_token *t, int64_t
 }
 
 /* Every key under @sub, in pages; @fn on each. 0 or -1 with @err. */
-static int each(struct manager *m, const char *sub, int (*fn)(struct manager *, json_t *kv),
-		char *err, size_t errlen)
+static int each(struct manager *m, const char *sub, int64_t rev,
+		int (*fn)(struct manager *, json_t *kv), char *err, size_t errlen)
 {
 	json_t *from = etcd_key(E(m), sub), *end = etcd_key_end(E(m), sub);
-	int64_t rev = 0;
 	int ret = 0;
 
 	for (;;) {
@@ -300,10 +406,6 @@ static int each(struct manager *m, const char *sub, int (*fn)(struct manager *, 
 		json_decref(req);
 		if (ret)
 			break;
-		if (!rev) /* every page read at the revision of the first */
-			rev = etcd_num(json_object_get(r, "header"), "revision");
-		if (rev > (int64_t)m->store_rev)
-			m->store_rev = (uint64_t)rev;
 		kvs = json_object_get(r, "kvs");
 		json_array_foreach(kvs, i, kv)
 		{
@@ -377,11 +479,26 @@ static int load_vnode(struct manager *m, json_t *kv)
 	return ret;
 }
 
+/* Everything at one revision: the last change of a vNode record's, and the records then. */
 static int et_load(struct manager *m, char *err, size_t errlen)
 {
-	if (each(m, "comps/", load_comp, err, errlen))
+	json_t *req = json_pack("{s:o}", "key", etcd_key(E(m), "vnodes-rev")), *r;
+	int64_t rev;
+
+	if (etcd_call(E(m), "kv/range", req, &r, err, errlen)) {
+		json_decref(req);
 		return -1;
-	return each(m, "vnodes/", load_vnode, err, errlen);
+	}
+	json_decref(req);
+	rev = etcd_num(json_object_get(r, "header"), "revision");
+	m->view_rev =
+		(uint64_t)etcd_num(json_array_get(json_object_get(r, "kvs"), 0), "mod_revision");
+	json_decref(r);
+	if (each(m, "comps/", rev, load_comp, err, errlen) ||
+	    each(m, "vnodes/", rev, load_vnode, err, errlen))
+		return -1;
+	m->store_rev = (uint64_t)rev;
+	return 0;
 }
 
 const struct store_ops store_etcd = {
@@ -390,6 +507,7 @@ const struct store_ops store_etcd = {
 	.load = et_load,
 	.save_comp = et_save_comp,
 	.save_vnode = et_save_vnode,
+	.save_placement = et_save_placement,
 	.delete_vnode = et_delete_vnode,
 	.token_add = et_token_add,
 	.token_get = et_token_get,
