@@ -257,9 +257,11 @@ int http_managers_call(struct http_managers *ms, const char *method, const char 
 			ms->cur = (ms->cur + 1) % ms->n;
 		if (++tried % ms->n)
 			continue;
-		/* a round without a leader: one may be being elected; a round where none
-		 * answered at all is given up on (at once if there is only one) */
-		if (unreachable == ms->n && (ms->n == 1 || mono_ms() - start > 10000))
+		/* a round without a leader: one may be being elected (within a lease: a
+		 * few seconds; 30 s without one is given up on, etcd may be down); a round
+		 * where none answered at all is given up on (at once if there is only one) */
+		if ((unreachable == ms->n && (ms->n == 1 || mono_ms() - start > 10000)) ||
+		    mono_ms() - start > 30000)
 			break;
 		unreachable = 0;
 		if (mono_ms() + 200 >= end)
