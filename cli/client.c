@@ -151,6 +151,11 @@ json_t *api(struct legoctl *lc, const char *method, const char *fmt, json_t *bod
 	if (find_manager(lc))
 		return NULL;
 	status = api_call(lc, method, rel, body, &out, LEGOCTL_TIMEOUT_MS, err, sizeof(err));
+	if (status < 0 && !http_call_unsent()) { /* it went away during the request */
+		fail("%s", err);
+		json_decref(out);
+		return NULL;
+	}
 	if (status < 0) {
 		fail("cannot reach the manager at %s: %s\n  is the cluster up? ('legoctl up')",
 		     lc->manager, err);

@@ -139,6 +139,10 @@ int http_call_bytes(const struct pki_identity *id, const char *method, const cha
 		    const char *type, const void *body, size_t body_len, char **out,
 		    size_t *out_len, int timeout_ms, char *err, size_t errlen);
 
+/* http_call_unsent - this thread's last call failed before its request could be sent
+ * (no connection): repeating it elsewhere cannot do it twice. */
+bool http_call_unsent(void);
+
 /* http_client_identity - who this process calls as (http_identity), or NULL: plain HTTP. */
 const struct pki_identity *http_client_identity(void);
 
@@ -153,7 +157,9 @@ void http_header(const char *line);
  * A manager, or several of which one leads. Calls go to the leader: a
  * standby answers a write with 307 and the leader's URL, which is followed;
  * a manager that cannot be reached, or has no leader yet (503), is skipped
- * for the next, round after round until the call's time is up.
+ * for the next, round after round until the call's time is up. A write whose
+ * manager went away after it was sent is not repeated elsewhere (it may have
+ * been done): -1, said so in @err.
  */
 #define HTTP_MAX_MANAGERS 8
 struct http_managers {

@@ -19,6 +19,12 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static struct pki_identity client_id;
 static bool client_tls;
 static pthread_mutex_t header_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread bool last_unsent; /* this thread's last call failed before it was sent */
+
+bool http_call_unsent(void)
+{
+	return last_unsent;
+}
 static char extra_header[128];
 
 void http_header(const char *line)
@@ -143,6 +149,8 @@ int http_call_bytes(const struct pki_identity *id, const char *method, const cha
 	if (hdrs)
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	rc = curl_easy_perform(c);
+	last_unsent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+		      rc == CURLE_SSL_CONNECT_ERROR;
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	else
@@ -249,6 +257,19 @@ int http_managers_call(struct http_managers *ms, const char *method, const char 
 			return status;
 		}
 		json_decref(j);
+		if (status < 0 && !http_call_unsent() && strcmp(method, "GET")) {
+			/* it may have been done: asking another could do it twice */
+			char why[512];
+
+			snprintf(why, sizeof(why), "%s", err);
+			snprintf(err, errlen,
+				 "%s went away during the request, which may or may not have "
+				 "been done: %s",
+				 http_managers_now(ms), why);
+			if (out)
+				*out = NULL;
+			return -1;
+		}
 		unreachable += status < 0;
 		/* not reachable, or no leader there: the next manager */
 		if (ms->leader[0])
