@@ -60,8 +60,13 @@ static void usage(FILE *f)
 		"  -h, --help          this text; --version the version\n");
 }
 
-/* lego-manager init: a new cluster's identity. */
-static int cmd_init(int argc, char **argv)
+/*
+ * The options of init and etcd-init: --pki DIR, --host HOST (at most 16),
+ * and --cluster NAME where @cluster is not NULL. -1 if they are good, else
+ * the status to exit with (said why, or --help printed).
+ */
+static int init_options(int argc, char **argv, const char *cmd, const char **dir,
+			const char **cluster, const char *hosts[17])
 {
 	static const struct option longopts[] = {
 		{"pki", required_argument, NULL, 'p'},
@@ -70,17 +75,15 @@ static int cmd_init(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *dir = NULL, *cluster = NULL, *hosts[17] = {NULL};
-	char err[512], name[64];
 	int c, nr_hosts = 0;
 
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		if (c == 'p')
-			dir = optarg;
-		else if (c == 'c')
-			cluster = optarg;
+			*dir = optarg;
+		else if (c == 'c' && cluster)
+			*cluster = optarg;
 		else if (c == 'H' && nr_hosts < 16)
 			hosts[nr_hosts++] = optarg;
 		else if (c == 'H')
@@ -92,8 +95,20 @@ static int cmd_init(int argc, char **argv)
 		else
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 	}
-	if (!dir)
-		return usage_error("%s: init needs --pki DIR", "missing --pki");
+	if (!*dir)
+		return usage_error("%s needs --pki DIR", cmd);
+	return -1;
+}
+
+/* lego-manager init: a new cluster's identity. */
+static int cmd_init(int argc, char **argv)
+{
+	const char *dir = NULL, *cluster = NULL, *hosts[17] = {NULL};
+	char err[512], name[64];
+	int ret = init_options(argc, argv, "init", &dir, &cluster, hosts);
+
+	if (ret >= 0)
+		return ret;
 	if (!cluster) {
 		uint8_t r[4];
 
@@ -102,7 +117,7 @@ static int cmd_init(int argc, char **argv)
 		snprintf(name, sizeof(name), "lego-%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
 		cluster = name;
 	}
-	if (pki_init_cluster(dir, cluster, nr_hosts ? hosts : NULL, err, sizeof(err))) {
+	if (pki_init_cluster(dir, cluster, hosts[0] ? hosts : NULL, err, sizeof(err))) {
 		fprintf(stderr, "lego-manager: %s\n", err);
 		return 1;
 	}
@@ -114,39 +129,17 @@ static int cmd_init(int argc, char **argv)
 /* lego-manager etcd-init: the identity etcd and the managers share (etcd.h). */
 static int cmd_etcd_init(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"pki", required_argument, NULL, 'p'},
-		{"host", required_argument, NULL, 'H'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	static const char *const local[] = {"127.0.0.1", "localhost", NULL};
 	const char *dir = NULL, *hosts[17] = {NULL};
 	char err[512], edir[PATH_MAX];
-	int c, nr_hosts = 0;
+	int ret = init_options(argc, argv, "etcd-init", &dir, NULL, hosts);
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		if (c == 'p')
-			dir = optarg;
-		else if (c == 'H' && nr_hosts < 16)
-			hosts[nr_hosts++] = optarg;
-		else if (c == 'H')
-			return usage_error("--host: at most 16 (%s is one too many)", optarg);
-		else if (c == 'h')
-			return usage(stdout), 0;
-		else if (c == ':')
-			return usage_error("%s needs a value", argv[optind - 1]);
-		else
-			return usage_error("unknown option '%s'", argv[optind - 1]);
-	}
-	if (!dir)
-		return usage_error("%s: etcd-init needs --pki DIR", "missing --pki");
+	if (ret >= 0)
+		return ret;
 	snprintf(edir, sizeof(edir), "%s/etcd", dir);
 	struct pki_cert_req srv = {.name = "etcd",
 				   .role = PKI_MANAGER,
-				   .hosts = nr_hosts ? hosts : (const char *const *)local};
+				   .hosts = hosts[0] ? hosts : (const char *const *)local};
 	struct pki_cert_req cli = {.name = "manager", .role = PKI_MANAGER};
 	if (pki_init(edir, "lego-etcd", err, sizeof(err)) ||
 	    pki_issue(edir, &srv, err, sizeof(err)) || pki_issue(edir, &cli, err, sizeof(err))) {
