@@ -144,7 +144,9 @@ uint64_t vnode_memory_now(const struct vnode *v);
 uint64_t vnode_memory_running(const struct vnode *v);
 /* vnode_place_target - the bytes of memory @v's placement covers. */
 uint64_t vnode_place_target(const struct vnode *v, uint64_t slab_size);
-/* spec.c - spec_check: check and complete a spec in place; 0 or -EINVAL with a reason. */
+/* spec.c - spec_check: check and complete a spec in place; 0 or -EINVAL with a reason. A
+ * spec is at most SPEC_MAX bytes of JSON. */
+#define SPEC_MAX (64 << 10)
 int spec_check(json_t *spec, char *err, size_t errlen);
 
 /* memresize_spec_check - check and complete a spec's max_memory. 0 or -EINVAL. */

@@ -141,6 +141,18 @@ int spec_check(json_t *spec, char *err, size_t errlen)
 		snprintf(err, errlen, "net is true or false");
 		return -EINVAL;
 	}
+	/* A spec is kept in every record of the vNode: bounded, whatever the store
+	 * (etcd refuses a request over 1.5 MiB, and a refused write stops a leader). */
+	char *text = json_dumps(spec, JSON_COMPACT);
+	size_t len = text ? strlen(text) : SPEC_MAX + 1;
+
+	free(text);
+	if (len > SPEC_MAX) {
+		snprintf(err, errlen,
+			 "a vNode's spec is at most %d KiB of JSON (this one: %zu bytes)",
+			 SPEC_MAX >> 10, len);
+		return -EINVAL;
+	}
 	return disks_check(spec, disk, err, errlen);
 }
 

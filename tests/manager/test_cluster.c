@@ -275,6 +275,9 @@ TEST_TIMEOUT(the_manager_and_agent_apis_refuse_bad_requests_and_go_on, 120)
 	memset(big, ' ', 5 << 20);
 	big[(5 << 20) - 1] = '\0';
 	expect("POST", url, "application/json", big, 413, "larger");
+	/* a spec that fits the API's bound but not a record's */
+	snprintf(big, 200 << 10, "{\"name\":\"x\",\"note\":\"%0*d\"}", 100 << 10, 0);
+	expect("POST", url, "application/json", big, 400, "at most 64 KiB");
 	free(big);
 	snprintf(url, sizeof(url), "%s/v1/vnodes?limit=0", m);
 	expect("GET", url, NULL, NULL, 400, "limit");
