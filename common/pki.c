@@ -587,3 +587,20 @@ int pki_init_cluster(const char *dir, const char *cluster, const char *const *ho
 		r = pki_issue(dir, &reqs[i], err, errlen);
 	return r;
 }
+
+int pki_init_etcd(const char *dir, const char *const *hosts, char *err, size_t errlen)
+{
+	static const char *const local[] = {"127.0.0.1", "localhost", NULL};
+	const struct pki_cert_req reqs[] = {
+		{.name = "etcd", .role = PKI_MANAGER, .hosts = hosts ? hosts : local},
+		{.name = "manager", .role = PKI_MANAGER},
+	};
+	char edir[PATH_MAX];
+	int r;
+
+	snprintf(edir, sizeof(edir), "%s/etcd", dir);
+	r = pki_init(edir, "lego-etcd", err, errlen);
+	for (size_t i = 0; !r && i < sizeof(reqs) / sizeof(reqs[0]); i++)
+		r = pki_issue(edir, &reqs[i], err, errlen);
+	return r;
+}

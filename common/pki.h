@@ -92,6 +92,14 @@ int pki_init(const char *dir, const char *cluster, char *err, size_t errlen);
 int pki_init_cluster(const char *dir, const char *cluster, const char *const *hosts, char *err,
 		     size_t errlen);
 
+/*
+ * pki_init_etcd - etcd's own identity in @dir/etcd: a CA for etcd alone
+ * (refused if one is there), the members' certificate etcd.pem (for @hosts;
+ * NULL: 127.0.0.1 and localhost) and the managers' client certificate
+ * manager.pem. Nothing the cluster's CA signed is trusted by etcd.
+ */
+int pki_init_etcd(const char *dir, const char *const *hosts, char *err, size_t errlen);
+
 /* pki_issue - a new key and certificate for @req in @dir: NAME.key (0600), NAME.pem. */
 int pki_issue(const char *dir, const struct pki_cert_req *req, char *err, size_t errlen);
 

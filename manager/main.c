@@ -129,25 +129,25 @@ static int cmd_init(int argc, char **argv)
 /* lego-manager etcd-init: the identity etcd and the managers share (etcd.h). */
 static int cmd_etcd_init(int argc, char **argv)
 {
-	static const char *const local[] = {"127.0.0.1", "localhost", NULL};
 	const char *dir = NULL, *hosts[17] = {NULL};
-	char err[512], edir[PATH_MAX];
+	char err[512];
 	int ret = init_options(argc, argv, "etcd-init", &dir, NULL, hosts);
 
 	if (ret >= 0)
 		return ret;
-	snprintf(edir, sizeof(edir), "%s/etcd", dir);
-	struct pki_cert_req srv = {.name = "etcd",
-				   .role = PKI_MANAGER,
-				   .hosts = hosts[0] ? hosts : (const char *const *)local};
-	struct pki_cert_req cli = {.name = "manager", .role = PKI_MANAGER};
-	if (pki_init(edir, "lego-etcd", err, sizeof(err)) ||
-	    pki_issue(edir, &srv, err, sizeof(err)) || pki_issue(edir, &cli, err, sizeof(err))) {
+	snprintf(err, sizeof(err), "%s/ca.pem", dir);
+	if (access(err, R_OK)) {
+		fprintf(stderr,
+			"lego-manager: %s: no cluster here (lego-manager init --pki %s first)\n",
+			dir, dir);
+		return 1;
+	}
+	if (pki_init_etcd(dir, hosts[0] ? hosts : NULL, err, sizeof(err))) {
 		fprintf(stderr, "lego-manager: %s\n", err);
 		return 1;
 	}
-	printf("etcd's identity created in %s: ca.pem, etcd.pem (its members), manager.pem\n",
-	       edir);
+	printf("etcd's identity created in %s/etcd: ca.pem, etcd.pem (its members), manager.pem\n",
+	       dir);
 	return 0;
 }
 

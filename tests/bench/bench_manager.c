@@ -129,22 +129,6 @@ static void populate(struct manager *m, const char *db)
 	store_batch(m, false);
 }
 
-/* A cluster's etcd identity under @pki (what legoctl up --managers makes). */
-static void etcd_identity(const char *pki)
-{
-	static const char *const local[] = {"127.0.0.1", "localhost", NULL};
-	struct pki_cert_req srv = {.name = "etcd", .role = PKI_MANAGER, .hosts = local};
-	struct pki_cert_req cli = {.name = "manager", .role = PKI_MANAGER};
-	char dir[512], err[512];
-
-	snprintf(dir, sizeof(dir), "%s/etcd", pki);
-	if (pki_init(dir, "bench-etcd", err, sizeof(err)) ||
-	    pki_issue(dir, &srv, err, sizeof(err)) || pki_issue(dir, &cli, err, sizeof(err))) {
-		fprintf(stderr, "bench_manager: %s\n", err);
-		exit(1);
-	}
-}
-
 /* One etcd member on free ports, with the identity in @pki/etcd; its client address. */
 static pid_t etcd_start(const char *pki, char *client, size_t len)
 {
@@ -187,7 +171,7 @@ static pid_t etcd_start(const char *pki, char *client, size_t len)
 	snprintf(c, sizeof(c), "https://127.0.0.1:%d", cp);
 	snprintf(peer, sizeof(peer), "https://127.0.0.1:%d", pp);
 	snprintf(cluster, sizeof(cluster), "b=%s", peer);
-	snprintf(data, sizeof(data), "%s/etcd-data", getenv("ETCD_DATA_PARENT") ?: test_tmpdir());
+	snprintf(data, sizeof(data), "%s/etcd-data", test_tmpdir());
 	snprintf(cert, sizeof(cert), "%s/etcd/etcd.pem", pki);
 	snprintf(key, sizeof(key), "%s/etcd/etcd.key", pki);
 	snprintf(ca, sizeof(ca), "%s/etcd/ca.pem", pki);
@@ -505,11 +489,11 @@ int main(int argc, char **argv)
 
 		snprintf(db, sizeof(db), "%s/durable.db", test_tmpdir());
 		snprintf(epki, sizeof(epki), "%s/epki", test_tmpdir());
-		if (pki_init_cluster(epki, "bench-durable", NULL, err, sizeof(err))) {
+		if (pki_init_cluster(epki, "bench-durable", NULL, err, sizeof(err)) ||
+		    pki_init_etcd(epki, NULL, err, sizeof(err))) {
 			fprintf(stderr, "bench_manager: %s\n", err);
 			return 1;
 		}
-		etcd_identity(epki);
 		sqlite_rate = durable_placements(db, epki, 3, 16);
 		sqlite_one = durable_placements(db, epki, 2, 1);
 		etcd = etcd_start(epki, client, sizeof(client));
