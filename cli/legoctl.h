@@ -78,6 +78,38 @@ char *console_fetch(const char *agent, const char *name, long long *off, size_t 
 
 /* ---- local.c ---- */
 
+/* ---- local.c: legoctl up and down ---- */
+
+/* A daemon of the local cluster: its name (also its log and pid file's) and command. */
+struct daemon {
+	const char *name; /* also its log and pid file's name */
+	char *argv[40];
+};
+
+/* free_port - a TCP port on 127.0.0.1 that nothing listens on now (0: none). */
+int free_port(void);
+
+/* ---- ha.c: several managers (legoctl up --managers N) ---- */
+
+/* etcd's members and the managers after the first, as daemons (none with one manager). */
+struct ha {
+	int nr, nr_etcd;
+	struct daemon d[3 + MAX_MANAGERS];
+	char names[3 + MAX_MANAGERS][24], addr[3 + MAX_MANAGERS][64];
+	char store[512], etcd_bin[PATH_MAX], mgr_bin[PATH_MAX], pki[PATH_MAX];
+	char client_url[3][80], peer_url[3][80], data[3][PATH_MAX], cluster[512];
+	char cert[PATH_MAX + 16], key[PATH_MAX + 16], ca[PATH_MAX + 16], subnet[32];
+};
+
+/* etcd_identity - etcd's own identity under @pki, made once. 0, or 1 (said why). */
+int etcd_identity(struct legoctl *lc, const char *pki);
+/* managers_config - cluster.json @c with @nr_managers managers and @nr_etcd etcd members
+ * (0: as it is); 1 if the cluster's state cannot move between SQLite and etcd. */
+int managers_config(struct legoctl *lc, json_t *c, int nr_managers, int nr_etcd);
+/* ha_daemons - etcd's members and the managers after the first, as daemons (none with one
+ * manager); 0, or 1 (said why). */
+int ha_daemons(struct legoctl *lc, json_t *c, const char *subnet, struct ha *ha);
+
 /* alive - @pid runs (not a zombie); read_pid - a local daemon's pid, 0 if it is not running. */
 bool alive(pid_t pid);
 pid_t read_pid(struct legoctl *lc, const char *name);
