@@ -85,8 +85,6 @@ static void on_run(void *opaque, const struct http_req *req, struct http_resp *r
 
 	if (term_refused(a, req, resp) || !(j = http_parse_body(req, resp)))
 		return;
-	if (!j)
-		return;
 	order_init(&o);
 	if (json_is_string(json_object_get(j, "restore"))) { /* not the order's: the agent's */
 		restore = strdup(json_string_value(json_object_get(j, "restore")));

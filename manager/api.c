@@ -367,7 +367,10 @@ static char *metrics_text(struct manager *m);
 
 static void on_metrics(void *opaque, const struct http_req *req, struct http_resp *resp)
 {
-	char *text = metrics_text(opaque);
+	char *text;
+
+	leader_refresh(opaque);
+	text = metrics_text(opaque);
 
 	(void)req;
 	resp->status = 200;

@@ -209,10 +209,10 @@ static int txn_unlocked(struct manager *m, json_t *compares, json_t *success, co
 /*
  * run_txn with the lock held, and kept while etcd cannot be reached: a write
  * of another thread meanwhile would move the revision the transaction checks.
+ * @view: it writes vnodes-rev (with_view), whose revision the model then has.
  */
-static int txn(struct manager *m, json_t *compares, json_t *success, const char **why)
+static int txn(struct manager *m, json_t *compares, json_t *success, bool view, const char **why)
 {
-	bool view = json_array_size(success) > 1; /* it writes vnodes-rev */
 	uint64_t rev = 0;
 	int r = run_txn(m, compares, success, why, &rev);
 
@@ -226,10 +226,10 @@ static int txn(struct manager *m, json_t *compares, json_t *success, const char 
 }
 
 /* A write that must land: if it cannot, this manager stops. */
-static int must(struct manager *m, json_t *compares, json_t *success, const char *what)
+static int must(struct manager *m, json_t *compares, json_t *success, bool view, const char *what)
 {
 	const char *why = "etcd cannot be reached";
-	int r = txn(m, compares, success, &why);
+	int r = txn(m, compares, success, view, &why);
 	char msg[256];
 
 	if (r == 1)
@@ -248,7 +248,7 @@ static int et_save_comp(struct manager *m, const char *role, const char *addr, i
 	snprintf(name, sizeof(name), "comps/%s/%s", role, addr);
 	text = json_dumps(rec, JSON_COMPACT);
 	json_decref(rec);
-	ret = must(m, fenced(m, NULL, NULL), json_pack("[o]", op_put(m, name, text)),
+	ret = must(m, fenced(m, NULL, NULL), json_pack("[o]", op_put(m, name, text)), false,
 		   "a component's record");
 	free(text);
 	return ret;
@@ -259,7 +259,7 @@ static int et_save_vnode(struct manager *m, const char *vname, const char *recor
 	char name[128];
 
 	snprintf(name, sizeof(name), "vnodes/%s", vname);
-	return must(m, fenced(m, cmp_view(m), NULL), with_view(m, op_put(m, name, record)),
+	return must(m, fenced(m, cmp_view(m), NULL), with_view(m, op_put(m, name, record)), true,
 		    "a vNode's record");
 }
 
@@ -312,7 +312,7 @@ static int et_delete_vnode(struct manager *m, const char *vname)
 	return must(m, fenced(m, cmp_view(m), NULL),
 		    with_view(m, json_pack("{s:{s:o}}", "request_delete_range", "key",
 					   etcd_key(E(m), name))),
-		    "a vNode's deletion");
+		    true, "a vNode's deletion");
 }
 
 static char *token_text(const struct join_token *t, int64_t used)
@@ -331,7 +331,7 @@ static int et_token_add(struct manager *m, const struct join_token *t)
 	int ret;
 
 	snprintf(name, sizeof(name), "tokens/%s", t->id);
-	ret = must(m, fenced(m, NULL, NULL), json_pack("[o]", op_put(m, name, text)),
+	ret = must(m, fenced(m, NULL, NULL), json_pack("[o]", op_put(m, name, text)), false,
 		   "a join token");
 	free(text);
 	return ret;
@@ -380,7 +380,7 @@ static int et_token_spend(struct manager *m, const struct join_token *t, int64_t
 	snprintf(name, sizeof(name), "tokens/%s", t->id);
 	cmp = json_pack("{s:o,s:s,s:s,s:I}", "key", etcd_key(E(m), name), "target", "MOD", "result",
 			"EQUAL", "mod_revision", (json_int_t)t->rev);
-	r = txn(m, fenced(m, cmp, NULL), json_pack("[o]", op_put(m, name, text)), &why);
+	r = txn(m, fenced(m, cmp, NULL), json_pack("[o]", op_put(m, name, text)), false, &why);
 	free(text);
 	if (r < 0)
 		return -EIO;
