@@ -229,7 +229,7 @@ int http_managers_call(struct http_managers *ms, const char *method, const char 
 		       json_t **out, int timeout_ms, char *err, size_t errlen)
 {
 	uint64_t start = mono_ms(), end = start + (uint64_t)timeout_ms;
-	int status = -1, tried = 0, unreachable = 0;
+	int status = -1, tried = 0, unreachable = 0, hops = 0;
 
 	for (;;) {
 		char url[1024];
@@ -239,8 +239,11 @@ int http_managers_call(struct http_managers *ms, const char *method, const char 
 		snprintf(url, sizeof(url), "%s%s", http_managers_now(ms), path);
 		status = http_call(method, url, body, &j, (int)(end > now ? end - now : 1), err,
 				   errlen);
+		/* a standby names the leader: followed, but not round and round while
+		 * the managers disagree (a leader changing): then it counts as a miss */
 		if (status == 307 && json_string_value(json_object_get(j, "leader")) &&
-		    strcmp(json_string_value(json_object_get(j, "leader")), ms->leader)) {
+		    strcmp(json_string_value(json_object_get(j, "leader")), ms->leader) &&
+		    ++hops <= 2 * ms->n) {
 			snprintf(ms->leader, sizeof(ms->leader), "%s",
 				 json_string_value(json_object_get(j, "leader")));
 			json_decref(j);
