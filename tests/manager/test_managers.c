@@ -265,8 +265,23 @@ TEST_TIMEOUT(a_partitioned_leader_stops_and_its_late_orders_are_refused, 180)
 	require_etcd();
 	cluster_home();
 	up_managers("2");
-	/* a third manager, whose only way to etcd is a proxy that can be cut */
 	cfg_at("etcd", 0, "client", etcd, sizeof(etcd));
+	/* etcd trusts its own CA only: a member of the cluster (here its admin) is
+	 * refused at the handshake, the managers' certificate is served */
+	{
+		struct pki_identity as = member_identity("admin"), mg;
+		char ebase[96], eout[1024];
+		const char *q = "{\"key\":\"L2xlZ28vbGVhZGVy\"}";
+
+		snprintf(ebase, sizeof(ebase), "https://%s", etcd);
+		snprintf(as.ca, sizeof(as.ca), "%s/pki/etcd/ca.pem", home);
+		ASSERT_EQ(call_as(&as, "POST", ebase, "/v3/kv/range", q, eout, sizeof(eout)), -1);
+		mg = as;
+		snprintf(mg.cert, sizeof(mg.cert), "%s/pki/etcd/manager.pem", home);
+		snprintf(mg.key, sizeof(mg.key), "%s/pki/etcd/manager.key", home);
+		ASSERT_EQ(call_as(&mg, "POST", ebase, "/v3/kv/range", q, eout, sizeof(eout)), 200);
+	}
+	/* a third manager, whose only way to etcd is a proxy that can be cut */
 	proxy = tcpproxy_start(etcd, paddr);
 	pm = manager_by_hand(paddr, url, sizeof(url), "--lease", "2000");
 	/* it leads once the two others are gone */
