@@ -17,7 +17,7 @@ DEB_PACKAGES := gcc make libc6-dev binutils pkg-config libjansson-dev liburing-d
                 zlib1g-dev liblzma-dev liblz4-dev libzstd-dev cpio e2fsprogs \
                 acpica-tools fio libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev \
                 libvirt-dev libxml2-dev sqlite3 iproute2 libgnutls28-dev clang libclang-rt-14-dev \
-                libseccomp-dev etcd-server
+                libseccomp-dev etcd-server libibverbs-dev librdmacm-dev ibverbs-providers
 
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-missing-field-initializers -D_GNU_SOURCE -pthread -MMD -MP
@@ -36,7 +36,7 @@ INC_tests   := -Icommon -Ivmm -Imemsrv -Istorsrv -Imanager -Iagent -Icli -Iguest
                -Itests/lib -I/usr/include/libxml2
 MANAGER_LDLIBS := -lsqlite3 -lvirt -lxml2
 LDLIBS  := -pthread -ljansson -luring -lz -llzma -llz4 -lzstd -lmicrohttpd -lcurl -lgnutls \
-           -lseccomp
+           -lseccomp -lrdmacm -libverbs
 CFLAGS  += $(SAN_FLAGS)
 LDLIBS  += $(SAN_FLAGS)
 
@@ -56,7 +56,7 @@ CLI_SRCS    := $(wildcard cli/*.c)
 RT_SRCS     := $(wildcard guest/payloads/rt/*.c) guest/payloads/rt/crt0.S
 PAYLOADS    := $(basename $(notdir $(wildcard guest/payloads/*.c)))
 TEST_LIB    := $(wildcard tests/lib/*.c)
-TESTS       := $(basename $(wildcard tests/unit/*.c tests/vmm/*.c tests/memsrv/*.c tests/storsrv/*.c tests/manager/*.c tests/linux/*.c))
+TESTS       := $(basename $(wildcard tests/unit/*.c tests/vmm/*.c tests/memsrv/*.c tests/storsrv/*.c tests/manager/*.c tests/rdma/*.c tests/linux/*.c))
 BENCHES     := $(basename $(wildcard tests/bench/bench_*.c))
 
 COMMON_LIB  := $(BUILD)/lib/libcommon.a
@@ -76,7 +76,7 @@ UNIT_BINS   := $(filter $(BUILD)/tests/unit/%,$(TEST_BINS))
 BENCH_BINS  := $(BENCHES:%=$(BUILD)/%)
 DEPS_STAMP  := $(BUILD)/.deps-installed
 
-.PHONY: all deps guest test check bench demo format format-check clean fuzz
+.PHONY: all deps guest test check bench demo format format-check clean fuzz test-rdma
 all: $(BINS) $(PAYLOAD_BINS)
 
 # Order-only: installing packages never makes objects stale.
@@ -218,6 +218,12 @@ bench: all $(GUEST_KIT) $(BENCH_BINS) | $(BENCH_STAMP)
 	$(Q)tests/bench/run.sh $(BUILD) $(BENCH_BINS)
 bench-%: all $(GUEST_KIT) $(BUILD)/tests/bench/bench_% | $(BENCH_STAMP)
 	$(Q)tests/bench/run.sh $(BUILD) $(BUILD)/tests/bench/bench_$*
+
+# The RDMA tests over real verbs: in the nested guest (tests/nested/run.sh), on
+# soft-RoCE (rdma_rxe), where this host has no RDMA device. Prints how long it took.
+test-rdma: all $(GUEST_KIT) $(BUILD)/tests/rdma/test_rdma
+	$(Q)mk/deps.sh rdma-core perftest
+	$(Q)tests/nested/run.sh 'tests/rdma/in_guest.sh $(BUILD) tests/run.sh $(BUILD) $(BUILD)/tests/rdma/test_rdma'
 
 demo: all $(GUEST_KIT)
 	$(Q)examples/demo.sh $(BUILD)

@@ -88,6 +88,7 @@ struct vnode_order {
 	/* How it runs on its host. */
 	char *control;	     /* the control socket's path (NULL: none) */
 	char *cpuid;	     /* "host" or "baseline" (NULL: host) */
+	char *transport;     /* to memory servers: "tcp", "rdma" or "auto" (NULL: tcp) */
 	char *tls_ca;	     /* the cluster's CA (PEM): its servers speak TLS (NULL: TCP) */
 	char *tls_cert;	     /* the VMM's certificate from the manager (PEM): its vNode, */
 	char *tls_key;	     /* its epoch; and its key (secret) */

@@ -54,6 +54,7 @@ static const struct field fields[] = {
 	F("incoming", K_STR, incoming),
 	F2("migrate_token", K_TOKEN, migrate_token, has_migrate_token),
 	F("cpuid", K_STR, cpuid),
+	F("transport", K_STR, transport),
 	F("tls_ca", K_STR, tls_ca),
 	F("tls_cert", K_STR, tls_cert),
 	F("tls_key", K_STR, tls_key),

@@ -29,13 +29,17 @@ enum lmp_type {
 	LMP_RELEASE = 4, /* drop every page of the vNode (it is gone) */
 	LMP_STAT = 5,	 /* response body: struct lmp_stat */
 	LMP_BACKUP = 6,	 /* body: struct lmp_backup: back these pages up to a volume */
-	LMP_BACKUP_STAT = 7, /* response body: struct lmp_backup_stat */
-	LMP_PING = 8,	     /* answered at once, empty, by the server loop: it serves this
+	LMP_BACKUP_STAT = 7,  /* response body: struct lmp_backup_stat */
+	LMP_PING = 8,	      /* answered at once, empty, by the server loop: it serves this
 			      * connection (a client waiting on slow I/O asks, to tell) */
-	LMP_DISCARD = 9,     /* arg: first page; body: u32 count: those pages are no longer
+	LMP_DISCARD = 9,      /* arg: first page; body: u32 count: those pages are no longer
 			      * memory (unplugged): freed, they read as zeros after */
-	LMP_CLONE = 10,	     /* body: struct lmp_clone; from the manager, on a connection
+	LMP_CLONE = 10,	      /* body: struct lmp_clone; from the manager, on a connection
 			      * without HELLO: a vNode's pages shared with a new one */
+	LMP_RDMA_TICKET = 11, /* on a connection that said HELLO: response body
+			       * LMP_TOKEN_LEN bytes, a ticket that lets one RDMA connection
+			       * continue this session (within 10 s, once); arg: the
+			       * server's RDMA port. -EOPNOTSUPP: the server has no RDMA */
 
 	/* Volumes (lego-storsrv). Every request is self-contained: it names the
 	 * volume and carries its token; nothing depends on an earlier request. */

@@ -71,6 +71,14 @@ bool xport_tls_on(void);
 int xport_connect(const char *addr, int timeout_ms, int io_timeout_ms, struct xport **out,
 		  char *err, size_t errlen);
 
+/*
+ * xport_connect_rdma - connect over RDMA to "rdma://HOST:PORT" (rdma.h),
+ * continuing the session that gave @ticket (RDMA_TICKET_LEN bytes: LMP_RDMA_TICKET
+ * on a connection that authenticated). Timeouts and errors as xport_connect's.
+ */
+int xport_connect_rdma(const char *addr, const uint8_t *ticket, int timeout_ms, int io_timeout_ms,
+		       struct xport **out, char *err, size_t errlen);
+
 static inline int xport_sendv(struct xport *x, const struct iovec *iov, int iovcnt)
 {
 	return x->ops->sendv(x, iov, iovcnt);

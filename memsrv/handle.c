@@ -228,6 +228,7 @@ static size_t handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 		case LMP_STAT:
 		case LMP_BACKUP:
 		case LMP_BACKUP_STAT:
+		case LMP_RDMA_TICKET:
 			/* say HELLO first; or the vNode was released by another connection */
 			return reply(out, h, ss->vn ? -ESTALE : -EACCES, 0, 0);
 		}
@@ -254,6 +255,12 @@ static size_t handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 		return handle_backup_stat(ss, h, out);
 	case LMP_CLONE:
 		return handle_clone(m, ss, h, body, out);
+	case LMP_RDMA_TICKET: {
+		uint16_t port = 0;
+		int ret = memsrv_rdma_ticket(m, ss, out + sizeof(struct lmp_hdr), &port);
+
+		return reply(out, h, ret, ret ? 0 : LMP_TOKEN_LEN, port);
+	}
 	case LMP_STAT:
 		st = (struct lmp_stat){m->store.capacity_pages, m->store.used_pages, ss->vn->used,
 				       m->store.nr_vnodes};

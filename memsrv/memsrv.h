@@ -16,9 +16,12 @@
 #include "srv.h"
 #include "store.h"
 
+struct memsrv_rdma;
+
 struct memsrv {
 	struct store store;
 	struct srv srv;
+	struct memsrv_rdma *rdma; /* NULL: no RDMA listener (rdma.c) */
 	uint64_t nr_requests, nr_errors;
 	const char *listen_addr; /* as announced to the manager */
 	pthread_mutex_t lock;	 /* the store: the request loop and the backup thread */
@@ -48,6 +51,28 @@ void memsrv_session_end(struct memsrv *m, struct memsrv_session *ss);
 /* memsrv_backup_start/stop - the thread that backs vNodes up (backup.c). */
 int memsrv_backup_start(struct memsrv *m);
 void memsrv_backup_stop(struct memsrv *m);
+
+/*
+ * memsrv_rdma_listen - listen for RDMA connections on "HOST:PORT" too (the
+ * requests are the same; see rdma.c). 0, or -errno with a sentence in @why
+ * (no RDMA device, ...): then there is none, and TCP serves on.
+ */
+int memsrv_rdma_listen(struct memsrv *m, const char *addr, char *why, size_t len);
+
+/* memsrv_rdma_start/stop - the thread that serves RDMA connections (when listening). */
+int memsrv_rdma_start(struct memsrv *m);
+void memsrv_rdma_stop(struct memsrv *m);
+
+/* memsrv_rdma_addr - "rdma://HOST:PORT" when listening for RDMA, or NULL. */
+const char *memsrv_rdma_addr(const struct memsrv *m);
+
+/*
+ * memsrv_rdma_ticket - a ticket (RDMA_TICKET_LEN bytes into @ticket) for one
+ * RDMA connection continuing the session @ss (which said HELLO), and the
+ * RDMA port in *@port; -EOPNOTSUPP without RDMA. m->lock held.
+ */
+int memsrv_rdma_ticket(struct memsrv *m, struct memsrv_session *ss, uint8_t *ticket,
+		       uint16_t *port);
 
 /* memsrv_listen - bind and listen on "HOST:PORT". -errno, logged. */
 int memsrv_listen(struct memsrv *m, const char *addr);

@@ -5,6 +5,61 @@
 
 #include "memclient.h"
 
+int memclient_transport_parse(const char *name)
+{
+	if (!name || !strcmp(name, "tcp"))
+		return MEMCLIENT_TCP;
+	if (!strcmp(name, "rdma"))
+		return MEMCLIENT_RDMA;
+	return strcmp(name, "auto") ? -1 : MEMCLIENT_AUTO;
+}
+
+/*
+ * The session that said HELLO over TCP continues over RDMA: a ticket from the
+ * server, then an RDMA connection to its host that presents it. 0 (mc->x is
+ * the RDMA connection), 1 when auto found no RDMA (mc->x unchanged), or
+ * -errno with a sentence in @err.
+ */
+static int switch_to_rdma(struct memclient *mc, enum memclient_transport mode, int io_timeout_ms,
+			  char *err, size_t errlen)
+{
+	uint8_t ticket[LMP_TOKEN_LEN];
+	struct lmp_hdr resp;
+	struct xport *rx;
+	char host[128], addr[160];
+	const char *a = mc->addr, *colon;
+	int ret;
+
+	if (!strncmp(a, "tcp://", 6) || !strncmp(a, "tls://", 6))
+		a += 6;
+	colon = strrchr(a, ':');
+	if (!colon || (size_t)(colon - a) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, a, colon - a);
+	host[colon - a] = '\0';
+	ret = xport_call(mc->x, LMP_RDMA_TICKET, 0, NULL, 0, &resp, ticket, sizeof(ticket));
+	if (!ret && resp.status == -EOPNOTSUPP && mode == MEMCLIENT_AUTO)
+		return 1;
+	if (!ret && (ret = resp.status) == 0 && resp.len != sizeof(ticket))
+		ret = -EPROTO;
+	if (ret) {
+		snprintf(err, errlen, "memory server %s: no RDMA%s", mc->addr,
+			 ret == -EOPNOTSUPP ? " there (it listens on TCP only)" : "");
+		if (ret != -EOPNOTSUPP)
+			snprintf(err, errlen, "memory server %s gave no RDMA ticket: %s", mc->addr,
+				 memclient_strerror(ret));
+		return ret;
+	}
+	snprintf(addr, sizeof(addr), "rdma://%s:%llu", host, (unsigned long long)resp.arg);
+	ret = xport_connect_rdma(addr, ticket, 5000, io_timeout_ms, &rx, err, errlen);
+	if (ret)
+		return mode == MEMCLIENT_AUTO ? 1 : ret;
+	xport_close(mc->x); /* the RDMA connection holds the session now */
+	mc->x = rx;
+	mc->rdma = true;
+	return 0;
+}
+
 int memclient_open(struct memclient *mc, const char *addr, const struct memclient_cred *cred,
 		   char *err, size_t errlen)
 {
@@ -49,8 +104,17 @@ int memclient_open_at(struct memclient *mc, const char *addr, const struct memcl
 				 (unsigned long long)cred->vnode, memclient_strerror(ret));
 		xport_close(mc->x);
 		mc->x = NULL;
+		return ret;
 	}
-	return ret;
+	if (cred->transport != MEMCLIENT_TCP) {
+		ret = switch_to_rdma(mc, cred->transport, io_timeout_ms, err, errlen);
+		if (ret < 0) {
+			xport_close(mc->x);
+			mc->x = NULL;
+			return ret;
+		}
+	}
+	return 0;
 }
 
 void memclient_close(struct memclient *mc)

@@ -7,6 +7,7 @@
 #ifndef LEGO_VMM_MEMCLIENT_H
 #define LEGO_VMM_MEMCLIENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "proto.h"
@@ -15,7 +16,15 @@
 struct memclient {
 	struct xport *x;
 	char addr[128];
+	bool rdma; /* x is an RDMA connection */
 	uint64_t bytes_in, bytes_out;
+};
+
+/* How the pages travel (after authenticating over TCP, with TLS in a cluster). */
+enum memclient_transport {
+	MEMCLIENT_TCP,
+	MEMCLIENT_RDMA, /* over RDMA, or fail (the server or this host has none) */
+	MEMCLIENT_AUTO, /* over RDMA where both ends have it, else TCP */
 };
 
 /* The vNode a memclient acts for. */
@@ -24,7 +33,11 @@ struct memclient_cred {
 	uint64_t nr_pages;
 	uint8_t token[LMP_TOKEN_LEN];
 	uint64_t epoch; /* the placement's epoch (0 without a manager) */
+	enum memclient_transport transport;
 };
+
+/* memclient_transport_parse - "tcp", "rdma" or "auto" (NULL: tcp); -1 for anything else. */
+int memclient_transport_parse(const char *name);
 
 /*
  * memclient_open - connect to @addr and authenticate with @cred. On error

@@ -21,6 +21,7 @@ int memroute_server_index(struct memroute *r, const char *addr)
 		return -1;
 	snprintf(r->servers[r->nr_servers].addr, sizeof(r->servers[0].addr), "%s", addr);
 	r->servers[r->nr_servers].since = r->cred.epoch;
+	r->servers[r->nr_servers].rdma = -1;
 	return r->nr_servers++;
 }
 
@@ -223,7 +224,7 @@ static uint64_t memroute_pause_percentile(struct memroute *r, int pct)
 
 json_t *memroute_status(struct memroute *r)
 {
-	json_t *slabs = json_array(), *j;
+	json_t *slabs = json_array(), *servers = json_array(), *j;
 	uint64_t p50 = memroute_pause_percentile(r, 50), p99 = memroute_pause_percentile(r, 99);
 
 	pthread_mutex_lock(&r->lock);
@@ -236,12 +237,19 @@ json_t *memroute_status(struct memroute *r)
 					 "secondary",
 					 s < 0 ? json_null() : json_string(r->servers[s].addr)));
 	}
-	j = json_pack("{s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:s}", "epoch",
+	for (int s = 0; s < r->nr_servers; s++)
+		json_array_append_new(servers, json_pack("{s:s,s:s?,s:b}", "addr",
+							 r->servers[s].addr, "transport",
+							 r->servers[s].rdma < 0 ? NULL
+							 : r->servers[s].rdma	? "rdma"
+										: "tcp",
+							 "lost", r->servers[s].lost));
+	j = json_pack("{s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:s}", "epoch",
 		      (json_int_t)r->cred.epoch, "slab_pages", (json_int_t)r->slab_pages, "slabs",
-		      slabs, "failovers", (json_int_t)r->failovers, "pause_p50_ns", (json_int_t)p50,
-		      "pause_p99_ns", (json_int_t)p99, "pause_max_ns", (json_int_t)r->pause_max_ns,
-		      "last_event", r->last_event, "fill_done",
-		      (json_int_t)atomic_load(&r->fill_done), "fill_total",
+		      slabs, "servers", servers, "failovers", (json_int_t)r->failovers,
+		      "pause_p50_ns", (json_int_t)p50, "pause_p99_ns", (json_int_t)p99,
+		      "pause_max_ns", (json_int_t)r->pause_max_ns, "last_event", r->last_event,
+		      "fill_done", (json_int_t)atomic_load(&r->fill_done), "fill_total",
 		      (json_int_t)atomic_load(&r->fill_total), "fill_failures",
 		      (json_int_t)r->fill_failures, "fill_error", r->fill_error);
 	if (r->has_backup)
@@ -331,8 +339,10 @@ static int resync(struct memroute_client *c, char *err, size_t errlen)
 						    r->servers[s].since, 0, r->io_timeout_ms, err,
 						    errlen);
 
-			if (!ret)
+			if (!ret) {
+				r->servers[s].rdma = c->conn[s].rdma;
 				ret = ask_backups(c, s, 0, err, errlen);
+			}
 			if (ret && server_lost(ret) &&
 			    !failover_locked(r, s, ret, !r->has_backup)) {
 				memclient_close(&c->conn[s]);

@@ -42,6 +42,7 @@ struct memroute_server {
 	char addr[128];
 	uint64_t since; /* the epoch since which it is in the route, holding current copies */
 	bool lost;	/* failed over away from: never contacted again */
+	int8_t rdma;	/* how the last connection to it went: 1 RDMA, 0 TCP, -1 none yet */
 };
 
 struct memroute_slab {

@@ -13,9 +13,9 @@
 #include <sys/random.h>
 
 #include "excache.h"
+#include "sandbox.h"
 #include "util.h"
 #include "vmm.h"
-#include "sandbox.h"
 
 struct xc_module {
 	struct excache xc;
@@ -161,6 +161,15 @@ static int opt_warm(struct vmm *v, const char *arg, char *err, size_t errlen)
 	return ret;
 }
 
+static int opt_transport(struct vmm *v, const char *arg, char *err, size_t errlen)
+{
+	if (strcmp(arg, "tcp") && strcmp(arg, "rdma") && strcmp(arg, "auto")) {
+		snprintf(err, errlen, "--transport: '%s' is not tcp, rdma or auto", arg);
+		return -EINVAL;
+	}
+	return order_set(&v->order.transport, arg);
+}
+
 static const struct vmm_option xc_options[] = {
 	{"excache", "SIZE", "keep at most SIZE of guest RAM resident here (the ExCache)...",
 	 opt_excache},
@@ -176,6 +185,12 @@ static const struct vmm_option xc_options[] = {
 	 "                   secondaries while the guest runs",
 	 opt_secondary},
 	{"epoch", "N", "the placement's epoch (from the manager; default 0)", opt_epoch},
+	{"transport", "tcp|rdma|auto",
+	 "how pages travel to the memory servers: tcp (the\n"
+	 "                   default); rdma: over RDMA, after authenticating over TCP\n"
+	 "                   (fails where a server or this host has none); auto: RDMA\n"
+	 "                   where both ends have it, else TCP",
+	 opt_transport},
 	{"memsrv-backup", "storsrv://HOST:PORT/VOLUME",
 	 "the secondaries back the memory up there\n"
 	 "                   every --backup-interval MS (default 1000); if every copy of a\n"
@@ -252,6 +267,9 @@ static int xc_setup(struct vmm *v)
 	cfg.cred.nr_pages = v->vm.mem.map_size / 4096; /* the hotpluggable region too */
 	cfg.cred.vnode = o->vnode;
 	cfg.cred.epoch = o->epoch;
+	cfg.cred.transport = memclient_transport_parse(o->transport);
+	if (cfg.cred.transport != MEMCLIENT_TCP)
+		sandbox_allow_rdma();
 	if (o->backup.url) { /* storsrv://HOST:PORT/VOLUME, checked with the order */
 		const char *host = o->backup.url + strlen("storsrv://");
 		const char *slash = strchr(host, '/');

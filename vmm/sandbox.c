@@ -4,6 +4,8 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/userfaultfd.h>
+#include <rdma/rdma_user_ioctl_cmds.h>
+#include <stdbool.h>
 #include <malloc.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -23,6 +25,7 @@
 
 static enum sandbox_mode mode =
 	SB_OFF;		      /* until sandbox_init: a program that only links the VM code */
+static bool rdma;	      /* sandbox_allow_rdma */
 static char *names[NR_NAMES]; /* resolved once, before any filter: the handler allocates nothing */
 static __thread char thread_name[16];
 
@@ -349,10 +352,21 @@ static int build(scmp_filter_ctx ctx, enum sandbox_role role)
 				  sizeof(memory_calls) / sizeof(memory_calls[0]));
 		if (!r)
 			r = allow_ioctl_type(ctx, UFFDIO);
+		if (!r && rdma) /* the verbs' ioctl; a connection opens /dev/infiniband/rdma_cm */
+			r = allow_ioctl_type(ctx, RDMA_IOCTL_MAGIC);
+		if (!r && rdma)
+			r = seccomp_rule_add(
+				ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+				SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT, O_RDWR));
 		return r ? r : allow_net(ctx);
 	default:
 		return -EINVAL;
 	}
+}
+
+void sandbox_allow_rdma(void)
+{
+	rdma = true;
 }
 
 void sandbox_enter(enum sandbox_role role, const char *name)

@@ -50,4 +50,12 @@ int sandbox_init(enum sandbox_mode mode);
  */
 void sandbox_enter(enum sandbox_role role, const char *name);
 
+/*
+ * sandbox_allow_rdma - the ExCache's threads (SB_MEMORY) may reach memory
+ * servers over RDMA: the verbs' ioctl (RDMA_VERBS_IOCTL) and read-write opens
+ * (a connection opens /dev/infiniband/rdma_cm; a filter cannot tell paths
+ * apart). Call before those threads start; only a VMM that may use RDMA.
+ */
+void sandbox_allow_rdma(void);
+
 #endif

@@ -31,26 +31,31 @@ out=${NESTED_OUT:-$dir/out}
 mkdir -p "$dir" "$out"
 "$here/mk/deps.sh" qemu-system-x86 busybox-static cpio
 
-# The kernel: Debian's generic one (the cloud kernel has no kvm_amd).
-if [ ! -f "$dir/vmlinuz" ]; then
+# The kernel: Debian's generic one (the cloud kernel has no kvm_amd; it also
+# ships soft-RoCE: rdma_rxe, ib_uverbs and rdma_ucm, loaded for make test-rdma).
+if [ ! -f "$dir/vmlinuz" ] || [ ! -d "$dir/k/lib/modules" ]; then
 	meta=linux-image-amd64
 	kpkg=$(apt-cache depends $meta | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1)
 	[ -n "$kpkg" ] || { echo "nested: cannot resolve $meta (apt-get update?)" >&2; exit 1; }
 	rm -rf "$dir/k" && mkdir -p "$dir/k"
-	(cd "$dir/k" && apt-get download -q "$kpkg" >/dev/null && dpkg-deb -x ./*.deb .)
-	kver=${kpkg#linux-image-}
-	mods="irqbypass kvm ccp kvm-amd 9pnet netfs fscache 9p virtio_ring virtio 9pnet_virtio
-	      virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci tun veth"
-	ir=$dir/ir
-	rm -rf "$ir" && mkdir -p "$ir/bin" "$ir/mods" "$ir/proc" "$ir/sys" "$ir/dev" "$ir/root"
-	cp /bin/busybox "$ir/bin/busybox"
-	for a in sh mount insmod mkdir chroot ip cat poweroff; do ln -s busybox "$ir/bin/$a"; done
-	i=10 # in dependency order (each module's modinfo depends=)
-	for m in $mods; do
-		cp "$(find "$dir/k/lib/modules/$kver" -name "$m.ko" | head -n1)" "$ir/mods/$i-$m.ko"
-		i=$((i + 1))
-	done
-	cat >"$ir/init" <<'EOF'
+	(cd "$dir/k" && apt-get download -q "$kpkg" >/dev/null && dpkg-deb -x ./*.deb . && rm -f ./*.deb)
+	cp "$dir/k/boot/vmlinuz-${kpkg#linux-image-}" "$dir/vmlinuz"
+fi
+kver=$(ls "$dir/k/lib/modules" | head -n1)
+# In dependency order (each module's modinfo depends=).
+mods="irqbypass kvm ccp kvm-amd 9pnet netfs fscache 9p virtio_ring virtio 9pnet_virtio
+      virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci tun veth
+      configfs ib_core ib_uverbs iw_cm ib_cm rdma_cm rdma_ucm udp_tunnel ip6_udp_tunnel crc32_generic rdma_rxe"
+ir=$dir/ir
+rm -rf "$ir" && mkdir -p "$ir/bin" "$ir/mods" "$ir/proc" "$ir/sys" "$ir/dev" "$ir/root"
+cp /bin/busybox "$ir/bin/busybox"
+for a in sh mount insmod mkdir chroot ip cat poweroff; do ln -s busybox "$ir/bin/$a"; done
+i=10
+for m in $mods; do
+	cp "$(find "$dir/k/lib/modules/$kver" -name "$m.ko" | head -n1)" "$ir/mods/$i-$m.ko"
+	i=$((i + 1))
+done
+cat >"$ir/init" <<'EOF'
 #!/bin/sh
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 for m in /mods/*.ko; do
@@ -65,9 +70,7 @@ mkdir -p /root/nested-out; mount -t 9p -o trans=virtio,version=9p2000.L out /roo
 ip link set lo up
 exec chroot /root /bin/sh /nested-out/.cmd.sh
 EOF
-	chmod +x "$ir/init"
-	cp "$dir/k/boot/vmlinuz-$kver" "$dir/vmlinuz"
-fi
+chmod +x "$ir/init"
 echo "${NESTED_KVM_AMD:-}" >"$dir/ir/kvm-amd.args"
 (cd "$dir/ir" && find . | cpio -o -H newc 2>/dev/null) >"$dir/initrd.cpio"
 
