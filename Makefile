@@ -212,7 +212,7 @@ check: $(UNIT_BINS)
 # (tests/bench/goals.txt) of the benchmarks that ran. gnuplot draws bench-app's table.
 BENCH_STAMP := $(BUILD)/.bench-deps-installed
 $(BENCH_STAMP): mk/deps.sh | $(DEPS_STAMP)
-	$(Q)mk/deps.sh gnuplot-nox
+	$(Q)mk/deps.sh gnuplot-nox perftest
 	$(Q)touch $@
 bench: all $(GUEST_KIT) $(BENCH_BINS) | $(BENCH_STAMP)
 	$(Q)tests/bench/run.sh $(BUILD) $(BENCH_BINS)

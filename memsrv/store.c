@@ -22,11 +22,10 @@ int store_init(struct store *s, uint64_t capacity)
 	if (s->capacity_pages == 0 || s->capacity_pages > UINT32_MAX - 1)
 		return -EINVAL;
 	s->pool = store_reserve(s->capacity_pages * LMP_PAGE);
-	s->free_slots = store_reserve(s->capacity_pages * sizeof(uint32_t));
 	s->shares = store_reserve(s->capacity_pages * sizeof(uint32_t));
-	if (!s->pool || !s->free_slots || !s->shares)
+	if (!s->pool || !s->shares)
 		return -ENOMEM;
-	return 0;
+	return store_chunks_init(s);
 }
 
 /* Page @p of @vn goes: its memory back to the system, its slot recycled (or, when
@@ -44,8 +43,7 @@ static void store_free_page(struct store *s, struct store_vnode *vn, uint64_t p)
 			s->nr_shared--;
 		return;
 	}
-	madvise(s->pool + (uint64_t)(slot - 1) * LMP_PAGE, LMP_PAGE, MADV_DONTNEED);
-	s->free_slots[s->nr_free++] = slot - 1;
+	store_slot_free(s, slot - 1);
 	s->used_pages--;
 }
 
@@ -130,8 +128,9 @@ int store_backup_scope(struct store *s, struct store_vnode *vn, const struct lmp
 	return 0;
 }
 
-static void store_free_vnode(struct store_vnode *vn)
+static void store_free_vnode(struct store *s, struct store_vnode *vn)
 {
+	store_chunks_disown(s, vn);
 	if (vn->backup) {
 		munmap(vn->backup->scope, vn->nr_pages);
 		munmap(vn->backup->dirty, vn->nr_pages);
@@ -147,12 +146,11 @@ void store_exit(struct store *s)
 		struct store_vnode *vn = s->vnodes;
 
 		s->vnodes = vn->next;
-		store_free_vnode(vn);
+		store_free_vnode(s, vn);
 	}
 	if (s->pool)
 		munmap(s->pool, s->capacity_pages * LMP_PAGE);
-	if (s->free_slots)
-		munmap(s->free_slots, s->capacity_pages * sizeof(uint32_t));
+	store_chunks_exit(s);
 	if (s->shares)
 		munmap(s->shares, s->capacity_pages * sizeof(uint32_t));
 	memset(s, 0, sizeof(*s));
@@ -247,9 +245,8 @@ int store_clone(struct store *s, struct store_vnode *src, uint64_t src_epoch, ui
 
 void store_detach(struct store *s, struct store_vnode *vn)
 {
-	(void)s;
 	if (--vn->refs == 0 && vn->released)
-		store_free_vnode(vn);
+		store_free_vnode(s, vn);
 }
 
 const uint8_t *store_page(const struct store *s, const struct store_vnode *vn, uint64_t page)
@@ -292,7 +289,11 @@ int store_write(struct store *s, struct store_vnode *vn, uint64_t page, const ui
 	if (!slot) {
 		if (s->used_pages == s->capacity_pages)
 			return -ENOSPC;
-		slot = s->nr_free ? s->free_slots[--s->nr_free] : (uint32_t)s->next_fresh++;
+		int64_t got = store_slot_alloc(s, vn);
+
+		if (got < 0)
+			return -ENOSPC; /* room only in chunks a device holds */
+		slot = (uint32_t)got;
 		vn->slots[page] = ++slot;
 		s->used_pages++;
 		vn->used++;
@@ -332,7 +333,7 @@ void store_release(struct store *s, struct store_vnode *vn)
 			store_free_pages(s, vn);
 			vn->released = true;
 			if (!vn->refs) /* no connection holds it (a copy never started) */
-				store_free_vnode(vn);
+				store_free_vnode(s, vn);
 			return;
 		}
 	}

@@ -27,6 +27,18 @@ struct store_backup {
 	bool failing;
 };
 
+/* Slots come by chunks of this many, each a vNode's own (chunks.c). */
+#define STORE_CHUNK_PAGES 512
+
+struct store_chunk {
+	struct store_vnode *owner; /* NULL: free, or mixed */
+	uint32_t used;		   /* slots taken */
+	uint32_t pins;		   /* registered with an RDMA device (by its owner's clients) */
+	uint32_t idx;		   /* in owner->chunks */
+	bool mixed;		   /* holds pages of more than one vNode: never exposed */
+	uint64_t map[STORE_CHUNK_PAGES / 64]; /* taken slots */
+};
+
 struct store_vnode {
 	uint64_t id;
 	uint8_t token[LMP_TOKEN_LEN];
@@ -38,6 +50,9 @@ struct store_vnode {
 	uint64_t epoch;		     /* the newest placement epoch a client presented */
 	uint64_t incarnation;	     /* the newest start epoch of a VMM's credential seen */
 	struct store_backup *backup; /* NULL: none */
+	uint32_t *chunks;	     /* the chunks it owns */
+	uint32_t nr_chunks, cap_chunks, room; /* room: where a free slot was last found */
+	void *rdma;			      /* what memsrv's RDMA listener exposes of it */
 	struct store_vnode *next;
 };
 
@@ -45,9 +60,10 @@ struct store {
 	uint8_t *pool;
 	uint64_t capacity_pages;
 	uint64_t used_pages;
-	uint64_t next_fresh; /* slots at and above it were never used */
-	uint32_t *free_slots;
-	uint64_t nr_free;
+	struct store_chunk *chunks;
+	uint32_t nr_chunks, next_chunk; /* chunks at and above next_chunk were never used */
+	uint32_t *free_chunks;		/* wholly free chunks below next_chunk */
+	uint32_t nr_free_chunks;
 	uint32_t *shares;   /* per slot: holders besides the first (copy on write) */
 	uint64_t nr_shared; /* slots with more than one holder */
 	struct store_vnode *vnodes;
@@ -115,6 +131,22 @@ int store_discard(struct store *s, struct store_vnode *vn, uint64_t first, uint6
  */
 int store_clone(struct store *s, struct store_vnode *src, uint64_t src_epoch, uint64_t id,
 		const uint8_t *token, uint64_t epoch, struct store_vnode **out);
+
+/* chunks.c: the slots' allocation. */
+int store_chunks_init(struct store *s);
+void store_chunks_exit(struct store *s);
+/* store_slot_alloc - a free slot for a page of @vn, in a chunk of its own where one has
+ * room; -1 when the pool is full. */
+int64_t store_slot_alloc(struct store *s, struct store_vnode *vn);
+/* store_slot_free - @slot is free again (no vNode holds it). */
+void store_slot_free(struct store *s, uint32_t slot);
+/* store_chunks_disown - @vn goes: its chunks are free, or mixed where pages stay. */
+void store_chunks_disown(struct store *s, struct store_vnode *vn);
+/* store_chunk_pin - the chunk of @slot, held by an RDMA device for @vn's clients: its
+ * index, or -EPERM when it is not @vn's own (it must not be exposed to @vn). */
+int64_t store_chunk_pin(struct store *s, const struct store_vnode *vn, uint32_t slot);
+/* store_chunk_unpin - the device let go of chunk @c. */
+void store_chunk_unpin(struct store *s, uint32_t c);
 
 /* store_find - the vNode @id, or NULL. */
 struct store_vnode *store_find(struct store *s, uint64_t id);

@@ -107,3 +107,95 @@ TEST(a_shared_page_written_needs_room)
 	ASSERT(page_is(&s, b, 0, 9));
 	store_exit(&s);
 }
+
+/* The chunk a page of @vn is in. */
+static uint32_t chunk_of(const struct store_vnode *vn, uint64_t p)
+{
+	return (vn->slots[p] - 1) / STORE_CHUNK_PAGES;
+}
+
+TEST(each_vnode_gets_chunks_of_its_own_and_only_those_are_exposed)
+{
+	struct store s;
+	struct store_vnode *a, *b;
+	uint8_t page[LMP_PAGE];
+	int64_t c;
+
+	/* four chunks: a and b interleave their writes, yet never share a chunk */
+	ASSERT(!store_init(&s, 4ULL * STORE_CHUNK_PAGES * LMP_PAGE));
+	ASSERT(!store_attach(&s, 1, 4096, tok_a, &a));
+	ASSERT(!store_attach(&s, 2, 4096, tok_b, &b));
+	for (uint64_t p = 0; p < 600; p++) {
+		fill(page, 1);
+		ASSERT(!store_write(&s, a, p, page));
+		fill(page, 2);
+		ASSERT(!store_write(&s, b, p, page));
+	}
+	for (uint64_t p = 0; p < 600; p++)
+		ASSERT(s.chunks[chunk_of(a, p)].owner == a && s.chunks[chunk_of(b, p)].owner == b,
+		       "page %llu", (unsigned long long)p);
+	ASSERT_EQ(a->nr_chunks, 2);
+	ASSERT_EQ(b->nr_chunks, 2);
+	/* a may expose its chunk to its clients; b may not reach it */
+	c = store_chunk_pin(&s, a, a->slots[0] - 1);
+	ASSERT_EQ(c, chunk_of(a, 0));
+	ASSERT_EQ(store_chunk_pin(&s, b, a->slots[0] - 1), -EPERM);
+	store_chunk_unpin(&s, (uint32_t)c);
+	ASSERT(page_is(&s, a, 599, 1) && page_is(&s, b, 599, 2));
+	store_exit(&s);
+}
+
+TEST(a_full_pool_mixes_unpinned_chunks_and_never_a_pinned_one)
+{
+	struct store s;
+	struct store_vnode *a, *b;
+	uint8_t page[LMP_PAGE];
+	int64_t c;
+
+	ASSERT(!store_init(&s, 2ULL * STORE_CHUNK_PAGES * LMP_PAGE));
+	ASSERT(!store_attach(&s, 1, 4096, tok_a, &a));
+	ASSERT(!store_attach(&s, 2, 4096, tok_b, &b));
+	fill(page, 1);
+	for (uint64_t p = 0; p < 300; p++)
+		ASSERT(!store_write(&s, a, p, page));
+	c = store_chunk_pin(&s, a, a->slots[0] - 1); /* a's client reads it over RDMA */
+	ASSERT(c >= 0);
+	fill(page, 2);
+	for (uint64_t p = 0; p < STORE_CHUNK_PAGES; p++)
+		ASSERT(!store_write(&s, b, p, page));
+	/* room is left only in a's chunk, which a device holds: refused, not shared */
+	ASSERT(s.used_pages < s.capacity_pages);
+	ASSERT_EQ(store_write(&s, b, STORE_CHUNK_PAGES, page), -ENOSPC);
+	store_chunk_unpin(&s, (uint32_t)c);
+	/* unpinned, its room is given: the chunk is mixed from then on, exposed to no one */
+	ASSERT_EQ(store_write(&s, b, STORE_CHUNK_PAGES, page), 0);
+	ASSERT(s.chunks[c].mixed && s.chunks[c].owner == NULL);
+	ASSERT_EQ(store_chunk_pin(&s, a, a->slots[0] - 1), -EPERM);
+	ASSERT(page_is(&s, a, 299, 1) && page_is(&s, b, STORE_CHUNK_PAGES, 2));
+	store_exit(&s);
+}
+
+TEST(a_chunk_wholly_freed_goes_back_to_the_pool)
+{
+	struct store s;
+	struct store_vnode *a, *b;
+	uint8_t page[LMP_PAGE];
+	uint32_t c;
+
+	ASSERT(!store_init(&s, 1ULL * STORE_CHUNK_PAGES * LMP_PAGE));
+	ASSERT(!store_attach(&s, 1, 4096, tok_a, &a));
+	ASSERT(!store_attach(&s, 2, 4096, tok_b, &b));
+	fill(page, 1);
+	for (uint64_t p = 0; p < 10; p++)
+		ASSERT(!store_write(&s, a, p, page));
+	c = chunk_of(a, 0);
+	ASSERT(!store_discard(&s, a, 0, 10));
+	ASSERT_EQ(s.nr_free_chunks, 1);
+	ASSERT_EQ(a->nr_chunks, 0);
+	/* b gets it, as its own: exposed to b, and not mixed */
+	fill(page, 2);
+	ASSERT(!store_write(&s, b, 0, page));
+	ASSERT_EQ(chunk_of(b, 0), c);
+	ASSERT(s.chunks[c].owner == b && !s.chunks[c].mixed);
+	store_exit(&s);
+}
