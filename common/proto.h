@@ -40,6 +40,9 @@ enum lmp_type {
 			       * LMP_TOKEN_LEN bytes, a ticket that lets one RDMA connection
 			       * continue this session (within 10 s, once); arg: the
 			       * server's RDMA port. -EOPNOTSUPP: the server has no RDMA */
+	LMP_LOCATE = 12,      /* over RDMA only: arg: first page; body: u32 count (at most
+			       * LMP_LOC_MAX); response body: count u64 locations (below);
+			       * response arg: the server's address of its pool */
 
 	/* Volumes (lego-storsrv). Every request is self-contained: it names the
 	 * volume and carries its token; nothing depends on an earlier request. */
@@ -57,6 +60,20 @@ enum lmp_type {
 	LMP_VOL_CLONE = 26,	   /* body: struct lmp_vol_clone */
 	LMP_RESPONSE = 0x8000,
 };
+
+/*
+ * Where a page is, for a one-sided RDMA READ (LMP_LOCATE, and LMP_WRITE with
+ * LMP_WRITE_LOC): LMP_LOC_ZERO (never written: zeros), LMP_LOC_MESSAGE (not
+ * exposed: read it with LMP_READ), or (rkey << 32 | slot + LMP_LOC_SLOT0):
+ * 4 KiB at pool + slot * 4096 under memory key rkey. Keys are the vNode's
+ * only, and revoked when a newer placement takes it (its reads then fail).
+ */
+#define LMP_LOC_MAX	512
+#define LMP_LOC_UNKNOWN 0 /* (a client's own: not asked yet) */
+#define LMP_LOC_ZERO	1
+#define LMP_LOC_MESSAGE 2
+#define LMP_LOC_SLOT0	3
+#define LMP_WRITE_LOC	(1ULL << 32) /* in LMP_WRITE's arg: answer with the pages' locations */
 
 struct lmp_hdr {
 	uint32_t magic;

@@ -14,7 +14,10 @@
 
 int rdma_spin_us = RDMA_SPIN_US;
 
-#define SEND_WR_BASE RDMA_NR_RECV /* wr_id: receive buffers first, then send buffers */
+/* wr_id: receive buffers first, then send buffers, then reads */
+#define SEND_WR_BASE RDMA_NR_RECV
+#define READ_WR_BASE (RDMA_NR_RECV + RDMA_NR_SEND)
+#define BUF_BYTES    ((size_t)(RDMA_NR_RECV + RDMA_NR_SEND) * RDMA_MSG_MAX + RDMA_MAX_READ * LMP_PAGE)
 
 static int post_recv(struct rdma_ep *ep, int idx)
 {
@@ -28,11 +31,11 @@ static int post_recv(struct rdma_ep *ep, int idx)
 	return -ibv_post_recv(ep->id->qp, &wr, &bad);
 }
 
-int rdma_ep_setup(struct rdma_ep *ep, struct rdma_cm_id *id)
+int rdma_ep_setup(struct rdma_ep *ep, struct rdma_cm_id *id, struct ibv_pd *pd)
 {
-	const size_t bytes = (size_t)(RDMA_NR_RECV + RDMA_NR_SEND) * RDMA_MSG_MAX;
+	const size_t bytes = BUF_BYTES;
 	struct ibv_qp_init_attr qa = {
-		.cap = {.max_send_wr = RDMA_NR_SEND,
+		.cap = {.max_send_wr = RDMA_NR_SEND + RDMA_MAX_READ,
 			.max_recv_wr = RDMA_NR_RECV,
 			.max_send_sge = 1,
 			.max_recv_sge = 1},
@@ -43,9 +46,11 @@ int rdma_ep_setup(struct rdma_ep *ep, struct rdma_cm_id *id)
 
 	memset(ep, 0, sizeof(*ep));
 	ep->id = id;
-	ep->pd = ibv_alloc_pd(id->verbs);
+	ep->own_pd = !pd;
+	ep->pd = pd ? pd : ibv_alloc_pd(id->verbs);
 	ep->cc = ep->pd ? ibv_create_comp_channel(id->verbs) : NULL;
-	ep->cq = ep->cc ? ibv_create_cq(id->verbs, RDMA_NR_RECV + RDMA_NR_SEND, ep, ep->cc, 0)
+	ep->cq = ep->cc ? ibv_create_cq(id->verbs, RDMA_NR_RECV + RDMA_NR_SEND + RDMA_MAX_READ, ep,
+					ep->cc, 0)
 			: NULL;
 	if (!ep->cq)
 		goto fail;
@@ -87,12 +92,12 @@ void rdma_ep_destroy(struct rdma_ep *ep)
 	if (ep->mr)
 		ibv_dereg_mr(ep->mr);
 	if (ep->bufs)
-		munmap(ep->bufs, (size_t)(RDMA_NR_RECV + RDMA_NR_SEND) * RDMA_MSG_MAX);
+		munmap(ep->bufs, BUF_BYTES);
 	if (ep->cq)
 		ibv_destroy_cq(ep->cq);
 	if (ep->cc)
 		ibv_destroy_comp_channel(ep->cc);
-	if (ep->pd)
+	if (ep->pd && ep->own_pd)
 		ibv_dealloc_pd(ep->pd);
 	ep->mr = NULL;
 	ep->bufs = NULL;
@@ -109,15 +114,21 @@ static int poll_cq(struct rdma_ep *ep)
 
 	while ((n = ibv_poll_cq(ep->cq, 8, wc)) > 0) {
 		for (int i = 0; i < n; i++) {
+			if (wc[i].wr_id >= READ_WR_BASE)
+				ep->reads_pending--;
 			if (wc[i].status != IBV_WC_SUCCESS) {
-				/* flushed: the peer went away, or we shut the queue pair down */
+				/* flushed: the peer went away, or we shut the queue pair down;
+				 * a read refused: the peer revoked our key (we were fenced) */
 				if (!ep->error)
-					ep->error = wc[i].status == IBV_WC_WR_FLUSH_ERR
-							    ? -ECONNRESET
-							    : -EIO;
+					ep->error =
+						wc[i].status == IBV_WC_WR_FLUSH_ERR ? -ECONNRESET
+						: wc[i].status == IBV_WC_REM_ACCESS_ERR ? -ESTALE
+											: -EIO;
 				continue;
 			}
-			if (wc[i].wr_id >= SEND_WR_BASE) {
+			if (wc[i].wr_id >= READ_WR_BASE) {
+				continue;
+			} else if (wc[i].wr_id >= SEND_WR_BASE) {
 				ep->send_busy[wc[i].wr_id - SEND_WR_BASE] = false;
 			} else {
 				int tail = (ep->recv_head + ep->recv_count) % RDMA_NR_RECV;
@@ -243,6 +254,30 @@ int rdma_ep_send(struct rdma_ep *ep, int slot, size_t len)
 	ret = -ibv_post_send(ep->id->qp, &wr, &bad);
 	if (!ret)
 		ep->send_busy[slot] = true;
+	return ret;
+}
+
+int rdma_ep_read(struct rdma_ep *ep, int idx, uint64_t raddr, uint32_t rkey)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)rdma_ep_read_buf(ep, idx),
+		.length = LMP_PAGE,
+		.lkey = ep->mr->lkey,
+	};
+	struct ibv_send_wr wr = {.wr_id = READ_WR_BASE + idx,
+				 .sg_list = &sge,
+				 .num_sge = 1,
+				 .opcode = IBV_WR_RDMA_READ,
+				 .send_flags = IBV_SEND_SIGNALED,
+				 .wr.rdma = {.remote_addr = raddr, .rkey = rkey}},
+			   *bad;
+	int ret;
+
+	if (ep->error)
+		return ep->error;
+	ret = -ibv_post_send(ep->id->qp, &wr, &bad);
+	if (!ret)
+		ep->reads_pending++;
 	return ret;
 }
 

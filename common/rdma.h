@@ -26,10 +26,12 @@
 
 #include "proto.h"
 
-#define RDMA_NR_RECV 4
-#define RDMA_NR_SEND 4
-#define RDMA_MSG_MAX (sizeof(struct lmp_hdr) + LMP_MAX_BODY)
-#define RDMA_SPIN_US 50
+#define RDMA_NR_RECV  4
+#define RDMA_NR_SEND  4
+#define RDMA_MAX_READ LMP_MAX_PAGES /* one-sided page reads in flight at once */
+#define RDMA_RD_ATOM  16	    /* of them, at the responder at once */
+#define RDMA_MSG_MAX  (sizeof(struct lmp_hdr) + LMP_MAX_BODY)
+#define RDMA_SPIN_US  50
 
 /* The connection's private data: the client proves which session it continues. */
 #define RDMA_TICKET_LEN LMP_TOKEN_LEN
@@ -37,10 +39,13 @@
 struct rdma_ep {
 	struct rdma_cm_id *id;
 	struct ibv_pd *pd;
+	bool own_pd; /* made by rdma_ep_setup (else the caller's, shared) */
 	struct ibv_comp_channel *cc;
 	struct ibv_cq *cq;
 	struct ibv_mr *mr;
-	uint8_t *bufs; /* RDMA_NR_RECV receive buffers, then RDMA_NR_SEND send buffers */
+	uint8_t *bufs; /* RDMA_NR_RECV receive buffers, RDMA_NR_SEND send buffers, then
+			* RDMA_MAX_READ pages that one-sided reads land in */
+	int reads_pending;
 	/* received messages not yet consumed, in arrival order */
 	uint8_t recv_q[RDMA_NR_RECV];
 	uint32_t recv_len[RDMA_NR_RECV];
@@ -60,9 +65,10 @@ extern int rdma_spin_us;
 
 /*
  * rdma_ep_setup - the resources of @ep on @id's device, its queue pair
- * created and every receive posted. 0 or -errno (@ep is then torn down).
+ * created (in protection domain @pd, or one of its own when NULL) and every
+ * receive posted. 0 or -errno (@ep is then torn down).
  */
-int rdma_ep_setup(struct rdma_ep *ep, struct rdma_cm_id *id);
+int rdma_ep_setup(struct rdma_ep *ep, struct rdma_cm_id *id, struct ibv_pd *pd);
 
 /* rdma_ep_destroy - free what rdma_ep_setup made (not @ep->id). */
 void rdma_ep_destroy(struct rdma_ep *ep);
@@ -88,6 +94,20 @@ static inline uint8_t *rdma_ep_send_buf(struct rdma_ep *ep, int slot)
 
 /* rdma_ep_send - send the first @len bytes of send buffer @slot. 0 or -errno. */
 int rdma_ep_send(struct rdma_ep *ep, int slot, size_t len);
+
+/*
+ * rdma_ep_read - a one-sided read of one page at @raddr of the peer's memory
+ * key @rkey into read buffer @idx (below RDMA_MAX_READ); it is done when
+ * reads_pending is 0 again. 0 or -errno. A read the peer refuses (a key it
+ * revoked) fails the queue pair: ep->error is then -ESTALE.
+ */
+int rdma_ep_read(struct rdma_ep *ep, int idx, uint64_t raddr, uint32_t rkey);
+
+static inline uint8_t *rdma_ep_read_buf(struct rdma_ep *ep, int idx)
+{
+	return ep->bufs + (size_t)(RDMA_NR_RECV + RDMA_NR_SEND) * RDMA_MSG_MAX +
+	       (size_t)idx * LMP_PAGE;
+}
 
 /* rdma_ep_msg - the oldest received message not yet consumed (its length in
  * *@len), or NULL. */

@@ -33,6 +33,11 @@ struct xport_ops {
 	/* shutdown - make every blocked and later send and receive fail at once
 	 * (safe from another thread while one is blocked in recv). */
 	void (*shutdown)(struct xport *x);
+	/* read_pages - one-sided reads (RDMA; NULL for a transport without them): page i
+	 * of @n (at most LMP_MAX_PAGES) from the peer's address @raddr[i] under its memory
+	 * key @rkey[i], into @buf. 0 or -errno (-ESTALE: the peer revoked the key). */
+	int (*read_pages)(struct xport *x, const uint64_t *raddr, const uint32_t *rkey, int n,
+			  void *buf);
 };
 
 struct xport {

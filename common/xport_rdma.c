@@ -151,7 +151,35 @@ static void rx_close(struct xport *x)
 	free(r);
 }
 
+static int rx_read_pages(struct xport *x, const uint64_t *raddr, const uint32_t *rkey, int n,
+			 void *buf)
+{
+	struct rdma_xport *r = rx_of(x);
+	uint64_t end = mono_ms() + (r->io_timeout_ms > 0 ? (uint64_t)r->io_timeout_ms : 30000);
+	int ret = r->down ? -ECONNRESET : 0;
+
+	if (n <= 0 || n > RDMA_MAX_READ)
+		return -EINVAL;
+	for (int i = 0; i < n && !ret; i++)
+		ret = rdma_ep_read(&r->ep, i, raddr[i], rkey[i]);
+	/* every posted read completes (or, after an error, is flushed) before its buffer is
+	 * used again; past the I/O timeout the connection is given up */
+	while (r->ep.reads_pending > 0) {
+		int w = rdma_ep_wait(&r->ep, 100);
+
+		if (w <= 0 && mono_ms() > end)
+			return w < 0 ? w : -ETIMEDOUT;
+	}
+	if (ret || r->ep.error)
+		return ret ? ret : r->ep.error;
+	for (int i = 0; i < n; i++)
+		memcpy((uint8_t *)buf + (size_t)i * LMP_PAGE, rdma_ep_read_buf(&r->ep, i),
+		       LMP_PAGE);
+	return 0;
+}
+
 static const struct xport_ops rdma_ops = {
+	.read_pages = rx_read_pages,
 	.sendv = rx_sendv,
 	.recv = rx_recv,
 	.recv_some = rx_recv_some,
@@ -168,23 +196,19 @@ int xport_connect_rdma(const char *addr, const uint8_t *ticket, int timeout_ms, 
 		.private_data = ticket,
 		.private_data_len = RDMA_TICKET_LEN,
 		.responder_resources = 1,
-		.initiator_depth = 1,
+		.initiator_depth = RDMA_RD_ATOM,
 		.retry_count = 7,
 		.rnr_retry_count = 7, /* a receiver without a buffer posted holds us back */
 	};
 	struct rdma_cm_id *id = NULL;
 	struct rdma_xport *r;
-	char host[256], port[16], why[256];
+	char host[256], port[16];
 	int32_t reject = 0;
 	int ret;
 
 	if (rdma_parse_addr(addr, host, sizeof(host), port, sizeof(port))) {
 		snprintf(err, errlen, "'%s' is not an RDMA address: use rdma://HOST:PORT", addr);
 		return -EINVAL;
-	}
-	if (rdma_why_off(why, sizeof(why))) {
-		snprintf(err, errlen, "cannot reach %s over RDMA: %s", addr, why);
-		return -ENODEV;
 	}
 	ret = getaddrinfo(host, port, &hints, &res);
 	if (ret) {
@@ -200,7 +224,16 @@ int xport_connect_rdma(const char *addr, const uint8_t *ticket, int timeout_ms, 
 	r->io_timeout_ms = io_timeout_ms;
 	snprintf(r->x.peer, sizeof(r->x.peer), "rdma://%.100s:%s", host, port);
 	r->ch = rdma_create_event_channel();
-	ret = r->ch ? rdma_create_id(r->ch, &id, NULL, RDMA_PS_TCP) : -1;
+	if (!r->ch) { /* (no system call beyond this: it may run in the VMM's sandbox) */
+		ret = errno == ENOENT || errno == ENODEV ? -ENODEV : -errno;
+		snprintf(
+			err, errlen,
+			"cannot reach %s over RDMA: %s (no RDMA device here, or the rdma_ucm module "
+			"is not loaded)",
+			addr, strerror(errno));
+		goto fail;
+	}
+	ret = rdma_create_id(r->ch, &id, NULL, RDMA_PS_TCP);
 	if (ret) {
 		ret = -errno;
 		snprintf(err, errlen, "cannot reach %s over RDMA: %s", addr, strerror(-ret));
@@ -220,7 +253,7 @@ int xport_connect_rdma(const char *addr, const uint8_t *ticket, int timeout_ms, 
 			 addr, strerror(-ret));
 		goto fail;
 	}
-	ret = rdma_ep_setup(&r->ep, id);
+	ret = rdma_ep_setup(&r->ep, id, NULL);
 	if (ret) {
 		snprintf(err, errlen, "cannot set up an RDMA queue pair for %s: %s", addr,
 			 strerror(-ret));

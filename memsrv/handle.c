@@ -22,6 +22,7 @@ static size_t handle_hello(struct memsrv *m, struct memsrv_session *ss, const st
 	const struct pki_peer *p = ss->peer;
 	struct lmp_hello hello;
 	struct store_vnode *vn;
+	uint64_t before;
 	int ret;
 
 	if (h->len != sizeof(hello))
@@ -52,6 +53,7 @@ static size_t handle_hello(struct memsrv *m, struct memsrv_session *ss, const st
 	}
 	/* where a VMM starts is the manager's word (its credential); where it goes from
 	 * there (a failover) its own */
+	before = vn->epoch;
 	ret = store_epoch(&m->store, vn, hello.epoch, hello.since, hello.flags, p ? p->epoch : 0);
 	if (ret) {
 		log_warn("fenced a connection for vNode %llu at epoch %llu (started at %llu): this "
@@ -62,6 +64,8 @@ static size_t handle_hello(struct memsrv *m, struct memsrv_session *ss, const st
 		store_detach(&m->store, vn);
 		return reply(out, h, ret, 0, vn->epoch);
 	}
+	if (vn->epoch != before)
+		memsrv_rdma_revoke(m, vn); /* the older placement's clients read no more */
 	if (hello.flags & LMP_HELLO_FRESH)
 		log_info("vNode %llu: copy dropped for a refill at epoch %llu",
 			 (unsigned long long)hello.vnode, (unsigned long long)hello.epoch);
@@ -101,11 +105,14 @@ static size_t handle_write(struct memsrv *m, struct memsrv_session *ss, const st
 {
 	const size_t entry = sizeof(uint64_t) + LMP_PAGE;
 	uint64_t pages[LMP_MAX_PAGES];
-	uint64_t count = h->arg, need;
+	uint64_t count = h->arg & ~LMP_WRITE_LOC, need;
+	uint64_t *loc = (uint64_t *)(out + sizeof(struct lmp_hdr));
 	char cap[32];
 
 	if (count == 0 || count > LMP_MAX_PAGES || h->len != count * entry)
 		return reply(out, h, -EINVAL, 0, 0);
+	if ((h->arg & LMP_WRITE_LOC) && !ss->rdma)
+		return reply(out, h, -EOPNOTSUPP, 0, 0); /* locations are for one-sided reads */
 	for (uint64_t i = 0; i < count; i++) {
 		memcpy(&pages[i], body + i * entry, sizeof(uint64_t));
 		if (pages[i] >= ss->vn->nr_pages)
@@ -121,7 +128,34 @@ static size_t handle_write(struct memsrv *m, struct memsrv_session *ss, const st
 	}
 	for (uint64_t i = 0; i < count; i++)
 		store_write(&m->store, ss->vn, pages[i], body + i * entry + sizeof(uint64_t));
-	return reply(out, h, 0, 0, count);
+	if (!(h->arg & LMP_WRITE_LOC))
+		return reply(out, h, 0, 0, count);
+	/* where they are now (a first write, or a copy's shared page, moved them) */
+	for (uint64_t i = 0; i < count; i++)
+		loc[i] = memsrv_rdma_locate(m, ss, pages[i]);
+	return reply(out, h, 0, (uint32_t)(count * sizeof(uint64_t)), count);
+}
+
+/* LMP_LOCATE: where pages are, for one-sided reads (over RDMA only). */
+static size_t handle_locate(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
+			    const uint8_t *body, uint8_t *out)
+{
+	uint64_t *loc = (uint64_t *)(out + sizeof(struct lmp_hdr));
+	uint64_t first = h->arg;
+	uint32_t count;
+
+	if (!ss->rdma)
+		return reply(out, h, -EOPNOTSUPP, 0, 0);
+	if (h->len != sizeof(count))
+		return reply(out, h, -EINVAL, 0, 0);
+	memcpy(&count, body, sizeof(count));
+	if (count == 0 || count > LMP_LOC_MAX)
+		return reply(out, h, -EINVAL, 0, 0);
+	if (first >= ss->vn->nr_pages || count > ss->vn->nr_pages - first)
+		return reply(out, h, -ERANGE, 0, 0);
+	for (uint32_t i = 0; i < count; i++)
+		loc[i] = memsrv_rdma_locate(m, ss, first + i);
+	return reply(out, h, 0, count * (uint32_t)sizeof(uint64_t), (uintptr_t)m->store.pool);
 }
 
 static size_t handle_backup(struct memsrv *m, struct memsrv_session *ss, const struct lmp_hdr *h,
@@ -184,6 +218,7 @@ static size_t handle_clone(struct memsrv *m, struct memsrv_session *ss, const st
 			return reply(out, h, -EACCES, 0, 0);
 		if (dst->refs)
 			return reply(out, h, -EBUSY, 0, 0); /* a VMM has it: it is a vNode now */
+		memsrv_rdma_revoke(m, dst);
 		store_release(&m->store, dst);
 		log_info("vNode %llu: the copy of vNode %llu dropped", (unsigned long long)c.dst,
 			 (unsigned long long)c.src);
@@ -229,6 +264,7 @@ static size_t handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 		case LMP_BACKUP:
 		case LMP_BACKUP_STAT:
 		case LMP_RDMA_TICKET:
+		case LMP_LOCATE:
 			/* say HELLO first; or the vNode was released by another connection */
 			return reply(out, h, ss->vn ? -ESTALE : -EACCES, 0, 0);
 		}
@@ -236,9 +272,12 @@ static size_t handle(struct memsrv *m, struct memsrv_session *ss, const struct l
 	switch (h->type) {
 	case LMP_READ:
 		return handle_read(m, ss, h, body, out);
+	case LMP_LOCATE:
+		return handle_locate(m, ss, h, body, out);
 	case LMP_WRITE:
 		return handle_write(m, ss, h, body, out);
 	case LMP_RELEASE:
+		memsrv_rdma_revoke(m, ss->vn);
 		store_release(&m->store, ss->vn);
 		return reply(out, h, 0, 0, 0);
 	case LMP_DISCARD: {

@@ -35,6 +35,7 @@ struct memsrv_session {
 	uint64_t vnode_id;
 	uint64_t epoch;		     /* the placement epoch it said HELLO at */
 	const struct pki_peer *peer; /* its client's certificate (TLS), or NULL */
+	bool rdma;		     /* over RDMA: pages may be located and read one-sided */
 };
 
 /*
@@ -73,6 +74,16 @@ const char *memsrv_rdma_addr(const struct memsrv *m);
  */
 int memsrv_rdma_ticket(struct memsrv *m, struct memsrv_session *ss, uint8_t *ticket,
 		       uint16_t *port);
+
+/*
+ * memsrv_rdma_locate - where @page of @ss's vNode is for a one-sided read (an
+ * LMP_LOC_* value; its chunk registered with the device on first use). m->lock held.
+ */
+uint64_t memsrv_rdma_locate(struct memsrv *m, struct memsrv_session *ss, uint64_t page);
+
+/* memsrv_rdma_revoke - every memory key of @vn is revoked (a newer placement took it, or it
+ * is released): its clients' one-sided reads fail from now on. m->lock held. */
+void memsrv_rdma_revoke(struct memsrv *m, struct store_vnode *vn);
 
 /* memsrv_listen - bind and listen on "HOST:PORT". -errno, logged. */
 int memsrv_listen(struct memsrv *m, const char *addr);

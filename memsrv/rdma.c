@@ -1,7 +1,14 @@
 /*
  * rdma.c - lego-memsrv's RDMA listener: the same requests as over TCP
  * (memsrv_handle), each a SEND on a reliable-connected queue pair, served by
- * one thread. A connection continues a session that authenticated over TCP
+ * one thread, and one-sided reads of a vNode's pages: LMP_LOCATE answers
+ * where each page is, registering the chunk that holds it (chunks.c: a
+ * chunk holds one vNode's pages only) in the listener's protection domain
+ * for remote reads, under a key that is the vNode's and no other's. Keys are
+ * revoked (the regions deregistered) when a newer placement takes the vNode
+ * or it is released: a fenced client's reads then fail at the device.
+ *
+ * A connection continues a session that authenticated over TCP
  * (TLS and HELLO, with the credential for its vNode): that session asked for
  * a ticket (LMP_RDMA_TICKET), and the RDMA connection presents it in its
  * connection request. A ticket is good once, for RDMA_TICKET_MS; without one
@@ -36,15 +43,31 @@ struct rticket {
 struct rconn {
 	struct rdma_ep ep;
 	struct memsrv_session ss;
-	bool closing; /* a malformed message: disconnect once the error is sent */
+	struct rvnode *rv; /* the domain its queue pair is in */
+	bool closing;	   /* a malformed message: disconnect once the error is sent */
 	struct rconn *next;
+};
+
+/*
+ * What is exposed of a vNode at its current placement (vn->rdma): a
+ * protection domain of its own, which its connections' queue pairs and its
+ * chunks' regions are in (a key is worthless on any other queue pair,
+ * guessed or not), and a region per chunk of the pool it owns. A newer
+ * placement gets a new one: the older one's regions are deregistered at
+ * once (its clients' reads fail), and it goes with its last connection.
+ */
+struct rvnode {
+	struct ibv_pd *pd;
+	uint32_t nconns, nr_registered;
+	struct ibv_mr *mr[]; /* per chunk of the store; NULL: not registered */
 };
 
 struct memsrv_rdma {
 	struct memsrv *m;
 	struct rdma_event_channel *ch;
 	struct rdma_cm_id *listen;
-	char addr[160]; /* rdma://HOST:PORT */
+	struct ibv_context *verbs; /* the device (one) */
+	char addr[160];		   /* rdma://HOST:PORT */
 	uint16_t port;
 	int stop_fd;
 	pthread_t thread;
@@ -119,19 +142,54 @@ static int ticket_take(struct memsrv_rdma *r, const void *pd, size_t len, struct
 	return ret;
 }
 
+/* @vn's exposure, made with its protection domain on first use (m->lock held). */
+static struct rvnode *rv_get(struct memsrv_rdma *r, struct store_vnode *vn)
+{
+	struct rvnode *rv = vn->rdma;
+
+	if (rv)
+		return rv;
+	rv = calloc(1, sizeof(*rv) + r->m->store.nr_chunks * sizeof(rv->mr[0]));
+	if (rv)
+		rv->pd = ibv_alloc_pd(r->verbs);
+	if (!rv || !rv->pd) {
+		free(rv);
+		return NULL;
+	}
+	vn->rdma = rv;
+	return rv;
+}
+
+/* @rv is freed once nothing is registered and no connection is in its domain. */
+static void rv_put(struct store_vnode *vn, struct rvnode *rv)
+{
+	if (!rv || rv->nconns || rv->nr_registered)
+		return;
+	ibv_dealloc_pd(rv->pd);
+	free(rv);
+	if (vn && vn->rdma == rv)
+		vn->rdma = NULL;
+}
+
 static void conn_free(struct memsrv_rdma *r, struct rconn *c)
 {
 	struct rconn **pp;
 
+	rdma_ep_destroy(&c->ep);
+	rdma_destroy_id(c->ep.id);
+	pthread_mutex_lock(&r->m->lock);
 	for (pp = &r->conns; *pp && *pp != c; pp = &(*pp)->next)
 		;
 	if (*pp) {
 		*pp = c->next;
 		r->nr_conns--;
 	}
+	if (c->rv) {
+		c->rv->nconns--;
+		rv_put(c->ss.vn, c->rv);
+	}
+	pthread_mutex_unlock(&r->m->lock);
 	memsrv_session_end(r->m, &c->ss);
-	rdma_ep_destroy(&c->ep);
-	rdma_destroy_id(c->ep.id);
 	free(c);
 }
 
@@ -144,9 +202,10 @@ static void reject(struct rdma_cm_id *id, int32_t status)
 static void conn_request(struct memsrv_rdma *r, struct rdma_cm_event *ev)
 {
 	struct rdma_conn_param cp = {
-		.responder_resources = 1, .initiator_depth = 1, .rnr_retry_count = 7};
+		.responder_resources = RDMA_RD_ATOM, .initiator_depth = 1, .rnr_retry_count = 7};
 	struct rdma_cm_id *id = ev->id;
 	struct memsrv_session ss;
+	struct rvnode *rv = NULL;
 	struct rconn *c;
 	int ret;
 
@@ -158,27 +217,44 @@ static void conn_request(struct memsrv_rdma *r, struct rdma_cm_event *ev)
 		id->context = NULL;
 		return;
 	}
-	c = r->nr_conns < MAX_RCONNS ? calloc(1, sizeof(*c)) : NULL;
-	ret = c ? rdma_ep_setup(&c->ep, id) : -ENOMEM;
+	pthread_mutex_lock(&r->m->lock);
+	if (!r->verbs)
+		r->verbs = id->verbs;
+	rv = id->verbs == r->verbs ? rv_get(r, ss.vn) : NULL; /* one device serves */
+	if (rv)
+		rv->nconns++;
+	pthread_mutex_unlock(&r->m->lock);
+	c = r->nr_conns < MAX_RCONNS && rv ? calloc(1, sizeof(*c)) : NULL;
+	ret = c ? rdma_ep_setup(&c->ep, id, rv->pd) : -ENOMEM;
 	if (!ret)
 		ret = rdma_accept(id, &cp) ? -errno : 0;
 	if (ret) {
 		log_warn("refused an RDMA connection for vNode %llu: %s",
 			 (unsigned long long)ss.vnode_id, strerror(-ret));
-		memsrv_session_end(r->m, &ss);
 		if (c)
 			rdma_ep_destroy(&c->ep);
 		free(c);
+		pthread_mutex_lock(&r->m->lock);
+		if (rv) {
+			rv->nconns--;
+			rv_put(ss.vn, rv);
+		}
+		pthread_mutex_unlock(&r->m->lock);
+		memsrv_session_end(r->m, &ss);
 		reject(id, ret);
 		id->context = NULL;
 		r->nr_rejected++;
 		return;
 	}
 	c->ss = ss;
+	c->ss.rdma = true;
+	c->rv = rv;
 	id->context = c;
+	pthread_mutex_lock(&r->m->lock);
 	c->next = r->conns;
 	r->conns = c;
 	r->nr_conns++;
+	pthread_mutex_unlock(&r->m->lock);
 	r->nr_accepted++;
 	log_debug("vNode %llu: an RDMA connection", (unsigned long long)ss.vnode_id);
 }
@@ -300,6 +376,62 @@ static void *rdma_thread(void *arg)
 	return NULL;
 }
 
+uint64_t memsrv_rdma_locate(struct memsrv *m, struct memsrv_session *ss, uint64_t page)
+{
+	struct memsrv_rdma *r = m->rdma;
+	struct store *s = &m->store;
+	struct store_vnode *vn = ss->vn;
+	uint32_t slot = vn->slots[page];
+	struct rvnode *rv = vn->rdma;
+	int64_t c;
+
+	if (!slot)
+		return LMP_LOC_ZERO;
+	if (!r || !rv || !ss->rdma)
+		return LMP_LOC_MESSAGE;
+	c = (slot - 1) / STORE_CHUNK_PAGES;
+	if (s->chunks[c].owner != vn)
+		return LMP_LOC_MESSAGE; /* a copy's page in its original's chunk, or mixed */
+	if (!rv->mr[c]) {
+		uint64_t first = (uint64_t)c * STORE_CHUNK_PAGES;
+		uint64_t n = s->capacity_pages - first < STORE_CHUNK_PAGES
+				     ? s->capacity_pages - first
+				     : STORE_CHUNK_PAGES;
+		struct ibv_mr *mr;
+
+		if (store_chunk_pin(s, vn, slot - 1) < 0)
+			return LMP_LOC_MESSAGE;
+		mr = ibv_reg_mr(rv->pd, s->pool + first * LMP_PAGE, n * LMP_PAGE,
+				IBV_ACCESS_REMOTE_READ);
+		if (!mr) {
+			log_warn("vNode %llu: cannot register a chunk for RDMA reads: %s",
+				 (unsigned long long)vn->id, strerror(errno));
+			store_chunk_unpin(s, (uint32_t)c);
+			return LMP_LOC_MESSAGE;
+		}
+		rv->mr[c] = mr;
+		rv->nr_registered++;
+	}
+	return (uint64_t)rv->mr[c]->rkey << 32 | (slot - 1 + LMP_LOC_SLOT0);
+}
+
+void memsrv_rdma_revoke(struct memsrv *m, struct store_vnode *vn)
+{
+	struct rvnode *rv = vn->rdma;
+
+	if (!rv)
+		return;
+	vn->rdma = NULL; /* the next connection gets a new domain */
+	for (uint32_t c = 0; rv->nr_registered && c < m->store.nr_chunks; c++) {
+		if (!rv->mr[c])
+			continue;
+		ibv_dereg_mr(rv->mr[c]); /* its key is dead: reads under it fail */
+		rv->nr_registered--;
+		store_chunk_unpin(&m->store, c);
+	}
+	rv_put(NULL, rv);
+}
+
 int memsrv_rdma_listen(struct memsrv *m, const char *addr, char *why, size_t len)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res = NULL;
@@ -390,6 +522,8 @@ void memsrv_rdma_stop(struct memsrv *m)
 	for (int i = 0; i < NR_TICKETS; i++)
 		if (r->tickets[i].vn)
 			store_detach(&m->store, r->tickets[i].vn);
+	for (struct store_vnode *vn = m->store.vnodes; vn; vn = vn->next)
+		memsrv_rdma_revoke(m, vn);
 	pthread_mutex_unlock(&m->lock);
 	if (r->listen)
 		rdma_destroy_id(r->listen);

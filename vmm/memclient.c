@@ -1,5 +1,7 @@
 /* memclient.c - requests to a memory server over an xport. */
 #include <errno.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,9 +56,16 @@ static int switch_to_rdma(struct memclient *mc, enum memclient_transport mode, i
 	ret = xport_connect_rdma(addr, ticket, 5000, io_timeout_ms, &rx, err, errlen);
 	if (ret)
 		return mode == MEMCLIENT_AUTO ? 1 : ret;
+	ret = memclient_locs_init(&mc->own, mc->nr_pages);
+	if (ret) {
+		xport_close(rx);
+		snprintf(err, errlen, "out of memory for the page locations of %s", mc->addr);
+		return ret;
+	}
 	xport_close(mc->x); /* the RDMA connection holds the session now */
 	mc->x = rx;
 	mc->rdma = true;
+	mc->locs = &mc->own;
 	return 0;
 }
 
@@ -80,6 +89,7 @@ int memclient_open_at(struct memclient *mc, const char *addr, const struct memcl
 
 	memset(mc, 0, sizeof(*mc));
 	snprintf(mc->addr, sizeof(mc->addr), "%s", addr);
+	mc->nr_pages = cred->nr_pages;
 	memcpy(hello.token, cred->token, LMP_TOKEN_LEN);
 	ret = xport_connect(addr, 5000, io_timeout_ms, &mc->x, err, errlen);
 	if (ret)
@@ -117,13 +127,151 @@ int memclient_open_at(struct memclient *mc, const char *addr, const struct memcl
 	return 0;
 }
 
+int memclient_locs_init(struct memclient_locs *l, uint64_t nr)
+{
+	void *e = mmap(NULL, nr * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (e == MAP_FAILED)
+		return -ENOMEM;
+	l->e = e;
+	l->nr = nr;
+	atomic_store(&l->base, 0);
+	return 0;
+}
+
+void memclient_locs_reset(struct memclient_locs *l)
+{
+	if (!l->e)
+		return;
+	madvise((void *)l->e, l->nr * sizeof(uint64_t), MADV_DONTNEED); /* zeros: unknown */
+	atomic_store(&l->base, 0);
+}
+
+void memclient_locs_free(struct memclient_locs *l)
+{
+	if (l->e)
+		munmap((void *)l->e, l->nr * sizeof(uint64_t));
+	l->e = NULL;
+}
+
+void memclient_share(struct memclient *mc, struct memclient_locs *l)
+{
+	if (!mc->rdma)
+		return;
+	memclient_locs_free(&mc->own);
+	mc->locs = l;
+}
+
 void memclient_close(struct memclient *mc)
 {
 	xport_close(mc->x);
 	mc->x = NULL;
+	memclient_locs_free(&mc->own);
+	mc->locs = NULL;
+}
+
+/* Ask where pages [@first, +@n) are; the table learns what it did not know. */
+static int locate(struct memclient *mc, uint64_t first, uint32_t n, uint64_t *loc)
+{
+	struct iovec iov = {&n, sizeof(n)};
+	struct lmp_hdr resp;
+	int ret = xport_call(mc->x, LMP_LOCATE, first, &iov, 1, &resp, loc, n * sizeof(*loc));
+
+	if (!ret && !(ret = resp.status) && resp.len != n * sizeof(*loc))
+		ret = -EPROTO;
+	if (ret)
+		return ret;
+	atomic_store(&mc->locs->base, resp.arg);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t unknown = LMP_LOC_UNKNOWN;
+
+		if (loc[i] == LMP_LOC_UNKNOWN)
+			return -EPROTO;
+		/* a write acknowledged since we asked has set where the page is now */
+		atomic_compare_exchange_strong(&mc->locs->e[first + i], &unknown, loc[i]);
+	}
+	return 0;
+}
+
+static int read_message(struct memclient *mc, uint64_t first, uint32_t count, void *buf);
+
+/*
+ * Read pages over RDMA: where each is (asking the server for a window of
+ * them when one is not known), then one-sided reads of the exposed ones;
+ * zeros are not read; a page not exposed (a copy's, shared) comes by message.
+ */
+static int read_one_sided(struct memclient *mc, uint64_t first, uint32_t count, void *buf)
+{
+	struct memclient_locs *l = mc->locs;
+	uint64_t loc[LMP_LOC_MAX], raddr[LMP_MAX_PAGES], base = atomic_load(&l->base);
+	uint32_t rkey[LMP_MAX_PAGES], n = 0;
+	uint8_t *dst[LMP_MAX_PAGES];
+	bool unknown = !base;
+	int ret;
+
+	if (count == 0 || count > LMP_MAX_PAGES || first >= l->nr || count > l->nr - first)
+		return read_message(mc, first, count, buf); /* the server says why */
+	for (uint32_t i = 0; i < count; i++)
+		unknown |= (loc[i] = atomic_load(&l->e[first + i])) == LMP_LOC_UNKNOWN;
+	if (unknown) { /* a window around them: the neighbours are likely next */
+		uint64_t w = first & ~(uint64_t)(LMP_MAX_PAGES - 1);
+		uint32_t wn = (uint32_t)(first + count - w);
+
+		wn = wn < LMP_MAX_PAGES * 2 ? LMP_MAX_PAGES * 2 : wn;
+		if (wn > l->nr - w)
+			wn = (uint32_t)(l->nr - w);
+		ret = locate(mc, w, wn, loc);
+		if (ret)
+			return ret;
+		memmove(loc, loc + (first - w), count * sizeof(loc[0]));
+		base = atomic_load(&l->base);
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		uint8_t *page = (uint8_t *)buf + (size_t)i * LMP_PAGE;
+
+		if (loc[i] == LMP_LOC_ZERO) {
+			memset(page, 0, LMP_PAGE);
+		} else if (loc[i] == LMP_LOC_MESSAGE) {
+			ret = read_message(mc, first + i, 1, page);
+			if (ret)
+				return ret;
+			mc->two_sided++;
+		} else {
+			raddr[n] = base + (uint64_t)((uint32_t)loc[i] - LMP_LOC_SLOT0) * LMP_PAGE;
+			rkey[n] = (uint32_t)(loc[i] >> 32);
+			dst[n++] = page;
+		}
+	}
+	if (!n)
+		return 0;
+	if (n == count) { /* the common case: every page read one-sided, in place */
+		ret = mc->x->ops->read_pages(mc->x, raddr, rkey, (int)n, buf);
+	} else {
+		static __thread uint8_t tmp[LMP_MAX_PAGES * LMP_PAGE];
+
+		ret = mc->x->ops->read_pages(mc->x, raddr, rkey, (int)n, tmp);
+		for (uint32_t i = 0; !ret && i < n; i++)
+			memcpy(dst[i], tmp + (size_t)i * LMP_PAGE, LMP_PAGE);
+	}
+	if (ret) {
+		mc->x->broken = ret; /* the queue pair failed with it */
+		return ret;
+	}
+	mc->one_sided += n;
+	atomic_fetch_add_explicit(&l->one_sided, n, memory_order_relaxed);
+	mc->bytes_in += (uint64_t)n * LMP_PAGE;
+	return 0;
 }
 
 int memclient_read(struct memclient *mc, uint64_t first, uint32_t count, void *buf)
+{
+	if (mc->rdma && mc->x->ops->read_pages && !mc->x->broken)
+		return read_one_sided(mc, first, count, buf);
+	return read_message(mc, first, count, buf);
+}
+
+static int read_message(struct memclient *mc, uint64_t first, uint32_t count, void *buf)
 {
 	struct iovec iov = {&count, sizeof(count)};
 	struct lmp_hdr resp;
@@ -166,18 +314,36 @@ int memclient_write_send(struct memclient *mc, const uint64_t *pages, void *cons
 		iov[2 * i] = (struct iovec){(void *)&pages[i], sizeof(uint64_t)};
 		iov[2 * i + 1] = (struct iovec){data[i], LMP_PAGE};
 	}
-	return xport_send(mc->x, LMP_WRITE, count, iov, 2 * count, id);
+	if (!mc->rdma)
+		return xport_send(mc->x, LMP_WRITE, count, iov, 2 * count, id);
+	/* these pages may move: forgotten now, set again from the acknowledgement */
+	for (uint32_t i = 0; i < count; i++) {
+		mc->wpages[i] = pages[i];
+		if (pages[i] < mc->locs->nr)
+			atomic_store(&mc->locs->e[pages[i]], LMP_LOC_UNKNOWN);
+	}
+	mc->nr_wpages = count;
+	return xport_send(mc->x, LMP_WRITE, count | LMP_WRITE_LOC, iov, 2 * count, id);
 }
 
 int memclient_write_wait(struct memclient *mc, uint64_t id, uint32_t count)
 {
+	uint64_t loc[LMP_MAX_PAGES];
 	struct lmp_hdr resp;
-	int ret = xport_wait_response(mc->x, LMP_WRITE, id, &resp, NULL, 0);
+	int ret = xport_wait_response(mc->x, LMP_WRITE, id, &resp, mc->rdma ? loc : NULL,
+				      mc->rdma ? sizeof(loc) : 0);
 
 	if (ret)
 		return ret;
 	if (resp.status)
 		return resp.status;
+	if (mc->rdma) {
+		if (resp.len != count * sizeof(uint64_t) || count != mc->nr_wpages)
+			return -EPROTO;
+		for (uint32_t i = 0; i < count; i++)
+			if (mc->wpages[i] < mc->locs->nr && loc[i] != LMP_LOC_UNKNOWN)
+				atomic_store(&mc->locs->e[mc->wpages[i]], loc[i]);
+	}
 	mc->bytes_out += (uint64_t)count * LMP_PAGE;
 	return 0;
 }
@@ -186,8 +352,15 @@ int memclient_discard(struct memclient *mc, uint64_t first, uint32_t count)
 {
 	struct iovec iov = {&count, sizeof(count)};
 	struct lmp_hdr resp;
-	int ret = xport_call(mc->x, LMP_DISCARD, first, &iov, 1, &resp, NULL, 0);
+	bool known = mc->rdma && first < mc->locs->nr && count <= mc->locs->nr - first;
+	int ret;
 
+	for (uint32_t i = 0; known && i < count; i++)
+		atomic_store(&mc->locs->e[first + i], LMP_LOC_UNKNOWN);
+	ret = xport_call(mc->x, LMP_DISCARD, first, &iov, 1, &resp, NULL, 0);
+	if (!ret && !resp.status)
+		for (uint32_t i = 0; known && i < count; i++)
+			atomic_store(&mc->locs->e[first + i], LMP_LOC_ZERO);
 	return ret ? ret : resp.status;
 }
 

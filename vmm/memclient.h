@@ -13,10 +13,38 @@
 #include "proto.h"
 #include "xport.h"
 
+/*
+ * Where one server's pages are, for one-sided reads over RDMA (LMP_LOC_*
+ * values, LMP_LOC_UNKNOWN until asked): one table for every connection of a
+ * VMM to that server, since a page another connection writes moves. A
+ * writer forgets the pages it sends and sets where they are once the server
+ * acknowledged them; a reader that asked sets only what is still unknown.
+ */
+struct memclient_locs {
+	_Atomic uint64_t *e;
+	uint64_t nr;
+	_Atomic uint64_t base;	     /* the server's address of its pool (0: not yet known) */
+	uint64_t epoch;		     /* the placement its keys are of (a user's to set) */
+	_Atomic uint64_t one_sided;  /* pages read with it by RDMA READ */
+	struct memclient_locs *next; /* (a user's list) */
+};
+
+/* memclient_locs_init - a table for @nr pages, every one unknown. 0 or -ENOMEM. */
+int memclient_locs_init(struct memclient_locs *l, uint64_t nr);
+/* memclient_locs_reset - every page unknown again (a new placement: the keys are new). */
+void memclient_locs_reset(struct memclient_locs *l);
+void memclient_locs_free(struct memclient_locs *l);
+
 struct memclient {
 	struct xport *x;
 	char addr[128];
-	bool rdma; /* x is an RDMA connection */
+	bool rdma;		     /* x is an RDMA connection: reads are one-sided */
+	struct memclient_locs *locs; /* where its pages are (&own, or shared: memclient_share) */
+	struct memclient_locs own;
+	uint64_t wpages[LMP_MAX_PAGES]; /* the write in flight (memclient_write_send) */
+	uint32_t nr_wpages;
+	uint64_t one_sided, two_sided; /* pages read each way */
+	uint64_t nr_pages;
 	uint64_t bytes_in, bytes_out;
 };
 
@@ -53,6 +81,10 @@ int memclient_open(struct memclient *mc, const char *addr, const struct memclien
  */
 int memclient_open_at(struct memclient *mc, const char *addr, const struct memclient_cred *cred,
 		      uint64_t since, uint32_t flags, int io_timeout_ms, char *err, size_t errlen);
+
+/* memclient_share - read with @l (shared with the VMM's other connections to that server)
+ * instead of a table of its own. */
+void memclient_share(struct memclient *mc, struct memclient_locs *l);
 
 /* memclient_close - hang up. */
 void memclient_close(struct memclient *mc);

@@ -196,6 +196,14 @@ int memroute_trim(struct memroute *r, uint64_t nr, char *err, size_t errlen)
 
 void memroute_exit(struct memroute *r)
 {
+	for (int s = 0; s < r->nr_servers; s++)
+		while (r->servers[s].locs) {
+			struct memclient_locs *l = r->servers[s].locs;
+
+			r->servers[s].locs = l->next;
+			memclient_locs_free(l);
+			free(l);
+		}
 	free(r->slabs);
 	r->slabs = NULL;
 }
@@ -237,13 +245,19 @@ json_t *memroute_status(struct memroute *r)
 					 "secondary",
 					 s < 0 ? json_null() : json_string(r->servers[s].addr)));
 	}
-	for (int s = 0; s < r->nr_servers; s++)
-		json_array_append_new(servers, json_pack("{s:s,s:s?,s:b}", "addr",
-							 r->servers[s].addr, "transport",
-							 r->servers[s].rdma < 0 ? NULL
-							 : r->servers[s].rdma	? "rdma"
-										: "tcp",
-							 "lost", r->servers[s].lost));
+	for (int s = 0; s < r->nr_servers; s++) {
+		const char *how = r->servers[s].rdma < 0 ? NULL
+				  : r->servers[s].rdma	 ? "rdma"
+							 : "tcp";
+		uint64_t one_sided = 0;
+
+		for (struct memclient_locs *l = r->servers[s].locs; l; l = l->next)
+			one_sided += atomic_load_explicit(&l->one_sided, memory_order_relaxed);
+		json_array_append_new(servers,
+				      json_pack("{s:s,s:s?,s:b,s:I}", "addr", r->servers[s].addr,
+						"transport", how, "lost", r->servers[s].lost,
+						"one_sided_reads", (json_int_t)one_sided));
+	}
 	j = json_pack("{s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:s}", "epoch",
 		      (json_int_t)r->cred.epoch, "slab_pages", (json_int_t)r->slab_pages, "slabs",
 		      slabs, "servers", servers, "failovers", (json_int_t)r->failovers,
@@ -305,6 +319,30 @@ static int ask_backups(struct memroute_client *c, int s, uint64_t since, char *e
 	return ret;
 }
 
+/* A new connection to server @s reads with the table every connection to it shares. */
+static void share_locs(struct memroute *r, int s, struct memclient *mc)
+{
+	struct memroute_server *sv = &r->servers[s];
+
+	sv->rdma = mc->rdma;
+	if (!mc->rdma)
+		return;
+	if (!sv->locs || sv->locs->epoch != r->cred.epoch) {
+		/* a new placement: new keys, a new table (connections still at the older one
+		 * keep theirs, and cannot mix old keys into the new) */
+		struct memclient_locs *l = calloc(1, sizeof(*l));
+
+		if (!l || memclient_locs_init(l, r->cred.nr_pages)) {
+			free(l);
+			return; /* (out of memory: it keeps a table of its own) */
+		}
+		l->epoch = r->cred.epoch;
+		l->next = sv->locs;
+		sv->locs = l;
+	}
+	memclient_share(mc, sv->locs);
+}
+
 /*
  * Bring @c's connections in line with the route; a server that cannot be
  * reached is failed over from on the way. Route lock held.
@@ -340,7 +378,7 @@ static int resync(struct memroute_client *c, char *err, size_t errlen)
 						    errlen);
 
 			if (!ret) {
-				r->servers[s].rdma = c->conn[s].rdma;
+				share_locs(r, s, &c->conn[s]);
 				ret = ask_backups(c, s, 0, err, errlen);
 			}
 			if (ret && server_lost(ret) &&

@@ -43,6 +43,9 @@ struct memroute_server {
 	uint64_t since; /* the epoch since which it is in the route, holding current copies */
 	bool lost;	/* failed over away from: never contacted again */
 	int8_t rdma;	/* how the last connection to it went: 1 RDMA, 0 TCP, -1 none yet */
+	/* over RDMA: where its pages are, for every connection at the current epoch (a
+	 * newer placement's keys are new: a new table, the older ones kept on its next) */
+	struct memclient_locs *locs;
 };
 
 struct memroute_slab {

@@ -119,6 +119,13 @@ TEST(pages_round_trip_over_rdma)
 	ASSERT(memcmp(got, a, 4096) == 0);
 	ASSERT(memcmp(got + 4096, zero, 4096) == 0, "page 8 was never written");
 	ASSERT(memcmp(got + 8192, b, 4096) == 0);
+	ASSERT_EQ(mc.one_sided, 2); /* pages 7 and 9 read by RDMA READ; 8 known to be zeros */
+	ASSERT_EQ(mc.two_sided, 0);
+	/* written again, in place: the next read sees the new contents */
+	fill(a, 11);
+	ASSERT_EQ(memclient_write(&mc, pages, data, 1), 0);
+	ASSERT_EQ(memclient_read(&mc, 7, 1, got), 0);
+	ASSERT(memcmp(got, a, 4096) == 0);
 	ASSERT_EQ(memclient_stat(&mc, &st), 0);
 	ASSERT_EQ(st.vnode_pages, 2);
 	ASSERT_EQ(memclient_read(&mc, 99, 2, got), -ERANGE);
@@ -137,6 +144,15 @@ TEST(pages_round_trip_over_rdma)
 		ASSERT_EQ(memclient_read(&mc, 20, LMP_MAX_PAGES, back), 0);
 		for (int i = 0; i < LMP_MAX_PAGES; i++)
 			ASSERT(memcmp(back + i * 4096, big[i], 4096) == 0, "page %d", 20 + i);
+		ASSERT_EQ(mc.one_sided, 3 + LMP_MAX_PAGES);
+	}
+	/* discarded pages read as zeros, without asking */
+	{
+		static uint8_t back[2 * 4096];
+
+		ASSERT_EQ(memclient_discard(&mc, 20, 2), 0);
+		ASSERT_EQ(memclient_read(&mc, 20, 2, back), 0);
+		ASSERT(memcmp(back, zero, 4096) == 0 && memcmp(back + 4096, zero, 4096) == 0);
 	}
 	ASSERT_EQ(memclient_release(&mc), 0);
 	memclient_close(&mc);
@@ -200,6 +216,8 @@ TEST(a_fenced_rdma_client_can_neither_read_nor_write)
 	open_ok(&c1, addr, k1);
 	fill(a, 3);
 	ASSERT_EQ(memclient_write(&c1, &p0, &data, 1), 0);
+	ASSERT_EQ(memclient_read(&c1, 0, 1, got), 0);
+	ASSERT_EQ(c1.one_sided, 1); /* c1 holds a key to the page's chunk */
 	/* a newer placement, which has had this server since epoch 1: c1 is fenced */
 	{
 		char err[512];
@@ -207,10 +225,12 @@ TEST(a_fenced_rdma_client_can_neither_read_nor_write)
 		ASSERT(memclient_open_at(&c2, addr, &k2, 1, 0, 30000, err, sizeof(err)) == 0, "%s",
 		       err);
 	}
+	/* its key revoked, its queue pair stopped: the one-sided read fails at the device */
 	ASSERT_EQ(memclient_read(&c1, 0, 1, got), -ESTALE);
-	ASSERT_EQ(memclient_write(&c1, &p0, &data, 1), -ESTALE);
+	ASSERT(memclient_write(&c1, &p0, &data, 1) < 0, "a fenced client wrote");
 	ASSERT_EQ(memclient_read(&c2, 0, 1, got), 0);
 	ASSERT(memcmp(got, a, 4096) == 0);
+	ASSERT_EQ(c2.one_sided, 1);
 	memclient_close(&c1);
 	memclient_close(&c2);
 	stop(pid);
@@ -248,6 +268,66 @@ TEST(a_malformed_rdma_message_is_answered_and_others_are_served)
 	ASSERT(memcmp(got, a, 4096) == 0);
 	memclient_close(&bad);
 	memclient_close(&good);
+	stop(pid);
+}
+
+/* LMP_CLONE of vNode @src (token byte @key) as @dst (token byte @dkey), as the manager asks. */
+static int clone_of(const char *addr, uint64_t src, uint8_t key, uint64_t dst, uint8_t dkey)
+{
+	struct lmp_clone req = {.src = src, .dst = dst, .dst_epoch = 1};
+	struct xport *x;
+	struct lmp_hdr resp;
+	struct iovec iov = {&req, sizeof(req)};
+	char err[256];
+	int ret;
+
+	memset(req.src_token, key, sizeof(req.src_token));
+	memset(req.dst_token, dkey, sizeof(req.dst_token));
+	ret = xport_connect(addr, 5000, 5000, &x, err, sizeof(err));
+	if (ret)
+		return ret;
+	ret = xport_call(x, LMP_CLONE, 0, &iov, 1, &resp, NULL, 0);
+	xport_close(x);
+	return ret ? ret : resp.status;
+}
+
+TEST(a_copy_reads_shared_pages_by_message_and_its_own_one_sided)
+{
+	const char *ip = rdma_ip();
+	static uint8_t a[4096], b[4096], got[4096];
+	uint64_t p0 = 0, p1 = 1;
+	void *da = a, *db = b;
+	struct memclient src, dst;
+	char addr[96];
+	pid_t pid = spawn_on(ip, "16M", "auto", addr);
+
+	open_ok(&src, addr, cred(10, 0x10, 16, MEMCLIENT_RDMA));
+	fill(a, 10);
+	ASSERT_EQ(memclient_write(&src, &p0, &da, 1), 0);
+	ASSERT_EQ(clone_of(addr, 10, 0x10, 11, 0x11), 0);
+	{
+		struct memclient_cred k = cred(11, 0x11, 16, MEMCLIENT_RDMA);
+
+		k.epoch = 1;
+		open_ok(&dst, addr, k);
+	}
+	/* the shared page is in the original's chunk: never exposed to the copy */
+	ASSERT_EQ(memclient_read(&dst, 0, 1, got), 0);
+	ASSERT(memcmp(got, a, 4096) == 0);
+	ASSERT_EQ(dst.two_sided, 1);
+	ASSERT_EQ(dst.one_sided, 0);
+	/* what the copy writes is its own, in its own chunk: one-sided */
+	fill(b, 11);
+	ASSERT_EQ(memclient_write(&dst, &p1, &db, 1), 0);
+	ASSERT_EQ(memclient_read(&dst, 1, 1, got), 0);
+	ASSERT(memcmp(got, b, 4096) == 0);
+	ASSERT_EQ(dst.one_sided, 1);
+	/* and the original reads its page one-sided, unchanged */
+	ASSERT_EQ(memclient_read(&src, 0, 1, got), 0);
+	ASSERT(memcmp(got, a, 4096) == 0);
+	ASSERT_EQ(src.one_sided, 1);
+	memclient_close(&src);
+	memclient_close(&dst);
 	stop(pid);
 }
 
@@ -308,7 +388,7 @@ TEST(rdma_addresses_are_checked_and_a_missing_device_is_named)
 		ASSERT_EQ(xport_connect_rdma("rdma://127.0.0.1:1", ticket, 100, 100, &x, err,
 					     sizeof(err)),
 			  -ENODEV);
-		ASSERT_CONTAINS(err, why);
+		ASSERT_CONTAINS(err, "no RDMA device here");
 	}
 	ASSERT(x == NULL);
 }
@@ -319,6 +399,20 @@ static json_t *excache_line(const char *err)
 
 	ASSERT(p, "no EXCACHE line in:\n%s", err);
 	return json_loadb(p + 8, strcspn(p + 8, "\n"), 0, NULL);
+}
+
+/* Pages the VMM read from server @addr by RDMA READ (its EXCACHE line's route). */
+static long long one_sided_of(json_t *xc, const char *addr)
+{
+	json_t *servers = json_object_get(json_object_get(xc, "route"), "servers"), *s;
+	size_t i;
+
+	json_array_foreach(
+		servers, i,
+		s) if (!strcmp(json_string_value(json_object_get(s, "addr")),
+			       addr)) return json_integer_value(json_object_get(s,
+										"one_sided_reads"));
+	return -1;
 }
 
 /* How the VMM reached the server @addr (its EXCACHE line's route), or "". */
@@ -394,12 +488,16 @@ TEST_TIMEOUT(a_verifying_guest_over_rdma_survives_its_primary_killed_mid_run, 90
 	no_mismatches(&r);
 	xc = excache_line(r.err);
 	ASSERT(!strcmp(transport_of(xc, b), "rdma"), "the secondary over %s", transport_of(xc, b));
+	ASSERT(one_sided_of(xc, a) + one_sided_of(xc, b) > 0, "no page read one-sided");
+	if (running)
+		ASSERT(one_sided_of(xc, b) > 0, "the secondary served no one-sided read");
 	if (running)
 		ASSERT_EQ(json_integer_value(
 				  json_object_get(json_object_get(xc, "route"), "failovers")),
 			  1);
-	printf("  primary killed %s the guest ran; 0 mismatches over RDMA\n",
-	       running ? "while" : "after");
+	printf("  primary killed %s the guest ran; 0 mismatches over RDMA (%lld + %lld pages "
+	       "read one-sided)\n",
+	       running ? "while" : "after", one_sided_of(xc, a), one_sided_of(xc, b));
 	json_decref(xc);
 	proc_result_free(&r);
 	stop(pb);
@@ -429,6 +527,9 @@ TEST_TIMEOUT(a_mixed_vnode_uses_rdma_where_the_server_has_it_and_tcp_where_not, 
 	xc = excache_line(r.err);
 	ASSERT(!strcmp(transport_of(xc, a), "rdma"), "%s over %s", a, transport_of(xc, a));
 	ASSERT(!strcmp(transport_of(xc, b), "tcp"), "%s over %s", b, transport_of(xc, b));
+	ASSERT(one_sided_of(xc, a) > 0, "no page read one-sided from %s", a);
+	ASSERT_EQ(one_sided_of(xc, b), 0);
+	printf("  %lld pages read one-sided from %s, the rest over TCP\n", one_sided_of(xc, a), a);
 	json_decref(xc);
 	proc_result_free(&r);
 	stop(pa);
