@@ -1,4 +1,5 @@
 /* jail.c - lego-vmm's jail (see jail.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -12,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -73,6 +75,33 @@ static int plan_file(struct jail *j, char **field, bool rw, char *err, size_t er
 	return 0;
 }
 
+/* What a VMM that may use RDMA needs of the host, when it has an RDMA device. */
+static int plan_rdma(struct jail *j, const struct vnode_order *o, char *err, size_t errlen)
+{
+	static const char *const paths[] = {"/sys", "/etc/libibverbs.d", "/etc/rdma"};
+	DIR *d;
+	struct dirent *e;
+
+	if (!o->transport || !strcmp(o->transport, "tcp") || !(d = opendir("/dev/infiniband")))
+		return 0;
+	while ((e = readdir(d)) && j->nr_rdma < JAIL_MAX_RDMA)
+		if (e->d_name[0] != '.')
+			snprintf(j->rdma[j->nr_rdma++], sizeof(j->rdma[0]), "/dev/infiniband/%.40s",
+				 e->d_name);
+	closedir(d);
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (access(paths[i], F_OK))
+			continue;
+		if (j->nr == JAIL_MAX_BINDS) {
+			snprintf(err, errlen, "jail: more than %d files", JAIL_MAX_BINDS);
+			return -E2BIG;
+		}
+		snprintf(j->binds[j->nr].path, sizeof(j->binds[0].path), "%s", paths[i]);
+		j->binds[j->nr++].writable = false;
+	}
+	return 0;
+}
+
 int jail_plan(struct jail *j, const char *root, const char *home, const char *vmm,
 	      struct vnode_order *o, const char *snap, char *err, size_t errlen)
 {
@@ -100,6 +129,8 @@ int jail_plan(struct jail *j, const char *root, const char *home, const char *vm
 	}
 	for (int i = 0; i < o->nr_nics; i++)
 		snprintf(j->taps[j->nr_taps++], sizeof(j->taps[0]), "%s", o->nics[i].tap);
+	if (!ret)
+		ret = plan_rdma(j, o, err, errlen);
 	free(own);
 	free(exe);
 	if (ret == -ENOMEM)
@@ -248,6 +279,8 @@ int jail_enter(const struct jail *j, char *err, size_t errlen)
 		ret = device_in(j->root, own_devices[i], 0600, id, err, errlen);
 	for (size_t i = 0; !ret && i < sizeof(common_devices) / sizeof(common_devices[0]); i++)
 		ret = device_in(j->root, common_devices[i], 0666, 0, err, errlen);
+	for (int i = 0; !ret && i < j->nr_rdma; i++)
+		ret = device_in(j->root, j->rdma[i], 0600, id, err, errlen);
 	for (int i = 0; !ret && i < j->nr_taps; i++)
 		ret = give_tap(j->taps[i], id, err, errlen);
 	if (ret)
@@ -265,5 +298,11 @@ int jail_enter(const struct jail *j, char *err, size_t errlen)
 		return say(err, errlen, -errno, "jail: pivot_root to", j->root);
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID, NULL))
 		return say(err, errlen, -errno, "jail: read-only", "/");
+	if (j->nr_rdma) { /* its RDMA buffers are registered: pinned (about 2.3 MiB a connection) */
+		struct rlimit lim = {JAIL_RDMA_MEMLOCK, JAIL_RDMA_MEMLOCK};
+
+		if (setrlimit(RLIMIT_MEMLOCK, &lim))
+			return say(err, errlen, -errno, "jail: setrlimit", "RLIMIT_MEMLOCK");
+	}
 	return drop_privileges(id, err, errlen);
 }

@@ -36,6 +36,9 @@ struct jail_bind {
 };
 
 /* What one VMM's jail holds; made before fork, used in the child (no allocation there). */
+#define JAIL_MAX_RDMA	  8
+#define JAIL_RDMA_MEMLOCK (512ULL << 20) /* what its registered buffers may pin */
+
 struct jail {
 	char root[PATH_MAX]; /* an empty directory the jail's tmpfs is mounted on */
 	char home[PATH_MAX]; /* the vNode's directory: handed to the VMM's user */
@@ -45,6 +48,11 @@ struct jail {
 	struct jail_bind binds[JAIL_MAX_BINDS];
 	int nr_taps;
 	char taps[ORDER_MAX_NICS][16];
+	/* RDMA (an order whose transport may be RDMA, on a host with a device): the
+	 * verbs' device nodes, handed to the VMM's user; /sys and the providers'
+	 * configuration are bound read-only (libibverbs finds its devices there) */
+	int nr_rdma;
+	char rdma[JAIL_MAX_RDMA][64];
 };
 
 /*

@@ -27,12 +27,32 @@ static char *join(json_t *arr, char *buf, size_t len)
 	return buf;
 }
 
+/* How a running vNode's VMM reaches its memory servers (its route's report): "rdma", "tcp",
+ * "rdma+tcp", or NULL when it has not said. */
+static const char *transports(json_t *route)
+{
+	bool rdma = false, tcp = false;
+	json_t *s;
+	size_t i;
+
+	json_array_foreach(json_object_get(route, "servers"), i, s)
+	{
+		const char *t = json_string_value(json_object_get(s, "transport"));
+
+		if (t && !json_is_true(json_object_get(s, "lost"))) {
+			rdma |= !strcmp(t, "rdma");
+			tcp |= !strcmp(t, "tcp");
+		}
+	}
+	return rdma && tcp ? "rdma+tcp" : rdma ? "rdma" : tcp ? "tcp" : NULL;
+}
+
 /* ---- vNodes ---- */
 
 static void create_help(void)
 {
 	printf("usage: legoctl create NAME [--cpus N] [--memory SIZE] [--max-memory SIZE]\n"
-	       "                      [--excache SIZE]\n"
+	       "                      [--excache SIZE] [--transport tcp|rdma|auto]\n"
 	       "                      [--image FILE] [--disk SIZE]...\n"
 	       "                      [--kernel FILE [--initrd FILE] [--append TEXT]]\n"
 	       "                      [--payload NAME|FILE [--args TEXT]] [--net|--no-net]\n"
@@ -48,6 +68,10 @@ static void create_help(void)
 	       "                    none for a payload)\n"
 	       "  --excache SIZE    of which at most SIZE is resident in the VMM (default a\n"
 	       "                    quarter); the rest lives on the memory servers\n"
+	       "  --transport T     how pages travel to the memory servers: auto (the\n"
+	       "                    default: RDMA where the server and the VMM's host have\n"
+	       "                    it, else TCP), rdma (placed on servers that serve RDMA\n"
+	       "                    only), or tcp; legoctl list shows what is used\n"
 	       "  --disk SIZE       a virtio disk: a new volume on a storage server; again for\n"
 	       "                    more (vda, vdb, ...)\n"
 	       "  --image FILE      a raw disk image imported into the first disk (made as\n"
@@ -199,6 +223,7 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 					     {"memory", required_argument, NULL, 'm'},
 					     {"max-memory", required_argument, NULL, 'M'},
 					     {"excache", required_argument, NULL, 'x'},
+					     {"transport", required_argument, NULL, 'T'},
 					     {"disk", required_argument, NULL, 'd'},
 					     {"kernel", required_argument, NULL, 'k'},
 					     {"initrd", required_argument, NULL, 'i'},
@@ -244,6 +269,14 @@ int cmd_create(struct legoctl *lc, int argc, char **argv)
 			break;
 		case 'x':
 			key = "excache";
+			break;
+		case 'T':
+			if (strcmp(optarg, "tcp") && strcmp(optarg, "rdma") &&
+			    strcmp(optarg, "auto"))
+				return usage_fail("create",
+						  "--transport: '%s' is not tcp, rdma or auto",
+						  optarg);
+			json_object_set_new(spec, "transport", json_string(optarg));
 			break;
 		case 'd':
 			if (parse_size(optarg, &sz) || sz % 512 || sz < 4096)
@@ -493,6 +526,12 @@ int cmd_list(struct legoctl *lc, int argc, char **argv)
 			snprintf(miss, sizeof(miss), "%lld", JI(xc, "misses"));
 		}
 		join(json_object_get(v, "memsrvs"), mem, sizeof(mem));
+		if (transports(json_object_get(xc, "route"))) { /* over what, as the VMM says */
+			size_t n = strlen(mem);
+
+			snprintf(mem + n, sizeof(mem) - n, " (%s)",
+				 transports(json_object_get(xc, "route")));
+		}
 		{ /* redundancy: every slab with a secondary, or being refilled */
 			json_t *route = json_object_get(xc, "route"), *s;
 			long long done = JI(route, "fill_done"), total = JI(route, "fill_total");

@@ -118,12 +118,14 @@ static int poll_cq(struct rdma_ep *ep)
 				ep->reads_pending--;
 			if (wc[i].status != IBV_WC_SUCCESS) {
 				/* flushed: the peer went away, or we shut the queue pair down;
-				 * a read refused: the peer revoked our key (we were fenced) */
+				 * a read refused: the key is gone (a newer placement fenced
+				 * us, or the server's process is being torn down) */
 				if (!ep->error)
-					ep->error =
-						wc[i].status == IBV_WC_WR_FLUSH_ERR ? -ECONNRESET
-						: wc[i].status == IBV_WC_REM_ACCESS_ERR ? -ESTALE
-											: -EIO;
+					ep->error = wc[i].status == IBV_WC_WR_FLUSH_ERR
+							    ? -ECONNRESET
+						    : wc[i].status == IBV_WC_REM_ACCESS_ERR
+							    ? -EKEYREVOKED
+							    : -EIO;
 				continue;
 			}
 			if (wc[i].wr_id >= READ_WR_BASE) {

@@ -99,7 +99,8 @@ int rdma_ep_send(struct rdma_ep *ep, int slot, size_t len);
  * rdma_ep_read - a one-sided read of one page at @raddr of the peer's memory
  * key @rkey into read buffer @idx (below RDMA_MAX_READ); it is done when
  * reads_pending is 0 again. 0 or -errno. A read the peer refuses (a key it
- * revoked) fails the queue pair: ep->error is then -ESTALE.
+ * revoked: it fenced us, or its process is going away) fails the queue pair:
+ * ep->error is then -EKEYREVOKED.
  */
 int rdma_ep_read(struct rdma_ep *ep, int idx, uint64_t raddr, uint32_t rkey);
 

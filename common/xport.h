@@ -35,7 +35,7 @@ struct xport_ops {
 	void (*shutdown)(struct xport *x);
 	/* read_pages - one-sided reads (RDMA; NULL for a transport without them): page i
 	 * of @n (at most LMP_MAX_PAGES) from the peer's address @raddr[i] under its memory
-	 * key @rkey[i], into @buf. 0 or -errno (-ESTALE: the peer revoked the key). */
+	 * key @rkey[i], into @buf. 0 or -errno (-EKEYREVOKED: the peer revoked the key). */
 	int (*read_pages)(struct xport *x, const uint64_t *raddr, const uint32_t *rkey, int n,
 			  void *buf);
 };

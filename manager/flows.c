@@ -68,13 +68,43 @@ void vnode_drop_volumes(struct vnode *v)
 		log_warn("vNode %s: its memory backup stays behind: %s", v->name, why);
 }
 
+int vnode_place_slabs(struct manager *m, const struct vnode *v, uint64_t size, uint64_t slab_size,
+		      struct place_slab *out, int max, char *err, size_t errlen)
+{
+	struct comp_set *s = &m->roles[ROLE_MEMSRV];
+	const char *t = spec_str(v->spec, "transport");
+	bool rdma = t && !strcmp(t, "rdma"), *up = NULL;
+	int nr;
+
+	if (rdma && s->n && !(up = calloc(s->n, sizeof(*up)))) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (int i = 0; rdma && i < s->n; i++) { /* the others are as good as down for it */
+		up[i] = s->ps[i].up;
+		s->ps[i].up &= json_is_string(json_object_get(s->c[i].report, "rdma"));
+	}
+	nr = place_memory(s->ps, s->n, size, slab_size, out, max, err, errlen);
+	for (int i = 0; rdma && i < s->n; i++)
+		s->ps[i].up = up[i];
+	free(up);
+	if (nr == -ENOSPC && rdma) {
+		size_t len = strlen(err);
+
+		snprintf(err + len, errlen - len,
+			 " (the vNode asks for \"transport\": \"rdma\": only memory servers that "
+			 "serve RDMA count)");
+	}
+	return nr;
+}
+
 /* Place @v's memory anew (first start, or its size changed). Lock held. */
 static int place_vnode_memory(struct manager *m, struct vnode *v, char *err, size_t errlen)
 {
 	struct comp_set *s = &m->roles[ROLE_MEMSRV];
 	struct place_slab slabs[MAX_SLABS];
 	uint64_t mem = vnode_place_target(v, m->slab_size);
-	int nr = place_memory(s->ps, s->n, mem, m->slab_size, slabs, MAX_SLABS, err, errlen);
+	int nr = vnode_place_slabs(m, v, mem, m->slab_size, slabs, MAX_SLABS, err, errlen);
 	struct slab_ref *refs;
 
 	if (nr < 0)

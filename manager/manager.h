@@ -230,6 +230,15 @@ json_t *vnode_json(struct manager *m, struct vnode *v);
 /* What a vNode holds follows from its spec and placement, not kept twice. */
 uint64_t spec_u64(const json_t *spec, const char *key);
 const char *spec_str(const json_t *spec, const char *key);
+
+/*
+ * vnode_place_slabs - place_memory (place.h) of @size for @v over the memory
+ * servers it may use: with "transport": "rdma", those that serve RDMA (their
+ * heartbeat names an RDMA address). Lock held.
+ */
+struct place_slab;
+int vnode_place_slabs(struct manager *m, const struct vnode *v, uint64_t size, uint64_t slab_size,
+		      struct place_slab *out, int max, char *err, size_t errlen);
 uint64_t vnode_excache(const struct vnode *v);
 /* vnode_disk - all its disks' bytes; vnode_nr_disks, vnode_disk_size - each one's. */
 uint64_t vnode_disk(const struct vnode *v);

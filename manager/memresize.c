@@ -121,8 +121,8 @@ int vnode_memory_live(struct manager *m, const char *name, uint64_t total, json_
 	if (want > old_placed) { /* the slabs it lacks: all of them, or none */
 		struct slab_ref *refs;
 
-		nr = place_memory(s->ps, s->n, want - old_placed, v->slab_size, slabs,
-				  MAX_SLABS - v->nr_slabs, err, errlen);
+		nr = vnode_place_slabs(m, v, want - old_placed, v->slab_size, slabs,
+				       MAX_SLABS - v->nr_slabs, err, errlen);
 		refs = nr < 0 ? NULL : realloc(v->slabs, (size_t)(first + nr) * sizeof(*refs));
 		if (!refs) {
 			if (nr >= 0) {

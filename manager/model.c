@@ -336,6 +336,15 @@ json_t *comp_json(struct manager *m, enum role r, int i)
 
 	if (r == ROLE_AGENT)
 		json_object_set_new(j, "cpus", json_integer(c->cpus));
+	if (r == ROLE_MEMSRV) { /* what it serves over, as it said last */
+		const char *rdma = json_string_value(json_object_get(c->report, "rdma"));
+
+		json_object_set_new(j, "transports",
+				    rdma ? json_pack("[s,s]", "tcp", "rdma")
+					 : json_pack("[s]", "tcp"));
+		if (rdma)
+			json_object_set_new(j, "rdma", json_string(rdma));
+	}
 	if (r == ROLE_MEMSRV && json_object_get(c->report, "shared")) { /* as it said last */
 		json_object_set(j, "shared", json_object_get(c->report, "shared"));
 		json_object_set(j, "vnodes_held", json_object_get(c->report, "vnodes"));

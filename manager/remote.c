@@ -195,6 +195,9 @@ json_t *vnode_order(struct vnode *v, const struct ipam *ipam)
 			goto out;
 		o.disks[i].has_token = !lmp_token_parse(v->vol_token, o.disks[i].token);
 	}
+	if (spec_str(v->spec, "transport") &&
+	    order_set(&o.transport, spec_str(v->spec, "transport")))
+		goto out;
 	for (size_t i = 0; i < sizeof(boot) / sizeof(boot[0]); i++) {
 		char **field[] = {&o.payload, &o.args, &o.kernel, &o.initrd, &o.cmdline};
 

@@ -6,7 +6,7 @@
  *   network interface: true by default for a Linux vNode, false for a
  *   payload), max_memory (memresize.c), and either payload (+ args) or
  *   kernel (+ initrd, cmdline), or neither (the agent's boot kit: Debian's
- *   stock kernel).
+ *   stock kernel), transport (to the memory servers: tcp, rdma or auto).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -135,6 +135,16 @@ int spec_check(json_t *spec, char *err, size_t errlen)
 	}
 	if (memresize_spec_check(spec, err, errlen))
 		return -EINVAL;
+	if (!json_object_get(spec, "transport")) /* RDMA where both ends have it */
+		json_object_set_new(spec, "transport", json_string("auto"));
+	if (!spec_str(spec, "transport") || (strcmp(spec_str(spec, "transport"), "tcp") &&
+					     strcmp(spec_str(spec, "transport"), "rdma") &&
+					     strcmp(spec_str(spec, "transport"), "auto"))) {
+		snprintf(err, errlen,
+			 "transport (to the memory servers) is tcp, rdma (placed on servers that "
+			 "serve RDMA only) or auto (RDMA where both ends have it, the default)");
+		return -EINVAL;
+	}
 	if (!json_object_get(spec, "net"))
 		json_object_set_new(spec, "net", json_boolean(!spec_str(spec, "payload")));
 	if (!json_is_boolean(json_object_get(spec, "net"))) {

@@ -28,7 +28,8 @@ static void usage(FILE *f)
 		"                      a page takes memory only once it is first written\n"
 		"  --rdma HOST:PORT    serve over RDMA too (rdma-core verbs), on that address;\n"
 		"                      auto (the default): on --listen's host, its port + 1,\n"
-		"                      where an RDMA device has that address; off: TCP only.\n"
+		"                      where an RDMA device has that address (not loopback);\n"
+		"                      off: TCP only.\n"
 		"                      A client reaches it after authenticating over TCP\n"
 		"  --manager URL       register with the lego-manager at URL (e.g.\n"
 		"                      https://127.0.0.1:7300) and send it heartbeats\n" MEMBER_USAGE
@@ -51,6 +52,12 @@ static int rdma_start(struct memsrv *m, const char *opt, const char *listen_addr
 	if (strcmp(opt, "auto") == 0) {
 		if (!colon || rdma_why_off(why, sizeof(why))) {
 			log_info("RDMA off: %s", colon ? why : "no port in --listen");
+			return 0;
+		}
+		if (!strncmp(listen_addr, "127.", 4) || !strncmp(listen_addr, "[::1]", 5) ||
+		    !strncmp(listen_addr, "localhost:", 10)) {
+			log_info("RDMA off: --listen is a loopback address (--rdma HOST:PORT to "
+				 "insist)");
 			return 0;
 		}
 		snprintf(addr, sizeof(addr), "%.*s:%ld", (int)(colon - listen_addr), listen_addr,

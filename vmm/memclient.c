@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "memclient.h"
@@ -169,6 +170,8 @@ void memclient_close(struct memclient *mc)
 	mc->x = NULL;
 	memclient_locs_free(&mc->own);
 	mc->locs = NULL;
+	free(mc->tmp);
+	mc->tmp = NULL;
 }
 
 /* Ask where pages [@first, +@n) are; the table learns what it did not know. */
@@ -247,12 +250,12 @@ static int read_one_sided(struct memclient *mc, uint64_t first, uint32_t count, 
 		return 0;
 	if (n == count) { /* the common case: every page read one-sided, in place */
 		ret = mc->x->ops->read_pages(mc->x, raddr, rkey, (int)n, buf);
-	} else {
-		static __thread uint8_t tmp[LMP_MAX_PAGES * LMP_PAGE];
-
-		ret = mc->x->ops->read_pages(mc->x, raddr, rkey, (int)n, tmp);
+	} else { /* some zeros or messages among them: the others land apart first */
+		if (!mc->tmp && !(mc->tmp = malloc((size_t)LMP_MAX_PAGES * LMP_PAGE)))
+			return -ENOMEM;
+		ret = mc->x->ops->read_pages(mc->x, raddr, rkey, (int)n, mc->tmp);
 		for (uint32_t i = 0; !ret && i < n; i++)
-			memcpy(dst[i], tmp + (size_t)i * LMP_PAGE, LMP_PAGE);
+			memcpy(dst[i], mc->tmp + (size_t)i * LMP_PAGE, LMP_PAGE);
 	}
 	if (ret) {
 		mc->x->broken = ret; /* the queue pair failed with it */
@@ -421,6 +424,9 @@ const char *memclient_strerror(int err)
 		return "declared down by the manager";
 	case -ESTALE:
 		return "fenced: a newer placement of the vNode exists (another VMM took over?)";
+	case -EKEYREVOKED:
+		return "the memory server revoked its RDMA key (fenced by a newer placement, or "
+		       "going away)";
 	}
 	return strerror(-err);
 }

@@ -44,6 +44,7 @@ struct memclient {
 	uint64_t wpages[LMP_MAX_PAGES]; /* the write in flight (memclient_write_send) */
 	uint32_t nr_wpages;
 	uint64_t one_sided, two_sided; /* pages read each way */
+	uint8_t *tmp;		       /* where a mixed batch's one-sided reads land first */
 	uint64_t nr_pages;
 	uint64_t bytes_in, bytes_out;
 };

@@ -434,6 +434,11 @@ static bool server_lost(int err)
 	case -ENETUNREACH:
 	case -EIO:
 	case -EPROTO:
+	/* over RDMA, a key that stopped working: the server fenced us, or it died (its
+	 * regions go before its connections). Failing over tells them apart: a live
+	 * server that fenced us did so for a newer placement, which the secondary
+	 * refuses us too (-ESTALE). */
+	case -EKEYREVOKED:
 		return true;
 	}
 	return false;
@@ -734,7 +739,8 @@ static int run(struct memroute_client *c, route_op op, void *arg)
 			break;
 		gen = c->generation;
 		ret = op(c, arg, &failed);
-		if (ret == -ESTALE && gen != atomic_load(&c->r->generation))
+		if ((ret == -ESTALE || ret == -EKEYREVOKED) &&
+		    gen != atomic_load(&c->r->generation))
 			continue; /* fenced because another thread moved the route on */
 		if (ret == -EAGAIN) {
 			paused = true;

@@ -13,6 +13,7 @@
 #include <sys/random.h>
 
 #include "excache.h"
+#include "rdma.h"
 #include "sandbox.h"
 #include "util.h"
 #include "vmm.h"
@@ -268,6 +269,12 @@ static int xc_setup(struct vmm *v)
 	cfg.cred.vnode = o->vnode;
 	cfg.cred.epoch = o->epoch;
 	cfg.cred.transport = memclient_transport_parse(o->transport);
+	if (cfg.cred.transport == MEMCLIENT_AUTO) { /* no device here: TCP, without asking */
+		char why[512];
+
+		if (rdma_why_off(why, sizeof(why)))
+			cfg.cred.transport = MEMCLIENT_TCP;
+	}
 	if (cfg.cred.transport != MEMCLIENT_TCP)
 		sandbox_allow_rdma();
 	if (o->backup.url) { /* storsrv://HOST:PORT/VOLUME, checked with the order */

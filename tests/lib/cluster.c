@@ -51,10 +51,15 @@ json_t *legoctl_json_(int line, const char *cmd, const char *arg, ...)
 	return j;
 }
 
-void cluster_home(void)
+void cluster_home_here(void)
 {
 	snprintf(home, sizeof(home), "%s/home", test_tmpdir());
 	setenv("LEGO_HOME", home, 1);
+}
+
+void cluster_home(void)
+{
+	cluster_home_here();
 	/* The cluster's bridge and TAPs in a network namespace of the case's own:
 	 * they go with it, whatever happens (without root, no network: said so). */
 	if (geteuid() == 0 && unshare(CLONE_NEWNET) == 0 && system("ip link set lo up") != 0)

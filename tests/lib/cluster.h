@@ -28,6 +28,9 @@ json_t *legoctl_json_(int line, const char *cmd, const char *arg, ...);
 /* cluster_home - the case's LEGO_HOME, and its own network namespace (as root). */
 void cluster_home(void);
 
+/* cluster_home_here - the case's LEGO_HOME, in the network namespace the case runs in. */
+void cluster_home_here(void);
+
 /* up - legoctl up with memory servers of @memsrv_capacity and a 2G agent. */
 void up(const char *memsrv_capacity);
 
