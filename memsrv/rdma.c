@@ -207,6 +207,7 @@ static void conn_request(struct memsrv_rdma *r, struct rdma_cm_event *ev)
 	struct memsrv_session ss;
 	struct rvnode *rv = NULL;
 	struct rconn *c;
+	bool stale;
 	int ret;
 
 	ret = ticket_take(r, ev->param.conn.private_data, ev->param.conn.private_data_len, &ss);
@@ -220,12 +221,15 @@ static void conn_request(struct memsrv_rdma *r, struct rdma_cm_event *ev)
 	pthread_mutex_lock(&r->m->lock);
 	if (!r->verbs)
 		r->verbs = id->verbs;
-	rv = id->verbs == r->verbs ? rv_get(r, ss.vn) : NULL; /* one device serves */
+	/* one device serves; and a session fenced since its ticket was given must not join
+	 * the newer placement's domain */
+	stale = ss.epoch != ss.vn->epoch || ss.vn->released;
+	rv = id->verbs == r->verbs && !stale ? rv_get(r, ss.vn) : NULL;
 	if (rv)
 		rv->nconns++;
 	pthread_mutex_unlock(&r->m->lock);
 	c = r->nr_conns < MAX_RCONNS && rv ? calloc(1, sizeof(*c)) : NULL;
-	ret = c ? rdma_ep_setup(&c->ep, id, rv->pd) : -ENOMEM;
+	ret = stale ? -ESTALE : c ? rdma_ep_setup(&c->ep, id, rv->pd) : -ENOMEM;
 	if (!ret)
 		ret = rdma_accept(id, &cp) ? -errno : 0;
 	if (ret) {
@@ -432,6 +436,18 @@ void memsrv_rdma_revoke(struct memsrv *m, struct store_vnode *vn)
 	rv_put(NULL, rv);
 }
 
+/* The listener's own resources (its connections and tickets gone). */
+static void listener_free(struct memsrv_rdma *r)
+{
+	if (r->listen)
+		rdma_destroy_id(r->listen);
+	if (r->ch)
+		rdma_destroy_event_channel(r->ch);
+	if (r->stop_fd >= 0)
+		close(r->stop_fd);
+	free(r);
+}
+
 int memsrv_rdma_listen(struct memsrv *m, const char *addr, char *why, size_t len)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res = NULL;
@@ -470,13 +486,7 @@ int memsrv_rdma_listen(struct memsrv *m, const char *addr, char *why, size_t len
 		snprintf(why, len,
 			 "cannot listen for RDMA on %s: %s (no RDMA device has that address?)",
 			 addr, strerror(-ret));
-		if (r->listen)
-			rdma_destroy_id(r->listen);
-		if (r->ch)
-			rdma_destroy_event_channel(r->ch);
-		if (r->stop_fd >= 0)
-			close(r->stop_fd);
-		free(r);
+		listener_free(r);
 		return ret;
 	}
 	fcntl(r->ch->fd, F_SETFL, fcntl(r->ch->fd, F_GETFL) | O_NONBLOCK);
@@ -525,12 +535,6 @@ void memsrv_rdma_stop(struct memsrv *m)
 	for (struct store_vnode *vn = m->store.vnodes; vn; vn = vn->next)
 		memsrv_rdma_revoke(m, vn);
 	pthread_mutex_unlock(&m->lock);
-	if (r->listen)
-		rdma_destroy_id(r->listen);
-	if (r->ch)
-		rdma_destroy_event_channel(r->ch);
-	if (r->stop_fd >= 0)
-		close(r->stop_fd);
-	free(r);
+	listener_free(r);
 	m->rdma = NULL;
 }
