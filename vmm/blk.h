@@ -32,6 +32,11 @@ struct blk_backend;
 struct blk_backend_ops {
 	/* submit - start @io; it completes through io->done. -errno if it cannot start. */
 	int (*submit)(struct blk_backend *b, struct blk_io *io);
+	/* plug, unplug - optional: between them (counted, if nested) submit may
+	 * hold I/Os back, to start them together at the last unplug (one send
+	 * for many requests). A backend without them starts each in submit. */
+	void (*plug)(struct blk_backend *b);
+	void (*unplug)(struct blk_backend *b);
 	/* close - wait for what is in flight, then free @b. */
 	void (*close)(struct blk_backend *b);
 };
@@ -42,6 +47,18 @@ struct blk_backend {
 	bool read_only;
 	char name[128];
 };
+
+static inline void blk_plug(struct blk_backend *b)
+{
+	if (b->ops->plug)
+		b->ops->plug(b);
+}
+
+static inline void blk_unplug(struct blk_backend *b)
+{
+	if (b->ops->unplug)
+		b->ops->unplug(b);
+}
 
 /* blk_raw_open - a raw image file at @path, I/O through io_uring. -errno, logged. */
 int blk_raw_open(const char *path, bool read_only, struct blk_backend **out);

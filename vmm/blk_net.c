@@ -15,6 +15,13 @@
  * and after SILENT_MS without a byte from it, it is dropped the same way. Only a
  * request that stays unacknowledged for the deadline fails, with -EIO, to
  * the guest.
+ *
+ * Between blk_plug and blk_unplug (a virtio queue's notification: all the
+ * guest queued at once) requests are held back and leave in as few sendmsg
+ * calls as the iovec limit allows; the receiver completes every response a
+ * recv brought under one lock. No bounce buffer: a write's bytes go out
+ * from the caller's iovecs (again after a reconnect: they stay the
+ * caller's until done), a read's land in them from the receive buffer.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,20 +46,18 @@
 
 struct net_io { /* one blk_io, in one or more chunks */
 	struct blk_io *io;
-	uint8_t *buf; /* contiguous bytes: gathered for a write, scattered after a read */
-	size_t len;
 	int remaining, result;
 };
 
 struct net_req { /* one chunk: one wire request */
-	uint64_t id;
 	struct net_io *nio;
-	uint16_t type;
-	uint64_t offset;
-	uint32_t length;
-	uint8_t *data;	      /* inside nio->buf */
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC: fails to the guest unanswered by then */
 	struct net_req *next;
+	const uint8_t *body; /* the answer's bytes (in the receive buffer) while it completes */
+	struct lmp_hdr h;    /* the wire request: header, then the block request */
+	struct lmp_blk b;
+	int iovcnt; /* the caller's bytes of this chunk: a write's data, a read's room */
+	struct iovec iov[];
 };
 
 struct blk_net {
@@ -60,37 +65,107 @@ struct blk_net {
 	char addr[128], volume[LMP_VOL_NAME_LEN];
 	uint8_t token[LMP_TOKEN_LEN];
 	int deadline_ms;
-	pthread_mutex_t lock;	     /* everything below */
-	pthread_cond_t idle;	     /* signalled when nothing is left unacknowledged */
-	struct xport *x;	     /* NULL while disconnected; closed only by the receiver */
-	struct net_req *head, *tail; /* unacknowledged, in the order first sent */
+	pthread_mutex_t lock;		/* everything below */
+	pthread_cond_t idle;		/* signalled when nothing is left unacknowledged */
+	struct xport *x;		/* NULL while disconnected; closed only by the receiver */
+	struct net_req *head, *tail;	/* unacknowledged, in the order first sent */
+	struct net_req *unsent;		/* the first of the tail held back by a plug, or NULL */
+	int plugged;			/* blk_plug calls not yet unplugged */
+	struct iovec tx[XPORT_MAX_IOV]; /* a batch being gathered for one sendmsg */
+	int txcnt;
 	uint64_t next_id;
 	uint64_t heard_ns; /* last byte from the server, or when waiting for it began */
 	uint64_t ping_id;  /* the PING in flight on this connection, 0 if none */
 	bool stopping;
 	pthread_t rx;
-	uint64_t reconnects, resent, failed;
+	uint64_t reconnects, resent, failed, sends;
 };
 
-static int send_req(struct blk_net *n, struct net_req *r)
+/* Called locked: add @len bytes at @base to the batch, sending it first when full. */
+static int tx_add(struct blk_net *n, struct xport *x, void *base, size_t len)
 {
-	struct lmp_blk b = {.offset = r->offset, .length = r->length};
-	struct lmp_hdr h;
-	struct iovec iov[3] = {{&h, sizeof(h)}, {&b, sizeof(b)}, {r->data, r->length}};
-	bool with_data = r->type == LMP_BLK_WRITE;
+	if (n->txcnt == XPORT_MAX_IOV) {
+		int ret = xport_sendv(x, n->tx, n->txcnt);
 
-	memcpy(b.volume, n->volume, sizeof(b.volume));
-	memcpy(b.token, n->token, sizeof(b.token));
-	lmp_hdr_init(&h, r->type, r->id, (uint32_t)(sizeof(b) + (with_data ? r->length : 0)), 0);
-	return xport_sendv(n->x, iov, with_data ? 3 : 2);
+		n->txcnt = 0;
+		n->sends++;
+		if (ret)
+			return ret;
+	}
+	n->tx[n->txcnt++] = (struct iovec){base, len};
+	return 0;
 }
 
-/* Called locked: send @r if connected; a failed send breaks the connection
- * (the receiver reconnects and sends it again). */
-static void try_send(struct blk_net *n, struct net_req *r)
+/*
+ * Called locked: send @r and every request after it on @x, gathered into as
+ * few sendmsg calls as XPORT_MAX_IOV allows. -errno if the connection broke.
+ */
+static int send_from(struct blk_net *n, struct xport *x, struct net_req *r)
 {
-	if (n->x && send_req(n, r))
+	int ret = 0;
+
+	n->txcnt = 0;
+	for (; r && !ret; r = r->next) {
+		ret = tx_add(n, x, &r->h, sizeof(r->h));
+		if (!ret)
+			ret = tx_add(n, x, &r->b, sizeof(r->b));
+		for (int i = 0; i < r->iovcnt && !ret && r->h.type == LMP_BLK_WRITE; i++)
+			ret = tx_add(n, x, r->iov[i].iov_base, r->iov[i].iov_len);
+	}
+	if (!ret && n->txcnt) {
+		ret = xport_sendv(x, n->tx, n->txcnt);
+		n->sends++;
+	}
+	n->txcnt = 0;
+	return ret;
+}
+
+/* Called locked: send what a plug held back, if connected; a failed send
+ * breaks the connection (the receiver reconnects and sends it all again). */
+static void send_unsent(struct blk_net *n)
+{
+	struct net_req *r = n->unsent;
+
+	n->unsent = NULL;
+	if (r && n->x && send_from(n, n->x, r))
 		xport_shutdown(n->x);
+}
+
+/* Copy @len bytes from @src into @iov[@cnt]. */
+static void scatter(const struct iovec *iov, int cnt, const uint8_t *src, size_t len)
+{
+	for (int i = 0; i < cnt && len; i++) {
+		size_t k = iov[i].iov_len < len ? iov[i].iov_len : len;
+
+		memcpy(iov[i].iov_base, src, k);
+		src += k;
+		len -= k;
+	}
+}
+
+/*
+ * The part of @io's buffers from byte @off, @len bytes long, as iovecs into
+ * @out (NULL: only count them). Returns how many.
+ */
+static int slice(const struct blk_io *io, size_t off, size_t len, struct iovec *out)
+{
+	int n = 0;
+
+	for (int i = 0; i < io->iovcnt && len; i++) {
+		size_t have = io->iov[i].iov_len, k;
+
+		if (off >= have) {
+			off -= have;
+			continue;
+		}
+		k = have - off < len ? have - off : len;
+		if (out)
+			out[n] = (struct iovec){(uint8_t *)io->iov[i].iov_base + off, k};
+		n++;
+		len -= k;
+		off = 0;
+	}
+	return n;
 }
 
 static void chunk_done(struct net_req *r, int result)
@@ -102,15 +177,6 @@ static void chunk_done(struct net_req *r, int result)
 	free(r);
 	if (--nio->remaining)
 		return;
-	if (!nio->result && nio->io->op == BLK_READ) {
-		size_t off = 0;
-
-		for (int i = 0; i < nio->io->iovcnt; i++) {
-			memcpy(nio->io->iov[i].iov_base, nio->buf + off, nio->io->iov[i].iov_len);
-			off += nio->io->iov[i].iov_len;
-		}
-	}
-	free(nio->buf);
 	nio->io->done(nio->io, nio->result);
 	free(nio);
 }
@@ -121,7 +187,7 @@ static struct net_req *take(struct blk_net *n, uint64_t id)
 	struct net_req *prev = NULL;
 
 	for (struct net_req *r = n->head; r; prev = r, r = r->next) {
-		if (r->id != id)
+		if (r->h.id != id)
 			continue;
 		if (prev)
 			prev->next = r->next;
@@ -129,6 +195,8 @@ static struct net_req *take(struct blk_net *n, uint64_t id)
 			n->head = r->next;
 		if (n->tail == r)
 			n->tail = prev;
+		if (n->unsent == r)
+			n->unsent = r->next;
 		if (!n->head)
 			pthread_cond_broadcast(&n->idle);
 		return r;
@@ -150,7 +218,7 @@ static void expire(struct blk_net *n)
 	pthread_mutex_lock(&n->lock);
 	now = now_ns();
 	while (n->head && now >= n->head->deadline_ns) {
-		struct net_req *r = take(n, n->head->id);
+		struct net_req *r = take(n, n->head->h.id);
 
 		r->next = done;
 		done = r;
@@ -161,8 +229,8 @@ static void expire(struct blk_net *n)
 		struct net_req *next = done->next;
 
 		log_warn("%s: %s at %llu unanswered for %d ms: an I/O error for the guest",
-			 n->be.name, lmp_type_name(done->type), (unsigned long long)done->offset,
-			 n->deadline_ms);
+			 n->be.name, lmp_type_name(done->h.type),
+			 (unsigned long long)done->b.offset, n->deadline_ms);
 		chunk_done(done, -EIO);
 		done = next;
 	}
@@ -193,10 +261,11 @@ static bool reconnect(struct blk_net *n)
 	n->x = x;
 	n->heard_ns = now_ns();
 	n->reconnects++;
-	for (struct net_req *r = n->head; r && n->x; r = r->next) {
+	n->unsent = NULL; /* everything goes now, held back by a plug or not */
+	for (struct net_req *r = n->head; r; r = r->next)
 		n->resent++;
-		try_send(n, r);
-	}
+	if (n->head && send_from(n, x, n->head))
+		xport_shutdown(x);
 	pthread_mutex_unlock(&n->lock);
 	log_info("%s: connected again to %s", n->be.name, n->addr);
 	return true;
@@ -205,46 +274,27 @@ static bool reconnect(struct blk_net *n)
 /* The receiver's buffer: responses arrive many per recv at depth. */
 #define RX_BUF (2 * (sizeof(struct lmp_hdr) + LMP_BLK_MAX))
 
-/* Complete the request that response @h (with @body) answers. */
-static void complete(struct blk_net *n, const struct lmp_hdr *h, const uint8_t *body)
-{
-	struct net_req *r;
-
-	pthread_mutex_lock(&n->lock);
-	r = take(n, h->id);
-	if (!r && h->id == n->ping_id)
-		n->ping_id = 0;
-	pthread_mutex_unlock(&n->lock);
-	if (!r)
-		return; /* a PING, or answered twice (sent again after a reconnect) */
-	if (h->status == 0 && r->type == LMP_BLK_READ) {
-		if (h->len != r->length) {
-			chunk_done(r, -EIO);
-			return;
-		}
-		memcpy(r->data, body, r->length);
-	}
-	chunk_done(r, h->status);
-}
-
 /*
  * Receive what has arrived into @buf (holding *@len bytes already) and
- * complete every whole response in it; a partial one stays for the next
- * call. -errno when the connection broke or sent something malformed.
+ * complete every whole response in it, all taken off the list under one
+ * lock; a partial one stays for the next call. -errno when the connection
+ * broke or sent something malformed (what came before it still completes).
  */
 static int receive(struct blk_net *n, struct xport *x, uint8_t *buf, size_t *len)
 {
 	long got = xport_recv_some(x, buf + *len, RX_BUF - *len);
+	struct net_req *done = NULL, **link = &done;
 	size_t off = 0;
+	int ret = 0;
 
 	if (got < 0)
 		return (int)got;
+	*len += (size_t)got;
 	pthread_mutex_lock(&n->lock);
 	n->heard_ns = now_ns();
-	pthread_mutex_unlock(&n->lock);
-	*len += (size_t)got;
 	while (*len - off >= sizeof(struct lmp_hdr)) {
 		struct lmp_hdr h;
+		struct net_req *r;
 		const char *why = NULL;
 
 		memcpy(&h, buf + off, sizeof(h));
@@ -254,13 +304,36 @@ static int receive(struct blk_net *n, struct xport *x, uint8_t *buf, size_t *len
 			why = "a status that is not 0 or -errno";
 		if (why) {
 			log_warn("%s: a malformed response (%s): reconnecting", n->be.name, why);
-			return -EPROTO;
+			ret = -EPROTO;
+			break;
 		}
 		if (*len - off < sizeof(h) + h.len)
 			break;
-		complete(n, &h, buf + off + sizeof(h));
+		r = take(n, h.id);
+		if (!r && h.id == n->ping_id)
+			n->ping_id = 0;
+		if (r) { /* else a PING, or answered twice (sent again after a reconnect) */
+			r->body = buf + off + sizeof(h);
+			r->h.status = h.status;
+			if (!h.status && r->h.type == LMP_BLK_READ && h.len != r->b.length)
+				r->h.status = -EIO;
+			*link = r;
+			link = &r->next;
+		}
 		off += sizeof(h) + h.len;
 	}
+	pthread_mutex_unlock(&n->lock);
+	*link = NULL;
+	while (done) {
+		struct net_req *r = done;
+
+		done = r->next;
+		if (!r->h.status && r->h.type == LMP_BLK_READ)
+			scatter(r->iov, r->iovcnt, r->body, r->b.length);
+		chunk_done(r, r->h.status);
+	}
+	if (ret)
+		return ret;
 	memmove(buf, buf + off, *len - off);
 	*len -= off;
 	return 0;
@@ -354,44 +427,36 @@ static int net_submit(struct blk_backend *b, struct blk_io *io)
 	struct blk_net *n = container_of(b, struct blk_net, be);
 	struct net_io *nio = calloc(1, sizeof(*nio));
 	struct net_req *first = NULL, **link = &first;
+	uint16_t type = io->op == BLK_READ	     ? LMP_BLK_READ
+			: io->op == BLK_WRITE	     ? LMP_BLK_WRITE
+			: io->op == BLK_DISCARD	     ? LMP_BLK_DISCARD
+			: io->op == BLK_WRITE_ZEROES ? LMP_BLK_WRITE_ZEROES
+						     : LMP_BLK_FLUSH;
+	bool ranged = io->op == BLK_DISCARD || io->op == BLK_WRITE_ZEROES;
 	size_t len = 0, off = 0;
 
 	if (!nio)
 		return -ENOMEM;
-	for (int i = 0; i < io->iovcnt; i++)
-		len += io->iov[i].iov_len;
+	if (!ranged && io->op != BLK_FLUSH)
+		for (int i = 0; i < io->iovcnt; i++)
+			len += io->iov[i].iov_len;
 	nio->io = io;
-	nio->len = len;
-	nio->buf = len ? malloc(len) : NULL;
-	if (len && !nio->buf)
-		goto nomem;
-	if (io->op == BLK_WRITE) {
-		for (int i = 0; i < io->iovcnt; i++) {
-			memcpy(nio->buf + off, io->iov[i].iov_base, io->iov[i].iov_len);
-			off += io->iov[i].iov_len;
-		}
-	}
-	/* chunks: a flush is one; reads and writes at most LMP_BLK_MAX each */
-	off = 0;
+	/* chunks: a flush, a discard or zeroes is one; reads and writes at most LMP_BLK_MAX each */
 	do {
-		struct net_req *r = calloc(1, sizeof(*r));
 		uint32_t chunk = len - off > LMP_BLK_MAX ? LMP_BLK_MAX : (uint32_t)(len - off);
+		int cnt = slice(io, off, chunk, NULL);
+		struct net_req *r = calloc(1, sizeof(*r) + (size_t)cnt * sizeof(struct iovec));
 
 		if (!r)
 			goto nomem;
 		r->nio = nio;
-		r->type = io->op == BLK_READ	       ? LMP_BLK_READ
-			  : io->op == BLK_WRITE	       ? LMP_BLK_WRITE
-			  : io->op == BLK_DISCARD      ? LMP_BLK_DISCARD
-			  : io->op == BLK_WRITE_ZEROES ? LMP_BLK_WRITE_ZEROES
-						       : LMP_BLK_FLUSH;
-		r->offset = io->offset + off;
+		r->h.type = type;
+		memcpy(r->b.volume, n->volume, sizeof(r->b.volume));
+		memcpy(r->b.token, n->token, sizeof(r->b.token));
+		r->b.offset = io->offset + off;
 		/* a discard or zeroes names its range; no data travels */
-		r->length = io->op == BLK_FLUSH ? 0
-			    : io->op == BLK_DISCARD || io->op == BLK_WRITE_ZEROES
-				    ? (uint32_t)io->len
-				    : chunk;
-		r->data = nio->buf ? nio->buf + off : NULL;
+		r->b.length = ranged ? (uint32_t)io->len : chunk;
+		r->iovcnt = slice(io, off, chunk, r->iov);
 		*link = r;
 		link = &r->next;
 		nio->remaining++;
@@ -406,15 +471,21 @@ static int net_submit(struct blk_backend *b, struct blk_io *io)
 
 		first = r->next;
 		r->next = NULL;
-		r->id = ++n->next_id;
+		lmp_hdr_init(
+			&r->h, r->h.type, ++n->next_id,
+			(uint32_t)(sizeof(r->b) + (r->h.type == LMP_BLK_WRITE ? r->b.length : 0)),
+			0);
 		r->deadline_ns = now_ns() + (uint64_t)n->deadline_ms * 1000000;
 		if (n->tail)
 			n->tail->next = r;
 		else
 			n->head = r;
 		n->tail = r;
-		try_send(n, r);
+		if (!n->unsent)
+			n->unsent = r;
 	}
+	if (!n->plugged)
+		send_unsent(n);
 	pthread_mutex_unlock(&n->lock);
 	return 0;
 nomem:
@@ -424,9 +495,27 @@ nomem:
 		first = r->next;
 		free(r);
 	}
-	free(nio->buf);
 	free(nio);
 	return -ENOMEM;
+}
+
+static void net_plug(struct blk_backend *b)
+{
+	struct blk_net *n = container_of(b, struct blk_net, be);
+
+	pthread_mutex_lock(&n->lock);
+	n->plugged++;
+	pthread_mutex_unlock(&n->lock);
+}
+
+static void net_unplug(struct blk_backend *b)
+{
+	struct blk_net *n = container_of(b, struct blk_net, be);
+
+	pthread_mutex_lock(&n->lock);
+	if (n->plugged && !--n->plugged)
+		send_unsent(n);
+	pthread_mutex_unlock(&n->lock);
 }
 
 static void net_close(struct blk_backend *b)
@@ -444,9 +533,9 @@ static void net_close(struct blk_backend *b)
 	pthread_join(n->rx, NULL);
 	if (n->x)
 		xport_close(n->x);
-	log_debug("%s: %llu reconnects, %llu requests sent again, %llu failed", n->be.name,
-		  (unsigned long long)n->reconnects, (unsigned long long)n->resent,
-		  (unsigned long long)n->failed);
+	log_debug("%s: %llu reconnects, %llu requests sent again, %llu failed, %llu sends",
+		  n->be.name, (unsigned long long)n->reconnects, (unsigned long long)n->resent,
+		  (unsigned long long)n->failed, (unsigned long long)n->sends);
 	pthread_cond_destroy(&n->idle);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
@@ -463,7 +552,8 @@ void blk_net_stats(struct blk_backend *b, uint64_t *reconnects, uint64_t *resent
 	pthread_mutex_unlock(&n->lock);
 }
 
-static const struct blk_backend_ops net_ops = {.submit = net_submit, .close = net_close};
+static const struct blk_backend_ops net_ops = {
+	.submit = net_submit, .plug = net_plug, .unplug = net_unplug, .close = net_close};
 
 int blk_net_open(const char *url, const uint8_t *token, int deadline_ms, struct blk_backend **out)
 {

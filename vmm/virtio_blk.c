@@ -259,6 +259,7 @@ static void blk_notify(struct virtio_dev *vd, int q)
 
 	if (!vr)
 		return;
+	blk_plug(blk->be); /* what the guest queued leaves together */
 	while ((ret = virtq_pop(&vd->vq[q], vr, &why)) == 1) {
 		if (!blk_request(blk, vr)) {
 			virtio_fail(vd,
@@ -266,6 +267,7 @@ static void blk_notify(struct virtio_dev *vd, int q)
 			break;
 		}
 	}
+	blk_unplug(blk->be);
 	if (ret < 0)
 		virtio_fail(vd, why);
 	free(vr);
