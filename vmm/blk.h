@@ -73,7 +73,11 @@ int blk_raw_open(const char *path, bool read_only, struct blk_backend **out);
  */
 int blk_net_open(const char *url, const uint8_t *token, int deadline_ms, struct blk_backend **out);
 
-/* blk_net_stats - of a blk_net_open backend: reconnections, requests sent again, requests failed. */
-void blk_net_stats(struct blk_backend *b, uint64_t *reconnects, uint64_t *resent, uint64_t *failed);
+/* Of a blk_net_open backend: reconnections, requests sent again, requests failed
+ * (deadline), and sendmsg calls that carried requests. */
+struct blk_net_stats {
+	uint64_t reconnects, resent, failed, sends;
+};
+void blk_net_stats(struct blk_backend *b, struct blk_net_stats *st);
 
 #endif

@@ -541,14 +541,15 @@ static void net_close(struct blk_backend *b)
 	free(n);
 }
 
-void blk_net_stats(struct blk_backend *b, uint64_t *reconnects, uint64_t *resent, uint64_t *failed)
+void blk_net_stats(struct blk_backend *b, struct blk_net_stats *st)
 {
 	struct blk_net *n = container_of(b, struct blk_net, be);
 
 	pthread_mutex_lock(&n->lock);
-	*reconnects = n->reconnects;
-	*resent = n->resent;
-	*failed = n->failed;
+	*st = (struct blk_net_stats){.reconnects = n->reconnects,
+				     .resent = n->resent,
+				     .failed = n->failed,
+				     .sends = n->sends};
 	pthread_mutex_unlock(&n->lock);
 }
 

@@ -138,7 +138,7 @@ TEST_TIMEOUT(writes_survive_storage_server_restarts_in_order, 300)
 	struct blk_backend *be;
 	char url[128];
 	pthread_t killer;
-	uint64_t reconnects, resent, failed;
+	struct blk_net_stats st;
 	int rounds;
 
 	storsrv_start(&sv);
@@ -152,13 +152,20 @@ TEST_TIMEOUT(writes_survive_storage_server_restarts_in_order, 300)
 	for (rounds = 0; rounds < ROUNDS || k.restarts < RESTARTS; rounds++) {
 		int r = rounds;
 
-		/* IN_FLIGHT writes at once, each with its own buffer, then the next batch */
+		/* IN_FLIGHT writes at once, each with its own buffer, then the next
+		 * batch; every other batch plugged, as a virtio queue's notify sends */
 		for (int b = 0; b < BLOCKS; b += IN_FLIGHT) {
+			bool plug = (b / IN_FLIGHT) % 2;
+
+			if (plug)
+				blk_plug(be);
 			for (int j = 0; j < IN_FLIGHT; j++) {
 				fill(bufs[j], b + j, r);
 				submit(be, &t, &ops[j], BLK_WRITE, (uint64_t)(b + j) * BLOCK,
 				       bufs[j], BLOCK);
 			}
+			if (plug)
+				blk_unplug(be);
 			wait_below(&t, 0);
 		}
 		submit(be, &t, &ops[IN_FLIGHT], BLK_FLUSH, 0, NULL, 0);
@@ -166,15 +173,15 @@ TEST_TIMEOUT(writes_survive_storage_server_restarts_in_order, 300)
 	}
 	k.stop = 1;
 	pthread_join(killer, NULL);
-	blk_net_stats(be, &reconnects, &resent, &failed);
+	blk_net_stats(be, &st);
 	printf("  %d writes and flushes in %d rounds, %d restarts of the server, %d errors; "
 	       "%llu reconnects, %llu requests sent again\n",
-	       t.completed, rounds, k.restarts, t.errors, (unsigned long long)reconnects,
-	       (unsigned long long)resent);
+	       t.completed, rounds, k.restarts, t.errors, (unsigned long long)st.reconnects,
+	       (unsigned long long)st.resent);
 	ASSERT_EQ(t.errors, 0);
-	ASSERT_EQ(failed, 0);
-	ASSERT(reconnects >= (uint64_t)RESTARTS, "fewer reconnections than restarts");
-	ASSERT(resent > 0, "no restart ever caught a request in flight");
+	ASSERT_EQ(st.failed, 0);
+	ASSERT(st.reconnects >= (uint64_t)RESTARTS, "fewer reconnections than restarts");
+	ASSERT(st.resent > 0, "no restart ever caught a request in flight");
 	ASSERT(k.restarts >= 1, "the server was never restarted during the writes");
 	for (int b = 0; b < BLOCKS; b++) {
 		submit(be, &t, &ops[0], BLK_READ, (uint64_t)b * BLOCK, got, BLOCK);
@@ -183,6 +190,99 @@ TEST_TIMEOUT(writes_survive_storage_server_restarts_in_order, 300)
 		ASSERT(!memcmp(got, want, BLOCK), "block %d is not its last version", b);
 	}
 	ASSERT_EQ(t.errors, 0);
+	be->ops->close(be);
+	storsrv_kill(&sv, SIGKILL);
+}
+
+/* Split @len bytes at @buf into iovecs of the sizes in @cuts (0-terminated), the rest last. */
+static int cut(struct iovec *iov, uint8_t *buf, size_t len, const size_t *cuts)
+{
+	int n = 0;
+
+	for (; *cuts && *cuts < len; cuts++, n++) {
+		iov[n] = (struct iovec){buf, *cuts};
+		buf += *cuts;
+		len -= *cuts;
+	}
+	iov[n++] = (struct iovec){buf, len};
+	return n;
+}
+
+/*
+ * Between blk_plug and blk_unplug nothing leaves; at the unplug, 16 writes
+ * and one write longer than three wire requests leave in one sendmsg, their
+ * bytes taken from iovecs cut in odd places (a wire request's end inside an
+ * iovec); read back into iovecs cut elsewhere, every byte is where it belongs.
+ */
+TEST(a_plugged_queue_leaves_in_one_send_into_odd_iovecs)
+{
+	enum { SMALL = 16, SMALL_LEN = 8192, BIG_LEN = 3 * LMP_BLK_MAX + 64 * 1024 };
+	static const size_t wcuts_small[] = {1024, 5120, 0}, rcuts_small[] = {4096, 512, 0};
+	static const size_t wcuts_big[] = {300 * 1024, 200 * 1024, 4096, 0},
+			    rcuts_big[] = {512, LMP_BLK_MAX, 100 * 1024, 0};
+	struct storsrv_proc sv = {0};
+	static uint8_t wsmall[SMALL][SMALL_LEN], rsmall[SMALL][SMALL_LEN], wbig[BIG_LEN],
+		rbig[BIG_LEN];
+	static struct op ops[SMALL + 1];
+	static struct iovec iovs[SMALL + 1][8];
+	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+	uint8_t token[LMP_TOKEN_LEN];
+	struct blk_net_stats before, after;
+	struct blk_backend *be;
+	char url[128];
+
+	storsrv_start(&sv);
+	create_disk(&sv, 16 * MiB, token);
+	snprintf(url, sizeof(url), "storsrv://%s/disk", sv.listen);
+	ASSERT_EQ(blk_net_open(url, token, 60000, &be), 0);
+	for (int i = 0; i < SMALL; i++)
+		for (int k = 0; k < SMALL_LEN; k++)
+			wsmall[i][k] = (uint8_t)(i * 31 + k * 7 + 1);
+	for (int k = 0; k < BIG_LEN; k++)
+		wbig[k] = (uint8_t)(k * 13 + k / 4096);
+
+	for (int pass = 0; pass < 2; pass++) { /* the writes, then the reads */
+		enum blk_op op = pass ? BLK_READ : BLK_WRITE;
+
+		blk_net_stats(be, &before);
+		blk_plug(be);
+		for (int i = 0; i <= SMALL; i++) {
+			struct op *o = &ops[i];
+			bool big = i == SMALL;
+
+			o->t = &t;
+			o->io = (struct blk_io){
+				.op = op,
+				.offset = big ? 8 * MiB : (uint64_t)i * SMALL_LEN,
+				.iov = iovs[i],
+				.iovcnt = cut(iovs[i],
+					      big ? (pass ? rbig : wbig)
+						  : (pass ? rsmall[i] : wsmall[i]),
+					      big ? BIG_LEN : SMALL_LEN,
+					      big ? (pass ? rcuts_big : wcuts_big)
+						  : (pass ? rcuts_small : wcuts_small)),
+				.done = op_done};
+			pthread_mutex_lock(&t.lock);
+			t.in_flight++;
+			pthread_mutex_unlock(&t.lock);
+			ASSERT_EQ(be->ops->submit(be, &o->io), 0);
+		}
+		usleep(200 * 1000);
+		ASSERT_EQ(t.completed, pass * (SMALL + 1)); /* nothing left while plugged */
+		blk_net_stats(be, &after);
+		ASSERT_EQ(after.sends, before.sends);
+		blk_unplug(be);
+		wait_below(&t, 0);
+		blk_net_stats(be, &after);
+		printf("  %s: %d I/Os (one of %d bytes) in %llu sendmsg\n",
+		       pass ? "reads" : "writes", SMALL + 1, BIG_LEN,
+		       (unsigned long long)(after.sends - before.sends));
+		ASSERT_EQ(t.errors, 0);
+		ASSERT_EQ(after.sends - before.sends, 1);
+	}
+	for (int i = 0; i < SMALL; i++)
+		ASSERT(!memcmp(rsmall[i], wsmall[i], SMALL_LEN), "write %d read back differs", i);
+	ASSERT(!memcmp(rbig, wbig, BIG_LEN), "the long write read back differs");
 	be->ops->close(be);
 	storsrv_kill(&sv, SIGKILL);
 }
@@ -201,7 +301,7 @@ TEST(no_request_fails_before_its_deadline)
 	static struct op ops[IN_FLIGHT];
 	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
 	uint8_t token[LMP_TOKEN_LEN];
-	uint64_t reconnects, resent, failed;
+	struct blk_net_stats st;
 	struct blk_backend *be;
 	char url[128];
 
@@ -215,12 +315,12 @@ TEST(no_request_fails_before_its_deadline)
 			       bufs[j], 4096);
 		wait_below(&t, 0);
 	}
-	blk_net_stats(be, &reconnects, &resent, &failed);
+	blk_net_stats(be, &st);
 	printf("  %d requests at depth %d: %d errors, %llu failed by deadline\n", t.completed,
-	       IN_FLIGHT, t.errors, (unsigned long long)failed);
+	       IN_FLIGHT, t.errors, (unsigned long long)st.failed);
 	ASSERT_EQ(t.completed, N);
 	ASSERT_EQ(t.errors, 0);
-	ASSERT_EQ(failed, 0);
+	ASSERT_EQ(st.failed, 0);
 	be->ops->close(be);
 	storsrv_kill(&sv, SIGKILL);
 }
@@ -239,7 +339,8 @@ TEST_TIMEOUT(an_idle_disk_keeps_its_connection_after_a_restart, 60)
 	static struct op op;
 	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
 	uint8_t token[LMP_TOKEN_LEN];
-	uint64_t reconnects, after, resent, failed;
+	struct blk_net_stats st;
+	uint64_t reconnects;
 	struct blk_backend *be;
 	char url[128];
 
@@ -250,16 +351,18 @@ TEST_TIMEOUT(an_idle_disk_keeps_its_connection_after_a_restart, 60)
 	storsrv_kill(&sv, SIGKILL);
 	storsrv_start(&sv);
 	for (int ms = 0;; ms += 50) { /* connected again, with nothing to send */
-		blk_net_stats(be, &reconnects, &resent, &failed);
+		blk_net_stats(be, &st);
+		reconnects = st.reconnects;
 		if (reconnects)
 			break;
 		ASSERT(ms < 20000, "the disk never connected again");
 		usleep(50 * 1000);
 	}
 	sleep(SRV_FIRST_REQUEST_MS / 1000 + 2);
-	blk_net_stats(be, &after, &resent, &failed);
-	ASSERT(after == reconnects, "the idle connection was lost and made again %llu times",
-	       (unsigned long long)(after - reconnects));
+	blk_net_stats(be, &st);
+	ASSERT(st.reconnects == reconnects,
+	       "the idle connection was lost and made again %llu times",
+	       (unsigned long long)(st.reconnects - reconnects));
 	submit(be, &t, &op, BLK_WRITE, 0, buf, 4096);
 	wait_below(&t, 0);
 	ASSERT_EQ(t.errors, 0);
@@ -282,7 +385,7 @@ TEST(a_silent_connection_is_left_and_every_request_completes)
 	static struct op ops[IN_FLIGHT];
 	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
 	uint8_t token[LMP_TOKEN_LEN];
-	uint64_t reconnects, resent, failed;
+	struct blk_net_stats st;
 	struct blk_backend *be;
 	struct tcpproxy *px;
 	char url[128], addr[64];
@@ -320,16 +423,16 @@ TEST(a_silent_connection_is_left_and_every_request_completes)
 	tcpproxy_silent(px, false); /* the next connection is served again */
 	wait_below(&t, 0);
 	waited = (now_ns() - t0) / 1e9;
-	blk_net_stats(be, &reconnects, &resent, &failed);
+	blk_net_stats(be, &st);
 	tcpproxy_counts(px, &accepted, &silenced);
 	printf("  completed %.2f s after they were sent into the silence; %llu reconnects, "
 	       "%llu requests sent again, %d of %d connections silent\n",
-	       waited, (unsigned long long)reconnects, (unsigned long long)resent, silenced,
+	       waited, (unsigned long long)st.reconnects, (unsigned long long)st.resent, silenced,
 	       accepted);
 	ASSERT_EQ(t.errors, 0);
-	ASSERT_EQ(failed, 0);
+	ASSERT_EQ(st.failed, 0);
 	ASSERT(waited < 10, "the client sat %.1f s on a silent connection", waited);
-	ASSERT(resent >= IN_FLIGHT, "the requests were not sent again");
+	ASSERT(st.resent >= IN_FLIGHT, "the requests were not sent again");
 	for (int j = 0; j < IN_FLIGHT; j++) {
 		submit(be, &t, &ops[0], BLK_READ, (uint64_t)j * BLOCK, got, BLOCK);
 		wait_below(&t, 0);
