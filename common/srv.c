@@ -214,8 +214,39 @@ void srv_respond(struct srv_conn *c, const void *msg, size_t len, size_t max_len
 	}
 	memcpy(c->tx + c->tx_len, msg, len);
 	c->tx_len += len;
-	srv_kick_send(c);
-	hangup_when_done(c);
+	/* Without TLS it goes at once when the socket is idle (the client starts
+	 * on the first answer while the rest queue behind it, measured faster
+	 * than one send for the batch). With TLS it waits for the end of the
+	 * batch of completions it came in: encrypted at once, every answer would
+	 * be a record of its own (bench-storsrv over TLS: 44-58k -> 72-84k
+	 * reads/s). The queue holds the connection like anything in flight. */
+	if (!c->tls) {
+		srv_kick_send(c);
+		hangup_when_done(c);
+	} else if (!c->kick_queued) {
+		c->kick_queued = true;
+		c->inflight++;
+		c->kick_next = c->srv->kicks;
+		c->srv->kicks = c;
+	}
+}
+
+/* Send what srv_respond queued during the batch of completions just handled. */
+static void flush_kicks(struct srv *s)
+{
+	while (s->kicks) {
+		struct srv_conn *c = s->kicks;
+
+		s->kicks = c->kick_next;
+		c->kick_queued = false;
+		c->inflight--;
+		if (c->dead) {
+			srv_conn_close(c); /* frees it when this was the last thing in flight */
+			continue;
+		}
+		srv_kick_send(c);
+		hangup_when_done(c);
+	}
 }
 
 static bool conn_spare(struct srv *s, struct srv_conn *c)
@@ -507,6 +538,7 @@ int srv_run(struct srv *s, const struct srv_ops *ops, void *app)
 			}
 		}
 		io_uring_cq_advance(&s->ring, seen);
+		flush_kicks(s);
 		if (stop)
 			break;
 	}

@@ -95,7 +95,8 @@ struct srv {
 	bool accept_paused;		  /* out of descriptors: accept again at the next tick */
 	struct __kernel_timespec tick_ts; /* the sweep's period */
 	void *tls;			  /* gnutls_certificate_credentials_t; NULL: plain TCP */
-	char *tls_ca; /* the cluster's CA (PEM), to verify clients' certificates */
+	char *tls_ca;		/* the cluster's CA (PEM), to verify clients' certificates */
+	struct srv_conn *kicks; /* answered by srv_respond in this batch of completions */
 };
 
 /*

@@ -35,8 +35,10 @@ struct srv_conn {
 	int inflight; /* posted recv/send plus deferred requests */
 	int deferred; /* requests to be answered with srv_respond */
 	bool recv_posted, send_posted;
-	bool hangup; /* close once every response is sent, the deferred ones too */
-	bool dead;   /* closed: waiting for what is in flight */
+	bool hangup;		    /* close once every response is sent, the deferred ones too */
+	struct srv_conn *kick_next; /* on srv->kicks: answered, to send after this batch */
+	bool kick_queued;
+	bool dead; /* closed: waiting for what is in flight */
 	size_t rx_len, tx_len;
 	size_t tx_reserved; /* promised to deferred requests */
 	uint8_t *rx, *tx;
