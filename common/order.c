@@ -66,7 +66,7 @@ void order_free(struct vnode_order *o)
 {
 	char **strs[] = {&o->name,    &o->payload,  &o->args,	 &o->kernel,	 &o->initrd,
 			 &o->cmdline, &o->control,  &o->cpuid,	 &o->backup.url, &o->incoming,
-			 &o->tls_ca,  &o->tls_cert, &o->tls_key, &o->transport};
+			 &o->tls_ca,  &o->tls_cert, &o->tls_key, &o->transport,	 &o->writes};
 
 	if (o->tls_key)
 		explicit_bzero(o->tls_key, strlen(o->tls_key));
@@ -290,6 +290,8 @@ int order_check(const struct vnode_order *o, char *err, size_t errlen)
 	else if (o->transport && strcmp(o->transport, "tcp") && strcmp(o->transport, "rdma") &&
 		 strcmp(o->transport, "auto"))
 		why = "--transport is tcp, rdma or auto";
+	else if (o->writes && strcmp(o->writes, "sums") && strcmp(o->writes, "wp"))
+		why = "--excache-writes is sums or wp";
 	else if (o->tls_ca && strncmp(o->tls_ca, "-----BEGIN CERTIFICATE-----", 27))
 		why = "the order's tls_ca is the cluster's CA certificate, in PEM";
 	else if (!o->tls_cert != !o->tls_key || (o->tls_cert && !o->tls_ca))

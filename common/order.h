@@ -96,6 +96,9 @@ struct vnode_order {
 	unsigned prefetch;   /* pages fetched at once on sequential misses (1: off) */
 	bool poll_spin;	     /* fault threads spin instead of blocking */
 	unsigned spin_us;    /* ... or poll this long after a fault before sleeping */
+	char *writes;	     /* how the ExCache learns of writes to pages it fetched for a
+			      * read: "sums" (installed writable; content sums at eviction)
+			      * or "wp" (installed write-protected) (NULL: sums) */
 	unsigned warm;	     /* restored or migrated: fetch the pages resident at the save
 			      * ahead of the guest (1, the default) or only on its faults */
 };

@@ -62,6 +62,7 @@ static const struct field fields[] = {
 	FR("prefetch", K_UINT, prefetch, 1, LMP_MAX_PAGES),
 	F("poll", K_BOOL_POLL, poll_spin),
 	FR("spin_us", K_UINT, spin_us, 0, 100000),
+	F("writes", K_STR, writes),
 	FR("warm", K_UINT, warm, 0, 1),
 };
 

@@ -13,6 +13,20 @@
  * a lost write). A write that traps after the evictor committed to the drop
  * waits until the page is gone, then faults it back in from the server.
  *
+ * A page fetched for a read is installed writable, with a sum of its content
+ * (--excache-writes sums, the default): it counts as DIRTY, but when it is
+ * evicted (or flushed) the copy taken after protecting it is summed again,
+ * and an unchanged page is dropped like a clean one, without a write-back.
+ * Why not write-protected, as a read of a never-written page still is: on a
+ * shadow-paging host a write-protected page costs a KVM exit on first
+ * access that KVM could have saved by mapping it with its neighbours (it
+ * maps ahead only pages it may write), and the guest's first write to it a
+ * trap and a hand-off. A page whose sum is 0 is one the guest wrote (a
+ * write fault, a write miss), written back as before. The sum is 64 bits: a
+ * write that leaves the page's sum as it was is lost with odds of 2^-64 a
+ * page for content that is not built to collide (the guest can only hurt
+ * its own memory by building it).
+ *
  * Why these in one file: the fault threads, the evictor and the flush are
  * the sides of the page-state protocol argued above (one compare-and-swap
  * byte per page); split, that one argument would live in two places. The
@@ -62,6 +76,19 @@ int xc_copy(struct excache *xc, uint64_t page, const void *src, uint64_t n, bool
 	return 0;
 }
 
+/* Write-protect (or not) @n pages from @page: one invalidation of the guest's
+ * mappings for the run (on a shadow-paging host an exit of each vCPU that
+ * maps it), not one per page. */
+static int xc_protect_range(struct excache *xc, uint64_t page, uint64_t n, bool protect)
+{
+	struct uffdio_writeprotect w = {
+		.range = {(uint64_t)(uintptr_t)(xc->base + page * PAGE), n * PAGE},
+		.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0, /* unprotecting wakes */
+	};
+
+	return ioctl(xc->uffd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
+}
+
 int xc_protect(struct excache *xc, uint64_t page, bool protect)
 {
 	struct uffdio_writeprotect w = {
@@ -100,6 +127,37 @@ static int xc_zero_read(struct excache *xc, uint64_t page)
 		return -errno;
 	xc_wake(xc, page);
 	return 0;
+}
+
+/* A 64-bit sum of a page's content (never 0: 0 means "no sum"), four lanes of
+ * xxh64's round, so that it costs a fraction of a microsecond. */
+static uint64_t xc_page_sum(const void *page)
+{
+	const uint64_t P1 = 0x9E3779B185EBCA87ULL, P2 = 0xC2B2AE3D27D4EB4FULL,
+		       P3 = 0x165667B19E3779F9ULL;
+	uint64_t acc[4] = {P1 + P2, P2, 0, -P1}, w, h;
+	const uint8_t *p = page;
+
+	for (size_t i = 0; i < PAGE; i += 32)
+		for (int k = 0; k < 4; k++) {
+			memcpy(&w, p + i + 8 * k, 8);
+			acc[k] += w * P2;
+			acc[k] = (acc[k] << 31 | acc[k] >> 33) * P1;
+		}
+	h = (acc[0] << 1 | acc[0] >> 63) + (acc[1] << 7 | acc[1] >> 57) +
+	    (acc[2] << 12 | acc[2] >> 52) + (acc[3] << 18 | acc[3] >> 46);
+	h ^= h >> 33;
+	h *= P2;
+	h ^= h >> 29;
+	h *= P3;
+	h ^= h >> 32;
+	return h | 1;
+}
+
+/* Whether the page copied to @copy from DIRTY page @page is as it was fetched. */
+static bool xc_unchanged(struct excache *xc, uint64_t page, const void *copy)
+{
+	return xc->sum[page] && xc_page_sum(copy) == xc->sum[page];
 }
 
 /* ---- bookkeeping ---- */
@@ -209,7 +267,7 @@ static uint64_t xc_claim_run(struct excache *xc, uint64_t page, uint8_t absent)
 	while (below < max && below < page) {
 		uint8_t s = ST(xc->state[page - 1 - below]);
 
-		if (absent == XC_NONE ? s != XC_DIRTY
+		if (absent == XC_NONE ? s != XC_DIRTY || xc->sum[page - 1 - below]
 				      : s != XC_CLEAN && s != XC_DIRTY && s != XC_FETCH)
 			break;
 		below++;
@@ -260,6 +318,7 @@ static void xc_fault_wp(struct excache *xc, uint64_t page)
 			if (!xc_cas(xc, page, &s, XC_UNPROT | (s & XC_REM)))
 				continue;
 			xc->stats.wp_faults++;
+			xc->sum[page] = 0; /* written: what it held when fetched says nothing */
 			if (xc_protect(xc, page, false))
 				log_err("cannot unprotect guest page %#llx: %s",
 					(unsigned long long)page, strerror(errno));
@@ -351,16 +410,30 @@ static void xc_fault(struct excache_thread *t, uint64_t addr, uint64_t flags)
 		xc->stats.bytes_in += n * PAGE;
 		xc->stats.fetches++;
 		xc->stats.prefetched += n - 1;
-		/* A write miss installs its page writable: it is dirty from the start. */
-		ret = xc_copy(xc, page, t->buf, 1, !write);
-		if (!ret && n > 1)
-			ret = xc_copy(xc, page + 1, t->buf + PAGE, n - 1, true);
-		for (uint64_t i = 1; i < n; i++)
-			xc->state[page + i] = XC_CLEAN | XC_REM;
-		xc->state[page] = (write ? XC_DIRTY : XC_CLEAN) | XC_REM;
+		if (!xc->cfg.writes_wp) {
+			/* Writable, with sums; the page a write missed on is written. */
+			for (uint64_t i = 0; i < n; i++)
+				xc->sum[page + i] =
+					i || !write ? xc_page_sum(t->buf + i * PAGE) : 0;
+			ret = xc_copy(xc, page, t->buf, n, false);
+			for (uint64_t i = 1; i < n; i++)
+				xc->state[page + i] = XC_DIRTY | XC_REM;
+			xc->state[page] = XC_DIRTY | XC_REM;
+		} else {
+			/* A write miss installs its page writable: dirty from the start. */
+			xc->sum[page] = 0;
+			ret = xc_copy(xc, page, t->buf, 1, !write);
+			if (!ret && n > 1)
+				ret = xc_copy(xc, page + 1, t->buf + PAGE, n - 1, true);
+			for (uint64_t i = 1; i < n; i++)
+				xc->state[page + i] = XC_CLEAN | XC_REM;
+			xc->state[page] = (write ? XC_DIRTY : XC_CLEAN) | XC_REM;
+		}
 	} else if (write) {
 		xc->stats.zero_fills++;
 		xc->stats.zeroed_ahead += n - 1;
+		for (uint64_t i = 0; i < n; i++)
+			xc->sum[page + i] = 0;
 		ret = xc_copy(xc, page, xc_zero_pages, n, false);
 		for (uint64_t i = 0; i < n; i++)
 			xc->state[page + i] = XC_DIRTY;
@@ -491,13 +564,16 @@ static void xc_gone(struct excache *xc, uint64_t page, uint8_t absent)
 static bool xc_evict_batch(struct excache *xc, uint64_t target)
 {
 	struct excache_thread *t = &xc->evictor;
-	uint64_t pages[LMP_MAX_PAGES];
+	uint64_t pages[LMP_MAX_PAGES], cand[LMP_MAX_PAGES];
 	void *data[LMP_MAX_PAGES];
 	struct xc_drops drops = {0};
-	uint32_t nr_dirty = 0;
+	uint32_t nr_dirty = 0, nr_cand = 0;
+	uint64_t evicted = xc->stats.evictions;
 	int ret;
 
-	while (xc->resident - drops.n > target && nr_dirty < LMP_MAX_PAGES) {
+	/* Clean victims go at once; dirty ones (WB from here) are protected below,
+	 * in runs of neighbours. */
+	while (xc->resident - drops.n - nr_cand > target && nr_cand < LMP_MAX_PAGES) {
 		int64_t v;
 		uint8_t s;
 
@@ -511,20 +587,48 @@ static bool xc_evict_batch(struct excache *xc, uint64_t target)
 			xc->stats.clean_drops++;
 			xc_drops_add(xc, &drops, v, s & XC_REM ? XC_REMOTE | XC_REM : XC_NONE);
 		} else if (ST(s) == XC_DIRTY && xc_cas(xc, v, &s, XC_WB | (s & XC_REM))) {
-			/* From here guest writes trap: the copy below is stable. */
-			if (xc_protect(xc, v, true)) {
-				log_err("cannot write-protect guest page %#llx: %s",
-					(unsigned long long)v, strerror(errno));
-				xc->state[v] = XC_DIRTY | (s & XC_REM);
-				xc_keep(xc, v);
+			uint32_t i = nr_cand++;
+
+			for (; i && cand[i - 1] > (uint64_t)v; i--) /* kept in order */
+				cand[i] = cand[i - 1];
+			cand[i] = (uint64_t)v;
+		} else if (ST(s) == XC_CLEAN || ST(s) == XC_DIRTY || ST(s) == XC_UNPROT) {
+			xc_keep(xc, v); /* changed under us: still resident */
+		}
+	}
+	for (uint32_t i = 0, j; i < nr_cand; i = j) {
+		for (j = i + 1; j < nr_cand && cand[j] == cand[j - 1] + 1; j++)
+			;
+		/* From here guest writes trap: the copies below are stable. */
+		if (xc_protect_range(xc, cand[i], j - i, true)) {
+			log_err("cannot write-protect guest pages %#llx+%u: %s",
+				(unsigned long long)cand[i], j - i, strerror(errno));
+			for (uint32_t k = i; k < j; k++) {
+				xc->state[cand[k]] = XC_DIRTY | (xc->state[cand[k]] & XC_REM);
+				xc_keep(xc, cand[k]);
+			}
+			continue;
+		}
+		for (uint32_t k = i; k < j; k++) {
+			uint64_t v = cand[k];
+			uint8_t s = xc->state[v];
+
+			/* protected: summed in place, copied only to be written back */
+			if (xc_unchanged(xc, v, xc->base + v * PAGE)) {
+				/* as fetched: the servers hold it already */
+				if (ST(s) == XC_WB && xc_cas(xc, v, &s, XC_DROP | XC_REM)) {
+					xc->stats.clean_drops++;
+					xc->stats.unchanged_drops++;
+					xc_drops_add(xc, &drops, v, XC_REMOTE | XC_REM);
+				} else {
+					xc_keep(xc, v); /* written since it was protected */
+				}
 				continue;
 			}
 			memcpy(t->buf + nr_dirty * PAGE, xc->base + v * PAGE, PAGE);
 			pages[nr_dirty] = v;
 			data[nr_dirty] = t->buf + nr_dirty * PAGE;
 			nr_dirty++;
-		} else if (ST(s) == XC_CLEAN || ST(s) == XC_DIRTY || ST(s) == XC_UNPROT) {
-			xc_keep(xc, v); /* changed under us: still resident */
 		}
 	}
 	xc_drops_flush(xc, &drops); /* not held in XC_DROP over a round trip */
@@ -551,7 +655,7 @@ static bool xc_evict_batch(struct excache *xc, uint64_t target)
 	pthread_mutex_lock(&xc->lock);
 	pthread_cond_broadcast(&xc->room);
 	pthread_mutex_unlock(&xc->lock);
-	return xc->resident <= target || nr_dirty > 0;
+	return xc->resident <= target || nr_dirty > 0 || xc->stats.evictions != evicted;
 }
 
 void excache_discard(struct excache *xc, uint64_t first, uint64_t n)
@@ -637,20 +741,40 @@ int excache_flush(struct excache *xc)
 	while (!ret && next < xc->nr_pages) {
 		uint32_t n = 0;
 
-		for (; next < xc->nr_pages && n < LMP_MAX_PAGES; next++) {
-			uint8_t s = xc->state[next];
+		while (!ret && next < xc->nr_pages && n < LMP_MAX_PAGES) {
+			uint64_t first = next, k = 0;
 
-			if (ST(s) != XC_DIRTY || !xc_cas(xc, next, &s, XC_WB | (s & XC_REM)))
-				continue;
-			if (xc_protect(xc, next, true)) {
-				ret = -errno;
-				xc->state[next] = s;
+			/* a run of dirty neighbours (WB from here), protected at once */
+			for (; next < xc->nr_pages && n + k < LMP_MAX_PAGES; next++) {
+				uint8_t s = xc->state[next];
+
+				if (ST(s) != XC_DIRTY ||
+				    !xc_cas(xc, next, &s, XC_WB | (s & XC_REM))) {
+					if (k)
+						break;
+					first = next + 1;
+					continue;
+				}
+				k++;
+			}
+			if (k && (ret = xc_protect_range(xc, first, k, true))) {
+				for (uint64_t p = first; p < first + k; p++)
+					xc->state[p] = XC_DIRTY | (xc->state[p] & XC_REM);
 				break;
 			}
-			memcpy(t->buf + n * PAGE, xc->base + next * PAGE, PAGE);
-			pages[n] = next;
-			data[n] = t->buf + n * PAGE;
-			n++;
+			for (uint64_t p = first; p < first + k; p++) {
+				uint8_t s = xc->state[p];
+
+				if (xc_unchanged(xc, p, xc->base + p * PAGE)) {
+					/* as fetched: clean now (protected), nothing to write */
+					xc_cas(xc, p, &s, XC_CLEAN | XC_REM);
+					continue;
+				}
+				memcpy(t->buf + n * PAGE, xc->base + p * PAGE, PAGE);
+				pages[n] = p;
+				data[n] = t->buf + n * PAGE;
+				n++;
+			}
 		}
 		if (n && !ret) {
 			ret = memroute_write(&t->rc, pages, data, n);

@@ -41,6 +41,8 @@ struct excache_config {
 	enum excache_poll poll; /* how fault threads wait for faults */
 	unsigned prefetch_max;	/* pages fetched at once on a sequential run; 1 = off */
 	unsigned spin_us;	/* with POLL_BLOCK: poll this long after a fault before sleeping */
+	bool writes_wp;		/* pages fetched for a read are installed write-protected (their
+				 * first write traps), not writable with a content sum */
 	bool defer_connect;	/* connect only at excache_connect (a migration's target) */
 };
 
@@ -67,6 +69,7 @@ struct excache_stats {
 	_Atomic uint64_t wp_faults;	   /* first write to a clean page */
 	_Atomic uint64_t evictions;	   /* pages that left */
 	_Atomic uint64_t clean_drops;	   /* ... without network traffic */
+	_Atomic uint64_t unchanged_drops;  /* ... of them writable, their content sum unchanged */
 	_Atomic uint64_t dirty_writebacks; /* ... written back and acknowledged first */
 	_Atomic uint64_t wb_aborted;	   /* write-backs whose page was written meanwhile */
 	_Atomic uint64_t discarded;	   /* pages unplugged: dropped, no longer memory */
@@ -96,6 +99,7 @@ struct excache {
 	int stop_fd;
 	atomic_bool stop;
 	_Atomic uint8_t *state;
+	uint64_t *sum; /* a DIRTY page fetched for a read: its content's sum then (0: none) */
 	_Atomic uint64_t resident;
 	_Atomic uint64_t limit;
 

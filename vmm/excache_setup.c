@@ -122,6 +122,13 @@ int excache_init(struct excache *xc, struct vm *vm, const struct excache_config 
 		xc->state = NULL;
 		return -ENOMEM;
 	}
+	/* 8 bytes a page, taken only where pages were fetched for a read */
+	xc->sum = mmap(NULL, xc->nr_pages * sizeof(*xc->sum), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (xc->sum == MAP_FAILED) {
+		xc->sum = NULL;
+		return -ENOMEM;
+	}
 	ret = xc_policy_init(&xc->policy, xc->nr_pages, xc->limit);
 	if (ret)
 		return ret;
@@ -228,6 +235,8 @@ void excache_exit(struct excache *xc)
 	xc_policy_exit(&xc->policy);
 	if (xc->state)
 		munmap((void *)xc->state, xc->nr_pages);
+	if (xc->sum)
+		munmap(xc->sum, xc->nr_pages * sizeof(*xc->sum));
 	if (xc->stop_fd >= 0)
 		close(xc->stop_fd);
 	memset(xc, 0, sizeof(*xc));

@@ -135,6 +135,15 @@ static int opt_poll(struct vmm *v, const char *arg, char *err, size_t errlen)
 	return 0;
 }
 
+static int opt_writes(struct vmm *v, const char *arg, char *err, size_t errlen)
+{
+	if (strcmp(arg, "sums") && strcmp(arg, "wp")) {
+		snprintf(err, errlen, "--excache-writes: '%s' is neither sums nor wp", arg);
+		return -EINVAL;
+	}
+	return order_set(&v->order.writes, arg);
+}
+
 static int opt_prefetch(struct vmm *v, const char *arg, char *err, size_t errlen)
 {
 	uint64_t n;
@@ -206,6 +215,11 @@ static const struct vmm_option xc_options[] = {
 	 "                   its token is random too, or the order's \"token\")",
 	 opt_vnode},
 	{"excache-poll", "block|spin", "how fault threads wait (default block)", opt_poll},
+	{"excache-writes", "sums|wp",
+	 "pages fetched for a read are installed writable, and an evicted\n"
+	 "                   one is written back only if its content sum changed (sums,\n"
+	 "                   default); or write-protected, their first write trapped (wp)",
+	 opt_writes},
 	{"prefetch", "N",
 	 "pages fetched at once on sequential misses (default 64, the most; 1 = off)",
 	 opt_prefetch},
@@ -248,6 +262,7 @@ static int xc_setup(struct vmm *v)
 		.poll = o->poll_spin ? EXCACHE_POLL_SPIN : EXCACHE_POLL_BLOCK,
 		.prefetch_max = o->prefetch,
 		.spin_us = o->spin_us,
+		.writes_wp = o->writes && !strcmp(o->writes, "wp"),
 		.defer_connect = v->incoming, /* a migration's target: once the vNode is its own */
 	};
 	int ret;
@@ -460,6 +475,8 @@ static json_t *xc_stats(struct vmm *v)
 		      (json_int_t)s->warmed, "warm_ns", (json_int_t)s->warm_ns);
 	json_object_set_new(j, "route", memroute_status(&xc->route));
 	json_object_set_new(j, "zeroed_ahead", json_integer((json_int_t)s->zeroed_ahead));
+	json_object_set_new(j, "unchanged_drops", json_integer((json_int_t)s->unchanged_drops));
+	json_object_set_new(j, "writes", json_string(xc->cfg.writes_wp ? "wp" : "sums"));
 	json_object_set_new(
 		j, "remote_miss_steps",
 		json_pack("{s:I,s:I,s:I,s:I,s:I}", "samples", (json_int_t)s->steps.next,

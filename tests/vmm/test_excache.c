@@ -241,6 +241,75 @@ TEST_TIMEOUT(the_applications_give_the_all_local_result_through_a_small_excache,
 	kill(ms2, SIGTERM);
 }
 
+/*
+ * A page fetched for a read is installed writable with a sum of its content
+ * (--excache-writes sums, the default): evicted unchanged, it leaves without a
+ * write-back; the ExCache's write-protected way (wp) must agree on the result
+ * and on what is written back. hashjoin reads most of its 32 MiB (the probe
+ * relation) after writing it once, through 8 MiB.
+ */
+TEST_TIMEOUT(pages_only_read_leave_without_a_write_back, 300)
+{
+	static const char *const writes[] = {"sums", "wp"};
+	char addr[64], args[] = "app=hashjoin size=32M";
+	json_t *x[2];
+	uint64_t result[2] = {0, 0};
+	pid_t ms;
+
+	test_require_kvm();
+	ms = memsrv_spawn("1G", addr);
+	for (int i = 0; i < 2; i++) {
+		char *argv[] = {(char *)VMM,
+				"-q",
+				"--payload",
+				(char *)PAYLOAD("apps"),
+				"--memory",
+				"40M",
+				"--excache",
+				"8M",
+				"--memsrv",
+				addr,
+				"--excache-writes",
+				(char *)writes[i],
+				"--stats",
+				"--args",
+				args,
+				NULL};
+		struct proc_result r;
+
+		proc_run(argv, 300, &r);
+		ASSERT(r.status == 0, "%s: status %d: %s", writes[i], r.status, r.err);
+		ASSERT(report_get(r.out, 0, "result", &result[i]), "%s", r.out);
+		x[i] = excache_line(r.err);
+		ASSERT_CONTAINS(json_string_value(json_object_get(x[i], "writes")), writes[i]);
+		fprintf(stderr,
+			"  %s: %llu fetched, %llu evicted, %llu clean (%llu of them unchanged), "
+			"%llu written back, %llu write faults\n",
+			writes[i],
+			(unsigned long long)(jint(x[i], "fetches") + jint(x[i], "prefetched")),
+			(unsigned long long)jint(x[i], "evictions"),
+			(unsigned long long)jint(x[i], "clean_drops"),
+			(unsigned long long)jint(x[i], "unchanged_drops"),
+			(unsigned long long)jint(x[i], "dirty_writebacks"),
+			(unsigned long long)jint(x[i], "wp_faults"));
+		ASSERT_EQ(jint(x[i], "dirty_writebacks"),
+			  jint(x[i], "evictions") - jint(x[i], "clean_drops"));
+		proc_result_free(&r);
+	}
+	ASSERT_EQ(result[0], result[1]);
+	ASSERT(jint(x[0], "unchanged_drops") > 4096, "pages only read were written back");
+	ASSERT_EQ(jint(x[1], "unchanged_drops"), 0);
+	/* the same pages go back either way: those written (the input), no more */
+	ASSERT(jint(x[0], "dirty_writebacks") <= jint(x[1], "dirty_writebacks") + 256,
+	       "sums wrote back %llu pages, wp %llu",
+	       (unsigned long long)jint(x[0], "dirty_writebacks"),
+	       (unsigned long long)jint(x[1], "dirty_writebacks"));
+	ASSERT(jint(x[0], "dirty_writebacks") + 256 >= jint(x[1], "dirty_writebacks"));
+	json_decref(x[0]);
+	json_decref(x[1]);
+	kill(ms, SIGTERM);
+}
+
 TEST_TIMEOUT(excache_shrinks_live_when_resized, 300)
 {
 	char addr[64], sock[300], err[256];
@@ -366,6 +435,16 @@ TEST(excache_command_line_errors)
 	ASSERT_EQ(r.status, VM_EXIT_USAGE);
 	ASSERT_CONTAINS(r.err, "order: token must be 64 hex digits");
 	proc_result_free(&r);
+	{
+		char *a5[] = {
+			(char *)VMM, "--payload",      (char *)PAYLOAD("hello"), "--excache", "16M",
+			"--memsrv",  "127.0.0.1:7400", "--excache-writes",	 "never",     NULL};
+
+		proc_run(a5, 10, &r);
+		ASSERT_EQ(r.status, VM_EXIT_USAGE);
+		ASSERT_CONTAINS(r.err, "--excache-writes: 'never' is neither sums nor wp");
+		proc_result_free(&r);
+	}
 	test_require_kvm();
 	proc_run(a2, 20, &r);
 	ASSERT_EQ(r.status, VM_EXIT_VMM_ERROR);
