@@ -18,6 +18,11 @@
  * (setup) is timed apart and printed. Every run must give the all-local
  * result bit for bit, or the bench fails.
  *
+ * And at 25%, the ExCache as it was before pages fetched for a read were
+ * installed writable with content sums (--excache-writes wp: write-protected,
+ * their first write trapped): app_slowdown_<app>_25_wp, the same run's
+ * baseline for that change.
+ *
  * Keys: app_slowdown_<app>_<P> (replication off), app_slowdown_<app>_<P>_repl,
  * app_slowdown_<app>_<P>_swap; the table is also written to
  * build/bench/app.dat and drawn with gnuplot into build/bench/app.svg.
@@ -54,7 +59,7 @@ static uint64_t app_size;
 static char ms_primary[64], ms_secondary[64];
 
 /* The payload for @app; an ExCache of @pct_x10 / 10 % (0: all local). */
-static struct app_run run_payload(int app, unsigned pctx10, bool repl)
+static struct app_run run_payload(int app, unsigned pctx10, bool repl, bool wp)
 {
 	char args[128], mem[32], xc[32];
 	char *argv[24];
@@ -81,6 +86,10 @@ static struct app_run run_payload(int app, unsigned pctx10, bool repl)
 		if (repl) {
 			argv[n++] = "--memsrv-secondary";
 			argv[n++] = ms_secondary;
+		}
+		if (wp) {
+			argv[n++] = "--excache-writes";
+			argv[n++] = "wp";
 		}
 	}
 	argv[n++] = "--args";
@@ -331,13 +340,13 @@ int main(int argc, char **argv)
 	ms2 = memsrv_spawn("4G", ms_secondary);
 
 	for (int a = 0; a < APP_COUNT; a++) {
-		struct app_run l1 = run_payload(a, 0, false), l2, x;
+		struct app_run l1 = run_payload(a, 0, false, false), l2, x, wp;
 		double base;
 		struct row *row = &rows[a];
 
 		for (int p = 0; p < NPCT; p++)
 			for (int repl = 0; repl < 2; repl++) {
-				x = run_payload(a, pct_x10[p], repl);
+				x = run_payload(a, pct_x10[p], repl, false);
 				if (x.result != l1.result) {
 					fprintf(stderr,
 						"bench-app: %s with an ExCache of %s%%%s gave result "
@@ -354,7 +363,17 @@ int main(int argc, char **argv)
 				       x.run_s);
 				fflush(stdout);
 			}
-		l2 = run_payload(a, 0, false);
+		wp = run_payload(a, 250, false, true);
+		if (wp.result != l1.result) {
+			fprintf(stderr,
+				"bench-app: %s with --excache-writes wp gave %llu, all-local %llu\n",
+				app_names[a], (unsigned long long)wp.result,
+				(unsigned long long)l1.result);
+			return 1;
+		}
+		printf("bench-app: %s excache=25%% writes=wp setup_s=%.2f run_s=%.2f\n",
+		       app_names[a], wp.setup_s, wp.run_s);
+		l2 = run_payload(a, 0, false, false);
 		base = l1.run_s < l2.run_s ? l1.run_s : l2.run_s;
 		row->local_s = base;
 		row->result = l1.result;
@@ -369,7 +388,7 @@ int main(int argc, char **argv)
 			       app_names[a], pct_key[p], row->xc[p], app_names[a], pct_key[p],
 			       row->repl[p]);
 		}
-		printf("\n");
+		printf(" app_slowdown_%s_25_wp=%.2f\n", app_names[a], wp.run_s / base);
 		fflush(stdout);
 	}
 	kill(ms1, SIGTERM);
