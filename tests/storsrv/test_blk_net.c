@@ -107,6 +107,20 @@ static void create_disk(struct storsrv_proc *sv, uint64_t size, uint8_t token[LM
 	xport_close(x);
 }
 
+/* A storage server started in @sv with volume "disk" of @size bytes, and the disk opened on it. */
+static struct blk_backend *served_disk(struct storsrv_proc *sv, uint64_t size)
+{
+	uint8_t token[LMP_TOKEN_LEN];
+	struct blk_backend *be;
+	char url[128];
+
+	storsrv_start(sv);
+	create_disk(sv, size, token);
+	snprintf(url, sizeof(url), "storsrv://%s/disk", sv->listen);
+	ASSERT_EQ(blk_net_open(url, token, 60000, &be), 0);
+	return be;
+}
+
 struct killer {
 	struct storsrv_proc *sv;
 	volatile int stop;
@@ -134,17 +148,12 @@ TEST_TIMEOUT(writes_survive_storage_server_restarts_in_order, 300)
 	static struct op ops[IN_FLIGHT + 1];
 	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
 	struct killer k = {.sv = &sv};
-	uint8_t token[LMP_TOKEN_LEN];
 	struct blk_backend *be;
-	char url[128];
 	pthread_t killer;
 	struct blk_net_stats st;
 	int rounds;
 
-	storsrv_start(&sv);
-	create_disk(&sv, (uint64_t)BLOCKS * BLOCK, token);
-	snprintf(url, sizeof(url), "storsrv://%s/disk", sv.listen);
-	ASSERT_EQ(blk_net_open(url, token, 60000, &be), 0);
+	be = served_disk(&sv, (uint64_t)BLOCKS * BLOCK);
 	ASSERT_EQ(be->size, (uint64_t)BLOCKS * BLOCK);
 
 	pthread_create(&killer, NULL, kill_and_restart, &k);
@@ -226,15 +235,10 @@ TEST(a_plugged_queue_leaves_in_one_send_into_odd_iovecs)
 	static struct op ops[SMALL + 1];
 	static struct iovec iovs[SMALL + 1][8];
 	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
-	uint8_t token[LMP_TOKEN_LEN];
 	struct blk_net_stats before, after;
 	struct blk_backend *be;
-	char url[128];
 
-	storsrv_start(&sv);
-	create_disk(&sv, 16 * MiB, token);
-	snprintf(url, sizeof(url), "storsrv://%s/disk", sv.listen);
-	ASSERT_EQ(blk_net_open(url, token, 60000, &be), 0);
+	be = served_disk(&sv, 16 * MiB);
 	for (int i = 0; i < SMALL; i++)
 		for (int k = 0; k < SMALL_LEN; k++)
 			wsmall[i][k] = (uint8_t)(i * 31 + k * 7 + 1);
@@ -300,15 +304,10 @@ TEST(no_request_fails_before_its_deadline)
 	static uint8_t bufs[IN_FLIGHT][4096];
 	static struct op ops[IN_FLIGHT];
 	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
-	uint8_t token[LMP_TOKEN_LEN];
 	struct blk_net_stats st;
 	struct blk_backend *be;
-	char url[128];
 
-	storsrv_start(&sv);
-	create_disk(&sv, 16 * MiB, token);
-	snprintf(url, sizeof(url), "storsrv://%s/disk", sv.listen);
-	ASSERT_EQ(blk_net_open(url, token, 60000, &be), 0);
+	be = served_disk(&sv, 16 * MiB);
 	for (int i = 0; i < N; i += IN_FLIGHT) { /* batches, so that a buffer is free when reused */
 		for (int j = 0; j < IN_FLIGHT; j++)
 			submit(be, &t, &ops[j], BLK_WRITE, (uint64_t)((i + j) % 4096) * 4096,
@@ -338,16 +337,11 @@ TEST_TIMEOUT(an_idle_disk_keeps_its_connection_after_a_restart, 60)
 	static uint8_t buf[4096];
 	static struct op op;
 	struct tracker t = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
-	uint8_t token[LMP_TOKEN_LEN];
 	struct blk_net_stats st;
 	uint64_t reconnects;
 	struct blk_backend *be;
-	char url[128];
 
-	storsrv_start(&sv);
-	create_disk(&sv, 16 * MiB, token);
-	snprintf(url, sizeof(url), "storsrv://%s/disk", sv.listen);
-	ASSERT_EQ(blk_net_open(url, token, 60000, &be), 0);
+	be = served_disk(&sv, 16 * MiB);
 	storsrv_kill(&sv, SIGKILL);
 	storsrv_start(&sv);
 	for (int ms = 0;; ms += 50) { /* connected again, with nothing to send */
