@@ -15,8 +15,8 @@
  *
  * A page fetched for a read is installed writable, with a sum of its content
  * (--excache-writes sums, the default): it counts as DIRTY, but when it is
- * evicted (or flushed) the copy taken after protecting it is summed again,
- * and an unchanged page is dropped like a clean one, without a write-back.
+ * evicted (or flushed) it is summed again once protected, and an unchanged
+ * page is dropped (or made CLEAN) without a write-back.
  * Why not write-protected, as a read of a never-written page still is: on a
  * shadow-paging host a write-protected page costs a KVM exit on first
  * access that KVM could have saved by mapping it with its neighbours (it
@@ -154,10 +154,10 @@ static uint64_t xc_page_sum(const void *page)
 	return h | 1;
 }
 
-/* Whether the page copied to @copy from DIRTY page @page is as it was fetched. */
-static bool xc_unchanged(struct excache *xc, uint64_t page, const void *copy)
+/* Whether DIRTY page @page, protected, holds at @data what it held when fetched. */
+static bool xc_unchanged(struct excache *xc, uint64_t page, const void *data)
 {
-	return xc->sum[page] && xc_page_sum(copy) == xc->sum[page];
+	return xc->sum[page] && xc_page_sum(data) == xc->sum[page];
 }
 
 /* ---- bookkeeping ---- */
