@@ -313,6 +313,7 @@ static int receive(struct blk_net *n, struct xport *x, uint8_t *buf, size_t *len
 		if (!r && h.id == n->ping_id)
 			n->ping_id = 0;
 		if (r) { /* else a PING, or answered twice (sent again after a reconnect) */
+			/* its header is not sent again: it carries the answer's status now */
 			r->body = buf + off + sizeof(h);
 			r->h.status = h.status;
 			if (!h.status && r->h.type == LMP_BLK_READ && h.len != r->b.length)

@@ -91,12 +91,7 @@ static int xc_protect_range(struct excache *xc, uint64_t page, uint64_t n, bool 
 
 int xc_protect(struct excache *xc, uint64_t page, bool protect)
 {
-	struct uffdio_writeprotect w = {
-		.range = {(uint64_t)(uintptr_t)(xc->base + page * PAGE), PAGE},
-		.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0, /* unprotecting wakes */
-	};
-
-	return ioctl(xc->uffd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
+	return xc_protect_range(xc, page, 1, protect);
 }
 
 /* Accesses waiting on pages [@page, @page + @n) retry. */
@@ -411,11 +406,13 @@ static void xc_fault(struct excache_thread *t, uint64_t addr, uint64_t flags)
 		xc->stats.fetches++;
 		xc->stats.prefetched += n - 1;
 		if (!xc->cfg.writes_wp) {
-			/* Writable, with sums; the page a write missed on is written. */
+			/* Writable, with sums; the page a write missed on is written. The
+			 * sums are of the fetched bytes, taken after the vCPU is woken (the
+			 * pages stay FETCH, out of the evictor's reach, until then). */
+			ret = xc_copy(xc, page, t->buf, n, false);
 			for (uint64_t i = 0; i < n; i++)
 				xc->sum[page + i] =
 					i || !write ? xc_page_sum(t->buf + i * PAGE) : 0;
-			ret = xc_copy(xc, page, t->buf, n, false);
 			for (uint64_t i = 1; i < n; i++)
 				xc->state[page + i] = XC_DIRTY | XC_REM;
 			xc->state[page] = XC_DIRTY | XC_REM;
